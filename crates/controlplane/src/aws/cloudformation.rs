@@ -1,0 +1,297 @@
+//! Tenants' stacks on CloudFormation, each reached through the tenant account's role.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::config::Region;
+use aws_sdk_cloudformation::error::SdkError;
+use aws_sdk_cloudformation::types::{Capability, Parameter, Tag};
+
+use super::AwsFailure;
+use super::sts::RoleCredentials;
+use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
+use crate::stack::{ObservedStack, StackStatus};
+
+pub struct CloudFormationStacks {
+    base: SdkConfig,
+    credentials: Arc<RoleCredentials>,
+    /// Create stacks with termination protection (lifted only by the control plane's own delete).
+    /// Off only for emulators that do not implement UpdateTerminationProtection (moto).
+    termination_protection: bool,
+    /// Clients per (account, region, tenant), rebuilt when the credentials change.
+    clients: Mutex<HashMap<(String, String, String), (String, Client)>>,
+}
+
+impl CloudFormationStacks {
+    pub fn new(base: SdkConfig, credentials: Arc<RoleCredentials>, termination_protection: bool) -> Self {
+        Self {
+            base,
+            credentials,
+            termination_protection,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn client(&self, at: &StackTarget) -> Result<Client, StackError> {
+        let credentials = self
+            .credentials
+            .for_tenant(&at.location.account_id, &at.tenant_id)
+            .await?;
+        let key = (
+            at.location.account_id.clone(),
+            at.location.region.clone(),
+            at.tenant_id.clone(),
+        );
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((access_key, client)) = clients.get(&key)
+            && access_key == credentials.access_key_id()
+        {
+            return Ok(client.clone());
+        }
+        let access_key = credentials.access_key_id().to_owned();
+        let config = aws_sdk_cloudformation::config::Builder::from(&self.base)
+            .region(Region::new(at.location.region.clone()))
+            .credentials_provider(credentials)
+            .build();
+        let client = Client::from_conf(config);
+        clients.insert(key, (access_key, client.clone()));
+        Ok(client)
+    }
+}
+
+/// Maps a CloudFormation error onto what the reconcile loop does with it.
+fn classify<E, R>(error: &SdkError<E, R>) -> StackError
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + super::HttpStatus,
+{
+    let failure = AwsFailure::from_sdk(error);
+    let message = failure.message.clone();
+    match failure.code.as_deref() {
+        Some("AlreadyExistsException" | "TokenAlreadyExistsException") => StackError::AlreadyExists,
+        Some("ValidationError")
+            if message.contains("_IN_PROGRESS state") || message.contains("IN_PROGRESS state") =>
+        {
+            StackError::Busy(message)
+        }
+        _ => match failure.healing {
+            Healing::Transient => StackError::Transient(message),
+            Healing::Permanent => StackError::Rejected(message),
+        },
+    }
+}
+
+fn is_missing_stack(error: &StackError) -> bool {
+    matches!(error, StackError::Rejected(m) if m.contains("does not exist"))
+}
+
+fn parameters(request: &StackRequest) -> Vec<Parameter> {
+    request
+        .parameters
+        .iter()
+        .map(|(key, value)| {
+            Parameter::builder()
+                .parameter_key(key)
+                .parameter_value(value)
+                .build()
+        })
+        .collect()
+}
+
+fn tags(request: &StackRequest) -> Vec<Tag> {
+    request
+        .tags
+        .iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
+#[async_trait]
+impl Stacks for CloudFormationStacks {
+    async fn describe(&self, at: &StackTarget) -> Result<Option<ObservedStack>, StackError> {
+        let client = self.client(at).await?;
+        let output = match client
+            .describe_stacks()
+            .stack_name(&at.location.stack_name)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) => {
+                let error = classify(&e);
+                return if is_missing_stack(&error) {
+                    Ok(None)
+                } else {
+                    Err(error)
+                };
+            }
+        };
+        let Some(stack) = output.stacks().first() else {
+            return Ok(None);
+        };
+        let status = StackStatus::parse(stack.stack_status().map_or("", |s| s.as_str()));
+        if status == StackStatus::DeleteComplete {
+            return Ok(None);
+        }
+        Ok(Some(ObservedStack {
+            stack_id: stack.stack_id().unwrap_or_default().to_owned(),
+            status,
+            status_reason: stack.stack_status_reason().map(str::to_owned),
+            outputs: stack
+                .outputs()
+                .iter()
+                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+                .collect::<BTreeMap<_, _>>(),
+            parameters: stack
+                .parameters()
+                .iter()
+                .filter_map(|p| {
+                    Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned()))
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
+        let client = self.client(at).await?;
+        client
+            .create_stack()
+            .stack_name(&at.location.stack_name)
+            .template_body(&request.template_body)
+            .set_parameters(Some(parameters(request)))
+            .set_tags(Some(tags(request)))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .enable_termination_protection(self.termination_protection)
+            .client_request_token(&request.client_request_token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn update(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<UpdateStarted, StackError> {
+        let client = self.client(at).await?;
+        match client
+            .update_stack()
+            .stack_name(&at.location.stack_name)
+            .template_body(&request.template_body)
+            .set_parameters(Some(parameters(request)))
+            .set_tags(Some(tags(request)))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .client_request_token(&request.client_request_token)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(UpdateStarted::Started),
+            Err(e) => match classify(&e) {
+                StackError::Rejected(m) if m.contains("No updates are to be performed") => {
+                    Ok(UpdateStarted::NoChanges)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn delete(&self, at: &StackTarget, client_request_token: &str) -> Result<(), StackError> {
+        let client = self.client(at).await?;
+        let protected = match client
+            .describe_stacks()
+            .stack_name(&at.location.stack_name)
+            .send()
+            .await
+        {
+            Ok(output) => output
+                .stacks()
+                .first()
+                .and_then(|s| s.enable_termination_protection())
+                .unwrap_or(false),
+            Err(e) => {
+                let error = classify(&e);
+                return if is_missing_stack(&error) { Ok(()) } else { Err(error) };
+            }
+        };
+        // Termination protection guards tenants from everyone but the control plane's own delete.
+        if protected
+            && let Err(e) = client
+                .update_termination_protection()
+                .stack_name(&at.location.stack_name)
+                .enable_termination_protection(false)
+                .send()
+                .await
+        {
+            return Err(classify(&e));
+        }
+        client
+            .delete_stack()
+            .stack_name(&at.location.stack_name)
+            .client_request_token(client_request_token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn continue_update_rollback(
+        &self,
+        at: &StackTarget,
+        client_request_token: &str,
+    ) -> Result<(), StackError> {
+        let client = self.client(at).await?;
+        client
+            .continue_update_rollback()
+            .stack_name(&at.location.stack_name)
+            .client_request_token(client_request_token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn failure_reason(&self, at: &StackTarget) -> Result<Option<String>, StackError> {
+        let client = self.client(at).await?;
+        let output = client
+            .describe_stack_events()
+            .stack_name(&at.location.stack_name)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        // Events come newest first: the earliest failure of the latest operation is the cause;
+        // later ones are usually "Resource creation cancelled".
+        let cause = output
+            .stack_events()
+            .iter()
+            .take_while(|event| {
+                !(event.logical_resource_id() == Some(at.location.stack_name.as_str())
+                    && event.resource_status().is_some_and(|s| {
+                        let s = s.as_str();
+                        s == "CREATE_IN_PROGRESS" || s == "UPDATE_IN_PROGRESS" || s == "DELETE_IN_PROGRESS"
+                    })
+                    && event.resource_status_reason().is_some_and(|r| r.starts_with("User Initiated")))
+            })
+            .filter(|event| {
+                event
+                    .resource_status()
+                    .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+                    && event.logical_resource_id() != Some(at.location.stack_name.as_str())
+            })
+            .filter_map(|event| {
+                Some(format!(
+                    "{} ({}): {}",
+                    event.logical_resource_id()?,
+                    event.resource_type().unwrap_or("resource"),
+                    event.resource_status_reason()?
+                ))
+            })
+            .last();
+        Ok(cause)
+    }
+}

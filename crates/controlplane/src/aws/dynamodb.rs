@@ -1,0 +1,108 @@
+//! The tenant table on DynamoDB.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_dynamo::Item;
+use tracing::warn;
+
+use super::AwsFailure;
+use crate::ports::{Snapshot, StoreError, TenantStore};
+use crate::spec::{SPEC_SK, STATUS_SK, TenantKey};
+use crate::status::TenantStatus;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn unavailable(failure: AwsFailure) -> StoreError {
+    StoreError::Unavailable(failure.message)
+}
+
+#[async_trait]
+impl TenantStore for DynamoStore {
+    async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError> {
+        // "SPEC" < "STATUS", and nothing else a tenant holds sorts between them (audit items are
+        // "EVENT#..."): one consistent Query reads exactly the two rows.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :spec AND :status")
+            .expression_attribute_values(":pk", AttributeValue::S(tenant.pk()))
+            .expression_attribute_values(":spec", AttributeValue::S(SPEC_SK.into()))
+            .expression_attribute_values(":status", AttributeValue::S(STATUS_SK.into()))
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+        let mut snapshot = Snapshot::default();
+        for item in output.items.unwrap_or_default() {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == SPEC_SK => {
+                    snapshot.spec = Some(Item::from(item));
+                }
+                Some(AttributeValue::S(sk)) if sk == STATUS_SK => {
+                    snapshot.status_version = match item.get("version") {
+                        Some(AttributeValue::N(n)) => n.parse().ok(),
+                        _ => None,
+                    };
+                    match serde_dynamo::from_item::<_, TenantStatus>(item) {
+                        Ok(status) => snapshot.status = Some(status),
+                        // Only the control plane writes STATUS; an unreadable one is rewritten.
+                        Err(e) => warn!(error = %e, "unreadable STATUS row; it will be rewritten"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn put_status(
+        &self,
+        tenant: &TenantKey,
+        status: &TenantStatus,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(status)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode STATUS: {e}")))?;
+        item.insert("pk".into(), AttributeValue::S(tenant.pk()));
+        item.insert("sk".into(), AttributeValue::S(STATUS_SK.into()));
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .expression_attribute_names("#version", "version");
+        let request = match expected_version {
+            None => request.condition_expression("attribute_not_exists(#version)"),
+            Some(version) => request
+                .condition_expression("#version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = AwsFailure::from_sdk(&e);
+                if failure.code.as_deref() == Some("ConditionalCheckFailedException") {
+                    Err(StoreError::Conflict)
+                } else {
+                    Err(unavailable(failure))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The SDK adapters of the ports, and the classification of SDK errors.
+
+pub mod cloudformation;
+pub mod dynamodb;
+pub mod sts;
+
+use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::ports::Healing;
+
+/// Error codes AWS services use for failures that pass by themselves.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+    // A role or its policy takes seconds to propagate after the tenant account creates it.
+    "AccessDenied",
+    "AccessDeniedException",
+];
+
+/// An SDK error reduced to what the control plane acts on: its code, its words, and whether it
+/// may heal. Network failures, timeouts and 5xx responses may heal; so do throttling and
+/// AccessDenied (see `TRANSIENT_CODES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsFailure {
+    pub code: Option<String>,
+    pub message: String,
+    pub healing: Healing,
+}
+
+impl AwsFailure {
+    pub fn from_sdk<E, R>(error: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HttpStatus,
+    {
+        let code = error.code().map(str::to_owned);
+        let message = match (error.code(), error.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => DisplayErrorContext(error).to_string(),
+        };
+        let healing = match error {
+            SdkError::ServiceError(context) => {
+                if context.raw().http_status() >= 500
+                    || code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                {
+                    Healing::Transient
+                } else {
+                    Healing::Permanent
+                }
+            }
+            // Timeouts, dispatch (network) failures, unreadable responses, construction issues.
+            _ => Healing::Transient,
+        };
+        Self {
+            code,
+            message,
+            healing,
+        }
+    }
+}
+
+/// The status code of a raw HTTP response, whatever the SDK's response type.
+pub trait HttpStatus {
+    fn http_status(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_cloudformation::config::http::HttpResponse {
+    fn http_status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

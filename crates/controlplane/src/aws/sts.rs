@@ -1,0 +1,178 @@
+//! Reaching a tenant's account: per-account ExternalIds and cached AssumeRole credentials.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudformation::config::Credentials;
+use aws_sdk_sts::Client;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tracing::info;
+
+use super::AwsFailure;
+use crate::ports::{Healing, StackError};
+
+/// Derives each tenant account's ExternalId from one secret key: HMAC-SHA256(key, account id).
+/// Distinct per account, so one tenant's account id can never be used to reach another's role,
+/// and nothing per tenant needs storing.
+#[derive(Clone)]
+pub struct ExternalIds {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ExternalIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalIds(<key redacted>)")
+    }
+}
+
+impl ExternalIds {
+    pub fn new(key: impl Into<Vec<u8>>) -> Self {
+        Self { key: key.into() }
+    }
+
+    pub fn for_account(&self, account_id: &str) -> String {
+        // HMAC takes keys of any length: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(account_id.as_bytes());
+        format!("tcp-{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// The AssumeRole request for a tenant, built in one place so its security properties are tested.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRoleRequest {
+    pub role_arn: String,
+    pub external_id: String,
+    pub session_name: String,
+}
+
+pub fn assume_role_request(
+    role_name: &str,
+    external_ids: &ExternalIds,
+    account_id: &str,
+    tenant_id: &str,
+) -> AssumeRoleRequest {
+    // Session names allow [\w+=,.@-]{2,64}; tenant ids are at most 40 of [a-z0-9-].
+    let mut session_name = format!("tenant-{tenant_id}");
+    session_name.truncate(64);
+    AssumeRoleRequest {
+        role_arn: format!("arn:aws:iam::{account_id}:role/{role_name}"),
+        external_id: external_ids.for_account(account_id),
+        session_name,
+    }
+}
+
+/// Credentials for tenants' accounts, cached per (account, tenant) until near expiry.
+pub struct RoleCredentials {
+    client: Client,
+    role_name: String,
+    external_ids: ExternalIds,
+    refresh_before_expiry: Duration,
+    session_duration: Duration,
+    cache: Mutex<HashMap<(String, String), Credentials>>,
+    assume_calls: AtomicUsize,
+}
+
+impl RoleCredentials {
+    pub fn new(client: Client, role_name: impl Into<String>, external_ids: ExternalIds) -> Self {
+        Self {
+            client,
+            role_name: role_name.into(),
+            external_ids,
+            refresh_before_expiry: Duration::from_secs(300),
+            session_duration: Duration::from_secs(3600),
+            cache: Mutex::new(HashMap::new()),
+            assume_calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// AssumeRole calls made so far (the cache keeps this far below the number of records).
+    pub fn assume_calls(&self) -> usize {
+        self.assume_calls.load(Ordering::Relaxed)
+    }
+
+    pub async fn for_tenant(
+        &self,
+        account_id: &str,
+        tenant_id: &str,
+    ) -> Result<Credentials, StackError> {
+        let key = (account_id.to_owned(), tenant_id.to_owned());
+        let fresh_until = SystemTime::now() + self.refresh_before_expiry;
+        if let Some(cached) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|c| c.expiry().is_none_or(|expiry| expiry > fresh_until))
+        {
+            return Ok(cached.clone());
+        }
+        let request = assume_role_request(&self.role_name, &self.external_ids, account_id, tenant_id);
+        self.assume_calls.fetch_add(1, Ordering::Relaxed);
+        let output = self
+            .client
+            .assume_role()
+            .role_arn(&request.role_arn)
+            .external_id(&request.external_id)
+            .role_session_name(&request.session_name)
+            .duration_seconds(self.session_duration.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                let failure = AwsFailure::from_sdk(&e);
+                let message = format!("cannot assume {}: {}", request.role_arn, failure.message);
+                match failure.healing {
+                    Healing::Transient => StackError::Transient(message),
+                    Healing::Permanent => StackError::Rejected(message),
+                }
+            })?;
+        let issued = output
+            .credentials()
+            .ok_or_else(|| StackError::Transient("AssumeRole returned no credentials".into()))?;
+        let expiry = SystemTime::try_from(*issued.expiration()).ok();
+        let credentials = Credentials::new(
+            issued.access_key_id(),
+            issued.secret_access_key(),
+            Some(issued.session_token().to_owned()),
+            expiry,
+            "tenant-role",
+        );
+        info!(role = %request.role_arn, "assumed tenant role");
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, credentials.clone());
+        Ok(credentials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids_are_stable_and_distinct_per_account() {
+        let ids = ExternalIds::new(b"key-one".to_vec());
+        let a = ids.for_account("111111111111");
+        assert_eq!(a, ids.for_account("111111111111"));
+        assert_ne!(a, ids.for_account("222222222222"));
+        assert_ne!(a, ExternalIds::new(b"key-two".to_vec()).for_account("111111111111"));
+        assert!(a.starts_with("tcp-") && a.len() == 68, "{a}");
+        assert!(!format!("{ids:?}").contains("key-one"));
+    }
+
+    #[test]
+    fn assume_role_request_names_the_account_role_and_tenant() {
+        let ids = ExternalIds::new(b"k".to_vec());
+        let request = assume_role_request("TenantControlRole", &ids, "111111111111", "gs1234");
+        assert_eq!(request.role_arn, "arn:aws:iam::111111111111:role/TenantControlRole");
+        assert_eq!(request.session_name, "tenant-gs1234");
+        assert_eq!(request.external_id, ids.for_account("111111111111"));
+        let long = assume_role_request("R", &ids, "111111111111", &"a".repeat(80));
+        assert_eq!(long.session_name.len(), 64);
+    }
+}

@@ -1,0 +1,333 @@
+//! The decision: from what a tenant should be (SPEC), what was recorded (STATUS) and what exists
+//! (the stack), the one next step. Pure: no I/O, no clock but the one passed in.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::spec::{ConfigValue, TenantSpec};
+use crate::stack::{ObservedStack, StackPhase};
+use crate::status::{Operation, Status, StackLocation, TenantStatus};
+
+/// The fingerprint recorded while a tenant whose SPEC is gone is being removed.
+pub const REMOVED_FINGERPRINT: &str = "removed";
+
+/// The stack a valid SPEC asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredStack {
+    pub location: StackLocation,
+    pub template_version: String,
+    pub parameters: Vec<(String, String)>,
+    pub fingerprint: String,
+}
+
+/// What the SPEC row says, after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Desired {
+    /// No SPEC: the tenant must not have a stack.
+    Absent,
+    /// A SPEC that breaks the contract; the reason names the fields.
+    Invalid { reason: String },
+    Present(DesiredStack),
+}
+
+/// Everything `decide` looks at.
+#[derive(Clone, Debug)]
+pub struct Observation<'a> {
+    pub desired: &'a Desired,
+    pub status: Option<&'a TenantStatus>,
+    /// The stack at `stack_location`; `None` when there is none.
+    pub stack: Option<&'a ObservedStack>,
+    pub stack_location: Option<&'a StackLocation>,
+    pub now: DateTime<Utc>,
+    pub max_attempts: u32,
+}
+
+/// The terminal state to record from what the stack shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Terminal {
+    Ready,
+    Deleted,
+    /// The stack operation failed; `what` says which, the stack events say why.
+    FailedFromStack { what: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Converged: nothing to do or record.
+    Nothing,
+    /// An operation is in flight: look again later.
+    Wait,
+    Create,
+    Update,
+    Delete,
+    ContinueUpdateRollback,
+    Finalize(Terminal),
+    /// Record `failed` and leave the stack alone.
+    Fail { reason: String, retryable: bool },
+}
+
+impl Decision {
+    /// The stack operation this decision starts, if any.
+    pub fn operation(&self) -> Option<Operation> {
+        match self {
+            Self::Create => Some(Operation::Create),
+            Self::Update => Some(Operation::Update),
+            Self::Delete => Some(Operation::Delete),
+            Self::ContinueUpdateRollback => Some(Operation::ContinueUpdateRollback),
+            _ => None,
+        }
+    }
+}
+
+/// The fingerprint of what shapes a tenant's stack: account, region, template version, config
+/// and the retry counter. Writers set no version, so content is the version.
+pub fn fingerprint(spec: &TenantSpec, region: &str, template_version: &str) -> String {
+    #[derive(Serialize)]
+    struct Shape<'a> {
+        account_id: &'a str,
+        region: &'a str,
+        template_version: &'a str,
+        config: &'a BTreeMap<String, ConfigValue>,
+        retry: Option<&'a str>,
+    }
+    let shape = Shape {
+        account_id: &spec.account_id,
+        region,
+        template_version,
+        config: &spec.config,
+        retry: spec.retry.as_deref(),
+    };
+    // BTreeMap keeps the JSON canonical; serializing plain data cannot fail.
+    let canonical = serde_json::to_vec(&shape).unwrap_or_default();
+    hex::encode(&Sha256::digest(&canonical)[..16])
+}
+
+pub fn decide(o: &Observation<'_>) -> Decision {
+    match o.desired {
+        Desired::Invalid { reason } => fail_once(o.status, reason.clone()),
+        Desired::Present(desired) => bounded(o, decide_present(o, desired), &desired.fingerprint),
+        Desired::Absent => bounded(o, decide_absent(o), REMOVED_FINGERPRINT),
+    }
+}
+
+/// Stops an operation repeated for the same SPEC more than `max_attempts` times.
+fn bounded(o: &Observation<'_>, decision: Decision, fingerprint: &str) -> Decision {
+    let Some(status) = o.status else {
+        return decision;
+    };
+    let same = status.spec_fingerprint.as_deref() == Some(fingerprint);
+    if decision.operation().is_some() && same && status.attempts >= o.max_attempts {
+        let last = status.reason.as_deref().unwrap_or("the stack never reached the desired state");
+        return Decision::Fail {
+            reason: format!(
+                "gave up after {} attempts for this SPEC: {last}; bump `retry` to try again",
+                status.attempts
+            ),
+            retryable: false,
+        };
+    }
+    decision
+}
+
+fn retry_due(status: &TenantStatus, now: DateTime<Utc>) -> bool {
+    status.status == Status::Failed
+        && status.retryable
+        && status
+            .next_attempt_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_none_or(|t| t <= now)
+}
+
+fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
+    if let (Some(_), Some(at)) = (o.stack, o.stack_location)
+        && (at.account_id != desired.location.account_id || at.region != desired.location.region)
+    {
+        return fail_once(
+            o.status,
+            format!(
+                "account_id and region cannot change while the tenant's stack exists \
+                 (stack {} in account {} region {}); the stack is left untouched: \
+                 to move the tenant, remove it and create it again",
+                at.stack_name, at.account_id, at.region
+            ),
+        );
+    }
+    let status = o.status;
+    let same = status.is_some_and(|s| s.spec_fingerprint.as_deref() == Some(&desired.fingerprint));
+    let recorded = status.map(|s| s.status);
+    let operation = status.and_then(|s| s.operation);
+    // A failure recorded for this very SPEC stays until a new write, a retry bump, or a due retry.
+    let settled_failure =
+        same && recorded == Some(Status::Failed) && !status.is_some_and(|s| retry_due(s, o.now));
+    let ours_in_flight = same && recorded.is_some_and(Status::is_in_flight);
+
+    let Some(stack) = o.stack else {
+        return if settled_failure {
+            Decision::Nothing
+        } else {
+            Decision::Create
+        };
+    };
+    let params_drifted = !stack.parameters.is_empty()
+        && desired
+            .parameters
+            .iter()
+            .any(|(name, value)| stack.parameters.get(name) != Some(value));
+
+    match stack.status.phase() {
+        StackPhase::InProgress => Decision::Wait,
+        StackPhase::Deleted => {
+            if settled_failure {
+                Decision::Nothing
+            } else {
+                Decision::Create
+            }
+        }
+        StackPhase::Review => {
+            if settled_failure {
+                Decision::Nothing
+            } else {
+                Decision::Delete
+            }
+        }
+        StackPhase::Healthy => {
+            if !same {
+                Decision::Update
+            } else {
+                match recorded {
+                    Some(Status::Ready) if params_drifted => Decision::Update,
+                    Some(Status::Ready) => Decision::Nothing,
+                    Some(Status::Creating | Status::Updating) => Decision::Finalize(Terminal::Ready),
+                    Some(Status::Failed) if settled_failure => Decision::Nothing,
+                    _ => Decision::Update,
+                }
+            }
+        }
+        StackPhase::UpdateRolledBack => {
+            if !same {
+                Decision::Update
+            } else {
+                match recorded {
+                    Some(Status::Updating) => Decision::Finalize(Terminal::FailedFromStack {
+                        what: "the update failed and was rolled back".into(),
+                    }),
+                    Some(Status::Ready | Status::Creating) if params_drifted => Decision::Update,
+                    Some(Status::Ready) => Decision::Nothing,
+                    Some(Status::Creating) => Decision::Finalize(Terminal::Ready),
+                    Some(Status::Failed) if settled_failure => Decision::Nothing,
+                    _ => Decision::Update,
+                }
+            }
+        }
+        StackPhase::UpdateFailed => {
+            if ours_in_flight {
+                Decision::Finalize(Terminal::FailedFromStack {
+                    what: "the update failed".into(),
+                })
+            } else if settled_failure {
+                Decision::Nothing
+            } else {
+                Decision::Update
+            }
+        }
+        StackPhase::CreateFailed => {
+            if ours_in_flight && operation == Some(Operation::Create) {
+                Decision::Finalize(Terminal::FailedFromStack {
+                    what: "the create failed and was rolled back".into(),
+                })
+            } else if settled_failure {
+                Decision::Nothing
+            } else {
+                // A failed create cannot be updated: delete it, then create it again.
+                Decision::Delete
+            }
+        }
+        StackPhase::UpdateRollbackFailed => {
+            if settled_failure {
+                Decision::Nothing
+            } else {
+                Decision::ContinueUpdateRollback
+            }
+        }
+        StackPhase::RollbackFailed | StackPhase::DeleteFailed => {
+            if ours_in_flight && matches!(operation, Some(Operation::Create | Operation::Delete))
+            {
+                Decision::Finalize(Terminal::FailedFromStack {
+                    what: format!("the stack is {}", stack.status),
+                })
+            } else if settled_failure {
+                Decision::Nothing
+            } else {
+                Decision::Delete
+            }
+        }
+        StackPhase::ImportRollbackFailed | StackPhase::Unknown => {
+            operator_needed(o.status, stack)
+        }
+    }
+}
+
+fn decide_absent(o: &Observation<'_>) -> Decision {
+    let Some(status) = o.status else {
+        // Never recorded: no stack was ever started for this tenant.
+        return Decision::Nothing;
+    };
+    let Some(stack) = o.stack else {
+        return if status.status == Status::Deleted {
+            Decision::Nothing
+        } else {
+            Decision::Finalize(Terminal::Deleted)
+        };
+    };
+    let removing = status.spec_fingerprint.as_deref() == Some(REMOVED_FINGERPRINT);
+    let settled_failure = removing && status.status == Status::Failed && !retry_due(status, o.now);
+    match stack.status.phase() {
+        StackPhase::InProgress => Decision::Wait,
+        StackPhase::Deleted => Decision::Finalize(Terminal::Deleted),
+        StackPhase::DeleteFailed => {
+            if removing && status.status == Status::Deleting {
+                Decision::Finalize(Terminal::FailedFromStack {
+                    what: "the delete failed".into(),
+                })
+            } else if settled_failure {
+                Decision::Nothing
+            } else {
+                Decision::Delete
+            }
+        }
+        StackPhase::ImportRollbackFailed | StackPhase::Unknown => operator_needed(Some(status), stack),
+        _ if settled_failure => Decision::Nothing,
+        _ => Decision::Delete,
+    }
+}
+
+fn operator_needed(status: Option<&TenantStatus>, stack: &ObservedStack) -> Decision {
+    fail_once(
+        status,
+        format!(
+            "the stack is {}, which the control plane cannot act on; \
+             resolve it in the tenant account, then bump `retry`",
+            stack.status
+        ),
+    )
+}
+
+/// A permanent failure, recorded once: the same reason already on STATUS means nothing to do.
+fn fail_once(status: Option<&TenantStatus>, reason: String) -> Decision {
+    match status {
+        Some(s) if s.status == Status::Failed && s.reason.as_deref() == Some(reason.as_str()) => {
+            Decision::Nothing
+        }
+        _ => Decision::Fail {
+            reason,
+            retryable: false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,404 @@
+//! In-memory fakes of the ports, for unit tests of the domain and for the faults the emulator
+//! cannot produce (moto never fails a stack the way CloudFormation does).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_dynamo::Item;
+
+use crate::ports::{
+    Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TenantStore,
+    UpdateStarted,
+};
+use crate::spec::TenantKey;
+use crate::stack::{ObservedStack, StackStatus};
+use crate::status::{StackLocation, TenantStatus};
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A test that panicked while holding the lock already failed; keep going for its report.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Default)]
+struct StoreState {
+    specs: HashMap<TenantKey, Item>,
+    statuses: HashMap<TenantKey, TenantStatus>,
+    write_faults: VecDeque<StoreError>,
+    load_faults: VecDeque<StoreError>,
+    status_writes: usize,
+}
+
+/// The tenant table in memory, with conditional STATUS writes and injectable faults.
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: Mutex<StoreState>,
+}
+
+impl InMemoryStore {
+    pub fn put_spec(&self, tenant: &TenantKey, item: Item) {
+        lock(&self.state).specs.insert(tenant.clone(), item);
+    }
+
+    pub fn delete_spec(&self, tenant: &TenantKey) {
+        lock(&self.state).specs.remove(tenant);
+    }
+
+    pub fn status(&self, tenant: &TenantKey) -> Option<TenantStatus> {
+        lock(&self.state).statuses.get(tenant).cloned()
+    }
+
+    pub fn set_status(&self, tenant: &TenantKey, status: TenantStatus) {
+        lock(&self.state).statuses.insert(tenant.clone(), status);
+    }
+
+    /// The next STATUS writes fail with these errors, in order.
+    pub fn fail_next_writes(&self, errors: impl IntoIterator<Item = StoreError>) {
+        lock(&self.state).write_faults.extend(errors);
+    }
+
+    pub fn fail_next_loads(&self, errors: impl IntoIterator<Item = StoreError>) {
+        lock(&self.state).load_faults.extend(errors);
+    }
+
+    pub fn status_writes(&self) -> usize {
+        lock(&self.state).status_writes
+    }
+}
+
+#[async_trait]
+impl TenantStore for InMemoryStore {
+    async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError> {
+        let mut state = lock(&self.state);
+        if let Some(fault) = state.load_faults.pop_front() {
+            return Err(fault);
+        }
+        let status = state.statuses.get(tenant).cloned();
+        Ok(Snapshot {
+            spec: state.specs.get(tenant).cloned(),
+            status_version: status.as_ref().map(|s| s.version),
+            status,
+        })
+    }
+
+    async fn put_status(
+        &self,
+        tenant: &TenantKey,
+        status: &TenantStatus,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if let Some(fault) = state.write_faults.pop_front() {
+            return Err(fault);
+        }
+        let stored = state.statuses.get(tenant).map(|s| s.version);
+        if stored != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        state.status_writes += 1;
+        state.statuses.insert(tenant.clone(), status.clone());
+        Ok(())
+    }
+}
+
+/// How the simulated CloudFormation treats operations on one stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Operations complete at once.
+    #[default]
+    Succeed,
+    /// Operations start and stay *_IN_PROGRESS until [`FakeStacks::finish_in_progress`].
+    Hang,
+    /// Creates fail on a resource and roll back: ROLLBACK_COMPLETE.
+    FailCreate { resource_reason: String },
+    /// Updates fail and roll back: UPDATE_ROLLBACK_COMPLETE.
+    FailUpdate { resource_reason: String },
+    /// Updates fail and so does their rollback: UPDATE_ROLLBACK_FAILED.
+    FailUpdateRollback { resource_reason: String },
+    /// Deletes fail: DELETE_FAILED.
+    FailDelete { resource_reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeStack {
+    pub observed: ObservedStack,
+    pub termination_protection: bool,
+    pub template_body: String,
+    pub tags: Vec<(String, String)>,
+    /// The status an in-progress operation ends in when finished.
+    pending: Option<StackStatus>,
+    failure_reason: Option<String>,
+}
+
+#[derive(Default)]
+struct CfnState {
+    stacks: HashMap<StackLocation, FakeStack>,
+    behaviours: HashMap<String, Behaviour>,
+    faults: VecDeque<(String, StackError)>,
+    calls: Vec<(String, StackLocation)>,
+    next_id: u64,
+}
+
+/// A simulated CloudFormation across accounts and regions, with CloudFormation's rules
+/// (no operation on a busy stack, no update of a failed create, termination protection).
+#[derive(Default)]
+pub struct FakeStacks {
+    state: Mutex<CfnState>,
+}
+
+impl FakeStacks {
+    pub fn set_behaviour(&self, stack_name: &str, behaviour: Behaviour) {
+        lock(&self.state)
+            .behaviours
+            .insert(stack_name.to_owned(), behaviour);
+    }
+
+    /// The next call of `operation` ("describe", "create", "update", "delete",
+    /// "continue_update_rollback") fails with `error`.
+    pub fn fail_next(&self, operation: &str, error: StackError) {
+        lock(&self.state)
+            .faults
+            .push_back((operation.to_owned(), error));
+    }
+
+    /// Puts a stack in any state, as if something else had left it there.
+    pub fn seed(&self, location: &StackLocation, status: StackStatus) {
+        let mut state = lock(&self.state);
+        state.next_id += 1;
+        let id = format!("arn:aws:cloudformation:{}:{}:stack/{}/{}", location.region, location.account_id, location.stack_name, state.next_id);
+        state.stacks.insert(
+            location.clone(),
+            FakeStack {
+                observed: ObservedStack {
+                    stack_id: id,
+                    status,
+                    status_reason: Some("seeded".into()),
+                    outputs: BTreeMap::new(),
+                    parameters: BTreeMap::new(),
+                },
+                termination_protection: true,
+                template_body: String::new(),
+                tags: Vec::new(),
+                pending: None,
+                failure_reason: Some("seeded failure".into()),
+            },
+        );
+    }
+
+    pub fn stack(&self, location: &StackLocation) -> Option<FakeStack> {
+        lock(&self.state).stacks.get(location).cloned()
+    }
+
+    /// Stacks that exist (not DELETE_COMPLETE), by location.
+    pub fn live_stacks(&self) -> Vec<StackLocation> {
+        let state = lock(&self.state);
+        let mut live: Vec<_> = state
+            .stacks
+            .iter()
+            .filter(|(_, s)| s.observed.status != StackStatus::DeleteComplete)
+            .map(|(l, _)| l.clone())
+            .collect();
+        live.sort_by(|a, b| (&a.account_id, &a.stack_name).cmp(&(&b.account_id, &b.stack_name)));
+        live
+    }
+
+    /// The mutating calls made, in order ("create", "update", "delete", ...).
+    pub fn calls(&self) -> Vec<(String, StackLocation)> {
+        lock(&self.state).calls.clone()
+    }
+
+    pub fn count_calls(&self, operation: &str) -> usize {
+        lock(&self.state)
+            .calls
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .count()
+    }
+
+    /// Ends every in-progress operation the way its behaviour says.
+    pub fn finish_in_progress(&self) {
+        let mut state = lock(&self.state);
+        for stack in state.stacks.values_mut() {
+            if let Some(status) = stack.pending.take() {
+                stack.observed.status = status;
+            }
+        }
+    }
+
+    fn take_fault(state: &mut CfnState, operation: &str) -> Option<StackError> {
+        let position = state.faults.iter().position(|(op, _)| op == operation)?;
+        state.faults.remove(position).map(|(_, e)| e)
+    }
+
+    fn begin(state: &mut CfnState, operation: &str, at: &StackTarget) -> Result<Behaviour, StackError> {
+        if let Some(fault) = Self::take_fault(state, operation) {
+            return Err(fault);
+        }
+        state.calls.push((operation.to_owned(), at.location.clone()));
+        if let Some(stack) = state.stacks.get(&at.location)
+            && stack.observed.status.as_str().ends_with("_IN_PROGRESS")
+            && stack.observed.status != StackStatus::ReviewInProgress
+        {
+            return Err(StackError::Busy(format!(
+                "Stack:{} is in {} state and can not be updated.",
+                stack.observed.stack_id, stack.observed.status
+            )));
+        }
+        Ok(state
+            .behaviours
+            .get(&at.location.stack_name)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Applies an operation's end state, or leaves it in progress under `Hang`.
+    fn settle(stack: &mut FakeStack, behaviour: &Behaviour, in_progress: StackStatus, done: StackStatus, failure: Option<(StackStatus, &String)>) {
+        let (end, reason) = match failure {
+            Some((failed, reason)) => (failed, Some(reason.clone())),
+            None => (done, None),
+        };
+        stack.failure_reason = reason;
+        if *behaviour == Behaviour::Hang {
+            stack.observed.status = in_progress;
+            stack.pending = Some(end);
+        } else {
+            stack.observed.status = end;
+        }
+    }
+}
+
+fn outputs_for(location: &StackLocation, parameters: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut outputs: BTreeMap<String, String> = parameters
+        .iter()
+        .map(|(k, v)| (format!("{k}Echo"), v.clone()))
+        .collect();
+    outputs.insert("StackName".into(), location.stack_name.clone());
+    outputs
+}
+
+#[async_trait]
+impl Stacks for FakeStacks {
+    async fn describe(&self, at: &StackTarget) -> Result<Option<ObservedStack>, StackError> {
+        let mut state = lock(&self.state);
+        if let Some(fault) = Self::take_fault(&mut state, "describe") {
+            return Err(fault);
+        }
+        Ok(state
+            .stacks
+            .get(&at.location)
+            .filter(|s| s.observed.status != StackStatus::DeleteComplete)
+            .map(|s| s.observed.clone()))
+    }
+
+    async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
+        let mut state = lock(&self.state);
+        let behaviour = Self::begin(&mut state, "create", at)?;
+        if state
+            .stacks
+            .get(&at.location)
+            .is_some_and(|s| s.observed.status != StackStatus::DeleteComplete)
+        {
+            return Err(StackError::AlreadyExists);
+        }
+        state.next_id += 1;
+        let location = &at.location;
+        let mut stack = FakeStack {
+            observed: ObservedStack {
+                stack_id: format!("arn:aws:cloudformation:{}:{}:stack/{}/{}", location.region, location.account_id, location.stack_name, state.next_id),
+                status: StackStatus::CreateInProgress,
+                status_reason: None,
+                outputs: BTreeMap::new(),
+                parameters: request.parameters.iter().cloned().collect(),
+            },
+            termination_protection: true,
+            template_body: request.template_body.clone(),
+            tags: request.tags.clone(),
+            pending: None,
+            failure_reason: None,
+        };
+        let failure = match &behaviour {
+            Behaviour::FailCreate { resource_reason } => Some((StackStatus::RollbackComplete, resource_reason)),
+            _ => None,
+        };
+        if failure.is_none() {
+            stack.observed.outputs = outputs_for(location, &request.parameters);
+        }
+        Self::settle(&mut stack, &behaviour, StackStatus::CreateInProgress, StackStatus::CreateComplete, failure);
+        state.stacks.insert(location.clone(), stack);
+        Ok(())
+    }
+
+    async fn update(&self, at: &StackTarget, request: &StackRequest) -> Result<UpdateStarted, StackError> {
+        let mut state = lock(&self.state);
+        let behaviour = Self::begin(&mut state, "update", at)?;
+        let Some(stack) = state
+            .stacks
+            .get_mut(&at.location)
+            .filter(|s| s.observed.status != StackStatus::DeleteComplete)
+        else {
+            return Err(StackError::Rejected(format!("Stack with id {} does not exist", at.location.stack_name)));
+        };
+        use crate::stack::StackPhase as P;
+        if !matches!(stack.observed.status.phase(), P::Healthy | P::UpdateRolledBack | P::UpdateFailed) {
+            return Err(StackError::Rejected(format!(
+                "Stack:{} is in {} state and can not be updated.",
+                stack.observed.stack_id, stack.observed.status
+            )));
+        }
+        let parameters: BTreeMap<String, String> = request.parameters.iter().cloned().collect();
+        if parameters == stack.observed.parameters && request.template_body == stack.template_body {
+            return Ok(UpdateStarted::NoChanges);
+        }
+        let failure = match &behaviour {
+            Behaviour::FailUpdate { resource_reason } => Some((StackStatus::UpdateRollbackComplete, resource_reason)),
+            Behaviour::FailUpdateRollback { resource_reason } => Some((StackStatus::UpdateRollbackFailed, resource_reason)),
+            _ => None,
+        };
+        if failure.is_none() {
+            stack.observed.parameters = parameters;
+            stack.observed.outputs = outputs_for(&at.location, &request.parameters);
+            stack.template_body = request.template_body.clone();
+        }
+        Self::settle(stack, &behaviour, StackStatus::UpdateInProgress, StackStatus::UpdateComplete, failure);
+        Ok(UpdateStarted::Started)
+    }
+
+    async fn delete(&self, at: &StackTarget, _token: &str) -> Result<(), StackError> {
+        let mut state = lock(&self.state);
+        let behaviour = Self::begin(&mut state, "delete", at)?;
+        let Some(stack) = state.stacks.get_mut(&at.location) else {
+            return Ok(());
+        };
+        // The control plane turns protection off just before its own delete.
+        stack.termination_protection = false;
+        let failure = match &behaviour {
+            Behaviour::FailDelete { resource_reason } => Some((StackStatus::DeleteFailed, resource_reason)),
+            _ => None,
+        };
+        Self::settle(stack, &behaviour, StackStatus::DeleteInProgress, StackStatus::DeleteComplete, failure);
+        Ok(())
+    }
+
+    async fn continue_update_rollback(&self, at: &StackTarget, _token: &str) -> Result<(), StackError> {
+        let mut state = lock(&self.state);
+        let behaviour = Self::begin(&mut state, "continue_update_rollback", at)?;
+        let Some(stack) = state.stacks.get_mut(&at.location) else {
+            return Err(StackError::Rejected("stack does not exist".into()));
+        };
+        if stack.observed.status != StackStatus::UpdateRollbackFailed {
+            return Err(StackError::Rejected(format!("Stack is in {} state and can not continue rollback", stack.observed.status)));
+        }
+        let keep = stack.failure_reason.clone();
+        Self::settle(stack, &behaviour, StackStatus::UpdateRollbackInProgress, StackStatus::UpdateRollbackComplete, None);
+        stack.failure_reason = keep;
+        Ok(())
+    }
+
+    async fn failure_reason(&self, at: &StackTarget) -> Result<Option<String>, StackError> {
+        let state = lock(&self.state);
+        Ok(state
+            .stacks
+            .get(&at.location)
+            .and_then(|s| s.failure_reason.clone()))
+    }
+}

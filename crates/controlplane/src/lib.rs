@@ -1,0 +1,15 @@
+//! The tenant control plane: a pure domain (spec, template mapping, stack states, decision), the
+//! one reconcile loop every trigger calls, the stream handler, and the AWS adapters of its ports.
+
+pub mod aws;
+pub mod decide;
+pub mod fakes;
+pub mod ports;
+pub mod reconcile;
+pub mod runtime;
+pub mod spec;
+pub mod stack;
+pub mod status;
+pub mod stream;
+pub mod template;
+pub mod template_source;

@@ -1,0 +1,136 @@
+//! The small traits AWS sits behind. One SDK adapter each (`crate::aws`), one fake each
+//! (`crate::fakes`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_dynamo::Item;
+
+use crate::spec::TenantKey;
+use crate::stack::ObservedStack;
+use crate::status::{StackLocation, TenantStatus};
+use crate::template::Template;
+
+/// Whether an error may heal by itself. Decides retry versus `failed` with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Healing {
+    /// Throttling, network, a role still propagating, a busy stack: try again later.
+    Transient,
+    /// Bad input or a rejection that the same request will always get.
+    Permanent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The conditional write lost to a newer one: re-read and decide again.
+    #[error("the STATUS row changed since it was read")]
+    Conflict,
+    #[error("tenant table: {0}")]
+    Unavailable(String),
+}
+
+/// What the table holds for one tenant, read consistently.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub spec: Option<Item>,
+    pub status: Option<TenantStatus>,
+    /// The `version` of the STATUS row as stored, even when the row itself could not be decoded.
+    pub status_version: Option<u64>,
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// The SPEC and STATUS rows, with a consistent read.
+    async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError>;
+    /// Writes STATUS only if its stored version is still `expected_version` (`None`: no row).
+    async fn put_status(
+        &self,
+        tenant: &TenantKey,
+        status: &TenantStatus,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StackError {
+    /// An operation is in progress on the stack (CloudFormation refuses another).
+    #[error("the stack is busy: {0}")]
+    Busy(String),
+    /// CreateStack raced with another create of the same stack.
+    #[error("the stack already exists")]
+    AlreadyExists,
+    /// CloudFormation (or STS) refused the request for good: its words are kept.
+    #[error("{0}")]
+    Rejected(String),
+    /// May heal: throttling, network, AccessDenied while a new role propagates.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl StackError {
+    pub fn healing(&self) -> Healing {
+        match self {
+            Self::Busy(_) | Self::AlreadyExists | Self::Transient(_) => Healing::Transient,
+            Self::Rejected(_) => Healing::Permanent,
+        }
+    }
+}
+
+/// Where and as whom a stack call runs: the tenant's account and region, through its role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StackTarget {
+    pub tenant_id: String,
+    pub location: StackLocation,
+}
+
+/// A create or update request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackRequest {
+    pub template_body: String,
+    pub parameters: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    /// Derived from the operation, so a retried call is idempotent.
+    pub client_request_token: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateStarted {
+    Started,
+    /// "No updates are to be performed": the stack already matches.
+    NoChanges,
+}
+
+#[async_trait]
+pub trait Stacks: Send + Sync {
+    /// The stack by name; `None` when there is none (or it is DELETE_COMPLETE).
+    async fn describe(&self, at: &StackTarget) -> Result<Option<ObservedStack>, StackError>;
+    /// Creates with termination protection on.
+    async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError>;
+    async fn update(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<UpdateStarted, StackError>;
+    /// Turns termination protection off, then deletes.
+    async fn delete(&self, at: &StackTarget, client_request_token: &str) -> Result<(), StackError>;
+    async fn continue_update_rollback(
+        &self,
+        at: &StackTarget,
+        client_request_token: &str,
+    ) -> Result<(), StackError>;
+    /// The first failing resource's reason, from the stack events.
+    async fn failure_reason(&self, at: &StackTarget) -> Result<Option<String>, StackError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("templates: {0}")]
+pub struct TemplateSourceError(pub String);
+
+/// Where tenant template versions come from.
+#[async_trait]
+pub trait TemplateSource: Send + Sync {
+    /// The version a tenant without a pin gets.
+    async fn current_version(&self) -> Result<String, TemplateSourceError>;
+    /// `None` when there is no such version.
+    async fn get(&self, version: &str) -> Result<Option<Arc<Template>>, TemplateSourceError>;
+}

@@ -1,0 +1,186 @@
+//! Building the control plane from its environment: shared by every Lambda's `main.rs` and by the
+//! local runner, so wiring lives in one place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use tracing_subscriber::EnvFilter;
+
+use crate::aws::cloudformation::CloudFormationStacks;
+use crate::aws::dynamodb::DynamoStore;
+use crate::aws::sts::{ExternalIds, RoleCredentials};
+use crate::reconcile::{Reconciler, Settings};
+use crate::stream::StreamSettings;
+use crate::template_source::BundledTemplates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("cannot read the ExternalId key from SSM parameter {name}: {reason}")]
+    ExternalIdKey { name: String, reason: String },
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+}
+
+/// The control plane's settings, from environment variables (names as in template.yaml).
+#[derive(Clone, Debug)]
+pub struct ControlPlaneConfig {
+    /// TABLE_NAME
+    pub table_name: String,
+    /// TENANT_ROLE_NAME: the role each tenant account's bootstrap creates.
+    pub tenant_role_name: String,
+    /// EXTERNAL_ID_KEY_PARAMETER: SSM SecureString holding the ExternalId key (deployed), or
+    /// EXTERNAL_ID_KEY: the key itself (local runs only).
+    pub external_id_key: ExternalIdKeySource,
+    pub settings: Settings,
+    pub stream: StreamSettings,
+    /// TERMINATION_PROTECTION (default true): false only on emulators lacking
+    /// UpdateTerminationProtection (moto).
+    pub termination_protection: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum ExternalIdKeySource {
+    SsmParameter(String),
+    Inline(String),
+}
+
+fn var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl ControlPlaneConfig {
+    pub fn from_env(sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        let region = sdk
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or(ConfigError::Missing("AWS_REGION"))?;
+        let mut settings = Settings::new(region);
+        if let Some(prefix) = var("STACK_NAME_PREFIX") {
+            settings.stack_name_prefix = prefix;
+        }
+        settings.max_attempts = parsed("MAX_ATTEMPTS", settings.max_attempts)?;
+        settings.requeue_after =
+            Duration::from_secs(parsed("REQUEUE_AFTER_SECONDS", settings.requeue_after.as_secs())?);
+        let mut stream = StreamSettings::default();
+        stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
+        stream.retry_window =
+            Duration::from_secs(parsed("RETRY_WINDOW_SECONDS", stream.retry_window.as_secs())?);
+        let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
+            (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
+            (None, Some(key)) => ExternalIdKeySource::Inline(key),
+            (None, None) => return Err(ConfigError::Missing("EXTERNAL_ID_KEY_PARAMETER")),
+        };
+        Ok(Self {
+            table_name: var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
+            tenant_role_name: var("TENANT_ROLE_NAME")
+                .ok_or(ConfigError::Missing("TENANT_ROLE_NAME"))?,
+            external_id_key,
+            settings,
+            stream,
+            termination_protection: parsed("TERMINATION_PROTECTION", true)?,
+        })
+    }
+}
+
+/// The SDK configuration from the environment (AWS_ENDPOINT_URL points it at an emulator).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+async fn external_ids(sdk: &SdkConfig, source: &ExternalIdKeySource) -> Result<ExternalIds, ConfigError> {
+    match source {
+        ExternalIdKeySource::Inline(key) => Ok(ExternalIds::new(key.as_bytes().to_vec())),
+        ExternalIdKeySource::SsmParameter(name) => {
+            let output = aws_sdk_ssm::Client::new(sdk)
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| ConfigError::ExternalIdKey {
+                    name: name.clone(),
+                    reason: aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
+                })?;
+            let key = output
+                .parameter()
+                .and_then(|p| p.value())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError::ExternalIdKey {
+                    name: name.clone(),
+                    reason: "the parameter has no value".into(),
+                })?;
+            Ok(ExternalIds::new(key.as_bytes().to_vec()))
+        }
+    }
+}
+
+/// Everything a function needs, built once per cold start.
+pub struct ControlPlane {
+    pub reconciler: Reconciler,
+    pub stream: StreamSettings,
+    pub credentials: Arc<RoleCredentials>,
+}
+
+impl ControlPlane {
+    pub async fn build(sdk: &SdkConfig, config: &ControlPlaneConfig) -> Result<Self, ConfigError> {
+        let external_ids = external_ids(sdk, &config.external_id_key).await?;
+        let credentials = Arc::new(RoleCredentials::new(
+            aws_sdk_sts::Client::new(sdk),
+            config.tenant_role_name.clone(),
+            external_ids,
+        ));
+        let reconciler = Reconciler::new(
+            Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table_name.clone(),
+            )),
+            Arc::new(CloudFormationStacks::new(
+                sdk.clone(),
+                credentials.clone(),
+                config.termination_protection,
+            )),
+            Arc::new(BundledTemplates::sample()?),
+            config.settings.clone(),
+        );
+        Ok(Self {
+            reconciler,
+            stream: config.stream.clone(),
+            credentials,
+        })
+    }
+}
+
+/// JSON logs for CloudWatch; inside a tenant's span every line carries `tenant_id`.
+pub fn init_logs() {
+    let filter = EnvFilter::try_from_env("LOG_LEVEL")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

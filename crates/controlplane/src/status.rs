@@ -1,0 +1,96 @@
+//! The observed state of a tenant (its STATUS row), written only by the control plane.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a tenant's stack lives. Recorded on STATUS before any stack call, so the stack can be
+/// found again (and removed) even when the SPEC is gone or was never valid afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StackLocation {
+    pub account_id: String,
+    pub region: String,
+    pub stack_name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Creating,
+    Updating,
+    Deleting,
+    Ready,
+    Failed,
+    Deleted,
+}
+
+impl Status {
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, Self::Creating | Self::Updating | Self::Deleting)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Updating => "updating",
+            Self::Deleting => "deleting",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stack operation a STATUS row last started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    ContinueUpdateRollback,
+}
+
+/// The STATUS row (`sk = "STATUS"`), stored attribute by attribute with serde_dynamo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TenantStatus {
+    pub tenant_id: String,
+    pub status: Status,
+    /// Why it failed: the SPEC field at fault or CloudFormation's own words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A failure that may heal (throttling, a role still propagating, a busy stack).
+    #[serde(default)]
+    pub retryable: bool,
+    /// RFC 3339; when a retryable failure may be tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Stack operations started for this `spec_fingerprint`; bounds retries.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<StackLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<String>,
+    /// The fingerprint of the SPEC this row reflects (content is the version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_fingerprint: Option<String>,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// Bumped on every write; writes are conditional on the version read.
+    pub version: u64,
+}

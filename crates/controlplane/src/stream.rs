@@ -1,0 +1,198 @@
+//! The DynamoDB stream handler: each record only names a tenant; the tenant is reconciled once
+//! per batch, whatever the records said, so duplicates, late and out-of-order records are harmless.
+//!
+//! Records are decoded one by one: a record that does not decode never fails the others. Only
+//! errors that may heal are reported as batch item failures (Lambda then retries from the lowest
+//! reported SequenceNumber), and only while the record is young; after that the tenant is
+//! recorded `failed`, retryable, and the shard moves on.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_dynamo::{AttributeValue, Item};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::reconcile::{Outcome, Reconciler};
+use crate::spec::{SPEC_SK, TenantKey};
+
+/// How the stream handler treats a batch.
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// Tenants reconciled at the same time within one batch.
+    pub concurrency: usize,
+    /// A transient failure on a record younger than this is reported for Lambda to retry;
+    /// older, it is recorded on STATUS as a retryable failure instead.
+    pub retry_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            retry_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The part of a record the handler needs: which tenant, where in the shard, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef {
+    pub tenant: TenantKey,
+    pub sequence_number: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Why a record was passed over without reconciling anything.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SkippedRecord {
+    #[error("record {index} is not a DynamoDB stream record: {reason}")]
+    Undecodable { index: usize, reason: String },
+    #[error("record {index} is not a tenant SPEC item (pk {pk:?}, sk {sk:?})")]
+    NotASpec { index: usize, pk: String, sk: String },
+}
+
+/// What one batch did, for logs and tests.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    pub response: DynamoDbEventResponse,
+    pub outcomes: BTreeMap<TenantKey, Result<Outcome, String>>,
+    pub skipped: Vec<SkippedRecord>,
+}
+
+/// The fallback when a record's images do not decode: only its keys, sequence and time matter.
+#[derive(Deserialize)]
+struct MinimalRecord {
+    dynamodb: MinimalChange,
+}
+
+#[derive(Deserialize)]
+struct MinimalChange {
+    #[serde(rename = "Keys")]
+    keys: Item,
+    #[serde(rename = "SequenceNumber", default)]
+    sequence_number: Option<String>,
+}
+
+fn key_text(keys: &Item, name: &str) -> String {
+    match keys.get(name) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Picks the tenant out of one raw record of the Lambda event.
+pub fn record_ref(index: usize, raw: &serde_json::Value) -> Result<RecordRef, SkippedRecord> {
+    let (keys, sequence_number, created_at) = match serde_json::from_value::<EventRecord>(raw.clone()) {
+        Ok(record) => (
+            record.change.keys,
+            record.change.sequence_number,
+            Some(record.change.approximate_creation_date_time),
+        ),
+        Err(full_error) => match serde_json::from_value::<MinimalRecord>(raw.clone()) {
+            // The images may be what is malformed: the keys are all a reconcile needs.
+            Ok(minimal) => (minimal.dynamodb.keys, minimal.dynamodb.sequence_number, None),
+            Err(_) => {
+                return Err(SkippedRecord::Undecodable {
+                    index,
+                    reason: full_error.to_string(),
+                });
+            }
+        },
+    };
+    let pk = key_text(&keys, "pk");
+    let sk = key_text(&keys, "sk");
+    match TenantKey::from_pk(&pk) {
+        Some(tenant) if sk == SPEC_SK => Ok(RecordRef {
+            tenant,
+            sequence_number,
+            created_at,
+        }),
+        _ => Err(SkippedRecord::NotASpec { index, pk, sk }),
+    }
+}
+
+/// Handles one Lambda invocation's event (`{"Records": [...]}`).
+pub async fn handle_batch(
+    reconciler: &Reconciler,
+    settings: &StreamSettings,
+    event: &serde_json::Value,
+) -> BatchReport {
+    let mut report = BatchReport::default();
+    let records = match event.get("Records").and_then(serde_json::Value::as_array) {
+        Some(records) => records.as_slice(),
+        None => {
+            // Retrying cannot make an event without records readable.
+            error!("event has no Records array; nothing to do");
+            return report;
+        }
+    };
+
+    // One reconcile per tenant, remembering its first (lowest) sequence number and oldest record.
+    let mut tenants: BTreeMap<TenantKey, (Option<String>, Option<DateTime<Utc>>)> = BTreeMap::new();
+    for (index, raw) in records.iter().enumerate() {
+        match record_ref(index, raw) {
+            Ok(record) => {
+                let entry = tenants
+                    .entry(record.tenant)
+                    .or_insert((record.sequence_number, record.created_at));
+                entry.1 = match (entry.1, record.created_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Err(skipped) => {
+                warn!(%skipped, "record skipped");
+                report.skipped.push(skipped);
+            }
+        }
+    }
+
+    let now = reconciler.now();
+    let results = futures::stream::iter(tenants)
+        .map(|(tenant, (sequence_number, created_at))| {
+            let span = info_span!("tenant", tenant_id = %tenant);
+            async move {
+                let result = reconciler.reconcile(&tenant).await;
+                let failure = match &result {
+                    Ok(_) => None,
+                    Err(error) => {
+                        let age = created_at
+                            .map(|t| (now - t).to_std().unwrap_or_default())
+                            .unwrap_or_default();
+                        if age < settings.retry_window {
+                            warn!(%error, age_s = age.as_secs(), "transient failure; reporting the record for retry");
+                            sequence_number.clone()
+                        } else {
+                            warn!(%error, age_s = age.as_secs(), "transient failure on an old record; recording it as retryable");
+                            match reconciler.record_retryable_failure(&tenant, error).await {
+                                Ok(()) => None,
+                                // Nothing recorded: the record must not be lost.
+                                Err(_) => sequence_number.clone(),
+                            }
+                        }
+                    }
+                };
+                info!(outcome = ?result, "tenant reconciled");
+                (tenant, result.map_err(|e| e.to_string()), failure)
+            }
+            .instrument(span)
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+
+    for (tenant, result, failure) in results {
+        if let Some(sequence_number) = failure {
+            let mut item = DynamoDbBatchItemFailure::default();
+            item.item_identifier = Some(sequence_number);
+            report.response.batch_item_failures.push(item);
+        }
+        report.outcomes.insert(tenant, result);
+    }
+    report
+}

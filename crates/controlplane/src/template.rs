@@ -1,0 +1,343 @@
+//! Tenant templates and the mapping of a tenant's config onto the template's parameters.
+//!
+//! CloudFormation parameter names are alphanumeric, config keys are usually snake_case: a key maps
+//! to its UpperCamelCase form (`player_count` -> `PlayerCount`; a key already in that form maps to
+//! itself). The emulator accepts unknown parameters and never checks types, so every check real
+//! CloudFormation would make at create time is made here first, with a reason naming the key.
+
+use std::collections::BTreeMap;
+
+use heck::ToUpperCamelCase;
+use serde_yaml_ng::Value;
+
+use crate::spec::{ConfigValue, FieldError, TenantSpec};
+
+/// The parameter the control plane fills itself, when the template declares it.
+pub const TENANT_ID_PARAMETER: &str = "TenantId";
+
+/// One declared template parameter, as far as validation needs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParameterDecl {
+    pub kind: String,
+    pub default: Option<String>,
+    pub allowed_values: Vec<String>,
+}
+
+/// A tenant template version: its body and its declared parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub version: String,
+    pub body: String,
+    pub parameters: BTreeMap<String, ParameterDecl>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("template {version}: {message}")]
+pub struct TemplateError {
+    pub version: String,
+    pub message: String,
+}
+
+impl Template {
+    /// Reads the parameter declarations of a YAML or JSON CloudFormation template.
+    pub fn parse(version: &str, body: &str) -> Result<Self, TemplateError> {
+        let error = |message: String| TemplateError {
+            version: version.to_owned(),
+            message,
+        };
+        let document: Value = serde_yaml_ng::from_str(body)
+            .map_err(|e| error(format!("is not valid YAML or JSON: {e}")))?;
+        if document.get("Resources").is_none() {
+            return Err(error("has no Resources section".into()));
+        }
+        let mut parameters = BTreeMap::new();
+        if let Some(declared) = document.get("Parameters") {
+            let declared = declared
+                .as_mapping()
+                .ok_or_else(|| error("Parameters must be a mapping".into()))?;
+            for (name, decl) in declared {
+                let name = name
+                    .as_str()
+                    .ok_or_else(|| error("a parameter name is not a string".into()))?;
+                let kind = decl
+                    .get("Type")
+                    .and_then(scalar_text)
+                    .ok_or_else(|| error(format!("parameter {name} has no Type")))?;
+                let default = decl.get("Default").and_then(scalar_text);
+                let allowed_values = decl
+                    .get("AllowedValues")
+                    .and_then(Value::as_sequence)
+                    .map(|values| values.iter().filter_map(scalar_text).collect())
+                    .unwrap_or_default();
+                parameters.insert(
+                    name.to_owned(),
+                    ParameterDecl {
+                        kind,
+                        default,
+                        allowed_values,
+                    },
+                );
+            }
+        }
+        Ok(Self {
+            version: version.to_owned(),
+            body: body.to_owned(),
+            parameters,
+        })
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The stack parameter name a config key maps to.
+pub fn parameter_name(config_key: &str) -> String {
+    config_key.to_upper_camel_case()
+}
+
+/// The value text CloudFormation receives for a config value.
+pub fn render_value(value: &ConfigValue) -> String {
+    match value {
+        ConfigValue::String(s) | ConfigValue::Number(s) => s.clone(),
+        ConfigValue::Bool(b) => b.to_string(),
+        ConfigValue::StringList(list) => list.join(","),
+    }
+}
+
+/// The stack parameters for a tenant, sorted by name, or every config key the template rejects.
+pub fn stack_parameters(
+    spec: &TenantSpec,
+    template: &Template,
+) -> Result<Vec<(String, String)>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut parameters: BTreeMap<String, String> = BTreeMap::new();
+    let mut source_key: BTreeMap<String, &str> = BTreeMap::new();
+    let known = || {
+        template
+            .parameters
+            .keys()
+            .filter(|name| name.as_str() != TENANT_ID_PARAMETER)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    for (key, value) in &spec.config {
+        let field = format!("config.{key}");
+        let name = parameter_name(key);
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            errors.push(FieldError::new(
+                field,
+                "key must map to an alphanumeric parameter name (letters, digits, '_' or '-')",
+            ));
+            continue;
+        }
+        if name == TENANT_ID_PARAMETER {
+            errors.push(FieldError::new(
+                field,
+                format!("{TENANT_ID_PARAMETER} is set by the control plane from tenant_id"),
+            ));
+            continue;
+        }
+        let Some(decl) = template.parameters.get(&name) else {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "template {} has no parameter {name}; it takes: {}",
+                    template.version,
+                    known()
+                ),
+            ));
+            continue;
+        };
+        if let Some(other) = source_key.insert(name.clone(), key) {
+            errors.push(FieldError::new(
+                field,
+                format!("maps to parameter {name}, as config.{other} does"),
+            ));
+            continue;
+        }
+        let rendered = render_value(value);
+        if let Err(message) = check_value(decl, value, &rendered) {
+            errors.push(FieldError::new(field, format!("{name} {message}")));
+            continue;
+        }
+        parameters.insert(name, rendered);
+    }
+
+    if template.parameters.contains_key(TENANT_ID_PARAMETER) {
+        parameters.insert(TENANT_ID_PARAMETER.to_owned(), spec.tenant_id.clone());
+    }
+    for (name, decl) in &template.parameters {
+        if decl.default.is_none() && !parameters.contains_key(name) && !source_key.contains_key(name)
+        {
+            errors.push(FieldError::new(
+                format!("config.{}", heck::ToSnakeCase::to_snake_case(name.as_str())),
+                format!(
+                    "is required: template {} parameter {name} has no default",
+                    template.version
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(parameters.into_iter().collect())
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_value(decl: &ParameterDecl, value: &ConfigValue, rendered: &str) -> Result<(), String> {
+    let is_list_type = decl.kind.starts_with("List<") || decl.kind == "CommaDelimitedList";
+    match value {
+        ConfigValue::StringList(_) if !is_list_type => {
+            return Err(format!("is of type {}, not a list", decl.kind));
+        }
+        _ => {}
+    }
+    if decl.kind == "Number" && rendered.parse::<f64>().is_err() {
+        return Err(format!("is a Number, got {rendered:?}"));
+    }
+    if !decl.allowed_values.is_empty() && !decl.allowed_values.iter().any(|v| v == rendered) {
+        return Err(format!(
+            "must be one of {}, got {rendered:?}",
+            decl.allowed_values.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../../templates/tenant-template.yaml");
+
+    fn spec(config: &[(&str, ConfigValue)]) -> TenantSpec {
+        TenantSpec {
+            tenant_id: "gs1234".into(),
+            account_id: "111111111111".into(),
+            region: None,
+            config: config
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            template_version: None,
+            decommission_date: None,
+            retry: None,
+            updated_by: None,
+        }
+    }
+
+    fn sample() -> Template {
+        Template::parse("v1", SAMPLE).expect("the shipped template parses")
+    }
+
+    fn text(v: &str) -> ConfigValue {
+        ConfigValue::String(v.into())
+    }
+
+    #[test]
+    fn key_mapping() {
+        assert_eq!(parameter_name("player_count"), "PlayerCount");
+        assert_eq!(parameter_name("difficulty"), "Difficulty");
+        assert_eq!(parameter_name("PlayerCount"), "PlayerCount");
+        assert_eq!(parameter_name("max-players"), "MaxPlayers");
+        assert_eq!(parameter_name("seed"), "Seed");
+    }
+
+    #[test]
+    fn value_rendering() {
+        assert_eq!(render_value(&ConfigValue::Number("5".into())), "5");
+        assert_eq!(render_value(&ConfigValue::Bool(true)), "true");
+        assert_eq!(
+            render_value(&ConfigValue::StringList(vec!["a".into(), "b".into()])),
+            "a,b"
+        );
+    }
+
+    #[test]
+    fn the_seed_row_maps_onto_the_sample_template() {
+        let params = stack_parameters(
+            &spec(&[
+                ("difficulty", text("peaceful")),
+                ("player_count", ConfigValue::Number("5".into())),
+                ("seed", text("bailao9SheeSi1i")),
+            ]),
+            &sample(),
+        )
+        .unwrap();
+        let params: BTreeMap<_, _> = params.into_iter().collect();
+        assert_eq!(params["Difficulty"], "peaceful");
+        assert_eq!(params["PlayerCount"], "5");
+        assert_eq!(params["Seed"], "bailao9SheeSi1i");
+        assert_eq!(params["TenantId"], "gs1234");
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_the_known_parameters() {
+        let e = stack_parameters(&spec(&[("colour", text("red"))]), &sample()).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].field, "config.colour");
+        assert!(e[0].message.contains("has no parameter Colour"), "{}", e[0]);
+        assert!(e[0].message.contains("PlayerCount"), "{}", e[0]);
+    }
+
+    #[test]
+    fn number_and_allowed_values_are_checked() {
+        let e = stack_parameters(&spec(&[("player_count", text("many"))]), &sample()).unwrap_err();
+        assert!(e[0].message.contains("is a Number"), "{}", e[0]);
+        let e = stack_parameters(&spec(&[("difficulty", text("nightmare"))]), &sample()).unwrap_err();
+        assert!(e[0].message.contains("must be one of"), "{}", e[0]);
+        let e = stack_parameters(
+            &spec(&[("seed", ConfigValue::StringList(vec!["a".into()]))]),
+            &sample(),
+        )
+        .unwrap_err();
+        assert!(e[0].message.contains("not a list"), "{}", e[0]);
+    }
+
+    #[test]
+    fn colliding_keys_and_reserved_names_are_rejected() {
+        let e = stack_parameters(
+            &spec(&[("player_count", ConfigValue::Number("1".into())), ("PlayerCount", ConfigValue::Number("2".into()))]),
+            &sample(),
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].message.contains("maps to parameter PlayerCount"), "{}", e[0]);
+        let e = stack_parameters(&spec(&[("tenant_id", text("x"))]), &sample()).unwrap_err();
+        assert!(e[0].message.contains("set by the control plane"), "{}", e[0]);
+        let e = stack_parameters(&spec(&[("a.b", text("x"))]), &sample()).unwrap_err();
+        assert!(e[0].message.contains("alphanumeric"), "{}", e[0]);
+    }
+
+    #[test]
+    fn parameters_without_default_are_required() {
+        let template = Template::parse(
+            "v9",
+            "Parameters:\n  Size:\n    Type: String\nResources:\n  T:\n    Type: AWS::SNS::Topic\n",
+        )
+        .unwrap();
+        let e = stack_parameters(&spec(&[]), &template).unwrap_err();
+        assert_eq!(e[0].to_string(), "config.size: is required: template v9 parameter Size has no default");
+    }
+
+    #[test]
+    fn template_parsing_errors() {
+        assert!(Template::parse("v1", "Resources: [").is_err());
+        assert_eq!(
+            Template::parse("v1", "Parameters: {}\n").unwrap_err().message,
+            "has no Resources section"
+        );
+        let t = Template::parse("v1", SAMPLE).unwrap();
+        assert_eq!(t.parameters["PlayerCount"].kind, "Number");
+        assert!(t.parameters["Difficulty"].allowed_values.contains(&"peaceful".to_owned()));
+    }
+}

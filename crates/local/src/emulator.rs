@@ -1,0 +1,170 @@
+//! moto server, a real AWS wire-protocol emulator, started from the project's venv on a loopback
+//! port and stopped when dropped; and the tenants table as template.yaml declares it.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
+};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("moto server is not installed at {0} (run `make venv`, or set MOTO_SERVER)")]
+    NotInstalled(String),
+    #[error("cannot start moto server: {0}")]
+    Spawn(String),
+    #[error("moto server did not answer on {endpoint} within {seconds}s (log: {log})")]
+    NotReady { endpoint: String, seconds: u64, log: String },
+    #[error("emulator request failed: {0}")]
+    Request(String),
+}
+
+/// The repository root (this crate lives in crates/local).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// `MOTO_SERVER`, else the project venv's `moto_server`.
+pub fn moto_server_path() -> PathBuf {
+    std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"))
+}
+
+/// A free loopback port, chosen by the OS.
+pub fn free_port() -> Result<u16, EmulatorError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| EmulatorError::Spawn(format!("no free port: {e}")))
+}
+
+/// A running moto server; killed on drop.
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    pub log: PathBuf,
+}
+
+impl Emulator {
+    /// Starts on a free port (tests), each test with its own server so none resets another's.
+    pub async fn start() -> Result<Self, EmulatorError> {
+        Self::start_on(free_port()?).await
+    }
+
+    pub async fn start_on(port: u16) -> Result<Self, EmulatorError> {
+        let binary = moto_server_path();
+        if !binary.exists() {
+            return Err(EmulatorError::NotInstalled(binary.display().to_string()));
+        }
+        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let log_file = std::fs::File::create(&log).map_err(|e| EmulatorError::Spawn(e.to_string()))?;
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // A fixed account here would override the per-request account of assumed roles.
+            .env_remove("MOTO_ACCOUNT_ID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| EmulatorError::Spawn(format!("{}: {e}", binary.display())))?;
+        let emulator = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        emulator.wait_ready(Duration::from_secs(60)).await?;
+        Ok(emulator)
+    }
+
+    async fn wait_ready(&self, limit: Duration) -> Result<(), EmulatorError> {
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk_config("us-east-1").await);
+        let started = Instant::now();
+        loop {
+            if client.list_tables().send().await.is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(EmulatorError::NotReady {
+                    endpoint: self.endpoint.clone(),
+                    seconds: limit.as_secs(),
+                    log: self.log.display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SDK configuration for the control plane's own account on this emulator.
+    pub async fn sdk_config(&self, region: &str) -> SdkConfig {
+        sdk_config_for(&self.endpoint, region).await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// SDK configuration for an emulator endpoint, with placeholder credentials (moto maps them to
+/// its default account 123456789012).
+pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "local"))
+        .load()
+        .await
+}
+
+/// Creates the tenants table as template.yaml declares it; returns its stream ARN.
+pub async fn create_tenants_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<String, EmulatorError> {
+    let request_error = |e: String| EmulatorError::Request(e);
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| request_error(e.to_string()))
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| request_error(e.to_string()))
+    };
+    let output = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(|e| request_error(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| request_error(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+    output
+        .table_description()
+        .and_then(|t| t.latest_stream_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| request_error("the table has no stream".into()))
+}

@@ -1,0 +1,214 @@
+//! The core pipeline against moto server: rows written with the SDK, the table's real stream read
+//! by the Lambda-faithful poller, the handler reconciling, and stacks checked in the tenants'
+//! own accounts through the assumed role. Each test runs its own emulator; none is skipped when
+//! the emulator cannot start: it fails.
+
+use std::sync::Mutex;
+
+use anyhow::Result;
+use integration_tests::{LocalSystem, parameters};
+use local::stream_poller::Invocation;
+use serde_json::{Value, json};
+
+const ACCOUNT_A: &str = "111111111111";
+const ACCOUNT_B: &str = "222222222222";
+
+fn seed_row() -> Value {
+    // The row from the original design notes, as-is.
+    json!({
+        "pk": "TENANT#gs1234", "sk": "SPEC",
+        "tenant_id": "gs1234", "account_id": ACCOUNT_A,
+        "username": "player@example.com",
+        "created_at": "2023-05-13T14:06:33Z",
+        "config": {"difficulty": "peaceful", "player_count": 5, "seed": "bailao9SheeSi1i"}
+    })
+}
+
+fn status_of(status: &Option<Value>) -> &str {
+    status.as_ref().and_then(|s| s["status"].as_str()).unwrap_or("<none>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_become_stacks_change_and_go_away() -> Result<()> {
+    let system = LocalSystem::start().await?;
+    let mut poller = system.poller()?;
+
+    system.put_spec(seed_row()).await?;
+    system
+        .put_spec(json!({
+            "pk": "TENANT#beta-co", "sk": "SPEC", "tenant_id": "beta-co", "account_id": ACCOUNT_B,
+            "config": {"difficulty": "hard"}, "updated_by": "terraform"
+        }))
+        .await?;
+    // Bad rows in the same batch: each ends failed with its reason; the good ones are unaffected.
+    system
+        .put_spec(json!({"pk": "TENANT#bad-account", "sk": "SPEC", "tenant_id": "bad-account", "account_id": "12"}))
+        .await?;
+    system
+        .put_spec(json!({
+            "pk": "TENANT#bad-key", "sk": "SPEC", "tenant_id": "bad-key", "account_id": ACCOUNT_B,
+            "config": {"colour": "red"}
+        }))
+        .await?;
+
+    let stats = system.drain(&mut poller).await?;
+    assert_eq!(stats.records_sent_to_on_failure, 0);
+
+    let gs = system.status("gs1234").await?;
+    assert_eq!(status_of(&gs), "ready", "{gs:?}");
+    let gs = gs.unwrap_or_default();
+    assert_eq!(gs["location"]["account_id"], ACCOUNT_A);
+    assert_eq!(gs["location"]["region"], "us-east-1");
+    assert_eq!(gs["template_version"], "v1");
+    assert!(gs["outputs"]["JobsQueueUrl"].as_str().is_some_and(|u| u.contains("tenant-gs1234-jobs")), "{gs}");
+    let stack = system.stack(ACCOUNT_A, "gs1234").await?.expect("stack in the tenant account");
+    let params = parameters(&stack);
+    assert_eq!(params["PlayerCount"], "5");
+    assert_eq!(params["Difficulty"], "peaceful");
+    assert_eq!(params["Seed"], "bailao9SheeSi1i");
+    assert_eq!(params["TenantId"], "gs1234");
+    assert!(stack.tags().iter().any(|t| t.key() == Some("tenant-id") && t.value() == Some("gs1234")));
+    assert_eq!(gs["stack_id"].as_str(), stack.stack_id());
+    // The stack lives only in the tenant's account.
+    assert!(system.stack(ACCOUNT_B, "gs1234").await?.is_none());
+
+    assert_eq!(status_of(&system.status("beta-co").await?), "ready");
+    assert!(system.stack(ACCOUNT_B, "beta-co").await?.is_some());
+
+    let bad = system.status("bad-account").await?.unwrap_or_default();
+    assert_eq!(bad["status"], "failed");
+    assert!(bad["reason"].as_str().unwrap_or_default().contains("account_id: must be exactly 12 digits"), "{bad}");
+    let bad = system.status("bad-key").await?.unwrap_or_default();
+    assert_eq!(bad["status"], "failed");
+    let reason = bad["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("config.colour") && reason.contains("no parameter Colour"), "{reason}");
+    assert!(system.stack(ACCOUNT_B, "bad-key").await?.is_none());
+
+    // STATUS writes are on the stream too, but the filter keeps them from the handler.
+    assert_eq!(stats.records_delivered, 4, "{stats:?}");
+    assert!(stats.records_read > stats.records_delivered, "{stats:?}");
+
+    // Update: a config change reaches the stack; the fingerprint moves.
+    let before = gs["spec_fingerprint"].clone();
+    let mut changed = seed_row();
+    changed["config"]["difficulty"] = json!("hard");
+    system.put_spec(changed.clone()).await?;
+    system.drain(&mut poller).await?;
+    let gs = system.status("gs1234").await?.unwrap_or_default();
+    assert_eq!(gs["status"], "ready", "{gs}");
+    assert_ne!(gs["spec_fingerprint"], before);
+    let stack = system.stack(ACCOUNT_A, "gs1234").await?.expect("stack");
+    assert_eq!(parameters(&stack)["Difficulty"], "hard");
+
+    // The same row written again changes nothing: same fingerprint, same STATUS version.
+    let version = gs["version"].clone();
+    system.put_spec(changed).await?;
+    system.drain(&mut poller).await?;
+    let again = system.status("gs1234").await?.unwrap_or_default();
+    assert_eq!(again["version"], version, "{again}");
+
+    // Fixing a bad row provisions it.
+    system
+        .put_spec(json!({"pk": "TENANT#bad-account", "sk": "SPEC", "tenant_id": "bad-account", "account_id": ACCOUNT_A}))
+        .await?;
+    system.drain(&mut poller).await?;
+    assert_eq!(status_of(&system.status("bad-account").await?), "ready");
+
+    // Delete: removing the SPEC removes the stack.
+    system.delete_spec("gs1234").await?;
+    system.drain(&mut poller).await?;
+    let gs = system.status("gs1234").await?.unwrap_or_default();
+    assert_eq!(gs["status"], "deleted", "{gs}");
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
+
+    // One AssumeRole per (account, tenant), not one per record: gs1234, beta-co and bad-account,
+    // plus this test's own inspector sessions in the two accounts.
+    assert_eq!(system.plane.credentials.assume_calls(), 5);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_before_insert_is_acted_on_leaves_no_stack() -> Result<()> {
+    let system = LocalSystem::start().await?;
+    let mut poller = system.poller()?;
+    system.put_spec(seed_row()).await?;
+    system.delete_spec("gs1234").await?;
+    let stats = system.drain(&mut poller).await?;
+    assert_eq!(stats.records_delivered, 2);
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
+    assert!(system.status("gs1234").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_failure_is_retried_from_its_sequence_number() -> Result<()> {
+    let system = LocalSystem::start().await?;
+    let mut poller = system.poller()?;
+    for tenant in ["alpha", "bravo", "charlie"] {
+        system
+            .put_spec(json!({"pk": format!("TENANT#{tenant}"), "sk": "SPEC", "tenant_id": tenant, "account_id": ACCOUNT_A}))
+            .await?;
+    }
+    // The first invocation reports bravo's record as failed, as a transient failure would.
+    let batches: Mutex<Vec<Vec<String>>> = Mutex::new(Vec::new());
+    let invoke = |event: Value| {
+        let records = event["Records"].as_array().cloned().unwrap_or_default();
+        let tenants: Vec<String> = records
+            .iter()
+            .map(|r| r["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap_or_default().trim_start_matches("TENANT#").to_owned())
+            .collect();
+        let first_call = {
+            let mut seen = batches.lock().unwrap_or_else(|p| p.into_inner());
+            seen.push(tenants.clone());
+            seen.len() == 1
+        };
+        let bravo = records
+            .iter()
+            .find(|r| r["dynamodb"]["Keys"]["pk"]["S"] == "TENANT#bravo")
+            .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
+            .map(str::to_owned);
+        let system = &system;
+        async move {
+            if first_call {
+                // Handle alpha for real; report bravo (and so everything after it) for retry.
+                let _ = system.invoke(json!({"Records": records[..1].to_vec()})).await;
+                Invocation::Response(json!({"batchItemFailures": [{"itemIdentifier": bravo}]}))
+            } else {
+                system.invoke(event).await
+            }
+        }
+    };
+    poller.drain(&invoke).await?;
+    let batches = batches.into_inner().unwrap_or_default();
+    assert_eq!(batches[0], ["alpha", "bravo", "charlie"]);
+    assert_eq!(batches[1], ["bravo", "charlie"], "{batches:?}");
+    for tenant in ["alpha", "bravo", "charlie"] {
+        assert_eq!(status_of(&system.status(tenant).await?), "ready", "{tenant}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Result<()> {
+    let system = LocalSystem::start().await?;
+    let mut poller = system.poller()?;
+    system.put_spec(seed_row()).await?;
+    let calls = Mutex::new(0usize);
+    let invoke = |event: Value| {
+        *calls.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let sequence = event["Records"][0]["dynamodb"]["SequenceNumber"].clone();
+        async move { Invocation::Response(json!({"batchItemFailures": [{"itemIdentifier": sequence}]})) }
+    };
+    let stats = poller.drain(&invoke).await?;
+    // MaximumRetryAttempts is 10 in template.yaml: the first try and ten retries.
+    assert_eq!(*calls.lock().unwrap_or_else(|p| p.into_inner()), 11);
+    assert_eq!(stats.records_sent_to_on_failure, 1);
+    let messages = poller.take_on_failure_messages();
+    assert_eq!(messages.len(), 1);
+    let info = &messages[0]["DDBStreamBatchInfo"];
+    assert_eq!(messages[0]["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(info["streamArn"], system.stream_arn.as_str());
+    assert_eq!(info["batchSize"], 1);
+    assert!(info["startSequenceNumber"].is_string() && info["shardId"].is_string());
+    Ok(())
+}
