@@ -25,7 +25,10 @@ fn seed_row() -> Value {
 }
 
 fn status_of(status: &Option<Value>) -> &str {
-    status.as_ref().and_then(|s| s["status"].as_str()).unwrap_or("<none>")
+    status
+        .as_ref()
+        .and_then(|s| s["status"].as_str())
+        .unwrap_or("<none>")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,14 +63,27 @@ async fn rows_become_stacks_change_and_go_away() -> Result<()> {
     assert_eq!(gs["location"]["account_id"], ACCOUNT_A);
     assert_eq!(gs["location"]["region"], "us-east-1");
     assert_eq!(gs["template_version"], "v1");
-    assert!(gs["outputs"]["JobsQueueUrl"].as_str().is_some_and(|u| u.contains("tenant-gs1234-jobs")), "{gs}");
-    let stack = system.stack(ACCOUNT_A, "gs1234").await?.expect("stack in the tenant account");
+    assert!(
+        gs["outputs"]["JobsQueueUrl"]
+            .as_str()
+            .is_some_and(|u| u.contains("tenant-gs1234-jobs")),
+        "{gs}"
+    );
+    let stack = system
+        .stack(ACCOUNT_A, "gs1234")
+        .await?
+        .expect("stack in the tenant account");
     let params = parameters(&stack);
     assert_eq!(params["PlayerCount"], "5");
     assert_eq!(params["Difficulty"], "peaceful");
     assert_eq!(params["Seed"], "bailao9SheeSi1i");
     assert_eq!(params["TenantId"], "gs1234");
-    assert!(stack.tags().iter().any(|t| t.key() == Some("tenant-id") && t.value() == Some("gs1234")));
+    assert!(
+        stack
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("tenant-id") && t.value() == Some("gs1234"))
+    );
     assert_eq!(gs["stack_id"].as_str(), stack.stack_id());
     // The stack lives only in the tenant's account.
     assert!(system.stack(ACCOUNT_B, "gs1234").await?.is_none());
@@ -77,11 +93,20 @@ async fn rows_become_stacks_change_and_go_away() -> Result<()> {
 
     let bad = system.status("bad-account").await?.unwrap_or_default();
     assert_eq!(bad["status"], "failed");
-    assert!(bad["reason"].as_str().unwrap_or_default().contains("account_id: must be exactly 12 digits"), "{bad}");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("account_id: must be exactly 12 digits"),
+        "{bad}"
+    );
     let bad = system.status("bad-key").await?.unwrap_or_default();
     assert_eq!(bad["status"], "failed");
     let reason = bad["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("config.colour") && reason.contains("no parameter Colour"), "{reason}");
+    assert!(
+        reason.contains("config.colour") && reason.contains("no parameter Colour"),
+        "{reason}"
+    );
     assert!(system.stack(ACCOUNT_B, "bad-key").await?.is_none());
 
     // STATUS writes are on the stream too, but the filter keeps them from the handler.
@@ -155,7 +180,13 @@ async fn a_reported_failure_is_retried_from_its_sequence_number() -> Result<()> 
         let records = event["Records"].as_array().cloned().unwrap_or_default();
         let tenants: Vec<String> = records
             .iter()
-            .map(|r| r["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap_or_default().trim_start_matches("TENANT#").to_owned())
+            .map(|r| {
+                r["dynamodb"]["Keys"]["pk"]["S"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches("TENANT#")
+                    .to_owned()
+            })
             .collect();
         let first_call = {
             let mut seen = batches.lock().unwrap_or_else(|p| p.into_inner());
@@ -171,7 +202,9 @@ async fn a_reported_failure_is_retried_from_its_sequence_number() -> Result<()> 
         async move {
             if first_call {
                 // Handle alpha for real; report bravo (and so everything after it) for retry.
-                let _ = system.invoke(json!({"Records": records[..1].to_vec()})).await;
+                let _ = system
+                    .invoke(json!({"Records": records[..1].to_vec()}))
+                    .await;
                 Invocation::Response(json!({"batchItemFailures": [{"itemIdentifier": bravo}]}))
             } else {
                 system.invoke(event).await
@@ -183,7 +216,11 @@ async fn a_reported_failure_is_retried_from_its_sequence_number() -> Result<()> 
     assert_eq!(batches[0], ["alpha", "bravo", "charlie"]);
     assert_eq!(batches[1], ["bravo", "charlie"], "{batches:?}");
     for tenant in ["alpha", "bravo", "charlie"] {
-        assert_eq!(status_of(&system.status(tenant).await?), "ready", "{tenant}");
+        assert_eq!(
+            status_of(&system.status(tenant).await?),
+            "ready",
+            "{tenant}"
+        );
     }
     Ok(())
 }
@@ -206,7 +243,10 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Resu
     let messages = poller.take_on_failure_messages();
     assert_eq!(messages.len(), 1);
     let info = &messages[0]["DDBStreamBatchInfo"];
-    assert_eq!(messages[0]["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(
+        messages[0]["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
     assert_eq!(info["streamArn"], system.stream_arn.as_str());
     assert_eq!(info["batchSize"], 1);
     assert!(info["startSequenceNumber"].is_string() && info["shardId"].is_string());

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use controlplane::runtime::{ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
 use controlplane::reconcile::Settings;
+use controlplane::runtime::{ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
 use controlplane::stream::{StreamSettings, handle_batch};
 use local::emulator::{Emulator, create_tenants_table, workspace_root};
 use local::event_source::EventSourceSettings;
@@ -126,8 +126,15 @@ impl LocalSystem {
     }
 
     /// CloudFormation in a tenant's account, through its role, as the control plane reaches it.
-    pub async fn tenant_cloudformation(&self, account_id: &str) -> Result<aws_sdk_cloudformation::Client> {
-        let credentials = self.plane.credentials.for_tenant(account_id, "test-inspector").await?;
+    pub async fn tenant_cloudformation(
+        &self,
+        account_id: &str,
+    ) -> Result<aws_sdk_cloudformation::Client> {
+        let credentials = self
+            .plane
+            .credentials
+            .for_tenant(account_id, "test-inspector")
+            .await?;
         let config = aws_sdk_cloudformation::config::Builder::from(&self.sdk)
             .credentials_provider(credentials)
             .build();
@@ -135,16 +142,30 @@ impl LocalSystem {
     }
 
     /// The tenant's stack in its account, or `None`.
-    pub async fn stack(&self, account_id: &str, tenant: &str) -> Result<Option<aws_sdk_cloudformation::types::Stack>> {
+    pub async fn stack(
+        &self,
+        account_id: &str,
+        tenant: &str,
+    ) -> Result<Option<aws_sdk_cloudformation::types::Stack>> {
         let cfn = self.tenant_cloudformation(account_id).await?;
-        match cfn.describe_stacks().stack_name(format!("tenant-{tenant}")).send().await {
+        match cfn
+            .describe_stacks()
+            .stack_name(format!("tenant-{tenant}"))
+            .send()
+            .await
+        {
             Ok(output) => Ok(output
                 .stacks
                 .unwrap_or_default()
                 .into_iter()
                 .next()
                 .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))),
-            Err(e) if format!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e)).contains("does not exist") => Ok(None),
+            Err(e)
+                if format!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e))
+                    .contains("does not exist") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -159,6 +180,11 @@ pub fn parameters(stack: &aws_sdk_cloudformation::types::Stack) -> HashMap<Strin
     stack
         .parameters()
         .iter()
-        .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned())))
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
         .collect()
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::spec::{ConfigValue, TenantSpec};
 use crate::stack::{ObservedStack, StackPhase};
-use crate::status::{Operation, Status, StackLocation, TenantStatus};
+use crate::status::{Operation, StackLocation, Status, TenantStatus};
 
 /// The fingerprint recorded while a tenant whose SPEC is gone is being removed.
 pub const REMOVED_FINGERPRINT: &str = "removed";
@@ -29,7 +29,9 @@ pub enum Desired {
     /// No SPEC: the tenant must not have a stack.
     Absent,
     /// A SPEC that breaks the contract; the reason names the fields.
-    Invalid { reason: String },
+    Invalid {
+        reason: String,
+    },
     Present(DesiredStack),
 }
 
@@ -51,7 +53,9 @@ pub enum Terminal {
     Ready,
     Deleted,
     /// The stack operation failed; `what` says which, the stack events say why.
-    FailedFromStack { what: String },
+    FailedFromStack {
+        what: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +70,10 @@ pub enum Decision {
     ContinueUpdateRollback,
     Finalize(Terminal),
     /// Record `failed` and leave the stack alone.
-    Fail { reason: String, retryable: bool },
+    Fail {
+        reason: String,
+        retryable: bool,
+    },
 }
 
 impl Decision {
@@ -120,7 +127,10 @@ fn bounded(o: &Observation<'_>, decision: Decision, fingerprint: &str) -> Decisi
     };
     let same = status.spec_fingerprint.as_deref() == Some(fingerprint);
     if decision.operation().is_some() && same && status.attempts >= o.max_attempts {
-        let last = status.reason.as_deref().unwrap_or("the stack never reached the desired state");
+        let last = status
+            .reason
+            .as_deref()
+            .unwrap_or("the stack never reached the desired state");
         return Decision::Fail {
             reason: format!(
                 "gave up after {} attempts for this SPEC: {last}; bump `retry` to try again",
@@ -201,7 +211,9 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                 match recorded {
                     Some(Status::Ready) if params_drifted => Decision::Update,
                     Some(Status::Ready) => Decision::Nothing,
-                    Some(Status::Creating | Status::Updating) => Decision::Finalize(Terminal::Ready),
+                    Some(Status::Creating | Status::Updating) => {
+                        Decision::Finalize(Terminal::Ready)
+                    }
                     Some(Status::Failed) if settled_failure => Decision::Nothing,
                     _ => Decision::Update,
                 }
@@ -254,8 +266,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
             }
         }
         StackPhase::RollbackFailed | StackPhase::DeleteFailed => {
-            if ours_in_flight && matches!(operation, Some(Operation::Create | Operation::Delete))
-            {
+            if ours_in_flight && matches!(operation, Some(Operation::Create | Operation::Delete)) {
                 Decision::Finalize(Terminal::FailedFromStack {
                     what: format!("the stack is {}", stack.status),
                 })
@@ -265,9 +276,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                 Decision::Delete
             }
         }
-        StackPhase::ImportRollbackFailed | StackPhase::Unknown => {
-            operator_needed(o.status, stack)
-        }
+        StackPhase::ImportRollbackFailed | StackPhase::Unknown => operator_needed(o.status, stack),
     }
 }
 
@@ -287,6 +296,8 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
     let settled_failure = removing && status.status == Status::Failed && !retry_due(status, o.now);
     match stack.status.phase() {
         StackPhase::InProgress => Decision::Wait,
+        // Like no stack at all: recorded once.
+        StackPhase::Deleted if status.status == Status::Deleted => Decision::Nothing,
         StackPhase::Deleted => Decision::Finalize(Terminal::Deleted),
         StackPhase::DeleteFailed => {
             if removing && status.status == Status::Deleting {
@@ -299,7 +310,9 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
                 Decision::Delete
             }
         }
-        StackPhase::ImportRollbackFailed | StackPhase::Unknown => operator_needed(Some(status), stack),
+        StackPhase::ImportRollbackFailed | StackPhase::Unknown => {
+            operator_needed(Some(status), stack)
+        }
         _ if settled_failure => Decision::Nothing,
         _ => Decision::Delete,
     }

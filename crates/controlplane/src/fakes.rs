@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use serde_dynamo::Item;
 
 use crate::ports::{
-    Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TenantStore,
-    UpdateStarted,
+    Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TenantStore, UpdateStarted,
 };
 use crate::spec::TenantKey;
 use crate::stack::{ObservedStack, StackStatus};
@@ -17,7 +16,9 @@ use crate::status::{StackLocation, TenantStatus};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A test that panicked while holding the lock already failed; keep going for its report.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]
@@ -165,7 +166,10 @@ impl FakeStacks {
     pub fn seed(&self, location: &StackLocation, status: StackStatus) {
         let mut state = lock(&self.state);
         state.next_id += 1;
-        let id = format!("arn:aws:cloudformation:{}:{}:stack/{}/{}", location.region, location.account_id, location.stack_name, state.next_id);
+        let id = format!(
+            "arn:aws:cloudformation:{}:{}:stack/{}/{}",
+            location.region, location.account_id, location.stack_name, state.next_id
+        );
         state.stacks.insert(
             location.clone(),
             FakeStack {
@@ -230,11 +234,17 @@ impl FakeStacks {
         state.faults.remove(position).map(|(_, e)| e)
     }
 
-    fn begin(state: &mut CfnState, operation: &str, at: &StackTarget) -> Result<Behaviour, StackError> {
+    fn begin(
+        state: &mut CfnState,
+        operation: &str,
+        at: &StackTarget,
+    ) -> Result<Behaviour, StackError> {
         if let Some(fault) = Self::take_fault(state, operation) {
             return Err(fault);
         }
-        state.calls.push((operation.to_owned(), at.location.clone()));
+        state
+            .calls
+            .push((operation.to_owned(), at.location.clone()));
         if let Some(stack) = state.stacks.get(&at.location)
             && stack.observed.status.as_str().ends_with("_IN_PROGRESS")
             && stack.observed.status != StackStatus::ReviewInProgress
@@ -252,7 +262,13 @@ impl FakeStacks {
     }
 
     /// Applies an operation's end state, or leaves it in progress under `Hang`.
-    fn settle(stack: &mut FakeStack, behaviour: &Behaviour, in_progress: StackStatus, done: StackStatus, failure: Option<(StackStatus, &String)>) {
+    fn settle(
+        stack: &mut FakeStack,
+        behaviour: &Behaviour,
+        in_progress: StackStatus,
+        done: StackStatus,
+        failure: Option<(StackStatus, &String)>,
+    ) {
         let (end, reason) = match failure {
             Some((failed, reason)) => (failed, Some(reason.clone())),
             None => (done, None),
@@ -267,7 +283,10 @@ impl FakeStacks {
     }
 }
 
-fn outputs_for(location: &StackLocation, parameters: &[(String, String)]) -> BTreeMap<String, String> {
+fn outputs_for(
+    location: &StackLocation,
+    parameters: &[(String, String)],
+) -> BTreeMap<String, String> {
     let mut outputs: BTreeMap<String, String> = parameters
         .iter()
         .map(|(k, v)| (format!("{k}Echo"), v.clone()))
@@ -304,7 +323,10 @@ impl Stacks for FakeStacks {
         let location = &at.location;
         let mut stack = FakeStack {
             observed: ObservedStack {
-                stack_id: format!("arn:aws:cloudformation:{}:{}:stack/{}/{}", location.region, location.account_id, location.stack_name, state.next_id),
+                stack_id: format!(
+                    "arn:aws:cloudformation:{}:{}:stack/{}/{}",
+                    location.region, location.account_id, location.stack_name, state.next_id
+                ),
                 status: StackStatus::CreateInProgress,
                 status_reason: None,
                 outputs: BTreeMap::new(),
@@ -317,18 +339,30 @@ impl Stacks for FakeStacks {
             failure_reason: None,
         };
         let failure = match &behaviour {
-            Behaviour::FailCreate { resource_reason } => Some((StackStatus::RollbackComplete, resource_reason)),
+            Behaviour::FailCreate { resource_reason } => {
+                Some((StackStatus::RollbackComplete, resource_reason))
+            }
             _ => None,
         };
         if failure.is_none() {
             stack.observed.outputs = outputs_for(location, &request.parameters);
         }
-        Self::settle(&mut stack, &behaviour, StackStatus::CreateInProgress, StackStatus::CreateComplete, failure);
+        Self::settle(
+            &mut stack,
+            &behaviour,
+            StackStatus::CreateInProgress,
+            StackStatus::CreateComplete,
+            failure,
+        );
         state.stacks.insert(location.clone(), stack);
         Ok(())
     }
 
-    async fn update(&self, at: &StackTarget, request: &StackRequest) -> Result<UpdateStarted, StackError> {
+    async fn update(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<UpdateStarted, StackError> {
         let mut state = lock(&self.state);
         let behaviour = Self::begin(&mut state, "update", at)?;
         let Some(stack) = state
@@ -336,10 +370,16 @@ impl Stacks for FakeStacks {
             .get_mut(&at.location)
             .filter(|s| s.observed.status != StackStatus::DeleteComplete)
         else {
-            return Err(StackError::Rejected(format!("Stack with id {} does not exist", at.location.stack_name)));
+            return Err(StackError::Rejected(format!(
+                "Stack with id {} does not exist",
+                at.location.stack_name
+            )));
         };
         use crate::stack::StackPhase as P;
-        if !matches!(stack.observed.status.phase(), P::Healthy | P::UpdateRolledBack | P::UpdateFailed) {
+        if !matches!(
+            stack.observed.status.phase(),
+            P::Healthy | P::UpdateRolledBack | P::UpdateFailed
+        ) {
             return Err(StackError::Rejected(format!(
                 "Stack:{} is in {} state and can not be updated.",
                 stack.observed.stack_id, stack.observed.status
@@ -350,8 +390,12 @@ impl Stacks for FakeStacks {
             return Ok(UpdateStarted::NoChanges);
         }
         let failure = match &behaviour {
-            Behaviour::FailUpdate { resource_reason } => Some((StackStatus::UpdateRollbackComplete, resource_reason)),
-            Behaviour::FailUpdateRollback { resource_reason } => Some((StackStatus::UpdateRollbackFailed, resource_reason)),
+            Behaviour::FailUpdate { resource_reason } => {
+                Some((StackStatus::UpdateRollbackComplete, resource_reason))
+            }
+            Behaviour::FailUpdateRollback { resource_reason } => {
+                Some((StackStatus::UpdateRollbackFailed, resource_reason))
+            }
             _ => None,
         };
         if failure.is_none() {
@@ -359,7 +403,13 @@ impl Stacks for FakeStacks {
             stack.observed.outputs = outputs_for(&at.location, &request.parameters);
             stack.template_body = request.template_body.clone();
         }
-        Self::settle(stack, &behaviour, StackStatus::UpdateInProgress, StackStatus::UpdateComplete, failure);
+        Self::settle(
+            stack,
+            &behaviour,
+            StackStatus::UpdateInProgress,
+            StackStatus::UpdateComplete,
+            failure,
+        );
         Ok(UpdateStarted::Started)
     }
 
@@ -372,24 +422,45 @@ impl Stacks for FakeStacks {
         // The control plane turns protection off just before its own delete.
         stack.termination_protection = false;
         let failure = match &behaviour {
-            Behaviour::FailDelete { resource_reason } => Some((StackStatus::DeleteFailed, resource_reason)),
+            Behaviour::FailDelete { resource_reason } => {
+                Some((StackStatus::DeleteFailed, resource_reason))
+            }
             _ => None,
         };
-        Self::settle(stack, &behaviour, StackStatus::DeleteInProgress, StackStatus::DeleteComplete, failure);
+        Self::settle(
+            stack,
+            &behaviour,
+            StackStatus::DeleteInProgress,
+            StackStatus::DeleteComplete,
+            failure,
+        );
         Ok(())
     }
 
-    async fn continue_update_rollback(&self, at: &StackTarget, _token: &str) -> Result<(), StackError> {
+    async fn continue_update_rollback(
+        &self,
+        at: &StackTarget,
+        _token: &str,
+    ) -> Result<(), StackError> {
         let mut state = lock(&self.state);
         let behaviour = Self::begin(&mut state, "continue_update_rollback", at)?;
         let Some(stack) = state.stacks.get_mut(&at.location) else {
             return Err(StackError::Rejected("stack does not exist".into()));
         };
         if stack.observed.status != StackStatus::UpdateRollbackFailed {
-            return Err(StackError::Rejected(format!("Stack is in {} state and can not continue rollback", stack.observed.status)));
+            return Err(StackError::Rejected(format!(
+                "Stack is in {} state and can not continue rollback",
+                stack.observed.status
+            )));
         }
         let keep = stack.failure_reason.clone();
-        Self::settle(stack, &behaviour, StackStatus::UpdateRollbackInProgress, StackStatus::UpdateRollbackComplete, None);
+        Self::settle(
+            stack,
+            &behaviour,
+            StackStatus::UpdateRollbackInProgress,
+            StackStatus::UpdateRollbackComplete,
+            None,
+        );
         stack.failure_reason = keep;
         Ok(())
     }

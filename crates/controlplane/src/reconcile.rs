@@ -20,7 +20,7 @@ use crate::ports::{
 };
 use crate::spec::{TenantKey, TenantSpec, describe_errors};
 use crate::stack::ObservedStack;
-use crate::status::{Operation, Status, StackLocation, TenantStatus};
+use crate::status::{Operation, StackLocation, Status, TenantStatus};
 use crate::template::stack_parameters;
 
 pub const MANAGED_BY: &str = "tenant-control-plane";
@@ -199,7 +199,7 @@ impl Reconciler {
                 }
                 Err(Step::Again) => continue,
                 Err(Step::Transient(e)) => return Err(e),
-                Err(Step::Rejected(outcome)) => return Ok(outcome),
+                Err(Step::Rejected(outcome) | Step::Done(outcome)) => return Ok(outcome),
             }
         }
         Ok(Outcome::InFlight {
@@ -218,7 +218,10 @@ impl Reconciler {
             let snapshot = self.store.load(key).await?;
             let now = self.now();
             let previous = snapshot.status.clone();
-            let attempts = previous.as_ref().map_or(0, |s| s.attempts).saturating_add(1);
+            let attempts = previous
+                .as_ref()
+                .map_or(0, |s| s.attempts)
+                .saturating_add(1);
             let backoff = self.backoff(attempts);
             let next = now + chrono::Duration::from_std(backoff).unwrap_or_default();
             let mut status = self.carried(key, previous.as_ref(), now);
@@ -226,11 +229,7 @@ impl Reconciler {
             status.retryable = true;
             status.attempts = attempts;
             status.next_attempt_at = Some(rfc3339(next));
-            status.reason = Some(format!(
-                "{}; will retry after {}",
-                error.0,
-                rfc3339(next)
-            ));
+            status.reason = Some(format!("{}; will retry after {}", error.0, rfc3339(next)));
             status.version = snapshot.status_version.unwrap_or(0) + 1;
             match self
                 .store
@@ -242,7 +241,9 @@ impl Reconciler {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(TransientError("STATUS kept changing while recording a failure".into()))
+        Err(TransientError(
+            "STATUS kept changing while recording a failure".into(),
+        ))
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
@@ -300,7 +301,10 @@ impl Reconciler {
         Ok(view)
     }
 
-    async fn describe(&self, target: &StackTarget) -> Result<Option<ObservedStack>, TransientError> {
+    async fn describe(
+        &self,
+        target: &StackTarget,
+    ) -> Result<Option<ObservedStack>, TransientError> {
         match self.stacks.describe(target).await {
             Ok(stack) => Ok(stack),
             Err(e) => Err(TransientError(format!(
@@ -396,7 +400,10 @@ impl Reconciler {
             intent.stack_status = Some(stack.status.as_str().to_owned());
         }
         intent.version = view.snapshot.status_version.unwrap_or(0) + 1;
-        if let Err(step) = self.record(view, &intent, view.snapshot.status_version).await {
+        if let Err(step) = self
+            .record(view, &intent, view.snapshot.status_version)
+            .await
+        {
             return step;
         }
 
@@ -412,6 +419,7 @@ impl Reconciler {
             region = %target.location.region,
             "starting stack operation"
         );
+        let mut no_changes = false;
         let result = match (operation, &view.desired) {
             (Operation::Create | Operation::Update, Desired::Present(d)) => {
                 let request = StackRequest {
@@ -430,6 +438,7 @@ impl Reconciler {
                     self.stacks.update(&target, &request).await.map(|started| {
                         if started == UpdateStarted::NoChanges {
                             debug!("no updates are to be performed");
+                            no_changes = true;
                         }
                     })
                 }
@@ -442,12 +451,27 @@ impl Reconciler {
             _ => Ok(()),
         };
         match result {
+            // The stack already runs this SPEC and its status will not move (it may still show
+            // an earlier failed update's UPDATE_ROLLBACK_COMPLETE): ready now, or a look again
+            // would take that old failure for this update's.
+            Ok(()) if no_changes => {
+                let mut ready = self.finalized(view, Terminal::Ready, now).await;
+                ready.operation = intent.operation;
+                ready.attempts = intent.attempts;
+                ready.version = intent.version + 1;
+                match self.record(view, &ready, Some(intent.version)).await {
+                    Ok(()) => Step::Done(Outcome::Converged(Some(ready.status))),
+                    Err(step) => step,
+                }
+            }
             Ok(()) | Err(StackError::AlreadyExists) => Step::Again,
-            Err(e) if e.healing() == Healing::Transient => Step::Transient(TransientError(format!(
-                "{} of stack {}: {e}",
-                operation_name(operation),
-                target.location.stack_name
-            ))),
+            Err(e) if e.healing() == Healing::Transient => {
+                Step::Transient(TransientError(format!(
+                    "{} of stack {}: {e}",
+                    operation_name(operation),
+                    target.location.stack_name
+                )))
+            }
             Err(e) => {
                 let reason = format!(
                     "CloudFormation rejected the {}: {e}",
@@ -467,7 +491,12 @@ impl Reconciler {
     }
 
     /// The next STATUS, carrying over what stays true (location, stack, outputs, fingerprint).
-    fn carried(&self, key: &TenantKey, previous: Option<&TenantStatus>, now: DateTime<Utc>) -> TenantStatus {
+    fn carried(
+        &self,
+        key: &TenantKey,
+        previous: Option<&TenantStatus>,
+        now: DateTime<Utc>,
+    ) -> TenantStatus {
         TenantStatus {
             tenant_id: key.as_str().to_owned(),
             status: previous.map_or(Status::Failed, |s| s.status),
@@ -487,7 +516,13 @@ impl Reconciler {
         }
     }
 
-    fn failed(&self, view: &View, reason: String, retryable: bool, now: DateTime<Utc>) -> TenantStatus {
+    fn failed(
+        &self,
+        view: &View,
+        reason: String,
+        retryable: bool,
+        now: DateTime<Utc>,
+    ) -> TenantStatus {
         let mut status = self.carried(&view.key, view.snapshot.status.as_ref(), now);
         status.status = Status::Failed;
         status.reason = Some(reason);
@@ -545,7 +580,8 @@ impl Reconciler {
 
     /// Writes STATUS over the version this view read.
     async fn record_read(&self, view: &View, status: &TenantStatus) -> Result<(), Step> {
-        self.record(view, status, view.snapshot.status_version).await
+        self.record(view, status, view.snapshot.status_version)
+            .await
     }
 
     async fn record(
@@ -579,6 +615,8 @@ enum Step {
     Transient(TransientError),
     /// CloudFormation refused for good; already recorded as failed.
     Rejected(Outcome),
+    /// Finished without waiting for the stack; already recorded.
+    Done(Outcome),
 }
 
 fn operation_name(operation: Operation) -> &'static str {

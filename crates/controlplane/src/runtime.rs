@@ -77,12 +77,16 @@ impl ControlPlaneConfig {
             settings.stack_name_prefix = prefix;
         }
         settings.max_attempts = parsed("MAX_ATTEMPTS", settings.max_attempts)?;
-        settings.requeue_after =
-            Duration::from_secs(parsed("REQUEUE_AFTER_SECONDS", settings.requeue_after.as_secs())?);
+        settings.requeue_after = Duration::from_secs(parsed(
+            "REQUEUE_AFTER_SECONDS",
+            settings.requeue_after.as_secs(),
+        )?);
         let mut stream = StreamSettings::default();
         stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
-        stream.retry_window =
-            Duration::from_secs(parsed("RETRY_WINDOW_SECONDS", stream.retry_window.as_secs())?);
+        stream.retry_window = Duration::from_secs(parsed(
+            "RETRY_WINDOW_SECONDS",
+            stream.retry_window.as_secs(),
+        )?);
         let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
             (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
             (None, Some(key)) => ExternalIdKeySource::Inline(key),
@@ -105,7 +109,10 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
-async fn external_ids(sdk: &SdkConfig, source: &ExternalIdKeySource) -> Result<ExternalIds, ConfigError> {
+pub async fn external_ids(
+    sdk: &SdkConfig,
+    source: &ExternalIdKeySource,
+) -> Result<ExternalIds, ConfigError> {
     match source {
         ExternalIdKeySource::Inline(key) => Ok(ExternalIds::new(key.as_bytes().to_vec())),
         ExternalIdKeySource::SsmParameter(name) => {

@@ -217,9 +217,7 @@ fn is_region_name(region: &str) -> bool {
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .bytes()
-            .all(|b| b.is_ascii_digit())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
 }
 
@@ -316,12 +314,11 @@ fn parse_config(
             )),
         };
         match parsed {
-            Ok(ConfigValue::StringList(list)) if list.iter().any(|s| s.contains(',')) => {
-                errors.push(FieldError::new(
+            Ok(ConfigValue::StringList(list)) if list.iter().any(|s| s.contains(',')) => errors
+                .push(FieldError::new(
                     field,
                     "list entries cannot contain ',' (they are passed as a CommaDelimitedList)",
-                ))
-            }
+                )),
             Ok(parsed) => {
                 config.insert(key.clone(), parsed);
             }
@@ -394,7 +391,10 @@ mod tests {
     fn unknown_attributes_are_ignored() {
         let spec = TenantSpec::parse(
             &TenantKey::new("gs1234"),
-            &with(&[("created_at", s("2023-05-13T14:06:33Z")), ("username", s("x"))]),
+            &with(&[
+                ("created_at", s("2023-05-13T14:06:33Z")),
+                ("username", s("x")),
+            ]),
         );
         assert!(spec.is_ok());
     }
@@ -409,7 +409,15 @@ mod tests {
 
     #[test]
     fn tenant_id_rules() {
-        for bad in ["ab", "Gs1234", "1abc", "gs_1234", "-abc", &"a".repeat(41), "gs 12"] {
+        for bad in [
+            "ab",
+            "Gs1234",
+            "1abc",
+            "gs_1234",
+            "-abc",
+            &"a".repeat(41),
+            "gs 12",
+        ] {
             let e = TenantSpec::parse(&TenantKey::new(bad), &with(&[("tenant_id", s(bad))]))
                 .expect_err(bad);
             assert_eq!(e.len(), 1, "{bad}: {e:?}");
@@ -417,7 +425,9 @@ mod tests {
             assert!(e[0].message.contains("starting with a letter"), "{e:?}");
         }
         for good in ["abc", "a-1", &"a".repeat(40)] {
-            assert!(TenantSpec::parse(&TenantKey::new(good), &with(&[("tenant_id", s(good))])).is_ok());
+            assert!(
+                TenantSpec::parse(&TenantKey::new(good), &with(&[("tenant_id", s(good))])).is_ok()
+            );
         }
     }
 
@@ -438,19 +448,32 @@ mod tests {
     fn account_id_rules() {
         let mut pairs = valid();
         pairs.retain(|(k, _)| *k != "account_id");
-        assert_eq!(only_error(&item(&pairs)).to_string(), "account_id: is required");
+        assert_eq!(
+            only_error(&item(&pairs)).to_string(),
+            "account_id: is required"
+        );
         for bad in ["11111111111", "1111111111111", "11111111111a", ""] {
             let e = only_error(&with(&[("account_id", s(bad))]));
             assert!(e.message.contains("exactly 12 digits"), "{e}");
         }
-        let e = only_error(&with(&[("account_id", AttributeValue::N("111111111111".into()))]));
+        let e = only_error(&with(&[(
+            "account_id",
+            AttributeValue::N("111111111111".into()),
+        )]));
         assert_eq!(e.to_string(), "account_id: must be a string (S), got N");
     }
 
     #[test]
     fn region_rules() {
-        for good in ["eu-west-1", "us-gov-west-1", "ap-southeast-2", "eu-isoe-west-1"] {
-            assert!(TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("region", s(good))])).is_ok());
+        for good in [
+            "eu-west-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "eu-isoe-west-1",
+        ] {
+            assert!(
+                TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("region", s(good))])).is_ok()
+            );
         }
         for bad in ["EU-WEST-1", "eu-west", "euwest1", "eu-west-x", "", "eu--1"] {
             let e = only_error(&with(&[("region", s(bad))]));
@@ -460,16 +483,36 @@ mod tests {
 
     #[test]
     fn template_version_rules() {
-        assert!(TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("template_version", s("v2.1_rc-1"))])).is_ok());
+        assert!(
+            TenantSpec::parse(
+                &TenantKey::new("gs1234"),
+                &with(&[("template_version", s("v2.1_rc-1"))])
+            )
+            .is_ok()
+        );
         for bad in ["", "v 1", "v/1", &"v".repeat(65)] {
-            assert_eq!(only_error(&with(&[("template_version", s(bad))])).field, "template_version");
+            assert_eq!(
+                only_error(&with(&[("template_version", s(bad))])).field,
+                "template_version"
+            );
         }
     }
 
     #[test]
     fn decommission_date_rules() {
-        for good in ["2027-01-31", "2027-01-31T00:00:00Z", "2027-01-31T10:00:00+02:00"] {
-            assert!(TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("decommission_date", s(good))])).is_ok(), "{good}");
+        for good in [
+            "2027-01-31",
+            "2027-01-31T00:00:00Z",
+            "2027-01-31T10:00:00+02:00",
+        ] {
+            assert!(
+                TenantSpec::parse(
+                    &TenantKey::new("gs1234"),
+                    &with(&[("decommission_date", s(good))])
+                )
+                .is_ok(),
+                "{good}"
+            );
         }
         for bad in ["31/01/2027", "2027-13-01", "tomorrow", "2027-01-31 00:00"] {
             let e = only_error(&with(&[("decommission_date", s(bad))]));
@@ -479,7 +522,11 @@ mod tests {
 
     #[test]
     fn retry_must_be_a_number() {
-        let spec = TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("retry", AttributeValue::N("3".into()))])).unwrap();
+        let spec = TenantSpec::parse(
+            &TenantKey::new("gs1234"),
+            &with(&[("retry", AttributeValue::N("3".into()))]),
+        )
+        .unwrap();
         assert_eq!(spec.retry.as_deref(), Some("3"));
         let e = only_error(&with(&[("retry", s("3"))]));
         assert_eq!(e.to_string(), "retry: must be a number (N), got S");
@@ -487,10 +534,20 @@ mod tests {
 
     #[test]
     fn updated_by_rules() {
-        let spec = TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("updated_by", s("terraform"))])).unwrap();
+        let spec = TenantSpec::parse(
+            &TenantKey::new("gs1234"),
+            &with(&[("updated_by", s("terraform"))]),
+        )
+        .unwrap();
         assert_eq!(spec.updated_by.as_deref(), Some("terraform"));
-        assert_eq!(only_error(&with(&[("updated_by", s(&"x".repeat(257)))])).field, "updated_by");
-        assert_eq!(only_error(&with(&[("updated_by", AttributeValue::Bool(true))])).field, "updated_by");
+        assert_eq!(
+            only_error(&with(&[("updated_by", s(&"x".repeat(257)))])).field,
+            "updated_by"
+        );
+        assert_eq!(
+            only_error(&with(&[("updated_by", AttributeValue::Bool(true))])).field,
+            "updated_by"
+        );
     }
 
     #[test]
@@ -500,11 +557,18 @@ mod tests {
             ("b".to_owned(), AttributeValue::N("1.5".into())),
             ("c".to_owned(), AttributeValue::Bool(false)),
             ("d".to_owned(), AttributeValue::L(vec![s("x"), s("y")])),
-            ("e".to_owned(), AttributeValue::Ss(vec!["p".into(), "q".into()])),
+            (
+                "e".to_owned(),
+                AttributeValue::Ss(vec!["p".into(), "q".into()]),
+            ),
         ]));
-        let spec = TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("config", config)])).unwrap();
+        let spec =
+            TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("config", config)])).unwrap();
         assert_eq!(spec.config.len(), 5);
-        assert_eq!(spec.config["d"], ConfigValue::StringList(vec!["x".into(), "y".into()]));
+        assert_eq!(
+            spec.config["d"],
+            ConfigValue::StringList(vec!["x".into(), "y".into()])
+        );
     }
 
     #[test]
@@ -513,7 +577,10 @@ mod tests {
             (AttributeValue::M(HashMap::new()), "unsupported type M"),
             (AttributeValue::B(vec![1]), "unsupported type B"),
             (AttributeValue::Ns(vec!["1".into()]), "unsupported type NS"),
-            (AttributeValue::L(vec![AttributeValue::N("1".into())]), "only strings (S), found N"),
+            (
+                AttributeValue::L(vec![AttributeValue::N("1".into())]),
+                "only strings (S), found N",
+            ),
             (AttributeValue::L(vec![s("a,b")]), "cannot contain ','"),
         ];
         for (value, expected) in cases {
@@ -537,12 +604,18 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["account_id", "region", "retry"]);
         let reason = describe_errors(&errors);
-        assert!(reason.starts_with("invalid SPEC: account_id: must be exactly 12 digits"), "{reason}");
+        assert!(
+            reason.starts_with("invalid SPEC: account_id: must be exactly 12 digits"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn tenant_key_from_pk() {
-        assert_eq!(TenantKey::from_pk("TENANT#abc"), Some(TenantKey::new("abc")));
+        assert_eq!(
+            TenantKey::from_pk("TENANT#abc"),
+            Some(TenantKey::new("abc"))
+        );
         assert_eq!(TenantKey::from_pk("TENANT#"), None);
         assert_eq!(TenantKey::from_pk("ROLLOUT#1"), None);
         assert_eq!(TenantKey::new("abc").pk(), "TENANT#abc");

@@ -188,7 +188,11 @@ mod tests {
         for status in StackStatus::ALL_KNOWN {
             let text = status.as_str();
             let in_progress = text.ends_with("_IN_PROGRESS") && text != "REVIEW_IN_PROGRESS";
-            assert_eq!(status.phase() == StackPhase::InProgress, in_progress, "{text}");
+            assert_eq!(
+                status.phase() == StackPhase::InProgress,
+                in_progress,
+                "{text}"
+            );
         }
     }
 }

@@ -53,7 +53,11 @@ pub enum SkippedRecord {
     #[error("record {index} is not a DynamoDB stream record: {reason}")]
     Undecodable { index: usize, reason: String },
     #[error("record {index} is not a tenant SPEC item (pk {pk:?}, sk {sk:?})")]
-    NotASpec { index: usize, pk: String, sk: String },
+    NotASpec {
+        index: usize,
+        pk: String,
+        sk: String,
+    },
 }
 
 /// What one batch did, for logs and tests.
@@ -87,23 +91,28 @@ fn key_text(keys: &Item, name: &str) -> String {
 
 /// Picks the tenant out of one raw record of the Lambda event.
 pub fn record_ref(index: usize, raw: &serde_json::Value) -> Result<RecordRef, SkippedRecord> {
-    let (keys, sequence_number, created_at) = match serde_json::from_value::<EventRecord>(raw.clone()) {
-        Ok(record) => (
-            record.change.keys,
-            record.change.sequence_number,
-            Some(record.change.approximate_creation_date_time),
-        ),
-        Err(full_error) => match serde_json::from_value::<MinimalRecord>(raw.clone()) {
-            // The images may be what is malformed: the keys are all a reconcile needs.
-            Ok(minimal) => (minimal.dynamodb.keys, minimal.dynamodb.sequence_number, None),
-            Err(_) => {
-                return Err(SkippedRecord::Undecodable {
-                    index,
-                    reason: full_error.to_string(),
-                });
-            }
-        },
-    };
+    let (keys, sequence_number, created_at) =
+        match serde_json::from_value::<EventRecord>(raw.clone()) {
+            Ok(record) => (
+                record.change.keys,
+                record.change.sequence_number,
+                Some(record.change.approximate_creation_date_time),
+            ),
+            Err(full_error) => match serde_json::from_value::<MinimalRecord>(raw.clone()) {
+                // The images may be what is malformed: the keys are all a reconcile needs.
+                Ok(minimal) => (
+                    minimal.dynamodb.keys,
+                    minimal.dynamodb.sequence_number,
+                    None,
+                ),
+                Err(_) => {
+                    return Err(SkippedRecord::Undecodable {
+                        index,
+                        reason: full_error.to_string(),
+                    });
+                }
+            },
+        };
     let pk = key_text(&keys, "pk");
     let sk = key_text(&keys, "sk");
     match TenantKey::from_pk(&pk) {

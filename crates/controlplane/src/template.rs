@@ -131,7 +131,11 @@ pub fn stack_parameters(
     for (key, value) in &spec.config {
         let field = format!("config.{key}");
         let name = parameter_name(key);
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // heck drops any other separator ("a.b" -> "AB"), so the key itself is checked.
+        let key_ok = key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !key_ok || name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
             errors.push(FieldError::new(
                 field,
                 "key must map to an alphanumeric parameter name (letters, digits, '_' or '-')",
@@ -175,7 +179,9 @@ pub fn stack_parameters(
         parameters.insert(TENANT_ID_PARAMETER.to_owned(), spec.tenant_id.clone());
     }
     for (name, decl) in &template.parameters {
-        if decl.default.is_none() && !parameters.contains_key(name) && !source_key.contains_key(name)
+        if decl.default.is_none()
+            && !parameters.contains_key(name)
+            && !source_key.contains_key(name)
         {
             errors.push(FieldError::new(
                 format!("config.{}", heck::ToSnakeCase::to_snake_case(name.as_str())),
@@ -293,7 +299,8 @@ mod tests {
     fn number_and_allowed_values_are_checked() {
         let e = stack_parameters(&spec(&[("player_count", text("many"))]), &sample()).unwrap_err();
         assert!(e[0].message.contains("is a Number"), "{}", e[0]);
-        let e = stack_parameters(&spec(&[("difficulty", text("nightmare"))]), &sample()).unwrap_err();
+        let e =
+            stack_parameters(&spec(&[("difficulty", text("nightmare"))]), &sample()).unwrap_err();
         assert!(e[0].message.contains("must be one of"), "{}", e[0]);
         let e = stack_parameters(
             &spec(&[("seed", ConfigValue::StringList(vec!["a".into()]))]),
@@ -306,14 +313,25 @@ mod tests {
     #[test]
     fn colliding_keys_and_reserved_names_are_rejected() {
         let e = stack_parameters(
-            &spec(&[("player_count", ConfigValue::Number("1".into())), ("PlayerCount", ConfigValue::Number("2".into()))]),
+            &spec(&[
+                ("player_count", ConfigValue::Number("1".into())),
+                ("PlayerCount", ConfigValue::Number("2".into())),
+            ]),
             &sample(),
         )
         .unwrap_err();
         assert_eq!(e.len(), 1);
-        assert!(e[0].message.contains("maps to parameter PlayerCount"), "{}", e[0]);
+        assert!(
+            e[0].message.contains("maps to parameter PlayerCount"),
+            "{}",
+            e[0]
+        );
         let e = stack_parameters(&spec(&[("tenant_id", text("x"))]), &sample()).unwrap_err();
-        assert!(e[0].message.contains("set by the control plane"), "{}", e[0]);
+        assert!(
+            e[0].message.contains("set by the control plane"),
+            "{}",
+            e[0]
+        );
         let e = stack_parameters(&spec(&[("a.b", text("x"))]), &sample()).unwrap_err();
         assert!(e[0].message.contains("alphanumeric"), "{}", e[0]);
     }
@@ -326,18 +344,27 @@ mod tests {
         )
         .unwrap();
         let e = stack_parameters(&spec(&[]), &template).unwrap_err();
-        assert_eq!(e[0].to_string(), "config.size: is required: template v9 parameter Size has no default");
+        assert_eq!(
+            e[0].to_string(),
+            "config.size: is required: template v9 parameter Size has no default"
+        );
     }
 
     #[test]
     fn template_parsing_errors() {
         assert!(Template::parse("v1", "Resources: [").is_err());
         assert_eq!(
-            Template::parse("v1", "Parameters: {}\n").unwrap_err().message,
+            Template::parse("v1", "Parameters: {}\n")
+                .unwrap_err()
+                .message,
             "has no Resources section"
         );
         let t = Template::parse("v1", SAMPLE).unwrap();
         assert_eq!(t.parameters["PlayerCount"].kind, "Number");
-        assert!(t.parameters["Difficulty"].allowed_values.contains(&"peaceful".to_owned()));
+        assert!(
+            t.parameters["Difficulty"]
+                .allowed_values
+                .contains(&"peaceful".to_owned())
+        );
     }
 }

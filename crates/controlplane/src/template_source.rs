@@ -30,7 +30,12 @@ impl BundledTemplates {
     ) -> Result<Self, TemplateError> {
         let versions = versions
             .into_iter()
-            .map(|(version, body)| Ok((version.to_owned(), Arc::new(Template::parse(version, body)?))))
+            .map(|(version, body)| {
+                Ok((
+                    version.to_owned(),
+                    Arc::new(Template::parse(version, body)?),
+                ))
+            })
             .collect::<Result<BTreeMap<_, _>, TemplateError>>()?;
         if !versions.contains_key(current) {
             return Err(TemplateError {

@@ -20,7 +20,11 @@ pub enum EmulatorError {
     #[error("cannot start moto server: {0}")]
     Spawn(String),
     #[error("moto server did not answer on {endpoint} within {seconds}s (log: {log})")]
-    NotReady { endpoint: String, seconds: u64, log: String },
+    NotReady {
+        endpoint: String,
+        seconds: u64,
+        log: String,
+    },
     #[error("emulator request failed: {0}")]
     Request(String),
 }
@@ -64,7 +68,8 @@ impl Emulator {
             return Err(EmulatorError::NotInstalled(binary.display().to_string()));
         }
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
-        let log_file = std::fs::File::create(&log).map_err(|e| EmulatorError::Spawn(e.to_string()))?;
+        let log_file =
+            std::fs::File::create(&log).map_err(|e| EmulatorError::Spawn(e.to_string()))?;
         let child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // A fixed account here would override the per-request account of assumed roles.

@@ -36,7 +36,11 @@ pub struct EventSourceSettings {
 }
 
 impl EventSourceSettings {
-    pub fn from_template_file(path: &Path, function: &str, event: &str) -> Result<Self, EventSourceError> {
+    pub fn from_template_file(
+        path: &Path,
+        function: &str,
+        event: &str,
+    ) -> Result<Self, EventSourceError> {
         let text = std::fs::read_to_string(path).map_err(|e| EventSourceError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -44,7 +48,11 @@ impl EventSourceSettings {
         Self::from_template(&text, function, event)
     }
 
-    pub fn from_template(text: &str, function: &str, event: &str) -> Result<Self, EventSourceError> {
+    pub fn from_template(
+        text: &str,
+        function: &str,
+        event: &str,
+    ) -> Result<Self, EventSourceError> {
         let invalid = |reason: String| EventSourceError::Invalid {
             event: event.to_owned(),
             reason,
@@ -121,7 +129,9 @@ mod tests {
 
     #[test]
     fn the_shipped_stream_event_is_read() {
-        let s = EventSourceSettings::from_template(TEMPLATE, "StreamHandlerFunction", "SpecChanges").unwrap();
+        let s =
+            EventSourceSettings::from_template(TEMPLATE, "StreamHandlerFunction", "SpecChanges")
+                .unwrap();
         assert_eq!(s.batch_size, 100);
         assert_eq!(s.filters.len(), 1);
         assert!(s.report_batch_item_failures);
@@ -133,7 +143,8 @@ mod tests {
 
     #[test]
     fn a_missing_event_is_an_error() {
-        let e = EventSourceSettings::from_template(TEMPLATE, "StreamHandlerFunction", "Nope").unwrap_err();
+        let e = EventSourceSettings::from_template(TEMPLATE, "StreamHandlerFunction", "Nope")
+            .unwrap_err();
         assert!(e.to_string().contains("no DynamoDB event Nope"), "{e}");
     }
 }

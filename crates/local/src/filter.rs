@@ -46,7 +46,13 @@ fn check(pattern: &Value) -> Result<(), String> {
         Value::Object(fields) => fields.values().try_for_each(check),
         Value::Array(options) => options.iter().try_for_each(|option| match option {
             Value::Object(matcher) => {
-                let known = ["prefix", "suffix", "anything-but", "exists", "equals-ignore-case"];
+                let known = [
+                    "prefix",
+                    "suffix",
+                    "anything-but",
+                    "exists",
+                    "equals-ignore-case",
+                ];
                 match matcher.keys().next() {
                     Some(name) if matcher.len() == 1 && known.contains(&name.as_str()) => Ok(()),
                     _ => Err(format!("unsupported matcher {option}")),
@@ -82,8 +88,12 @@ fn matches_leaf(option: &Value, actual: Option<&Value>) -> bool {
             let text = actual.and_then(Value::as_str);
             match name.as_str() {
                 "exists" => argument.as_bool() == Some(actual.is_some()),
-                "prefix" => text.zip(argument.as_str()).is_some_and(|(t, p)| t.starts_with(p)),
-                "suffix" => text.zip(argument.as_str()).is_some_and(|(t, s)| t.ends_with(s)),
+                "prefix" => text
+                    .zip(argument.as_str())
+                    .is_some_and(|(t, p)| t.starts_with(p)),
+                "suffix" => text
+                    .zip(argument.as_str())
+                    .is_some_and(|(t, s)| t.ends_with(s)),
                 "equals-ignore-case" => text
                     .zip(argument.as_str())
                     .is_some_and(|(t, e)| t.eq_ignore_ascii_case(e)),
@@ -136,14 +146,23 @@ mod tests {
     fn any_pattern_may_pass_a_record() {
         let a = FilterPattern::parse(r#"{"eventName":["INSERT"]}"#).unwrap();
         let b = FilterPattern::parse(r#"{"eventName":["REMOVE"]}"#).unwrap();
-        assert!(passes(&[a.clone(), b.clone()], &json!({"eventName": "REMOVE"})));
+        assert!(passes(
+            &[a.clone(), b.clone()],
+            &json!({"eventName": "REMOVE"})
+        ));
         assert!(!passes(&[a, b], &json!({"eventName": "MODIFY"})));
         assert!(passes(&[], &json!({})));
     }
 
     #[test]
     fn bad_patterns_are_rejected() {
-        for bad in ["[1]", r#"{"a": 1}"#, r#"{"a": [{"numeric": [">", 1]}]}"#, "{", r#"{"a":[[1]]}"#] {
+        for bad in [
+            "[1]",
+            r#"{"a": 1}"#,
+            r#"{"a": [{"numeric": [">", 1]}]}"#,
+            "{",
+            r#"{"a":[[1]]}"#,
+        ] {
             assert!(FilterPattern::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,3 +5,4 @@ pub mod emulator;
 pub mod event_source;
 pub mod filter;
 pub mod stream_poller;
+pub mod system;

@@ -65,7 +65,12 @@ pub struct StreamPoller {
 }
 
 impl StreamPoller {
-    pub fn new(client: Client, stream_arn: impl Into<String>, region: impl Into<String>, settings: EventSourceSettings) -> Self {
+    pub fn new(
+        client: Client,
+        stream_arn: impl Into<String>,
+        region: impl Into<String>,
+        settings: EventSourceSettings,
+    ) -> Self {
         Self {
             client,
             stream_arn: stream_arn.into(),
@@ -115,7 +120,12 @@ impl StreamPoller {
             .map_err(|e| self.error(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
         let shards: Vec<String> = description
             .stream_description()
-            .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
+            .map(|d| {
+                d.shards()
+                    .iter()
+                    .filter_map(|s| s.shard_id().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut read = 0;
         for shard in shards {
@@ -165,7 +175,10 @@ impl StreamPoller {
             .await
             .map_err(|e| self.error(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
         let records = output.records.unwrap_or_default();
-        let Some(last) = records.last().and_then(|r| r.dynamodb()?.sequence_number().map(str::to_owned)) else {
+        let Some(last) = records
+            .last()
+            .and_then(|r| r.dynamodb()?.sequence_number().map(str::to_owned))
+        else {
             return Ok(0);
         };
         self.stats.records_read += records.len();
@@ -193,7 +206,8 @@ impl StreamPoller {
         while !pending.is_empty() {
             size = size.clamp(1, pending.len());
             let batch = &pending[..size];
-            let event = json!({ "Records": batch.iter().map(|d| d.json.clone()).collect::<Vec<_>>() });
+            let event =
+                json!({ "Records": batch.iter().map(|d| d.json.clone()).collect::<Vec<_>>() });
             self.stats.invocations += 1;
             let handled = match invoke(event).await {
                 Invocation::Response(response) => {
@@ -201,7 +215,10 @@ impl StreamPoller {
                     match failed {
                         None => size,
                         Some(index) => {
-                            debug!(index, "batch item failure: retrying from its sequence number");
+                            debug!(
+                                index,
+                                "batch item failure: retrying from its sequence number"
+                            );
                             index
                         }
                     }
@@ -227,9 +244,17 @@ impl StreamPoller {
             self.stats.retries += 1;
             let oldest = pending[0].created_at;
             let age = (Utc::now() - oldest).to_std().unwrap_or_default();
-            let condition = if self.settings.maximum_retry_attempts.is_some_and(|max| retries > max) {
+            let condition = if self
+                .settings
+                .maximum_retry_attempts
+                .is_some_and(|max| retries > max)
+            {
                 Some("RetryAttemptsExhausted")
-            } else if self.settings.maximum_record_age.is_some_and(|max| age > max) {
+            } else if self
+                .settings
+                .maximum_record_age
+                .is_some_and(|max| age > max)
+            {
                 Some("RecordAgeExceeded")
             } else {
                 None
@@ -252,7 +277,9 @@ impl StreamPoller {
         if !self.settings.report_batch_item_failures {
             return None;
         }
-        let failures = response.get("batchItemFailures").and_then(Value::as_array)?;
+        let failures = response
+            .get("batchItemFailures")
+            .and_then(Value::as_array)?;
         if failures.is_empty() {
             return None;
         }
@@ -269,11 +296,21 @@ impl StreamPoller {
         indexes.into_iter().flatten().min()
     }
 
-    fn send_on_failure(&mut self, shard: &str, dropped: &[Delivered], condition: &str, attempts: u32) {
+    fn send_on_failure(
+        &mut self,
+        shard: &str,
+        dropped: &[Delivered],
+        condition: &str,
+        attempts: u32,
+    ) {
         let (Some(first), Some(last)) = (dropped.first(), dropped.last()) else {
             return;
         };
-        warn!(condition, records = dropped.len(), "batch given up: sending it to the OnFailure destination");
+        warn!(
+            condition,
+            records = dropped.len(),
+            "batch given up: sending it to the OnFailure destination"
+        );
         self.stats.records_sent_to_on_failure += dropped.len();
         self.on_failure.push(json!({
             "requestContext": {
@@ -320,7 +357,10 @@ fn lambda_record(record: &Record, stream_arn: &str, region: &str) -> Option<Deli
     event.aws_region = record.aws_region().unwrap_or(region).to_owned();
     event.change = stream_record;
     event.event_id = record.event_id().unwrap_or_default().to_owned();
-    event.event_name = record.event_name().map(|n| n.as_str().to_owned()).unwrap_or_default();
+    event.event_name = record
+        .event_name()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
     event.event_source = Some(record.event_source().unwrap_or("aws:dynamodb").to_owned());
     event.event_version = Some(record.event_version().unwrap_or("1.1").to_owned());
     event.event_source_arn = Some(stream_arn.to_owned());
@@ -328,7 +368,11 @@ fn lambda_record(record: &Record, stream_arn: &str, region: &str) -> Option<Deli
     // Lambda omits absent images rather than sending empty ones.
     if let Some(change) = json.get_mut("dynamodb").and_then(Value::as_object_mut) {
         for image in ["NewImage", "OldImage"] {
-            if change.get(image).and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+            if change
+                .get(image)
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+            {
                 change.remove(image);
             }
         }

@@ -15,6 +15,10 @@ use super::sts::RoleCredentials;
 use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
 use crate::stack::{ObservedStack, StackStatus};
 
+/// (account, region, tenant)
+type ClientKey = (String, String, String);
+type AccessKeyId = String;
+
 pub struct CloudFormationStacks {
     base: SdkConfig,
     credentials: Arc<RoleCredentials>,
@@ -22,11 +26,15 @@ pub struct CloudFormationStacks {
     /// Off only for emulators that do not implement UpdateTerminationProtection (moto).
     termination_protection: bool,
     /// Clients per (account, region, tenant), rebuilt when the credentials change.
-    clients: Mutex<HashMap<(String, String, String), (String, Client)>>,
+    clients: Mutex<HashMap<ClientKey, (AccessKeyId, Client)>>,
 }
 
 impl CloudFormationStacks {
-    pub fn new(base: SdkConfig, credentials: Arc<RoleCredentials>, termination_protection: bool) -> Self {
+    pub fn new(
+        base: SdkConfig,
+        credentials: Arc<RoleCredentials>,
+        termination_protection: bool,
+    ) -> Self {
         Self {
             base,
             credentials,
@@ -149,7 +157,10 @@ impl Stacks for CloudFormationStacks {
                 .parameters()
                 .iter()
                 .filter_map(|p| {
-                    Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned()))
+                    Some((
+                        p.parameter_key()?.to_owned(),
+                        p.parameter_value()?.to_owned(),
+                    ))
                 })
                 .collect(),
         }))
@@ -216,7 +227,11 @@ impl Stacks for CloudFormationStacks {
                 .unwrap_or(false),
             Err(e) => {
                 let error = classify(&e);
-                return if is_missing_stack(&error) { Ok(()) } else { Err(error) };
+                return if is_missing_stack(&error) {
+                    Ok(())
+                } else {
+                    Err(error)
+                };
             }
         };
         // Termination protection guards tenants from everyone but the control plane's own delete.
@@ -273,9 +288,13 @@ impl Stacks for CloudFormationStacks {
                 !(event.logical_resource_id() == Some(at.location.stack_name.as_str())
                     && event.resource_status().is_some_and(|s| {
                         let s = s.as_str();
-                        s == "CREATE_IN_PROGRESS" || s == "UPDATE_IN_PROGRESS" || s == "DELETE_IN_PROGRESS"
+                        s == "CREATE_IN_PROGRESS"
+                            || s == "UPDATE_IN_PROGRESS"
+                            || s == "DELETE_IN_PROGRESS"
                     })
-                    && event.resource_status_reason().is_some_and(|r| r.starts_with("User Initiated")))
+                    && event
+                        .resource_status_reason()
+                        .is_some_and(|r| r.starts_with("User Initiated")))
             })
             .filter(|event| {
                 event

@@ -49,7 +49,9 @@ impl AwsFailure {
         let healing = match error {
             SdkError::ServiceError(context) => {
                 if context.raw().http_status() >= 500
-                    || code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                    || code
+                        .as_deref()
+                        .is_some_and(|c| TRANSIENT_CODES.contains(&c))
                 {
                     Healing::Transient
                 } else {

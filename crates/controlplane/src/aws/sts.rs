@@ -111,7 +111,8 @@ impl RoleCredentials {
         {
             return Ok(cached.clone());
         }
-        let request = assume_role_request(&self.role_name, &self.external_ids, account_id, tenant_id);
+        let request =
+            assume_role_request(&self.role_name, &self.external_ids, account_id, tenant_id);
         self.assume_calls.fetch_add(1, Ordering::Relaxed);
         let output = self
             .client
@@ -160,7 +161,10 @@ mod tests {
         let a = ids.for_account("111111111111");
         assert_eq!(a, ids.for_account("111111111111"));
         assert_ne!(a, ids.for_account("222222222222"));
-        assert_ne!(a, ExternalIds::new(b"key-two".to_vec()).for_account("111111111111"));
+        assert_ne!(
+            a,
+            ExternalIds::new(b"key-two".to_vec()).for_account("111111111111")
+        );
         assert!(a.starts_with("tcp-") && a.len() == 68, "{a}");
         assert!(!format!("{ids:?}").contains("key-one"));
     }
@@ -169,7 +173,10 @@ mod tests {
     fn assume_role_request_names_the_account_role_and_tenant() {
         let ids = ExternalIds::new(b"k".to_vec());
         let request = assume_role_request("TenantControlRole", &ids, "111111111111", "gs1234");
-        assert_eq!(request.role_arn, "arn:aws:iam::111111111111:role/TenantControlRole");
+        assert_eq!(
+            request.role_arn,
+            "arn:aws:iam::111111111111:role/TenantControlRole"
+        );
         assert_eq!(request.session_name, "tenant-gs1234");
         assert_eq!(request.external_id, ids.for_account("111111111111"));
         let long = assume_role_request("R", &ids, "111111111111", &"a".repeat(80));

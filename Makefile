@@ -1,0 +1,61 @@
+# Two commands on a fresh machine: `make up` (the whole system on a local AWS emulator) and
+# `make test` (every test). Both install what they need: Python tools go into a project-local
+# venv; Rust builds go to a persistent CARGO_TARGET_DIR outside the clone.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
+export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
+CARGO ?= cargo
+
+.PHONY: help up test venv toolchain build fmt fmt-check clippy unit-tests lint-templates clean
+
+help:
+	@echo "make up     run the control plane locally on moto server"
+	@echo "make test   run every test (unit, emulator, lint)"
+
+## Tools -------------------------------------------------------------------------------------------
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-local.txt
+	@command -v $(PYTHON) >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	@touch $@
+
+toolchain:
+	@command -v $(CARGO) >/dev/null || { echo "cargo is required: install rustup (https://rustup.rs)"; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+## Build and test ----------------------------------------------------------------------------------
+
+build: toolchain
+	$(CARGO) build --workspace --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check: toolchain
+	$(CARGO) fmt --all -- --check
+
+clippy: toolchain
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+lint-templates: venv
+	$(VENV)/bin/cfn-lint template.yaml templates/*.yaml
+
+test: venv toolchain fmt-check clippy lint-templates
+	$(CARGO) test --workspace
+
+## Run -----------------------------------------------------------------------------------------------
+
+up: venv toolchain
+	$(CARGO) run --quiet -p local --bin local-system -- $(if $(DEMO),--demo,)
+
+clean:
+	rm -rf $(VENV)

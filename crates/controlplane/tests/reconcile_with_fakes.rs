@@ -1,0 +1,1420 @@
+//! The reconcile loop and the stream handler against the in-memory fakes: the table
+//! (`InMemoryStore`), CloudFormation (`FakeStacks`) and the shipped sample template.
+//!
+//! Records are built exactly as Lambda delivers DynamoDB stream records. The handler re-reads the
+//! table, so each test puts the SPEC row in the store as it would be when the batch is handled;
+//! the records only name the tenant.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_dynamo::Item;
+use serde_json::{Value, json};
+
+use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
+use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
+use controlplane::ports::{
+    StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
+};
+use controlplane::reconcile::{Outcome, Reconciler, Settings, rfc3339};
+use controlplane::spec::{TenantKey, TenantSpec};
+use controlplane::stack::{ObservedStack, StackStatus};
+use controlplane::status::{Operation, StackLocation, Status, TenantStatus};
+use controlplane::stream::{BatchReport, SkippedRecord, StreamSettings, handle_batch};
+use controlplane::template_source::{BundledTemplates, SAMPLE_TEMPLATE};
+
+const REGION: &str = "eu-west-1";
+const ACCOUNT: &str = "111111111111";
+/// The `ApproximateCreationDateTime` of records unless a test says otherwise.
+const RECORD_TIME: i64 = 1_700_000_000;
+const SEED: &str = "gs1234";
+
+// ------------------------------------------------------------------------------------------------
+// Harness
+// ------------------------------------------------------------------------------------------------
+
+/// Every call the reconciler makes on the stacks port, describe and failure_reason included,
+/// passed on to the fake CloudFormation.
+struct Spy {
+    inner: Arc<FakeStacks>,
+    calls: Mutex<Vec<(String, StackLocation)>>,
+}
+
+impl Spy {
+    fn note(&self, operation: &str, at: &StackTarget) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((operation.to_owned(), at.location.clone()));
+    }
+}
+
+#[async_trait]
+impl Stacks for Spy {
+    async fn describe(&self, at: &StackTarget) -> Result<Option<ObservedStack>, StackError> {
+        self.note("describe", at);
+        self.inner.describe(at).await
+    }
+    async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
+        self.note("create", at);
+        self.inner.create(at, request).await
+    }
+    async fn update(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<UpdateStarted, StackError> {
+        self.note("update", at);
+        self.inner.update(at, request).await
+    }
+    async fn delete(&self, at: &StackTarget, token: &str) -> Result<(), StackError> {
+        self.note("delete", at);
+        self.inner.delete(at, token).await
+    }
+    async fn continue_update_rollback(
+        &self,
+        at: &StackTarget,
+        token: &str,
+    ) -> Result<(), StackError> {
+        self.note("continue_update_rollback", at);
+        self.inner.continue_update_rollback(at, token).await
+    }
+    async fn failure_reason(&self, at: &StackTarget) -> Result<Option<String>, StackError> {
+        self.note("failure_reason", at);
+        self.inner.failure_reason(at).await
+    }
+}
+
+struct World {
+    store: Arc<InMemoryStore>,
+    stacks: Arc<FakeStacks>,
+    spy: Arc<Spy>,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    reconciler: Reconciler,
+    stream: StreamSettings,
+}
+
+impl World {
+    fn new() -> Self {
+        let store = Arc::new(InMemoryStore::default());
+        let stacks = Arc::new(FakeStacks::default());
+        let spy = Arc::new(Spy {
+            inner: stacks.clone(),
+            calls: Mutex::new(Vec::new()),
+        });
+        // Ten seconds after the records were written: young records.
+        let clock = Arc::new(Mutex::new(at(RECORD_TIME + 10)));
+        let read = clock.clone();
+        let reconciler = Reconciler::new(
+            store.clone(),
+            spy.clone(),
+            Arc::new(BundledTemplates::sample().expect("the sample template parses")),
+            Settings::new(REGION),
+        )
+        .with_clock(Arc::new(move || *read.lock().unwrap()));
+        Self {
+            store,
+            stacks,
+            spy,
+            clock,
+            reconciler,
+            stream: StreamSettings::default(),
+        }
+    }
+
+    fn set_now(&self, time: DateTime<Utc>) {
+        *self.clock.lock().unwrap() = time;
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        *self.clock.lock().unwrap()
+    }
+
+    /// Writes a SPEC row to the table (what the writer did before the batch is handled).
+    fn put(&self, image: &Value) {
+        let pk = image["pk"]["S"].as_str().expect("pk");
+        let item: Item = serde_json::from_value(image.clone()).expect("a DynamoDB item");
+        self.store
+            .put_spec(&TenantKey::from_pk(pk).expect("tenant pk"), item);
+    }
+
+    fn remove(&self, tenant: &str) {
+        self.store.delete_spec(&key(tenant));
+    }
+
+    async fn handle(&self, records: Vec<Value>) -> BatchReport {
+        handle_batch(
+            &self.reconciler,
+            &self.stream,
+            &json!({ "Records": records }),
+        )
+        .await
+    }
+
+    async fn reconcile(&self, tenant: &str) -> Outcome {
+        self.reconciler
+            .reconcile(&key(tenant))
+            .await
+            .expect("no transient error")
+    }
+
+    fn status(&self, tenant: &str) -> TenantStatus {
+        self.store
+            .status(&key(tenant))
+            .unwrap_or_else(|| panic!("{tenant} has no STATUS"))
+    }
+
+    fn stack(&self, tenant: &str) -> controlplane::fakes::FakeStack {
+        self.stacks
+            .stack(&location(ACCOUNT, tenant))
+            .unwrap_or_else(|| panic!("{tenant} has no stack"))
+    }
+
+    /// Every stacks-port call made for a tenant's stack (any account), in order.
+    fn calls_for(&self, tenant: &str) -> Vec<String> {
+        let name = format!("tenant-{tenant}");
+        self.spy
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.stack_name == name)
+            .map(|(op, _)| op.clone())
+            .collect()
+    }
+
+    /// The calls of one kind for a tenant (attempts included, even those the fake refused).
+    fn count(&self, tenant: &str, operation: &str) -> usize {
+        self.calls_for(tenant)
+            .iter()
+            .filter(|op| *op == operation)
+            .count()
+    }
+
+    fn mutating_calls(&self, tenant: &str) -> Vec<String> {
+        self.calls_for(tenant)
+            .into_iter()
+            .filter(|op| op != "describe" && op != "failure_reason")
+            .collect()
+    }
+
+    /// Brings a tenant to `ready` with the seed row (or the given image).
+    async fn ready_with(&self, image: &Value) {
+        let tenant = image["tenant_id"]["S"].as_str().unwrap().to_owned();
+        self.put(image);
+        let report = self.handle(vec![insert(&tenant, "100", image)]).await;
+        assert!(report.response.batch_item_failures.is_empty());
+        assert_eq!(self.status(&tenant).status, Status::Ready, "{tenant} ready");
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(seconds, 0).unwrap()
+}
+
+fn key(tenant: &str) -> TenantKey {
+    TenantKey::new(tenant)
+}
+
+fn location(account: &str, tenant: &str) -> StackLocation {
+    StackLocation {
+        account_id: account.into(),
+        region: REGION.into(),
+        stack_name: format!("tenant-{tenant}"),
+    }
+}
+
+/// A SPEC item in DynamoDB JSON, as in the table and in a record's images.
+fn spec_image(tenant: &str, account: &str, config: Value) -> Value {
+    json!({
+        "pk": {"S": format!("TENANT#{tenant}")},
+        "sk": {"S": "SPEC"},
+        "tenant_id": {"S": tenant},
+        "account_id": {"S": account},
+        "config": {"M": config},
+        "created_at": {"S": "2023-05-13T14:06:33Z"},
+    })
+}
+
+fn seed_config(player_count: &str) -> Value {
+    json!({
+        "difficulty": {"S": "peaceful"},
+        "player_count": {"N": player_count},
+        "seed": {"S": "bailao9SheeSi1i"},
+    })
+}
+
+/// The seed row: tenant gs1234, difficulty=peaceful, player_count=5, seed=bailao9SheeSi1i.
+fn seed_image() -> Value {
+    spec_image(SEED, ACCOUNT, seed_config("5"))
+}
+
+fn with_attr(mut image: Value, name: &str, value: Value) -> Value {
+    image[name] = value;
+    image
+}
+
+/// One stream record exactly as Lambda delivers it.
+fn record_at(
+    event_name: &str,
+    tenant: &str,
+    sk: &str,
+    sequence: &str,
+    created: i64,
+    new_image: Option<&Value>,
+    old_image: Option<&Value>,
+) -> Value {
+    let mut change = json!({
+        "ApproximateCreationDateTime": created as f64,
+        "Keys": {"pk": {"S": format!("TENANT#{tenant}")}, "sk": {"S": sk}},
+        "SequenceNumber": sequence,
+        "SizeBytes": 100,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if let Some(image) = new_image {
+        change["NewImage"] = image.clone();
+    }
+    if let Some(image) = old_image {
+        change["OldImage"] = image.clone();
+    }
+    json!({
+        "eventID": format!("event-{tenant}-{sequence}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": change,
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/tenants/stream/2024-01-01T00:00:00.000",
+    })
+}
+
+fn insert(tenant: &str, sequence: &str, image: &Value) -> Value {
+    record_at(
+        "INSERT",
+        tenant,
+        "SPEC",
+        sequence,
+        RECORD_TIME,
+        Some(image),
+        None,
+    )
+}
+
+fn modify(tenant: &str, sequence: &str, old: &Value, new: &Value) -> Value {
+    record_at(
+        "MODIFY",
+        tenant,
+        "SPEC",
+        sequence,
+        RECORD_TIME,
+        Some(new),
+        Some(old),
+    )
+}
+
+fn remove(tenant: &str, sequence: &str, old: &Value) -> Value {
+    record_at(
+        "REMOVE",
+        tenant,
+        "SPEC",
+        sequence,
+        RECORD_TIME,
+        None,
+        Some(old),
+    )
+}
+
+fn failures(report: &BatchReport) -> Vec<String> {
+    report
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap_or_default())
+        .collect()
+}
+
+/// The fingerprint the reconciler records for an image (unpinned: template v1, default region).
+fn fingerprint_of(image: &Value) -> String {
+    let tenant = image["tenant_id"]["S"].as_str().unwrap();
+    let item: Item = serde_json::from_value(image.clone()).unwrap();
+    let spec = TenantSpec::parse(&key(tenant), &item).expect("a valid SPEC");
+    fingerprint(&spec, REGION, "v1")
+}
+
+fn params(stack: &ObservedStack) -> BTreeMap<&str, &str> {
+    stack
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Provisioning
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_seed_row_becomes_a_ready_stack() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+
+    assert!(failures(&report).is_empty());
+    assert!(report.skipped.is_empty());
+    assert_eq!(
+        report.outcomes.get(&key(SEED)),
+        Some(&Ok(Outcome::Converged(Some(Status::Ready))))
+    );
+
+    let stack = w.stack(SEED);
+    assert_eq!(stack.observed.status, StackStatus::CreateComplete);
+    assert_eq!(
+        params(&stack.observed),
+        BTreeMap::from([
+            ("Difficulty", "peaceful"),
+            ("PlayerCount", "5"),
+            ("Seed", "bailao9SheeSi1i"),
+            ("TenantId", SEED),
+        ])
+    );
+    assert!(
+        stack.termination_protection,
+        "created with termination protection"
+    );
+    assert!(
+        stack.tags.contains(&("tenant-id".into(), SEED.into())),
+        "{:?}",
+        stack.tags
+    );
+    assert!(
+        stack
+            .tags
+            .contains(&("managed-by".into(), "tenant-control-plane".into())),
+        "{:?}",
+        stack.tags
+    );
+    assert!(
+        stack
+            .tags
+            .contains(&("template-version".into(), "v1".into()))
+    );
+    assert_eq!(stack.template_body, SAMPLE_TEMPLATE);
+
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.tenant_id, SEED);
+    assert_eq!(status.reason, None);
+    assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&image)));
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
+    assert_eq!(
+        status.stack_id.as_deref(),
+        Some(stack.observed.stack_id.as_str())
+    );
+    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(status.template_version.as_deref(), Some("v1"));
+    assert_eq!(status.operation, Some(Operation::Create));
+    assert_eq!(status.attempts, 1);
+    assert_eq!(status.outputs, stack.observed.outputs);
+    assert_eq!(
+        status.outputs.get("PlayerCountEcho").map(String::as_str),
+        Some("5")
+    );
+    assert_eq!(status.updated_at, rfc3339(w.now()));
+    // The intent, then the terminal state.
+    assert_eq!(w.store.status_writes(), 2);
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+}
+
+#[tokio::test]
+async fn a_region_in_the_spec_places_the_stack_there() {
+    let w = World::new();
+    let image = with_attr(seed_image(), "region", json!({"S": "us-west-2"}));
+    w.put(&image);
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    let there = StackLocation {
+        region: "us-west-2".into(),
+        ..location(ACCOUNT, SEED)
+    };
+    assert_eq!(w.stacks.live_stacks(), [there.clone()]);
+    assert_eq!(w.status(SEED).location, Some(there));
+    assert_eq!(w.status(SEED).status, Status::Ready);
+}
+
+#[tokio::test]
+async fn duplicate_records_create_once() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    let record = insert(SEED, "100", &image);
+
+    // The same record twice in one batch: one reconcile.
+    let report = w.handle(vec![record.clone(), record.clone()]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(report.outcomes.len(), 1);
+    assert_eq!(w.count(SEED, "create"), 1);
+    let after_first = w.status(SEED);
+    let writes = w.store.status_writes();
+
+    // The same batch delivered again: converged, nothing called, nothing written.
+    let report = w.handle(vec![record.clone(), record]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(
+        report.outcomes.get(&key(SEED)),
+        Some(&Ok(Outcome::Converged(Some(Status::Ready))))
+    );
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+    assert_eq!(w.store.status_writes(), writes);
+    assert_eq!(w.status(SEED), after_first);
+    assert_eq!(w.stacks.live_stacks().len(), 1);
+}
+
+#[tokio::test]
+async fn out_of_order_and_stale_records_follow_the_latest_spec() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.ready_with(&v1).await;
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("6"));
+    let v3 = spec_image(SEED, ACCOUNT, seed_config("7"));
+
+    // By the time the batch is handled the table holds v3; the records arrive late, newest first.
+    w.put(&v3);
+    let report = w
+        .handle(vec![
+            modify(SEED, "300", &v2, &v3),
+            modify(SEED, "200", &v1, &v2),
+        ])
+        .await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "update"), 1);
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "7");
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&v3)));
+
+    // A stale record (v1 -> v2) redelivered later changes nothing.
+    let writes = w.store.status_writes();
+    let report = w.handle(vec![modify(SEED, "200", &v1, &v2)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "update"), 1);
+    assert_eq!(w.store.status_writes(), writes);
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "7");
+    assert_eq!(w.status(SEED).spec_fingerprint, Some(fingerprint_of(&v3)));
+}
+
+#[tokio::test]
+async fn remove_before_the_insert_is_handled_creates_nothing() {
+    let w = World::new();
+    let image = spec_image("beta-co", ACCOUNT, json!({}));
+    // The SPEC was written and deleted before the batch with both records is handled.
+    let report = w
+        .handle(vec![
+            insert("beta-co", "100", &image),
+            remove("beta-co", "101", &image),
+        ])
+        .await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(
+        report.outcomes.get(&key("beta-co")),
+        Some(&Ok(Outcome::Converged(None)))
+    );
+    assert!(
+        w.calls_for("beta-co").is_empty(),
+        "{:?}",
+        w.calls_for("beta-co")
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+    assert!(w.store.status(&key("beta-co")).is_none());
+    assert_eq!(w.store.status_writes(), 0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Update and delete
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_config_change_updates_once_and_an_unchanged_rewrite_does_nothing() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.ready_with(&v1).await;
+    let stack_id = w.stack(SEED).observed.stack_id;
+
+    let v2 = spec_image(
+        SEED,
+        ACCOUNT,
+        json!({"difficulty": {"S": "hard"}, "player_count": {"N": "8"}, "seed": {"S": "bailao9SheeSi1i"}}),
+    );
+    w.put(&v2);
+    let report = w.handle(vec![modify(SEED, "200", &v1, &v2)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "update"), 1);
+    assert_eq!(w.count(SEED, "create"), 1);
+    let stack = w.stack(SEED);
+    assert_eq!(stack.observed.stack_id, stack_id, "updated in place");
+    assert_eq!(stack.observed.status, StackStatus::UpdateComplete);
+    assert_eq!(params(&stack.observed)["Difficulty"], "hard");
+    assert_eq!(params(&stack.observed)["PlayerCount"], "8");
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&v2)));
+    assert_ne!(status.spec_fingerprint, Some(fingerprint_of(&v1)));
+    assert_eq!(status.operation, Some(Operation::Update));
+    assert_eq!(status.stack_status.as_deref(), Some("UPDATE_COMPLETE"));
+    assert_eq!(status.outputs["DifficultyEcho"], "hard");
+
+    // Rewritten with the same content (only who wrote it differs): no update, no write.
+    let writes = w.store.status_writes();
+    let rewrite = with_attr(v2.clone(), "updated_by", json!({"S": "alice"}));
+    w.put(&rewrite);
+    let report = w.handle(vec![modify(SEED, "300", &v2, &rewrite)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "update"), 1);
+    assert_eq!(w.store.status_writes(), writes);
+    assert_eq!(w.status(SEED).spec_fingerprint, Some(fingerprint_of(&v2)));
+}
+
+#[tokio::test]
+async fn removing_the_spec_deletes_the_stack() {
+    let w = World::new();
+    let image = seed_image();
+    w.ready_with(&image).await;
+
+    w.remove(SEED);
+    let report = w.handle(vec![remove(SEED, "200", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(
+        report.outcomes.get(&key(SEED)),
+        Some(&Ok(Outcome::Converged(Some(Status::Deleted))))
+    );
+    assert_eq!(w.mutating_calls(SEED), ["create", "delete"]);
+    let stack = w.stack(SEED);
+    assert_eq!(stack.observed.status, StackStatus::DeleteComplete);
+    assert!(
+        !stack.termination_protection,
+        "protection turned off for the delete"
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Deleted);
+    assert_eq!(
+        status.spec_fingerprint.as_deref(),
+        Some(REMOVED_FINGERPRINT)
+    );
+    assert!(status.outputs.is_empty());
+    assert_eq!(status.stack_status.as_deref(), Some("DELETE_COMPLETE"));
+    // Where the stack was stays recorded.
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
+
+    // The REMOVE delivered again: nothing more.
+    let writes = w.store.status_writes();
+    let report = w.handle(vec![remove(SEED, "200", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "delete"), 1);
+    assert_eq!(w.store.status_writes(), writes);
+
+    // The tenant comes back: a new stack.
+    w.put(&image);
+    let report = w.handle(vec![insert(SEED, "300", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status(SEED).status, Status::Ready);
+    assert_eq!(w.count(SEED, "create"), 2);
+    assert_eq!(w.stacks.live_stacks().len(), 1);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Poison and invalid rows
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn poison_records_never_fail_the_batch() {
+    let w = World::new();
+    let seed = seed_image();
+    let beta = spec_image("beta-co", ACCOUNT, json!({"player_count": {"N": "2"}}));
+    let broken = spec_image("broken-img", ACCOUNT, json!({}));
+    w.put(&seed);
+    w.put(&beta);
+    w.put(&broken);
+
+    // A NewImage that is not DynamoDB JSON, under valid Keys.
+    let bad_image = json!({"pk": {"S": "TENANT#broken-img"}, "config": {"WAT": [1, 2]}});
+    let records = vec![
+        json!({"garbage": true, "dynamodb": 42}),
+        insert(SEED, "100", &seed),
+        record_at(
+            "INSERT",
+            "broken-img",
+            "SPEC",
+            "101",
+            RECORD_TIME,
+            Some(&bad_image),
+            None,
+        ),
+        record_at(
+            "MODIFY",
+            SEED,
+            "STATUS",
+            "102",
+            RECORD_TIME,
+            Some(&json!({"pk": {"S": "TENANT#gs1234"}})),
+            None,
+        ),
+        json!("not even an object"),
+        insert("beta-co", "103", &beta),
+    ];
+    let report = w.handle(records).await;
+
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    assert_eq!(w.status(SEED).status, Status::Ready);
+    assert_eq!(w.status("beta-co").status, Status::Ready);
+    // The record with the bad image still names its tenant, reconciled from the table.
+    assert_eq!(w.status("broken-img").status, Status::Ready);
+    assert_eq!(report.outcomes.len(), 3);
+    assert_eq!(w.count(SEED, "create"), 1);
+
+    assert_eq!(report.skipped.len(), 3, "{:?}", report.skipped);
+    assert!(matches!(
+        report.skipped[0],
+        SkippedRecord::Undecodable { index: 0, .. }
+    ));
+    assert_eq!(
+        report.skipped[1],
+        SkippedRecord::NotASpec {
+            index: 3,
+            pk: "TENANT#gs1234".into(),
+            sk: "STATUS".into()
+        }
+    );
+    assert!(matches!(
+        report.skipped[2],
+        SkippedRecord::Undecodable { index: 4, .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_event_without_records_does_nothing() {
+    let w = World::new();
+    let report = handle_batch(&w.reconciler, &w.stream, &json!({"foo": []})).await;
+    assert!(report.outcomes.is_empty());
+    assert!(failures(&report).is_empty());
+    let report = w.handle(vec![]).await;
+    assert!(report.outcomes.is_empty());
+    assert!(w.spy.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_specs_fail_with_the_field_and_touch_no_stack() {
+    let w = World::new();
+    let good = seed_image();
+    let bad_account = spec_image("bad-account", "12345", seed_config("5"));
+    let bad_key = spec_image("bad-key", ACCOUNT, json!({"colour": {"S": "red"}}));
+    let bad_value = spec_image(
+        "bad-value",
+        ACCOUNT,
+        json!({"difficulty": {"S": "nightmare"}}),
+    );
+    for image in [&good, &bad_account, &bad_key, &bad_value] {
+        w.put(image);
+    }
+    let records = vec![
+        insert("bad-account", "100", &bad_account),
+        insert(SEED, "101", &good),
+        insert("bad-key", "102", &bad_key),
+        insert("bad-value", "103", &bad_value),
+    ];
+    let report = w.handle(records.clone()).await;
+    assert!(failures(&report).is_empty());
+
+    assert_eq!(w.status(SEED).status, Status::Ready);
+    for (tenant, field, words) in [
+        ("bad-account", "account_id", "must be exactly 12 digits"),
+        ("bad-key", "config.colour", "has no parameter Colour"),
+        ("bad-value", "config.difficulty", "must be one of"),
+    ] {
+        let status = w.status(tenant);
+        assert_eq!(status.status, Status::Failed, "{tenant}");
+        let reason = status.reason.clone().unwrap_or_default();
+        assert!(reason.starts_with("invalid SPEC: "), "{tenant}: {reason}");
+        assert!(reason.contains(field), "{tenant}: {reason}");
+        assert!(reason.contains(words), "{tenant}: {reason}");
+        assert!(!status.retryable, "{tenant}");
+        assert_eq!(status.spec_fingerprint, None, "{tenant}");
+        assert!(
+            w.calls_for(tenant).is_empty(),
+            "{tenant}: {:?}",
+            w.calls_for(tenant)
+        );
+        match report.outcomes.get(&key(tenant)) {
+            Some(Ok(Outcome::Failed { reason: r })) => assert_eq!(r, &reason),
+            other => panic!("{tenant}: {other:?}"),
+        }
+    }
+    assert_eq!(w.stacks.live_stacks(), [location(ACCOUNT, SEED)]);
+
+    // The same batch again: each failure is recorded once.
+    let writes = w.store.status_writes();
+    let report = w.handle(records).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.store.status_writes(), writes);
+
+    // Fixing a row provisions it.
+    let fixed = spec_image("bad-account", ACCOUNT, seed_config("5"));
+    w.put(&fixed);
+    let report = w
+        .handle(vec![modify("bad-account", "200", &bad_account, &fixed)])
+        .await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status("bad-account").status, Status::Ready);
+    assert_eq!(w.status("bad-account").reason, None);
+}
+
+#[tokio::test]
+async fn an_invalid_spec_over_a_ready_stack_leaves_the_stack_alone() {
+    let w = World::new();
+    let good = seed_image();
+    w.ready_with(&good).await;
+    let before = w.stack(SEED);
+    let bad = spec_image(SEED, ACCOUNT, json!({"player_count": {"S": "many"}}));
+    w.put(&bad);
+    let report = w.handle(vec![modify(SEED, "200", &good, &bad)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.reason.unwrap().contains("config.player_count"));
+    // The stack is still found later: its location stays on STATUS.
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+    assert_eq!(w.stack(SEED).observed, before.observed);
+
+    // Restoring the previous SPEC counts as a change and converges back to ready.
+    w.put(&good);
+    let report = w.handle(vec![modify(SEED, "300", &bad, &good)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status(SEED).status, Status::Ready);
+    assert_eq!(w.status(SEED).spec_fingerprint, Some(fingerprint_of(&good)));
+    assert_eq!(w.count(SEED, "create"), 1);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Transient and permanent errors
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_transient_create_failure_on_a_young_record_is_reported_for_retry() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks
+        .fail_next("create", StackError::Transient("Rate exceeded".into()));
+    // Two records for the tenant: the first (lowest) sequence number is reported.
+    let batch = vec![
+        insert(SEED, "100", &image),
+        modify(SEED, "101", &image, &image),
+    ];
+    let report = w.handle(batch.clone()).await;
+    assert_eq!(failures(&report), ["100"]);
+    match report.outcomes.get(&key(SEED)) {
+        Some(Err(e)) => assert!(e.contains("Rate exceeded"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // The intent is recorded; no stack yet.
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Creating);
+    assert_eq!(status.operation, Some(Operation::Create));
+    assert!(w.stacks.live_stacks().is_empty());
+
+    // Lambda retries the batch: it converges.
+    let report = w.handle(batch).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status(SEED).status, Status::Ready);
+    assert_eq!(w.count(SEED, "create"), 2);
+    assert_eq!(w.stacks.live_stacks().len(), 1);
+}
+
+#[tokio::test]
+async fn a_transient_describe_failure_on_a_young_record_is_reported_for_retry() {
+    let w = World::new();
+    let good = seed_image();
+    let other = spec_image("beta-co", ACCOUNT, json!({}));
+    w.put(&good);
+    w.put(&other);
+    w.stacks.fail_next(
+        "describe",
+        StackError::Transient("AccessDenied: role still propagating".into()),
+    );
+    // Handled one after the other (so the injected fault hits the first tenant reconciled).
+    let report = w.handle(vec![insert("beta-co", "100", &other)]).await;
+    assert_eq!(failures(&report), ["100"]);
+    match report.outcomes.get(&key("beta-co")) {
+        Some(Err(e)) => assert!(e.contains("role still propagating"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing was written or started for it.
+    assert!(w.store.status(&key("beta-co")).is_none());
+    assert!(w.mutating_calls("beta-co").is_empty());
+
+    let report = w
+        .handle(vec![
+            insert("beta-co", "100", &other),
+            insert(SEED, "101", &good),
+        ])
+        .await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status("beta-co").status, Status::Ready);
+    assert_eq!(w.status(SEED).status, Status::Ready);
+}
+
+#[tokio::test]
+async fn a_transient_failure_on_an_old_record_is_recorded_as_retryable() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    // The record is older than the retry window.
+    let now = at(RECORD_TIME + 600);
+    w.set_now(now);
+    assert!(Duration::from_secs(600) > w.stream.retry_window);
+    w.stacks
+        .fail_next("create", StackError::Transient("Rate exceeded".into()));
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    assert!(matches!(report.outcomes.get(&key(SEED)), Some(Err(_))));
+
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.retryable);
+    let next = status.next_attempt_at.clone().expect("next_attempt_at set");
+    let next_time = DateTime::parse_from_rfc3339(&next)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert!(next_time > now, "{next}");
+    let reason = status.reason.clone().unwrap();
+    assert!(reason.contains("Rate exceeded"), "{reason}");
+    assert!(
+        reason.contains(&format!("will retry after {next}")),
+        "{reason}"
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+
+    // Before the next attempt is due, a reconcile leaves it be.
+    let creates = w.count(SEED, "create");
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Failed))
+    );
+    assert_eq!(w.count(SEED, "create"), creates);
+    // Once due, it is tried again and converges.
+    w.set_now(next_time + chrono::Duration::seconds(1));
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.count(SEED, "create"), creates + 1);
+    let status = w.status(SEED);
+    assert!(!status.retryable);
+    assert_eq!(status.next_attempt_at, None);
+    assert_eq!(status.reason, None);
+}
+
+#[tokio::test]
+async fn a_rejected_create_fails_with_cloudformations_words() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    let message = "ValidationError: Template format error: Unresolved resource dependencies";
+    w.stacks
+        .fail_next("create", StackError::Rejected(message.into()));
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(
+        failures(&report).is_empty(),
+        "a permanent failure is not retried by Lambda"
+    );
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert!(!status.retryable);
+    let reason = status.reason.clone().unwrap();
+    assert_eq!(
+        reason,
+        format!("CloudFormation rejected the create: {message}")
+    );
+    assert_eq!(
+        report.outcomes.get(&key(SEED)),
+        Some(&Ok(Outcome::Failed { reason }))
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+
+    // Redelivered: the failure stands until the SPEC changes.
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "create"), 1);
+    assert_eq!(w.status(SEED).status, Status::Failed);
+}
+
+#[tokio::test]
+async fn a_store_conflict_is_retried_until_it_converges() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    // The intent write loses twice, then the final write once.
+    w.store
+        .fail_next_writes([StoreError::Conflict, StoreError::Conflict]);
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.count(SEED, "create"), 1);
+    assert_eq!(w.status(SEED).status, Status::Ready);
+
+    // A conflict on the terminal write of an update (the intent went through while it ran).
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("9"));
+    w.put(&v2);
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    assert!(matches!(w.reconcile(SEED).await, Outcome::InFlight { .. }));
+    assert_eq!(w.status(SEED).status, Status::Updating);
+    w.stacks.finish_in_progress();
+    let writes = w.store.status_writes();
+    w.store.fail_next_writes([StoreError::Conflict]);
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.store.status_writes(), writes + 1);
+    assert_eq!(w.count(SEED, "update"), 1);
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "9");
+    assert_eq!(w.status(SEED).spec_fingerprint, Some(fingerprint_of(&v2)));
+}
+
+#[tokio::test]
+async fn a_concurrent_status_write_wins_and_the_reconcile_decides_again() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    assert!(matches!(w.reconcile(SEED).await, Outcome::InFlight { .. }));
+    // Someone else (another reconcile) moved STATUS on meanwhile: a stale view must lose.
+    let mut newer = w.status(SEED);
+    newer.version += 5;
+    w.store.set_status(&key(SEED), newer.clone());
+    w.stacks.finish_in_progress();
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    let status = w.status(SEED);
+    assert_eq!(status.version, newer.version + 1);
+    assert_eq!(w.count(SEED, "create"), 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_store_is_a_transient_error() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.store
+        .fail_next_loads([StoreError::Unavailable("throttled".into())]);
+    let error = w.reconciler.reconcile(&key(SEED)).await.unwrap_err();
+    assert!(error.0.contains("throttled"), "{error}");
+    assert!(w.calls_for(SEED).is_empty());
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// CloudFormation failure states
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_failed_create_then_a_retry_bump_recreates_the_stack() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks.set_behaviour(
+        "tenant-gs1234",
+        Behaviour::FailCreate {
+            resource_reason: "JobsQueue: Resource limit exceeded".into(),
+        },
+    );
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("the create failed and was rolled back: JobsQueue: Resource limit exceeded")
+    );
+    assert!(!status.retryable);
+    assert_eq!(status.stack_status.as_deref(), Some("ROLLBACK_COMPLETE"));
+    assert!(matches!(
+        report.outcomes.get(&key(SEED)),
+        Some(Ok(Outcome::Failed { reason })) if reason.contains("Resource limit exceeded")
+    ));
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::RollbackComplete);
+
+    // Redelivered: the failure stands.
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+
+    // The cause is fixed and `retry` bumped: delete the failed create, create again.
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Succeed);
+    let bumped = with_attr(image.clone(), "retry", json!({"N": "1"}));
+    w.put(&bumped);
+    let report = w.handle(vec![modify(SEED, "200", &image, &bumped)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.mutating_calls(SEED), ["create", "delete", "create"]);
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.reason, None);
+    assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&bumped)));
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::CreateComplete);
+    assert_eq!(w.stacks.live_stacks().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_update_is_rolled_back_and_reported() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.ready_with(&v1).await;
+    w.stacks.set_behaviour(
+        "tenant-gs1234",
+        Behaviour::FailUpdate {
+            resource_reason: "SettingsParameter: value too long".into(),
+        },
+    );
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("50"));
+    w.put(&v2);
+    let report = w.handle(vec![modify(SEED, "200", &v1, &v2)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("the update failed and was rolled back: SettingsParameter: value too long")
+    );
+    assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&v2)));
+    let stack = w.stack(SEED);
+    assert_eq!(stack.observed.status, StackStatus::UpdateRollbackComplete);
+    assert_eq!(params(&stack.observed)["PlayerCount"], "5", "rolled back");
+
+    // Redelivered: no second update for the same SPEC.
+    let report = w.handle(vec![modify(SEED, "200", &v1, &v2)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "update"), 1);
+
+    // Going back to the previous SPEC makes it ready again. The stack already runs it
+    // ("no updates are to be performed") and still shows UPDATE_ROLLBACK_COMPLETE from the
+    // failed update: that old failure must not be taken for this update's.
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Succeed);
+    w.put(&v1);
+    let report = w.handle(vec![modify(SEED, "300", &v2, &v1)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(
+        report.outcomes.get(&key(SEED)),
+        Some(&Ok(Outcome::Converged(Some(Status::Ready))))
+    );
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.reason, None);
+    assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&v1)));
+    assert_eq!(w.count(SEED, "update"), 2);
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::UpdateRollbackComplete);
+    // And it stays ready.
+    let writes = w.store.status_writes();
+    assert_eq!(w.reconcile(SEED).await, Outcome::Converged(Some(Status::Ready)));
+    assert_eq!(w.store.status_writes(), writes);
+}
+
+#[tokio::test]
+async fn a_retry_bump_after_a_failed_update_with_unchanged_parameters_converges() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.ready_with(&v1).await;
+    w.stacks.set_behaviour(
+        "tenant-gs1234",
+        Behaviour::FailUpdate {
+            resource_reason: "JobsQueue: throttled".into(),
+        },
+    );
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("6"));
+    w.put(&v2);
+    assert!(matches!(w.reconcile(SEED).await, Outcome::Failed { .. }));
+    // Fixed: the same config with `retry` bumped is tried again and, this time, applied.
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Succeed);
+    let bumped = with_attr(v2, "retry", json!({"N": "1"}));
+    w.put(&bumped);
+    assert_eq!(w.reconcile(SEED).await, Outcome::Converged(Some(Status::Ready)));
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "6");
+    assert_eq!(w.count(SEED, "update"), 2);
+}
+
+#[tokio::test]
+async fn a_spec_removed_while_its_create_runs_is_deleted_once_it_ends() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    assert!(matches!(w.reconcile(SEED).await, Outcome::InFlight { .. }));
+    w.remove(SEED);
+    // Busy: no delete yet.
+    assert!(matches!(w.reconcile(SEED).await, Outcome::InFlight { .. }));
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+    w.stacks.finish_in_progress();
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Succeed);
+    assert_eq!(w.reconcile(SEED).await, Outcome::Converged(Some(Status::Deleted)));
+    assert_eq!(w.mutating_calls(SEED), ["create", "delete"]);
+    assert!(w.stacks.live_stacks().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_update_rollback_is_continued_and_ends_failed() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.ready_with(&v1).await;
+    w.stacks.set_behaviour(
+        "tenant-gs1234",
+        Behaviour::FailUpdateRollback {
+            resource_reason: "JobsQueue: cannot restore".into(),
+        },
+    );
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("6"));
+    w.put(&v2);
+    let report = w.handle(vec![modify(SEED, "200", &v1, &v2)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(
+        w.mutating_calls(SEED),
+        ["create", "update", "continue_update_rollback"]
+    );
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("the update failed and was rolled back: JobsQueue: cannot restore")
+    );
+    assert_eq!(
+        w.stack(SEED).observed.status,
+        StackStatus::UpdateRollbackComplete
+    );
+    // Settled: redelivery does nothing more.
+    let report = w.handle(vec![modify(SEED, "200", &v1, &v2)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.mutating_calls(SEED).len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_reported_and_not_repeated() {
+    let w = World::new();
+    let image = seed_image();
+    w.ready_with(&image).await;
+    w.stacks.set_behaviour(
+        "tenant-gs1234",
+        Behaviour::FailDelete {
+            resource_reason: "JobsQueue: queue is not empty".into(),
+        },
+    );
+    w.remove(SEED);
+    let report = w.handle(vec![remove(SEED, "200", &image)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("the delete failed: JobsQueue: queue is not empty")
+    );
+    assert_eq!(
+        status.spec_fingerprint.as_deref(),
+        Some(REMOVED_FINGERPRINT)
+    );
+    let stack = w.stack(SEED);
+    assert_eq!(stack.observed.status, StackStatus::DeleteFailed);
+    assert!(!stack.termination_protection);
+    assert_eq!(w.stacks.live_stacks().len(), 1);
+
+    let report = w.handle(vec![remove(SEED, "200", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.count(SEED, "delete"), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_create_is_finalized_by_a_later_reconcile() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(
+        report.outcomes.get(&key(SEED)),
+        Some(&Ok(Outcome::InFlight {
+            requeue_after: Duration::from_secs(15)
+        }))
+    );
+    assert_eq!(w.status(SEED).status, Status::Creating);
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::CreateInProgress);
+
+    // Still running: wait, no second create.
+    assert!(matches!(w.reconcile(SEED).await, Outcome::InFlight { .. }));
+    assert_eq!(w.count(SEED, "create"), 1);
+
+    w.stacks.finish_in_progress();
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+}
+
+#[tokio::test]
+async fn a_hanging_delete_is_finalized_by_a_later_reconcile() {
+    let w = World::new();
+    let image = seed_image();
+    w.ready_with(&image).await;
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    w.remove(SEED);
+    assert!(matches!(w.reconcile(SEED).await, Outcome::InFlight { .. }));
+    assert_eq!(w.status(SEED).status, Status::Deleting);
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::DeleteInProgress);
+    w.stacks.finish_in_progress();
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Deleted))
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+    assert_eq!(w.count(SEED, "delete"), 1);
+}
+
+#[tokio::test]
+async fn a_stack_left_in_review_is_replaced() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks
+        .seed(&location(ACCOUNT, SEED), StackStatus::ReviewInProgress);
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.mutating_calls(SEED), ["delete", "create"]);
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::CreateComplete);
+}
+
+#[tokio::test]
+async fn a_stack_needing_an_operator_is_failed_once() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks
+        .seed(&location(ACCOUNT, SEED), StackStatus::ImportRollbackFailed);
+    let outcome = w.reconcile(SEED).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { reason } if reason.contains("IMPORT_ROLLBACK_FAILED")),
+        "{outcome:?}"
+    );
+    let writes = w.store.status_writes();
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Failed))
+    );
+    assert_eq!(w.store.status_writes(), writes);
+    assert!(w.mutating_calls(SEED).is_empty());
+}
+
+#[tokio::test]
+async fn moving_a_tenant_to_another_account_is_refused() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.ready_with(&v1).await;
+    let before = w.stack(SEED);
+    let calls_before = w.calls_for(SEED).len();
+
+    let moved = spec_image(SEED, "222222222222", seed_config("5"));
+    w.put(&moved);
+    let report = w.handle(vec![modify(SEED, "200", &v1, &moved)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    let reason = status.reason.clone().unwrap();
+    assert!(reason.contains("cannot change"), "{reason}");
+    assert!(!status.retryable);
+    // Still pointing at the stack that exists.
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
+
+    // Only the recorded stack was looked at; nothing was called anywhere.
+    let new_calls: Vec<_> = w.calls_for(SEED).split_off(calls_before);
+    assert_eq!(new_calls, ["describe"]);
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+    let after = w.stack(SEED);
+    assert_eq!(after.observed, before.observed);
+    assert!(after.termination_protection);
+    assert_eq!(w.stacks.live_stacks(), [location(ACCOUNT, SEED)]);
+
+    // Recorded once.
+    let writes = w.store.status_writes();
+    let report = w.handle(vec![modify(SEED, "200", &v1, &moved)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.store.status_writes(), writes);
+
+    // Back to the original account: ready again, on the same stack.
+    w.put(&v1);
+    let report = w.handle(vec![modify(SEED, "300", &moved, &v1)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status(SEED).status, Status::Ready);
+    assert_eq!(w.count(SEED, "create"), 1);
+    assert_eq!(w.stack(SEED).observed.stack_id, before.observed.stack_id);
+}
+
+#[tokio::test]
+async fn a_drifted_stack_is_updated_back() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    // A stack someone else made at the tenant's location, with other parameters: adopted.
+    let at_seed = location(ACCOUNT, SEED);
+    w.stacks.seed(&at_seed, StackStatus::CreateComplete);
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.mutating_calls(SEED), ["update"]);
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "5");
+    // Converged: another look changes nothing.
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.mutating_calls(SEED), ["update"]);
+}
+
+#[tokio::test]
+async fn the_retry_bound_stops_an_endless_loop() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    let attempts = w.reconciler.settings().max_attempts;
+    for _ in 0..attempts {
+        w.stacks
+            .fail_next("create", StackError::Transient("Rate exceeded".into()));
+        assert!(w.reconciler.reconcile(&key(SEED)).await.is_err());
+    }
+    let outcome = w.reconcile(SEED).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { reason } if reason.contains("gave up after")),
+        "{outcome:?}"
+    );
+    assert_eq!(w.count(SEED, "create"), attempts as usize);
+    assert!(!w.status(SEED).retryable);
+    // Bumping `retry` tries again.
+    let bumped = with_attr(image, "retry", json!({"N": "1"}));
+    w.put(&bumped);
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+}

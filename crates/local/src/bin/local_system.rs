@@ -1,0 +1,99 @@
+//! `make up`: the whole control plane on moto server, until Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use local::system::{LocalConfig, RunningSystem, demo_rows, put_spec, status_line};
+use serde_json::Value;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(about = "Run the tenant control plane locally on moto server")]
+struct Args {
+    /// Also write demo tenants (including the design notes' sample row).
+    #[arg(long)]
+    demo: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    // Human-readable warnings only: the live view below is the output.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = LocalConfig::from_env()?;
+    println!("starting moto server on 127.0.0.1:{} ...", config.aws_port);
+    let system = RunningSystem::start(config).await?;
+    let endpoint = system.emulator.endpoint.clone();
+    println!();
+    println!("tenant control plane is up");
+    println!(
+        "  AWS emulator   {endpoint}   (any access key; region {})",
+        system.config.region
+    );
+    println!("  health         http://{}/health", system.api_addr);
+    println!(
+        "  table          {}   stream {}",
+        system.config.table, system.stream_arn
+    );
+    println!("  on-failure     {}", system.failure_queue_url);
+    println!(
+        "  tenant accounts {} (role {}, bootstrapped)",
+        system.config.tenant_accounts.join(", "),
+        system.config.role_name
+    );
+    println!();
+    println!("write a tenant:");
+    println!(
+        "  aws dynamodb put-item --endpoint-url {endpoint} --region {} --table-name {} --item \\",
+        system.config.region, system.config.table
+    );
+    println!(
+        "    '{{\"pk\":{{\"S\":\"TENANT#t1\"}},\"sk\":{{\"S\":\"SPEC\"}},\"tenant_id\":{{\"S\":\"t1\"}},\"account_id\":{{\"S\":\"111111111111\"}}}}'"
+    );
+    println!();
+    if args.demo {
+        for row in demo_rows() {
+            put_spec(&system.dynamo(), &system.config.table, row).await?;
+        }
+        println!("demo: wrote {} tenants", demo_rows().len());
+    }
+    println!(
+        "{:<16} {:<9} {:<12} {:<10} detail",
+        "TENANT", "STATUS", "ACCOUNT", "REGION"
+    );
+
+    let mut shown: BTreeMap<String, Value> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let mut terminate = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = tick.tick() => {
+                match system.statuses().await {
+                    Ok(statuses) => {
+                        for (tenant, row) in &statuses {
+                            let changed = shown.get(tenant).map(|old| (&old["status"], &old["version"])) != Some((&row["status"], &row["version"]));
+                            if changed {
+                                println!("{}", status_line(tenant, row));
+                            }
+                        }
+                        shown = statuses;
+                    }
+                    Err(e) => eprintln!("cannot read statuses: {e}"),
+                }
+            }
+        }
+    }
+    println!("\nstopping ...");
+    system.shutdown().await;
+    Ok(())
+}

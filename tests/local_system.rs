@@ -1,0 +1,169 @@
+//! The local system started the way `make up` starts it: rows written with the SDK as automation
+//! would, and the STATUS rows and stacks in the tenant accounts awaited.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use local::emulator::free_port;
+use local::system::{LocalConfig, RunningSystem, demo_rows, put_spec};
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn start() -> Result<RunningSystem> {
+    let config = LocalConfig {
+        aws_port: free_port()?,
+        api_port: 0,
+        ..LocalConfig::default()
+    };
+    Ok(RunningSystem::start(config).await?)
+}
+
+fn status(statuses: &std::collections::BTreeMap<String, Value>, tenant: &str) -> String {
+    statuses
+        .get(tenant)
+        .and_then(|s| s["status"].as_str())
+        .unwrap_or("<none>")
+        .to_owned()
+}
+
+async fn stack_parameter(
+    system: &RunningSystem,
+    account: &str,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let credentials = system
+        .plane
+        .credentials
+        .for_tenant(account, "e2e-inspector")
+        .await?;
+    let cfn = aws_sdk_cloudformation::Client::from_conf(
+        aws_sdk_cloudformation::config::Builder::from(&system.sdk)
+            .credentials_provider(credentials)
+            .build(),
+    );
+    let stacks = match cfn
+        .describe_stacks()
+        .stack_name(format!("tenant-{tenant}"))
+        .send()
+        .await
+    {
+        Ok(output) => output.stacks.unwrap_or_default(),
+        Err(_) => return Ok(None),
+    };
+    Ok(stacks.first().and_then(|s| {
+        s.parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(name))
+            .and_then(|p| p.parameter_value().map(str::to_owned))
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
+    let system = start().await?;
+    let health = reqwest::get(format!("http://{}/health", system.api_addr)).await?;
+    assert_eq!(health.status(), 200);
+
+    let dynamo = system.dynamo();
+    let table = system.config.table.clone();
+    for row in demo_rows() {
+        put_spec(&dynamo, &table, row).await?;
+    }
+    put_spec(
+        &dynamo,
+        &table,
+        json!({"pk": "TENANT#broken", "sk": "SPEC", "tenant_id": "broken", "account_id": "111111111111",
+               "config": {"player_count": "lots"}}),
+    )
+    .await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| {
+            ["gs1234", "acme", "globex"]
+                .iter()
+                .all(|t| status(s, t) == "ready")
+                && status(s, "broken") == "failed"
+        })
+        .await?;
+    for tenant in ["gs1234", "acme", "globex"] {
+        assert_eq!(
+            status(&statuses, tenant),
+            "ready",
+            "{tenant}: {:?}",
+            statuses.get(tenant)
+        );
+    }
+    let reason = statuses["broken"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("config.player_count") && reason.contains("Number"),
+        "{reason}"
+    );
+    assert_eq!(statuses["globex"]["location"]["region"], "eu-west-1");
+    assert_eq!(
+        stack_parameter(&system, "111111111111", "gs1234", "PlayerCount")
+            .await?
+            .as_deref(),
+        Some("5")
+    );
+
+    // Update as automation would: rewrite the row.
+    let mut acme = demo_rows()[1].clone();
+    acme["config"]["player_count"] = json!(20);
+    put_spec(&dynamo, &table, acme).await?;
+    let before = statuses["acme"]["version"].clone();
+    system
+        .wait_for(LIMIT, |s| {
+            s.get("acme")
+                .is_some_and(|a| a["version"] != before && a["status"] == "ready")
+        })
+        .await?;
+    assert_eq!(
+        stack_parameter(&system, "222222222222", "acme", "PlayerCount")
+            .await?
+            .as_deref(),
+        Some("20")
+    );
+
+    // Remove: the stack goes away.
+    dynamo
+        .delete_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TENANT#globex".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SPEC".into()),
+        )
+        .send()
+        .await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "globex") == "deleted")
+        .await?;
+    assert_eq!(status(&statuses, "globex"), "deleted");
+    assert_eq!(
+        stack_parameter(&system, "333333333333", "globex", "Seed").await?,
+        None
+    );
+
+    // Nothing was given up on.
+    let queue = aws_sdk_sqs::Client::new(&system.sdk)
+        .get_queue_attributes()
+        .queue_url(&system.failure_queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await?;
+    let depth = queue
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(depth, "0");
+    system.shutdown().await;
+    Ok(())
+}
