@@ -11,11 +11,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 CARGO ?= cargo
 
-.PHONY: help up test venv toolchain build fmt fmt-check clippy unit-tests lint-templates clean
+.PHONY: help up test venv build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
 	@echo "make test   run every test (unit, emulator, lint)"
+	@echo "make sam-build   build the Lambda artefacts (arm64, release) for sam deploy"
 
 ## Tools -------------------------------------------------------------------------------------------
 
@@ -25,6 +26,12 @@ $(VENV)/.installed: requirements-local.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	@touch $@
+
+build-tools: $(VENV)/.build-tools
+
+$(VENV)/.build-tools: requirements-build.txt | venv
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
 	@touch $@
 
 toolchain:
@@ -46,11 +53,19 @@ fmt-check: toolchain
 clippy: toolchain
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
+export SAM_CLI_TELEMETRY = 0
 lint-templates: venv
 	$(VENV)/bin/cfn-lint template.yaml templates/*.yaml
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/sam validate --lint --template template.yaml
 
 test: venv toolchain fmt-check clippy lint-templates
 	$(CARGO) test --workspace
+
+## Ship ----------------------------------------------------------------------------------------------
+
+# Release arm64 artefacts for every function, as `sam deploy` ships them (no Docker needed).
+sam-build: build-tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/sam build
 
 ## Run -----------------------------------------------------------------------------------------------
 

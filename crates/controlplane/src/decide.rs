@@ -182,11 +182,14 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
             Decision::Create
         };
     };
+    // NoEcho parameters read back as "****": they cannot be compared, so never count as drift.
     let params_drifted = !stack.parameters.is_empty()
-        && desired
-            .parameters
-            .iter()
-            .any(|(name, value)| stack.parameters.get(name) != Some(value));
+        && desired.parameters.iter().any(|(name, value)| {
+            stack
+                .parameters
+                .get(name)
+                .is_none_or(|actual| actual != value && actual != "****")
+        });
 
     match stack.status.phase() {
         StackPhase::InProgress => Decision::Wait,

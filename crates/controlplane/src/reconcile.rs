@@ -37,7 +37,7 @@ pub struct Settings {
     pub max_steps: u32,
     /// When an operation is in flight, look again after this long.
     pub requeue_after: Duration,
-    /// Backoff for retryable failures recorded on STATUS: base * 2^(attempts-1), capped.
+    /// Backoff for retryable failures recorded on STATUS: base * 2^(retries-1), capped.
     pub retry_backoff_base: Duration,
     pub retry_backoff_max: Duration,
 }
@@ -207,8 +207,10 @@ impl Reconciler {
         })
     }
 
-    /// Records a failure that may heal as `failed`, retryable, with the next attempt's time.
-    /// Used once the trigger's own retries are spent; never overwrites newer state.
+    /// Records a failure that may heal as `failed`, retryable, with the next attempt's time
+    /// (exponential backoff); after `max_attempts` such failures in a row it stays `failed`.
+    /// Used once the trigger's own retries are spent; never overwrites newer state, nor a
+    /// permanent failure (whose reason matters more than a passing error).
     pub async fn record_retryable_failure(
         &self,
         key: &TenantKey,
@@ -218,18 +220,30 @@ impl Reconciler {
             let snapshot = self.store.load(key).await?;
             let now = self.now();
             let previous = snapshot.status.clone();
-            let attempts = previous
+            if previous
                 .as_ref()
-                .map_or(0, |s| s.attempts)
-                .saturating_add(1);
-            let backoff = self.backoff(attempts);
-            let next = now + chrono::Duration::from_std(backoff).unwrap_or_default();
+                .is_some_and(|s| s.status == Status::Failed && !s.retryable)
+            {
+                info!(%error, "keeping the recorded permanent failure");
+                return Ok(());
+            }
+            let retries = previous.as_ref().map_or(0, |s| s.retries).saturating_add(1);
             let mut status = self.carried(key, previous.as_ref(), now);
             status.status = Status::Failed;
-            status.retryable = true;
-            status.attempts = attempts;
-            status.next_attempt_at = Some(rfc3339(next));
-            status.reason = Some(format!("{}; will retry after {}", error.0, rfc3339(next)));
+            status.retries = retries;
+            if retries > self.settings.max_attempts {
+                status.retryable = false;
+                status.reason = Some(format!(
+                    "gave up after {retries} failures that should have healed: {error}; \
+                     bump `retry` to try again"
+                ));
+            } else {
+                let next =
+                    now + chrono::Duration::from_std(self.backoff(retries)).unwrap_or_default();
+                status.retryable = true;
+                status.next_attempt_at = Some(rfc3339(next));
+                status.reason = Some(format!("{error}; will retry after {}", rfc3339(next)));
+            }
             status.version = snapshot.status_version.unwrap_or(0) + 1;
             match self
                 .store
@@ -246,8 +260,8 @@ impl Reconciler {
         ))
     }
 
-    fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
+    fn backoff(&self, retries: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retries.saturating_sub(1).min(16));
         self.settings
             .retry_backoff_base
             .saturating_mul(factor)
@@ -390,6 +404,9 @@ impl Reconciler {
         } else {
             1
         };
+        if !same {
+            intent.retries = 0;
+        }
         intent.spec_fingerprint = fingerprint.clone();
         intent.location = Some(target.location.clone());
         if let Desired::Present(d) = &view.desired {
@@ -457,7 +474,6 @@ impl Reconciler {
             Ok(()) if no_changes => {
                 let mut ready = self.finalized(view, Terminal::Ready, now).await;
                 ready.operation = intent.operation;
-                ready.attempts = intent.attempts;
                 ready.version = intent.version + 1;
                 match self.record(view, &ready, Some(intent.version)).await {
                     Ok(()) => Step::Done(Outcome::Converged(Some(ready.status))),
@@ -504,6 +520,7 @@ impl Reconciler {
             retryable: false,
             next_attempt_at: None,
             attempts: previous.map_or(0, |s| s.attempts),
+            retries: previous.map_or(0, |s| s.retries),
             operation: previous.and_then(|s| s.operation),
             outputs: previous.map(|s| s.outputs.clone()).unwrap_or_default(),
             location: previous.and_then(|s| s.location.clone()),
@@ -548,12 +565,17 @@ impl Reconciler {
         }
         match (&terminal, &view.stack) {
             (Terminal::Ready, Some(stack)) => {
+                // Success ends the counting: a later drift repair starts afresh.
+                status.attempts = 0;
+                status.retries = 0;
                 status.status = Status::Ready;
                 status.outputs = stack.outputs.clone();
                 status.stack_id = Some(stack.stack_id.clone());
                 status.stack_status = Some(stack.status.as_str().to_owned());
             }
             (Terminal::Deleted, _) | (Terminal::Ready, None) => {
+                status.attempts = 0;
+                status.retries = 0;
                 status.status = Status::Deleted;
                 status.outputs.clear();
                 status.stack_status = Some("DELETE_COMPLETE".into());

@@ -146,6 +146,8 @@ impl StackStatus {
             Self::DeleteFailed => P::DeleteFailed,
             Self::ImportRollbackFailed => P::ImportRollbackFailed,
             Self::DeleteComplete => P::Deleted,
+            // A status newer than this code: if it says an operation runs, wait it out.
+            Self::Unknown(text) if text.ends_with("_IN_PROGRESS") => P::InProgress,
             Self::Unknown(_) => P::Unknown,
         }
     }
@@ -178,9 +180,11 @@ mod tests {
             assert_eq!(StackStatus::parse(status.as_str()), status);
             assert_ne!(status.phase(), StackPhase::Unknown, "{status}");
         }
-        let future = StackStatus::parse("TELEPORT_IN_PROGRESS");
-        assert_eq!(future, StackStatus::Unknown("TELEPORT_IN_PROGRESS".into()));
+        let future = StackStatus::parse("TELEPORT_COMPLETE");
+        assert_eq!(future, StackStatus::Unknown("TELEPORT_COMPLETE".into()));
         assert_eq!(future.phase(), StackPhase::Unknown);
+        let running = StackStatus::parse("TELEPORT_IN_PROGRESS");
+        assert_eq!(running.phase(), StackPhase::InProgress);
     }
 
     #[test]

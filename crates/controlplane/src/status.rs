@@ -71,9 +71,12 @@ pub struct TenantStatus {
     /// RFC 3339; when a retryable failure may be tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<String>,
-    /// Stack operations started for this `spec_fingerprint`; bounds retries.
+    /// Stack operations started for this `spec_fingerprint`; bounds repeated operations.
     #[serde(default)]
     pub attempts: u32,
+    /// Failures that may heal recorded in a row; sets the backoff and bounds automatic retries.
+    #[serde(default)]
+    pub retries: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
     #[serde(default)]

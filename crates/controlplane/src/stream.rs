@@ -80,6 +80,9 @@ struct MinimalChange {
     keys: Item,
     #[serde(rename = "SequenceNumber", default)]
     sequence_number: Option<String>,
+    /// Read leniently: without it a record would count as young forever.
+    #[serde(rename = "ApproximateCreationDateTime", default)]
+    created_at: Option<serde_json::Value>,
 }
 
 fn key_text(keys: &Item, name: &str) -> String {
@@ -103,7 +106,12 @@ pub fn record_ref(index: usize, raw: &serde_json::Value) -> Result<RecordRef, Sk
                 Ok(minimal) => (
                     minimal.dynamodb.keys,
                     minimal.dynamodb.sequence_number,
-                    None,
+                    minimal
+                        .dynamodb
+                        .created_at
+                        .as_ref()
+                        .and_then(serde_json::Value::as_f64)
+                        .and_then(|seconds| DateTime::from_timestamp(seconds as i64, 0)),
                 ),
                 Err(_) => {
                     return Err(SkippedRecord::Undecodable {
@@ -148,7 +156,11 @@ pub async fn handle_batch(
             Ok(record) => {
                 let entry = tenants
                     .entry(record.tenant)
-                    .or_insert((record.sequence_number, record.created_at));
+                    .or_insert((None, record.created_at));
+                // The first record with a sequence number is where a retry must resume.
+                if entry.0.is_none() {
+                    entry.0 = record.sequence_number;
+                }
                 entry.1 = match (entry.1, record.created_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),

@@ -16,12 +16,19 @@ use crate::spec::{ConfigValue, FieldError, TenantSpec};
 pub const TENANT_ID_PARAMETER: &str = "TenantId";
 
 /// One declared template parameter, as far as validation needs it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ParameterDecl {
     pub kind: String,
     pub default: Option<String>,
     pub allowed_values: Vec<String>,
+    pub allowed_pattern: Option<String>,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
 }
+
+impl Eq for ParameterDecl {}
 
 /// A tenant template version: its body and its declared parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,12 +76,30 @@ impl Template {
                     .and_then(Value::as_sequence)
                     .map(|values| values.iter().filter_map(scalar_text).collect())
                     .unwrap_or_default();
+                let number = |field: &str| {
+                    decl.get(field)
+                        .and_then(scalar_text)
+                        .and_then(|t| t.parse::<f64>().ok())
+                };
+                let allowed_pattern = decl.get("AllowedPattern").and_then(scalar_text);
+                if let Some(pattern) = &allowed_pattern
+                    && let Err(e) = regex::Regex::new(pattern)
+                {
+                    return Err(error(format!(
+                        "parameter {name} has an AllowedPattern that is not a valid pattern: {e}"
+                    )));
+                }
                 parameters.insert(
                     name.to_owned(),
                     ParameterDecl {
                         kind,
                         default,
                         allowed_values,
+                        allowed_pattern,
+                        min_value: number("MinValue"),
+                        max_value: number("MaxValue"),
+                        min_length: number("MinLength").map(|n| n as usize),
+                        max_length: number("MaxLength").map(|n| n as usize),
                     },
                 );
             }
@@ -207,8 +232,42 @@ fn check_value(decl: &ParameterDecl, value: &ConfigValue, rendered: &str) -> Res
         }
         _ => {}
     }
-    if decl.kind == "Number" && rendered.parse::<f64>().is_err() {
-        return Err(format!("is a Number, got {rendered:?}"));
+    if decl.kind == "Number" {
+        let Ok(number) = rendered.parse::<f64>() else {
+            return Err(format!("is a Number, got {rendered:?}"));
+        };
+        if decl.min_value.is_some_and(|min| number < min)
+            || decl.max_value.is_some_and(|max| number > max)
+        {
+            return Err(format!(
+                "must be between {} and {}, got {rendered}",
+                decl.min_value.map_or("-inf".into(), |v| v.to_string()),
+                decl.max_value.map_or("inf".into(), |v| v.to_string()),
+            ));
+        }
+    }
+    let length = rendered.chars().count();
+    if decl.min_length.is_some_and(|min| length < min)
+        || decl.max_length.is_some_and(|max| length > max)
+    {
+        return Err(format!(
+            "must be {}-{} characters long, got {length}",
+            decl.min_length.unwrap_or(0),
+            decl.max_length.map_or("any".into(), |v| v.to_string()),
+        ));
+    }
+    if let Some(pattern) = &decl.allowed_pattern {
+        // CloudFormation matches the whole value (each entry of a list).
+        let anchored = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+            format!("cannot be checked: AllowedPattern {pattern:?} is invalid: {e}")
+        })?;
+        let values: Vec<&str> = match value {
+            ConfigValue::StringList(list) => list.iter().map(String::as_str).collect(),
+            _ => vec![rendered],
+        };
+        if let Some(bad) = values.iter().find(|v| !anchored.is_match(v)) {
+            return Err(format!("must match the pattern {pattern}, got {bad:?}"));
+        }
     }
     if !decl.allowed_values.is_empty() && !decl.allowed_values.iter().any(|v| v == rendered) {
         return Err(format!(
@@ -308,6 +367,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e[0].message.contains("not a list"), "{}", e[0]);
+    }
+
+    #[test]
+    fn ranges_lengths_and_patterns_are_checked() {
+        let e = stack_parameters(
+            &spec(&[("player_count", ConfigValue::Number("500".into()))]),
+            &sample(),
+        )
+        .unwrap_err();
+        assert!(e[0].message.contains("between 1 and 100"), "{}", e[0]);
+        let template = Template::parse(
+            "v9",
+            "Parameters:\n  Code:\n    Type: String\n    Default: ab\n    AllowedPattern: '[a-z]+'\n    MaxLength: 4\nResources:\n  T:\n    Type: AWS::SNS::Topic\n",
+        )
+        .unwrap();
+        let e = stack_parameters(&spec(&[("code", text("ab1"))]), &template).unwrap_err();
+        assert!(e[0].message.contains("must match the pattern"), "{}", e[0]);
+        let e = stack_parameters(&spec(&[("code", text("abcde"))]), &template).unwrap_err();
+        assert!(e[0].message.contains("characters long"), "{}", e[0]);
+        assert!(stack_parameters(&spec(&[("code", text("abcd"))]), &template).is_ok());
+        let bad = Template::parse(
+            "v9",
+            "Parameters:\n  Code:\n    Type: String\n    AllowedPattern: '[a-z'\nResources:\n  T:\n    Type: AWS::SNS::Topic\n",
+        );
+        assert!(bad.unwrap_err().message.contains("not a valid pattern"));
     }
 
     #[test]

@@ -417,7 +417,8 @@ async fn the_seed_row_becomes_a_ready_stack() {
     assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
     assert_eq!(status.template_version.as_deref(), Some("v1"));
     assert_eq!(status.operation, Some(Operation::Create));
-    assert_eq!(status.attempts, 1);
+    // Success resets the count of operations tried for this SPEC.
+    assert_eq!(status.attempts, 0);
     assert_eq!(status.outputs, stack.observed.outputs);
     assert_eq!(
         status.outputs.get("PlayerCountEcho").map(String::as_str),
@@ -440,7 +441,7 @@ async fn a_region_in_the_spec_places_the_stack_there() {
         region: "us-west-2".into(),
         ..location(ACCOUNT, SEED)
     };
-    assert_eq!(w.stacks.live_stacks(), [there.clone()]);
+    assert_eq!(w.stacks.live_stacks(), std::slice::from_ref(&there));
     assert_eq!(w.status(SEED).location, Some(there));
     assert_eq!(w.status(SEED).status, Status::Ready);
 }
@@ -920,6 +921,34 @@ async fn a_transient_failure_on_an_old_record_is_recorded_as_retryable() {
 }
 
 #[tokio::test]
+async fn an_old_record_with_an_undecodable_image_does_not_block_the_shard() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.set_now(at(RECORD_TIME + 3600));
+    w.stacks
+        .fail_next("create", StackError::Transient("Rate exceeded".into()));
+    // Valid keys and creation time, an image that is not DynamoDB JSON.
+    let bad_image = json!({"pk": {"S": "TENANT#gs1234"}, "config": {"WAT": 1}});
+    let record = record_at(
+        "INSERT",
+        SEED,
+        "SPEC",
+        "100",
+        RECORD_TIME,
+        Some(&bad_image),
+        None,
+    );
+    let report = w.handle(vec![record]).await;
+    // An hour old: recorded as retryable rather than handed back to Lambda again and again.
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.retryable);
+    assert!(status.next_attempt_at.is_some());
+}
+
+#[tokio::test]
 async fn a_rejected_create_fails_with_cloudformations_words() {
     let w = World::new();
     let image = seed_image();
@@ -1122,15 +1151,21 @@ async fn a_failed_update_is_rolled_back_and_reported() {
     assert_eq!(status.reason, None);
     assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&v1)));
     assert_eq!(w.count(SEED, "update"), 2);
-    assert_eq!(w.stack(SEED).observed.status, StackStatus::UpdateRollbackComplete);
+    assert_eq!(
+        w.stack(SEED).observed.status,
+        StackStatus::UpdateRollbackComplete
+    );
     // And it stays ready.
     let writes = w.store.status_writes();
-    assert_eq!(w.reconcile(SEED).await, Outcome::Converged(Some(Status::Ready)));
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
     assert_eq!(w.store.status_writes(), writes);
 }
 
 #[tokio::test]
-async fn a_retry_bump_after_a_failed_update_with_unchanged_parameters_converges() {
+async fn a_retry_bump_after_a_failed_update_applies_it() {
     let w = World::new();
     let v1 = seed_image();
     w.ready_with(&v1).await;
@@ -1147,7 +1182,10 @@ async fn a_retry_bump_after_a_failed_update_with_unchanged_parameters_converges(
     w.stacks.set_behaviour("tenant-gs1234", Behaviour::Succeed);
     let bumped = with_attr(v2, "retry", json!({"N": "1"}));
     w.put(&bumped);
-    assert_eq!(w.reconcile(SEED).await, Outcome::Converged(Some(Status::Ready)));
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
     assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "6");
     assert_eq!(w.count(SEED, "update"), 2);
 }
@@ -1165,7 +1203,10 @@ async fn a_spec_removed_while_its_create_runs_is_deleted_once_it_ends() {
     assert_eq!(w.mutating_calls(SEED), ["create"]);
     w.stacks.finish_in_progress();
     w.stacks.set_behaviour("tenant-gs1234", Behaviour::Succeed);
-    assert_eq!(w.reconcile(SEED).await, Outcome::Converged(Some(Status::Deleted)));
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Deleted))
+    );
     assert_eq!(w.mutating_calls(SEED), ["create", "delete"]);
     assert!(w.stacks.live_stacks().is_empty());
 }
@@ -1417,4 +1458,69 @@ async fn the_retry_bound_stops_an_endless_loop() {
         w.reconcile(SEED).await,
         Outcome::Converged(Some(Status::Ready))
     );
+}
+
+#[tokio::test]
+async fn transient_failures_back_off_exponentially_and_stop_at_the_limit() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    let mut now = at(RECORD_TIME + 600);
+    let mut waits = Vec::new();
+    // A describe that keeps failing (a role that never propagates): no operation ever starts.
+    for _ in 0..=Settings::new(REGION).max_attempts {
+        w.set_now(now);
+        w.stacks.fail_next(
+            "describe",
+            StackError::Transient("AccessDenied: not yet".into()),
+        );
+        let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+        assert!(failures(&report).is_empty());
+        let status = w.status(SEED);
+        let Some(next) = status.next_attempt_at.clone() else {
+            break;
+        };
+        let next = DateTime::parse_from_rfc3339(&next)
+            .unwrap()
+            .with_timezone(&Utc);
+        waits.push((next - now).num_seconds());
+        now = next + chrono::Duration::seconds(1);
+    }
+    assert_eq!(waits, [30, 60, 120, 240, 480]);
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    assert!(!status.retryable);
+    assert_eq!(status.retries, 6);
+    let reason = status.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("gave up after 6 failures that should have healed"),
+        "{reason}"
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+}
+
+#[tokio::test]
+async fn a_passing_error_never_replaces_a_permanent_failure() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks.set_behaviour(
+        &format!("tenant-{SEED}"),
+        Behaviour::FailCreate {
+            resource_reason: "JobsQueue: quota exceeded".into(),
+        },
+    );
+    w.handle(vec![insert(SEED, "100", &image)]).await;
+    let failed = w.status(SEED);
+    assert!(!failed.retryable);
+    let reason = failed.reason.clone().unwrap_or_default();
+    assert!(reason.contains("quota exceeded"), "{reason}");
+
+    // A late duplicate meets a transient error once the record is old.
+    w.set_now(at(RECORD_TIME + 3600));
+    w.stacks
+        .fail_next("describe", StackError::Transient("Rate exceeded".into()));
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status(SEED), failed);
 }

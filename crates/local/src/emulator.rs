@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use tokio::process::{Child, Command};
 
@@ -129,47 +129,129 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// Creates the tenants table as template.yaml declares it; returns its stream ARN.
+/// Creates the tenants table as template.yaml declares it (keys, indexes, stream); returns its
+/// stream ARN. Reading the declaration keeps the local table and the deployed one the same.
 pub async fn create_tenants_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<String, EmulatorError> {
-    let request_error = |e: String| EmulatorError::Request(e);
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(|e| request_error(e.to_string()))
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| request_error(e.to_string()))
-    };
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml"))
+        .map_err(|e| EmulatorError::Request(format!("reading template.yaml: {e}")))?;
+    create_table_from_template(client, table, &template, "TenantsTable").await
+}
+
+fn yaml_error(message: impl std::fmt::Display) -> EmulatorError {
+    EmulatorError::Request(format!("template.yaml table: {message}"))
+}
+
+fn key_schema(keys: Option<&serde_yaml_ng::Value>) -> Result<Vec<KeySchemaElement>, EmulatorError> {
+    keys.and_then(serde_yaml_ng::Value::as_sequence)
+        .ok_or_else(|| yaml_error("KeySchema missing"))?
+        .iter()
+        .map(|key| {
+            let name = key.get("AttributeName").and_then(|v| v.as_str());
+            let kind = key.get("KeyType").and_then(|v| v.as_str());
+            KeySchemaElement::builder()
+                .set_attribute_name(name.map(str::to_owned))
+                .set_key_type(kind.map(KeyType::from))
+                .build()
+                .map_err(yaml_error)
+        })
+        .collect()
+}
+
+/// Creates the `AWS::DynamoDB::Table` resource `resource` of a template, named `table`.
+pub async fn create_table_from_template(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    template: &str,
+    resource: &str,
+) -> Result<String, EmulatorError> {
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(template).map_err(yaml_error)?;
+    let properties = document
+        .get("Resources")
+        .and_then(|r| r.get(resource))
+        .and_then(|r| r.get("Properties"))
+        .ok_or_else(|| yaml_error(format!("no resource {resource}")))?;
+    let attributes = properties
+        .get("AttributeDefinitions")
+        .and_then(serde_yaml_ng::Value::as_sequence)
+        .ok_or_else(|| yaml_error("AttributeDefinitions missing"))?
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .set_attribute_name(
+                    a.get("AttributeName")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned),
+                )
+                .set_attribute_type(
+                    a.get("AttributeType")
+                        .and_then(|v| v.as_str())
+                        .map(ScalarAttributeType::from),
+                )
+                .build()
+                .map_err(yaml_error)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let indexes = properties
+        .get("GlobalSecondaryIndexes")
+        .and_then(serde_yaml_ng::Value::as_sequence)
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|index| {
+                    let projection = index
+                        .get("Projection")
+                        .and_then(|p| p.get("ProjectionType"))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("ALL");
+                    GlobalSecondaryIndex::builder()
+                        .set_index_name(
+                            index
+                                .get("IndexName")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_owned),
+                        )
+                        .set_key_schema(Some(key_schema(index.get("KeySchema"))?))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::from(projection))
+                                .build(),
+                        )
+                        .build()
+                        .map_err(yaml_error)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let view = properties
+        .get("StreamSpecification")
+        .and_then(|s| s.get("StreamViewType"))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| yaml_error("the table has no stream"))?;
     let output = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk")?)
-        .attribute_definitions(attribute("sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(properties.get("KeySchema"))?))
+        .set_global_secondary_indexes(indexes)
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
+                .stream_view_type(StreamViewType::from(view))
                 .build()
-                .map_err(|e| request_error(e.to_string()))?,
+                .map_err(yaml_error)?,
         )
         .send()
         .await
-        .map_err(|e| request_error(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| {
+            EmulatorError::Request(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
+        })?;
     output
         .table_description()
         .and_then(|t| t.latest_stream_arn())
         .map(str::to_owned)
-        .ok_or_else(|| request_error("the table has no stream".into()))
+        .ok_or_else(|| yaml_error("the table has no stream"))
 }

@@ -79,6 +79,7 @@ fn status_row(
         retryable: false,
         next_attempt_at: None,
         attempts: 1,
+        retries: 0,
         operation,
         outputs: BTreeMap::new(),
         location: Some(here()),
