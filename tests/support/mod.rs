@@ -2,7 +2,7 @@
 //! wired to it exactly as the Lambda functions are, and the Lambda-faithful stream poller reading
 //! template.yaml's event source settings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
@@ -176,15 +176,6 @@ fn aws_sdk_dynamodbstreams_client(sdk: &SdkConfig) -> aws_sdk_dynamodbstreams::C
 }
 
 /// A stack's parameters as a map.
-pub fn parameters(stack: &aws_sdk_cloudformation::types::Stack) -> HashMap<String, String> {
-    stack
-        .parameters()
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_owned(),
-                p.parameter_value()?.to_owned(),
-            ))
-        })
-        .collect()
+pub fn parameters(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    controlplane::aws::cloudformation::parameters_of(stack)
 }

@@ -38,6 +38,8 @@ pub enum Desired {
 /// Everything `decide` looks at.
 #[derive(Clone, Debug)]
 pub struct Observation<'a> {
+    /// The tenant, as its partition key names it.
+    pub tenant_id: &'a str,
     pub desired: &'a Desired,
     pub status: Option<&'a TenantStatus>,
     /// The stack at `stack_location`; `None` when there is none.
@@ -153,10 +155,22 @@ fn retry_due(status: &TenantStatus, now: DateTime<Utc>) -> bool {
 }
 
 fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
+    if let (Some(stack), Some(at)) = (o.stack, o.stack_location)
+        && !stack.is_managed_for(o.tenant_id)
+    {
+        return blocked(
+            o.status,
+            format!(
+                "a stack named {} exists in account {} region {} but was not made by the \
+                 control plane for this tenant; it is left untouched: remove or rename it",
+                at.stack_name, at.account_id, at.region
+            ),
+        );
+    }
     if let (Some(_), Some(at)) = (o.stack, o.stack_location)
         && (at.account_id != desired.location.account_id || at.region != desired.location.region)
     {
-        return fail_once(
+        return blocked(
             o.status,
             format!(
                 "account_id and region cannot change while the tenant's stack exists \
@@ -182,6 +196,9 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
             Decision::Create
         };
     };
+    // The stack carries the fingerprint of the last create or update CloudFormation accepted:
+    // a recorded intent whose call never went through does not pass for done.
+    let stack_is_current = stack.fingerprint().is_none_or(|f| f == desired.fingerprint);
     // NoEcho parameters read back as "****": they cannot be compared, so never count as drift.
     let params_drifted = !stack.parameters.is_empty()
         && desired.parameters.iter().any(|(name, value)| {
@@ -212,6 +229,13 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                 Decision::Update
             } else {
                 match recorded {
+                    // Not what this SPEC's accepted call left: the call never went through,
+                    // or someone else updated the stack since.
+                    Some(Status::Ready | Status::Creating | Status::Updating)
+                        if !stack_is_current =>
+                    {
+                        Decision::Update
+                    }
                     Some(Status::Ready) if params_drifted => Decision::Update,
                     Some(Status::Ready) => Decision::Nothing,
                     Some(Status::Creating | Status::Updating) => {
@@ -288,7 +312,9 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
         // Never recorded: no stack was ever started for this tenant.
         return Decision::Nothing;
     };
-    let Some(stack) = o.stack else {
+    // Someone else's stack under the tenant's name is never deleted: the tenant is gone.
+    let stack = o.stack.filter(|s| s.is_managed_for(o.tenant_id));
+    let Some(stack) = stack else {
         return if status.status == Status::Deleted {
             Decision::Nothing
         } else {
@@ -322,7 +348,7 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
 }
 
 fn operator_needed(status: Option<&TenantStatus>, stack: &ObservedStack) -> Decision {
-    fail_once(
+    blocked(
         status,
         format!(
             "the stack is {}, which the control plane cannot act on; \
@@ -334,14 +360,22 @@ fn operator_needed(status: Option<&TenantStatus>, stack: &ObservedStack) -> Deci
 
 /// A permanent failure, recorded once: the same reason already on STATUS means nothing to do.
 fn fail_once(status: Option<&TenantStatus>, reason: String) -> Decision {
+    recorded_once(status, reason, false)
+}
+
+/// A failure that lasts as long as something outside the SPEC does (a stack in the way, one that
+/// needs an operator): recorded once, retryable, and looked at again on every reconcile, so it
+/// clears by itself once the obstacle is gone.
+fn blocked(status: Option<&TenantStatus>, reason: String) -> Decision {
+    recorded_once(status, reason, true)
+}
+
+fn recorded_once(status: Option<&TenantStatus>, reason: String, retryable: bool) -> Decision {
     match status {
         Some(s) if s.status == Status::Failed && s.reason.as_deref() == Some(reason.as_str()) => {
             Decision::Nothing
         }
-        _ => Decision::Fail {
-            reason,
-            retryable: false,
-        },
+        _ => Decision::Fail { reason, retryable },
     }
 }
 

@@ -11,7 +11,7 @@ use crate::ports::{
     Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TenantStore, UpdateStarted,
 };
 use crate::spec::TenantKey;
-use crate::stack::{ObservedStack, StackStatus};
+use crate::stack::{MANAGED_BY, ObservedStack, StackStatus, TAG_MANAGED_BY, TAG_TENANT_ID};
 use crate::status::{StackLocation, TenantStatus};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -162,8 +162,31 @@ impl FakeStacks {
             .push_back((operation.to_owned(), error));
     }
 
-    /// Puts a stack in any state, as if something else had left it there.
+    /// Puts a stack of the control plane's (tagged for the tenant its name says) in any state,
+    /// as if an earlier operation had left it there.
     pub fn seed(&self, location: &StackLocation, status: StackStatus) {
+        let tenant = location
+            .stack_name
+            .strip_prefix("tenant-")
+            .unwrap_or(&location.stack_name);
+        let tags = vec![
+            (TAG_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+            (TAG_TENANT_ID.to_owned(), tenant.to_owned()),
+        ];
+        self.seed_with_tags(location, status, tags);
+    }
+
+    /// Puts a stack someone else made (no control-plane tags) under a tenant's stack name.
+    pub fn seed_foreign(&self, location: &StackLocation, status: StackStatus) {
+        self.seed_with_tags(location, status, Vec::new());
+    }
+
+    fn seed_with_tags(
+        &self,
+        location: &StackLocation,
+        status: StackStatus,
+        tags: Vec<(String, String)>,
+    ) {
         let mut state = lock(&self.state);
         state.next_id += 1;
         let id = format!(
@@ -179,10 +202,11 @@ impl FakeStacks {
                     status_reason: Some("seeded".into()),
                     outputs: BTreeMap::new(),
                     parameters: BTreeMap::new(),
+                    tags: tags.iter().cloned().collect(),
                 },
                 termination_protection: true,
                 template_body: String::new(),
-                tags: Vec::new(),
+                tags,
                 pending: None,
                 failure_reason: Some("seeded failure".into()),
             },
@@ -331,6 +355,7 @@ impl Stacks for FakeStacks {
                 status_reason: None,
                 outputs: BTreeMap::new(),
                 parameters: request.parameters.iter().cloned().collect(),
+                tags: request.tags.iter().cloned().collect(),
             },
             termination_protection: true,
             template_body: request.template_body.clone(),
@@ -386,7 +411,12 @@ impl Stacks for FakeStacks {
             )));
         }
         let parameters: BTreeMap<String, String> = request.parameters.iter().cloned().collect();
-        if parameters == stack.observed.parameters && request.template_body == stack.template_body {
+        let tags: BTreeMap<String, String> = request.tags.iter().cloned().collect();
+        // As CloudFormation: new tags alone are an update.
+        if parameters == stack.observed.parameters
+            && request.template_body == stack.template_body
+            && tags == stack.observed.tags
+        {
             return Ok(UpdateStarted::NoChanges);
         }
         let failure = match &behaviour {
@@ -401,7 +431,9 @@ impl Stacks for FakeStacks {
         if failure.is_none() {
             stack.observed.parameters = parameters;
             stack.observed.outputs = outputs_for(&at.location, &request.parameters);
+            stack.observed.tags = request.tags.iter().cloned().collect();
             stack.template_body = request.template_body.clone();
+            stack.tags = request.tags.clone();
         }
         Self::settle(
             stack,

@@ -19,11 +19,13 @@ use crate::ports::{
     TenantStore, UpdateStarted,
 };
 use crate::spec::{TenantKey, TenantSpec, describe_errors};
-use crate::stack::ObservedStack;
+use crate::stack::{
+    ObservedStack, TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID,
+};
 use crate::status::{Operation, StackLocation, Status, TenantStatus};
 use crate::template::stack_parameters;
 
-pub const MANAGED_BY: &str = "tenant-control-plane";
+pub use crate::stack::MANAGED_BY;
 
 /// How the reconcile loop behaves; defaults suit production.
 #[derive(Clone, Debug)]
@@ -31,13 +33,17 @@ pub struct Settings {
     /// The region of a tenant whose SPEC names none.
     pub default_region: String,
     pub stack_name_prefix: String,
-    /// Stack operations tried for one SPEC before it stays `failed`.
+    /// Stack operations tried for one SPEC before it stays `failed`; also the most failures
+    /// that may heal tolerated in a row.
     pub max_attempts: u32,
+    /// Of those, how many are retried at once by the trigger (Lambda's stream retry) before
+    /// exponential backoff; keep it below the event source's MaximumRetryAttempts.
+    pub quick_retries: u32,
     /// Observe-decide-act rounds in one reconcile (each act is followed by a fresh look).
     pub max_steps: u32,
     /// When an operation is in flight, look again after this long.
     pub requeue_after: Duration,
-    /// Backoff for retryable failures recorded on STATUS: base * 2^(retries-1), capped.
+    /// Backoff for retryable failures after the quick ones: base * 2^(n-1), capped.
     pub retry_backoff_base: Duration,
     pub retry_backoff_max: Duration,
 }
@@ -48,6 +54,7 @@ impl Settings {
             default_region: default_region.into(),
             stack_name_prefix: "tenant-".into(),
             max_attempts: 5,
+            quick_retries: 2,
             max_steps: 6,
             requeue_after: Duration::from_secs(15),
             retry_backoff_base: Duration::from_secs(30),
@@ -69,6 +76,10 @@ pub enum Outcome {
     InFlight { requeue_after: Duration },
     /// Recorded `failed` with this reason; waits for a new write (or a due retry).
     Failed { reason: String },
+    /// A failure that may heal, recorded on STATUS (`failed`, retryable). `retry_now`: the
+    /// trigger should try again at once (the stream reports the record back to Lambda); else
+    /// the next attempt is due at STATUS `next_attempt_at`.
+    Retrying { reason: String, retry_now: bool },
 }
 
 /// Only errors that may heal leave `reconcile`; everything else ends on STATUS as `failed`.
@@ -80,6 +91,28 @@ impl From<StoreError> for TransientError {
     fn from(e: StoreError) -> Self {
         Self(e.to_string())
     }
+}
+
+/// A failure that may heal, and whether it came after the intent of an operation was recorded
+/// (then that operation was never accepted and must not count as an attempt).
+#[derive(Debug)]
+struct TransientFailure {
+    error: TransientError,
+    after_intent: bool,
+}
+
+impl TransientFailure {
+    fn before_any_call(error: TransientError) -> Self {
+        Self {
+            error,
+            after_intent: false,
+        }
+    }
+}
+
+/// The version after `current`; saturates rather than overflow on a hand-edited row.
+fn next_version(current: Option<u64>) -> u64 {
+    current.map_or(1, |v| v.saturating_add(1))
 }
 
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -149,11 +182,27 @@ impl Reconciler {
     }
 
     /// Brings one tenant one step closer to its SPEC, as far as it can go without waiting.
+    /// A failure that may heal is recorded on STATUS (as `Outcome::Retrying`); only when even
+    /// that write fails does an error come back, for the trigger to retry.
     pub async fn reconcile(&self, key: &TenantKey) -> Result<Outcome, TransientError> {
+        match self.converge(key).await {
+            Ok(outcome) => Ok(outcome),
+            Err(failure) => {
+                warn!(error = %failure.error, "failure that may heal");
+                self.record_transient(key, &failure).await
+            }
+        }
+    }
+
+    async fn converge(&self, key: &TenantKey) -> Result<Outcome, TransientFailure> {
         for _ in 0..self.settings.max_steps {
-            let view = self.observe(key).await?;
+            let view = self
+                .observe(key)
+                .await
+                .map_err(TransientFailure::before_any_call)?;
             let now = self.now();
             let decision = decide(&Observation {
+                tenant_id: key.as_str(),
                 desired: &view.desired,
                 status: view.snapshot.status.as_ref(),
                 stack: view.stack.as_ref(),
@@ -198,7 +247,7 @@ impl Reconciler {
                     return Ok(outcome);
                 }
                 Err(Step::Again) => continue,
-                Err(Step::Transient(e)) => return Err(e),
+                Err(Step::Transient(failure)) => return Err(failure),
                 Err(Step::Rejected(outcome) | Step::Done(outcome)) => return Ok(outcome),
             }
         }
@@ -207,50 +256,91 @@ impl Reconciler {
         })
     }
 
-    /// Records a failure that may heal as `failed`, retryable, with the next attempt's time
-    /// (exponential backoff); after `max_attempts` such failures in a row it stays `failed`.
-    /// Used once the trigger's own retries are spent; never overwrites newer state, nor a
-    /// permanent failure (whose reason matters more than a passing error).
-    pub async fn record_retryable_failure(
+    /// Records a failure that may heal on STATUS: `failed`, retryable, with the reason and when
+    /// to try again. The first `quick_retries` are due at once (the trigger retries); later ones
+    /// back off exponentially; past `max_attempts` in a row it stays `failed`. Never overwrites
+    /// newer state (conditional write), nor a permanent failure of this same SPEC.
+    async fn record_transient(
         &self,
         key: &TenantKey,
-        error: &TransientError,
-    ) -> Result<(), TransientError> {
+        failure: &TransientFailure,
+    ) -> Result<Outcome, TransientError> {
         for _ in 0..self.settings.max_steps {
             let snapshot = self.store.load(key).await?;
             let now = self.now();
+            let desired = match &snapshot.spec {
+                None => Some(REMOVED_FINGERPRINT.to_owned()),
+                Some(_) => match self.desire(key, &snapshot).await {
+                    Ok((Desired::Present(d), _)) => Some(d.fingerprint),
+                    _ => None,
+                },
+            };
             let previous = snapshot.status.clone();
-            if previous
+            let same = previous.as_ref().and_then(|s| s.spec_fingerprint.clone()) == desired;
+            if let Some(kept) = previous
                 .as_ref()
-                .is_some_and(|s| s.status == Status::Failed && !s.retryable)
+                .filter(|s| same && s.status == Status::Failed && !s.retryable)
             {
-                info!(%error, "keeping the recorded permanent failure");
-                return Ok(());
+                info!("keeping the recorded permanent failure of this SPEC");
+                return Ok(Outcome::Failed {
+                    reason: kept.reason.clone().unwrap_or_default(),
+                });
             }
-            let retries = previous.as_ref().map_or(0, |s| s.retries).saturating_add(1);
+            let retries = if same {
+                previous.as_ref().map_or(0, |s| s.retries).saturating_add(1)
+            } else {
+                1
+            };
             let mut status = self.carried(key, previous.as_ref(), now);
             status.status = Status::Failed;
             status.retries = retries;
-            if retries > self.settings.max_attempts {
-                status.retryable = false;
-                status.reason = Some(format!(
-                    "gave up after {retries} failures that should have healed: {error}; \
-                     bump `retry` to try again"
-                ));
-            } else {
-                let next =
-                    now + chrono::Duration::from_std(self.backoff(retries)).unwrap_or_default();
-                status.retryable = true;
-                status.next_attempt_at = Some(rfc3339(next));
-                status.reason = Some(format!("{error}; will retry after {}", rfc3339(next)));
+            if failure.after_intent {
+                // The operation was never accepted: it does not count as an attempt.
+                status.attempts = status.attempts.saturating_sub(1);
             }
-            status.version = snapshot.status_version.unwrap_or(0) + 1;
+            if desired.is_some() {
+                status.spec_fingerprint = desired;
+            }
+            let (outcome, reason) = if retries > self.settings.max_attempts {
+                status.retryable = false;
+                let reason = format!(
+                    "gave up after {retries} failures that should have healed: {}; \
+                     bump `retry` to try again",
+                    failure.error
+                );
+                (
+                    Outcome::Failed {
+                        reason: reason.clone(),
+                    },
+                    reason,
+                )
+            } else {
+                let quick = retries <= self.settings.quick_retries;
+                let wait = if quick {
+                    Duration::ZERO
+                } else {
+                    self.backoff(retries - self.settings.quick_retries)
+                };
+                let next = rfc3339(now + chrono::Duration::from_std(wait).unwrap_or_default());
+                status.retryable = true;
+                let reason = format!("{}; will retry after {next}", failure.error);
+                status.next_attempt_at = Some(next);
+                (
+                    Outcome::Retrying {
+                        reason: reason.clone(),
+                        retry_now: quick,
+                    },
+                    reason,
+                )
+            };
+            status.reason = Some(reason);
+            status.version = next_version(snapshot.status_version);
             match self
                 .store
                 .put_status(key, &status, snapshot.status_version)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(outcome),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -268,20 +358,29 @@ impl Reconciler {
             .min(self.settings.retry_backoff_max)
     }
 
-    async fn observe(&self, key: &TenantKey) -> Result<View, TransientError> {
-        let snapshot = self.store.load(key).await?;
-        let (desired, template_body) = match &snapshot.spec {
-            None => (Desired::Absent, None),
+    /// What the SPEC asks for (and the template body), without looking at the stack.
+    async fn desire(
+        &self,
+        key: &TenantKey,
+        snapshot: &Snapshot,
+    ) -> Result<(Desired, Option<String>), TransientError> {
+        match &snapshot.spec {
+            None => Ok((Desired::Absent, None)),
             Some(item) => match TenantSpec::parse(key, item) {
-                Err(errors) => (
+                Err(errors) => Ok((
                     Desired::Invalid {
                         reason: describe_errors(&errors),
                     },
                     None,
-                ),
-                Ok(spec) => self.desired_stack(key, &spec).await?,
+                )),
+                Ok(spec) => self.desired_stack(key, &spec).await,
             },
-        };
+        }
+    }
+
+    async fn observe(&self, key: &TenantKey) -> Result<View, TransientError> {
+        let snapshot = self.store.load(key).await?;
+        let (desired, template_body) = self.desire(key, &snapshot).await?;
         let recorded = snapshot.status.as_ref().and_then(|s| s.location.clone());
         let wanted = match &desired {
             Desired::Present(d) => Some(d.location.clone()),
@@ -400,7 +499,7 @@ impl Reconciler {
         };
         intent.operation = Some(operation);
         intent.attempts = if same {
-            previous.map_or(0, |s| s.attempts) + 1
+            previous.map_or(0, |s| s.attempts).saturating_add(1)
         } else {
             1
         };
@@ -416,7 +515,7 @@ impl Reconciler {
             intent.stack_id = Some(stack.stack_id.clone());
             intent.stack_status = Some(stack.status.as_str().to_owned());
         }
-        intent.version = view.snapshot.status_version.unwrap_or(0) + 1;
+        intent.version = next_version(view.snapshot.status_version);
         if let Err(step) = self
             .record(view, &intent, view.snapshot.status_version)
             .await
@@ -427,7 +526,7 @@ impl Reconciler {
         let token = client_request_token(
             operation,
             fingerprint.as_deref().unwrap_or("x"),
-            intent.attempts,
+            intent.version,
         );
         info!(
             ?operation,
@@ -443,9 +542,10 @@ impl Reconciler {
                     template_body: view.template_body.clone().unwrap_or_default(),
                     parameters: d.parameters.clone(),
                     tags: vec![
-                        ("tenant-id".into(), view.key.as_str().to_owned()),
-                        ("managed-by".into(), MANAGED_BY.into()),
-                        ("template-version".into(), d.template_version.clone()),
+                        (TAG_TENANT_ID.into(), view.key.as_str().to_owned()),
+                        (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
+                        (TAG_TEMPLATE_VERSION.into(), d.template_version.clone()),
+                        (TAG_SPEC_FINGERPRINT.into(), d.fingerprint.clone()),
                     ],
                     client_request_token: token,
                 };
@@ -474,20 +574,21 @@ impl Reconciler {
             Ok(()) if no_changes => {
                 let mut ready = self.finalized(view, Terminal::Ready, now).await;
                 ready.operation = intent.operation;
-                ready.version = intent.version + 1;
+                ready.version = next_version(Some(intent.version));
                 match self.record(view, &ready, Some(intent.version)).await {
                     Ok(()) => Step::Done(Outcome::Converged(Some(ready.status))),
                     Err(step) => step,
                 }
             }
             Ok(()) | Err(StackError::AlreadyExists) => Step::Again,
-            Err(e) if e.healing() == Healing::Transient => {
-                Step::Transient(TransientError(format!(
+            Err(e) if e.healing() == Healing::Transient => Step::Transient(TransientFailure {
+                error: TransientError(format!(
                     "{} of stack {}: {e}",
                     operation_name(operation),
                     target.location.stack_name
-                )))
-            }
+                )),
+                after_intent: true,
+            }),
             Err(e) => {
                 let reason = format!(
                     "CloudFormation rejected the {}: {e}",
@@ -497,7 +598,7 @@ impl Reconciler {
                 let mut failed = intent.clone();
                 failed.status = Status::Failed;
                 failed.reason = Some(reason.clone());
-                failed.version = intent.version + 1;
+                failed.version = next_version(Some(intent.version));
                 match self.record(view, &failed, Some(intent.version)).await {
                     Ok(()) => Step::Rejected(Outcome::Failed { reason }),
                     Err(step) => step,
@@ -550,7 +651,7 @@ impl Reconciler {
         if let Some(stack) = &view.stack {
             status.stack_status = Some(stack.status.as_str().to_owned());
         }
-        status.version = view.snapshot.status_version.unwrap_or(0) + 1;
+        status.version = next_version(view.snapshot.status_version);
         status
     }
 
@@ -596,7 +697,7 @@ impl Reconciler {
                 }
             }
         }
-        status.version = view.snapshot.status_version.unwrap_or(0) + 1;
+        status.version = next_version(view.snapshot.status_version);
         status
     }
 
@@ -625,7 +726,7 @@ impl Reconciler {
                 debug!("status changed concurrently; deciding again");
                 Err(Step::Again)
             }
-            Err(e) => Err(Step::Transient(e.into())),
+            Err(e) => Err(Step::Transient(TransientFailure::before_any_call(e.into()))),
         }
     }
 }
@@ -634,7 +735,7 @@ impl Reconciler {
 enum Step {
     /// Look again and decide anew (an act was made, or a write lost to a newer one).
     Again,
-    Transient(TransientError),
+    Transient(TransientFailure),
     /// CloudFormation refused for good; already recorded as failed.
     Rejected(Outcome),
     /// Finished without waiting for the stack; already recorded.
@@ -650,9 +751,15 @@ fn operation_name(operation: Operation) -> &'static str {
     }
 }
 
-/// Same operation, same SPEC, same attempt: the same token, so a retried call is idempotent.
-pub fn client_request_token(operation: Operation, fingerprint: &str, attempt: u32) -> String {
-    format!("{}-{fingerprint}-{attempt}", operation_name(operation))
+/// One token per recorded intent: the SDK's retries of that call are idempotent, and no two
+/// intents (even for the same SPEC after a revert) share a token.
+pub fn client_request_token(
+    operation: Operation,
+    fingerprint: &str,
+    intent_version: u64,
+) -> String {
+    let short = fingerprint.get(..16).unwrap_or(fingerprint);
+    format!("{}-{short}-{intent_version}", operation_name(operation))
 }
 
 pub fn rfc3339(time: DateTime<Utc>) -> String {

@@ -43,10 +43,19 @@ pub struct ControlPlaneConfig {
     pub termination_protection: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum ExternalIdKeySource {
     SsmParameter(String),
     Inline(String),
+}
+
+impl std::fmt::Debug for ExternalIdKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SsmParameter(name) => f.debug_tuple("SsmParameter").field(name).finish(),
+            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -83,10 +92,7 @@ impl ControlPlaneConfig {
         )?);
         let mut stream = StreamSettings::default();
         stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
-        stream.retry_window = Duration::from_secs(parsed(
-            "RETRY_WINDOW_SECONDS",
-            stream.retry_window.as_secs(),
-        )?);
+        settings.quick_retries = parsed("QUICK_RETRIES", settings.quick_retries)?;
         let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
             (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
             (None, Some(key)) => ExternalIdKeySource::Inline(key),

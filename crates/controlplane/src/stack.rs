@@ -168,6 +168,28 @@ pub struct ObservedStack {
     pub outputs: BTreeMap<String, String>,
     /// The parameters the stack runs with (to see drift from the SPEC).
     pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Tags the control plane puts on every stack it creates.
+pub const TAG_MANAGED_BY: &str = "managed-by";
+pub const TAG_TENANT_ID: &str = "tenant-id";
+pub const TAG_TEMPLATE_VERSION: &str = "template-version";
+/// The fingerprint of the SPEC the stack's last accepted create or update carried.
+pub const TAG_SPEC_FINGERPRINT: &str = "spec-fingerprint";
+pub const MANAGED_BY: &str = "tenant-control-plane";
+
+impl ObservedStack {
+    /// Whether the control plane made this stack for this tenant (it never touches another's).
+    pub fn is_managed_for(&self, tenant_id: &str) -> bool {
+        self.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+            && self.tags.get(TAG_TENANT_ID).map(String::as_str) == Some(tenant_id)
+    }
+
+    /// The SPEC fingerprint the stack was last created or updated with, if tagged.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.tags.get(TAG_SPEC_FINGERPRINT).map(String::as_str)
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! The DynamoDB stream handler: each record only names a tenant; the tenant is reconciled once
 //! per batch, whatever the records said, so duplicates, late and out-of-order records are harmless.
 //!
-//! Records are decoded one by one: a record that does not decode never fails the others. Only
-//! errors that may heal are reported as batch item failures (Lambda then retries from the lowest
-//! reported SequenceNumber), and only while the record is young; after that the tenant is
-//! recorded `failed`, retryable, and the shard moves on.
+//! Records are decoded one by one: a record that does not decode never fails the others. Every
+//! failure ends on the tenant's STATUS with its reason. Only failures that may heal are reported
+//! as batch item failures (Lambda then retries from the lowest reported SequenceNumber), and only
+//! for their first quick retries; after that the tenant waits, `failed` and retryable, for its
+//! next attempt, and the shard moves on.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -25,17 +25,11 @@ use crate::spec::{SPEC_SK, TenantKey};
 pub struct StreamSettings {
     /// Tenants reconciled at the same time within one batch.
     pub concurrency: usize,
-    /// A transient failure on a record younger than this is reported for Lambda to retry;
-    /// older, it is recorded on STATUS as a retryable failure instead.
-    pub retry_window: Duration,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        Self {
-            concurrency: 8,
-            retry_window: Duration::from_secs(300),
-        }
+        Self { concurrency: 8 }
     }
 }
 
@@ -173,30 +167,22 @@ pub async fn handle_batch(
         }
     }
 
-    let now = reconciler.now();
     let results = futures::stream::iter(tenants)
-        .map(|(tenant, (sequence_number, created_at))| {
+        .map(|(tenant, (sequence_number, _))| {
             let span = info_span!("tenant", tenant_id = %tenant);
             async move {
                 let result = reconciler.reconcile(&tenant).await;
+                // Reported back to Lambda, which retries from the lowest such record: a quick
+                // retry the STATUS row already shows, or a failure that could not even be recorded.
                 let failure = match &result {
-                    Ok(_) => None,
-                    Err(error) => {
-                        let age = created_at
-                            .map(|t| (now - t).to_std().unwrap_or_default())
-                            .unwrap_or_default();
-                        if age < settings.retry_window {
-                            warn!(%error, age_s = age.as_secs(), "transient failure; reporting the record for retry");
-                            sequence_number.clone()
-                        } else {
-                            warn!(%error, age_s = age.as_secs(), "transient failure on an old record; recording it as retryable");
-                            match reconciler.record_retryable_failure(&tenant, error).await {
-                                Ok(()) => None,
-                                // Nothing recorded: the record must not be lost.
-                                Err(_) => sequence_number.clone(),
-                            }
-                        }
+                    Ok(Outcome::Retrying {
+                        retry_now: true, ..
+                    })
+                    | Err(_) => {
+                        warn!(outcome = ?result, "reporting the record for Lambda to retry");
+                        sequence_number.clone()
                     }
+                    Ok(_) => None,
                 };
                 info!(outcome = ?result, "tenant reconciled");
                 (tenant, result.map_err(|e| e.to_string()), failure)

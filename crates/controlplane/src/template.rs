@@ -155,7 +155,12 @@ pub fn stack_parameters(
 
     for (key, value) in &spec.config {
         let field = format!("config.{key}");
-        let name = parameter_name(key);
+        // A key that is already a declared parameter name is used as-is (`VPCId` stays `VPCId`).
+        let name = if template.parameters.contains_key(key) {
+            key.clone()
+        } else {
+            parameter_name(key)
+        };
         // heck drops any other separator ("a.b" -> "AB"), so the key itself is checked.
         let key_ok = key
             .bytes()
@@ -208,8 +213,15 @@ pub fn stack_parameters(
             && !parameters.contains_key(name)
             && !source_key.contains_key(name)
         {
+            // Suggest the snake_case key when it maps back to this name, else the name itself.
+            let snake = heck::ToSnakeCase::to_snake_case(name.as_str());
+            let key = if parameter_name(&snake) == *name {
+                snake
+            } else {
+                name.clone()
+            };
             errors.push(FieldError::new(
-                format!("config.{}", heck::ToSnakeCase::to_snake_case(name.as_str())),
+                format!("config.{key}"),
                 format!(
                     "is required: template {} parameter {name} has no default",
                     template.version
@@ -233,7 +245,7 @@ fn check_value(decl: &ParameterDecl, value: &ConfigValue, rendered: &str) -> Res
         _ => {}
     }
     if decl.kind == "Number" {
-        let Ok(number) = rendered.parse::<f64>() else {
+        let Some(number) = rendered.parse::<f64>().ok().filter(|n| n.is_finite()) else {
             return Err(format!("is a Number, got {rendered:?}"));
         };
         if decl.min_value.is_some_and(|min| number < min)
@@ -315,6 +327,21 @@ mod tests {
         assert_eq!(parameter_name("PlayerCount"), "PlayerCount");
         assert_eq!(parameter_name("max-players"), "MaxPlayers");
         assert_eq!(parameter_name("seed"), "Seed");
+    }
+
+    #[test]
+    fn a_key_that_is_a_parameter_name_is_used_as_is() {
+        let template = Template::parse(
+            "v9",
+            "Parameters:\n  VPCId:\n    Type: String\nResources:\n  T:\n    Type: AWS::SNS::Topic\n",
+        )
+        .unwrap();
+        let e = stack_parameters(&spec(&[]), &template).unwrap_err();
+        assert_eq!(e[0].field, "config.VPCId");
+        let params = stack_parameters(&spec(&[("VPCId", text("vpc-1"))]), &template).unwrap();
+        assert_eq!(params, [("VPCId".to_owned(), "vpc-1".to_owned())]);
+        let e = stack_parameters(&spec(&[("player_count", text("NaN"))]), &sample()).unwrap_err();
+        assert!(e[0].message.contains("is a Number"), "{}", e[0]);
     }
 
     #[test]

@@ -805,7 +805,7 @@ async fn an_invalid_spec_over_a_ready_stack_leaves_the_stack_alone() {
 // ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_transient_create_failure_on_a_young_record_is_reported_for_retry() {
+async fn a_transient_create_failure_is_recorded_and_reported_for_a_quick_retry() {
     let w = World::new();
     let image = seed_image();
     w.put(&image);
@@ -819,25 +819,36 @@ async fn a_transient_create_failure_on_a_young_record_is_reported_for_retry() {
     let report = w.handle(batch.clone()).await;
     assert_eq!(failures(&report), ["100"]);
     match report.outcomes.get(&key(SEED)) {
-        Some(Err(e)) => assert!(e.contains("Rate exceeded"), "{e}"),
+        Some(Ok(Outcome::Retrying {
+            reason,
+            retry_now: true,
+        })) => assert!(reason.contains("Rate exceeded"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    // The intent is recorded; no stack yet.
+    // The failure is on STATUS with its reason, due at once; the location stays recorded; the
+    // call that was never accepted does not count as an attempt.
     let status = w.status(SEED);
-    assert_eq!(status.status, Status::Creating);
-    assert_eq!(status.operation, Some(Operation::Create));
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.retryable);
+    assert_eq!(status.retries, 1);
+    assert_eq!(status.attempts, 0);
+    assert_eq!(status.next_attempt_at, Some(rfc3339(w.now())));
+    assert!(status.reason.unwrap_or_default().contains("Rate exceeded"));
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
     assert!(w.stacks.live_stacks().is_empty());
 
     // Lambda retries the batch: it converges.
     let report = w.handle(batch).await;
     assert!(failures(&report).is_empty());
-    assert_eq!(w.status(SEED).status, Status::Ready);
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!((status.retries, status.reason), (0, None));
     assert_eq!(w.count(SEED, "create"), 2);
     assert_eq!(w.stacks.live_stacks().len(), 1);
 }
 
 #[tokio::test]
-async fn a_transient_describe_failure_on_a_young_record_is_reported_for_retry() {
+async fn a_transient_describe_failure_is_recorded_and_reported_for_a_quick_retry() {
     let w = World::new();
     let good = seed_image();
     let other = spec_image("beta-co", ACCOUNT, json!({}));
@@ -850,12 +861,16 @@ async fn a_transient_describe_failure_on_a_young_record_is_reported_for_retry() 
     // Handled one after the other (so the injected fault hits the first tenant reconciled).
     let report = w.handle(vec![insert("beta-co", "100", &other)]).await;
     assert_eq!(failures(&report), ["100"]);
-    match report.outcomes.get(&key("beta-co")) {
-        Some(Err(e)) => assert!(e.contains("role still propagating"), "{e}"),
-        other => panic!("{other:?}"),
-    }
-    // Nothing was written or started for it.
-    assert!(w.store.status(&key("beta-co")).is_none());
+    // The writer sees why; nothing was started.
+    let status = w.status("beta-co");
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.retryable);
+    assert!(
+        status
+            .reason
+            .unwrap_or_default()
+            .contains("role still propagating")
+    );
     assert!(w.mutating_calls("beta-co").is_empty());
 
     let report = w
@@ -870,20 +885,30 @@ async fn a_transient_describe_failure_on_a_young_record_is_reported_for_retry() 
 }
 
 #[tokio::test]
-async fn a_transient_failure_on_an_old_record_is_recorded_as_retryable() {
+async fn after_the_quick_retries_a_transient_failure_waits_for_its_next_attempt() {
     let w = World::new();
     let image = seed_image();
     w.put(&image);
-    // The record is older than the retry window.
-    let now = at(RECORD_TIME + 600);
-    w.set_now(now);
-    assert!(Duration::from_secs(600) > w.stream.retry_window);
+    let quick = Settings::new(REGION).quick_retries;
+    for _ in 0..quick {
+        w.stacks
+            .fail_next("create", StackError::Transient("Rate exceeded".into()));
+        let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+        assert_eq!(failures(&report), ["100"]);
+    }
+    // One more: no longer handed back to Lambda (the shard moves on); backed off on STATUS.
+    let now = w.now();
     w.stacks
         .fail_next("create", StackError::Transient("Rate exceeded".into()));
     let report = w.handle(vec![insert(SEED, "100", &image)]).await;
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
-    assert!(matches!(report.outcomes.get(&key(SEED)), Some(Err(_))));
-
+    assert!(matches!(
+        report.outcomes.get(&key(SEED)),
+        Some(Ok(Outcome::Retrying {
+            retry_now: false,
+            ..
+        }))
+    ));
     let status = w.status(SEED);
     assert_eq!(status.status, Status::Failed);
     assert!(status.retryable);
@@ -891,7 +916,7 @@ async fn a_transient_failure_on_an_old_record_is_recorded_as_retryable() {
     let next_time = DateTime::parse_from_rfc3339(&next)
         .unwrap()
         .with_timezone(&Utc);
-    assert!(next_time > now, "{next}");
+    assert_eq!((next_time - now).num_seconds(), 30);
     let reason = status.reason.clone().unwrap();
     assert!(reason.contains("Rate exceeded"), "{reason}");
     assert!(
@@ -921,13 +946,10 @@ async fn a_transient_failure_on_an_old_record_is_recorded_as_retryable() {
 }
 
 #[tokio::test]
-async fn an_old_record_with_an_undecodable_image_does_not_block_the_shard() {
+async fn a_record_with_an_undecodable_image_still_reconciles_its_tenant() {
     let w = World::new();
     let image = seed_image();
     w.put(&image);
-    w.set_now(at(RECORD_TIME + 3600));
-    w.stacks
-        .fail_next("create", StackError::Transient("Rate exceeded".into()));
     // Valid keys and creation time, an image that is not DynamoDB JSON.
     let bad_image = json!({"pk": {"S": "TENANT#gs1234"}, "config": {"WAT": 1}});
     let record = record_at(
@@ -940,12 +962,9 @@ async fn an_old_record_with_an_undecodable_image_does_not_block_the_shard() {
         None,
     );
     let report = w.handle(vec![record]).await;
-    // An hour old: recorded as retryable rather than handed back to Lambda again and again.
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
-    let status = w.status(SEED);
-    assert_eq!(status.status, Status::Failed);
-    assert!(status.retryable);
-    assert!(status.next_attempt_at.is_some());
+    assert!(report.skipped.is_empty());
+    assert_eq!(w.status(SEED).status, Status::Ready);
 }
 
 #[tokio::test]
@@ -1042,8 +1061,12 @@ async fn an_unavailable_store_is_a_transient_error() {
     let w = World::new();
     let image = seed_image();
     w.put(&image);
-    w.store
-        .fail_next_loads([StoreError::Unavailable("throttled".into())]);
+    // Unavailable both for the reconcile and for recording its failure: nothing can be recorded,
+    // so the error goes back to the trigger.
+    w.store.fail_next_loads([
+        StoreError::Unavailable("throttled".into()),
+        StoreError::Unavailable("throttled".into()),
+    ]);
     let error = w.reconciler.reconcile(&key(SEED)).await.unwrap_err();
     assert!(error.0.contains("throttled"), "{error}");
     assert!(w.calls_for(SEED).is_empty());
@@ -1383,7 +1406,8 @@ async fn moving_a_tenant_to_another_account_is_refused() {
     assert_eq!(status.status, Status::Failed);
     let reason = status.reason.clone().unwrap();
     assert!(reason.contains("cannot change"), "{reason}");
-    assert!(!status.retryable);
+    // Blocked by the old stack, not settled: it clears once that stack is gone.
+    assert!(status.retryable);
     // Still pointing at the stack that exists.
     assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
 
@@ -1438,19 +1462,32 @@ async fn the_retry_bound_stops_an_endless_loop() {
     let w = World::new();
     let image = seed_image();
     w.put(&image);
-    let attempts = w.reconciler.settings().max_attempts;
-    for _ in 0..attempts {
+    let max = w.reconciler.settings().max_attempts;
+    // CreateStack throttled every time: retried (quickly, then backing off), never forever.
+    for _ in 0..max {
         w.stacks
             .fail_next("create", StackError::Transient("Rate exceeded".into()));
-        assert!(w.reconciler.reconcile(&key(SEED)).await.is_err());
+        let outcome = w.reconcile(SEED).await;
+        assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
+        let next = w.status(SEED).next_attempt_at.expect("next attempt");
+        w.set_now(
+            DateTime::parse_from_rfc3339(&next)
+                .unwrap()
+                .with_timezone(&Utc),
+        );
     }
+    w.stacks
+        .fail_next("create", StackError::Transient("Rate exceeded".into()));
     let outcome = w.reconcile(SEED).await;
     assert!(
         matches!(&outcome, Outcome::Failed { reason } if reason.contains("gave up after")),
         "{outcome:?}"
     );
-    assert_eq!(w.count(SEED, "create"), attempts as usize);
-    assert!(!w.status(SEED).retryable);
+    assert_eq!(w.count(SEED, "create"), max as usize + 1);
+    let status = w.status(SEED);
+    assert!(!status.retryable);
+    // Calls that were never accepted are not attempts.
+    assert_eq!(status.attempts, 0);
     // Bumping `retry` tries again.
     let bumped = with_attr(image, "retry", json!({"N": "1"}));
     w.put(&bumped);
@@ -1475,8 +1512,10 @@ async fn transient_failures_back_off_exponentially_and_stop_at_the_limit() {
             StackError::Transient("AccessDenied: not yet".into()),
         );
         let report = w.handle(vec![insert(SEED, "100", &image)]).await;
-        assert!(failures(&report).is_empty());
         let status = w.status(SEED);
+        // The quick retries go back to Lambda; the others wait on STATUS.
+        let quick = status.retries <= Settings::new(REGION).quick_retries;
+        assert_eq!(failures(&report).is_empty(), !quick, "{status:?}");
         let Some(next) = status.next_attempt_at.clone() else {
             break;
         };
@@ -1486,7 +1525,7 @@ async fn transient_failures_back_off_exponentially_and_stop_at_the_limit() {
         waits.push((next - now).num_seconds());
         now = next + chrono::Duration::seconds(1);
     }
-    assert_eq!(waits, [30, 60, 120, 240, 480]);
+    assert_eq!(waits, [0, 0, 30, 60, 120]);
     let status = w.status(SEED);
     assert_eq!(status.status, Status::Failed);
     assert!(!status.retryable);
@@ -1523,4 +1562,54 @@ async fn a_passing_error_never_replaces_a_permanent_failure() {
     let report = w.handle(vec![insert(SEED, "100", &image)]).await;
     assert!(failures(&report).is_empty());
     assert_eq!(w.status(SEED), failed);
+}
+
+#[tokio::test]
+async fn an_update_whose_call_never_went_through_is_not_taken_for_done() {
+    let w = World::new();
+    let v1 = seed_image();
+    w.put(&v1);
+    w.handle(vec![insert(SEED, "100", &v1)]).await;
+    assert_eq!(w.status(SEED).status, Status::Ready);
+
+    // The intent of an update was recorded, then the function died before UpdateStack.
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("9"));
+    w.put(&v2);
+    let mut intent = w.status(SEED);
+    intent.status = Status::Updating;
+    intent.operation = Some(Operation::Update);
+    intent.spec_fingerprint = Some(fingerprint_of(&v2));
+    intent.version += 1;
+    w.store.set_status(&key(SEED), intent);
+
+    // The stack still carries v1's fingerprint: the update is made, not assumed.
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(w.mutating_calls(SEED), ["create", "update"]);
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "9");
+}
+
+#[tokio::test]
+async fn a_stack_the_control_plane_did_not_make_is_never_touched() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    w.stacks
+        .seed_foreign(&location(ACCOUNT, SEED), StackStatus::CreateComplete);
+    let report = w.handle(vec![insert(SEED, "100", &image)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Failed);
+    let reason = status.reason.clone().unwrap_or_default();
+    assert!(reason.contains("not made by the control plane"), "{reason}");
+    assert!(w.mutating_calls(SEED).is_empty());
+
+    // Removing the tenant leaves the foreign stack alone too.
+    w.remove(SEED);
+    w.handle(vec![remove(SEED, "101", &image)]).await;
+    assert_eq!(w.status(SEED).status, Status::Deleted);
+    assert!(w.mutating_calls(SEED).is_empty());
+    assert_eq!(w.stacks.live_stacks(), [location(ACCOUNT, SEED)]);
 }

@@ -32,7 +32,7 @@ impl FilterPattern {
     }
 
     pub fn matches(&self, record: &Value) -> bool {
-        matches_object(&self.0, record)
+        matches_object(&self.0, Some(record))
     }
 }
 
@@ -65,18 +65,37 @@ fn check(pattern: &Value) -> Result<(), String> {
     }
 }
 
-fn matches_object(pattern: &Value, record: &Value) -> bool {
+fn matches_object(pattern: &Value, record: Option<&Value>) -> bool {
     let Value::Object(fields) = pattern else {
         return false;
     };
     fields.iter().all(|(name, expected)| {
-        let actual = record.get(name);
+        // A missing parent is a missing field: `{"a":{"b":[{"exists":false}]}}` matches `{}`.
+        let actual = record.and_then(|r| r.get(name));
         match expected {
-            Value::Object(_) => actual.is_some_and(|a| matches_object(expected, a)),
-            Value::Array(options) => options.iter().any(|option| matches_leaf(option, actual)),
+            Value::Object(_) => matches_object(expected, actual),
+            Value::Array(options) => options.iter().any(|option| match actual {
+                // A field holding an array matches when any element does.
+                Some(Value::Array(elements)) if !is_exists(option) => {
+                    elements.iter().any(|e| matches_leaf(option, Some(e)))
+                }
+                _ => matches_leaf(option, actual),
+            }),
             _ => false,
         }
     })
+}
+
+fn is_exists(option: &Value) -> bool {
+    option.get("exists").is_some()
+}
+
+/// Literal equality, numbers compared by value (`5` equals `5.0`).
+fn equal(literal: &Value, actual: &Value) -> bool {
+    match (literal.as_f64(), actual.as_f64()) {
+        (Some(a), Some(b)) => a == b,
+        _ => literal == actual,
+    }
 }
 
 fn matches_leaf(option: &Value, actual: Option<&Value>) -> bool {
@@ -98,14 +117,14 @@ fn matches_leaf(option: &Value, actual: Option<&Value>) -> bool {
                     .zip(argument.as_str())
                     .is_some_and(|(t, e)| t.eq_ignore_ascii_case(e)),
                 "anything-but" => actual.is_some_and(|a| match argument {
-                    Value::Array(excluded) => !excluded.contains(a),
+                    Value::Array(excluded) => !excluded.iter().any(|x| equal(x, a)),
                     Value::Object(_) => !matches_leaf(argument, Some(a)),
-                    single => single != a,
+                    single => !equal(single, a),
                 }),
                 _ => false,
             }
         }
-        literal => actual == Some(literal),
+        literal => actual.is_some_and(|a| equal(literal, a)),
     }
 }
 
@@ -140,6 +159,18 @@ mod tests {
         let numbers = FilterPattern::parse(r#"{"n":[5, true, null]}"#).unwrap();
         assert!(numbers.matches(&json!({"n": 5})));
         assert!(!numbers.matches(&json!({"n": "5"})));
+    }
+
+    #[test]
+    fn missing_parents_numbers_and_arrays() {
+        let absent = FilterPattern::parse(r#"{"a":{"b":[{"exists":false}]}}"#).unwrap();
+        assert!(absent.matches(&json!({})));
+        assert!(!absent.matches(&json!({"a": {"b": 1}})));
+        let number = FilterPattern::parse(r#"{"n":[5]}"#).unwrap();
+        assert!(number.matches(&json!({"n": 5.0})));
+        let element = FilterPattern::parse(r#"{"tags":["blue"]}"#).unwrap();
+        assert!(element.matches(&json!({"tags": ["red", "blue"]})));
+        assert!(!element.matches(&json!({"tags": ["red"]})));
     }
 
     #[test]

@@ -170,7 +170,8 @@ impl StreamPoller {
             .client
             .get_records()
             .shard_iterator(iterator)
-            .limit(self.settings.batch_size as i32)
+            // GetRecords returns at most 1,000 records a call.
+            .limit(self.settings.batch_size.clamp(1, 1000) as i32)
             .send()
             .await
             .map_err(|e| self.error(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
@@ -187,6 +188,16 @@ impl StreamPoller {
             .filter_map(|record| lambda_record(record, &self.stream_arn, &self.region))
             .filter(|d| passes(&self.settings.filters, &d.json))
             .collect();
+        // Lambda never delivers a record older than MaximumRecordAgeInSeconds.
+        let (delivered, expired): (Vec<Delivered>, Vec<Delivered>) =
+            delivered.into_iter().partition(|d| {
+                self.settings.maximum_record_age.is_none_or(|max| {
+                    (Utc::now() - d.created_at).to_std().unwrap_or_default() <= max
+                })
+            });
+        if !expired.is_empty() {
+            self.send_on_failure(shard, &expired, "RecordAgeExceeded", 0, None);
+        }
         self.stats.records_delivered += delivered.len();
         if !delivered.is_empty() {
             self.deliver(shard, delivered, invoke).await;
@@ -203,6 +214,7 @@ impl StreamPoller {
     {
         let mut size = pending.len();
         let mut retries: u32 = 0;
+        let mut function_error: Option<String>;
         while !pending.is_empty() {
             size = size.clamp(1, pending.len());
             let batch = &pending[..size];
@@ -211,6 +223,7 @@ impl StreamPoller {
             self.stats.invocations += 1;
             let handled = match invoke(event).await {
                 Invocation::Response(response) => {
+                    function_error = None;
                     let failed = self.first_failed(batch, &response);
                     match failed {
                         None => size,
@@ -225,6 +238,7 @@ impl StreamPoller {
                 }
                 Invocation::FunctionError(error) => {
                     warn!(%error, "function error");
+                    function_error = Some(error);
                     if self.settings.bisect_on_function_error && size > 1 {
                         size = size.div_ceil(2);
                     }
@@ -262,7 +276,13 @@ impl StreamPoller {
             if let Some(condition) = condition {
                 let size_now = size.min(pending.len());
                 let dropped: Vec<Delivered> = pending.drain(..size_now).collect();
-                self.send_on_failure(shard, &dropped, condition, retries);
+                self.send_on_failure(
+                    shard,
+                    &dropped,
+                    condition,
+                    retries,
+                    function_error.as_deref(),
+                );
                 size = pending.len();
                 retries = 0;
             } else if !self.retry_delay.is_zero() {
@@ -301,11 +321,20 @@ impl StreamPoller {
         shard: &str,
         dropped: &[Delivered],
         condition: &str,
-        attempts: u32,
+        retries: u32,
+        function_error: Option<&str>,
     ) {
         let (Some(first), Some(last)) = (dropped.first(), dropped.last()) else {
             return;
         };
+        if !self.settings.has_on_failure_destination {
+            warn!(
+                condition,
+                records = dropped.len(),
+                "batch given up and discarded: no OnFailure destination"
+            );
+            return;
+        }
         warn!(
             condition,
             records = dropped.len(),
@@ -317,9 +346,12 @@ impl StreamPoller {
                 "requestId": format!("local-{}", first.sequence_number),
                 "functionArn": format!("arn:aws:lambda:{}:123456789012:function:{}", self.region, self.settings.function),
                 "condition": condition,
-                "approximateInvokeCount": attempts + 1,
+                "approximateInvokeCount": if retries == 0 { 0 } else { retries + 1 },
             },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responseContext": match function_error {
+                Some(_) => json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}),
+                None => json!({"statusCode": 200, "executedVersion": "$LATEST"}),
+            },
             "version": "1.0",
             "timestamp": Utc::now().to_rfc3339(),
             "DDBStreamBatchInfo": {

@@ -292,10 +292,17 @@ async fn run_poller(
     let invoke = move |event: Value| {
         let plane = plane.clone();
         async move {
-            let report = handle_batch(&plane.reconciler, &plane.stream, &event).await;
-            match serde_json::to_value(&report.response) {
-                Ok(response) => Invocation::Response(response),
-                Err(e) => Invocation::FunctionError(e.to_string()),
+            // Its own task, so a panic is a function error (as a crashed Lambda), not the end
+            // of the poller.
+            let handled = tokio::spawn(async move {
+                let report = handle_batch(&plane.reconciler, &plane.stream, &event).await;
+                serde_json::to_value(&report.response)
+            })
+            .await;
+            match handled {
+                Ok(Ok(response)) => Invocation::Response(response),
+                Ok(Err(e)) => Invocation::FunctionError(e.to_string()),
+                Err(e) => Invocation::FunctionError(format!("the function crashed: {e}")),
             }
         }
     };

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::config::Region;
 use aws_sdk_cloudformation::error::SdkError;
-use aws_sdk_cloudformation::types::{Capability, Parameter, Tag};
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
 
 use super::AwsFailure;
 use super::sts::RoleCredentials;
@@ -68,6 +68,29 @@ impl CloudFormationStacks {
         clients.insert(key, (access_key, client.clone()));
         Ok(client)
     }
+}
+
+/// A stack's outputs, by key.
+pub fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect()
+}
+
+/// The parameters a stack runs with, by name.
+pub fn parameters_of(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// Maps a CloudFormation error onto what the reconcile loop does with it.
@@ -148,20 +171,12 @@ impl Stacks for CloudFormationStacks {
             stack_id: stack.stack_id().unwrap_or_default().to_owned(),
             status,
             status_reason: stack.stack_status_reason().map(str::to_owned),
-            outputs: stack
-                .outputs()
+            outputs: outputs_of(stack),
+            parameters: parameters_of(stack),
+            tags: stack
+                .tags()
                 .iter()
-                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-                .collect::<BTreeMap<_, _>>(),
-            parameters: stack
-                .parameters()
-                .iter()
-                .filter_map(|p| {
-                    Some((
-                        p.parameter_key()?.to_owned(),
-                        p.parameter_value()?.to_owned(),
-                    ))
-                })
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
                 .collect(),
         }))
     }

@@ -11,7 +11,7 @@ use tracing::warn;
 use super::AwsFailure;
 use crate::ports::{Snapshot, StoreError, TenantStore};
 use crate::spec::{SPEC_SK, STATUS_SK, TenantKey};
-use crate::status::TenantStatus;
+use crate::status::{StackLocation, Status, TenantStatus};
 
 pub struct DynamoStore {
     client: Client,
@@ -24,6 +24,36 @@ impl DynamoStore {
             client,
             table: table.into(),
         }
+    }
+}
+
+/// Stands in for a STATUS row that does not decode: failed, no SPEC fingerprint (so the next
+/// reconcile acts on the SPEC afresh), and the stack's location when it could be read.
+fn unreadable_status(
+    tenant: &TenantKey,
+    error: &str,
+    location: Option<StackLocation>,
+    version: Option<u64>,
+) -> TenantStatus {
+    TenantStatus {
+        tenant_id: tenant.as_str().to_owned(),
+        status: Status::Failed,
+        reason: Some(format!(
+            "the STATUS row could not be read ({error}); it is rewritten"
+        )),
+        retryable: true,
+        next_attempt_at: None,
+        attempts: 0,
+        retries: 0,
+        operation: None,
+        outputs: Default::default(),
+        location,
+        stack_id: None,
+        stack_status: None,
+        template_version: None,
+        spec_fingerprint: None,
+        updated_at: String::new(),
+        version: version.unwrap_or(0),
     }
 }
 
@@ -59,10 +89,21 @@ impl TenantStore for DynamoStore {
                         Some(AttributeValue::N(n)) => n.parse().ok(),
                         _ => None,
                     };
+                    let location = item.get("location").cloned();
                     match serde_dynamo::from_item::<_, TenantStatus>(item) {
                         Ok(status) => snapshot.status = Some(status),
-                        // Only the control plane writes STATUS; an unreadable one is rewritten.
-                        Err(e) => warn!(error = %e, "unreadable STATUS row; it will be rewritten"),
+                        // Only the control plane writes STATUS; an unreadable one (a hand edit,
+                        // a newer release's row) is rewritten, but where the stack is must not
+                        // be lost: keep the location if it still reads.
+                        Err(e) => {
+                            warn!(error = %e, "unreadable STATUS row; it will be rewritten");
+                            snapshot.status = Some(unreadable_status(
+                                tenant,
+                                &e.to_string(),
+                                location.and_then(|l| serde_dynamo::from_attribute_value(l).ok()),
+                                snapshot.status_version,
+                            ));
+                        }
                     }
                 }
                 _ => {}

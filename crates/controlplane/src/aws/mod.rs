@@ -20,6 +20,11 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "InternalError",
     "InternalServerError",
+    // Clock skew or a session that expired mid-flight: a fresh request succeeds.
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "IDPCommunicationError",
     // A role or its policy takes seconds to propagate after the tenant account creates it.
     "AccessDenied",
     "AccessDeniedException",

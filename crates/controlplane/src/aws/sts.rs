@@ -50,9 +50,21 @@ pub struct AssumeRoleRequest {
     pub session_name: String,
 }
 
+/// The ARN partition of a region: `aws`, `aws-cn` or `aws-us-gov`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 pub fn assume_role_request(
     role_name: &str,
     external_ids: &ExternalIds,
+    partition: &str,
     account_id: &str,
     tenant_id: &str,
 ) -> AssumeRoleRequest {
@@ -60,7 +72,7 @@ pub fn assume_role_request(
     let mut session_name = format!("tenant-{tenant_id}");
     session_name.truncate(64);
     AssumeRoleRequest {
-        role_arn: format!("arn:aws:iam::{account_id}:role/{role_name}"),
+        role_arn: format!("arn:{partition}:iam::{account_id}:role/{role_name}"),
         external_id: external_ids.for_account(account_id),
         session_name,
     }
@@ -69,6 +81,8 @@ pub fn assume_role_request(
 /// Credentials for tenants' accounts, cached per (account, tenant) until near expiry.
 pub struct RoleCredentials {
     client: Client,
+    /// The control plane's partition: tenant accounts are in the same one.
+    partition: &'static str,
     role_name: String,
     external_ids: ExternalIds,
     refresh_before_expiry: Duration,
@@ -79,8 +93,16 @@ pub struct RoleCredentials {
 
 impl RoleCredentials {
     pub fn new(client: Client, role_name: impl Into<String>, external_ids: ExternalIds) -> Self {
+        let partition = partition(
+            client
+                .config()
+                .region()
+                .map(|r| r.as_ref())
+                .unwrap_or_default(),
+        );
         Self {
             client,
+            partition,
             role_name: role_name.into(),
             external_ids,
             refresh_before_expiry: Duration::from_secs(300),
@@ -111,8 +133,13 @@ impl RoleCredentials {
         {
             return Ok(cached.clone());
         }
-        let request =
-            assume_role_request(&self.role_name, &self.external_ids, account_id, tenant_id);
+        let request = assume_role_request(
+            &self.role_name,
+            &self.external_ids,
+            self.partition,
+            account_id,
+            tenant_id,
+        );
         self.assume_calls.fetch_add(1, Ordering::Relaxed);
         let output = self
             .client
@@ -172,14 +199,19 @@ mod tests {
     #[test]
     fn assume_role_request_names_the_account_role_and_tenant() {
         let ids = ExternalIds::new(b"k".to_vec());
-        let request = assume_role_request("TenantControlRole", &ids, "111111111111", "gs1234");
+        let request =
+            assume_role_request("TenantControlRole", &ids, "aws", "111111111111", "gs1234");
         assert_eq!(
             request.role_arn,
             "arn:aws:iam::111111111111:role/TenantControlRole"
         );
         assert_eq!(request.session_name, "tenant-gs1234");
         assert_eq!(request.external_id, ids.for_account("111111111111"));
-        let long = assume_role_request("R", &ids, "111111111111", &"a".repeat(80));
+        let long = assume_role_request("R", &ids, "aws", "111111111111", &"a".repeat(80));
         assert_eq!(long.session_name.len(), 64);
+        let china = assume_role_request("R", &ids, partition("cn-north-1"), "111111111111", "t1");
+        assert_eq!(china.role_arn, "arn:aws-cn:iam::111111111111:role/R");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition("eu-west-1"), "aws");
     }
 }

@@ -64,6 +64,11 @@ fn stack(status: StackStatus) -> ObservedStack {
         status_reason: None,
         outputs: BTreeMap::new(),
         parameters: desired_parameters().into_iter().collect(),
+        // Made by the control plane for this tenant; no fingerprint tag (an older stack).
+        tags: BTreeMap::from([
+            ("managed-by".to_owned(), "tenant-control-plane".to_owned()),
+            ("tenant-id".to_owned(), "gs1234".to_owned()),
+        ]),
     }
 }
 
@@ -117,6 +122,7 @@ fn run(
     at: Option<&StackLocation>,
 ) -> Decision {
     decide(&Observation {
+        tenant_id: "gs1234",
         desired,
         status,
         stack,
@@ -381,7 +387,8 @@ fn check_invariants(case: &Case) -> Decision {
                 match &decision {
                     Decision::Fail { reason, retryable } => {
                         assert!(reason.contains("cannot change"), "{ctx}");
-                        assert!(!retryable, "{ctx}");
+                        // Blocked, not settled: it clears once the old stack is gone.
+                        assert!(retryable, "{ctx}");
                     }
                     Decision::Nothing => {
                         // Only when that very failure is recorded already.
@@ -431,9 +438,13 @@ fn check_invariants(case: &Case) -> Decision {
         Decision::Nothing | Decision::Wait => {}
     }
 
-    // Never a Fail retryable from decide: only the reconciler's transient errors are.
-    if let Decision::Fail { retryable, .. } = &decision {
-        assert!(!retryable, "{ctx}");
+    // A Fail from decide is retryable only when something outside the SPEC blocks it (a stack
+    // in the way or needing an operator), so it clears once that is gone.
+    if let Decision::Fail { retryable, reason } = &decision {
+        let blocked = reason.contains("cannot change")
+            || reason.contains("not made by the control plane")
+            || reason.contains("cannot act on");
+        assert_eq!(*retryable, blocked, "{ctx}");
     }
 
     // Idempotence: once a terminal decision is recorded, the same world is converged.
@@ -525,6 +536,8 @@ fn every_combination_keeps_the_invariants() {
 enum Expect {
     Is(Decision),
     FailWith(&'static str),
+    /// A failure held up by something outside the SPEC: retryable, looked at again each time.
+    BlockedWith(&'static str),
     FailedFromStack(&'static str),
 }
 
@@ -564,7 +577,7 @@ fn row(
 
 fn expected_rows() -> Vec<Row> {
     use Decision as D;
-    use Expect::{FailWith, FailedFromStack, Is};
+    use Expect::{BlockedWith, FailWith, FailedFromStack, Is};
     use StackStatus as S;
     use Status as St;
     let removed = REMOVED_FINGERPRINT;
@@ -907,7 +920,7 @@ fn expected_rows() -> Vec<Row> {
             present(),
             None,
             Some(S::ImportRollbackFailed),
-            FailWith("IMPORT_ROLLBACK_FAILED"),
+            BlockedWith("IMPORT_ROLLBACK_FAILED"),
         ),
         row(
             "unchanged, that operator failure recorded, IMPORT_ROLLBACK_FAILED",
@@ -921,7 +934,7 @@ fn expected_rows() -> Vec<Row> {
             present(),
             Some(ready(OLD_FP)),
             Some(S::Unknown("TELEPORT_COMPLETE".into())),
-            FailWith("TELEPORT_COMPLETE"),
+            BlockedWith("TELEPORT_COMPLETE"),
         ),
         // Bounded retries and drift.
         row(
@@ -974,7 +987,7 @@ fn expected_rows() -> Vec<Row> {
             status: Some(ready(OLD_FP)),
             stack: Some(stack(S::CreateComplete)),
             at: location(OTHER_ACCOUNT, REGION),
-            expect: FailWith("cannot change"),
+            expect: BlockedWith("cannot change"),
         },
         Row {
             name: "region changed while the stack is busy",
@@ -982,7 +995,7 @@ fn expected_rows() -> Vec<Row> {
             status: Some(ready(OLD_FP)),
             stack: Some(stack(S::UpdateInProgress)),
             at: location(ACCOUNT, OTHER_REGION),
-            expect: FailWith("cannot change"),
+            expect: BlockedWith("cannot change"),
         },
         Row {
             name: "account changed, old stack gone",
@@ -1136,7 +1149,7 @@ fn expected_rows() -> Vec<Row> {
             Desired::Absent,
             Some(ready(OLD_FP)),
             Some(S::ImportRollbackFailed),
-            FailWith("IMPORT_ROLLBACK_FAILED"),
+            BlockedWith("IMPORT_ROLLBACK_FAILED"),
         ),
         row(
             "absent, deleting, attempts spent",
@@ -1181,6 +1194,10 @@ fn expected_decisions() {
                 &decision,
                 Decision::Fail { reason, retryable: false } if reason.contains(part)
             ),
+            Expect::BlockedWith(part) => matches!(
+                &decision,
+                Decision::Fail { reason, retryable: true } if reason.contains(part)
+            ),
             Expect::FailedFromStack(what) => {
                 decision
                     == Decision::Finalize(Terminal::FailedFromStack {
@@ -1210,7 +1227,7 @@ fn an_operator_failure_is_recorded_once() {
     let Decision::Fail { reason, retryable } = first.clone() else {
         panic!("{first:?}");
     };
-    assert!(!retryable);
+    assert!(retryable);
     assert!(reason.contains("IMPORT_ROLLBACK_FAILED"), "{reason}");
     assert!(
         reason.contains("resolve it in the tenant account"),
