@@ -8,6 +8,7 @@
 //! next attempt, and the shard moves on.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -19,6 +20,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::reconcile::{Outcome, Reconciler};
 use crate::spec::{SPEC_SK, TenantKey};
+
+/// Time kept free before an invocation's deadline: one tenant's reconcile (a few AWS calls).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
 /// How the stream handler treats a batch.
 #[derive(Clone, Debug)]
@@ -133,6 +137,18 @@ pub async fn handle_batch(
     settings: &StreamSettings,
     event: &serde_json::Value,
 ) -> BatchReport {
+    handle_batch_until(reconciler, settings, event, None).await
+}
+
+/// As [`handle_batch`], but starts no tenant once less than `DEADLINE_MARGIN` is left before
+/// `deadline` (the invocation's): those tenants' records are reported back to Lambda, which
+/// retries them, instead of the whole batch timing out and being replayed.
+pub async fn handle_batch_until(
+    reconciler: &Reconciler,
+    settings: &StreamSettings,
+    event: &serde_json::Value,
+    deadline: Option<SystemTime>,
+) -> BatchReport {
     let mut report = BatchReport::default();
     let records = match event.get("Records").and_then(serde_json::Value::as_array) {
         Some(records) => records.as_slice(),
@@ -171,6 +187,15 @@ pub async fn handle_batch(
         .map(|(tenant, (sequence_number, _))| {
             let span = info_span!("tenant", tenant_id = %tenant);
             async move {
+                let out_of_time = deadline.is_some_and(|d| {
+                    d.duration_since(SystemTime::now()).unwrap_or_default() < DEADLINE_MARGIN
+                });
+                if out_of_time {
+                    warn!("too close to the invocation deadline; leaving the tenant to the retry");
+                    let result =
+                        Err("not started: too close to the invocation deadline".to_owned());
+                    return (tenant, result, sequence_number);
+                }
                 let result = reconciler.reconcile(&tenant).await;
                 // Reported back to Lambda, which retries from the lowest such record: a quick
                 // retry the STATUS row already shows, or a failure that could not even be recorded.

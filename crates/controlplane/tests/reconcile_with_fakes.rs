@@ -1613,3 +1613,22 @@ async fn a_stack_the_control_plane_did_not_make_is_never_touched() {
     assert!(w.mutating_calls(SEED).is_empty());
     assert_eq!(w.stacks.live_stacks(), [location(ACCOUNT, SEED)]);
 }
+
+#[tokio::test]
+async fn near_the_invocation_deadline_no_tenant_is_started() {
+    let w = World::new();
+    let image = seed_image();
+    w.put(&image);
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(5);
+    let report = controlplane::stream::handle_batch_until(
+        &w.reconciler,
+        &w.stream,
+        &json!({ "Records": [insert(SEED, "100", &image)] }),
+        Some(deadline),
+    )
+    .await;
+    // Handed back to Lambda untouched, rather than cut off halfway by the timeout.
+    assert_eq!(failures(&report), ["100"]);
+    assert!(w.calls_for(SEED).is_empty());
+    assert!(w.store.status(&key(SEED)).is_none());
+}

@@ -2,7 +2,9 @@
 //! named in the batch; transient failures come back as batch item failures.
 
 use controlplane::runtime::{ControlPlane, ControlPlaneConfig, init_logs, sdk_config};
-use controlplane::stream::handle_batch;
+use std::time::{Duration, SystemTime};
+
+use controlplane::stream::handle_batch_until;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
@@ -14,7 +16,14 @@ async fn main() -> Result<(), Error> {
     let plane = ControlPlane::build(&sdk, &config).await?;
     let plane = &plane;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = handle_batch(&plane.reconciler, &plane.stream, &event.payload).await;
+        let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let report = handle_batch_until(
+            &plane.reconciler,
+            &plane.stream,
+            &event.payload,
+            Some(deadline),
+        )
+        .await;
         Ok::<_, Error>(report.response)
     }))
     .await
