@@ -27,6 +27,23 @@ fn status(statuses: &std::collections::BTreeMap<String, Value>, tenant: &str) ->
         .to_owned()
 }
 
+/// CloudFormation as the tenant account's owner sees it.
+async fn tenant_account_cloudformation(
+    system: &RunningSystem,
+    account: &str,
+) -> Result<aws_sdk_cloudformation::Client> {
+    let credentials = system
+        .plane
+        .credentials
+        .for_tenant(account, "owner")
+        .await?;
+    Ok(aws_sdk_cloudformation::Client::from_conf(
+        aws_sdk_cloudformation::config::Builder::from(&system.sdk)
+            .credentials_provider(credentials)
+            .build(),
+    ))
+}
+
 async fn stack_parameter(
     system: &RunningSystem,
     account: &str,
@@ -65,6 +82,30 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
     let system = start().await?;
     let health = reqwest::get(format!("http://{}/health", system.api_addr)).await?;
     assert_eq!(health.status(), 200);
+
+    // Every local tenant account was bootstrapped as its owner would: the role exists there.
+    for account in &system.config.tenant_accounts {
+        let owner = tenant_account_cloudformation(&system, account).await?;
+        let bootstrap = owner
+            .describe_stacks()
+            .stack_name(local::system::BOOTSTRAP_STACK)
+            .send()
+            .await?;
+        let stack = bootstrap.stacks().first().expect("bootstrap stack");
+        assert_eq!(
+            stack.stack_status().map(|s| s.as_str()),
+            Some("CREATE_COMPLETE")
+        );
+        let role = stack
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some("RoleArn"))
+            .and_then(|o| o.output_value());
+        assert_eq!(
+            role,
+            Some(format!("arn:aws:iam::{account}:role/TenantControlRole").as_str())
+        );
+    }
 
     let dynamo = system.dynamo();
     let table = system.config.table.clone();
