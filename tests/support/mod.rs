@@ -51,6 +51,8 @@ impl LocalSystem {
             stream: StreamSettings::default(),
             // moto does not implement UpdateTerminationProtection (the fake covers that path).
             termination_protection: false,
+            // moto finishes every operation at once: nothing is ever in flight.
+            recheck_queue_url: None,
         };
         let plane = ControlPlane::build(&sdk, &config).await?;
         Ok(Self {

@@ -505,3 +505,35 @@ impl Stacks for FakeStacks {
             .and_then(|s| s.failure_reason.clone()))
     }
 }
+
+/// Records every re-check asked for; can be made to fail.
+#[derive(Default)]
+pub struct RecordingRequeue {
+    requests: Mutex<Vec<(TenantKey, std::time::Duration)>>,
+    failing: Mutex<bool>,
+}
+
+impl RecordingRequeue {
+    pub fn requests(&self) -> Vec<(TenantKey, std::time::Duration)> {
+        lock(&self.requests).clone()
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        *lock(&self.failing) = failing;
+    }
+}
+
+#[async_trait]
+impl crate::ports::Requeue for RecordingRequeue {
+    async fn requeue(
+        &self,
+        tenant: &TenantKey,
+        after: std::time::Duration,
+    ) -> Result<(), crate::ports::RequeueError> {
+        if *lock(&self.failing) {
+            return Err(crate::ports::RequeueError("queue unavailable".into()));
+        }
+        lock(&self.requests).push((tenant.clone(), after));
+        Ok(())
+    }
+}

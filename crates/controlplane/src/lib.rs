@@ -2,6 +2,7 @@
 //! one reconcile loop every trigger calls, the stream handler, and the AWS adapters of its ports.
 
 pub mod aws;
+pub mod completion;
 pub mod decide;
 pub mod fakes;
 pub mod ports;

@@ -134,3 +134,18 @@ pub trait TemplateSource: Send + Sync {
     /// `None` when there is no such version.
     async fn get(&self, version: &str) -> Result<Option<Arc<Template>>, TemplateSourceError>;
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot schedule a re-check: {0}")]
+pub struct RequeueError(pub String);
+
+/// Schedules another reconcile of a tenant after a delay: how an operation in flight is followed
+/// to its end (the completion loop).
+#[async_trait]
+pub trait Requeue: Send + Sync {
+    async fn requeue(
+        &self,
+        tenant: &TenantKey,
+        after: std::time::Duration,
+    ) -> Result<(), RequeueError>;
+}

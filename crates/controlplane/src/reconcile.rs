@@ -15,8 +15,8 @@ use crate::decide::{
     fingerprint,
 };
 use crate::ports::{
-    Healing, Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TemplateSource,
-    TenantStore, UpdateStarted,
+    Healing, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError,
+    TemplateSource, TenantStore, UpdateStarted,
 };
 use crate::spec::{TenantKey, TenantSpec, describe_errors};
 use crate::stack::{
@@ -41,7 +41,10 @@ pub struct Settings {
     pub quick_retries: u32,
     /// Observe-decide-act rounds in one reconcile (each act is followed by a fresh look).
     pub max_steps: u32,
-    /// When an operation is in flight, look again after this long.
+    /// When an operation is in flight, look again after an eighth of the time it has run so far,
+    /// between `requeue_min` and `requeue_after`: quick for short operations, bounded polling
+    /// for long ones.
+    pub requeue_min: Duration,
     pub requeue_after: Duration,
     /// Backoff for retryable failures after the quick ones: base * 2^(n-1), capped.
     pub retry_backoff_base: Duration,
@@ -56,7 +59,8 @@ impl Settings {
             max_attempts: 5,
             quick_retries: 2,
             max_steps: 6,
-            requeue_after: Duration::from_secs(15),
+            requeue_min: Duration::from_secs(2),
+            requeue_after: Duration::from_secs(10),
             retry_backoff_base: Duration::from_secs(30),
             retry_backoff_max: Duration::from_secs(3600),
         }
@@ -121,6 +125,9 @@ pub struct Reconciler {
     store: Arc<dyn TenantStore>,
     stacks: Arc<dyn Stacks>,
     templates: Arc<dyn TemplateSource>,
+    /// Where re-checks of operations in flight go (the completion loop); none: the caller
+    /// follows up itself.
+    requeue: Option<Arc<dyn Requeue>>,
     settings: Settings,
     clock: Clock,
 }
@@ -163,9 +170,16 @@ impl Reconciler {
             store,
             stacks,
             templates,
+            requeue: None,
             settings,
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// Follows every operation in flight to its end through `requeue`.
+    pub fn with_requeue(mut self, requeue: Arc<dyn Requeue>) -> Self {
+        self.requeue = Some(requeue);
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -186,12 +200,35 @@ impl Reconciler {
     /// that write fails does an error come back, for the trigger to retry.
     pub async fn reconcile(&self, key: &TenantKey) -> Result<Outcome, TransientError> {
         match self.converge(key).await {
+            Ok(Outcome::InFlight { requeue_after }) => {
+                // An operation runs: schedule the look that will record its end. If that cannot
+                // be scheduled, the trigger must retry (nothing else would come back).
+                if let Some(requeue) = &self.requeue {
+                    requeue
+                        .requeue(key, requeue_after)
+                        .await
+                        .map_err(|e| TransientError(e.to_string()))?;
+                    debug!(after_s = requeue_after.as_secs(), "re-check scheduled");
+                }
+                Ok(Outcome::InFlight { requeue_after })
+            }
             Ok(outcome) => Ok(outcome),
             Err(failure) => {
                 warn!(error = %failure.error, "failure that may heal");
                 self.record_transient(key, &failure).await
             }
         }
+    }
+
+    /// How long to wait before looking again at an operation that started at `since`.
+    fn recheck_delay(&self, status: Option<&TenantStatus>, now: DateTime<Utc>) -> Duration {
+        let started = status
+            .and_then(|s| DateTime::parse_from_rfc3339(&s.updated_at).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let elapsed = started
+            .and_then(|t| (now - t).to_std().ok())
+            .unwrap_or_default();
+        (elapsed / 8).clamp(self.settings.requeue_min, self.settings.requeue_after)
     }
 
     async fn converge(&self, key: &TenantKey) -> Result<Outcome, TransientFailure> {
@@ -219,7 +256,7 @@ impl Reconciler {
                 }
                 Decision::Wait => {
                     return Ok(Outcome::InFlight {
-                        requeue_after: self.settings.requeue_after,
+                        requeue_after: self.recheck_delay(view.snapshot.status.as_ref(), now),
                     });
                 }
                 Decision::Fail { reason, retryable } => {

@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::DynamoStore;
+use crate::aws::sqs::SqsRequeue;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
 use crate::reconcile::{Reconciler, Settings};
 use crate::stream::StreamSettings;
@@ -41,6 +42,8 @@ pub struct ControlPlaneConfig {
     /// TERMINATION_PROTECTION (default true): false only on emulators lacking
     /// UpdateTerminationProtection (moto).
     pub termination_protection: bool,
+    /// RECHECK_QUEUE_URL: the completion loop's queue (operations in flight are followed there).
+    pub recheck_queue_url: Option<String>,
 }
 
 #[derive(Clone)]
@@ -106,6 +109,7 @@ impl ControlPlaneConfig {
             settings,
             stream,
             termination_protection: parsed("TERMINATION_PROTECTION", true)?,
+            recheck_queue_url: var("RECHECK_QUEUE_URL"),
         })
     }
 }
@@ -160,7 +164,7 @@ impl ControlPlane {
             config.tenant_role_name.clone(),
             external_ids,
         ));
-        let reconciler = Reconciler::new(
+        let mut reconciler = Reconciler::new(
             Arc::new(DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
@@ -173,6 +177,12 @@ impl ControlPlane {
             Arc::new(BundledTemplates::sample()?),
             config.settings.clone(),
         );
+        if let Some(queue_url) = &config.recheck_queue_url {
+            reconciler = reconciler.with_requeue(Arc::new(SqsRequeue::new(
+                aws_sdk_sqs::Client::new(sdk),
+                queue_url.clone(),
+            )));
+        }
         Ok(Self {
             reconciler,
             stream: config.stream.clone(),

@@ -1313,8 +1313,9 @@ async fn a_hanging_create_is_finalized_by_a_later_reconcile() {
     assert!(failures(&report).is_empty());
     assert_eq!(
         report.outcomes.get(&key(SEED)),
+        // Just started: looked at again soon.
         Some(&Ok(Outcome::InFlight {
-            requeue_after: Duration::from_secs(15)
+            requeue_after: Settings::new(REGION).requeue_min
         }))
     );
     assert_eq!(w.status(SEED).status, Status::Creating);

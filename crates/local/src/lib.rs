@@ -4,5 +4,6 @@
 pub mod emulator;
 pub mod event_source;
 pub mod filter;
+pub mod sqs_poller;
 pub mod stream_poller;
 pub mod system;

@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use controlplane::aws::sts::ExternalIds;
+use controlplane::completion::handle_rechecks;
 use controlplane::reconcile::Settings;
 use controlplane::runtime::{ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
 use controlplane::stream::{StreamSettings, handle_batch};
@@ -25,6 +26,7 @@ use tracing::warn;
 
 use crate::emulator::{Emulator, EmulatorError, create_tenants_table, workspace_root};
 use crate::event_source::{EventSourceError, EventSourceSettings};
+use crate::sqs_poller::SqsPoller;
 use crate::stream_poller::{Invocation, PollError, StreamPoller};
 
 pub const BOOTSTRAP_TEMPLATE: &str =
@@ -156,6 +158,22 @@ impl RunningSystem {
             .queue_url
             .unwrap_or_default();
 
+        // The completion loop's queue: operations in flight are re-checked through it.
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let recheck_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}-rechecks", config.table))
+            .send()
+            .await
+            .map_err(|e| {
+                setup(
+                    "creating the re-check queue",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e),
+                )
+            })?
+            .queue_url
+            .unwrap_or_default();
+
         let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
         for account in &config.tenant_accounts {
             bootstrap_tenant_account(&sdk, account, &external_ids, &config.role_name).await?;
@@ -169,6 +187,7 @@ impl RunningSystem {
             stream: StreamSettings::default(),
             // moto does not implement UpdateTerminationProtection.
             termination_protection: false,
+            recheck_queue_url: Some(recheck_queue_url.clone()),
         };
         let plane = Arc::new(ControlPlane::build(&sdk, &plane_config).await?);
 
@@ -190,6 +209,15 @@ impl RunningSystem {
             aws_sdk_sqs::Client::new(&sdk),
             failure_queue_url.clone(),
             config.poll_interval,
+        )));
+
+        let recheck_arn = format!(
+            "arn:aws:sqs:{}:{CONTROL_PLANE_ACCOUNT}:{}-rechecks",
+            config.region, config.table
+        );
+        tasks.push(tokio::spawn(run_completion_loop(
+            SqsPoller::new(sqs.clone(), &recheck_queue_url, recheck_arn, &config.region),
+            plane.clone(),
         )));
 
         ready.store(true, Ordering::SeqCst);
@@ -325,6 +353,31 @@ async fn run_poller(
             {
                 warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot send to the OnFailure queue");
             }
+        }
+    }
+}
+
+/// The completion function behind its queue, as Lambda's SQS event source runs it.
+async fn run_completion_loop(poller: SqsPoller, plane: Arc<ControlPlane>) {
+    let invoke = move |event: Value| {
+        let plane = plane.clone();
+        async move {
+            let handled = tokio::spawn(async move {
+                let response = handle_rechecks(&plane.reconciler, &plane.stream, &event).await;
+                serde_json::to_value(&response)
+            })
+            .await;
+            match handled {
+                Ok(Ok(response)) => Invocation::Response(response),
+                Ok(Err(e)) => Invocation::FunctionError(e.to_string()),
+                Err(e) => Invocation::FunctionError(format!("the function crashed: {e}")),
+            }
+        }
+    };
+    loop {
+        if let Err(e) = poller.poll_once(&invoke).await {
+            warn!(error = %e, "re-check queue poll failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod cloudformation;
 pub mod dynamodb;
+pub mod sqs;
 pub mod sts;
 
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -1,0 +1,53 @@
+//! The completion loop's re-check queue on SQS: a delayed message per tenant in flight.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use serde::{Deserialize, Serialize};
+
+use super::AwsFailure;
+use crate::ports::{Requeue, RequeueError};
+use crate::spec::TenantKey;
+
+/// SQS delays a message by at most 15 minutes.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// The body of a re-check message: only the tenant (the truth is re-read).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recheck {
+    pub tenant_id: String,
+}
+
+pub struct SqsRequeue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsRequeue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Requeue for SqsRequeue {
+    async fn requeue(&self, tenant: &TenantKey, after: Duration) -> Result<(), RequeueError> {
+        let body = serde_json::to_string(&Recheck {
+            tenant_id: tenant.as_str().to_owned(),
+        })
+        .map_err(|e| RequeueError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(after.min(MAX_DELAY).as_secs() as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| RequeueError(AwsFailure::from_sdk(&e).message))
+    }
+}

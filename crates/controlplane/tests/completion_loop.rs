@@ -1,0 +1,162 @@
+//! The completion loop with fakes: an operation in flight is re-checked through the queue until
+//! its end is recorded; re-check messages (the sample event included) drive the same reconcile.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use controlplane::completion::handle_rechecks;
+use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingRequeue};
+use controlplane::reconcile::{Outcome, Reconciler, Settings};
+use controlplane::spec::TenantKey;
+use controlplane::status::Status;
+use controlplane::stream::{StreamSettings, handle_batch};
+use controlplane::template_source::BundledTemplates;
+use serde_json::{Value, json};
+
+struct Loop {
+    store: Arc<InMemoryStore>,
+    stacks: Arc<FakeStacks>,
+    requeue: Arc<RecordingRequeue>,
+    reconciler: Reconciler,
+}
+
+fn setup() -> Loop {
+    let store = Arc::new(InMemoryStore::default());
+    let stacks = Arc::new(FakeStacks::default());
+    let requeue = Arc::new(RecordingRequeue::default());
+    let reconciler = Reconciler::new(
+        store.clone(),
+        stacks.clone(),
+        Arc::new(BundledTemplates::sample().expect("sample template")),
+        Settings::new("us-east-1"),
+    )
+    .with_requeue(requeue.clone());
+    Loop {
+        store,
+        stacks,
+        requeue,
+        reconciler,
+    }
+}
+
+fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("event file")).expect("json")
+}
+
+fn put_seed(l: &Loop) {
+    let insert = event("stream-insert.json");
+    let image = insert["Records"][0]["dynamodb"]["NewImage"].clone();
+    l.store.put_spec(
+        &TenantKey::new("gs1234"),
+        serde_json::from_value(image).expect("image"),
+    );
+}
+
+fn recheck(tenant: &str, id: &str) -> Value {
+    json!({"messageId": id, "receiptHandle": "h", "body": json!({"tenant_id": tenant}).to_string(),
+           "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+}
+
+#[tokio::test]
+async fn an_operation_in_flight_is_followed_to_its_end() {
+    let l = setup();
+    put_seed(&l);
+    l.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    let report = handle_batch(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &event("stream-insert.json"),
+    )
+    .await;
+    assert!(report.response.batch_item_failures.is_empty());
+    let tenant = TenantKey::new("gs1234");
+    assert_eq!(
+        l.store.status(&tenant).map(|s| s.status),
+        Some(Status::Creating)
+    );
+    // A re-check is scheduled, soon (the operation has only just started).
+    let requests = l.requeue.requests();
+    assert_eq!(requests, [(tenant.clone(), Duration::from_secs(2))]);
+
+    // Still running at the re-check: another is scheduled; nothing is recorded.
+    let writes = l.store.status_writes();
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [recheck("gs1234", "m1")]}),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(l.requeue.requests().len(), 2);
+    assert_eq!(l.store.status_writes(), writes);
+
+    // CloudFormation finishes: the next re-check records ready with the outputs.
+    l.stacks.finish_in_progress();
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [recheck("gs1234", "m2"), recheck("gs1234", "m3")]}),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!(status.status, Status::Ready);
+    assert!(!status.outputs.is_empty());
+    // Converged: no more re-checks.
+    assert_eq!(l.requeue.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_re_check_that_cannot_be_scheduled_is_retried_by_the_trigger() {
+    let l = setup();
+    put_seed(&l);
+    l.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    l.requeue.set_failing(true);
+    let report = handle_batch(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &event("stream-insert.json"),
+    )
+    .await;
+    // Nothing would ever look again: Lambda must retry the record.
+    assert_eq!(report.response.batch_item_failures.len(), 1);
+    let tenant = TenantKey::new("gs1234");
+    assert!(matches!(
+        l.reconciler.reconcile(&tenant).await,
+        Err(e) if e.0.contains("cannot schedule a re-check")
+    ));
+    l.requeue.set_failing(false);
+    assert!(matches!(
+        l.reconciler.reconcile(&tenant).await,
+        Ok(Outcome::InFlight { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_sample_re_check_event_is_handled_and_its_bad_message_dropped() {
+    let l = setup();
+    put_seed(&l);
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &event("sqs-recheck.json"),
+    )
+    .await;
+    // The good message reconciles the tenant; the other cannot heal and is not redelivered.
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        l.store.status(&TenantKey::new("gs1234")).map(|s| s.status),
+        Some(Status::Ready)
+    );
+    let garbage = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [42, {"messageId": "x"}]}),
+    )
+    .await;
+    assert!(garbage.batch_item_failures.is_empty());
+}

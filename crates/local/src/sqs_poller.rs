@@ -1,0 +1,106 @@
+//! A local stand-in for Lambda's SQS event source mapping: receives messages, invokes the
+//! function with the event Lambda would build, deletes what succeeded, and leaves reported
+//! failures to come back after their visibility timeout.
+
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use aws_sdk_sqs::Client;
+use serde_json::{Value, json};
+use tracing::warn;
+
+use crate::stream_poller::Invocation;
+
+pub struct SqsPoller {
+    client: Client,
+    queue_url: String,
+    queue_arn: String,
+    region: String,
+    batch_size: i32,
+}
+
+impl SqsPoller {
+    pub fn new(
+        client: Client,
+        queue_url: impl Into<String>,
+        queue_arn: impl Into<String>,
+        region: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            queue_arn: queue_arn.into(),
+            region: region.into(),
+            batch_size: 10,
+        }
+    }
+
+    /// Receives one batch (waiting up to a second) and handles it; returns how many messages.
+    pub async fn poll_once<F, Fut>(&self, invoke: &F) -> Result<usize, String>
+    where
+        F: Fn(Value) -> Fut,
+        Fut: Future<Output = Invocation>,
+    {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
+        let messages = output.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .filter_map(|m| {
+                let mut message = SqsMessage::default();
+                message.message_id = m.message_id().map(str::to_owned);
+                message.receipt_handle = m.receipt_handle().map(str::to_owned);
+                message.body = m.body().map(str::to_owned);
+                message.event_source = Some("aws:sqs".into());
+                message.event_source_arn = Some(self.queue_arn.clone());
+                message.aws_region = Some(self.region.clone());
+                serde_json::to_value(&message).ok()
+            })
+            .collect();
+        let failed: Vec<String> = match invoke(json!({ "Records": records })).await {
+            Invocation::Response(response) => response["batchItemFailures"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|x| x["itemIdentifier"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            // The whole batch comes back after the visibility timeout.
+            Invocation::FunctionError(error) => {
+                warn!(%error, "function error on the re-check queue");
+                return Ok(messages.len());
+            }
+        };
+        for message in &messages {
+            if message
+                .message_id()
+                .is_some_and(|id| failed.iter().any(|f| f == id))
+            {
+                continue;
+            }
+            if let Some(handle) = message.receipt_handle()
+                && let Err(e) = self
+                    .client
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+            {
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot delete a handled message");
+            }
+        }
+        Ok(messages.len())
+    }
+}

@@ -1,0 +1,20 @@
+//! Lambda: the completion loop. Each delayed re-check message names a tenant whose stack
+//! operation was in flight; reconciling it records the end or schedules the next look.
+
+use controlplane::completion::handle_rechecks;
+use controlplane::runtime::{ControlPlane, ControlPlaneConfig, init_logs, sdk_config};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logs();
+    let sdk = sdk_config().await;
+    let config = ControlPlaneConfig::from_env(&sdk)?;
+    let plane = ControlPlane::build(&sdk, &config).await?;
+    let plane = &plane;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<_, Error>(handle_rechecks(&plane.reconciler, &plane.stream, &event.payload).await)
+    }))
+    .await
+}
