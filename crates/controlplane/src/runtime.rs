@@ -157,6 +157,14 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// Logs, SDK configuration and settings from the environment: a function's whole cold start.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        init_logs();
+        let sdk = sdk_config().await;
+        let config = ControlPlaneConfig::from_env(&sdk)?;
+        Self::build(&sdk, &config).await
+    }
+
     pub async fn build(sdk: &SdkConfig, config: &ControlPlaneConfig) -> Result<Self, ConfigError> {
         let external_ids = external_ids(sdk, &config.external_id_key).await?;
         let credentials = Arc::new(RoleCredentials::new(

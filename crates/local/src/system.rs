@@ -144,35 +144,11 @@ impl RunningSystem {
         let sdk = emulator.sdk_config(&config.region).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stream_arn = create_tenants_table(&dynamo, &config.table).await?;
-        let failure_queue_url = aws_sdk_sqs::Client::new(&sdk)
-            .create_queue()
-            .queue_name(format!("{}-stream-failures", config.table))
-            .send()
-            .await
-            .map_err(|e| {
-                setup(
-                    "creating the OnFailure queue",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e),
-                )
-            })?
-            .queue_url
-            .unwrap_or_default();
-
-        // The completion loop's queue: operations in flight are re-checked through it.
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let recheck_queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{}-rechecks", config.table))
-            .send()
-            .await
-            .map_err(|e| {
-                setup(
-                    "creating the re-check queue",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e),
-                )
-            })?
-            .queue_url
-            .unwrap_or_default();
+        let failure_queue_url =
+            create_queue(&sqs, &format!("{}-stream-failures", config.table)).await?;
+        // The completion loop's queue: operations in flight are re-checked through it.
+        let recheck_queue_url = create_queue(&sqs, &format!("{}-rechecks", config.table)).await?;
 
         let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
         for account in &config.tenant_accounts {
@@ -319,20 +295,11 @@ async fn run_poller(
 ) {
     let invoke = move |event: Value| {
         let plane = plane.clone();
-        async move {
-            // Its own task, so a panic is a function error (as a crashed Lambda), not the end
-            // of the poller.
-            let handled = tokio::spawn(async move {
-                let report = handle_batch(&plane.reconciler, &plane.stream, &event).await;
-                serde_json::to_value(&report.response)
-            })
-            .await;
-            match handled {
-                Ok(Ok(response)) => Invocation::Response(response),
-                Ok(Err(e)) => Invocation::FunctionError(e.to_string()),
-                Err(e) => Invocation::FunctionError(format!("the function crashed: {e}")),
-            }
-        }
+        as_lambda(async move {
+            handle_batch(&plane.reconciler, &plane.stream, &event)
+                .await
+                .response
+        })
     };
     loop {
         match poller.poll_once(&invoke).await {
@@ -357,22 +324,40 @@ async fn run_poller(
     }
 }
 
+/// Runs a handler as Lambda runs a function: in its own task, so a panic is a function error
+/// (as a crashed Lambda), not the end of the poller; its response as JSON.
+async fn as_lambda<R: serde::Serialize + Send + 'static>(
+    handler: impl std::future::Future<Output = R> + Send + 'static,
+) -> Invocation {
+    match tokio::spawn(handler).await {
+        Ok(response) => match serde_json::to_value(&response) {
+            Ok(json) => Invocation::Response(json),
+            Err(e) => Invocation::FunctionError(e.to_string()),
+        },
+        Err(e) => Invocation::FunctionError(format!("the function crashed: {e}")),
+    }
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, LocalError> {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            setup(
+                &format!("creating queue {name}"),
+                aws_sdk_sqs::error::DisplayErrorContext(&e),
+            )
+        })?
+        .queue_url
+        .ok_or_else(|| setup(&format!("creating queue {name}"), "no queue URL"))
+}
+
 /// The completion function behind its queue, as Lambda's SQS event source runs it.
 async fn run_completion_loop(poller: SqsPoller, plane: Arc<ControlPlane>) {
     let invoke = move |event: Value| {
         let plane = plane.clone();
-        async move {
-            let handled = tokio::spawn(async move {
-                let response = handle_rechecks(&plane.reconciler, &plane.stream, &event).await;
-                serde_json::to_value(&response)
-            })
-            .await;
-            match handled {
-                Ok(Ok(response)) => Invocation::Response(response),
-                Ok(Err(e)) => Invocation::FunctionError(e.to_string()),
-                Err(e) => Invocation::FunctionError(format!("the function crashed: {e}")),
-            }
-        }
+        as_lambda(async move { handle_rechecks(&plane.reconciler, &plane.stream, &event).await })
     };
     loop {
         if let Err(e) = poller.poll_once(&invoke).await {

@@ -2,17 +2,13 @@
 //! operation was in flight; reconciling it records the end or schedules the next look.
 
 use controlplane::completion::handle_rechecks;
-use controlplane::runtime::{ControlPlane, ControlPlaneConfig, init_logs, sdk_config};
+use controlplane::runtime::ControlPlane;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_logs();
-    let sdk = sdk_config().await;
-    let config = ControlPlaneConfig::from_env(&sdk)?;
-    let plane = ControlPlane::build(&sdk, &config).await?;
-    let plane = &plane;
+    let plane = &ControlPlane::from_env().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, Error>(handle_rechecks(&plane.reconciler, &plane.stream, &event.payload).await)
     }))
