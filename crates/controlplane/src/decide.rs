@@ -47,6 +47,8 @@ pub struct Observation<'a> {
     pub stack_location: Option<&'a StackLocation>,
     pub now: DateTime<Utc>,
     pub max_attempts: u32,
+    /// How long an operation may stay in flight before it is recorded `failed`.
+    pub operation_timeout: std::time::Duration,
 }
 
 /// The terminal state to record from what the stack shows.
@@ -209,7 +211,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
         });
 
     match stack.status.phase() {
-        StackPhase::InProgress => Decision::Wait,
+        StackPhase::InProgress => wait_or_time_out(o, stack),
         StackPhase::Deleted => {
             if settled_failure {
                 Decision::Nothing
@@ -324,7 +326,7 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
     let removing = status.spec_fingerprint.as_deref() == Some(REMOVED_FINGERPRINT);
     let settled_failure = removing && status.status == Status::Failed && !retry_due(status, o.now);
     match stack.status.phase() {
-        StackPhase::InProgress => Decision::Wait,
+        StackPhase::InProgress => wait_or_time_out(o, stack),
         // Like no stack at all: recorded once.
         StackPhase::Deleted if status.status == Status::Deleted => Decision::Nothing,
         StackPhase::Deleted => Decision::Finalize(Terminal::Deleted),
@@ -344,6 +346,29 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
         }
         _ if settled_failure => Decision::Nothing,
         _ => Decision::Delete,
+    }
+}
+
+/// Waits for a running operation, unless the one recorded has run past the time limit: then
+/// every path still ends, `failed` with that reason. Retryable, so once CloudFormation does
+/// finish, the next look records the truth.
+fn wait_or_time_out(o: &Observation<'_>, stack: &ObservedStack) -> Decision {
+    let Some(status) = o.status.filter(|s| s.status.is_in_flight()) else {
+        return Decision::Wait;
+    };
+    let started = DateTime::parse_from_rfc3339(&status.updated_at).ok();
+    let limit = chrono::Duration::from_std(o.operation_timeout).unwrap_or(chrono::Duration::MAX);
+    match started {
+        Some(started) if o.now - started.with_timezone(&Utc) > limit => Decision::Fail {
+            reason: format!(
+                "the {} did not finish within {} minutes: the stack is still {}",
+                status.operation.map_or("operation", Operation::as_str),
+                o.operation_timeout.as_secs() / 60,
+                stack.status
+            ),
+            retryable: true,
+        },
+        _ => Decision::Wait,
     }
 }
 

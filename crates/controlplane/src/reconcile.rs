@@ -46,6 +46,8 @@ pub struct Settings {
     /// for long ones.
     pub requeue_min: Duration,
     pub requeue_after: Duration,
+    /// An operation still in flight after this long is recorded `failed` (retryable).
+    pub operation_timeout: Duration,
     /// Backoff for retryable failures after the quick ones: base * 2^(n-1), capped.
     pub retry_backoff_base: Duration,
     pub retry_backoff_max: Duration,
@@ -61,6 +63,7 @@ impl Settings {
             max_steps: 6,
             requeue_min: Duration::from_secs(2),
             requeue_after: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(3 * 3600),
             retry_backoff_base: Duration::from_secs(30),
             retry_backoff_max: Duration::from_secs(3600),
         }
@@ -246,6 +249,7 @@ impl Reconciler {
                 stack_location: view.location.as_ref(),
                 now,
                 max_attempts: self.settings.max_attempts,
+                operation_timeout: self.settings.operation_timeout,
             });
             debug!(?decision, stack_status = ?view.stack.as_ref().map(|s| s.status.as_str()), "decided");
             let recorded = match decision {
@@ -621,16 +625,13 @@ impl Reconciler {
             Err(e) if e.healing() == Healing::Transient => Step::Transient(TransientFailure {
                 error: TransientError(format!(
                     "{} of stack {}: {e}",
-                    operation_name(operation),
+                    operation.as_str(),
                     target.location.stack_name
                 )),
                 after_intent: true,
             }),
             Err(e) => {
-                let reason = format!(
-                    "CloudFormation rejected the {}: {e}",
-                    operation_name(operation)
-                );
+                let reason = format!("CloudFormation rejected the {}: {e}", operation.as_str());
                 warn!(%reason, "stack operation rejected");
                 let mut failed = intent.clone();
                 failed.status = Status::Failed;
@@ -779,15 +780,6 @@ enum Step {
     Done(Outcome),
 }
 
-fn operation_name(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Create => "create",
-        Operation::Update => "update",
-        Operation::Delete => "delete",
-        Operation::ContinueUpdateRollback => "continue-update-rollback",
-    }
-}
-
 /// One token per recorded intent: the SDK's retries of that call are idempotent, and no two
 /// intents (even for the same SPEC after a revert) share a token.
 pub fn client_request_token(
@@ -796,7 +788,7 @@ pub fn client_request_token(
     intent_version: u64,
 ) -> String {
     let short = fingerprint.get(..16).unwrap_or(fingerprint);
-    format!("{}-{short}-{intent_version}", operation_name(operation))
+    format!("{}-{short}-{intent_version}", operation.as_str())
 }
 
 pub fn rfc3339(time: DateTime<Utc>) -> String {

@@ -96,6 +96,12 @@ impl ControlPlaneConfig {
         let mut stream = StreamSettings::default();
         stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
         settings.quick_retries = parsed("QUICK_RETRIES", settings.quick_retries)?;
+        settings.operation_timeout = Duration::from_secs(
+            60 * parsed(
+                "OPERATION_TIMEOUT_MINUTES",
+                settings.operation_timeout.as_secs() / 60,
+            )?,
+        );
         let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
             (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
             (None, Some(key)) => ExternalIdKeySource::Inline(key),

@@ -57,6 +57,17 @@ pub enum Operation {
     ContinueUpdateRollback,
 }
 
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::ContinueUpdateRollback => "continue-update-rollback",
+        }
+    }
+}
+
 /// The STATUS row (`sk = "STATUS"`), stored attribute by attribute with serde_dynamo.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TenantStatus {

@@ -18,6 +18,9 @@ const OTHER_REGION: &str = "us-east-1";
 const STACK_NAME: &str = "tenant-gs1234";
 const INVALID_REASON: &str = "invalid SPEC: account_id: must be exactly 12 digits, got \"12\"";
 
+/// Longer than any status row below has been in flight (they were written an hour ago).
+const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3 * 3600);
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap()
 }
@@ -129,6 +132,7 @@ fn run(
         stack_location: at,
         now: now(),
         max_attempts: MAX_ATTEMPTS,
+        operation_timeout: OPERATION_TIMEOUT,
     })
 }
 
@@ -1382,4 +1386,32 @@ fn only_operations_have_an_operation() {
     ] {
         assert_eq!(d.operation(), None, "{d:?}");
     }
+}
+
+#[test]
+fn an_operation_in_flight_past_the_time_limit_fails_and_heals() {
+    let creating = in_flight(Status::Creating, Operation::Create, DESIRED_FP);
+    let observed = stack(StackStatus::CreateInProgress);
+    let decide_after = |limit_s: u64| {
+        decide(&Observation {
+            tenant_id: "gs1234",
+            desired: &present(),
+            status: Some(&creating),
+            stack: Some(&observed),
+            stack_location: Some(&here()),
+            now: now(),
+            max_attempts: MAX_ATTEMPTS,
+            operation_timeout: std::time::Duration::from_secs(limit_s),
+        })
+    };
+    // Written an hour ago: within three hours it waits, past thirty minutes it fails.
+    assert_eq!(decide_after(3 * 3600), Decision::Wait);
+    let Decision::Fail { reason, retryable } = decide_after(1800) else {
+        panic!("must fail");
+    };
+    assert!(retryable);
+    assert_eq!(
+        reason,
+        "the create did not finish within 30 minutes: the stack is still CREATE_IN_PROGRESS"
+    );
 }
