@@ -82,6 +82,11 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
     let system = start().await?;
     let health = reqwest::get(format!("http://{}/health", system.api_addr)).await?;
     assert_eq!(health.status(), 200);
+    assert!(
+        system.lifecycle_topic_arn.ends_with(":tenants-lifecycle"),
+        "{}",
+        system.lifecycle_topic_arn
+    );
 
     // Every local tenant account was bootstrapped as its owner would: the role exists there.
     for account in &system.config.tenant_accounts {

@@ -115,6 +115,8 @@ pub struct RunningSystem {
     pub plane: Arc<ControlPlane>,
     pub stream_arn: String,
     pub failure_queue_url: String,
+    /// The lifecycle events topic, as template.yaml declares it.
+    pub lifecycle_topic_arn: String,
     pub api_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -149,6 +151,19 @@ impl RunningSystem {
             create_queue(&sqs, &format!("{}-stream-failures", config.table)).await?;
         // The completion loop's queue: operations in flight are re-checked through it.
         let recheck_queue_url = create_queue(&sqs, &format!("{}-rechecks", config.table)).await?;
+        let lifecycle_topic_arn = aws_sdk_sns::Client::new(&sdk)
+            .create_topic()
+            .name(format!("{}-lifecycle", config.table))
+            .send()
+            .await
+            .map_err(|e| {
+                setup(
+                    "creating the lifecycle topic",
+                    aws_sdk_sns::error::DisplayErrorContext(&e),
+                )
+            })?
+            .topic_arn
+            .unwrap_or_default();
 
         let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
         for account in &config.tenant_accounts {
@@ -204,6 +219,7 @@ impl RunningSystem {
             plane,
             stream_arn,
             failure_queue_url,
+            lifecycle_topic_arn,
             api_addr,
             tasks,
         })

@@ -44,6 +44,7 @@ async fn main() -> Result<()> {
         system.config.table, system.stream_arn
     );
     println!("  on-failure     {}", system.failure_queue_url);
+    println!("  lifecycle      {}", system.lifecycle_topic_arn);
     println!(
         "  tenant accounts {} (role {}, bootstrapped)",
         system.config.tenant_accounts.join(", "),
