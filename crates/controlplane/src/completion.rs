@@ -53,10 +53,18 @@ pub async fn handle_rechecks(
                 let result = reconciler.reconcile(&tenant).await;
                 info!(outcome = ?result, "re-checked");
                 match result {
+                    // A quick retry through the queue itself: a redelivered message would only
+                    // come back after the visibility timeout.
                     Ok(Outcome::Retrying {
                         retry_now: true, ..
-                    })
-                    | Err(_) => message_ids,
+                    }) => match reconciler
+                        .schedule_recheck(&tenant, reconciler.settings().requeue_min)
+                        .await
+                    {
+                        Ok(()) => Vec::new(),
+                        Err(_) => message_ids,
+                    },
+                    Err(_) => message_ids,
                     Ok(_) => Vec::new(),
                 }
             }

@@ -244,6 +244,10 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                         Decision::Finalize(Terminal::Ready)
                     }
                     Some(Status::Failed) if settled_failure => Decision::Nothing,
+                    // A retry is due but the stack already is exactly this SPEC's: done.
+                    Some(Status::Failed) if stack.fingerprint().is_some() && !params_drifted => {
+                        Decision::Finalize(Terminal::Ready)
+                    }
                     _ => Decision::Update,
                 }
             }

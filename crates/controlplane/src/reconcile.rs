@@ -86,7 +86,12 @@ pub enum Outcome {
     /// A failure that may heal, recorded on STATUS (`failed`, retryable). `retry_now`: the
     /// trigger should try again at once (the stream reports the record back to Lambda); else
     /// the next attempt is due at STATUS `next_attempt_at`.
-    Retrying { reason: String, retry_now: bool },
+    Retrying {
+        reason: String,
+        retry_now: bool,
+        /// When the next attempt is due (zero for a quick retry).
+        after: Duration,
+    },
 }
 
 /// Only errors that may heal leave `reconcile`; everything else ends on STATUS as `failed`.
@@ -206,21 +211,42 @@ impl Reconciler {
             Ok(Outcome::InFlight { requeue_after }) => {
                 // An operation runs: schedule the look that will record its end. If that cannot
                 // be scheduled, the trigger must retry (nothing else would come back).
-                if let Some(requeue) = &self.requeue {
-                    requeue
-                        .requeue(key, requeue_after)
-                        .await
-                        .map_err(|e| TransientError(e.to_string()))?;
-                    debug!(after_s = requeue_after.as_secs(), "re-check scheduled");
-                }
+                self.schedule_recheck(key, requeue_after).await?;
                 Ok(Outcome::InFlight { requeue_after })
             }
             Ok(outcome) => Ok(outcome),
             Err(failure) => {
                 warn!(error = %failure.error, "failure that may heal");
-                self.record_transient(key, &failure).await
+                let outcome = self.record_transient(key, &failure).await?;
+                // A retry that backs off is due at `next_attempt_at`: schedule that look, or
+                // nothing would come back (quick retries are the trigger's own).
+                if let Outcome::Retrying {
+                    retry_now: false,
+                    after,
+                    ..
+                } = &outcome
+                {
+                    self.schedule_recheck(key, *after).await?;
+                }
+                Ok(outcome)
             }
         }
+    }
+
+    /// Asks the completion loop to look at the tenant again after `after` (no-op without one).
+    pub async fn schedule_recheck(
+        &self,
+        key: &TenantKey,
+        after: Duration,
+    ) -> Result<(), TransientError> {
+        if let Some(requeue) = &self.requeue {
+            requeue
+                .requeue(key, after)
+                .await
+                .map_err(|e| TransientError(e.to_string()))?;
+            debug!(after_s = after.as_secs(), "re-check scheduled");
+        }
+        Ok(())
     }
 
     /// How long to wait before looking again at an operation that started at `since`.
@@ -292,9 +318,12 @@ impl Reconciler {
                 Err(Step::Rejected(outcome) | Step::Done(outcome)) => return Ok(outcome),
             }
         }
-        Ok(Outcome::InFlight {
-            requeue_after: self.settings.requeue_after,
-        })
+        // Every round lost to a concurrent write or needed another act: let the trigger retry
+        // (bounded by its own retries) rather than loop here.
+        Err(TransientFailure::before_any_call(TransientError(format!(
+            "no decision held after {} rounds (STATUS kept changing)",
+            self.settings.max_steps
+        ))))
     }
 
     /// Records a failure that may heal on STATUS: `failed`, retryable, with the reason and when
@@ -332,14 +361,24 @@ impl Reconciler {
             } else {
                 1
             };
-            let mut status = self.carried(key, previous.as_ref(), now);
-            status.status = Status::Failed;
+            // A look that failed while an operation of ours runs must not erase it: the
+            // operation (and its start) stay recorded, with the reason and the next look.
+            let in_flight =
+                !failure.after_intent && previous.as_ref().is_some_and(|s| s.status.is_in_flight());
+            let mut status = match (&previous, in_flight) {
+                (Some(previous), true) => previous.clone(),
+                _ => {
+                    let mut status = self.carried(key, previous.as_ref(), now);
+                    status.status = Status::Failed;
+                    status
+                }
+            };
             status.retries = retries;
             if failure.after_intent {
                 // The operation was never accepted: it does not count as an attempt.
                 status.attempts = status.attempts.saturating_sub(1);
             }
-            if desired.is_some() {
+            if desired.is_some() && !in_flight {
                 status.spec_fingerprint = desired;
             }
             let (outcome, reason) = if retries > self.settings.max_attempts {
@@ -370,6 +409,7 @@ impl Reconciler {
                     Outcome::Retrying {
                         reason: reason.clone(),
                         retry_now: quick,
+                        after: wait,
                     },
                     reason,
                 )

@@ -96,12 +96,19 @@ impl ControlPlaneConfig {
         let mut stream = StreamSettings::default();
         stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
         settings.quick_retries = parsed("QUICK_RETRIES", settings.quick_retries)?;
-        settings.operation_timeout = Duration::from_secs(
-            60 * parsed(
-                "OPERATION_TIMEOUT_MINUTES",
-                settings.operation_timeout.as_secs() / 60,
-            )?,
-        );
+        let minutes: u64 = parsed(
+            "OPERATION_TIMEOUT_MINUTES",
+            settings.operation_timeout.as_secs() / 60,
+        )?;
+        settings.operation_timeout = match minutes.checked_mul(60) {
+            Some(seconds) if minutes >= 1 => Duration::from_secs(seconds),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "OPERATION_TIMEOUT_MINUTES",
+                    reason: format!("must be a number of minutes from 1, got {minutes}"),
+                });
+            }
+        };
         let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
             (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
             (None, Some(key)) => ExternalIdKeySource::Inline(key),
@@ -115,7 +122,10 @@ impl ControlPlaneConfig {
             settings,
             stream,
             termination_protection: parsed("TERMINATION_PROTECTION", true)?,
-            recheck_queue_url: var("RECHECK_QUEUE_URL"),
+            // Without it, operations in flight would never be looked at again.
+            recheck_queue_url: Some(
+                var("RECHECK_QUEUE_URL").ok_or(ConfigError::Missing("RECHECK_QUEUE_URL"))?,
+            ),
         })
     }
 }

@@ -160,3 +160,53 @@ async fn the_sample_re_check_event_is_handled_and_its_bad_message_dropped() {
     .await;
     assert!(garbage.batch_item_failures.is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_that_backs_off_is_scheduled_through_the_queue() {
+    use controlplane::ports::StackError;
+    let l = setup();
+    put_seed(&l);
+    let tenant = TenantKey::new("gs1234");
+    let quick = Settings::new("us-east-1").quick_retries;
+    for _ in 0..=quick {
+        l.stacks
+            .fail_next("create", StackError::Transient("Rate exceeded".into()));
+        l.reconciler.reconcile(&tenant).await.expect("recorded");
+    }
+    // The quick ones are the trigger's; the first backed-off one is due in 30 s, and the
+    // completion loop is asked to look then.
+    assert_eq!(
+        l.requeue.requests(),
+        [(tenant.clone(), Duration::from_secs(30))]
+    );
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!((status.status, status.retryable), (Status::Failed, true));
+}
+
+#[tokio::test]
+async fn a_failed_look_at_an_operation_in_flight_keeps_the_operation() {
+    use controlplane::ports::StackError;
+    let l = setup();
+    put_seed(&l);
+    l.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    let tenant = TenantKey::new("gs1234");
+    l.reconciler.reconcile(&tenant).await.expect("started");
+    let started = l.store.status(&tenant).expect("status");
+    assert_eq!(started.status, Status::Creating);
+
+    l.stacks
+        .fail_next("describe", StackError::Transient("Rate exceeded".into()));
+    l.reconciler.reconcile(&tenant).await.expect("recorded");
+    let status = l.store.status(&tenant).expect("status");
+    // Still our create in flight, with the reason of the failed look.
+    assert_eq!(status.status, Status::Creating);
+    assert_eq!(status.updated_at, started.updated_at);
+    assert!(status.reason.unwrap_or_default().contains("Rate exceeded"));
+
+    // When CloudFormation ends, the create's end is recorded as such.
+    l.stacks.finish_in_progress();
+    assert_eq!(
+        l.reconciler.reconcile(&tenant).await,
+        Ok(Outcome::Converged(Some(Status::Ready)))
+    );
+}

@@ -822,6 +822,7 @@ async fn a_transient_create_failure_is_recorded_and_reported_for_a_quick_retry()
         Some(Ok(Outcome::Retrying {
             reason,
             retry_now: true,
+            ..
         })) => assert!(reason.contains("Rate exceeded"), "{reason}"),
         other => panic!("{other:?}"),
     }

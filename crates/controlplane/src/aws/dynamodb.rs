@@ -129,7 +129,13 @@ impl TenantStore for DynamoStore {
             .set_item(Some(item))
             .expression_attribute_names("#version", "version");
         let request = match expected_version {
-            None => request.condition_expression("attribute_not_exists(#version)"),
+            // Also over a hand-written version that is not a number, which would otherwise
+            // block every write.
+            None => request
+                .condition_expression(
+                    "attribute_not_exists(#version) OR NOT attribute_type(#version, :number)",
+                )
+                .expression_attribute_values(":number", AttributeValue::S("N".into())),
             Some(version) => request
                 .condition_expression("#version = :expected")
                 .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
