@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use integration_tests::tenant_cloudformation;
 use local::emulator::free_port;
 use local::system::{LocalConfig, RunningSystem, demo_rows, put_spec};
 use serde_json::{Value, json};
@@ -27,39 +28,13 @@ fn status(statuses: &std::collections::BTreeMap<String, Value>, tenant: &str) ->
         .to_owned()
 }
 
-/// CloudFormation as the tenant account's owner sees it.
-async fn tenant_account_cloudformation(
-    system: &RunningSystem,
-    account: &str,
-) -> Result<aws_sdk_cloudformation::Client> {
-    let credentials = system
-        .plane
-        .credentials
-        .for_tenant(account, "owner")
-        .await?;
-    Ok(aws_sdk_cloudformation::Client::from_conf(
-        aws_sdk_cloudformation::config::Builder::from(&system.sdk)
-            .credentials_provider(credentials)
-            .build(),
-    ))
-}
-
 async fn stack_parameter(
     system: &RunningSystem,
     account: &str,
     tenant: &str,
     name: &str,
 ) -> Result<Option<String>> {
-    let credentials = system
-        .plane
-        .credentials
-        .for_tenant(account, "e2e-inspector")
-        .await?;
-    let cfn = aws_sdk_cloudformation::Client::from_conf(
-        aws_sdk_cloudformation::config::Builder::from(&system.sdk)
-            .credentials_provider(credentials)
-            .build(),
-    );
+    let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
     let stacks = match cfn
         .describe_stacks()
         .stack_name(format!("tenant-{tenant}"))
@@ -90,7 +65,7 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
 
     // Every local tenant account was bootstrapped as its owner would: the role exists there.
     for account in &system.config.tenant_accounts {
-        let owner = tenant_account_cloudformation(&system, account).await?;
+        let owner = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
         let bootstrap = owner
             .describe_stacks()
             .stack_name(local::system::BOOTSTRAP_STACK)

@@ -132,15 +132,7 @@ impl LocalSystem {
         &self,
         account_id: &str,
     ) -> Result<aws_sdk_cloudformation::Client> {
-        let credentials = self
-            .plane
-            .credentials
-            .for_tenant(account_id, "test-inspector")
-            .await?;
-        let config = aws_sdk_cloudformation::config::Builder::from(&self.sdk)
-            .credentials_provider(credentials)
-            .build();
-        Ok(aws_sdk_cloudformation::Client::from_conf(config))
+        tenant_cloudformation(&self.plane, &self.sdk, account_id).await
     }
 
     /// The tenant's stack in its account, or `None`.
@@ -180,4 +172,21 @@ fn aws_sdk_dynamodbstreams_client(sdk: &SdkConfig) -> aws_sdk_dynamodbstreams::C
 /// A stack's parameters as a map.
 pub fn parameters(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
     controlplane::aws::cloudformation::parameters_of(stack)
+}
+
+/// CloudFormation in a tenant's account through the control plane's role and credentials cache.
+pub async fn tenant_cloudformation(
+    plane: &ControlPlane,
+    sdk: &SdkConfig,
+    account_id: &str,
+) -> Result<aws_sdk_cloudformation::Client> {
+    let credentials = plane
+        .credentials
+        .for_tenant(account_id, "test-inspector")
+        .await?;
+    Ok(aws_sdk_cloudformation::Client::from_conf(
+        aws_sdk_cloudformation::config::Builder::from(sdk)
+            .credentials_provider(credentials)
+            .build(),
+    ))
 }
