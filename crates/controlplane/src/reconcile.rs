@@ -587,7 +587,16 @@ impl Reconciler {
         if !same {
             intent.retries = 0;
         }
-        intent.spec_fingerprint = fingerprint.clone();
+        intent.spec_fingerprint = match (operation, previous) {
+            // Continuing a rollback finishes the failed update's story, not this SPEC's: keep its
+            // fingerprint, so a SPEC written meanwhile is still applied afterwards.
+            (Operation::ContinueUpdateRollback, Some(previous))
+                if previous.spec_fingerprint.is_some() =>
+            {
+                previous.spec_fingerprint.clone()
+            }
+            _ => fingerprint.clone(),
+        };
         intent.location = Some(target.location.clone());
         if let Desired::Present(d) = &view.desired {
             intent.template_version = Some(d.template_version.clone());

@@ -1634,3 +1634,45 @@ async fn near_the_invocation_deadline_no_tenant_is_started() {
     assert!(w.calls_for(SEED).is_empty());
     assert!(w.store.status(&key(SEED)).is_none());
 }
+
+#[tokio::test]
+async fn a_spec_written_while_a_rollback_is_stuck_is_applied_after_it() {
+    let w = World::new();
+    let v2 = spec_image(SEED, ACCOUNT, seed_config("6"));
+    // The update to v2 failed and so did its rollback.
+    w.stacks
+        .seed(&location(ACCOUNT, SEED), StackStatus::UpdateRollbackFailed);
+    let mut stuck = TenantStatus {
+        tenant_id: SEED.into(),
+        status: Status::Updating,
+        reason: None,
+        retryable: false,
+        next_attempt_at: None,
+        attempts: 1,
+        retries: 0,
+        operation: Some(Operation::Update),
+        outputs: BTreeMap::new(),
+        location: Some(location(ACCOUNT, SEED)),
+        stack_id: None,
+        stack_status: None,
+        template_version: Some("v1".into()),
+        spec_fingerprint: Some(fingerprint_of(&v2)),
+        updated_at: rfc3339(w.now()),
+        version: 1,
+    };
+    stuck.stack_status = Some("UPDATE_ROLLBACK_FAILED".into());
+    w.store.set_status(&key(SEED), stuck);
+    // Meanwhile the SPEC moves on to v3.
+    let v3 = spec_image(SEED, ACCOUNT, seed_config("7"));
+    w.put(&v3);
+    assert_eq!(
+        w.reconcile(SEED).await,
+        Outcome::Converged(Some(Status::Ready))
+    );
+    assert_eq!(
+        w.mutating_calls(SEED),
+        ["continue_update_rollback", "update"]
+    );
+    assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "7");
+    assert_eq!(w.status(SEED).spec_fingerprint, Some(fingerprint_of(&v3)));
+}
