@@ -172,13 +172,29 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
     if let (Some(_), Some(at)) = (o.stack, o.stack_location)
         && (at.account_id != desired.location.account_id || at.region != desired.location.region)
     {
+        let mut changes = Vec::new();
+        if at.account_id != desired.location.account_id {
+            changes.push(format!(
+                "account_id {} -> {}",
+                at.account_id, desired.location.account_id
+            ));
+        }
+        if at.region != desired.location.region {
+            changes.push(format!(
+                "region {} -> {}",
+                at.region, desired.location.region
+            ));
+        }
         return blocked(
             o.status,
             format!(
                 "account_id and region cannot change while the tenant's stack exists \
-                 (stack {} in account {} region {}); the stack is left untouched: \
-                 to move the tenant, remove it and create it again",
-                at.stack_name, at.account_id, at.region
+                 (asked: {}; stack {} in account {} region {}); the stack is left untouched: \
+                 to move the tenant, remove it, wait for `deleted`, and create it again",
+                changes.join(", "),
+                at.stack_name,
+                at.account_id,
+                at.region
             ),
         );
     }

@@ -766,7 +766,11 @@ impl Reconciler {
                 status.retries = 0;
                 status.status = Status::Deleted;
                 status.outputs.clear();
-                status.stack_status = Some("DELETE_COMPLETE".into());
+                // Only a stack that existed was deleted.
+                status.stack_status = status
+                    .stack_id
+                    .as_ref()
+                    .map(|_| "DELETE_COMPLETE".to_owned());
             }
             (Terminal::FailedFromStack { what }, stack) => {
                 status.status = Status::Failed;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ssm::error::ProvideErrorMetadata;
 use tracing_subscriber::EnvFilter;
 
 use crate::aws::cloudformation::CloudFormationStacks;
@@ -150,7 +151,12 @@ pub async fn external_ids(
                 .await
                 .map_err(|e| ConfigError::ExternalIdKey {
                     name: name.clone(),
-                    reason: aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
+                    // The service's own code and words, not the SDK's whole debug dump.
+                    reason: match (e.code(), e.message()) {
+                        (Some(code), Some(message)) => format!("{code}: {message}"),
+                        (Some(code), None) => code.to_owned(),
+                        _ => aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
+                    },
                 })?;
             let key = output
                 .parameter()

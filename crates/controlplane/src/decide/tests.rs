@@ -1172,8 +1172,9 @@ fn expected_rows() -> Vec<Row> {
         Some(failed(
             Some(DESIRED_FP),
             "account_id and region cannot change while the tenant's stack exists \
-             (stack tenant-gs1234 in account 222222222222 region eu-west-1); the stack is left \
-             untouched: to move the tenant, remove it and create it again",
+             (asked: account_id 222222222222 -> 111111111111; stack tenant-gs1234 in account \
+             222222222222 region eu-west-1); the stack is left untouched: to move the tenant, \
+             remove it, wait for `deleted`, and create it again",
         )),
         Some(S::CreateComplete),
         Is(D::Nothing),
