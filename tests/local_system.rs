@@ -87,6 +87,23 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
         );
     }
 
+    // A subscriber of the lifecycle topic, as an SQS queue.
+    let sqs = aws_sdk_sqs::Client::new(&system.sdk);
+    let inbox = sqs
+        .create_queue()
+        .queue_name("lifecycle-inbox")
+        .send()
+        .await?;
+    let inbox_url = inbox.queue_url().unwrap_or_default().to_owned();
+    aws_sdk_sns::Client::new(&system.sdk)
+        .subscribe()
+        .topic_arn(&system.lifecycle_topic_arn)
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:123456789012:lifecycle-inbox")
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await?;
+
     let dynamo = system.dynamo();
     let table = system.config.table.clone();
     for row in demo_rows() {
@@ -124,6 +141,50 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
         "{reason}"
     );
     assert_eq!(statuses["globex"]["location"]["region"], "eu-west-1");
+
+    // Lifecycle events reached the subscriber: provisioned for each good tenant, failed for the
+    // bad one, each with an id to drop duplicates by.
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..20 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&inbox_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        for message in received.messages() {
+            events.push(serde_json::from_str(message.body().unwrap_or("{}"))?);
+        }
+        if events.len() >= 4 {
+            break;
+        }
+    }
+    let mut seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["tenant_id"].as_str().unwrap_or("").to_owned(),
+                e["kind"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected: Vec<(String, String)> = [
+        ("acme", "provisioned"),
+        ("broken", "failed"),
+        ("globex", "provisioned"),
+        ("gs1234", "provisioned"),
+    ]
+    .iter()
+    .map(|(t, k)| ((*t).to_owned(), (*k).to_owned()))
+    .collect();
+    assert_eq!(seen, expected, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["id"].as_str().is_some_and(|id| id.contains(':')))
+    );
     assert_eq!(
         stack_parameter(&system, "111111111111", "gs1234", "PlayerCount")
             .await?
@@ -135,11 +196,12 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
     let mut acme = demo_rows()[1].clone();
     acme["config"]["player_count"] = json!(20);
     put_spec(&dynamo, &table, acme).await?;
-    let before = statuses["acme"]["version"].clone();
+    // The new SPEC is done when STATUS reflects its fingerprint and is ready.
+    let before = statuses["acme"]["spec_fingerprint"].clone();
     system
         .wait_for(LIMIT, |s| {
             s.get("acme")
-                .is_some_and(|a| a["version"] != before && a["status"] == "ready")
+                .is_some_and(|a| a["spec_fingerprint"] != before && a["status"] == "ready")
         })
         .await?;
     assert_eq!(

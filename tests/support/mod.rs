@@ -53,6 +53,7 @@ impl LocalSystem {
             termination_protection: false,
             // moto finishes every operation at once: nothing is ever in flight.
             recheck_queue_url: None,
+            lifecycle_topic_arn: None,
         };
         let plane = ControlPlane::build(&sdk, &config).await?;
         Ok(Self {

@@ -537,3 +537,34 @@ impl crate::ports::Requeue for RecordingRequeue {
         Ok(())
     }
 }
+
+/// Records every lifecycle event published; can be made to fail.
+#[derive(Default)]
+pub struct RecordingEvents {
+    published: Mutex<Vec<crate::status::LifecycleEvent>>,
+    failing: Mutex<bool>,
+}
+
+impl RecordingEvents {
+    pub fn published(&self) -> Vec<crate::status::LifecycleEvent> {
+        lock(&self.published).clone()
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        *lock(&self.failing) = failing;
+    }
+}
+
+#[async_trait]
+impl crate::ports::LifecycleEvents for RecordingEvents {
+    async fn publish(
+        &self,
+        event: &crate::status::LifecycleEvent,
+    ) -> Result<(), crate::ports::PublishError> {
+        if *lock(&self.failing) {
+            return Err(crate::ports::PublishError("topic unavailable".into()));
+        }
+        lock(&self.published).push(event.clone());
+        Ok(())
+    }
+}

@@ -149,3 +149,13 @@ pub trait Requeue: Send + Sync {
         after: std::time::Duration,
     ) -> Result<(), RequeueError>;
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot publish a lifecycle event: {0}")]
+pub struct PublishError(pub String);
+
+/// Where lifecycle events go (SNS).
+#[async_trait]
+pub trait LifecycleEvents: Send + Sync {
+    async fn publish(&self, event: &crate::status::LifecycleEvent) -> Result<(), PublishError>;
+}

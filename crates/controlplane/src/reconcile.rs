@@ -15,14 +15,14 @@ use crate::decide::{
     fingerprint,
 };
 use crate::ports::{
-    Healing, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError,
-    TemplateSource, TenantStore, UpdateStarted,
+    Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
+    StoreError, TemplateSource, TenantStore, UpdateStarted,
 };
 use crate::spec::{TenantKey, TenantSpec, describe_errors};
 use crate::stack::{
     ObservedStack, TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID,
 };
-use crate::status::{Operation, StackLocation, Status, TenantStatus};
+use crate::status::{LifecycleEvent, Operation, StackLocation, Status, TenantStatus};
 use crate::template::stack_parameters;
 
 pub use crate::stack::MANAGED_BY;
@@ -136,6 +136,8 @@ pub struct Reconciler {
     /// Where re-checks of operations in flight go (the completion loop); none: the caller
     /// follows up itself.
     requeue: Option<Arc<dyn Requeue>>,
+    /// Where lifecycle events go; none: no events are recorded.
+    events: Option<Arc<dyn LifecycleEvents>>,
     settings: Settings,
     clock: Clock,
 }
@@ -179,8 +181,58 @@ impl Reconciler {
             stacks,
             templates,
             requeue: None,
+            events: None,
             settings,
             clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Publishes a lifecycle event for every transition (provisioned, updated, failed, deleted).
+    pub fn with_events(mut self, events: Arc<dyn LifecycleEvents>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Adds the lifecycle event of the transition `status` records, if any, to its outbox.
+    fn stamp_event(&self, status: &mut TenantStatus) {
+        if self.events.is_some()
+            && let Some(event) = LifecycleEvent::of(status)
+        {
+            status.pending_events.push(event);
+        }
+    }
+
+    /// Publishes the events in `status`'s outbox, then empties it (conditionally: a newer write
+    /// carries them on and publishes them itself). On a failed publish the events stay and a
+    /// re-check is scheduled to try again; the state is never touched by a publish failure.
+    async fn publish_pending(&self, key: &TenantKey, status: &TenantStatus) {
+        let Some(events) = &self.events else {
+            return;
+        };
+        if status.pending_events.is_empty() {
+            return;
+        }
+        for event in &status.pending_events {
+            if let Err(e) = events.publish(event).await {
+                warn!(error = %e, event_id = %event.id, "lifecycle event not published; will retry");
+                let _ = self
+                    .schedule_recheck(key, self.settings.requeue_after)
+                    .await;
+                return;
+            }
+            info!(event_id = %event.id, kind = ?event.kind, "lifecycle event published");
+        }
+        let mut published = status.clone();
+        published.pending_events.clear();
+        published.version = next_version(Some(status.version));
+        if let Err(e) = self
+            .store
+            .put_status(key, &published, Some(status.version))
+            .await
+        {
+            // Published but still listed: a later pass publishes them again under the same ids,
+            // which subscribers drop as duplicates.
+            debug!(error = %e, "outbox not emptied");
         }
     }
 
@@ -261,11 +313,24 @@ impl Reconciler {
     }
 
     async fn converge(&self, key: &TenantKey) -> Result<Outcome, TransientFailure> {
+        let mut outbox_tried = false;
         for _ in 0..self.settings.max_steps {
             let view = self
                 .observe(key)
                 .await
                 .map_err(TransientFailure::before_any_call)?;
+            // Events a crash or a failed publish left behind go out first (once per reconcile).
+            if !outbox_tried
+                && let Some(status) = view
+                    .snapshot
+                    .status
+                    .as_ref()
+                    .filter(|s| !s.pending_events.is_empty())
+            {
+                outbox_tried = true;
+                self.publish_pending(key, status).await;
+                continue;
+            }
             let now = self.now();
             let decision = decide(&Observation {
                 tenant_id: key.as_str(),
@@ -416,12 +481,16 @@ impl Reconciler {
             };
             status.reason = Some(reason);
             status.version = next_version(snapshot.status_version);
+            self.stamp_event(&mut status);
             match self
                 .store
                 .put_status(key, &status, snapshot.status_version)
                 .await
             {
-                Ok(()) => return Ok(outcome),
+                Ok(()) => {
+                    self.publish_pending(key, &status).await;
+                    return Ok(outcome);
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -718,6 +787,10 @@ impl Reconciler {
             spec_fingerprint: previous.and_then(|s| s.spec_fingerprint.clone()),
             updated_at: rfc3339(now),
             version: 0,
+            // Unpublished events stay until published, whatever else changes.
+            pending_events: previous
+                .map(|s| s.pending_events.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -804,13 +877,16 @@ impl Reconciler {
         status: &TenantStatus,
         expected_version: Option<u64>,
     ) -> Result<(), Step> {
+        let mut status = status.clone();
+        self.stamp_event(&mut status);
         match self
             .store
-            .put_status(&view.key, status, expected_version)
+            .put_status(&view.key, &status, expected_version)
             .await
         {
             Ok(()) => {
                 debug!(status = %status.status, version = status.version, "status written");
+                self.publish_pending(&view.key, &status).await;
                 Ok(())
             }
             Err(StoreError::Conflict) => {

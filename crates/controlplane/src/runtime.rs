@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::DynamoStore;
+use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::SqsRequeue;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
 use crate::reconcile::{Reconciler, Settings};
@@ -45,6 +46,8 @@ pub struct ControlPlaneConfig {
     pub termination_protection: bool,
     /// RECHECK_QUEUE_URL: the completion loop's queue (operations in flight are followed there).
     pub recheck_queue_url: Option<String>,
+    /// LIFECYCLE_TOPIC_ARN: where lifecycle events are published.
+    pub lifecycle_topic_arn: Option<String>,
 }
 
 #[derive(Clone)]
@@ -127,6 +130,9 @@ impl ControlPlaneConfig {
             recheck_queue_url: Some(
                 var("RECHECK_QUEUE_URL").ok_or(ConfigError::Missing("RECHECK_QUEUE_URL"))?,
             ),
+            lifecycle_topic_arn: Some(
+                var("LIFECYCLE_TOPIC_ARN").ok_or(ConfigError::Missing("LIFECYCLE_TOPIC_ARN"))?,
+            ),
         })
     }
 }
@@ -207,6 +213,12 @@ impl ControlPlane {
             Arc::new(BundledTemplates::sample()?),
             config.settings.clone(),
         );
+        if let Some(topic_arn) = &config.lifecycle_topic_arn {
+            reconciler = reconciler.with_events(Arc::new(SnsEvents::new(
+                aws_sdk_sns::Client::new(sdk),
+                topic_arn.clone(),
+            )));
+        }
         if let Some(queue_url) = &config.recheck_queue_url {
             reconciler = reconciler.with_requeue(Arc::new(SqsRequeue::new(
                 aws_sdk_sqs::Client::new(sdk),

@@ -107,4 +107,67 @@ pub struct TenantStatus {
     pub updated_at: String,
     /// Bumped on every write; writes are conditional on the version read.
     pub version: u64,
+    /// Lifecycle events of transitions recorded here and not yet published (an outbox: written
+    /// with the state, so a failed publish is retried and never lost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_events: Vec<LifecycleEvent>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleKind {
+    Provisioned,
+    Updated,
+    Failed,
+    Deleted,
+}
+
+/// A lifecycle event, as published on the topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleEvent {
+    /// The same for every delivery of one transition (tenant and STATUS version): subscribers
+    /// drop duplicates by it.
+    pub id: String,
+    pub kind: LifecycleKind,
+    pub tenant_id: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<String>,
+    pub occurred_at: String,
+}
+
+impl LifecycleEvent {
+    /// The event a STATUS row records, if it is a transition subscribers hear of: ready,
+    /// deleted, or failed for good (not a failure that is being retried).
+    pub fn of(status: &TenantStatus) -> Option<Self> {
+        let kind = match status.status {
+            Status::Ready if status.operation == Some(Operation::Create) => {
+                LifecycleKind::Provisioned
+            }
+            Status::Ready => LifecycleKind::Updated,
+            Status::Deleted => LifecycleKind::Deleted,
+            Status::Failed if status.next_attempt_at.is_none() => LifecycleKind::Failed,
+            _ => return None,
+        };
+        Some(Self {
+            id: format!("{}:{}", status.tenant_id, status.version),
+            kind,
+            tenant_id: status.tenant_id.clone(),
+            status: status.status,
+            account_id: status.location.as_ref().map(|l| l.account_id.clone()),
+            region: status.location.as_ref().map(|l| l.region.clone()),
+            outputs: status.outputs.clone(),
+            reason: status.reason.clone(),
+            template_version: status.template_version.clone(),
+            occurred_at: status.updated_at.clone(),
+        })
+    }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use controlplane::completion::handle_rechecks;
-use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingRequeue};
+use controlplane::fakes::{
+    Behaviour, FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue,
+};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
 use controlplane::spec::TenantKey;
 use controlplane::status::Status;
@@ -18,6 +20,7 @@ struct Loop {
     store: Arc<InMemoryStore>,
     stacks: Arc<FakeStacks>,
     requeue: Arc<RecordingRequeue>,
+    events: Arc<RecordingEvents>,
     reconciler: Reconciler,
 }
 
@@ -25,17 +28,20 @@ fn setup() -> Loop {
     let store = Arc::new(InMemoryStore::default());
     let stacks = Arc::new(FakeStacks::default());
     let requeue = Arc::new(RecordingRequeue::default());
+    let events = Arc::new(RecordingEvents::default());
     let reconciler = Reconciler::new(
         store.clone(),
         stacks.clone(),
         Arc::new(BundledTemplates::sample().expect("sample template")),
         Settings::new("us-east-1"),
     )
-    .with_requeue(requeue.clone());
+    .with_requeue(requeue.clone())
+    .with_events(events.clone());
     Loop {
         store,
         stacks,
         requeue,
+        events,
         reconciler,
     }
 }
@@ -208,5 +214,108 @@ async fn a_failed_look_at_an_operation_in_flight_keeps_the_operation() {
     assert_eq!(
         l.reconciler.reconcile(&tenant).await,
         Ok(Outcome::Converged(Some(Status::Ready)))
+    );
+}
+
+#[tokio::test]
+async fn each_transition_publishes_one_lifecycle_event() {
+    use controlplane::status::LifecycleKind;
+    let l = setup();
+    put_seed(&l);
+    let tenant = TenantKey::new("gs1234");
+    let stream = StreamSettings::default();
+    handle_batch(&l.reconciler, &stream, &event("stream-insert.json")).await;
+    // A duplicate delivery changes nothing and publishes nothing.
+    handle_batch(&l.reconciler, &stream, &event("stream-insert.json")).await;
+    let published = l.events.published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let provisioned = &published[0];
+    assert_eq!(provisioned.kind, LifecycleKind::Provisioned);
+    assert_eq!(provisioned.tenant_id, "gs1234");
+    assert_eq!(provisioned.account_id.as_deref(), Some("111111111111"));
+    assert!(!provisioned.outputs.is_empty());
+    // Published after the state was written, and the outbox emptied.
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!(status.status, Status::Ready);
+    assert!(status.pending_events.is_empty());
+
+    // Update, then removal.
+    let modify = event("stream-modify.json");
+    let image = modify["Records"][0]["dynamodb"]["NewImage"].clone();
+    l.store
+        .put_spec(&tenant, serde_json::from_value(image).expect("image"));
+    handle_batch(&l.reconciler, &stream, &modify).await;
+    l.store.delete_spec(&tenant);
+    handle_batch(&l.reconciler, &stream, &event("stream-remove.json")).await;
+    let kinds: Vec<_> = l.events.published().iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            LifecycleKind::Provisioned,
+            LifecycleKind::Updated,
+            LifecycleKind::Deleted
+        ]
+    );
+    let ids: std::collections::BTreeSet<_> =
+        l.events.published().iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), 3, "one id per transition");
+}
+
+#[tokio::test]
+async fn a_failed_publish_keeps_the_state_and_the_event_until_it_goes_out() {
+    let l = setup();
+    put_seed(&l);
+    let tenant = TenantKey::new("gs1234");
+    l.events.set_failing(true);
+    handle_batch(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &event("stream-insert.json"),
+    )
+    .await;
+    // The state is written and correct; the event waits in the outbox; a re-check is due.
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.pending_events.len(), 1);
+    let id = status.pending_events[0].id.clone();
+    assert!(l.events.published().is_empty());
+    assert_eq!(l.requeue.requests().len(), 1);
+
+    // The re-check publishes it, under the same id, and empties the outbox.
+    l.events.set_failing(false);
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [recheck("gs1234", "m1")]}),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let published = l.events.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].id, id);
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!(status.status, Status::Ready);
+    assert!(status.pending_events.is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_spec_publishes_a_failed_event_with_its_reason() {
+    use controlplane::status::LifecycleKind;
+    let l = setup();
+    let tenant = TenantKey::new("gs1234");
+    let mut image = event("stream-insert.json")["Records"][0]["dynamodb"]["NewImage"].clone();
+    image["account_id"] = json!({"S": "12"});
+    l.store
+        .put_spec(&tenant, serde_json::from_value(image).expect("image"));
+    l.reconciler.reconcile(&tenant).await.expect("recorded");
+    let published = l.events.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].kind, LifecycleKind::Failed);
+    assert!(
+        published[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("account_id")
     );
 }

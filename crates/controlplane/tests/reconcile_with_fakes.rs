@@ -1659,6 +1659,7 @@ async fn a_spec_written_while_a_rollback_is_stuck_is_applied_after_it() {
         spec_fingerprint: Some(fingerprint_of(&v2)),
         updated_at: rfc3339(w.now()),
         version: 1,
+        pending_events: Vec::new(),
     };
     stuck.stack_status = Some("UPDATE_ROLLBACK_FAILED".into());
     w.store.set_status(&key(SEED), stuck);

@@ -179,6 +179,7 @@ impl RunningSystem {
             // moto does not implement UpdateTerminationProtection.
             termination_protection: false,
             recheck_queue_url: Some(recheck_queue_url.clone()),
+            lifecycle_topic_arn: Some(lifecycle_topic_arn.clone()),
         };
         let plane = Arc::new(ControlPlane::build(&sdk, &plane_config).await?);
 

@@ -54,6 +54,7 @@ fn unreadable_status(
         spec_fingerprint: None,
         updated_at: String::new(),
         version: version.unwrap_or(0),
+        pending_events: Vec::new(),
     }
 }
 

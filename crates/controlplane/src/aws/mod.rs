@@ -2,6 +2,7 @@
 
 pub mod cloudformation;
 pub mod dynamodb;
+pub mod sns;
 pub mod sqs;
 pub mod sts;
 

@@ -97,6 +97,7 @@ fn status_row(
         spec_fingerprint: fingerprint.map(str::to_owned),
         updated_at: "2024-01-01T11:00:00.000Z".into(),
         version: 3,
+        pending_events: Vec::new(),
     }
 }
 
