@@ -252,3 +252,23 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Resu
     assert!(info["startSequenceNumber"].is_string() && info["shardId"].is_string());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_reconciler_alone_provisions_rows_whose_records_were_never_read() -> Result<()>
+{
+    let system = LocalSystem::start().await?;
+    // The stream trigger is "off": no poller runs.
+    system.put_spec(seed_row()).await?;
+    let report =
+        controlplane::sweep::sweep(system.plane.store.as_ref(), &system.plane.reconciler, 4)
+            .await?;
+    assert_eq!(report.tenants, 1);
+    assert_eq!(status_of(&system.status("gs1234").await?), "ready");
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_some());
+    // And a row removed while the trigger is off: the stack goes.
+    system.delete_spec("gs1234").await?;
+    controlplane::sweep::sweep(system.plane.store.as_ref(), &system.plane.reconciler, 4).await?;
+    assert_eq!(status_of(&system.status("gs1234").await?), "deleted");
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
+    Ok(())
+}

@@ -82,6 +82,22 @@ impl TenantStore for InMemoryStore {
         })
     }
 
+    async fn list_tenants(
+        &self,
+        _page_token: Option<String>,
+    ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
+        let state = lock(&self.state);
+        let mut tenants: Vec<TenantKey> = state
+            .specs
+            .keys()
+            .chain(state.statuses.keys())
+            .cloned()
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        Ok((tenants, None))
+    }
+
     async fn put_status(
         &self,
         tenant: &TenantKey,

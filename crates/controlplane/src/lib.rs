@@ -12,5 +12,6 @@ pub mod spec;
 pub mod stack;
 pub mod status;
 pub mod stream;
+pub mod sweep;
 pub mod template;
 pub mod template_source;

@@ -42,6 +42,12 @@ pub struct Snapshot {
 pub trait TenantStore: Send + Sync {
     /// The SPEC and STATUS rows, with a consistent read.
     async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError>;
+    /// One page of every tenant that has a SPEC or a STATUS row (audit items are never read),
+    /// and the token of the next page.
+    async fn list_tenants(
+        &self,
+        page_token: Option<String>,
+    ) -> Result<(Vec<TenantKey>, Option<String>), StoreError>;
     /// Writes STATUS only if its stored version is still `expected_version` (`None`: no row).
     async fn put_status(
         &self,

@@ -13,6 +13,7 @@ use crate::aws::dynamodb::DynamoStore;
 use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::SqsRequeue;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
+use crate::ports::TenantStore;
 use crate::reconcile::{Reconciler, Settings};
 use crate::stream::StreamSettings;
 use crate::template_source::BundledTemplates;
@@ -180,6 +181,8 @@ pub async fn external_ids(
 /// Everything a function needs, built once per cold start.
 pub struct ControlPlane {
     pub reconciler: Reconciler,
+    /// The tenant table (the scheduled reconciler pages through it).
+    pub store: Arc<dyn TenantStore>,
     pub stream: StreamSettings,
     pub credentials: Arc<RoleCredentials>,
 }
@@ -200,11 +203,12 @@ impl ControlPlane {
             config.tenant_role_name.clone(),
             external_ids,
         ));
+        let store: Arc<dyn TenantStore> = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table_name.clone(),
+        ));
         let mut reconciler = Reconciler::new(
-            Arc::new(DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.table_name.clone(),
-            )),
+            store.clone(),
             Arc::new(CloudFormationStacks::new(
                 sdk.clone(),
                 credentials.clone(),
@@ -227,6 +231,7 @@ impl ControlPlane {
         }
         Ok(Self {
             reconciler,
+            store,
             stream: config.stream.clone(),
             credentials,
         })

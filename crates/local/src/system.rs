@@ -20,6 +20,7 @@ use controlplane::completion::handle_rechecks;
 use controlplane::reconcile::Settings;
 use controlplane::runtime::{ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
 use controlplane::stream::{StreamSettings, handle_batch};
+use controlplane::sweep::sweep;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -68,6 +69,8 @@ pub struct LocalConfig {
     /// The ExternalId key (locally a fixed, documented value; deployed, an SSM SecureString).
     pub external_id_key: String,
     pub poll_interval: Duration,
+    /// How often the scheduled reconciler runs locally (deployed: every 5 minutes).
+    pub sweep_interval: Duration,
 }
 
 impl LocalConfig {
@@ -103,6 +106,7 @@ impl Default for LocalConfig {
             ],
             external_id_key: "local-development-key".into(),
             poll_interval: Duration::from_millis(200),
+            sweep_interval: Duration::from_secs(30),
         }
     }
 }
@@ -210,6 +214,11 @@ impl RunningSystem {
         tasks.push(tokio::spawn(run_completion_loop(
             SqsPoller::new(sqs.clone(), &recheck_queue_url, recheck_arn, &config.region),
             plane.clone(),
+        )));
+
+        tasks.push(tokio::spawn(run_sweeps(
+            plane.clone(),
+            config.sweep_interval,
         )));
 
         ready.store(true, Ordering::SeqCst);
@@ -368,6 +377,24 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, L
         })?
         .queue_url
         .ok_or_else(|| setup(&format!("creating queue {name}"), "no queue URL"))
+}
+
+/// The scheduled reconciler on its (shorter, local) schedule.
+async fn run_sweeps(plane: Arc<ControlPlane>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(
+            plane.store.as_ref(),
+            &plane.reconciler,
+            plane.stream.concurrency,
+        )
+        .await
+        {
+            warn!(error = %e, "sweep failed");
+        }
+    }
 }
 
 /// The completion function behind its queue, as Lambda's SQS event source runs it.

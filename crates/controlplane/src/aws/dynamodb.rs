@@ -13,6 +13,9 @@ use crate::ports::{Snapshot, StoreError, TenantStore};
 use crate::spec::{SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
 
+/// The sparse index of SPEC and STATUS rows (template.yaml).
+pub const TENANTS_INDEX: &str = "tenants";
+
 pub struct DynamoStore {
     client: Client,
     table: String,
@@ -111,6 +114,51 @@ impl TenantStore for DynamoStore {
             }
         }
         Ok(snapshot)
+    }
+
+    async fn list_tenants(
+        &self,
+        page_token: Option<String>,
+    ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
+        // The sparse `tenants` index holds only SPEC and STATUS rows (keys only).
+        let start = page_token
+            .map(|token| {
+                serde_json::from_str::<HashMap<String, String>>(&token)
+                    .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))
+            })
+            .transpose()?
+            .map(|keys| {
+                keys.into_iter()
+                    .map(|(k, v)| (k, AttributeValue::S(v)))
+                    .collect::<HashMap<_, _>>()
+            });
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .index_name(TENANTS_INDEX)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+        let mut tenants: Vec<TenantKey> = output
+            .items()
+            .iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk),
+                _ => None,
+            })
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        let next = output.last_evaluated_key().map(|keys| {
+            let plain: HashMap<String, String> = keys
+                .iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), s.clone())))
+                .collect();
+            serde_json::to_string(&plain).unwrap_or_default()
+        });
+        Ok((tenants, next))
     }
 
     async fn put_status(

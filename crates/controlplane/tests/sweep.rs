@@ -1,0 +1,63 @@
+//! The scheduled reconciler with fakes: it alone converges tenants whose triggers were all lost.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use controlplane::fakes::{FakeStacks, InMemoryStore};
+use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::spec::TenantKey;
+use controlplane::status::Status;
+use controlplane::sweep::sweep;
+use controlplane::template_source::BundledTemplates;
+use serde_json::Value;
+
+fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("event file")).expect("json")
+}
+
+fn seed_image() -> serde_dynamo::Item {
+    let insert = event("stream-insert.json");
+    serde_json::from_value(insert["Records"][0]["dynamodb"]["NewImage"].clone()).expect("image")
+}
+
+#[tokio::test]
+async fn a_spec_written_while_the_trigger_was_off_is_provisioned_and_an_orphan_removed() {
+    let store = Arc::new(InMemoryStore::default());
+    let stacks = Arc::new(FakeStacks::default());
+    let reconciler = Reconciler::new(
+        store.clone(),
+        stacks.clone(),
+        Arc::new(BundledTemplates::sample().expect("sample")),
+        Settings::new("us-east-1"),
+    );
+    let tenant = TenantKey::new("gs1234");
+    // Written directly; no stream record is ever handled.
+    store.put_spec(&tenant, seed_image());
+    let report = sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
+    assert_eq!((report.tenants, report.converged), (1, 1));
+    assert_eq!(store.status(&tenant).map(|s| s.status), Some(Status::Ready));
+    assert_eq!(stacks.live_stacks().len(), 1);
+
+    // The SPEC goes while the trigger is off: the next sweep removes the orphaned stack.
+    store.delete_spec(&tenant);
+    sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
+    assert_eq!(
+        store.status(&tenant).map(|s| s.status),
+        Some(Status::Deleted)
+    );
+    assert!(stacks.live_stacks().is_empty());
+    // Converged: another sweep changes nothing.
+    let writes = store.status_writes();
+    sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
+    assert_eq!(store.status_writes(), writes);
+}
+
+#[test]
+fn the_scheduled_event_sample_is_what_eventbridge_sends() {
+    let scheduled = event("scheduled-reconcile.json");
+    assert_eq!(scheduled["detail-type"], "Scheduled Event");
+    assert_eq!(scheduled["source"], "aws.events");
+}
