@@ -1,7 +1,8 @@
 //! The completion loop with fakes: an operation in flight is re-checked through the queue until
 //! its end is recorded; re-check messages (the sample event included) drive the same reconcile.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, handle_batch};
 use controlplane::template_source::BundledTemplates;
 use serde_json::{Value, json};
+
+use common::{event, seed_image};
 
 struct Loop {
     store: Arc<InMemoryStore>,
@@ -46,20 +49,8 @@ fn setup() -> Loop {
     }
 }
 
-fn event(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).expect("event file")).expect("json")
-}
-
 fn put_seed(l: &Loop) {
-    let insert = event("stream-insert.json");
-    let image = insert["Records"][0]["dynamodb"]["NewImage"].clone();
-    l.store.put_spec(
-        &TenantKey::new("gs1234"),
-        serde_json::from_value(image).expect("image"),
-    );
+    l.store.put_spec(&TenantKey::new("gs1234"), seed_image());
 }
 
 fn recheck(tenant: &str, id: &str) -> Value {

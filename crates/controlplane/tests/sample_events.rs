@@ -2,8 +2,9 @@
 //! set up as it would be when the batch is handled (each tenant's last image), since the handler
 //! re-reads the table rather than trusting the records.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use controlplane::fakes::{FakeStacks, InMemoryStore};
@@ -14,13 +15,7 @@ use controlplane::stream::{SkippedRecord, StreamSettings, handle_batch};
 use controlplane::template_source::BundledTemplates;
 use serde_json::Value;
 
-fn event(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use common::event;
 
 struct Handled {
     outcomes: BTreeMap<TenantKey, Result<Outcome, String>>,

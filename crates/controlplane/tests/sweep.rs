@@ -1,6 +1,7 @@
 //! The scheduled reconciler with fakes: it alone converges tenants whose triggers were all lost.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
 use controlplane::fakes::{FakeStacks, InMemoryStore};
@@ -9,19 +10,8 @@ use controlplane::spec::TenantKey;
 use controlplane::status::Status;
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
-use serde_json::Value;
 
-fn event(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).expect("event file")).expect("json")
-}
-
-fn seed_image() -> serde_dynamo::Item {
-    let insert = event("stream-insert.json");
-    serde_json::from_value(insert["Records"][0]["dynamodb"]["NewImage"].clone()).expect("image")
-}
+use common::{event, seed_image};
 
 #[tokio::test]
 async fn a_spec_written_while_the_trigger_was_off_is_provisioned_and_an_orphan_removed() {
