@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use controlplane::reconcile::Settings;
 use controlplane::runtime::{ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
-use controlplane::stream::{StreamSettings, handle_batch};
+use controlplane::stream::handle_batch;
 use local::emulator::{Emulator, create_tenants_table, workspace_root};
 use local::event_source::EventSourceSettings;
 use local::stream_poller::{Invocation, PollerStats, StreamPoller};
@@ -43,18 +42,15 @@ impl LocalSystem {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let table = "tenants".to_owned();
         let stream_arn = create_tenants_table(&dynamo, &table).await?;
-        let config = ControlPlaneConfig {
-            table_name: table.clone(),
-            tenant_role_name: ROLE_NAME.into(),
-            external_id_key: ExternalIdKeySource::Inline("local-test-key".into()),
-            settings: Settings::new(REGION),
-            stream: StreamSettings::default(),
-            // moto does not implement UpdateTerminationProtection (the fake covers that path).
-            termination_protection: false,
-            // moto finishes every operation at once: nothing is ever in flight.
-            recheck_queue_url: None,
-            lifecycle_topic_arn: None,
-        };
+        let mut config = ControlPlaneConfig::new(
+            &table,
+            ROLE_NAME,
+            ExternalIdKeySource::Inline("local-test-key".into()),
+            REGION,
+        );
+        // moto does not implement UpdateTerminationProtection (the fake covers that path).
+        // moto finishes every operation at once: nothing is ever in flight (no re-check queue).
+        config.termination_protection = false;
         let plane = ControlPlane::build(&sdk, &config).await?;
         Ok(Self {
             emulator,

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_dynamo::Item;
 
+use crate::audit::AuditEntry;
 use crate::ports::{
     Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TenantStore, UpdateStarted,
 };
@@ -28,6 +29,7 @@ struct StoreState {
     write_faults: VecDeque<StoreError>,
     load_faults: VecDeque<StoreError>,
     status_writes: usize,
+    audit: HashMap<TenantKey, BTreeMap<String, AuditEntry>>,
 }
 
 /// The tenant table in memory, with conditional STATUS writes and injectable faults.
@@ -64,6 +66,15 @@ impl InMemoryStore {
 
     pub fn status_writes(&self) -> usize {
         lock(&self.state).status_writes
+    }
+
+    /// The tenant's whole audit timeline, oldest first.
+    pub fn audit(&self, tenant: &TenantKey) -> Vec<AuditEntry> {
+        lock(&self.state)
+            .audit
+            .get(tenant)
+            .map(|entries| entries.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -114,6 +125,60 @@ impl TenantStore for InMemoryStore {
         }
         state.status_writes += 1;
         state.statuses.insert(tenant.clone(), status.clone());
+        Ok(())
+    }
+
+    async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
+        lock(&self.state)
+            .audit
+            .entry(tenant.clone())
+            .or_default()
+            .insert(entry.sort_key(), entry.clone());
+        Ok(())
+    }
+
+    async fn audit_trail(
+        &self,
+        tenant: &TenantKey,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
+        let state = lock(&self.state);
+        let Some(entries) = state.audit.get(tenant) else {
+            return Ok((Vec::new(), None));
+        };
+        let after = page_token.unwrap_or_default();
+        let page: Vec<(&String, &AuditEntry)> = entries
+            .iter()
+            .filter(|(sk, _)| sk.as_str() > after.as_str())
+            .take(limit.max(1))
+            .collect();
+        let next = (page.len() == limit.max(1))
+            .then(|| page.last().map(|(sk, _)| (*sk).clone()))
+            .flatten();
+        Ok((page.into_iter().map(|(_, e)| e.clone()).collect(), next))
+    }
+
+    async fn remove_spec_for_decommission(
+        &self,
+        tenant: &TenantKey,
+        decommission_date: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.append_audit(tenant, audit).await?;
+        let mut state = lock(&self.state);
+        let date_now =
+            state
+                .specs
+                .get(tenant)
+                .and_then(|spec| match spec.get("decommission_date") {
+                    Some(serde_dynamo::AttributeValue::S(date)) => Some(date.clone()),
+                    _ => None,
+                });
+        if date_now.as_deref() != Some(decommission_date) {
+            return Err(StoreError::Conflict);
+        }
+        state.specs.remove(tenant);
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! The tenant control plane: a pure domain (spec, template mapping, stack states, decision), the
 //! one reconcile loop every trigger calls, the stream handler, and the AWS adapters of its ports.
 
+pub mod audit;
 pub mod aws;
 pub mod completion;
 pub mod decide;
+pub mod decommission;
 pub mod fakes;
 pub mod ports;
 pub mod reconcile;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_dynamo::Item;
 
+use crate::audit::AuditEntry;
 use crate::spec::TenantKey;
 use crate::stack::ObservedStack;
 use crate::status::{StackLocation, TenantStatus};
@@ -54,6 +55,24 @@ pub trait TenantStore: Send + Sync {
         tenant: &TenantKey,
         status: &TenantStatus,
         expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+    /// Appends to the tenant's audit timeline (the same entry twice is stored once).
+    async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// One page of the tenant's audit timeline, oldest first, and the token of the next page.
+    async fn audit_trail(
+        &self,
+        tenant: &TenantKey,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError>;
+    /// Removes the SPEC as decommission does: the audit entry first (a DeleteItem carries no
+    /// actor), then the SPEC, only if its `decommission_date` is still `decommission_date`
+    /// (`Conflict` otherwise: the writer moved or cleared it meanwhile).
+    async fn remove_spec_for_decommission(
+        &self,
+        tenant: &TenantKey,
+        decommission_date: &str,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError>;
 }
 

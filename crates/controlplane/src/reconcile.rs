@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tracing::{debug, info, warn};
 
+use crate::audit;
 use crate::decide::{
     Decision, Desired, DesiredStack, Observation, REMOVED_FINGERPRINT, Terminal, decide,
     fingerprint,
@@ -22,7 +23,9 @@ use crate::spec::{TenantKey, TenantSpec, describe_errors};
 use crate::stack::{
     ObservedStack, TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID,
 };
-use crate::status::{LifecycleEvent, Operation, StackLocation, Status, TenantStatus};
+use crate::status::{
+    DecommissionNotice, LifecycleEvent, Operation, StackLocation, Status, TenantStatus,
+};
 use crate::template::stack_parameters;
 
 pub use crate::stack::MANAGED_BY;
@@ -205,7 +208,7 @@ impl Reconciler {
     /// Publishes the events in `status`'s outbox, then empties it (conditionally: a newer write
     /// carries them on and publishes them itself). On a failed publish the events stay and a
     /// re-check is scheduled to try again; the state is never touched by a publish failure.
-    async fn publish_pending(&self, key: &TenantKey, status: &TenantStatus) {
+    pub async fn publish_pending(&self, key: &TenantKey, status: &TenantStatus) {
         let Some(events) = &self.events else {
             return;
         };
@@ -234,6 +237,73 @@ impl Reconciler {
             // which subscribers drop as duplicates.
             debug!(error = %e, "outbox not emptied");
         }
+    }
+
+    /// Appends what a STATUS write changed to the tenant's audit timeline. After the write, not
+    /// with it: STATUS is the truth, and a lost audit line must never block a transition.
+    async fn audit_transition(
+        &self,
+        key: &TenantKey,
+        previous: Option<&TenantStatus>,
+        next: &TenantStatus,
+        spec: Option<&serde_dynamo::Item>,
+    ) {
+        let requested_by = spec.and_then(|item| match item.get("updated_by") {
+            Some(serde_dynamo::AttributeValue::S(who)) => Some(who.as_str()),
+            _ => None,
+        });
+        let at = rfc3339(self.now());
+        let Some(entry) = audit::status_transition(previous, next, requested_by, &at) else {
+            return;
+        };
+        self.append_audit(key, &entry).await;
+    }
+
+    /// Appends one entry to the tenant's timeline; a failure is logged, never raised.
+    pub async fn append_audit(&self, key: &TenantKey, entry: &audit::AuditEntry) {
+        if let Err(e) = self.store.append_audit(key, entry).await {
+            warn!(error = %e, action = %entry.action, "audit entry not written");
+        }
+    }
+
+    /// Records on STATUS that the tenant's decommission was announced and its grace period
+    /// runs, with the `decommission_scheduled` lifecycle event in the outbox, then publishes it.
+    /// Conditional on the STATUS `snapshot` read: `Conflict` if it changed meanwhile.
+    pub async fn announce_decommission(
+        &self,
+        key: &TenantKey,
+        snapshot: &Snapshot,
+        notice: DecommissionNotice,
+    ) -> Result<(), StoreError> {
+        let Some(previous) = &snapshot.status else {
+            return Err(StoreError::Conflict);
+        };
+        let mut status = previous.clone();
+        status.version = next_version(snapshot.status_version);
+        if self.events.is_some() {
+            status
+                .pending_events
+                .push(LifecycleEvent::decommission_scheduled(&status, &notice));
+        }
+        let entry = audit::AuditEntry {
+            at: notice.announced_at.clone(),
+            id: format!("decommission-{}", notice.date),
+            action: "decommission-scheduled".into(),
+            actor: audit::SYSTEM_ACTOR.into(),
+            requested_by: None,
+            result: "scheduled".into(),
+            reason: Some(format!(
+                "decommission_date {} has passed; removal after {}",
+                notice.date, notice.remove_after
+            )),
+        };
+        status.decommission_notice = Some(notice);
+        self.store
+            .put_status(key, &status, snapshot.status_version)
+            .await?;
+        self.append_audit(key, &entry).await;
+        self.publish_pending(key, &status).await;
+        Ok(())
     }
 
     /// Follows every operation in flight to its end through `requeue`.
@@ -488,6 +558,13 @@ impl Reconciler {
                 .await
             {
                 Ok(()) => {
+                    self.audit_transition(
+                        key,
+                        snapshot.status.as_ref(),
+                        &status,
+                        snapshot.spec.as_ref(),
+                    )
+                    .await;
                     self.publish_pending(key, &status).await;
                     return Ok(outcome);
                 }
@@ -791,6 +868,7 @@ impl Reconciler {
             pending_events: previous
                 .map(|s| s.pending_events.clone())
                 .unwrap_or_default(),
+            decommission_notice: previous.and_then(|s| s.decommission_notice.clone()),
         }
     }
 
@@ -886,6 +964,13 @@ impl Reconciler {
         {
             Ok(()) => {
                 debug!(status = %status.status, version = status.version, "status written");
+                let previous = view
+                    .snapshot
+                    .status
+                    .as_ref()
+                    .filter(|s| Some(s.version) == expected_version);
+                self.audit_transition(&view.key, previous, &status, view.snapshot.spec.as_ref())
+                    .await;
                 self.publish_pending(&view.key, &status).await;
                 Ok(())
             }

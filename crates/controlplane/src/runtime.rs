@@ -8,6 +8,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use tracing_subscriber::EnvFilter;
 
+use crate::audit::DEFAULT_RETENTION_DAYS;
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::DynamoStore;
 use crate::aws::sns::SnsEvents;
@@ -30,6 +31,8 @@ pub enum ConfigError {
     Template(#[from] crate::template::TemplateError),
 }
 
+pub const DEFAULT_DECOMMISSION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The control plane's settings, from environment variables (names as in template.yaml).
 #[derive(Clone, Debug)]
 pub struct ControlPlaneConfig {
@@ -49,6 +52,11 @@ pub struct ControlPlaneConfig {
     pub recheck_queue_url: Option<String>,
     /// LIFECYCLE_TOPIC_ARN: where lifecycle events are published.
     pub lifecycle_topic_arn: Option<String>,
+    /// AUDIT_RETENTION_DAYS (default 90): how long audit items live (the table's TTL).
+    pub audit_retention_days: u32,
+    /// DECOMMISSION_GRACE_MINUTES (default 7 days): from the announcement of a decommission to
+    /// the removal of the SPEC.
+    pub decommission_grace: Duration,
 }
 
 #[derive(Clone)]
@@ -84,6 +92,29 @@ where
 }
 
 impl ControlPlaneConfig {
+    /// The defaults of every setting, for the tenants table `table_name` in `region`; the
+    /// re-check queue and lifecycle topic are left out (set them to follow operations and
+    /// publish events).
+    pub fn new(
+        table_name: impl Into<String>,
+        tenant_role_name: impl Into<String>,
+        external_id_key: ExternalIdKeySource,
+        region: impl Into<String>,
+    ) -> Self {
+        Self {
+            table_name: table_name.into(),
+            tenant_role_name: tenant_role_name.into(),
+            external_id_key,
+            settings: Settings::new(region),
+            stream: StreamSettings::default(),
+            termination_protection: true,
+            recheck_queue_url: None,
+            lifecycle_topic_arn: None,
+            audit_retention_days: DEFAULT_RETENTION_DAYS,
+            decommission_grace: DEFAULT_DECOMMISSION_GRACE,
+        }
+    }
+
     pub fn from_env(sdk: &SdkConfig) -> Result<Self, ConfigError> {
         let region = sdk
             .region()
@@ -133,6 +164,14 @@ impl ControlPlaneConfig {
             ),
             lifecycle_topic_arn: Some(
                 var("LIFECYCLE_TOPIC_ARN").ok_or(ConfigError::Missing("LIFECYCLE_TOPIC_ARN"))?,
+            ),
+            audit_retention_days: parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
+            decommission_grace: Duration::from_secs(
+                parsed(
+                    "DECOMMISSION_GRACE_MINUTES",
+                    DEFAULT_DECOMMISSION_GRACE.as_secs() / 60,
+                )?
+                .saturating_mul(60),
             ),
         })
     }
@@ -185,6 +224,7 @@ pub struct ControlPlane {
     pub store: Arc<dyn TenantStore>,
     pub stream: StreamSettings,
     pub credentials: Arc<RoleCredentials>,
+    pub decommission_grace: Duration,
 }
 
 impl ControlPlane {
@@ -203,10 +243,13 @@ impl ControlPlane {
             config.tenant_role_name.clone(),
             external_ids,
         ));
-        let store: Arc<dyn TenantStore> = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            config.table_name.clone(),
-        ));
+        let store: Arc<dyn TenantStore> = Arc::new(
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table_name.clone(),
+            )
+            .with_audit_retention(config.audit_retention_days),
+        );
         let mut reconciler = Reconciler::new(
             store.clone(),
             Arc::new(CloudFormationStacks::new(
@@ -234,6 +277,7 @@ impl ControlPlane {
             store,
             stream: config.stream.clone(),
             credentials,
+            decommission_grace: config.decommission_grace,
         })
     }
 }

@@ -158,8 +158,7 @@ impl TenantSpec {
             ));
         }
         if let Some(date) = &decommission_date
-            && DateTime::parse_from_rfc3339(date).is_err()
-            && NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
+            && decommission_instant(date).is_none()
         {
             errors.push(FieldError::new(
                 "decommission_date",
@@ -191,6 +190,19 @@ impl TenantSpec {
             _ => Err(errors),
         }
     }
+}
+
+/// The instant a `decommission_date` names: a date means its first moment, UTC.
+pub fn decommission_instant(date: &str) -> Option<DateTime<chrono::Utc>> {
+    DateTime::parse_from_rfc3339(date)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
 }
 
 /// The tenant id rule: 3-40 of a-z, 0-9 and '-', starting with a letter.

@@ -111,6 +111,20 @@ pub struct TenantStatus {
     /// with the state, so a failed publish is retried and never lost).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_events: Vec<LifecycleEvent>,
+    /// The decommission announced for this tenant (its grace period runs until `remove_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decommission_notice: Option<DecommissionNotice>,
+}
+
+/// A decommission announced to subscribers: the SPEC is removed once the grace period is over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecommissionNotice {
+    /// The SPEC's `decommission_date` this notice is for (a moved date is announced again).
+    pub date: String,
+    /// RFC 3339: when the grace period started.
+    pub announced_at: String,
+    /// RFC 3339: when the grace period ends.
+    pub remove_after: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +134,8 @@ pub enum LifecycleKind {
     Updated,
     Failed,
     Deleted,
+    /// The tenant's decommission date passed: it is removed after the grace period.
+    DecommissionScheduled,
 }
 
 /// A lifecycle event, as published on the topic.
@@ -142,6 +158,9 @@ pub struct LifecycleEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_version: Option<String>,
     pub occurred_at: String,
+    /// For `decommission_scheduled`: when the tenant will be removed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_after: Option<String>,
 }
 
 impl LifecycleEvent {
@@ -168,6 +187,28 @@ impl LifecycleEvent {
             reason: status.reason.clone(),
             template_version: status.template_version.clone(),
             occurred_at: status.updated_at.clone(),
+            remove_after: None,
         })
+    }
+
+    /// The announcement that `status`'s tenant will be removed after its grace period; one id
+    /// per tenant and date, so a repeated announcement is a duplicate subscribers drop.
+    pub fn decommission_scheduled(status: &TenantStatus, notice: &DecommissionNotice) -> Self {
+        Self {
+            id: format!("{}:decommission:{}", status.tenant_id, notice.date),
+            kind: LifecycleKind::DecommissionScheduled,
+            tenant_id: status.tenant_id.clone(),
+            status: status.status,
+            account_id: status.location.as_ref().map(|l| l.account_id.clone()),
+            region: status.location.as_ref().map(|l| l.region.clone()),
+            outputs: status.outputs.clone(),
+            reason: Some(format!(
+                "decommission_date {} has passed; the tenant is removed after {}",
+                notice.date, notice.remove_after
+            )),
+            template_version: status.template_version.clone(),
+            occurred_at: notice.announced_at.clone(),
+            remove_after: Some(notice.remove_after.clone()),
+        }
     }
 }

@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_dynamo::{AttributeValue, Item};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::reconcile::{Outcome, Reconciler};
+use crate::audit::{AuditEntry, UNKNOWN_ACTOR};
+use crate::reconcile::{Outcome, Reconciler, rfc3339};
 use crate::spec::{SPEC_SK, TenantKey};
 
 /// Time kept free before an invocation's deadline: one tenant's reconcile (a few AWS calls).
@@ -37,12 +38,43 @@ impl Default for StreamSettings {
     }
 }
 
-/// The part of a record the handler needs: which tenant, where in the shard, and when.
+/// The part of a record the handler needs: which tenant, where in the shard, and when; and for
+/// the audit timeline, which write it was and by whom.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordRef {
     pub tenant: TenantKey,
     pub sequence_number: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    pub event_id: Option<String>,
+    /// INSERT, MODIFY or REMOVE.
+    pub event_name: Option<String>,
+    /// The SPEC's `updated_by` as written (REMOVE records carry none of the remover).
+    pub updated_by: Option<String>,
+}
+
+impl RecordRef {
+    /// The writer's action this record reports, for the tenant's timeline.
+    pub fn audit_entry(&self) -> Option<AuditEntry> {
+        let id = self.event_id.as_ref().or(self.sequence_number.as_ref())?;
+        let removed = self.event_name.as_deref() == Some("REMOVE");
+        Some(AuditEntry {
+            at: rfc3339(self.created_at?),
+            id: format!("spec-{id}"),
+            action: if removed {
+                "spec-removed"
+            } else {
+                "spec-written"
+            }
+            .to_owned(),
+            actor: match (&self.updated_by, removed) {
+                (Some(who), false) => who.clone(),
+                _ => UNKNOWN_ACTOR.to_owned(),
+            },
+            requested_by: None,
+            result: "accepted".to_owned(),
+            reason: None,
+        })
+    }
 }
 
 /// Why a record was passed over without reconciling anything.
@@ -83,6 +115,14 @@ struct MinimalChange {
     created_at: Option<serde_json::Value>,
 }
 
+#[derive(Deserialize)]
+struct MinimalIdentity {
+    #[serde(rename = "eventID", default)]
+    event_id: Option<String>,
+    #[serde(rename = "eventName", default)]
+    event_name: Option<String>,
+}
+
 fn key_text(keys: &Item, name: &str) -> String {
     match keys.get(name) {
         Some(AttributeValue::S(s)) => s.clone(),
@@ -92,13 +132,19 @@ fn key_text(keys: &Item, name: &str) -> String {
 
 /// Picks the tenant out of one raw record of the Lambda event.
 pub fn record_ref(index: usize, raw: &serde_json::Value) -> Result<RecordRef, SkippedRecord> {
+    let mut updated_by = None;
     let (keys, sequence_number, created_at) =
         match serde_json::from_value::<EventRecord>(raw.clone()) {
-            Ok(record) => (
-                record.change.keys,
-                record.change.sequence_number,
-                Some(record.change.approximate_creation_date_time),
-            ),
+            Ok(record) => {
+                if let Some(AttributeValue::S(who)) = record.change.new_image.get("updated_by") {
+                    updated_by = Some(who.clone());
+                }
+                (
+                    record.change.keys,
+                    record.change.sequence_number,
+                    Some(record.change.approximate_creation_date_time),
+                )
+            }
             Err(full_error) => match serde_json::from_value::<MinimalRecord>(raw.clone()) {
                 // The images may be what is malformed: the keys are all a reconcile needs.
                 Ok(minimal) => (
@@ -121,11 +167,16 @@ pub fn record_ref(index: usize, raw: &serde_json::Value) -> Result<RecordRef, Sk
         };
     let pk = key_text(&keys, "pk");
     let sk = key_text(&keys, "sk");
+    let identity = serde_json::from_value::<MinimalIdentity>(raw.clone()).ok();
+    let (event_id, event_name) = identity.map_or((None, None), |i| (i.event_id, i.event_name));
     match TenantKey::from_pk(&pk) {
         Some(tenant) if sk == SPEC_SK => Ok(RecordRef {
             tenant,
             sequence_number,
             created_at,
+            event_id: event_id.filter(|id| !id.is_empty()),
+            event_name,
+            updated_by,
         }),
         _ => Err(SkippedRecord::NotASpec { index, pk, sk }),
     }
@@ -159,11 +210,16 @@ pub async fn handle_batch_until(
         }
     };
 
-    // One reconcile per tenant, remembering its first (lowest) sequence number and oldest record.
+    // One reconcile per tenant, remembering its first (lowest) sequence number and oldest record,
+    // and the writes its records report for its audit timeline.
     let mut tenants: BTreeMap<TenantKey, (Option<String>, Option<DateTime<Utc>>)> = BTreeMap::new();
+    let mut writes: BTreeMap<TenantKey, Vec<AuditEntry>> = BTreeMap::new();
     for (index, raw) in records.iter().enumerate() {
         match record_ref(index, raw) {
             Ok(record) => {
+                if let Some(audit) = record.audit_entry() {
+                    writes.entry(record.tenant.clone()).or_default().push(audit);
+                }
                 let entry = tenants
                     .entry(record.tenant)
                     .or_insert((None, record.created_at));
@@ -186,7 +242,11 @@ pub async fn handle_batch_until(
     let results = futures::stream::iter(tenants)
         .map(|(tenant, (sequence_number, _))| {
             let span = info_span!("tenant", tenant_id = %tenant);
+            let audit = writes.remove(&tenant).unwrap_or_default();
             async move {
+                for entry in &audit {
+                    reconciler.append_audit(&tenant, entry).await;
+                }
                 let out_of_time = deadline.is_some_and(|d| {
                     d.duration_since(SystemTime::now()).unwrap_or_default() < DEADLINE_MARGIN
                 });

@@ -10,6 +10,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::ports::{StoreError, TenantStore};
 use crate::reconcile::{Outcome, Reconciler};
+use crate::spec::TenantKey;
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -29,19 +30,12 @@ pub async fn sweep(
     concurrency: usize,
 ) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
-    let mut token = None;
-    loop {
-        let (tenants, next) = store.list_tenants(token).await?;
-        report.tenants += tenants.len();
-        let outcomes = futures::stream::iter(tenants)
-            .map(|tenant| {
-                let span = info_span!("tenant", tenant_id = %tenant);
-                async move { reconciler.reconcile(&tenant).await }.instrument(span)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
-        for outcome in outcomes {
+    for_each_tenant(
+        store,
+        concurrency,
+        |tenant| async move { reconciler.reconcile(&tenant).await },
+        |outcome| {
+            report.tenants += 1;
             match outcome {
                 Ok(Outcome::Converged(_)) => report.converged += 1,
                 Ok(Outcome::InFlight { .. }) => report.in_flight += 1,
@@ -52,12 +46,40 @@ pub async fn sweep(
                     report.errors += 1;
                 }
             }
-        }
-        match next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
+        },
+    )
+    .await?;
     info!(?report, "sweep done");
     Ok(report)
+}
+
+/// Runs `visit` on every tenant (SPEC or STATUS row), `concurrency` at a time, page by page
+/// through the sparse `tenants` index, each in its tenant's log span; `tally` sees each result.
+pub async fn for_each_tenant<T, F, Fut>(
+    store: &dyn TenantStore,
+    concurrency: usize,
+    visit: F,
+    mut tally: impl FnMut(T),
+) -> Result<(), StoreError>
+where
+    F: Fn(TenantKey) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut token = None;
+    loop {
+        let (tenants, next) = store.list_tenants(token).await?;
+        let results = futures::stream::iter(tenants)
+            .map(|tenant| {
+                let span = info_span!("tenant", tenant_id = %tenant);
+                visit(tenant).instrument(span)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        results.into_iter().for_each(&mut tally);
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(()),
+        }
+    }
 }

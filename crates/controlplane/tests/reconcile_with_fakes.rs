@@ -1660,6 +1660,7 @@ async fn a_spec_written_while_a_rollback_is_stuck_is_applied_after_it() {
         updated_at: rfc3339(w.now()),
         version: 1,
         pending_events: Vec::new(),
+        decommission_notice: None,
     };
     stuck.stack_status = Some("UPDATE_ROLLBACK_FAILED".into());
     w.store.set_status(&key(SEED), stuck);
@@ -1676,4 +1677,82 @@ async fn a_spec_written_while_a_rollback_is_stuck_is_applied_after_it() {
     );
     assert_eq!(params(&w.stack(SEED).observed)["PlayerCount"], "7");
     assert_eq!(w.status(SEED).spec_fingerprint, Some(fingerprint_of(&v3)));
+}
+
+#[tokio::test]
+async fn every_action_is_on_the_tenants_audit_timeline_in_order() {
+    let world = World::new();
+    let image = with_attr(
+        seed_image(),
+        "updated_by",
+        json!({"S": "alice@example.com"}),
+    );
+    world.put(&image);
+    let batch = vec![insert(SEED, "100", &image)];
+    world.handle(batch.clone()).await;
+    // A duplicate delivery of the same record adds nothing to the timeline.
+    world.handle(batch).await;
+    // Removed a minute later; handled ten seconds after that.
+    world.set_now(at(RECORD_TIME + 70));
+    world.remove(SEED);
+    let removal = record_at(
+        "REMOVE",
+        SEED,
+        "SPEC",
+        "200",
+        RECORD_TIME + 60,
+        None,
+        Some(&image),
+    );
+    world.handle(vec![removal]).await;
+
+    let timeline: Vec<(String, String, String, Option<String>)> = world
+        .store
+        .audit(&key(SEED))
+        .into_iter()
+        .map(|e| (e.action, e.actor, e.result, e.requested_by))
+        .collect();
+    let alice = Some("alice@example.com".to_owned());
+    let line = |action: &str, actor: &str, result: &str, requested_by: &Option<String>| {
+        (
+            action.into(),
+            actor.into(),
+            result.into(),
+            requested_by.clone(),
+        )
+    };
+    assert_eq!(
+        timeline,
+        vec![
+            line("spec-written", "alice@example.com", "accepted", &None),
+            line("create", "system", "started", &alice),
+            line("create", "system", "ready", &alice),
+            // A DeleteItem names no remover; the delete acts for no SPEC.
+            line("spec-removed", "unknown", "accepted", &None),
+            line("delete", "system", "started", &None),
+            line("delete", "system", "deleted", &None),
+        ]
+    );
+
+    // Read page by page, the timeline is the same, in the same order.
+    let mut paged = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = controlplane::ports::TenantStore::audit_trail(
+            world.store.as_ref(),
+            &key(SEED),
+            token,
+            4,
+        )
+        .await
+        .expect("audit trail");
+        paged.extend(page.into_iter().map(|e| e.action));
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len(), 6);
+    assert_eq!(paged[0], "spec-written");
+    assert_eq!(paged[5], "delete");
 }

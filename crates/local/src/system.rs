@@ -17,9 +17,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use controlplane::aws::sts::ExternalIds;
 use controlplane::completion::handle_rechecks;
-use controlplane::reconcile::Settings;
+use controlplane::decommission::decommission;
 use controlplane::runtime::{ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
-use controlplane::stream::{StreamSettings, handle_batch};
+use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -71,6 +71,10 @@ pub struct LocalConfig {
     pub poll_interval: Duration,
     /// How often the scheduled reconciler runs locally (deployed: every 5 minutes).
     pub sweep_interval: Duration,
+    /// How often decommission runs locally (deployed: daily), and its grace period (deployed:
+    /// DECOMMISSION_GRACE_MINUTES, 7 days by default).
+    pub decommission_interval: Duration,
+    pub decommission_grace: Duration,
 }
 
 impl LocalConfig {
@@ -107,6 +111,8 @@ impl Default for LocalConfig {
             external_id_key: "local-development-key".into(),
             poll_interval: Duration::from_millis(200),
             sweep_interval: Duration::from_secs(30),
+            decommission_interval: Duration::from_secs(30),
+            decommission_grace: Duration::from_secs(120),
         }
     }
 }
@@ -174,17 +180,17 @@ impl RunningSystem {
             bootstrap_tenant_account(&sdk, account, &external_ids, &config.role_name).await?;
         }
 
-        let plane_config = ControlPlaneConfig {
-            table_name: config.table.clone(),
-            tenant_role_name: config.role_name.clone(),
-            external_id_key: ExternalIdKeySource::Inline(config.external_id_key.clone()),
-            settings: Settings::new(&config.region),
-            stream: StreamSettings::default(),
-            // moto does not implement UpdateTerminationProtection.
-            termination_protection: false,
-            recheck_queue_url: Some(recheck_queue_url.clone()),
-            lifecycle_topic_arn: Some(lifecycle_topic_arn.clone()),
-        };
+        let mut plane_config = ControlPlaneConfig::new(
+            &config.table,
+            &config.role_name,
+            ExternalIdKeySource::Inline(config.external_id_key.clone()),
+            &config.region,
+        );
+        // moto does not implement UpdateTerminationProtection.
+        plane_config.termination_protection = false;
+        plane_config.recheck_queue_url = Some(recheck_queue_url.clone());
+        plane_config.lifecycle_topic_arn = Some(lifecycle_topic_arn.clone());
+        plane_config.decommission_grace = config.decommission_grace;
         let plane = Arc::new(ControlPlane::build(&sdk, &plane_config).await?);
 
         let event_source = EventSourceSettings::from_template_file(
@@ -219,6 +225,10 @@ impl RunningSystem {
         tasks.push(tokio::spawn(run_sweeps(
             plane.clone(),
             config.sweep_interval,
+        )));
+        tasks.push(tokio::spawn(run_decommission(
+            plane.clone(),
+            config.decommission_interval,
         )));
 
         ready.store(true, Ordering::SeqCst);
@@ -393,6 +403,24 @@ async fn run_sweeps(plane: Arc<ControlPlane>, interval: Duration) {
         .await
         {
             warn!(error = %e, "sweep failed");
+        }
+    }
+}
+
+/// Decommission on its (shorter, local) schedule.
+async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        if let Err(e) = decommission(
+            plane.store.as_ref(),
+            &plane.reconciler,
+            plane.decommission_grace,
+            plane.stream.concurrency,
+        )
+        .await
+        {
+            warn!(error = %e, "decommission run failed");
         }
     }
 }

@@ -98,6 +98,7 @@ fn status_row(
         updated_at: "2024-01-01T11:00:00.000Z".into(),
         version: 3,
         pending_events: Vec::new(),
+        decommission_notice: None,
     }
 }
 

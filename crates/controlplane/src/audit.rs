@@ -1,0 +1,177 @@
+//! The audit timeline: every action on a tenant (what, by whom, when, with what result), kept as
+//! items under the tenant's pk (`sk = "EVENT#<time>#<id>"`), read in order, expired by TTL.
+//!
+//! Audit items carry neither `tenant_id` nor `status`, so the sparse `tenants` and `by-status`
+//! indexes (listing, the reconciler, metrics, decommission) never see them, and a tenant's
+//! `load` reads `sk BETWEEN "SPEC" AND "STATUS"`, which no `EVENT#` key falls into.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::{Status, TenantStatus};
+
+pub const EVENT_SK_PREFIX: &str = "EVENT#";
+/// Who the control plane acts as: the reconciler, the completion loop, decommission.
+pub const SYSTEM_ACTOR: &str = "system";
+/// The actor of a write that named none (`updated_by` unset, or a DeleteItem, which carries none).
+pub const UNKNOWN_ACTOR: &str = "unknown";
+/// How long audit items are kept by default (the table's TTL removes them afterwards).
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+/// One line of a tenant's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339; the timeline's order.
+    pub at: String,
+    /// Unique per action within the tenant; a repeated delivery of the same action writes the
+    /// same item again instead of a second one.
+    pub id: String,
+    /// What was done: `spec-written`, `spec-removed`, `create`, `update`, `delete`,
+    /// `continue-update-rollback`, `reconcile`, `decommission-scheduled`, `decommission`.
+    pub action: String,
+    /// Who did it: the writer's `updated_by`, or `system` for the control plane.
+    pub actor: String,
+    /// For the control plane's actions: who wrote the SPEC it acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// `accepted`, `started`, `ready`, `deleted`, `failed`, `retrying`, `scheduled`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl AuditEntry {
+    pub fn sort_key(&self) -> String {
+        format!("{EVENT_SK_PREFIX}{}#{}", self.at, self.id)
+    }
+}
+
+/// The entry a STATUS write records, if it changed what a reader of the timeline cares about
+/// (not, say, an emptied event outbox). `at` is when the control plane acted.
+pub fn status_transition(
+    previous: Option<&TenantStatus>,
+    next: &TenantStatus,
+    requested_by: Option<&str>,
+    at: &str,
+) -> Option<AuditEntry> {
+    let shape = |s: &TenantStatus| {
+        (
+            s.status,
+            s.operation,
+            s.reason.clone(),
+            s.retryable,
+            s.spec_fingerprint.clone(),
+        )
+    };
+    if previous.map(shape) == Some(shape(next)) {
+        return None;
+    }
+    let result = match next.status {
+        _ if next.retryable => "retrying",
+        Status::Creating | Status::Updating | Status::Deleting => "started",
+        Status::Ready => "ready",
+        Status::Deleted => "deleted",
+        Status::Failed => "failed",
+    };
+    // An operation's start and its end name it; anything else (a SPEC that failed validation,
+    // a stack already gone) is a plain reconcile.
+    let following_operation =
+        next.status.is_in_flight() || previous.is_some_and(|p| p.status.is_in_flight());
+    let action = match next.operation {
+        Some(operation) if following_operation => operation.as_str(),
+        _ => "reconcile",
+    };
+    Some(AuditEntry {
+        at: at.to_owned(),
+        id: format!("status-{}", next.version),
+        action: action.to_owned(),
+        actor: SYSTEM_ACTOR.to_owned(),
+        requested_by: requested_by.map(str::to_owned),
+        result: result.to_owned(),
+        reason: next.reason.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Operation;
+
+    fn status(status: Status, operation: Option<Operation>, version: u64) -> TenantStatus {
+        TenantStatus {
+            tenant_id: "gs1234".into(),
+            status,
+            reason: None,
+            retryable: false,
+            next_attempt_at: None,
+            attempts: 0,
+            retries: 0,
+            operation,
+            outputs: Default::default(),
+            location: None,
+            stack_id: None,
+            stack_status: None,
+            template_version: None,
+            spec_fingerprint: Some("f1".into()),
+            updated_at: "2026-11-23T10:00:00.000Z".into(),
+            version,
+            pending_events: Vec::new(),
+            decommission_notice: None,
+        }
+    }
+
+    #[test]
+    fn an_operation_start_and_end_are_named_by_the_operation() {
+        let started = status(Status::Creating, Some(Operation::Create), 1);
+        let entry = status_transition(None, &started, Some("alice"), "t1").unwrap();
+        assert_eq!(
+            (
+                entry.action.as_str(),
+                entry.result.as_str(),
+                entry.actor.as_str()
+            ),
+            ("create", "started", "system")
+        );
+        assert_eq!(entry.requested_by.as_deref(), Some("alice"));
+        assert_eq!(entry.sort_key(), "EVENT#t1#status-1");
+
+        let ready = status(Status::Ready, Some(Operation::Create), 2);
+        let entry = status_transition(Some(&started), &ready, None, "t2").unwrap();
+        assert_eq!(
+            (entry.action.as_str(), entry.result.as_str()),
+            ("create", "ready")
+        );
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_a_reader_sees_is_not_recorded() {
+        let ready = status(Status::Ready, Some(Operation::Create), 2);
+        let mut outbox_emptied = ready.clone();
+        outbox_emptied.version = 3;
+        assert_eq!(
+            status_transition(Some(&ready), &outbox_emptied, None, "t"),
+            None
+        );
+    }
+
+    #[test]
+    fn failures_say_whether_they_will_be_retried_and_why() {
+        let ready = status(Status::Ready, Some(Operation::Create), 2);
+        let mut invalid = ready.clone();
+        invalid.status = Status::Failed;
+        invalid.reason = Some("invalid SPEC: account_id: must be exactly 12 digits".into());
+        invalid.version = 3;
+        let entry = status_transition(Some(&ready), &invalid, None, "t").unwrap();
+        assert_eq!(
+            (entry.action.as_str(), entry.result.as_str()),
+            ("reconcile", "failed")
+        );
+        assert_eq!(entry.reason, invalid.reason);
+
+        let mut throttled = invalid.clone();
+        throttled.retryable = true;
+        throttled.reason = Some("Throttling; will retry".into());
+        throttled.version = 4;
+        let entry = status_transition(Some(&invalid), &throttled, None, "t").unwrap();
+        assert_eq!(entry.result, "retrying");
+    }
+}

@@ -1,0 +1,344 @@
+//! Decommission: a tenant whose `decommission_date` has passed is announced (a
+//! `decommission_scheduled` lifecycle event; its grace period starts), and once the grace period
+//! is over its SPEC is removed as the system actor. The normal removal path does the rest: the
+//! stream's REMOVE record (or the reconciler) deletes the stack and records `deleted`.
+//!
+//! The grace period runs from the announcement, not from the date: a job that ran late never
+//! removes a tenant its subscribers were not told about.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_dynamo::AttributeValue;
+use tracing::{info, warn};
+
+use crate::audit::{AuditEntry, SYSTEM_ACTOR};
+use crate::ports::{Snapshot, StoreError, TenantStore};
+use crate::reconcile::{Reconciler, rfc3339};
+use crate::spec::{TenantKey, decommission_instant};
+use crate::status::{DecommissionNotice, TenantStatus};
+use crate::sweep::for_each_tenant;
+
+/// What decommission does with one tenant now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// No date, or a date still ahead.
+    NotDue,
+    /// Never reconciled yet: nothing to announce from; picked up next time.
+    NotProvisioned,
+    /// An operation is in flight: picked up next time.
+    Busy,
+    /// The date passed: announce it and start the grace period.
+    Announce(DecommissionNotice),
+    /// Announced; the grace period runs until this instant.
+    InGrace { remove_after: String },
+    /// The grace period is over: remove the SPEC.
+    Remove,
+}
+
+/// Decides what to do with one tenant: pure.
+pub fn plan(
+    decommission_date: Option<&str>,
+    status: Option<&TenantStatus>,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Step {
+    let Some((date, when)) = decommission_date.and_then(|d| Some((d, decommission_instant(d)?)))
+    else {
+        return Step::NotDue;
+    };
+    if when > now {
+        return Step::NotDue;
+    }
+    let Some(status) = status else {
+        return Step::NotProvisioned;
+    };
+    if status.status.is_in_flight() {
+        return Step::Busy;
+    }
+    match &status.decommission_notice {
+        Some(notice) if notice.date == date => {
+            let ends = DateTime::parse_from_rfc3339(&notice.remove_after)
+                .map(|t| t.with_timezone(&Utc))
+                .ok();
+            match ends {
+                Some(ends) if ends > now => Step::InGrace {
+                    remove_after: notice.remove_after.clone(),
+                },
+                // An unreadable end cannot hold a removal forever: the notice was given.
+                _ => Step::Remove,
+            }
+        }
+        // Never announced, or announced for another date (the writer moved it).
+        _ => Step::Announce(DecommissionNotice {
+            date: date.to_owned(),
+            announced_at: rfc3339(now),
+            remove_after: rfc3339(now + chrono::Duration::from_std(grace).unwrap_or_default()),
+        }),
+    }
+}
+
+/// What one decommission run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DecommissionReport {
+    pub tenants: usize,
+    pub not_due: usize,
+    pub announced: usize,
+    pub in_grace: usize,
+    pub removed: usize,
+    /// Mid-operation or not provisioned yet: picked up next time.
+    pub skipped: usize,
+    /// The SPEC or STATUS changed while deciding: picked up next time.
+    pub changed: usize,
+    pub errors: usize,
+}
+
+#[derive(Debug)]
+enum Done {
+    NotDue,
+    Announced,
+    InGrace,
+    Removed,
+    Skipped,
+    Changed,
+    Error,
+}
+
+fn date_of(snapshot: &Snapshot) -> Option<&str> {
+    match snapshot.spec.as_ref()?.get("decommission_date") {
+        Some(AttributeValue::S(date)) => Some(date),
+        _ => None,
+    }
+}
+
+async fn decommission_one(
+    store: &dyn TenantStore,
+    reconciler: &Reconciler,
+    grace: Duration,
+    key: TenantKey,
+) -> Done {
+    let snapshot = match store.load(&key).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            warn!(error = %e, "cannot read the tenant; next run tries again");
+            return Done::Error;
+        }
+    };
+    let date = date_of(&snapshot);
+    let now = reconciler.now();
+    let step = plan(date, snapshot.status.as_ref(), now, grace);
+    let result = match &step {
+        Step::NotDue => return Done::NotDue,
+        Step::NotProvisioned | Step::Busy => {
+            info!(?step, "decommission due; skipped until the next run");
+            return Done::Skipped;
+        }
+        Step::InGrace { remove_after } => {
+            info!(%remove_after, "decommission announced; grace period runs");
+            return Done::InGrace;
+        }
+        Step::Announce(notice) => {
+            info!(remove_after = %notice.remove_after, "decommission due: announcing the grace period");
+            reconciler
+                .announce_decommission(&key, &snapshot, notice.clone())
+                .await
+                .map(|()| Done::Announced)
+        }
+        Step::Remove => {
+            let date = date.unwrap_or_default();
+            let entry = AuditEntry {
+                at: rfc3339(now),
+                id: format!("decommission-remove-{date}"),
+                action: "decommission".into(),
+                actor: SYSTEM_ACTOR.into(),
+                requested_by: None,
+                result: "accepted".into(),
+                reason: Some(format!(
+                    "decommission_date {date} passed and the grace period is over: SPEC removed"
+                )),
+            };
+            info!(%date, "grace period over: removing the SPEC");
+            store
+                .remove_spec_for_decommission(&key, date, &entry)
+                .await
+                .map(|()| Done::Removed)
+        }
+    };
+    match result {
+        Ok(done) => done,
+        Err(StoreError::Conflict) => {
+            info!("the tenant changed meanwhile; next run decides again");
+            Done::Changed
+        }
+        Err(e) => {
+            warn!(error = %e, "decommission step failed; next run tries again");
+            Done::Error
+        }
+    }
+}
+
+/// One decommission run over every tenant, `concurrency` at a time.
+pub async fn decommission(
+    store: &dyn TenantStore,
+    reconciler: &Reconciler,
+    grace: Duration,
+    concurrency: usize,
+) -> Result<DecommissionReport, StoreError> {
+    let mut report = DecommissionReport::default();
+    for_each_tenant(
+        store,
+        concurrency,
+        |key| decommission_one(store, reconciler, grace, key),
+        |done| {
+            report.tenants += 1;
+            match done {
+                Done::NotDue => report.not_due += 1,
+                Done::Announced => report.announced += 1,
+                Done::InGrace => report.in_grace += 1,
+                Done::Removed => report.removed += 1,
+                Done::Skipped => report.skipped += 1,
+                Done::Changed => report.changed += 1,
+                Done::Error => report.errors += 1,
+            }
+        },
+    )
+    .await?;
+    info!(?report, "decommission run done");
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{Operation, Status};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn status(status: Status, notice: Option<DecommissionNotice>) -> TenantStatus {
+        TenantStatus {
+            tenant_id: "gs1234".into(),
+            status,
+            reason: None,
+            retryable: false,
+            next_attempt_at: None,
+            attempts: 0,
+            retries: 0,
+            operation: Some(Operation::Create),
+            outputs: Default::default(),
+            location: None,
+            stack_id: None,
+            stack_status: None,
+            template_version: None,
+            spec_fingerprint: None,
+            updated_at: "2026-11-01T00:00:00.000Z".into(),
+            version: 3,
+            pending_events: Vec::new(),
+            decommission_notice: notice,
+        }
+    }
+
+    fn notice(date: &str, remove_after: &str) -> DecommissionNotice {
+        DecommissionNotice {
+            date: date.into(),
+            announced_at: "2026-11-20T00:00:00.000Z".into(),
+            remove_after: remove_after.into(),
+        }
+    }
+
+    #[test]
+    fn future_missing_and_unreadable_dates_are_not_due() {
+        let ready = status(Status::Ready, None);
+        for date in [
+            None,
+            Some("2026-12-01"),
+            Some("2026-11-23T12:00:01Z"),
+            Some("soon"),
+        ] {
+            assert_eq!(
+                plan(date, Some(&ready), now(), DAY),
+                Step::NotDue,
+                "{date:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_passed_date_is_announced_with_the_grace_period_from_now() {
+        let ready = status(Status::Ready, None);
+        for date in ["2026-11-23", "2026-11-23T12:00:00Z", "2020-01-01"] {
+            let Step::Announce(notice) = plan(Some(date), Some(&ready), now(), DAY) else {
+                panic!("{date} should be announced");
+            };
+            assert_eq!(notice.date, date);
+            assert_eq!(notice.announced_at, "2026-11-23T12:00:00.000Z");
+            assert_eq!(notice.remove_after, "2026-11-24T12:00:00.000Z");
+        }
+        // Failed tenants are decommissioned too.
+        let failed = status(Status::Failed, None);
+        assert!(matches!(
+            plan(Some("2026-11-01"), Some(&failed), now(), DAY),
+            Step::Announce(_)
+        ));
+    }
+
+    #[test]
+    fn tenants_mid_operation_or_never_reconciled_are_skipped() {
+        for in_flight in [Status::Creating, Status::Updating, Status::Deleting] {
+            let busy = status(in_flight, None);
+            assert_eq!(
+                plan(Some("2026-11-01"), Some(&busy), now(), DAY),
+                Step::Busy
+            );
+        }
+        assert_eq!(
+            plan(Some("2026-11-01"), None, now(), DAY),
+            Step::NotProvisioned
+        );
+    }
+
+    #[test]
+    fn removal_waits_for_the_end_of_the_announced_grace_period() {
+        let waiting = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-23T12:00:01.000Z")),
+        );
+        assert_eq!(
+            plan(Some("2026-11-01"), Some(&waiting), now(), DAY),
+            Step::InGrace {
+                remove_after: "2026-11-23T12:00:01.000Z".into()
+            }
+        );
+        let over = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-23T12:00:00.000Z")),
+        );
+        assert_eq!(
+            plan(Some("2026-11-01"), Some(&over), now(), DAY),
+            Step::Remove
+        );
+    }
+
+    #[test]
+    fn a_moved_date_is_announced_again() {
+        let announced = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-02T00:00:00.000Z")),
+        );
+        assert!(matches!(
+            plan(Some("2026-11-20"), Some(&announced), now(), DAY),
+            Step::Announce(n) if n.date == "2026-11-20"
+        ));
+        // Moved into the future: nothing happens.
+        assert_eq!(
+            plan(Some("2027-01-01"), Some(&announced), now(), DAY),
+            Step::NotDue
+        );
+    }
+}

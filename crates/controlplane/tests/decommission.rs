@@ -1,0 +1,170 @@
+//! Decommission with fakes: past-date tenants are announced, then removed after the grace period
+//! through the normal removal path; future and mid-operation tenants are untouched.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_dynamo::{AttributeValue, Item};
+
+use controlplane::decommission::decommission;
+use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingEvents};
+use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::spec::TenantKey;
+use controlplane::status::{LifecycleKind, Status};
+use controlplane::sweep::sweep;
+use controlplane::template_source::BundledTemplates;
+
+use common::seed_image;
+
+const GRACE: Duration = Duration::from_secs(7 * 86_400);
+
+fn spec(tenant: &str, decommission_date: Option<&str>) -> Item {
+    let mut item = seed_image();
+    item.insert("pk".into(), AttributeValue::S(format!("TENANT#{tenant}")));
+    item.insert("tenant_id".into(), AttributeValue::S(tenant.into()));
+    if let Some(date) = decommission_date {
+        item.insert("decommission_date".into(), AttributeValue::S(date.into()));
+    }
+    item
+}
+
+fn time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[tokio::test]
+async fn past_date_tenants_are_announced_then_removed_and_the_others_untouched() {
+    let store = Arc::new(InMemoryStore::default());
+    let stacks = Arc::new(FakeStacks::default());
+    let events = Arc::new(RecordingEvents::default());
+    let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
+    let read = clock.clone();
+    let mut settings = Settings::new("us-east-1");
+    // The hanging create must outlast this week-long test rather than time out.
+    settings.operation_timeout = Duration::from_secs(30 * 86_400);
+    let reconciler = Reconciler::new(
+        store.clone(),
+        stacks.clone(),
+        Arc::new(BundledTemplates::sample().expect("sample")),
+        settings,
+    )
+    .with_events(events.clone())
+    .with_clock(Arc::new(move || *read.lock().unwrap()));
+
+    let past = TenantKey::new("past-date");
+    let future = TenantKey::new("future-date");
+    let busy = TenantKey::new("mid-flow");
+    let undated = TenantKey::new("no-date");
+    store.put_spec(&past, spec("past-date", Some("2026-11-20")));
+    store.put_spec(&future, spec("future-date", Some("2027-06-30T00:00:00Z")));
+    store.put_spec(&undated, spec("no-date", None));
+    stacks.set_behaviour("tenant-mid-flow", Behaviour::Hang);
+    store.put_spec(&busy, spec("mid-flow", Some("2026-11-01")));
+    sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
+    assert_eq!(store.status(&busy).unwrap().status, Status::Creating);
+    let status_of = |t: &TenantKey| store.status(t).map(|s| s.status);
+
+    // Day one: the passed date is announced; the grace period starts.
+    let report = decommission(store.as_ref(), &reconciler, GRACE, 4)
+        .await
+        .expect("decommission");
+    assert_eq!(
+        (
+            report.tenants,
+            report.announced,
+            report.not_due,
+            report.skipped,
+            report.removed
+        ),
+        (4, 1, 2, 1, 0)
+    );
+    let scheduled: Vec<_> = events
+        .published()
+        .into_iter()
+        .filter(|e| e.kind == LifecycleKind::DecommissionScheduled)
+        .collect();
+    assert_eq!(scheduled.len(), 1);
+    assert_eq!(scheduled[0].tenant_id, "past-date");
+    assert_eq!(
+        scheduled[0].remove_after.as_deref(),
+        Some("2026-11-27T09:00:00.000Z")
+    );
+    assert_eq!(scheduled[0].id, "past-date:decommission:2026-11-20");
+    assert_eq!(status_of(&past), Some(Status::Ready));
+
+    // The next days: still in grace; nothing is announced twice.
+    *clock.lock().unwrap() = time("2026-11-26T09:00:00Z");
+    let report = decommission(store.as_ref(), &reconciler, GRACE, 4)
+        .await
+        .expect("decommission");
+    assert_eq!(
+        (report.announced, report.in_grace, report.removed),
+        (0, 1, 0)
+    );
+    assert_eq!(events.published().len(), scheduled.len() + 3); // + the three provisioned
+
+    // Grace over: the SPEC is removed as the system actor; the normal path deletes the stack.
+    *clock.lock().unwrap() = time("2026-11-27T09:00:00Z");
+    let report = decommission(store.as_ref(), &reconciler, GRACE, 4)
+        .await
+        .expect("decommission");
+    assert_eq!((report.removed, report.skipped), (1, 1));
+    let removal = store
+        .audit(&past)
+        .into_iter()
+        .find(|e| e.action == "decommission")
+        .expect("the removal is on the timeline");
+    assert_eq!(
+        (removal.actor.as_str(), removal.result.as_str()),
+        ("system", "accepted")
+    );
+    sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
+    assert_eq!(status_of(&past), Some(Status::Deleted));
+    assert!(
+        events
+            .published()
+            .iter()
+            .any(|e| e.tenant_id == "past-date" && e.kind == LifecycleKind::Deleted)
+    );
+
+    // Untouched: the future-dated, the undated, and the one mid-operation.
+    assert_eq!(status_of(&future), Some(Status::Ready));
+    assert_eq!(status_of(&undated), Some(Status::Ready));
+    assert_eq!(status_of(&busy), Some(Status::Creating));
+    assert_eq!(stacks.live_stacks().len(), 3);
+}
+
+#[tokio::test]
+async fn a_date_moved_during_the_grace_period_is_not_removed() {
+    let store = Arc::new(InMemoryStore::default());
+    let stacks = Arc::new(FakeStacks::default());
+    let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
+    let read = clock.clone();
+    let reconciler = Reconciler::new(
+        store.clone(),
+        stacks.clone(),
+        Arc::new(BundledTemplates::sample().expect("sample")),
+        Settings::new("us-east-1"),
+    )
+    .with_clock(Arc::new(move || *read.lock().unwrap()));
+    let tenant = TenantKey::new("extended");
+    store.put_spec(&tenant, spec("extended", Some("2026-11-19")));
+    sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
+    decommission(store.as_ref(), &reconciler, GRACE, 1)
+        .await
+        .expect("announce");
+
+    // The customer extends: the writer moves the date past the end of the grace period.
+    store.put_spec(&tenant, spec("extended", Some("2027-01-31")));
+    *clock.lock().unwrap() = time("2026-12-01T09:00:00Z");
+    let report = decommission(store.as_ref(), &reconciler, GRACE, 1)
+        .await
+        .expect("decommission");
+    assert_eq!((report.removed, report.not_due), (0, 1));
+    assert_eq!(store.status(&tenant).unwrap().status, Status::Ready);
+}

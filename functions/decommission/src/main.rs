@@ -1,0 +1,24 @@
+//! Lambda: the daily decommission. Tenants whose `decommission_date` has passed are announced
+//! (their grace period starts); once it is over their SPEC is removed as the system actor, and
+//! the normal removal path deletes the stack.
+
+use controlplane::decommission::{DecommissionReport, decommission};
+use controlplane::runtime::ControlPlane;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let plane = &ControlPlane::from_env().await?;
+    run(service_fn(move |_: LambdaEvent<Value>| async move {
+        let report: DecommissionReport = decommission(
+            plane.store.as_ref(),
+            &plane.reconciler,
+            plane.decommission_grace,
+            plane.stream.concurrency,
+        )
+        .await?;
+        Ok::<_, Error>(report)
+    }))
+    .await
+}
