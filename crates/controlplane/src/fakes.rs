@@ -9,11 +9,12 @@ use serde_dynamo::Item;
 
 use crate::audit::AuditEntry;
 use crate::ports::{
-    Snapshot, StackError, StackRequest, StackTarget, Stacks, StoreError, TenantStore, UpdateStarted,
+    Snapshot, StackError, StackRequest, StackTarget, Stacks, StatusSummary, StoreError,
+    TenantStore, UpdateStarted,
 };
 use crate::spec::TenantKey;
 use crate::stack::{MANAGED_BY, ObservedStack, StackStatus, TAG_MANAGED_BY, TAG_TENANT_ID};
-use crate::status::{StackLocation, TenantStatus};
+use crate::status::{StackLocation, Status, TenantStatus};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A test that panicked while holding the lock already failed; keep going for its report.
@@ -107,6 +108,25 @@ impl TenantStore for InMemoryStore {
         tenants.sort();
         tenants.dedup();
         Ok((tenants, None))
+    }
+
+    async fn list_in_status(
+        &self,
+        status: Status,
+        _page_token: Option<String>,
+    ) -> Result<(Vec<StatusSummary>, Option<String>), StoreError> {
+        let state = lock(&self.state);
+        let mut found: Vec<StatusSummary> = state
+            .statuses
+            .iter()
+            .filter(|(_, s)| s.status == status)
+            .map(|(tenant, s)| StatusSummary {
+                tenant: tenant.clone(),
+                updated_at: s.updated_at.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok((found, None))
     }
 
     async fn put_status(

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod decide;
 pub mod decommission;
 pub mod fakes;
+pub mod metrics;
 pub mod ports;
 pub mod reconcile;
 pub mod runtime;

@@ -9,7 +9,7 @@ use serde_dynamo::Item;
 use crate::audit::AuditEntry;
 use crate::spec::TenantKey;
 use crate::stack::ObservedStack;
-use crate::status::{StackLocation, TenantStatus};
+use crate::status::{StackLocation, Status, TenantStatus};
 use crate::template::Template;
 
 /// Whether an error may heal by itself. Decides retry versus `failed` with the reason.
@@ -39,6 +39,14 @@ pub struct Snapshot {
     pub status_version: Option<u64>,
 }
 
+/// A tenant as the `by-status` index shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSummary {
+    pub tenant: TenantKey,
+    /// RFC 3339: the last STATUS write (for an operation in flight: when it started).
+    pub updated_at: String,
+}
+
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     /// The SPEC and STATUS rows, with a consistent read.
@@ -49,6 +57,13 @@ pub trait TenantStore: Send + Sync {
         &self,
         page_token: Option<String>,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError>;
+    /// One page of the tenants whose STATUS is `status` (the sparse `by-status` index), and the
+    /// token of the next page.
+    async fn list_in_status(
+        &self,
+        status: Status,
+        page_token: Option<String>,
+    ) -> Result<(Vec<StatusSummary>, Option<String>), StoreError>;
     /// Writes STATUS only if its stored version is still `expected_version` (`None`: no row).
     async fn put_status(
         &self,

@@ -239,9 +239,10 @@ impl Reconciler {
         }
     }
 
-    /// Appends what a STATUS write changed to the tenant's audit timeline. After the write, not
-    /// with it: STATUS is the truth, and a lost audit line must never block a transition.
-    async fn audit_transition(
+    /// Appends what a STATUS write changed to the tenant's audit timeline, and records its
+    /// metrics. After the write, not with it: STATUS is the truth, and a lost audit line must
+    /// never block a transition.
+    async fn note_transition(
         &self,
         key: &TenantKey,
         previous: Option<&TenantStatus>,
@@ -252,7 +253,9 @@ impl Reconciler {
             Some(serde_dynamo::AttributeValue::S(who)) => Some(who.as_str()),
             _ => None,
         });
-        let at = rfc3339(self.now());
+        let now = self.now();
+        crate::metrics::record_transition(previous, next, now);
+        let at = rfc3339(now);
         let Some(entry) = audit::status_transition(previous, next, requested_by, &at) else {
             return;
         };
@@ -558,7 +561,7 @@ impl Reconciler {
                 .await
             {
                 Ok(()) => {
-                    self.audit_transition(
+                    self.note_transition(
                         key,
                         snapshot.status.as_ref(),
                         &status,
@@ -969,7 +972,7 @@ impl Reconciler {
                     .status
                     .as_ref()
                     .filter(|s| Some(s.version) == expected_version);
-                self.audit_transition(&view.key, previous, &status, view.snapshot.spec.as_ref())
+                self.note_transition(&view.key, previous, &status, view.snapshot.spec.as_ref())
                     .await;
                 self.publish_pending(&view.key, &status).await;
                 Ok(())

@@ -14,6 +14,7 @@ use crate::aws::dynamodb::DynamoStore;
 use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::SqsRequeue;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
+use crate::metrics;
 use crate::ports::TenantStore;
 use crate::reconcile::{Reconciler, Settings};
 use crate::stream::StreamSettings;
@@ -280,6 +281,46 @@ impl ControlPlane {
             decommission_grace: config.decommission_grace,
         })
     }
+}
+
+/// What the metrics job needs: the tenants table (TABLE_NAME) and the stuck threshold
+/// (STUCK_AFTER_MINUTES, default 60). It reaches no tenant account.
+pub struct MetricsJob {
+    pub store: Arc<dyn TenantStore>,
+    pub stuck_after: Duration,
+}
+
+impl MetricsJob {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        init_logs();
+        let sdk = sdk_config().await;
+        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let minutes: u64 = parsed(
+            "STUCK_AFTER_MINUTES",
+            metrics::DEFAULT_STUCK_AFTER.as_secs() / 60,
+        )?;
+        Ok(Self {
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+            stuck_after: Duration::from_secs(minutes.saturating_mul(60)),
+        })
+    }
+}
+
+/// Runs a Lambda handler and flushes the metrics it recorded as EMF lines after each invocation.
+pub use metrics_cloudwatch_embedded::lambda::handler::run as run_with_metrics;
+
+/// The EMF recorder of a function (namespace METRICS_NAMESPACE); once per process.
+pub fn init_metrics() -> Result<&'static metrics_cloudwatch_embedded::Collector, ConfigError> {
+    let namespace = var("METRICS_NAMESPACE").unwrap_or_else(|| metrics::DEFAULT_NAMESPACE.into());
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(namespace)
+        .init()
+        .map_err(|e| ConfigError::Invalid {
+            name: "METRICS_NAMESPACE",
+            reason: format!("cannot start the metrics recorder: {e}"),
+        })?;
+    metrics::describe();
+    Ok(collector)
 }
 
 /// JSON logs for CloudWatch; inside a tenant's span every line carries `tenant_id`.

@@ -2,15 +2,18 @@
 //! operation was in flight; reconciling it records the end or schedules the next look.
 
 use controlplane::completion::handle_rechecks;
-use controlplane::runtime::ControlPlane;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let plane = &ControlPlane::from_env().await?;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(handle_rechecks(&plane.reconciler, &plane.stream, &event.payload).await)
-    }))
+    run_with_metrics(
+        init_metrics()?,
+        move |event: LambdaEvent<Value>| async move {
+            Ok::<_, Error>(handle_rechecks(&plane.reconciler, &plane.stream, &event.payload).await)
+        },
+    )
     .await
 }

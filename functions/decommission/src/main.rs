@@ -3,14 +3,14 @@
 //! the normal removal path deletes the stack.
 
 use controlplane::decommission::{DecommissionReport, decommission};
-use controlplane::runtime::ControlPlane;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let plane = &ControlPlane::from_env().await?;
-    run(service_fn(move |_: LambdaEvent<Value>| async move {
+    run_with_metrics(init_metrics()?, move |_: LambdaEvent<Value>| async move {
         let report: DecommissionReport = decommission(
             plane.store.as_ref(),
             &plane.reconciler,
@@ -19,6 +19,6 @@ async fn main() -> Result<(), Error> {
         )
         .await?;
         Ok::<_, Error>(report)
-    }))
+    })
     .await
 }

@@ -1,15 +1,15 @@
 //! Lambda: the scheduled reconciler. Every tenant is reconciled on a schedule, catching whatever
 //! the stream and the completion loop missed, and running retries that are due.
 
-use controlplane::runtime::ControlPlane;
+use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::sweep::{SweepReport, sweep};
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let plane = &ControlPlane::from_env().await?;
-    run(service_fn(move |_: LambdaEvent<Value>| async move {
+    run_with_metrics(init_metrics()?, move |_: LambdaEvent<Value>| async move {
         let report: SweepReport = sweep(
             plane.store.as_ref(),
             &plane.reconciler,
@@ -17,6 +17,6 @@ async fn main() -> Result<(), Error> {
         )
         .await?;
         Ok::<_, Error>(report)
-    }))
+    })
     .await
 }

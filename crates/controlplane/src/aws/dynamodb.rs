@@ -10,12 +10,14 @@ use tracing::warn;
 
 use super::AwsFailure;
 use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
-use crate::ports::{Snapshot, StoreError, TenantStore};
+use crate::ports::{Snapshot, StatusSummary, StoreError, TenantStore};
 use crate::spec::{SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
 
 /// The sparse index of SPEC and STATUS rows (template.yaml).
 pub const TENANTS_INDEX: &str = "tenants";
+/// The sparse index of STATUS rows by status (template.yaml).
+pub const BY_STATUS_INDEX: &str = "by-status";
 
 pub struct DynamoStore {
     client: Client,
@@ -57,6 +59,33 @@ impl DynamoStore {
         );
         Ok(item)
     }
+}
+
+/// An index page's last key as an opaque token (every key attribute of ours is a string).
+fn page_token_of(last_key: Option<&HashMap<String, AttributeValue>>) -> Option<String> {
+    last_key.map(|keys| {
+        let plain: HashMap<String, String> = keys
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), s.clone())))
+            .collect();
+        serde_json::to_string(&plain).unwrap_or_default()
+    })
+}
+
+/// The exclusive start key a page token stands for.
+fn start_key_of(
+    page_token: Option<String>,
+) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    let Some(token) = page_token else {
+        return Ok(None);
+    };
+    let keys: HashMap<String, String> = serde_json::from_str(&token)
+        .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))?;
+    Ok(Some(
+        keys.into_iter()
+            .map(|(k, v)| (k, AttributeValue::S(v)))
+            .collect(),
+    ))
 }
 
 /// The error of a conditional write: `Conflict` when the condition failed.
@@ -160,17 +189,7 @@ impl TenantStore for DynamoStore {
         page_token: Option<String>,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
         // The sparse `tenants` index holds only SPEC and STATUS rows (keys only).
-        let start = page_token
-            .map(|token| {
-                serde_json::from_str::<HashMap<String, String>>(&token)
-                    .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))
-            })
-            .transpose()?
-            .map(|keys| {
-                keys.into_iter()
-                    .map(|(k, v)| (k, AttributeValue::S(v)))
-                    .collect::<HashMap<_, _>>()
-            });
+        let start = start_key_of(page_token)?;
         let output = self
             .client
             .scan()
@@ -190,14 +209,44 @@ impl TenantStore for DynamoStore {
             .collect();
         tenants.sort();
         tenants.dedup();
-        let next = output.last_evaluated_key().map(|keys| {
-            let plain: HashMap<String, String> = keys
-                .iter()
-                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), s.clone())))
-                .collect();
-            serde_json::to_string(&plain).unwrap_or_default()
-        });
-        Ok((tenants, next))
+        Ok((tenants, page_token_of(output.last_evaluated_key())))
+    }
+
+    async fn list_in_status(
+        &self,
+        status: Status,
+        page_token: Option<String>,
+    ) -> Result<(Vec<StatusSummary>, Option<String>), StoreError> {
+        let start = start_key_of(page_token)?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS_INDEX)
+            .key_condition_expression("#status = :status")
+            .projection_expression("pk, updated_at")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+        let found = output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let tenant = match item.get("pk") {
+                    Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk)?,
+                    _ => return None,
+                };
+                let updated_at = match item.get("updated_at") {
+                    Some(AttributeValue::S(at)) => at.clone(),
+                    _ => String::new(),
+                };
+                Some(StatusSummary { tenant, updated_at })
+            })
+            .collect();
+        Ok((found, page_token_of(output.last_evaluated_key())))
     }
 
     async fn put_status(
