@@ -250,6 +250,80 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Resu
     assert_eq!(info["streamArn"], system.stream_arn.as_str());
     assert_eq!(info["batchSize"], 1);
     assert!(info["startSequenceNumber"].is_string() && info["shardId"].is_string());
+
+    // The on-failure consumer re-reads that range from the real stream and provisions the tenant
+    // whose records were given up on.
+    let sqs_event = json!({"Records": [{
+        "messageId": "m-1", "receiptHandle": "r-1", "body": messages[0].to_string(),
+        "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tenants-stream-failures",
+        "awsRegion": "us-east-1"
+    }]});
+    let response = controlplane::on_failure::handle_on_failure_records(
+        &system.plane.reconciler,
+        system.plane.stream_records.as_ref(),
+        &system.plane.stream,
+        &sqs_event,
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status_of(&system.status("gs1234").await?), "ready");
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_and_the_audit_timeline_on_the_real_table() -> Result<()> {
+    use controlplane::spec::TenantKey;
+    use controlplane::status::Status;
+
+    let system = LocalSystem::start().await?;
+    let mut row = seed_row();
+    row["decommission_date"] = json!("2020-01-31");
+    row["updated_by"] = json!("alice@example.com");
+    system.put_spec(row).await?;
+    let mut poller = system.poller()?;
+    system.drain(&mut poller).await?;
+    assert_eq!(status_of(&system.status("gs1234").await?), "ready");
+
+    // Grace period zero: announced on the first run, removed on the next.
+    let store = system.plane.store.as_ref();
+    let reconciler = &system.plane.reconciler;
+    let grace = std::time::Duration::ZERO;
+    let first = controlplane::decommission::decommission(store, reconciler, grace, 4).await?;
+    assert_eq!((first.announced, first.removed), (1, 0));
+    let second = controlplane::decommission::decommission(store, reconciler, grace, 4).await?;
+    assert_eq!(second.removed, 1);
+    // The normal removal path: the stream's REMOVE record deletes the stack.
+    system.drain(&mut poller).await?;
+    assert_eq!(status_of(&system.status("gs1234").await?), "deleted");
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
+
+    // The timeline, in order, read back from the table; none of it shows up as a tenant.
+    let tenant = TenantKey::new("gs1234");
+    let (timeline, _) = store.audit_trail(&tenant, None, 100).await?;
+    let lines: Vec<(&str, &str, &str)> = timeline
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.result.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("spec-written", "alice@example.com", "accepted"),
+            ("create", "system", "started"),
+            ("create", "system", "ready"),
+            ("decommission-scheduled", "system", "scheduled"),
+            ("decommission", "system", "accepted"),
+            ("spec-removed", "unknown", "accepted"),
+            ("delete", "system", "started"),
+            ("delete", "system", "deleted"),
+        ]
+    );
+    let (tenants, _) = store.list_tenants(None).await?;
+    assert_eq!(tenants, vec![tenant.clone()]);
+    let (deleted, _) = store.list_in_status(Status::Deleted, None).await?;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].tenant, tenant);
     Ok(())
 }
 

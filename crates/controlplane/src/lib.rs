@@ -8,6 +8,7 @@ pub mod decide;
 pub mod decommission;
 pub mod fakes;
 pub mod metrics;
+pub mod on_failure;
 pub mod ports;
 pub mod reconcile;
 pub mod runtime;

@@ -342,20 +342,44 @@ impl Reconciler {
             Ok(outcome) => Ok(outcome),
             Err(failure) => {
                 warn!(error = %failure.error, "failure that may heal");
-                let outcome = self.record_transient(key, &failure).await?;
-                // A retry that backs off is due at `next_attempt_at`: schedule that look, or
-                // nothing would come back (quick retries are the trigger's own).
-                if let Outcome::Retrying {
-                    retry_now: false,
-                    after,
-                    ..
-                } = &outcome
-                {
-                    self.schedule_recheck(key, *after).await?;
-                }
-                Ok(outcome)
+                self.record_and_schedule(key, &failure).await
             }
         }
+    }
+
+    /// Records that a tenant's stream records were given up on by Lambda and reconciling it
+    /// still fails (`error`): `failed`, retryable, with a reason that says so; the retry is
+    /// scheduled as for any failure that may heal. Conditional: never over newer state.
+    pub async fn record_exhausted(
+        &self,
+        key: &TenantKey,
+        records: &str,
+        error: &TransientError,
+    ) -> Result<Outcome, TransientError> {
+        let failure = TransientFailure::before_any_call(TransientError(format!(
+            "its stream records ({records}) exhausted the trigger's retries and it still \
+             cannot be processed: {error}"
+        )));
+        self.record_and_schedule(key, &failure).await
+    }
+
+    async fn record_and_schedule(
+        &self,
+        key: &TenantKey,
+        failure: &TransientFailure,
+    ) -> Result<Outcome, TransientError> {
+        let outcome = self.record_transient(key, failure).await?;
+        // A retry that backs off is due at `next_attempt_at`: schedule that look, or nothing
+        // would come back (quick retries are the trigger's own).
+        if let Outcome::Retrying {
+            retry_now: false,
+            after,
+            ..
+        } = &outcome
+        {
+            self.schedule_recheck(key, *after).await?;
+        }
+        Ok(outcome)
     }
 
     /// Asks the completion loop to look at the tenant again after `after` (no-op without one).

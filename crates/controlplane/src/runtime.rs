@@ -13,9 +13,10 @@ use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::DynamoStore;
 use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::SqsRequeue;
+use crate::aws::streams::DynamoStreams;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
 use crate::metrics;
-use crate::ports::TenantStore;
+use crate::ports::{StreamRecords, TenantStore};
 use crate::reconcile::{Reconciler, Settings};
 use crate::stream::StreamSettings;
 use crate::template_source::BundledTemplates;
@@ -226,6 +227,8 @@ pub struct ControlPlane {
     pub stream: StreamSettings,
     pub credentials: Arc<RoleCredentials>,
     pub decommission_grace: Duration,
+    /// The tenants table's stream, re-read by the on-failure consumer.
+    pub stream_records: Arc<dyn StreamRecords>,
 }
 
 impl ControlPlane {
@@ -279,6 +282,9 @@ impl ControlPlane {
             stream: config.stream.clone(),
             credentials,
             decommission_grace: config.decommission_grace,
+            stream_records: Arc::new(DynamoStreams::new(aws_sdk_dynamodbstreams::Client::new(
+                sdk,
+            ))),
         })
     }
 }

@@ -53,12 +53,14 @@ pub struct RecordRef {
 }
 
 impl RecordRef {
-    /// The writer's action this record reports, for the tenant's timeline.
-    pub fn audit_entry(&self) -> Option<AuditEntry> {
+    /// The writer's action this record reports, for the tenant's timeline, placed at `seen`:
+    /// a record's own time is whole seconds, which would order it before the control plane's
+    /// reactions within the same second. A redelivered record may add a line with the same id.
+    pub fn audit_entry(&self, seen: DateTime<Utc>) -> Option<AuditEntry> {
         let id = self.event_id.as_ref().or(self.sequence_number.as_ref())?;
         let removed = self.event_name.as_deref() == Some("REMOVE");
         Some(AuditEntry {
-            at: rfc3339(self.created_at?),
+            at: rfc3339(seen),
             id: format!("spec-{id}"),
             action: if removed {
                 "spec-removed"
@@ -217,7 +219,7 @@ pub async fn handle_batch_until(
     for (index, raw) in records.iter().enumerate() {
         match record_ref(index, raw) {
             Ok(record) => {
-                if let Some(audit) = record.audit_entry() {
+                if let Some(audit) = record.audit_entry(reconciler.now()) {
                     writes.entry(record.tenant.clone()).or_default().push(audit);
                 }
                 let entry = tenants

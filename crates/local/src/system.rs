@@ -18,6 +18,7 @@ use axum::routing::get;
 use controlplane::aws::sts::ExternalIds;
 use controlplane::completion::handle_rechecks;
 use controlplane::decommission::decommission;
+use controlplane::on_failure::handle_on_failure_records;
 use controlplane::runtime::{ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
@@ -217,9 +218,36 @@ impl RunningSystem {
             "arn:aws:sqs:{}:{CONTROL_PLANE_ACCOUNT}:{}-rechecks",
             config.region, config.table
         );
-        tasks.push(tokio::spawn(run_completion_loop(
+        let completion = plane.clone();
+        tasks.push(tokio::spawn(run_sqs_function(
             SqsPoller::new(sqs.clone(), &recheck_queue_url, recheck_arn, &config.region),
-            plane.clone(),
+            "rechecks",
+            move |event: Value| {
+                let plane = completion.clone();
+                async move { handle_rechecks(&plane.reconciler, &plane.stream, &event).await }
+            },
+        )));
+
+        let failure_arn = format!(
+            "arn:aws:sqs:{}:{CONTROL_PLANE_ACCOUNT}:{}-stream-failures",
+            config.region, config.table
+        );
+        let consumer = plane.clone();
+        tasks.push(tokio::spawn(run_sqs_function(
+            SqsPoller::new(sqs.clone(), &failure_queue_url, failure_arn, &config.region),
+            "stream-failures",
+            move |event: Value| {
+                let plane = consumer.clone();
+                async move {
+                    handle_on_failure_records(
+                        &plane.reconciler,
+                        plane.stream_records.as_ref(),
+                        &plane.stream,
+                        &event,
+                    )
+                    .await
+                }
+            },
         )));
 
         tasks.push(tokio::spawn(run_sweeps(
@@ -425,15 +453,17 @@ async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration) {
     }
 }
 
-/// The completion function behind its queue, as Lambda's SQS event source runs it.
-async fn run_completion_loop(poller: SqsPoller, plane: Arc<ControlPlane>) {
-    let invoke = move |event: Value| {
-        let plane = plane.clone();
-        as_lambda(async move { handle_rechecks(&plane.reconciler, &plane.stream, &event).await })
-    };
+/// A function behind its queue, as Lambda's SQS event source runs it.
+async fn run_sqs_function<F, Fut, R>(poller: SqsPoller, queue: &'static str, handler: F)
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+{
+    let invoke = |event: Value| as_lambda(handler(event));
     loop {
         if let Err(e) = poller.poll_once(&invoke).await {
-            warn!(error = %e, "re-check queue poll failed");
+            warn!(error = %e, queue, "queue poll failed");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }

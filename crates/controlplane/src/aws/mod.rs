@@ -4,6 +4,7 @@ pub mod cloudformation;
 pub mod dynamodb;
 pub mod sns;
 pub mod sqs;
+pub mod streams;
 pub mod sts;
 
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
