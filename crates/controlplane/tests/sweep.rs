@@ -45,9 +45,24 @@ async fn a_spec_written_while_the_trigger_was_off_is_provisioned_and_an_orphan_r
     assert_eq!(store.status_writes(), writes);
 }
 
+/// Each scheduled sample is what EventBridge sends for a Schedule event template.yaml declares.
 #[test]
-fn the_scheduled_event_sample_is_what_eventbridge_sends() {
-    let scheduled = event("scheduled-reconcile.json");
-    assert_eq!(scheduled["detail-type"], "Scheduled Event");
-    assert_eq!(scheduled["source"], "aws.events");
+fn the_scheduled_event_samples_match_the_schedules_in_template_yaml() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml"))
+            .expect("template.yaml parses");
+    for (sample, function, schedule) in [
+        ("scheduled-reconcile.json", "ReconcilerFunction", "Every5Minutes"),
+        ("scheduled-decommission.json", "DecommissionFunction", "Daily"),
+        ("scheduled-metrics.json", "MetricsFunction", "EveryMinute"),
+    ] {
+        let scheduled = event(sample);
+        assert_eq!(scheduled["detail-type"], "Scheduled Event", "{sample}");
+        assert_eq!(scheduled["source"], "aws.events", "{sample}");
+        let rule = scheduled["resources"][0].as_str().unwrap_or_default();
+        assert!(rule.ends_with(&format!("{function}{schedule}")), "{sample}: {rule}");
+        let declared = &template["Resources"][function]["Properties"]["Events"][schedule]["Type"];
+        assert_eq!(declared.as_str(), Some("Schedule"), "{function}.{schedule}");
+    }
 }

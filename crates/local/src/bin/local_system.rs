@@ -1,10 +1,15 @@
 //! `make up`: the whole control plane on moto server, until Ctrl-C.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
+use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
+use controlplane::ports::TenantStore;
 use local::system::{LocalConfig, RunningSystem, demo_rows, put_spec, status_line};
 use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
@@ -44,6 +49,12 @@ async fn main() -> Result<()> {
         system.config.table, system.stream_arn
     );
     println!("  on-failure     {}", system.failure_queue_url);
+    let metrics_file = local::emulator::workspace_root().join(".local/metrics.emf");
+    println!(
+        "  metrics (EMF)  {}   (every {}s)",
+        metrics_file.display(),
+        METRICS_INTERVAL.as_secs()
+    );
     println!("  lifecycle      {}", system.lifecycle_topic_arn);
     println!(
         "  tenant accounts {} (role {}, bootstrapped)",
@@ -71,6 +82,8 @@ async fn main() -> Result<()> {
         "TENANT", "STATUS", "ACCOUNT", "REGION"
     );
 
+    let metrics_task = tokio::spawn(emit_metrics(system.plane.store.clone(), metrics_file));
+
     let mut shown: BTreeMap<String, Value> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(300));
     let mut terminate = signal(SignalKind::terminate())?;
@@ -95,6 +108,48 @@ async fn main() -> Result<()> {
         }
     }
     println!("\nstopping ...");
+    metrics_task.abort();
     system.shutdown().await;
     Ok(())
+}
+
+/// How often the metrics job runs locally (deployed: every minute).
+const METRICS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The metrics job on its local schedule: the fleet counts and every operation metric recorded
+/// meanwhile, as the EMF lines a function writes to CloudWatch, appended to `file`.
+async fn emit_metrics(store: Arc<dyn TenantStore>, file: PathBuf) {
+    let collector = match metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace("TenantControlPlane/local")
+        .init()
+    {
+        Ok(collector) => collector,
+        Err(e) => {
+            eprintln!("metrics disabled: {e}");
+            return;
+        }
+    };
+    describe();
+    let mut tick = tokio::time::interval(METRICS_INTERVAL);
+    loop {
+        tick.tick().await;
+        match count_fleet(store.as_ref(), chrono::Utc::now(), DEFAULT_STUCK_AFTER).await {
+            Ok(counts) => counts.record(),
+            Err(e) => eprintln!("cannot count tenants: {e}"),
+        }
+        let mut lines = Vec::new();
+        let written = collector.flush(&mut lines).and_then(|()| {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)?
+                .write_all(&lines)
+        });
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", file.display());
+        }
+    }
 }
