@@ -53,15 +53,26 @@ fn the_scheduled_event_samples_match_the_schedules_in_template_yaml() {
         serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml"))
             .expect("template.yaml parses");
     for (sample, function, schedule) in [
-        ("scheduled-reconcile.json", "ReconcilerFunction", "Every5Minutes"),
-        ("scheduled-decommission.json", "DecommissionFunction", "Daily"),
+        (
+            "scheduled-reconcile.json",
+            "ReconcilerFunction",
+            "Every5Minutes",
+        ),
+        (
+            "scheduled-decommission.json",
+            "DecommissionFunction",
+            "Daily",
+        ),
         ("scheduled-metrics.json", "MetricsFunction", "EveryMinute"),
     ] {
         let scheduled = event(sample);
         assert_eq!(scheduled["detail-type"], "Scheduled Event", "{sample}");
         assert_eq!(scheduled["source"], "aws.events", "{sample}");
         let rule = scheduled["resources"][0].as_str().unwrap_or_default();
-        assert!(rule.ends_with(&format!("{function}{schedule}")), "{sample}: {rule}");
+        assert!(
+            rule.ends_with(&format!("{function}{schedule}")),
+            "{sample}: {rule}"
+        );
         let declared = &template["Resources"][function]["Properties"]["Events"][schedule]["Type"];
         assert_eq!(declared.as_str(), Some("Schedule"), "{function}.{schedule}");
     }
