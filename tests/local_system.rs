@@ -12,12 +12,57 @@ use serde_json::{Value, json};
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn start() -> Result<RunningSystem> {
+    start_with(LocalConfig::default()).await
+}
+
+async fn start_with(config: LocalConfig) -> Result<RunningSystem> {
     let config = LocalConfig {
         aws_port: free_port()?,
         api_port: 0,
-        ..LocalConfig::default()
+        ..config
     };
     Ok(RunningSystem::start(config).await?)
+}
+
+/// A subscriber of the lifecycle topic, as an SQS queue (raw delivery); its URL.
+async fn subscribe_inbox(system: &RunningSystem) -> Result<String> {
+    let sqs = aws_sdk_sqs::Client::new(&system.sdk);
+    let inbox = sqs
+        .create_queue()
+        .queue_name("lifecycle-inbox")
+        .send()
+        .await?;
+    aws_sdk_sns::Client::new(&system.sdk)
+        .subscribe()
+        .topic_arn(&system.lifecycle_topic_arn)
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:123456789012:lifecycle-inbox")
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await?;
+    Ok(inbox.queue_url().unwrap_or_default().to_owned())
+}
+
+/// Lifecycle events received by the inbox, waiting until `count` arrived (or 20 s passed).
+async fn receive_events(system: &RunningSystem, inbox: &str, count: usize) -> Result<Vec<Value>> {
+    let sqs = aws_sdk_sqs::Client::new(&system.sdk);
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..20 {
+        let received = sqs
+            .receive_message()
+            .queue_url(inbox)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        for message in received.messages() {
+            events.push(serde_json::from_str(message.body().unwrap_or("{}"))?);
+        }
+        if events.len() >= count {
+            break;
+        }
+    }
+    Ok(events)
 }
 
 fn status(statuses: &std::collections::BTreeMap<String, Value>, tenant: &str) -> String {
@@ -87,22 +132,7 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
         );
     }
 
-    // A subscriber of the lifecycle topic, as an SQS queue.
-    let sqs = aws_sdk_sqs::Client::new(&system.sdk);
-    let inbox = sqs
-        .create_queue()
-        .queue_name("lifecycle-inbox")
-        .send()
-        .await?;
-    let inbox_url = inbox.queue_url().unwrap_or_default().to_owned();
-    aws_sdk_sns::Client::new(&system.sdk)
-        .subscribe()
-        .topic_arn(&system.lifecycle_topic_arn)
-        .protocol("sqs")
-        .endpoint("arn:aws:sqs:us-east-1:123456789012:lifecycle-inbox")
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await?;
+    let inbox_url = subscribe_inbox(&system).await?;
 
     let dynamo = system.dynamo();
     let table = system.config.table.clone();
@@ -144,22 +174,7 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
 
     // Lifecycle events reached the subscriber: provisioned for each good tenant, failed for the
     // bad one, each with an id to drop duplicates by.
-    let mut events: Vec<Value> = Vec::new();
-    for _ in 0..20 {
-        let received = sqs
-            .receive_message()
-            .queue_url(&inbox_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await?;
-        for message in received.messages() {
-            events.push(serde_json::from_str(message.body().unwrap_or("{}"))?);
-        }
-        if events.len() >= 4 {
-            break;
-        }
-    }
+    let events = receive_events(&system, &inbox_url, 4).await?;
     let mut seen: Vec<(String, String)> = events
         .iter()
         .map(|e| {
@@ -247,6 +262,40 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
         .cloned()
         .unwrap_or_default();
     assert_eq!(depth, "0");
+    system.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_runs_on_its_local_schedule() -> Result<()> {
+    let system = start_with(LocalConfig {
+        decommission_interval: Duration::from_secs(1),
+        decommission_grace: Duration::from_secs(2),
+        ..LocalConfig::default()
+    })
+    .await?;
+    let inbox = subscribe_inbox(&system).await?;
+    let mut row = demo_rows()[0].clone();
+    row["decommission_date"] = json!("2026-01-31");
+    put_spec(&system.dynamo(), &system.config.table, row).await?;
+
+    // Provisioned, announced, removed after the grace period, and its stack deleted.
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "gs1234") == "deleted")
+        .await?;
+    assert_eq!(status(&statuses, "gs1234"), "deleted");
+    assert_eq!(
+        stack_parameter(&system, "111111111111", "gs1234", "Seed").await?,
+        None
+    );
+    let events = receive_events(&system, &inbox, 3).await?;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec!["provisioned", "decommission_scheduled", "deleted"],
+        "{events:?}"
+    );
+    assert!(events[1]["remove_after"].is_string());
     system.shutdown().await;
     Ok(())
 }
