@@ -1,7 +1,7 @@
 //! In-memory fakes of the ports, for unit tests of the domain and for the faults the emulator
 //! cannot produce (moto never fails a stack the way CloudFormation does).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -236,6 +236,8 @@ pub struct FakeStack {
 struct CfnState {
     stacks: HashMap<StackLocation, FakeStack>,
     behaviours: HashMap<String, Behaviour>,
+    /// Stack names whose operations stay in progress until finished.
+    hanging: HashSet<String>,
     faults: VecDeque<(String, StackError)>,
     calls: Vec<(String, StackLocation)>,
     next_id: u64,
@@ -253,6 +255,18 @@ impl FakeStacks {
         lock(&self.state)
             .behaviours
             .insert(stack_name.to_owned(), behaviour);
+    }
+
+    /// Operations on this stack stay *_IN_PROGRESS until [`FakeStacks::finish`] (or
+    /// [`FakeStacks::finish_in_progress`]), then end as its behaviour says: with `FailCreate`, a
+    /// create runs and only then rolls back.
+    pub fn set_hanging(&self, stack_name: &str, hanging: bool) {
+        let mut state = lock(&self.state);
+        if hanging {
+            state.hanging.insert(stack_name.to_owned());
+        } else {
+            state.hanging.remove(stack_name);
+        }
     }
 
     /// The next call of `operation` ("describe", "create", "update", "delete",
@@ -344,6 +358,16 @@ impl FakeStacks {
             .count()
     }
 
+    /// Ends the operation in progress on the stack at `location` the way its behaviour says;
+    /// the status it ended in, or `None` when none was in progress.
+    pub fn finish(&self, location: &StackLocation) -> Option<StackStatus> {
+        let mut state = lock(&self.state);
+        let stack = state.stacks.get_mut(location)?;
+        let status = stack.pending.take()?;
+        stack.observed.status = status.clone();
+        Some(status)
+    }
+
     /// Ends every in-progress operation the way its behaviour says.
     pub fn finish_in_progress(&self) {
         let mut state = lock(&self.state);
@@ -359,11 +383,13 @@ impl FakeStacks {
         state.faults.remove(position).map(|(_, e)| e)
     }
 
+    /// Checks a mutating call against CloudFormation's rules; the stack's behaviour and whether
+    /// its operations hang.
     fn begin(
         state: &mut CfnState,
         operation: &str,
         at: &StackTarget,
-    ) -> Result<Behaviour, StackError> {
+    ) -> Result<(Behaviour, bool), StackError> {
         if let Some(fault) = Self::take_fault(state, operation) {
             return Err(fault);
         }
@@ -379,17 +405,19 @@ impl FakeStacks {
                 stack.observed.stack_id, stack.observed.status
             )));
         }
-        Ok(state
+        let behaviour = state
             .behaviours
             .get(&at.location.stack_name)
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let hang = behaviour == Behaviour::Hang || state.hanging.contains(&at.location.stack_name);
+        Ok((behaviour, hang))
     }
 
-    /// Applies an operation's end state, or leaves it in progress under `Hang`.
+    /// Applies an operation's end state, or leaves it in progress when it hangs.
     fn settle(
         stack: &mut FakeStack,
-        behaviour: &Behaviour,
+        hang: bool,
         in_progress: StackStatus,
         done: StackStatus,
         failure: Option<(StackStatus, &String)>,
@@ -399,7 +427,7 @@ impl FakeStacks {
             None => (done, None),
         };
         stack.failure_reason = reason;
-        if *behaviour == Behaviour::Hang {
+        if hang {
             stack.observed.status = in_progress;
             stack.pending = Some(end);
         } else {
@@ -436,7 +464,7 @@ impl Stacks for FakeStacks {
 
     async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
         let mut state = lock(&self.state);
-        let behaviour = Self::begin(&mut state, "create", at)?;
+        let (behaviour, hang) = Self::begin(&mut state, "create", at)?;
         if state
             .stacks
             .get(&at.location)
@@ -475,7 +503,7 @@ impl Stacks for FakeStacks {
         }
         Self::settle(
             &mut stack,
-            &behaviour,
+            hang,
             StackStatus::CreateInProgress,
             StackStatus::CreateComplete,
             failure,
@@ -490,7 +518,7 @@ impl Stacks for FakeStacks {
         request: &StackRequest,
     ) -> Result<UpdateStarted, StackError> {
         let mut state = lock(&self.state);
-        let behaviour = Self::begin(&mut state, "update", at)?;
+        let (behaviour, hang) = Self::begin(&mut state, "update", at)?;
         let Some(stack) = state
             .stacks
             .get_mut(&at.location)
@@ -538,7 +566,7 @@ impl Stacks for FakeStacks {
         }
         Self::settle(
             stack,
-            &behaviour,
+            hang,
             StackStatus::UpdateInProgress,
             StackStatus::UpdateComplete,
             failure,
@@ -548,7 +576,7 @@ impl Stacks for FakeStacks {
 
     async fn delete(&self, at: &StackTarget, _token: &str) -> Result<(), StackError> {
         let mut state = lock(&self.state);
-        let behaviour = Self::begin(&mut state, "delete", at)?;
+        let (behaviour, hang) = Self::begin(&mut state, "delete", at)?;
         let Some(stack) = state.stacks.get_mut(&at.location) else {
             return Ok(());
         };
@@ -562,7 +590,7 @@ impl Stacks for FakeStacks {
         };
         Self::settle(
             stack,
-            &behaviour,
+            hang,
             StackStatus::DeleteInProgress,
             StackStatus::DeleteComplete,
             failure,
@@ -576,7 +604,7 @@ impl Stacks for FakeStacks {
         _token: &str,
     ) -> Result<(), StackError> {
         let mut state = lock(&self.state);
-        let behaviour = Self::begin(&mut state, "continue_update_rollback", at)?;
+        let (_, hang) = Self::begin(&mut state, "continue_update_rollback", at)?;
         let Some(stack) = state.stacks.get_mut(&at.location) else {
             return Err(StackError::Rejected("stack does not exist".into()));
         };
@@ -589,7 +617,7 @@ impl Stacks for FakeStacks {
         let keep = stack.failure_reason.clone();
         Self::settle(
             stack,
-            &behaviour,
+            hang,
             StackStatus::UpdateRollbackInProgress,
             StackStatus::UpdateRollbackComplete,
             None,

@@ -19,7 +19,7 @@ use crate::ports::{
     Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StoreError, TemplateSource, TenantStore, UpdateStarted,
 };
-use crate::spec::{TenantKey, TenantSpec, describe_errors};
+use crate::spec::{TenantKey, TenantSpec, check_tenant_id, describe_errors};
 use crate::stack::{
     ObservedStack, TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID,
 };
@@ -74,6 +74,16 @@ impl Settings {
 
     pub fn stack_name(&self, tenant: &TenantKey) -> String {
         format!("{}{}", self.stack_name_prefix, tenant.as_str())
+    }
+
+    /// The tenant whose stack is named `stack_name` (the inverse of [`Self::stack_name`]);
+    /// `None` for a stack the control plane would never make: another prefix, or no valid
+    /// tenant id after it (a SPEC with such an id never gets a stack).
+    pub fn tenant_of_stack(&self, stack_name: &str) -> Option<TenantKey> {
+        stack_name
+            .strip_prefix(self.stack_name_prefix.as_str())
+            .filter(|id| check_tenant_id(id).is_ok())
+            .map(TenantKey::new)
     }
 }
 
@@ -1034,4 +1044,28 @@ pub fn client_request_token(
 
 pub fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_name_maps_back_to_its_tenant() {
+        let settings = Settings::new("us-east-1");
+        let tenant = TenantKey::new("gs1234");
+        assert_eq!(
+            settings.tenant_of_stack(&settings.stack_name(&tenant)),
+            Some(tenant)
+        );
+        for foreign in [
+            "gs1234",
+            "tenant-",
+            "tenant-GS1234",
+            "tenant-x",
+            "other-gs1234",
+        ] {
+            assert_eq!(settings.tenant_of_stack(foreign), None, "{foreign}");
+        }
+    }
 }

@@ -171,6 +171,25 @@ pub struct ObservedStack {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The stack name in a stack id (`arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<guid>`);
+/// `None` when the id is not a CloudFormation stack ARN.
+pub fn stack_name_of_id(stack_id: &str) -> Option<&str> {
+    let mut parts = stack_id.splitn(6, ':');
+    let (arn, _partition, service, _region, _account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if arn != "arn" || service != "cloudformation" {
+        return None;
+    }
+    let (name, _guid) = resource.strip_prefix("stack/")?.split_once('/')?;
+    Some(name).filter(|n| !n.is_empty())
+}
+
 /// Tags the control plane puts on every stack it creates.
 pub const TAG_MANAGED_BY: &str = "managed-by";
 pub const TAG_TENANT_ID: &str = "tenant-id";
@@ -207,6 +226,24 @@ mod tests {
         assert_eq!(future.phase(), StackPhase::Unknown);
         let running = StackStatus::parse("TELEPORT_IN_PROGRESS");
         assert_eq!(running.phase(), StackPhase::InProgress);
+    }
+
+    #[test]
+    fn a_stack_id_names_its_stack() {
+        let id = "arn:aws:cloudformation:eu-west-1:111111111111:stack/tenant-gs1234/4c1d6a30-b2f1-11ef-9d2e-0a8b5c3e1f21";
+        assert_eq!(stack_name_of_id(id), Some("tenant-gs1234"));
+        let china = "arn:aws-cn:cloudformation:cn-north-1:111111111111:stack/tenant-a1b/guid";
+        assert_eq!(stack_name_of_id(china), Some("tenant-a1b"));
+        for not_a_stack in [
+            "",
+            "tenant-gs1234",
+            "arn:aws:sqs:us-east-1:111111111111:stack/tenant-gs1234/guid",
+            "arn:aws:cloudformation:us-east-1:111111111111:stackset/tenant-gs1234:guid",
+            "arn:aws:cloudformation:us-east-1:111111111111:stack/tenant-gs1234",
+            "arn:aws:cloudformation:us-east-1:111111111111:stack//guid",
+        ] {
+            assert_eq!(stack_name_of_id(not_a_stack), None, "{not_a_stack}");
+        }
     }
 
     #[test]

@@ -107,6 +107,120 @@ async fn an_operation_in_flight_is_followed_to_its_end() {
     assert_eq!(l.requeue.requests().len(), 2);
 }
 
+/// The message EventBridge puts on the re-check queue when a stack changes status.
+fn stack_status_change(stack_id: &str, status: &str, id: &str) -> Value {
+    let event = json!({
+        "version": "0", "id": "ev-1", "detail-type": "CloudFormation Stack Status Change",
+        "source": "aws.cloudformation", "account": "111111111111",
+        "time": "2026-11-23T10:04:12Z", "region": "us-east-1", "resources": [stack_id],
+        "detail": {"stack-id": stack_id,
+                   "status-details": {"status": status, "status-reason": ""}}
+    });
+    json!({"messageId": id, "receiptHandle": "h", "body": event.to_string(),
+           "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+}
+
+#[tokio::test]
+async fn a_stack_status_change_event_records_the_end_without_waiting_for_the_re_check() {
+    let l = setup();
+    put_seed(&l);
+    l.stacks.set_hanging("tenant-gs1234", true);
+    let tenant = TenantKey::new("gs1234");
+    l.reconciler.reconcile(&tenant).await.expect("started");
+    let started = l.store.status(&tenant).expect("status");
+    assert_eq!(started.status, Status::Creating);
+    let location = started.location.clone().expect("location");
+    let stack_id = l.stacks.stack(&location).expect("stack").observed.stack_id;
+    assert_eq!(
+        l.requeue.requests().len(),
+        1,
+        "the polling fallback is armed"
+    );
+
+    // CloudFormation finishes; its event arrives before the scheduled re-check.
+    assert_eq!(
+        l.stacks.finish(&location),
+        Some(controlplane::stack::StackStatus::CreateComplete)
+    );
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [stack_status_change(&stack_id, "CREATE_COMPLETE", "e1")]}),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert!(!status.outputs.is_empty());
+    // Converged: the event scheduled no further look; the fallback re-check, when it comes,
+    // finds nothing to do.
+    assert_eq!(l.requeue.requests().len(), 1);
+    let writes = l.store.status_writes();
+    handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [recheck("gs1234", "m1")]}),
+    )
+    .await;
+    assert_eq!(l.store.status_writes(), writes);
+}
+
+#[tokio::test]
+async fn a_stack_status_change_event_is_a_trigger_not_the_truth() {
+    let l = setup();
+    put_seed(&l);
+    l.stacks.set_hanging("tenant-gs1234", true);
+    let tenant = TenantKey::new("gs1234");
+    l.reconciler.reconcile(&tenant).await.expect("started");
+    let location = l
+        .store
+        .status(&tenant)
+        .and_then(|s| s.location)
+        .expect("location");
+    let stack_id = l.stacks.stack(&location).expect("stack").observed.stack_id;
+    let writes = l.store.status_writes();
+
+    // An event claiming the create ended, while the stack still runs: the stack is read, the
+    // operation stays in flight and the next look is scheduled.
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [stack_status_change(&stack_id, "CREATE_COMPLETE", "e1")]}),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        l.store.status(&tenant).map(|s| s.status),
+        Some(Status::Creating)
+    );
+    assert_eq!(l.store.status_writes(), writes);
+    assert_eq!(l.requeue.requests().len(), 2);
+
+    // An event about another stack (not the control plane's prefix) reconciles no one.
+    let foreign = stack_id.replace("tenant-gs1234", "billing-db");
+    let response = handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [stack_status_change(&foreign, "UPDATE_COMPLETE", "e2")]}),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(l.requeue.requests().len(), 2);
+
+    // An event whose status disagrees with the stack: the stack's own status is recorded.
+    l.stacks.finish(&location);
+    handle_rechecks(
+        &l.reconciler,
+        &StreamSettings::default(),
+        &json!({"Records": [stack_status_change(&stack_id, "ROLLBACK_COMPLETE", "e3")]}),
+    )
+    .await;
+    let status = l.store.status(&tenant).expect("status");
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+}
+
 #[tokio::test]
 async fn a_re_check_that_cannot_be_scheduled_is_retried_by_the_trigger() {
     let l = setup();

@@ -1,12 +1,13 @@
-//! Every sample event in events/ goes through the stream handler, so none can rot. The table is
-//! set up as it would be when the batch is handled (each tenant's last image), since the handler
-//! re-reads the table rather than trusting the records.
+//! Every sample event in events/ goes through its handler, so none can rot (the re-check sample
+//! in completion_loop.rs). The table is set up as it would be when the batch is handled (each
+//! tenant's last image), since the handler re-reads the table rather than trusting the records.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use controlplane::completion::handle_rechecks;
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
 use controlplane::spec::TenantKey;
@@ -140,4 +141,41 @@ async fn a_malformed_record_never_fails_the_batch() {
         "{:?}",
         h.skipped
     );
+}
+
+#[tokio::test]
+async fn a_stack_status_change_event_records_the_end_of_the_operation() {
+    let store = Arc::new(InMemoryStore::default());
+    let stacks = Arc::new(FakeStacks::default());
+    let reconciler = Reconciler::new(
+        store.clone(),
+        stacks.clone(),
+        Arc::new(BundledTemplates::sample().expect("sample template")),
+        Settings::new("us-east-1"),
+    );
+    let tenant = TenantKey::new("gs1234");
+    store.put_spec(&tenant, common::seed_image());
+    stacks.set_hanging("tenant-gs1234", true);
+    reconciler.reconcile(&tenant).await.expect("started");
+    let location = store
+        .status(&tenant)
+        .and_then(|s| s.location)
+        .expect("location");
+    assert_eq!(status_of(&store, "gs1234"), Some(Status::Creating));
+    stacks.finish(&location);
+
+    // The sample: our stack's CREATE_COMPLETE, and another stack's event (dropped).
+    let response = handle_rechecks(
+        &reconciler,
+        &StreamSettings::default(),
+        &event("sqs-stack-status-change.json"),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status_of(&store, "gs1234"), Some(Status::Ready));
+    assert_eq!(stacks.count_calls("create"), 1);
+}
+
+fn status_of(store: &InMemoryStore, tenant: &str) -> Option<Status> {
+    store.status(&TenantKey::new(tenant)).map(|s| s.status)
 }
