@@ -11,11 +11,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 CARGO ?= cargo
 
-.PHONY: help up test venv build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test bench venv build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
 	@echo "make test   run every test (unit, emulator, lint)"
+	@echo "make bench  run the benchmarks (BENCHMARKS.md)"
 	@echo "make sam-build   build the Lambda artefacts (arm64, release) for sam deploy"
 
 ## Tools -------------------------------------------------------------------------------------------
@@ -60,6 +61,13 @@ lint-templates: venv
 
 test: venv toolchain fmt-check clippy lint-templates
 	$(CARGO) test --workspace
+
+## Benchmarks ------------------------------------------------------------------------------------
+
+# Completion lag on a simulated AWS (BENCHMARKS.md). Dev profile: the lag is measured in virtual
+# time, so an optimised build would change nothing but the build time.
+bench: toolchain
+	$(CARGO) bench -p controlplane --bench completion_lag --profile dev
 
 ## Ship ----------------------------------------------------------------------------------------------
 

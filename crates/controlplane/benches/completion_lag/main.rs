@@ -1,0 +1,595 @@
+//! Completion lag: from the instant a tenant's stack reaches its end state to the instant the
+//! tenant's STATUS records it, on a simulated CloudFormation with realistic operation times.
+//!
+//! Three designs run side by side on one virtual clock, over the same tenants and the same
+//! seeded stack operations: the control plane as built (stack status change events, with the
+//! delayed re-checks as fallback), the same with every event lost (re-checks alone), and the
+//! seeds' design (start, then wait a fixed 120 s and look, until done). Each world provisions
+//! every tenant, updates every tenant, then deletes every tenant; SPEC writes of a phase arrive
+//! spread over ten minutes. Time is tokio's paused clock, so hours of simulated AWS take
+//! seconds, and the lag measured does not depend on this machine's speed.
+//!
+//! `make bench` (or `cargo bench -p controlplane --bench completion_lag --profile dev`);
+//! options: `--tenants N` (1000), `--seed S` (42), `--requeue-after SECONDS` (the polling
+//! fallback's longest interval, `REQUEUE_AFTER_SECONDS`; 10). Exits non-zero if any tenant is
+//! left short of a terminal STATUS.
+
+mod sim;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use controlplane::reconcile::{Clock, Reconciler, Settings};
+use controlplane::spec::TenantKey;
+use controlplane::stack::StackStatus;
+use controlplane::status::StackLocation;
+use controlplane::template_source::BundledTemplates;
+use serde_dynamo::Item;
+use serde_json::json;
+use sim::{
+    Counters, FixedWaitLoop, Model, Rng, SimulatedCloudFormation, SimulatedRecheckQueue,
+    SimulatedTable, Span, StackEnd, StatusWrite, Work, is_terminal,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep};
+
+const REGION: &str = "us-east-1";
+/// The SPEC writes of one phase arrive spread over this long (a bulk onboarding, a fleet-wide
+/// config change, a bulk offboarding).
+const ARRIVALS_OVER: Span = sim::seconds(0, 600);
+/// A phase not settled after this long has a stuck tenant.
+const PHASE_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+/// How often the driver looks whether a phase has settled (does not affect the lag measured).
+const SETTLE_CHECK: Duration = Duration::from_secs(5);
+/// The seeds' Step Functions Wait state.
+const SEEDS_WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Design {
+    EventsAndPolling,
+    PollingOnly,
+    SeedsFixedWait,
+}
+
+impl Design {
+    fn label(self) -> &'static str {
+        match self {
+            Self::EventsAndPolling => "events + polling fallback (ours)",
+            Self::PollingOnly => "polling fallback only (events lost)",
+            Self::SeedsFixedWait => "seeds: fixed 120 s wait loop",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Phase {
+    const ALL: [Phase; 3] = [Phase::Create, Phase::Update, Phase::Delete];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+struct Tenant {
+    key: TenantKey,
+    location: StackLocation,
+}
+
+/// A SPEC row, as a writer puts it.
+fn spec(tenant: &Tenant, difficulty: &str, player_count: u32) -> Result<Item, String> {
+    serde_json::from_value(json!({
+        "pk": {"S": tenant.key.pk()}, "sk": {"S": "SPEC"},
+        "tenant_id": {"S": tenant.key.as_str()},
+        "account_id": {"S": tenant.location.account_id},
+        "config": {"M": {"difficulty": {"S": difficulty},
+                         "player_count": {"N": player_count.to_string()}}}
+    }))
+    .map_err(|e| format!("SPEC item: {e}"))
+}
+
+fn tenants(count: usize, settings: &Settings) -> Vec<Tenant> {
+    (0..count)
+        .map(|i| {
+            let key = TenantKey::new(format!("bench-{i:05}"));
+            Tenant {
+                location: StackLocation {
+                    account_id: format!("{:012}", 200_000_000_000u64 + i as u64),
+                    region: REGION.into(),
+                    stack_name: settings.stack_name(&key),
+                },
+                key,
+            }
+        })
+        .collect()
+}
+
+/// One design's control plane and simulated AWS.
+struct World {
+    design: Design,
+    table: Arc<SimulatedTable>,
+    cloudformation: Arc<SimulatedCloudFormation>,
+    reconciler: Arc<Reconciler>,
+    counters: Arc<Counters>,
+    model: Model,
+    seed: u64,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl World {
+    fn build(
+        design: Design,
+        options: &Options,
+        model: Model,
+        clock: Clock,
+    ) -> Result<Self, String> {
+        let seed = options.seed;
+        let counters = Arc::new(Counters::default());
+        let (work_sender, work) = mpsc::unbounded_channel::<Work>();
+        let (end_sender, ends) = mpsc::unbounded_channel::<StackEnd>();
+        let events = (design == Design::EventsAndPolling).then_some(end_sender);
+        let table = Arc::new(SimulatedTable::new(model, seed ^ 0x7ab1e));
+        let cloudformation = Arc::new(SimulatedCloudFormation::new(
+            model,
+            seed,
+            events,
+            counters.clone(),
+        ));
+        let mut settings = Settings::new(REGION);
+        if let Some(longest) = options.requeue_after {
+            settings.requeue_after = longest;
+        }
+        let requeue: Arc<dyn controlplane::ports::Requeue> = match design {
+            Design::SeedsFixedWait => {
+                // The reconcile asks to look again after exactly the fixed wait.
+                settings.requeue_min = SEEDS_WAIT;
+                settings.requeue_after = SEEDS_WAIT;
+                Arc::new(FixedWaitLoop::new(work_sender.clone(), SEEDS_WAIT))
+            }
+            Design::EventsAndPolling | Design::PollingOnly => Arc::new(SimulatedRecheckQueue::new(
+                work_sender.clone(),
+                model,
+                seed ^ 0x9ce,
+                counters.clone(),
+            )),
+        };
+        let templates = BundledTemplates::sample().map_err(|e| format!("templates: {e}"))?;
+        let reconciler = Arc::new(
+            Reconciler::new(
+                table.clone(),
+                cloudformation.clone(),
+                Arc::new(templates),
+                settings,
+            )
+            .with_requeue(requeue)
+            .with_clock(clock.clone()),
+        );
+        let mut tasks = vec![tokio::spawn(sim::run_functions(
+            work,
+            work_sender.clone(),
+            reconciler.clone(),
+            model,
+            seed,
+            counters.clone(),
+        ))];
+        if design == Design::EventsAndPolling {
+            tasks.push(tokio::spawn(sim::run_eventbridge(
+                ends,
+                work_sender,
+                clock,
+                model,
+                seed,
+                counters.clone(),
+            )));
+        }
+        Ok(Self {
+            design,
+            table,
+            cloudformation,
+            reconciler,
+            counters,
+            model,
+            seed,
+            tasks,
+        })
+    }
+
+    /// Writes each tenant's SPEC change for `phase` at its arrival time, each followed by the
+    /// stream handler's reconcile.
+    fn arrive(&self, phase: Phase, tenants: &[Tenant]) -> Result<Vec<JoinHandle<()>>, String> {
+        let mut arrivals = Rng::keyed(self.seed, phase.name(), 0);
+        let mut handles = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let change = match phase {
+                Phase::Create => Some(spec(tenant, "normal", 4)?),
+                Phase::Update => Some(spec(tenant, "hard", 8)?),
+                Phase::Delete => None,
+            };
+            let at = arrivals.within(ARRIVALS_OVER);
+            let trigger = Rng::keyed(self.seed, tenant.key.as_str(), 1 + phase as u64);
+            let table = self.table.clone();
+            let reconciler = self.reconciler.clone();
+            let counters = self.counters.clone();
+            let key = tenant.key.clone();
+            let model = self.model;
+            handles.push(tokio::spawn(async move {
+                sleep(at).await;
+                match change {
+                    Some(item) => table.rows.put_spec(&key, item),
+                    None => table.rows.delete_spec(&key),
+                }
+                tokio::spawn(sim::stream_trigger(
+                    reconciler, key, model, trigger, counters,
+                ));
+            }));
+        }
+        Ok(handles)
+    }
+
+    /// Each tenant's lag in this phase, once its story has ended: the last stack operation of the
+    /// phase has ended, STATUS is terminal, and the first terminal STATUS write at or after that
+    /// end is the instant measured.
+    fn lags(
+        &self,
+        tenants: &[Tenant],
+        ends_from: usize,
+        writes_from: usize,
+    ) -> Vec<Option<Duration>> {
+        let mut last_end: HashMap<String, Instant> = HashMap::new();
+        for end in self.cloudformation.ends_since(ends_from) {
+            last_end.insert(end.location.stack_name, end.at);
+        }
+        let mut writes: HashMap<TenantKey, Vec<StatusWrite>> = HashMap::new();
+        for write in self.table.writes_since(writes_from) {
+            writes.entry(write.tenant.clone()).or_default().push(write);
+        }
+        tenants
+            .iter()
+            .map(|tenant| {
+                let end = *last_end.get(&tenant.location.stack_name)?;
+                if self.cloudformation.is_running(&tenant.location) {
+                    return None;
+                }
+                let status = self.table.rows.status(&tenant.key)?;
+                if !is_terminal(status.status, status.retryable) {
+                    return None;
+                }
+                let recorded = writes
+                    .get(&tenant.key)?
+                    .iter()
+                    .find(|w| w.at >= end && w.is_terminal())?;
+                Some(recorded.at - end)
+            })
+            .collect()
+    }
+
+    fn describe_stuck(&self, tenants: &[Tenant], lags: &[Option<Duration>]) -> String {
+        let stuck: Vec<String> = tenants
+            .iter()
+            .zip(lags)
+            .filter(|(_, lag)| lag.is_none())
+            .map(|(tenant, _)| {
+                let status = self.table.rows.status(&tenant.key);
+                let stack = self.cloudformation.stack(&tenant.location);
+                format!(
+                    "{} (STATUS {:?} {:?}, stack {:?})",
+                    tenant.key,
+                    status.as_ref().map(|s| s.status),
+                    status.and_then(|s| s.reason),
+                    stack.map(|s| s.status.as_str().to_owned())
+                )
+            })
+            .collect();
+        let shown: Vec<&str> = stuck.iter().take(10).map(String::as_str).collect();
+        format!("{} tenants stuck: {}", stuck.len(), shown.join("; "))
+    }
+
+    /// Runs every phase to its end; the lags, or why a tenant never reached a terminal STATUS.
+    async fn run(&self, tenants: &[Tenant]) -> Result<Measured, String> {
+        let started = Instant::now();
+        let mut measured = Measured::default();
+        for phase in Phase::ALL {
+            let ends_from = self.cloudformation.end_count();
+            let writes_from = self.table.write_count();
+            let deadline = Instant::now() + PHASE_DEADLINE;
+            let arrivals = self.arrive(phase, tenants)?;
+            let lags = loop {
+                sleep(SETTLE_CHECK).await;
+                if !arrivals.iter().all(JoinHandle::is_finished) {
+                    continue;
+                }
+                let lags = self.lags(tenants, ends_from, writes_from);
+                if lags.iter().all(Option::is_some) {
+                    break lags;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "{}: {} phase not settled after {} h: {}",
+                        self.design.label(),
+                        phase.name(),
+                        PHASE_DEADLINE.as_secs() / 3600,
+                        self.describe_stuck(tenants, &lags)
+                    ));
+                }
+            };
+            measured.lags.extend(lags.into_iter().flatten());
+        }
+        self.check_cleaned_up()?;
+        measured.virtual_time = Instant::now() - started;
+        measured.status_writes = self.table.write_count();
+        Ok(measured)
+    }
+
+    /// After the deletes, only stacks whose delete failed remain, and their tenants say so.
+    fn check_cleaned_up(&self) -> Result<(), String> {
+        for location in self.cloudformation.live_stacks() {
+            let stack = self.cloudformation.stack(&location);
+            let status = stack.as_ref().map(|s| &s.status);
+            if status != Some(&StackStatus::DeleteFailed) {
+                return Err(format!(
+                    "{}: stack {} left in {:?} after its tenant was removed",
+                    self.design.label(),
+                    location.stack_name,
+                    status
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Measured {
+    lags: Vec<Duration>,
+    virtual_time: Duration,
+    status_writes: usize,
+}
+
+/// The nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Summary {
+    design: Design,
+    samples: usize,
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Summary {
+    fn of(design: Design, measured: &Measured) -> Self {
+        let mut sorted = measured.lags.clone();
+        sorted.sort();
+        Self {
+            design,
+            samples: sorted.len(),
+            p50: percentile(&sorted, 0.50),
+            p90: percentile(&sorted, 0.90),
+            p99: percentile(&sorted, 0.99),
+            max: sorted.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn ratio(ours: Duration, peer: Duration) -> String {
+    if peer.is_zero() {
+        return "-".into();
+    }
+    format!("{:.3}", ours.as_secs_f64() / peer.as_secs_f64())
+}
+
+struct Options {
+    tenants: usize,
+    seed: u64,
+    requeue_after: Option<Duration>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        tenants: 1000,
+        seed: 42,
+        requeue_after: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--tenants" => {
+                options.tenants = value("--tenants")?
+                    .parse()
+                    .map_err(|e| format!("--tenants: {e}"))?;
+            }
+            "--seed" => {
+                options.seed = value("--seed")?
+                    .parse()
+                    .map_err(|e| format!("--seed: {e}"))?;
+            }
+            "--requeue-after" => {
+                let seconds: u64 = value("--requeue-after")?
+                    .parse()
+                    .map_err(|e| format!("--requeue-after: {e}"))?;
+                options.requeue_after = Some(Duration::from_secs(seconds.max(2)));
+            }
+            // cargo bench passes --bench to a benchmark without the libtest harness.
+            "--bench" => {}
+            other => {
+                return Err(format!(
+                    "unknown option {other:?} (--tenants N, --seed S, --requeue-after SECONDS)"
+                ));
+            }
+        }
+    }
+    if options.tenants == 0 {
+        return Err("--tenants must be at least 1".into());
+    }
+    Ok(options)
+}
+
+async fn simulate(options: &Options) -> Result<(), String> {
+    let model = Model::REALISTIC;
+    let start = Instant::now();
+    let epoch: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+        .map_err(|e| e.to_string())?
+        .with_timezone(&Utc);
+    // The reconcile's wall clock follows the virtual one.
+    let clock: Clock = Arc::new(move || {
+        epoch + chrono::TimeDelta::from_std(Instant::now() - start).unwrap_or_default()
+    });
+    let designs = [
+        Design::EventsAndPolling,
+        Design::PollingOnly,
+        Design::SeedsFixedWait,
+    ];
+    let worlds = designs
+        .iter()
+        .map(|&design| World::build(design, options, model, clock.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tenants = tenants(options.tenants, &Settings::new(REGION));
+    let (a, b, c) = tokio::join!(
+        worlds[0].run(&tenants),
+        worlds[1].run(&tenants),
+        worlds[2].run(&tenants)
+    );
+    for world in &worlds {
+        world.stop();
+    }
+    let measured = [a?, b?, c?];
+    let summaries: Vec<Summary> = designs
+        .iter()
+        .zip(&measured)
+        .map(|(&design, m)| Summary::of(design, m))
+        .collect();
+    let seeds = &summaries[2];
+
+    println!(
+        "Completion lag: stack terminal -> STATUS terminal ({} tenants; each created, updated, \
+         deleted; seed {}; re-checks every 2-{} s; virtual time)",
+        options.tenants,
+        options.seed,
+        options
+            .requeue_after
+            .unwrap_or(Settings::new(REGION).requeue_after)
+            .as_secs()
+    );
+    println!();
+    println!(
+        "| {:<36} | {:>5} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9} | {:>9} |",
+        "design", "ops", "p50", "p90", "p99", "max", "p50/seeds", "p99/seeds"
+    );
+    println!(
+        "|{:-<38}|{:->7}|{:->10}|{:->10}|{:->10}|{:->10}|{:->11}|{:->11}|",
+        "", "", "", "", "", "", "", ""
+    );
+    for s in &summaries {
+        println!(
+            "| {:<36} | {:>5} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9} | {:>9} |",
+            s.design.label(),
+            s.samples,
+            secs(s.p50),
+            secs(s.p90),
+            secs(s.p99),
+            secs(s.max),
+            ratio(s.p50, seeds.p50),
+            ratio(s.p99, seeds.p99)
+        );
+    }
+    println!(
+        "| {:<36} | {:>5} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9} | {:>9} |",
+        "goal", "", "<= 2 s", "", "<= 10 s", "", "", ""
+    );
+    println!();
+    for (world, m) in worlds.iter().zip(&measured) {
+        let c = &world.counters;
+        println!(
+            "{}: {} stack operations ({} ended failed), {} invocations, {} re-checks sent, \
+             {} events delivered, {} redelivered, {} stream retries, {} STATUS writes, \
+             {:.1} h simulated",
+            world.design.label(),
+            Counters::get(&c.stack_operations),
+            Counters::get(&c.failed_operations),
+            Counters::get(&c.invocations),
+            Counters::get(&c.rechecks_sent),
+            Counters::get(&c.events_delivered),
+            Counters::get(&c.redeliveries),
+            Counters::get(&c.stream_retries),
+            m.status_writes,
+            m.virtual_time.as_secs_f64() / 3600.0
+        );
+    }
+    let ours = &summaries[0];
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    println!();
+    println!(
+        "goal p50 <= 2 s: {} ({}); goal p99 <= 10 s: {} ({}); every tenant ended terminal \
+         in every design",
+        verdict(ours.p50 <= Duration::from_secs(2)),
+        secs(ours.p50),
+        verdict(ours.p99 <= Duration::from_secs(10)),
+        secs(ours.p99)
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let options = match options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("completion_lag: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("completion_lag: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let wall = std::time::Instant::now();
+    let result = runtime.block_on(simulate(&options));
+    eprintln!(
+        "(simulated in {:.1} s of wall-clock time)",
+        wall.elapsed().as_secs_f64()
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("completion_lag FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
