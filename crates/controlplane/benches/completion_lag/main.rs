@@ -11,7 +11,7 @@
 //!
 //! `make bench` (or `cargo bench -p controlplane --bench completion_lag --profile dev`);
 //! options: `--tenants N` (1000), `--seed S` (42), `--requeue-after SECONDS` (the polling
-//! fallback's longest interval, `REQUEUE_AFTER_SECONDS`; 10). Exits non-zero if any tenant is
+//! fallback's longest interval, `REQUEUE_AFTER_SECONDS`; 9). Exits non-zero if any tenant is
 //! left short of a terminal STATUS.
 
 mod sim;
@@ -149,7 +149,7 @@ impl World {
             counters.clone(),
         ));
         let mut settings = Settings::new(REGION);
-        if let Some(longest) = options.requeue_after {
+        if let Some(longest) = options.requeue_after() {
             settings.requeue_after = longest;
         }
         let requeue: Arc<dyn controlplane::ports::Requeue> = match design {
@@ -408,51 +408,29 @@ fn ratio(ours: Duration, peer: Duration) -> String {
     format!("{:.3}", ours.as_secs_f64() / peer.as_secs_f64())
 }
 
+/// The completion-lag simulation's options.
+#[derive(clap::Parser)]
+#[command(about = "Completion lag on a simulated AWS, virtual time")]
 struct Options {
-    tenants: usize,
+    /// Tenants created, updated and deleted.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    tenants: u64,
+    /// Seed of every simulated duration and outcome.
+    #[arg(long, default_value_t = 42)]
     seed: u64,
-    requeue_after: Option<Duration>,
+    /// The polling fallback's longest interval in seconds (REQUEUE_AFTER_SECONDS); default: the
+    /// control plane's.
+    #[arg(long = "requeue-after", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..))]
+    requeue_after_seconds: Option<u64>,
+    /// Passed by `cargo bench` to a benchmark without the libtest harness.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        tenants: 1000,
-        seed: 42,
-        requeue_after: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--tenants" => {
-                options.tenants = value("--tenants")?
-                    .parse()
-                    .map_err(|e| format!("--tenants: {e}"))?;
-            }
-            "--seed" => {
-                options.seed = value("--seed")?
-                    .parse()
-                    .map_err(|e| format!("--seed: {e}"))?;
-            }
-            "--requeue-after" => {
-                let seconds: u64 = value("--requeue-after")?
-                    .parse()
-                    .map_err(|e| format!("--requeue-after: {e}"))?;
-                options.requeue_after = Some(Duration::from_secs(seconds.max(2)));
-            }
-            // cargo bench passes --bench to a benchmark without the libtest harness.
-            "--bench" => {}
-            other => {
-                return Err(format!(
-                    "unknown option {other:?} (--tenants N, --seed S, --requeue-after SECONDS)"
-                ));
-            }
-        }
+impl Options {
+    fn requeue_after(&self) -> Option<Duration> {
+        self.requeue_after_seconds.map(Duration::from_secs)
     }
-    if options.tenants == 0 {
-        return Err("--tenants must be at least 1".into());
-    }
-    Ok(options)
 }
 
 async fn simulate(options: &Options) -> Result<(), String> {
@@ -474,7 +452,7 @@ async fn simulate(options: &Options) -> Result<(), String> {
         .iter()
         .map(|&design| World::build(design, options, model, clock.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let tenants = tenants(options.tenants, &Settings::new(REGION));
+    let tenants = tenants(options.tenants as usize, &Settings::new(REGION));
     let (a, b, c) = tokio::join!(
         worlds[0].run(&tenants),
         worlds[1].run(&tenants),
@@ -497,7 +475,7 @@ async fn simulate(options: &Options) -> Result<(), String> {
         options.tenants,
         options.seed,
         options
-            .requeue_after
+            .requeue_after()
             .unwrap_or(Settings::new(REGION).requeue_after)
             .as_secs()
     );
@@ -561,13 +539,7 @@ async fn simulate(options: &Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match options() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("completion_lag: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
