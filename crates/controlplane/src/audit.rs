@@ -22,8 +22,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 pub struct AuditEntry {
     /// RFC 3339; the timeline's order.
     pub at: String,
-    /// Unique per action within the tenant; a repeated delivery of the same action writes the
-    /// same item again instead of a second one.
+    /// Unique per action within the tenant (with `at`, the item's key: writing the same entry
+    /// again replaces it). Lines from stream records may repeat under redelivery, same `id`.
     pub id: String,
     /// What was done: `spec-written`, `spec-removed`, `create`, `update`, `delete`,
     /// `continue-update-rollback`, `reconcile`, `decommission-scheduled`, `decommission`.

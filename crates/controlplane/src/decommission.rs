@@ -20,6 +20,9 @@ use crate::spec::{TenantKey, decommission_instant};
 use crate::status::{DecommissionNotice, TenantStatus};
 use crate::sweep::for_each_tenant;
 
+/// How much earlier than the end of its grace period a run may remove a tenant.
+pub const SCHEDULE_SLACK: chrono::Duration = chrono::Duration::minutes(15);
+
 /// What decommission does with one tenant now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -31,6 +34,9 @@ pub enum Step {
     Busy,
     /// The date passed: announce it and start the grace period.
     Announce(DecommissionNotice),
+    /// A decommission was announced but the SPEC no longer names a passed date (the writer
+    /// cleared or moved it): withdraw the notice, so a date set again is announced again.
+    Withdraw,
     /// Announced; the grace period runs until this instant.
     InGrace { remove_after: String },
     /// The grace period is over: remove the SPEC.
@@ -44,13 +50,17 @@ pub fn plan(
     now: DateTime<Utc>,
     grace: Duration,
 ) -> Step {
-    let Some((date, when)) = decommission_date.and_then(|d| Some((d, decommission_instant(d)?)))
-    else {
-        return Step::NotDue;
+    let due = decommission_date
+        .and_then(|d| Some((d, decommission_instant(d)?)))
+        .filter(|(_, when)| *when <= now);
+    let Some((date, _)) = due else {
+        return match status {
+            Some(s) if s.decommission_notice.is_some() && !s.status.is_in_flight() => {
+                Step::Withdraw
+            }
+            _ => Step::NotDue,
+        };
     };
-    if when > now {
-        return Step::NotDue;
-    }
     let Some(status) = status else {
         return Step::NotProvisioned;
     };
@@ -62,8 +72,10 @@ pub fn plan(
             let ends = DateTime::parse_from_rfc3339(&notice.remove_after)
                 .map(|t| t.with_timezone(&Utc))
                 .ok();
+            // A daily run comes back a few seconds earlier or later than the one that announced:
+            // the slack keeps that from adding a day to the grace period.
             match ends {
-                Some(ends) if ends > now => Step::InGrace {
+                Some(ends) if ends > now + SCHEDULE_SLACK => Step::InGrace {
                     remove_after: notice.remove_after.clone(),
                 },
                 // An unreadable end cannot hold a removal forever: the notice was given.
@@ -71,11 +83,17 @@ pub fn plan(
             }
         }
         // Never announced, or announced for another date (the writer moved it).
-        _ => Step::Announce(DecommissionNotice {
-            date: date.to_owned(),
-            announced_at: rfc3339(now),
-            remove_after: rfc3339(now + chrono::Duration::from_std(grace).unwrap_or_default()),
-        }),
+        _ => {
+            let ends = chrono::Duration::from_std(grace)
+                .ok()
+                .and_then(|grace| now.checked_add_signed(grace))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            Step::Announce(DecommissionNotice {
+                date: date.to_owned(),
+                announced_at: rfc3339(now),
+                remove_after: rfc3339(ends),
+            })
+        }
     }
 }
 
@@ -85,6 +103,8 @@ pub struct DecommissionReport {
     pub tenants: usize,
     pub not_due: usize,
     pub announced: usize,
+    /// Announced decommissions whose date the writer cleared or moved.
+    pub withdrawn: usize,
     pub in_grace: usize,
     pub removed: usize,
     /// Mid-operation or not provisioned yet: picked up next time.
@@ -98,6 +118,7 @@ pub struct DecommissionReport {
 enum Done {
     NotDue,
     Announced,
+    Withdrawn,
     InGrace,
     Removed,
     Skipped,
@@ -141,9 +162,16 @@ async fn decommission_one(
         Step::Announce(notice) => {
             info!(remove_after = %notice.remove_after, "decommission due: announcing the grace period");
             reconciler
-                .announce_decommission(&key, &snapshot, notice.clone())
+                .record_decommission_notice(&key, &snapshot, Some(notice.clone()))
                 .await
                 .map(|()| Done::Announced)
+        }
+        Step::Withdraw => {
+            info!("decommission date cleared or moved: withdrawing the notice");
+            reconciler
+                .record_decommission_notice(&key, &snapshot, None)
+                .await
+                .map(|()| Done::Withdrawn)
         }
         Step::Remove => {
             let date = date.unwrap_or_default();
@@ -159,10 +187,17 @@ async fn decommission_one(
                 )),
             };
             info!(%date, "grace period over: removing the SPEC");
-            store
-                .remove_spec_for_decommission(&key, date, &entry)
-                .await
-                .map(|()| Done::Removed)
+            let removed = store.remove_spec_for_decommission(&key, date, &entry).await;
+            if removed == Err(StoreError::Conflict) {
+                // The line was written first (a DeleteItem names no actor); say it did not happen.
+                let skipped = AuditEntry {
+                    result: "skipped".into(),
+                    reason: Some("the SPEC changed meanwhile: not removed".into()),
+                    ..entry
+                };
+                reconciler.append_audit(&key, &skipped).await;
+            }
+            removed.map(|()| Done::Removed)
         }
     };
     match result {
@@ -195,6 +230,7 @@ pub async fn decommission(
             match done {
                 Done::NotDue => report.not_due += 1,
                 Done::Announced => report.announced += 1,
+                Done::Withdrawn => report.withdrawn += 1,
                 Done::InGrace => report.in_grace += 1,
                 Done::Removed => report.removed += 1,
                 Done::Skipped => report.skipped += 1,
@@ -307,13 +343,22 @@ mod tests {
     fn removal_waits_for_the_end_of_the_announced_grace_period() {
         let waiting = status(
             Status::Ready,
-            Some(notice("2026-11-01", "2026-11-23T12:00:01.000Z")),
+            Some(notice("2026-11-01", "2026-11-23T12:30:00.000Z")),
         );
         assert_eq!(
             plan(Some("2026-11-01"), Some(&waiting), now(), DAY),
             Step::InGrace {
-                remove_after: "2026-11-23T12:00:01.000Z".into()
+                remove_after: "2026-11-23T12:30:00.000Z".into()
             }
+        );
+        // A run a little early (the daily schedule's jitter) still removes on the day.
+        let ends_in_seconds = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-23T12:00:05.000Z")),
+        );
+        assert_eq!(
+            plan(Some("2026-11-01"), Some(&ends_in_seconds), now(), DAY),
+            Step::Remove
         );
         let over = status(
             Status::Ready,
@@ -335,10 +380,26 @@ mod tests {
             plan(Some("2026-11-20"), Some(&announced), now(), DAY),
             Step::Announce(n) if n.date == "2026-11-20"
         ));
-        // Moved into the future: nothing happens.
+        // Moved into the future, or cleared: the notice is withdrawn, so the date is announced
+        // afresh if it is ever set again.
         assert_eq!(
             plan(Some("2027-01-01"), Some(&announced), now(), DAY),
-            Step::NotDue
+            Step::Withdraw
         );
+        assert_eq!(plan(None, Some(&announced), now(), DAY), Step::Withdraw);
+        // ...but not in the middle of an operation.
+        let mut busy = announced.clone();
+        busy.status = Status::Updating;
+        assert_eq!(plan(None, Some(&busy), now(), DAY), Step::NotDue);
+    }
+
+    #[test]
+    fn an_enormous_grace_period_never_overflows() {
+        let ready = status(Status::Ready, None);
+        let step = plan(Some("2026-11-01"), Some(&ready), now(), Duration::MAX);
+        let Step::Announce(notice) = step else {
+            panic!("announced, got {step:?}");
+        };
+        assert_ne!(notice.remove_after, notice.announced_at);
     }
 }

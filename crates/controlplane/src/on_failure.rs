@@ -123,13 +123,13 @@ async fn handle_message(
             let span = info_span!("tenant", tenant_id = %tenant);
             let described = described.as_str();
             async move {
-                let outcome = match reconciler.reconcile(&tenant).await {
-                    Err(e) => {
-                        warn!(error = %e, "still cannot be processed; recording it");
-                        reconciler.record_exhausted(&tenant, described, &e).await
-                    }
-                    outcome => outcome,
-                };
+                let reconciled = reconciler.reconcile(&tenant).await;
+                if let Err(e) = &reconciled {
+                    warn!(error = %e, "still cannot be processed; recording it");
+                }
+                let outcome = reconciler
+                    .record_exhausted(&tenant, described, reconciled)
+                    .await;
                 info!(?outcome, "reconciled from its given-up records");
                 let result = match outcome {
                     // A quick retry is due now: no trigger retries this one, so the completion

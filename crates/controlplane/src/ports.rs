@@ -71,7 +71,8 @@ pub trait TenantStore: Send + Sync {
         status: &TenantStatus,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError>;
-    /// Appends to the tenant's audit timeline (the same entry twice is stored once).
+    /// Appends to the tenant's audit timeline; an entry with the same `at` and `id` as a stored
+    /// one replaces it.
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError>;
     /// One page of the tenant's audit timeline, oldest first, and the token of the next page.
     async fn audit_trail(

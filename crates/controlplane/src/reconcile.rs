@@ -281,37 +281,55 @@ impl Reconciler {
     }
 
     /// Records on STATUS that the tenant's decommission was announced and its grace period
-    /// runs, with the `decommission_scheduled` lifecycle event in the outbox, then publishes it.
-    /// Conditional on the STATUS `snapshot` read: `Conflict` if it changed meanwhile.
-    pub async fn announce_decommission(
+    /// runs, with the `decommission_scheduled` lifecycle event in the outbox, then publishes it;
+    /// or, with `None`, that an announced decommission was withdrawn (the writer cleared or moved
+    /// the date). Conditional on the STATUS `snapshot` read: `Conflict` if it changed meanwhile.
+    pub async fn record_decommission_notice(
         &self,
         key: &TenantKey,
         snapshot: &Snapshot,
-        notice: DecommissionNotice,
+        notice: Option<DecommissionNotice>,
     ) -> Result<(), StoreError> {
         let Some(previous) = &snapshot.status else {
             return Err(StoreError::Conflict);
         };
         let mut status = previous.clone();
         status.version = next_version(snapshot.status_version);
-        if self.events.is_some() {
-            status
-                .pending_events
-                .push(LifecycleEvent::decommission_scheduled(&status, &notice));
-        }
-        let entry = audit::AuditEntry {
-            at: notice.announced_at.clone(),
-            id: format!("decommission-{}", notice.date),
-            action: "decommission-scheduled".into(),
-            actor: audit::SYSTEM_ACTOR.into(),
-            requested_by: None,
-            result: "scheduled".into(),
-            reason: Some(format!(
-                "decommission_date {} has passed; removal after {}",
-                notice.date, notice.remove_after
-            )),
+        let at = rfc3339(self.now());
+        let entry = match &notice {
+            Some(notice) => {
+                if self.events.is_some() {
+                    status
+                        .pending_events
+                        .push(LifecycleEvent::decommission_scheduled(&status, notice));
+                }
+                audit::AuditEntry {
+                    at: notice.announced_at.clone(),
+                    id: format!("decommission-{}", notice.date),
+                    action: "decommission-scheduled".into(),
+                    actor: audit::SYSTEM_ACTOR.into(),
+                    requested_by: None,
+                    result: "scheduled".into(),
+                    reason: Some(format!(
+                        "decommission_date {} has passed; removal after {}",
+                        notice.date, notice.remove_after
+                    )),
+                }
+            }
+            None => audit::AuditEntry {
+                id: format!("decommission-withdrawn-{}", status.version),
+                at,
+                action: "decommission-withdrawn".into(),
+                actor: audit::SYSTEM_ACTOR.into(),
+                requested_by: None,
+                result: "withdrawn".into(),
+                reason: previous
+                    .decommission_notice
+                    .as_ref()
+                    .map(|n| format!("decommission_date {} is no longer the SPEC's", n.date)),
+            },
         };
-        status.decommission_notice = Some(notice);
+        status.decommission_notice = notice;
         self.store
             .put_status(key, &status, snapshot.status_version)
             .await?;
@@ -358,20 +376,54 @@ impl Reconciler {
         }
     }
 
-    /// Records that a tenant's stream records were given up on by Lambda and reconciling it
-    /// still fails (`error`): `failed`, retryable, with a reason that says so; the retry is
-    /// scheduled as for any failure that may heal. Conditional: never over newer state.
+    /// After a reconcile of a tenant whose stream records Lambda gave up on (`records`
+    /// describes them): if it still cannot be processed, STATUS says so. A reconcile that could
+    /// not even record its failure is recorded now (`failed`, retryable, its retry scheduled);
+    /// one that recorded a failure that may heal gets that reason prefixed. Conditional: never
+    /// over newer state.
     pub async fn record_exhausted(
         &self,
         key: &TenantKey,
         records: &str,
-        error: &TransientError,
+        reconciled: Result<Outcome, TransientError>,
     ) -> Result<Outcome, TransientError> {
-        let failure = TransientFailure::before_any_call(TransientError(format!(
-            "its stream records ({records}) exhausted the trigger's retries and it still \
-             cannot be processed: {error}"
-        )));
-        self.record_and_schedule(key, &failure).await
+        let exhausted = format!("its stream records ({records}) exhausted the trigger's retries");
+        match reconciled {
+            Err(error) => {
+                let failure = TransientFailure::before_any_call(TransientError(format!(
+                    "{exhausted} and it still cannot be processed: {error}"
+                )));
+                self.record_and_schedule(key, &failure).await
+            }
+            Ok(Outcome::Retrying { .. }) => {
+                let outcome = reconciled;
+                let snapshot = self.store.load(key).await?;
+                let Some(previous) = snapshot.status.as_ref().filter(|s| s.retryable) else {
+                    return outcome;
+                };
+                let mut status = previous.clone();
+                status.reason = Some(format!(
+                    "{exhausted}; still failing: {}",
+                    previous.reason.as_deref().unwrap_or("no reason recorded")
+                ));
+                status.version = next_version(snapshot.status_version);
+                match self
+                    .store
+                    .put_status(key, &status, snapshot.status_version)
+                    .await
+                {
+                    Ok(()) => {
+                        self.note_transition(key, Some(previous), &status, snapshot.spec.as_ref())
+                            .await;
+                    }
+                    // A newer state was written meanwhile: it says more than this note would.
+                    Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                outcome
+            }
+            other => other,
+        }
     }
 
     async fn record_and_schedule(
@@ -954,6 +1006,8 @@ impl Reconciler {
                 status.attempts = 0;
                 status.retries = 0;
                 status.status = Status::Deleted;
+                // A tenant created again later starts with no decommission announced.
+                status.decommission_notice = None;
                 status.outputs.clear();
                 // Only a stack that existed was deleted.
                 status.stack_status = status

@@ -165,6 +165,64 @@ async fn a_date_moved_during_the_grace_period_is_not_removed() {
     let report = decommission(store.as_ref(), &reconciler, GRACE, 1)
         .await
         .expect("decommission");
-    assert_eq!((report.removed, report.not_due), (0, 1));
+    // The notice for the old date is withdrawn; the new date will be announced when it comes.
+    assert_eq!((report.removed, report.withdrawn), (0, 1));
+    let status = store.status(&tenant).unwrap();
+    assert_eq!(status.status, Status::Ready);
+    assert_eq!(status.decommission_notice, None);
+}
+
+#[tokio::test]
+async fn a_cleared_date_withdraws_the_notice_and_a_recreated_tenant_is_announced_afresh() {
+    let store = Arc::new(InMemoryStore::default());
+    let stacks = Arc::new(FakeStacks::default());
+    let events = Arc::new(RecordingEvents::default());
+    let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
+    let read = clock.clone();
+    let reconciler = Reconciler::new(
+        store.clone(),
+        stacks.clone(),
+        Arc::new(BundledTemplates::sample().expect("sample")),
+        Settings::new("us-east-1"),
+    )
+    .with_events(events.clone())
+    .with_clock(Arc::new(move || *read.lock().unwrap()));
+    let tenant = TenantKey::new("cancelled");
+    let announcements = || {
+        events
+            .published()
+            .iter()
+            .filter(|e| e.kind == LifecycleKind::DecommissionScheduled)
+            .count()
+    };
+    let run = || decommission(store.as_ref(), &reconciler, GRACE, 1);
+    store.put_spec(&tenant, spec("cancelled", Some("2026-11-19")));
+    sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
+    run().await.expect("announce");
+    assert_eq!(announcements(), 1);
+
+    // The writer cancels: the notice is withdrawn.
+    store.put_spec(&tenant, spec("cancelled", None));
+    assert_eq!(run().await.expect("run").withdrawn, 1);
+    assert_eq!(store.status(&tenant).unwrap().decommission_notice, None);
+
+    // Weeks later the same date is set again: announced again with a new grace period; nothing
+    // is removed on the spot.
+    *clock.lock().unwrap() = time("2026-12-20T09:00:00Z");
+    store.put_spec(&tenant, spec("cancelled", Some("2026-11-19")));
+    let report = run().await.expect("run");
+    assert_eq!((report.announced, report.removed), (1, 0));
+    assert_eq!(announcements(), 2);
+
+    // Removed after that grace, then created again with the same (copied) SPEC: the deleted
+    // tenant kept no notice, so it is announced afresh rather than removed at once.
+    *clock.lock().unwrap() = time("2026-12-27T09:00:00Z");
+    assert_eq!(run().await.expect("run").removed, 1);
+    sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
+    assert_eq!(store.status(&tenant).unwrap().status, Status::Deleted);
+    store.put_spec(&tenant, spec("cancelled", Some("2026-11-19")));
+    sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
+    let report = run().await.expect("run");
+    assert_eq!((report.announced, report.removed), (1, 0));
     assert_eq!(store.status(&tenant).unwrap().status, Status::Ready);
 }

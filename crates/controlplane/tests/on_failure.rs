@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use controlplane::fakes::{FakeStacks, FakeStreamRecords, InMemoryStore, RecordingRequeue};
 use controlplane::on_failure::handle_on_failure_records;
-use controlplane::ports::{ShardRange, StoreError};
+use controlplane::ports::{ShardRange, StackError, StoreError};
 use controlplane::reconcile::{Reconciler, Settings};
 use controlplane::spec::TenantKey;
 use controlplane::status::Status;
@@ -19,6 +19,7 @@ use common::{event, seed_image};
 
 struct World {
     store: Arc<InMemoryStore>,
+    stacks: Arc<FakeStacks>,
     stream: FakeStreamRecords,
     requeue: Arc<RecordingRequeue>,
     reconciler: Reconciler,
@@ -27,15 +28,17 @@ struct World {
 fn world() -> World {
     let store = Arc::new(InMemoryStore::default());
     let requeue = Arc::new(RecordingRequeue::default());
+    let stacks = Arc::new(FakeStacks::default());
     let reconciler = Reconciler::new(
         store.clone(),
-        Arc::new(FakeStacks::default()),
+        stacks.clone(),
         Arc::new(BundledTemplates::sample().expect("sample")),
         Settings::new("us-east-1"),
     )
     .with_requeue(requeue.clone());
     World {
         store,
+        stacks,
         stream: FakeStreamRecords::default(),
         requeue,
         reconciler,
@@ -150,4 +153,32 @@ async fn nothing_is_dropped_silently() {
         1
     );
     assert!(world.store.status(&tenant).is_none());
+}
+
+#[tokio::test]
+async fn a_tenant_still_failing_says_its_records_were_exhausted_and_why() {
+    let world = world();
+    let tenant = TenantKey::new("gs1234");
+    world.store.put_spec(&tenant, seed_image());
+    world.stream.holds(sample_range(), vec![tenant.clone()]);
+    world.stacks.fail_next(
+        "create",
+        StackError::Transient("AccessDenied: the role is still propagating".into()),
+    );
+    let failures = handle(&world, &event("sqs-stream-failure.json")).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let status = world.store.status(&tenant).expect("a STATUS row");
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.retryable);
+    let reason = status.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("its stream records (RetryAttemptsExhausted"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("still failing: create of stack tenant-gs1234: AccessDenied"),
+        "{reason}"
+    );
+    // Its next attempt is scheduled through the completion loop.
+    assert!(world.requeue.requests().iter().any(|(t, _)| t == &tenant));
 }

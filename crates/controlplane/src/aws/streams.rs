@@ -64,6 +64,7 @@ impl StreamRecords for DynamoStreams {
             .map_err(|e| classify(AwsFailure::from_sdk(&e)))?
             .shard_iterator;
         let mut tenants: Vec<TenantKey> = Vec::new();
+        // Empty pages can come before the range's end on an open shard: keep reading them.
         for _ in 0..MAX_PAGES {
             let Some(current) = iterator.take() else {
                 break;
@@ -76,11 +77,7 @@ impl StreamRecords for DynamoStreams {
                 .send()
                 .await
                 .map_err(|e| classify(AwsFailure::from_sdk(&e)))?;
-            let records = page.records.unwrap_or_default();
-            if records.is_empty() {
-                break;
-            }
-            for record in &records {
+            for record in page.records.as_deref().unwrap_or_default() {
                 let Some(change) = record.dynamodb() else {
                     continue;
                 };
@@ -96,10 +93,19 @@ impl StreamRecords for DynamoStreams {
                 {
                     tenants.push(tenant);
                 }
+                if sequence == range.end_sequence_number {
+                    return Ok(tenants);
+                }
             }
             iterator = page.next_shard_iterator;
         }
-        Ok(tenants)
+        // Never reached the end: the range may name more tenants than were read. Not done.
+        Err(StreamReadError::Transient(format!(
+            "read {} tenant(s) but not up to sequence {} of shard {}",
+            tenants.len(),
+            range.end_sequence_number,
+            range.shard_id
+        )))
     }
 }
 
