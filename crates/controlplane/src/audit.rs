@@ -98,24 +98,10 @@ mod tests {
 
     fn status(status: Status, operation: Option<Operation>, version: u64) -> TenantStatus {
         TenantStatus {
-            tenant_id: "gs1234".into(),
-            status,
-            reason: None,
-            retryable: false,
-            next_attempt_at: None,
-            attempts: 0,
-            retries: 0,
             operation,
-            outputs: Default::default(),
-            location: None,
-            stack_id: None,
-            stack_status: None,
-            template_version: None,
             spec_fingerprint: Some("f1".into()),
-            updated_at: "2026-11-23T10:00:00.000Z".into(),
             version,
-            pending_events: Vec::new(),
-            decommission_notice: None,
+            ..TenantStatus::new("gs1234", status, "2026-11-23T10:00:00.000Z")
         }
     }
 

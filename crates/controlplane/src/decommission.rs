@@ -259,24 +259,10 @@ mod tests {
 
     fn status(status: Status, notice: Option<DecommissionNotice>) -> TenantStatus {
         TenantStatus {
-            tenant_id: "gs1234".into(),
-            status,
-            reason: None,
-            retryable: false,
-            next_attempt_at: None,
-            attempts: 0,
-            retries: 0,
             operation: Some(Operation::Create),
-            outputs: Default::default(),
-            location: None,
-            stack_id: None,
-            stack_status: None,
-            template_version: None,
-            spec_fingerprint: None,
-            updated_at: "2026-11-01T00:00:00.000Z".into(),
             version: 3,
-            pending_events: Vec::new(),
             decommission_notice: notice,
+            ..TenantStatus::new("gs1234", status, "2026-11-01T00:00:00.000Z")
         }
     }
 

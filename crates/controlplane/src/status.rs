@@ -116,6 +116,36 @@ pub struct TenantStatus {
     pub decommission_notice: Option<DecommissionNotice>,
 }
 
+impl TenantStatus {
+    /// A row for `tenant_id` in `status`, written at `updated_at`, with nothing else known yet.
+    pub fn new(
+        tenant_id: impl Into<String>,
+        status: Status,
+        updated_at: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            status,
+            reason: None,
+            retryable: false,
+            next_attempt_at: None,
+            attempts: 0,
+            retries: 0,
+            operation: None,
+            outputs: BTreeMap::new(),
+            location: None,
+            stack_id: None,
+            stack_status: None,
+            template_version: None,
+            spec_fingerprint: None,
+            updated_at: updated_at.into(),
+            version: 0,
+            pending_events: Vec::new(),
+            decommission_notice: None,
+        }
+    }
+}
+
 /// A decommission announced to subscribers: the SPEC is removed once the grace period is over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecommissionNotice {

@@ -37,24 +37,52 @@ fn time(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The table, CloudFormation, the lifecycle topic and a settable clock, all in memory.
+struct World {
+    store: Arc<InMemoryStore>,
+    stacks: Arc<FakeStacks>,
+    events: Arc<RecordingEvents>,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    reconciler: Reconciler,
+}
+
+impl World {
+    fn new(settings: Settings) -> Self {
+        let store = Arc::new(InMemoryStore::default());
+        let stacks = Arc::new(FakeStacks::default());
+        let events = Arc::new(RecordingEvents::default());
+        let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
+        let read = clock.clone();
+        let reconciler = Reconciler::new(
+            store.clone(),
+            stacks.clone(),
+            Arc::new(BundledTemplates::sample().expect("sample")),
+            settings,
+        )
+        .with_events(events.clone())
+        .with_clock(Arc::new(move || *read.lock().unwrap()));
+        Self {
+            store,
+            stacks,
+            events,
+            clock,
+            reconciler,
+        }
+    }
+}
+
 #[tokio::test]
 async fn past_date_tenants_are_announced_then_removed_and_the_others_untouched() {
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let events = Arc::new(RecordingEvents::default());
-    let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
-    let read = clock.clone();
     let mut settings = Settings::new("us-east-1");
     // The hanging create must outlast this week-long test rather than time out.
     settings.operation_timeout = Duration::from_secs(30 * 86_400);
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        settings,
-    )
-    .with_events(events.clone())
-    .with_clock(Arc::new(move || *read.lock().unwrap()));
+    let World {
+        store,
+        stacks,
+        events,
+        clock,
+        reconciler,
+    } = World::new(settings);
 
     let past = TenantKey::new("past-date");
     let future = TenantKey::new("future-date");
@@ -141,17 +169,12 @@ async fn past_date_tenants_are_announced_then_removed_and_the_others_untouched()
 
 #[tokio::test]
 async fn a_date_moved_during_the_grace_period_is_not_removed() {
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
-    let read = clock.clone();
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        Settings::new("us-east-1"),
-    )
-    .with_clock(Arc::new(move || *read.lock().unwrap()));
+    let World {
+        store,
+        clock,
+        reconciler,
+        ..
+    } = World::new(Settings::new("us-east-1"));
     let tenant = TenantKey::new("extended");
     store.put_spec(&tenant, spec("extended", Some("2026-11-19")));
     sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
@@ -174,19 +197,13 @@ async fn a_date_moved_during_the_grace_period_is_not_removed() {
 
 #[tokio::test]
 async fn a_cleared_date_withdraws_the_notice_and_a_recreated_tenant_is_announced_afresh() {
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let events = Arc::new(RecordingEvents::default());
-    let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
-    let read = clock.clone();
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        Settings::new("us-east-1"),
-    )
-    .with_events(events.clone())
-    .with_clock(Arc::new(move || *read.lock().unwrap()));
+    let World {
+        store,
+        events,
+        clock,
+        reconciler,
+        ..
+    } = World::new(Settings::new("us-east-1"));
     let tenant = TenantKey::new("cancelled");
     let announcements = || {
         events

@@ -1643,24 +1643,13 @@ async fn a_spec_written_while_a_rollback_is_stuck_is_applied_after_it() {
     w.stacks
         .seed(&location(ACCOUNT, SEED), StackStatus::UpdateRollbackFailed);
     let mut stuck = TenantStatus {
-        tenant_id: SEED.into(),
-        status: Status::Updating,
-        reason: None,
-        retryable: false,
-        next_attempt_at: None,
         attempts: 1,
-        retries: 0,
         operation: Some(Operation::Update),
-        outputs: BTreeMap::new(),
         location: Some(location(ACCOUNT, SEED)),
-        stack_id: None,
-        stack_status: None,
         template_version: Some("v1".into()),
         spec_fingerprint: Some(fingerprint_of(&v2)),
-        updated_at: rfc3339(w.now()),
         version: 1,
-        pending_events: Vec::new(),
-        decommission_notice: None,
+        ..TenantStatus::new(SEED, Status::Updating, rfc3339(w.now()))
     };
     stuck.stack_status = Some("UPDATE_ROLLBACK_FAILED".into());
     w.store.set_status(&key(SEED), stuck);

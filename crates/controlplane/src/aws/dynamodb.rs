@@ -106,26 +106,13 @@ fn unreadable_status(
     version: Option<u64>,
 ) -> TenantStatus {
     TenantStatus {
-        tenant_id: tenant.as_str().to_owned(),
-        status: Status::Failed,
         reason: Some(format!(
             "the STATUS row could not be read ({error}); it is rewritten"
         )),
         retryable: true,
-        next_attempt_at: None,
-        attempts: 0,
-        retries: 0,
-        operation: None,
-        outputs: Default::default(),
         location,
-        stack_id: None,
-        stack_status: None,
-        template_version: None,
-        spec_fingerprint: None,
-        updated_at: String::new(),
         version: version.unwrap_or(0),
-        pending_events: Vec::new(),
-        decommission_notice: None,
+        ..TenantStatus::new(tenant.as_str(), Status::Failed, "")
     }
 }
 
