@@ -31,6 +31,7 @@ struct StoreState {
     load_faults: VecDeque<StoreError>,
     status_writes: usize,
     audit: HashMap<TenantKey, BTreeMap<String, AuditEntry>>,
+    idempotency: HashMap<(String, String), crate::ports::IdempotencyRecord>,
 }
 
 /// The tenant table in memory, with conditional STATUS writes and injectable faults.
@@ -735,5 +736,99 @@ impl crate::ports::StreamRecords for FakeStreamRecords {
                     "TrimmedDataAccessException: records past the retention period".into(),
                 )
             })
+    }
+}
+
+#[async_trait]
+impl crate::ports::SpecStore for InMemoryStore {
+    async fn create_spec(&self, tenant: &TenantKey, item: &Item) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if let Some(fault) = state.write_faults.pop_front() {
+            return Err(fault);
+        }
+        if state.specs.contains_key(tenant) {
+            return Err(StoreError::Conflict);
+        }
+        state.specs.insert(tenant.clone(), item.clone());
+        Ok(())
+    }
+
+    async fn replace_spec(
+        &self,
+        tenant: &TenantKey,
+        item: &Item,
+        expected: &Item,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if let Some(fault) = state.write_faults.pop_front() {
+            return Err(fault);
+        }
+        if state.specs.get(tenant) != Some(expected) {
+            return Err(StoreError::Conflict);
+        }
+        state.specs.insert(tenant.clone(), item.clone());
+        Ok(())
+    }
+
+    async fn delete_spec(&self, tenant: &TenantKey, expected: &Item) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if let Some(fault) = state.write_faults.pop_front() {
+            return Err(fault);
+        }
+        if state.specs.get(tenant) != Some(expected) {
+            return Err(StoreError::Conflict);
+        }
+        state.specs.remove(tenant);
+        Ok(())
+    }
+
+    async fn list_specs(
+        &self,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
+        let state = lock(&self.state);
+        let mut tenants: Vec<&TenantKey> = state.specs.keys().collect();
+        tenants.sort();
+        let after = page_token.unwrap_or_default();
+        let page: Vec<TenantKey> = tenants
+            .into_iter()
+            .filter(|t| t.as_str() > after.as_str())
+            .take(limit.max(1) + 1)
+            .cloned()
+            .collect();
+        if page.len() > limit.max(1) {
+            let page = page[..limit.max(1)].to_vec();
+            let next = page.last().map(|t| t.as_str().to_owned());
+            Ok((page, next))
+        } else {
+            Ok((page, None))
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<crate::ports::IdempotencyRecord>, StoreError> {
+        Ok(lock(&self.state)
+            .idempotency
+            .get(&(scope.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn put_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+        record: &crate::ports::IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let slot = (scope.to_owned(), key.to_owned());
+        if state.idempotency.contains_key(&slot) {
+            return Err(StoreError::Conflict);
+        }
+        state.idempotency.insert(slot, record.clone());
+        Ok(())
     }
 }

@@ -19,3 +19,4 @@ pub mod stream;
 pub mod sweep;
 pub mod template;
 pub mod template_source;
+pub mod validation;

@@ -226,3 +226,55 @@ pub trait StreamRecords: Send + Sync {
     /// The tenants whose SPEC the records in `range` (inclusive) name, in stream order.
     async fn tenants_in(&self, range: &ShardRange) -> Result<Vec<TenantKey>, StreamReadError>;
 }
+
+/// A stored response of a write made with an `Idempotency-Key`: the same key and request get
+/// it again; the same key with another request is refused.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdempotencyRecord {
+    /// A hash of the request (method, path, body) the key was first used with.
+    pub request_hash: String,
+    /// Stored as `response_status`: an attribute named `status` would enter the `by-status`
+    /// index.
+    #[serde(rename = "response_status")]
+    pub status: u16,
+    pub body: String,
+    /// The response's ETag, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// How writers (the API, `tenantctl --direct`) write desired state: SPEC rows, conditionally.
+#[async_trait]
+pub trait SpecStore: Send + Sync {
+    /// Creates the SPEC; `Conflict` when the tenant already has one.
+    async fn create_spec(&self, tenant: &TenantKey, item: &Item) -> Result<(), StoreError>;
+    /// Replaces the SPEC only if it is still `expected` (every attribute as read); `Conflict`
+    /// when it changed or is gone.
+    async fn replace_spec(
+        &self,
+        tenant: &TenantKey,
+        item: &Item,
+        expected: &Item,
+    ) -> Result<(), StoreError>;
+    /// Deletes the SPEC only if it is still `expected`; `Conflict` when it changed or is gone.
+    async fn delete_spec(&self, tenant: &TenantKey, expected: &Item) -> Result<(), StoreError>;
+    /// One page of tenants that have a SPEC, at most `limit`, and the token of the next page.
+    async fn list_specs(
+        &self,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<TenantKey>, Option<String>), StoreError>;
+    /// The response stored for `key` in `scope` (a caller), if any and not expired.
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Stores the response for `key` in `scope` unless one is stored (`Conflict`).
+    async fn put_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError>;
+}

@@ -19,14 +19,14 @@ use crate::ports::{
     Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StoreError, TemplateSource, TenantStore, UpdateStarted,
 };
-use crate::spec::{TenantKey, TenantSpec, check_tenant_id, describe_errors};
+use crate::spec::{TenantKey, check_tenant_id, describe_errors};
 use crate::stack::{
     ObservedStack, TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID,
 };
 use crate::status::{
     DecommissionNotice, LifecycleEvent, Operation, StackLocation, Status, TenantStatus,
 };
-use crate::template::stack_parameters;
+use crate::validation::{ValidSpec, Validation, validate};
 
 pub use crate::stack::MANAGED_BY;
 
@@ -681,18 +681,44 @@ impl Reconciler {
         key: &TenantKey,
         snapshot: &Snapshot,
     ) -> Result<(Desired, Option<String>), TransientError> {
-        match &snapshot.spec {
-            None => Ok((Desired::Absent, None)),
-            Some(item) => match TenantSpec::parse(key, item) {
-                Err(errors) => Ok((
+        let Some(item) = &snapshot.spec else {
+            return Ok((Desired::Absent, None));
+        };
+        let valid = match validate(key, item, self.templates.as_ref())
+            .await
+            .map_err(|e| TransientError(e.to_string()))?
+        {
+            Validation::Valid(valid) => valid,
+            Validation::Invalid(errors) => {
+                return Ok((
                     Desired::Invalid {
                         reason: describe_errors(&errors),
                     },
                     None,
-                )),
-                Ok(spec) => self.desired_stack(key, &spec).await,
+                ));
+            }
+        };
+        let ValidSpec {
+            spec,
+            template_version,
+            template,
+            parameters,
+        } = *valid;
+        let region = spec
+            .region
+            .clone()
+            .unwrap_or_else(|| self.settings.default_region.clone());
+        let desired = DesiredStack {
+            fingerprint: fingerprint(&spec, &region, &template_version),
+            location: StackLocation {
+                account_id: spec.account_id.clone(),
+                region,
+                stack_name: self.settings.stack_name(key),
             },
-        }
+            template_version,
+            parameters,
+        };
+        Ok((Desired::Present(desired), Some(template.body.clone())))
     }
 
     async fn observe(&self, key: &TenantKey) -> Result<View, TransientError> {
@@ -742,61 +768,6 @@ impl Reconciler {
                 target.location.stack_name, target.location.account_id, target.location.region
             ))),
         }
-    }
-
-    async fn desired_stack(
-        &self,
-        key: &TenantKey,
-        spec: &TenantSpec,
-    ) -> Result<(Desired, Option<String>), TransientError> {
-        let version = match &spec.template_version {
-            Some(pin) => pin.clone(),
-            None => self
-                .templates
-                .current_version()
-                .await
-                .map_err(|e| TransientError(e.to_string()))?,
-        };
-        let template = match self.templates.get(&version).await {
-            Ok(Some(template)) => template,
-            Ok(None) => {
-                return Ok((
-                    Desired::Invalid {
-                        reason: format!(
-                            "invalid SPEC: template_version: no template version {version:?} exists"
-                        ),
-                    },
-                    None,
-                ));
-            }
-            Err(e) => return Err(TransientError(e.to_string())),
-        };
-        let parameters = match stack_parameters(spec, &template) {
-            Ok(parameters) => parameters,
-            Err(errors) => {
-                return Ok((
-                    Desired::Invalid {
-                        reason: describe_errors(&errors),
-                    },
-                    None,
-                ));
-            }
-        };
-        let region = spec
-            .region
-            .clone()
-            .unwrap_or_else(|| self.settings.default_region.clone());
-        let desired = DesiredStack {
-            fingerprint: fingerprint(spec, &region, &version),
-            location: StackLocation {
-                account_id: spec.account_id.clone(),
-                region,
-                stack_name: self.settings.stack_name(key),
-            },
-            template_version: version,
-            parameters,
-        };
-        Ok((Desired::Present(desired), Some(template.body.clone())))
     }
 
     /// Writes the intent (so the stack can always be found again), then calls CloudFormation.

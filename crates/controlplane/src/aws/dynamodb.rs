@@ -10,7 +10,9 @@ use tracing::warn;
 
 use super::AwsFailure;
 use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
-use crate::ports::{Snapshot, StatusSummary, StoreError, TenantStore};
+use crate::ports::{
+    IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
+};
 use crate::spec::{SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
 
@@ -343,4 +345,195 @@ impl TenantStore for DynamoStore {
             .map(|_| ())
             .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
     }
+}
+
+/// How long a stored idempotent response is kept.
+pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
+const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+
+/// `#a0 = :a0 AND #a1 = :a1 ...` over every attribute of `expected`: the item is unchanged
+/// (a writer that changed or removed any of them makes the condition fail).
+fn unchanged(
+    expected: &Item,
+) -> (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+) {
+    let mut parts = vec!["attribute_exists(pk)".to_owned()];
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let plain: HashMap<String, AttributeValue> = expected.clone().into();
+    let mut attributes: Vec<(String, AttributeValue)> = plain.into_iter().collect();
+    attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    for (index, (name, value)) in attributes.into_iter().enumerate() {
+        if name == "pk" || name == "sk" {
+            continue;
+        }
+        parts.push(format!("#a{index} = :a{index}"));
+        names.insert(format!("#a{index}"), name);
+        values.insert(format!(":a{index}"), value);
+    }
+    (parts.join(" AND "), names, values)
+}
+
+#[async_trait]
+impl SpecStore for DynamoStore {
+    async fn create_spec(&self, tenant: &TenantKey, item: &Item) -> Result<(), StoreError> {
+        let mut plain: HashMap<String, AttributeValue> = item.clone().into();
+        plain.insert("pk".into(), AttributeValue::S(tenant.pk()));
+        plain.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(plain))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn replace_spec(
+        &self,
+        tenant: &TenantKey,
+        item: &Item,
+        expected: &Item,
+    ) -> Result<(), StoreError> {
+        let mut plain: HashMap<String, AttributeValue> = item.clone().into();
+        plain.insert("pk".into(), AttributeValue::S(tenant.pk()));
+        plain.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
+        let (condition, names, values) = unchanged(expected);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(plain))
+            .condition_expression(condition)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn delete_spec(&self, tenant: &TenantKey, expected: &Item) -> Result<(), StoreError> {
+        let (condition, names, values) = unchanged(expected);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant.pk()))
+            .key("sk", AttributeValue::S(SPEC_SK.into()))
+            .condition_expression(condition)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn list_specs(
+        &self,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
+        let limit = limit.max(1);
+        let mut tenants = Vec::new();
+        let mut start = start_key_of(page_token)?;
+        loop {
+            // Each tenant has at most one SPEC and one STATUS entry in the index.
+            let wanted = i32::try_from((limit - tenants.len()) * 2).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .index_name(TENANTS_INDEX)
+                .filter_expression("sk = :spec")
+                .expression_attribute_values(":spec", AttributeValue::S(SPEC_SK.into()))
+                .set_exclusive_start_key(start.take())
+                .limit(wanted)
+                .send()
+                .await
+                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            tenants.extend(
+                output
+                    .items()
+                    .iter()
+                    .filter_map(|item| match item.get("pk") {
+                        Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk),
+                        _ => None,
+                    }),
+            );
+            match output.last_evaluated_key {
+                Some(last) if tenants.len() < limit => start = Some(last),
+                Some(last) => return Ok((tenants, page_token_of(Some(&last)))),
+                None => return Ok((tenants, None)),
+            }
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key("pk", AttributeValue::S(idempotency_pk(scope, key)))
+            .key("sk", AttributeValue::S(IDEMPOTENCY_SK.into()))
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        // TTL deletes within days, not at once: an expired record counts as gone.
+        let expired = match item.get("expires_at") {
+            Some(AttributeValue::N(at)) => at
+                .parse::<i64>()
+                .is_ok_and(|at| at <= chrono::Utc::now().timestamp()),
+            _ => false,
+        };
+        if expired {
+            return Ok(None);
+        }
+        serde_dynamo::from_item(item)
+            .map(Some)
+            .map_err(|e| StoreError::Unavailable(format!("unreadable idempotency record: {e}")))
+    }
+
+    async fn put_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode a response: {e}")))?;
+        item.insert("pk".into(), AttributeValue::S(idempotency_pk(scope, key)));
+        item.insert("sk".into(), AttributeValue::S(IDEMPOTENCY_SK.into()));
+        let expires_at = (chrono::Utc::now() + IDEMPOTENCY_TTL).timestamp();
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N(expires_at.to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+}
+
+/// Idempotency records live under their own pk, outside every tenant and index.
+fn idempotency_pk(scope: &str, key: &str) -> String {
+    format!("IDEMPOTENCY#{scope}#{key}")
 }

@@ -1,0 +1,60 @@
+//! The one validation of a SPEC, for every path: the stream (through the reconcile), the API
+//! and `tenantctl --direct`. The row's own fields first (`TenantSpec::parse`), then, once they
+//! pass, the template version it names and every config entry against that template.
+
+use std::sync::Arc;
+
+use serde_dynamo::Item;
+
+use crate::ports::{TemplateSource, TemplateSourceError};
+use crate::spec::{FieldError, TenantKey, TenantSpec};
+use crate::template::{Template, stack_parameters};
+
+/// A SPEC that passed every rule, with what the stack is built from.
+#[derive(Clone, Debug)]
+pub struct ValidSpec {
+    pub spec: TenantSpec,
+    /// The template version it resolves to (its pin, or the current one).
+    pub template_version: String,
+    pub template: Arc<Template>,
+    pub parameters: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Validation {
+    Valid(Box<ValidSpec>),
+    /// Every rule broken, each naming its field.
+    Invalid(Vec<FieldError>),
+}
+
+/// Validates a SPEC item of `key`. Only the template source's own failures are errors (they
+/// may heal); everything about the item itself is a `Validation`.
+pub async fn validate(
+    key: &TenantKey,
+    item: &Item,
+    templates: &dyn TemplateSource,
+) -> Result<Validation, TemplateSourceError> {
+    let spec = match TenantSpec::parse(key, item) {
+        Ok(spec) => spec,
+        Err(errors) => return Ok(Validation::Invalid(errors)),
+    };
+    let version = match &spec.template_version {
+        Some(pin) => pin.clone(),
+        None => templates.current_version().await?,
+    };
+    let Some(template) = templates.get(&version).await? else {
+        return Ok(Validation::Invalid(vec![FieldError::new(
+            "template_version",
+            format!("no template version {version:?} exists"),
+        )]));
+    };
+    match stack_parameters(&spec, &template) {
+        Ok(parameters) => Ok(Validation::Valid(Box::new(ValidSpec {
+            spec,
+            template_version: version,
+            template,
+            parameters,
+        }))),
+        Err(errors) => Ok(Validation::Invalid(errors)),
+    }
+}
