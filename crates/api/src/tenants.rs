@@ -1,0 +1,715 @@
+//! The tenant routes. Writes validate with the control plane's own validation, write the SPEC
+//! row conditionally, and return at once: the API never writes STATUS and never calls
+//! CloudFormation or STS.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use controlplane::audit::AuditEntry;
+use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
+use controlplane::ports::{IdempotencyRecord, Snapshot, StoreError};
+use controlplane::spec::{FieldError, SPEC_SK, TenantKey, check_tenant_id};
+use controlplane::status::Status;
+use controlplane::validation::{Validation, validate};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::Item;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::problem::Problem;
+
+/// What a reader sees of a tenant: its desired state and what the control plane last recorded.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TenantView {
+    pub tenant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub config: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decommission_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    /// `pending` (written, not yet picked up), or the control plane's status for this SPEC.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    pub outputs: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_updated_at: Option<String>,
+}
+
+/// The fields a SPEC row is made of, as JSON (the table contract's names).
+const SPEC_FIELDS: &[&str] = &[
+    "tenant_id",
+    "account_id",
+    "region",
+    "config",
+    "template_version",
+    "decommission_date",
+    "retry",
+    "updated_by",
+];
+/// What a create may carry.
+const CREATE_FIELDS: &[&str] = &[
+    "tenant_id",
+    "account_id",
+    "region",
+    "config",
+    "template_version",
+    "decommission_date",
+];
+/// What a PATCH may change (JSON Merge Patch, RFC 7396).
+const PATCH_FIELDS: &[&str] = &[
+    "account_id",
+    "region",
+    "config",
+    "template_version",
+    "decommission_date",
+];
+
+fn spec_json(item: &Item) -> Map<String, Value> {
+    match serde_dynamo::from_item::<_, Value>(item.clone()) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, _)| SPEC_FIELDS.contains(&k.as_str()))
+            .collect(),
+        _ => Map::new(),
+    }
+}
+
+/// The SPEC's ETag: a hash of the whole stored item, so any writer's change (a direct put-item
+/// too) changes it.
+pub fn etag_of(item: &Item) -> String {
+    let value = serde_dynamo::from_item::<_, Value>(item.clone()).unwrap_or(Value::Null);
+    let digest = Sha256::digest(canonical(&value).as_bytes());
+    format!("\"{}\"", hex::encode(&digest[..12]))
+}
+
+/// JSON with object keys sorted at every level: one text per value.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn text(map: &Map<String, Value>, name: &str) -> Option<String> {
+    map.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl ApiState {
+    /// The status a reader sees: the control plane's, if STATUS reflects this SPEC; else pending.
+    async fn observed(&self, key: &TenantKey, snapshot: &Snapshot) -> String {
+        let Some(status) = &snapshot.status else {
+            return "pending".into();
+        };
+        let current = match &snapshot.spec {
+            None => Some(REMOVED_FINGERPRINT.to_owned()),
+            Some(item) => match validate(key, item, self.templates.as_ref()).await {
+                Ok(Validation::Valid(valid)) => {
+                    let region = valid
+                        .spec
+                        .region
+                        .clone()
+                        .unwrap_or_else(|| self.default_region.clone());
+                    Some(fingerprint(&valid.spec, &region, &valid.template_version))
+                }
+                // A SPEC that fails validation is recorded failed with no fingerprint.
+                _ => None,
+            },
+        };
+        if status.spec_fingerprint == current {
+            status.status.as_str().into()
+        } else {
+            "pending".into()
+        }
+    }
+
+    async fn view(&self, key: &TenantKey, snapshot: &Snapshot) -> TenantView {
+        let spec = snapshot.spec.as_ref().map(spec_json).unwrap_or_default();
+        let status = snapshot.status.as_ref();
+        let observed = self.observed(key, snapshot).await;
+        let recorded = status.filter(|_| observed != "pending");
+        TenantView {
+            tenant_id: key.as_str().to_owned(),
+            account_id: text(&spec, "account_id")
+                .or_else(|| status.and_then(|s| s.location.as_ref().map(|l| l.account_id.clone()))),
+            region: text(&spec, "region")
+                .or_else(|| status.and_then(|s| s.location.as_ref().map(|l| l.region.clone()))),
+            config: spec
+                .get("config")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            template_version: text(&spec, "template_version"),
+            decommission_date: text(&spec, "decommission_date"),
+            retry: spec.get("retry").cloned(),
+            updated_by: text(&spec, "updated_by"),
+            status: observed,
+            reason: recorded.and_then(|s| s.reason.clone()),
+            retryable: recorded.is_some_and(|s| s.retryable),
+            next_attempt_at: recorded.and_then(|s| s.next_attempt_at.clone()),
+            outputs: status.map(|s| s.outputs.clone()).unwrap_or_default(),
+            stack_status: status.and_then(|s| s.stack_status.clone()),
+            status_updated_at: status.map(|s| s.updated_at.clone()),
+        }
+    }
+
+    /// The tenant as `caller` may see it; 404 for others' tenants and for none at all.
+    async fn visible(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+    ) -> Result<(TenantKey, Snapshot), Problem> {
+        if !caller.sees(tenant) || check_tenant_id(tenant).is_err() {
+            return Err(Problem::not_found(tenant));
+        }
+        let key = TenantKey::new(tenant);
+        let snapshot = self.store.load(&key).await?;
+        if snapshot.spec.is_none() && snapshot.status.is_none() {
+            return Err(Problem::not_found(tenant));
+        }
+        Ok((key, snapshot))
+    }
+
+    /// The SPEC item from its JSON fields, validated as the control plane will.
+    async fn checked_item(
+        &self,
+        key: &TenantKey,
+        mut fields: Map<String, Value>,
+    ) -> Result<Item, Problem> {
+        fields.insert("pk".into(), Value::String(key.pk()));
+        fields.insert("sk".into(), Value::String(SPEC_SK.into()));
+        let item: Item = serde_dynamo::to_item(Value::Object(fields))
+            .map_err(|e| Problem::bad_request(format!("cannot store this tenant: {e}")))?;
+        match validate(key, &item, self.templates.as_ref()).await {
+            Ok(Validation::Valid(_)) => Ok(item),
+            Ok(Validation::Invalid(errors)) => Err(Problem::invalid(errors)),
+            Err(e) => Err(Problem::unavailable(e.to_string())),
+        }
+    }
+}
+
+fn accepted(view: &TenantView, etag: Option<String>) -> Response {
+    with_etag((StatusCode::ACCEPTED, Json(view)).into_response(), etag)
+}
+
+fn with_etag(mut response: Response, etag: Option<String>) -> Response {
+    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Problem> {
+    let unknown: Vec<FieldError> = body
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| {
+            FieldError::new(
+                k.clone(),
+                format!("unknown field; allowed: {}", allowed.join(", ")),
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::invalid(unknown))
+    }
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Idempotency
+
+fn request_hash(method: &str, path: &str, body: &Value) -> String {
+    let digest = Sha256::digest(format!("{method} {path} {}", canonical(body)).as_bytes());
+    hex::encode(digest)
+}
+
+/// Runs `write` once per `Idempotency-Key` (per caller): a replay of the same request gets the
+/// first response; the same key with another request gets 422.
+async fn idempotent<F, Fut>(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    hash: String,
+    write: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response, Problem>>,
+{
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
+        return write().await;
+    };
+    if key.is_empty() || key.len() > 255 {
+        return Err(Problem::bad_request(
+            "Idempotency-Key must be 1-255 characters",
+        ));
+    }
+    if let Some(stored) = state.specs.idempotency_record(&caller.subject, key).await? {
+        if stored.request_hash != hash {
+            return Err(Problem::idempotency_mismatch());
+        }
+        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+        let mut response = (status, stored.body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return Ok(with_etag(response, stored.etag));
+    }
+    let response = write().await?;
+    if response.status().is_success() {
+        let etag = response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let record = IdempotencyRecord {
+            request_hash: hash,
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            etag,
+        };
+        match state
+            .specs
+            .put_idempotency_record(&caller.subject, key, &record)
+            .await
+        {
+            // A concurrent request with the same key stored first: both did the same thing.
+            Ok(()) | Err(StoreError::Conflict) => {}
+            Err(e) => tracing::warn!(error = %e, "idempotent response not stored"),
+        }
+        return Ok(Response::from_parts(parts, axum::body::Body::from(bytes)));
+    }
+    Ok(response)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Routes
+
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let Value::Object(fields) = body.clone() else {
+        return Err(Problem::bad_request("the body must be a JSON object"));
+    };
+    only_fields(&fields, CREATE_FIELDS)?;
+    let tenant = text(&fields, "tenant_id").unwrap_or_default();
+    if !caller.is_admin() {
+        return Err(if caller.sees(&tenant) {
+            Problem::forbidden("only an admin creates tenants (and sets account_id)")
+        } else {
+            Problem::not_found(&tenant)
+        });
+    }
+    let hash = request_hash("POST", "/tenants", &body);
+    let state_ref = &state;
+    let subject = caller.subject.clone();
+    idempotent(&state, &caller, &headers, hash, || async move {
+        let key = TenantKey::new(&tenant);
+        let mut fields = fields;
+        fields.insert("updated_by".into(), Value::String(subject));
+        let item = state_ref.checked_item(&key, fields).await?;
+        match state_ref.specs.create_spec(&key, &item).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(Problem::conflict(format!(
+                    "tenant {tenant:?} already exists"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let snapshot = Snapshot {
+            spec: Some(item.clone()),
+            ..Snapshot::default()
+        };
+        let view = state_ref.view(&key, &snapshot).await;
+        let mut response = accepted(&view, Some(etag_of(&item)));
+        if let Ok(location) = HeaderValue::from_str(&format!("/tenants/{tenant}")) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+pub async fn get_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Response, Problem> {
+    let (key, snapshot) = state.visible(&caller, &tenant).await?;
+    let view = state.view(&key, &snapshot).await;
+    let etag = snapshot.spec.as_ref().map(etag_of);
+    Ok(with_etag(Json(view).into_response(), etag))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    next: Option<String>,
+    status: Option<String>,
+}
+
+/// The opaque `next` token: where the listing resumes.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
+    /// Entries of that page already returned (the status index pages are not limited).
+    #[serde(default)]
+    skip: usize,
+}
+
+fn decode_cursor(token: Option<&str>) -> Result<Cursor, Problem> {
+    let Some(token) = token else {
+        return Ok(Cursor::default());
+    };
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Problem::bad_request("`next` is not a token this API gave out"))
+}
+
+fn encode_cursor(cursor: &Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 100;
+
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "limit",
+            format!("must be 1-{MAX_LIMIT}, got {limit}"),
+        )]));
+    }
+    let status_filter = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_value::<Status>(Value::String(text.to_owned())).map_err(|_| {
+                Problem::invalid(vec![FieldError::new(
+                    "status",
+                    format!(
+                        "must be one of creating, updating, deleting, ready, failed, deleted; got {text:?}"
+                    ),
+                )])
+            })?,
+        ),
+    };
+    let cursor = decode_cursor(query.next.as_deref())?;
+
+    // A tenant sees only itself.
+    if let crate::auth::Role::Tenant(own) = &caller.role {
+        let items = match state.visible(&caller, own).await {
+            Ok((key, snapshot)) => {
+                let view = state.view(&key, &snapshot).await;
+                let wanted = status_filter.is_none_or(|s| s.as_str() == view.status);
+                if wanted { vec![view] } else { Vec::new() }
+            }
+            Err(_) => Vec::new(),
+        };
+        return Ok(Json(json!({"items": items})).into_response());
+    }
+
+    let (keys, next) = match status_filter {
+        None => {
+            let (keys, next) = state.specs.list_specs(cursor.page, limit).await?;
+            (
+                keys,
+                next.map(|page| Cursor {
+                    page: Some(page),
+                    skip: 0,
+                }),
+            )
+        }
+        Some(status) => {
+            let (summaries, index_next) = state
+                .store
+                .list_in_status(status, cursor.page.clone())
+                .await?;
+            let rest: Vec<TenantKey> = summaries
+                .into_iter()
+                .skip(cursor.skip)
+                .map(|s| s.tenant)
+                .collect();
+            if rest.len() > limit {
+                let next = Cursor {
+                    page: cursor.page,
+                    skip: cursor.skip + limit,
+                };
+                (rest[..limit].to_vec(), Some(next))
+            } else {
+                (
+                    rest,
+                    index_next.map(|page| Cursor {
+                        page: Some(page),
+                        skip: 0,
+                    }),
+                )
+            }
+        }
+    };
+    let views: Vec<TenantView> = futures::stream::iter(keys)
+        .map(|key| {
+            let state = &state;
+            async move {
+                let snapshot = state.store.load(&key).await?;
+                Ok::<_, StoreError>(state.view(&key, &snapshot).await)
+            }
+        })
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let mut body = json!({"items": views});
+    if let Some(next) = next {
+        body["next"] = Value::String(encode_cursor(&next));
+    }
+    Ok(Json(body).into_response())
+}
+
+pub async fn patch(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let Value::Object(changes) = &body else {
+        return Err(Problem::bad_request(
+            "the body must be a JSON Merge Patch object",
+        ));
+    };
+    let (key, snapshot) = state.visible(&caller, &tenant).await?;
+    let Some(current) = snapshot.spec.clone() else {
+        return Err(Problem::not_found(&tenant));
+    };
+    only_fields(changes, PATCH_FIELDS)?;
+    if !caller.is_admin() && (changes.contains_key("account_id") || changes.contains_key("region"))
+    {
+        return Err(Problem::forbidden(
+            "only an admin changes account_id or region",
+        ));
+    }
+    let Some(expected_etag) = if_match(&headers) else {
+        return Err(Problem::precondition_required());
+    };
+    if expected_etag != etag_of(&current) {
+        return Err(Problem::precondition_failed());
+    }
+    let mut document = Value::Object(spec_json(&current));
+    json_patch::merge(&mut document, &body);
+    let Value::Object(mut fields) = document else {
+        return Err(Problem::bad_request(
+            "the body must be a JSON Merge Patch object",
+        ));
+    };
+    fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
+    let item = state.checked_item(&key, fields).await?;
+    match state.specs.replace_spec(&key, &item, &current).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => return Err(Problem::precondition_failed()),
+        Err(e) => return Err(e.into()),
+    }
+    let snapshot = Snapshot {
+        spec: Some(item.clone()),
+        ..snapshot
+    };
+    let view = state.view(&key, &snapshot).await;
+    Ok(accepted(&view, Some(etag_of(&item))))
+}
+
+/// Rewrites the SPEC with `change` applied, re-reading on a concurrent write (a few times).
+async fn rewrite(
+    state: &ApiState,
+    key: &TenantKey,
+    caller: &Caller,
+    change: impl Fn(&mut Map<String, Value>),
+) -> Result<Response, Problem> {
+    for _ in 0..3 {
+        let snapshot = state.store.load(key).await?;
+        let Some(current) = snapshot.spec.clone() else {
+            return Err(Problem::not_found(key.as_str()));
+        };
+        let mut fields = spec_json(&current);
+        change(&mut fields);
+        fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
+        let item = state.checked_item(key, fields).await?;
+        match state.specs.replace_spec(key, &item, &current).await {
+            Ok(()) => {
+                let snapshot = Snapshot {
+                    spec: Some(item.clone()),
+                    ..snapshot
+                };
+                let view = state.view(key, &snapshot).await;
+                return Ok(accepted(&view, Some(etag_of(&item))));
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Problem::unavailable("the tenant kept changing; try again"))
+}
+
+pub async fn retry(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Response, Problem> {
+    let (key, snapshot) = state.visible(&caller, &tenant).await?;
+    if snapshot.spec.is_none() {
+        return Err(Problem::not_found(&tenant));
+    }
+    rewrite(&state, &key, &caller, |fields| {
+        let next = fields
+            .get("retry")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .saturating_add(1);
+        fields.insert("retry".into(), Value::from(next));
+    })
+    .await
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (key, snapshot) = state.visible(&caller, &tenant).await?;
+    let Some(current) = snapshot.spec.clone() else {
+        return Err(Problem::not_found(&tenant));
+    };
+    if let Some(expected) = if_match(&headers)
+        && expected != etag_of(&current)
+    {
+        return Err(Problem::precondition_failed());
+    }
+    // A DeleteItem names no actor: the audit line says who, first.
+    let entry = AuditEntry {
+        at: controlplane::reconcile::rfc3339(chrono::Utc::now()),
+        id: format!("api-delete-{}", &etag_of(&current).trim_matches('"')),
+        action: "spec-removed".into(),
+        actor: caller.subject.clone(),
+        requested_by: None,
+        result: "accepted".into(),
+        reason: Some("DELETE /tenants/{id}".into()),
+    };
+    state.store.append_audit(&key, &entry).await?;
+    match state.specs.delete_spec(&key, &current).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            let refused = AuditEntry {
+                result: "refused".into(),
+                reason: Some("the tenant changed meanwhile: not removed".into()),
+                ..entry
+            };
+            state.store.append_audit(&key, &refused).await?;
+            return Err(Problem::precondition_failed());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let snapshot = Snapshot {
+        spec: None,
+        ..snapshot
+    };
+    let view = state.view(&key, &snapshot).await;
+    Ok(accepted(&view, None))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    limit: Option<usize>,
+    next: Option<String>,
+}
+
+pub async fn events(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let (key, _) = state.visible(&caller, &tenant).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let cursor = decode_cursor(query.next.as_deref())?;
+    let (entries, next) = state.store.audit_trail(&key, cursor.page, limit).await?;
+    let mut body = json!({"items": entries});
+    if let Some(next) = next {
+        body["next"] = Value::String(encode_cursor(&Cursor {
+            page: Some(next),
+            skip: 0,
+        }));
+    }
+    Ok(Json(body).into_response())
+}
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}

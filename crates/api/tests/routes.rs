@@ -1,0 +1,625 @@
+//! The API route by route, over the in-memory table, with locally signed tokens: bodies good and
+//! bad, ETags and If-Match, idempotency replays, paging, and every route across tenants.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use api::auth::LocalTokens;
+use api::{ApiState, router, with_local_tokens};
+use controlplane::fakes::{FakeStacks, InMemoryStore};
+use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::spec::TenantKey;
+use controlplane::template_source::BundledTemplates;
+
+struct Api {
+    app: Router,
+    store: Arc<InMemoryStore>,
+    reconciler: Reconciler,
+    tokens: LocalTokens,
+}
+
+struct Reply {
+    status: StatusCode,
+    etag: Option<String>,
+    content_type: String,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+fn api() -> Api {
+    let store = Arc::new(InMemoryStore::default());
+    let templates = Arc::new(BundledTemplates::sample().expect("sample"));
+    let tokens = LocalTokens::new("test-key");
+    let state = ApiState {
+        store: store.clone(),
+        specs: store.clone(),
+        templates: templates.clone(),
+        default_region: "us-east-1".into(),
+    };
+    let reconciler = Reconciler::new(
+        store.clone(),
+        Arc::new(FakeStacks::default()),
+        templates,
+        Settings::new("us-east-1"),
+    );
+    Api {
+        app: with_local_tokens(router(state), tokens.clone()),
+        store,
+        reconciler,
+        tokens,
+    }
+}
+
+impl Api {
+    fn admin(&self) -> String {
+        self.tokens.mint("ops@example.com", None, 1).unwrap()
+    }
+
+    fn tenant(&self, tenant: &str) -> String {
+        self.tokens
+            .mint(&format!("user@{tenant}"), Some(tenant), 1)
+            .unwrap()
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.send(request.body(body).unwrap()).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let etag = headers
+            .get(header::ETAG)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            etag,
+            content_type,
+            headers,
+            body,
+        }
+    }
+
+    async fn create(&self, tenant: &str, account: &str) -> Reply {
+        let token = self.admin();
+        self.call(
+            "POST",
+            "/tenants",
+            Some(&token),
+            Some(json!({
+                "tenant_id": tenant, "account_id": account,
+                "config": {"difficulty": "peaceful", "player_count": 5}
+            })),
+            &[],
+        )
+        .await
+    }
+
+    async fn reconcile(&self, tenant: &str) {
+        self.reconciler
+            .reconcile(&TenantKey::new(tenant))
+            .await
+            .expect("reconcile");
+    }
+}
+
+fn assert_problem(reply: &Reply, status: StatusCode) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.content_type, "application/problem+json");
+    assert_eq!(reply.body["status"], status.as_u16());
+    assert!(reply.body["type"].is_string() && reply.body["detail"].is_string());
+}
+
+#[tokio::test]
+async fn health_needs_no_token_and_everything_else_does() {
+    let api = api();
+    let health = api.call("GET", "/health", None, None, &[]).await;
+    assert_eq!(health.status, StatusCode::OK);
+    for (method, uri) in [
+        ("GET", "/tenants"),
+        ("POST", "/tenants"),
+        ("GET", "/tenants/acme"),
+        ("PATCH", "/tenants/acme"),
+        ("DELETE", "/tenants/acme"),
+        ("POST", "/tenants/acme/retry"),
+        ("GET", "/tenants/acme/events"),
+    ] {
+        let reply = api.call(method, uri, None, None, &[]).await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED);
+        let forged = LocalTokens::new("another-key").mint("x", None, 1).unwrap();
+        let reply = api.call(method, uri, Some(&forged), None, &[]).await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED);
+    }
+    let unknown = api
+        .call("GET", "/nowhere", Some(&api.admin()), None, &[])
+        .await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn create_is_accepted_pending_and_a_second_create_conflicts() {
+    let api = api();
+    let created = api.create("acme", "111111111111").await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    assert_eq!(created.body["status"], "pending");
+    assert_eq!(created.body["updated_by"], "ops@example.com");
+    assert_eq!(created.body["config"]["player_count"], 5);
+    assert_eq!(created.headers[header::LOCATION], "/tenants/acme");
+    let etag = created.etag.clone().expect("an ETag");
+    // The API wrote the SPEC only; STATUS is the control plane's.
+    assert!(api.store.status(&TenantKey::new("acme")).is_none());
+
+    let again = api.create("acme", "222222222222").await;
+    assert_problem(&again, StatusCode::CONFLICT);
+
+    // Once the control plane acts, a read shows its status and outputs, with the same ETag.
+    api.reconcile("acme").await;
+    let read = api
+        .call("GET", "/tenants/acme", Some(&api.admin()), None, &[])
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body["status"], "ready");
+    assert!(
+        read.body["outputs"]
+            .as_object()
+            .is_some_and(|o| !o.is_empty())
+    );
+    assert_eq!(read.etag, Some(etag));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_problem_documents_naming_the_fields() {
+    let api = api();
+    let admin = api.admin();
+    let post = |body: Value| {
+        let admin = admin.clone();
+        let api = &api;
+        async move {
+            api.call("POST", "/tenants", Some(&admin), Some(body), &[])
+                .await
+        }
+    };
+    // Wrong types, in one answer, with the same words the stream path records.
+    let reply = post(json!({"tenant_id": "acme", "account_id": 12, "region": "mars"})).await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&"account_id") && fields.contains(&"region"),
+        "{fields:?}"
+    );
+    // Config checked against the template.
+    let reply = post(json!({"tenant_id": "acme", "account_id": "111111111111",
+                            "config": {"colour": "red", "player_count": 500}}))
+    .await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("config.colour")
+    );
+    // Unknown fields, including ones only the control plane writes.
+    let reply =
+        post(json!({"tenant_id": "acme", "account_id": "111111111111", "status": "ready"})).await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["errors"][0]["field"], "status");
+    // Not an object; not JSON; not declared JSON; too large.
+    assert_problem(&post(json!([1, 2])).await, StatusCode::BAD_REQUEST);
+    let garbled = Request::builder()
+        .method("POST")
+        .uri("/tenants")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"tenant_id\": "))
+        .unwrap();
+    assert_problem(&api.send(garbled).await, StatusCode::BAD_REQUEST);
+    let form = Request::builder()
+        .method("POST")
+        .uri("/tenants")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("tenant_id=acme"))
+        .unwrap();
+    assert_problem(&api.send(form).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({"tenant_id": "acme", "account_id": "111111111111",
+                      "config": {"seed": "x".repeat(100_000)}});
+    assert_problem(&post(huge).await, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(api.store.audit(&TenantKey::new("acme")).is_empty());
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body() {
+    let api = api();
+    let admin = api.admin();
+    let body = json!({"tenant_id": "acme", "account_id": "111111111111"});
+    let first = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(body.clone()),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let replay = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(body.clone()),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED, "a replay, not a 409");
+    assert_eq!(replay.body, first.body);
+    assert_eq!(replay.etag, first.etag);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    let other = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "acme", "account_id": "222222222222"})),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_problem(&other, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without the key, a second create is the conflict it is.
+    let plain = api
+        .call("POST", "/tenants", Some(&admin), Some(body), &[])
+        .await;
+    assert_problem(&plain, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn patch_needs_a_current_etag_and_merges_the_change() {
+    let api = api();
+    let admin = api.admin();
+    let etag = api.create("acme", "111111111111").await.etag.unwrap();
+    let change = json!({"config": {"player_count": 8, "difficulty": null}});
+
+    let missing = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(change.clone()),
+            &[],
+        )
+        .await;
+    assert_problem(&missing, StatusCode::PRECONDITION_REQUIRED);
+    let stale = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(change.clone()),
+            &[("if-match", "\"0000\"")],
+        )
+        .await;
+    assert_problem(&stale, StatusCode::PRECONDITION_FAILED);
+
+    let patched = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(change.clone()),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::ACCEPTED, "{}", patched.body);
+    assert_eq!(patched.body["config"], json!({"player_count": 8}));
+    let new_etag = patched.etag.unwrap();
+    assert_ne!(new_etag, etag);
+    // The old ETag is stale now.
+    let again = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(change),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_problem(&again, StatusCode::PRECONDITION_FAILED);
+
+    // Automation rewrites the row directly: the ETag changes, so an API PATCH does not clobber it.
+    let direct: serde_dynamo::Item = serde_json::from_value(json!({
+        "pk": {"S": "TENANT#acme"}, "sk": {"S": "SPEC"}, "tenant_id": {"S": "acme"},
+        "account_id": {"S": "111111111111"}, "config": {"M": {}}, "updated_by": {"S": "terraform"}
+    }))
+    .unwrap();
+    api.store.put_spec(&TenantKey::new("acme"), direct);
+    let after_direct = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"decommission_date": "2027-01-31"})),
+            &[("if-match", &new_etag)],
+        )
+        .await;
+    assert_problem(&after_direct, StatusCode::PRECONDITION_FAILED);
+
+    // Validation is the same as on create.
+    let current = api
+        .call("GET", "/tenants/acme", Some(&admin), None, &[])
+        .await
+        .etag
+        .unwrap();
+    let bad = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"decommission_date": "soon"})),
+            &[("if-match", &current)],
+        )
+        .await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["errors"][0]["field"], "decommission_date");
+    let unknown = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"tenant_id": "other"})),
+            &[("if-match", &current)],
+        )
+        .await;
+    assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn retry_bumps_the_counter_and_delete_records_who_removed_it() {
+    let api = api();
+    let admin = api.admin();
+    api.create("acme", "111111111111").await;
+    for expected in [1, 2] {
+        let retried = api
+            .call("POST", "/tenants/acme/retry", Some(&admin), None, &[])
+            .await;
+        assert_eq!(retried.status, StatusCode::ACCEPTED);
+        assert_eq!(retried.body["retry"], expected);
+    }
+    api.reconcile("acme").await;
+
+    let deleted = api
+        .call("DELETE", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.body);
+    assert_eq!(deleted.body["status"], "pending");
+    api.reconcile("acme").await;
+    let read = api
+        .call("GET", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    assert_eq!(read.body["status"], "deleted");
+    assert_eq!(read.etag, None);
+    let events = api
+        .call("GET", "/tenants/acme/events", Some(&admin), None, &[])
+        .await;
+    let items = events.body["items"].as_array().unwrap();
+    let removal = items
+        .iter()
+        .find(|e| e["action"] == "spec-removed")
+        .expect("the removal is on the timeline");
+    assert_eq!(removal["actor"], "ops@example.com");
+    assert!(
+        items
+            .iter()
+            .any(|e| e["action"] == "delete" && e["result"] == "deleted")
+    );
+    // Gone: deleting again is a 404.
+    let again = api
+        .call("DELETE", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    assert_problem(&again, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn listing_pages_through_more_tenants_than_one_page_and_filters_by_status() {
+    let api = api();
+    let admin = api.admin();
+    let mut expected = Vec::new();
+    for n in 0..7 {
+        let tenant = format!("tenant-{n}");
+        api.create(&tenant, "111111111111").await;
+        expected.push(tenant);
+    }
+    for tenant in &expected[..3] {
+        api.reconcile(tenant).await;
+    }
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let uri = match &next {
+            Some(token) => format!("/tenants?limit=3&next={token}"),
+            None => "/tenants?limit=3".into(),
+        };
+        let page = api.call("GET", &uri, Some(&admin), None, &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        pages += 1;
+        seen.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["tenant_id"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next"].as_str() {
+            Some(token) => next = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, expected);
+
+    let ready = api
+        .call(
+            "GET",
+            "/tenants?status=ready&limit=2",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(ready.body["items"].as_array().unwrap().len(), 2);
+    assert!(ready.body["next"].is_string());
+    let rest = api
+        .call(
+            "GET",
+            &format!(
+                "/tenants?status=ready&limit=2&next={}",
+                ready.body["next"].as_str().unwrap()
+            ),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+
+    for bad in [
+        "/tenants?limit=0",
+        "/tenants?limit=101",
+        "/tenants?status=happy",
+    ] {
+        assert_problem(
+            &api.call("GET", bad, Some(&admin), None, &[]).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    for bad in ["/tenants?next=garbage", "/tenants?colour=red"] {
+        assert_problem(
+            &api.call("GET", bad, Some(&admin), None, &[]).await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_reaches_only_itself_and_never_sets_its_account() {
+    let api = api();
+    let acme_etag = api.create("acme", "111111111111").await.etag.unwrap();
+    let globex_etag = api.create("globex", "222222222222").await.etag.unwrap();
+    let acme = api.tenant("acme");
+
+    // Its own tenant: read, change its config, retry, see its events.
+    let own = api
+        .call("GET", "/tenants/acme", Some(&acme), None, &[])
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let patched = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&acme),
+            Some(json!({"config": {"player_count": 9}})),
+            &[("if-match", &acme_etag)],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::ACCEPTED, "{}", patched.body);
+    assert_eq!(patched.body["updated_by"], "user@acme");
+    let acme_etag = patched.etag.unwrap();
+    let moved = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&acme),
+            Some(json!({"account_id": "333333333333"})),
+            &[("if-match", &acme_etag)],
+        )
+        .await;
+    assert_problem(&moved, StatusCode::FORBIDDEN);
+    let create_self = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&acme),
+            Some(json!({"tenant_id": "acme", "account_id": "111111111111"})),
+            &[],
+        )
+        .await;
+    assert_problem(&create_self, StatusCode::FORBIDDEN);
+
+    // The listing shows only itself.
+    let list = api.call("GET", "/tenants", Some(&acme), None, &[]).await;
+    let ids: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["tenant_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["acme"]);
+
+    // Every route on another tenant: 404, as for a tenant that does not exist, and nothing changes.
+    let body = json!({"config": {"player_count": 1}});
+    for (method, uri, body, headers) in [
+        ("GET", "/tenants/globex", None, vec![]),
+        (
+            "PATCH",
+            "/tenants/globex",
+            Some(body.clone()),
+            vec![("if-match", globex_etag.as_str())],
+        ),
+        ("DELETE", "/tenants/globex", None, vec![]),
+        ("POST", "/tenants/globex/retry", None, vec![]),
+        ("GET", "/tenants/globex/events", None, vec![]),
+        (
+            "POST",
+            "/tenants",
+            Some(json!({"tenant_id": "globex", "account_id": "111111111111"})),
+            vec![],
+        ),
+    ] {
+        let reply = api.call(method, uri, Some(&acme), body, &headers).await;
+        assert_problem(&reply, StatusCode::NOT_FOUND);
+        assert!(
+            !reply.body.to_string().contains("222222222222"),
+            "{method} {uri} leaked"
+        );
+    }
+    let globex = api
+        .call("GET", "/tenants/globex", Some(&api.admin()), None, &[])
+        .await;
+    assert_eq!(globex.etag.as_deref(), Some(globex_etag.as_str()));
+}
