@@ -299,3 +299,156 @@ async fn decommission_runs_on_its_local_schedule() -> Result<()> {
     system.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_on_the_local_system_writes_specs_the_control_plane_provisions() -> Result<()> {
+    let system = start().await?;
+    let base = format!("http://{}", system.api_addr);
+    let http = reqwest::Client::new();
+    let admin = system
+        .tokens
+        .mint("ops@example.com", None, 1)
+        .map_err(anyhow::Error::msg)?;
+    let acme = system
+        .tokens
+        .mint("user@acme", Some("acme"), 1)
+        .map_err(anyhow::Error::msg)?;
+
+    // Create through the API, with an idempotency key sent twice, and a few more to page through.
+    let body = json!({"tenant_id": "acme", "account_id": "222222222222",
+                      "config": {"difficulty": "hard", "player_count": 12}});
+    for _ in 0..2 {
+        let created = http
+            .post(format!("{base}/tenants"))
+            .bearer_auth(&admin)
+            .header("idempotency-key", "create-acme")
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(created.status(), 202);
+    }
+    for n in 0..4 {
+        let created = http
+            .post(format!("{base}/tenants"))
+            .bearer_auth(&admin)
+            .json(&json!({"tenant_id": format!("extra-{n}"), "account_id": "111111111111"}))
+            .send()
+            .await?;
+        assert_eq!(created.status(), 202);
+    }
+    let conflict = http
+        .post(format!("{base}/tenants"))
+        .bearer_auth(&admin)
+        .json(&body)
+        .send()
+        .await?;
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(
+        conflict.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    // The stream provisions it; the API shows ready with outputs.
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "acme") == "ready")
+        .await?;
+    assert_eq!(status(&statuses, "acme"), "ready");
+    let read = http
+        .get(format!("{base}/tenants/acme"))
+        .bearer_auth(&acme)
+        .send()
+        .await?;
+    assert_eq!(read.status(), 200);
+    let etag = read.headers()["etag"].to_str()?.to_owned();
+    let view: Value = read.json().await?;
+    assert_eq!(view["status"], "ready");
+    assert!(view["outputs"].as_object().is_some_and(|o| !o.is_empty()));
+
+    // The tenant changes its own config with If-Match; the stack follows.
+    let patched = http
+        .patch(format!("{base}/tenants/acme"))
+        .bearer_auth(&acme)
+        .header("if-match", &etag)
+        .json(&json!({"config": {"player_count": 20}}))
+        .send()
+        .await?;
+    assert_eq!(patched.status(), 202);
+    let stale = http
+        .patch(format!("{base}/tenants/acme"))
+        .bearer_auth(&acme)
+        .header("if-match", &etag)
+        .json(&json!({"config": {"player_count": 21}}))
+        .send()
+        .await?;
+    assert_eq!(stale.status(), 412);
+    let mut updated = None;
+    for _ in 0..100 {
+        updated = stack_parameter(&system, "222222222222", "acme", "PlayerCount").await?;
+        if updated.as_deref() == Some("20") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(updated.as_deref(), Some("20"));
+
+    // Another tenant's data is a 404; the admin pages through everyone on the real index.
+    let other = http
+        .get(format!("{base}/tenants/extra-0"))
+        .bearer_auth(&acme)
+        .send()
+        .await?;
+    assert_eq!(other.status(), 404);
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut request = http.get(format!("{base}/tenants")).bearer_auth(&admin);
+        request = match &next {
+            Some(token) => request.query(&[("limit", "2"), ("next", token.as_str())]),
+            None => request.query(&[("limit", "2")]),
+        };
+        let page: Value = request.send().await?.json().await?;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["tenant_id"].as_str().map(str::to_owned)),
+        );
+        match page["next"].as_str() {
+            Some(token) => next = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec!["acme", "extra-0", "extra-1", "extra-2", "extra-3"]
+    );
+
+    // Delete through the API: the stack goes, and the timeline names who removed it.
+    let deleted = http
+        .delete(format!("{base}/tenants/acme"))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(deleted.status(), 202);
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "acme") == "deleted")
+        .await?;
+    assert_eq!(status(&statuses, "acme"), "deleted");
+    let events: Value = http
+        .get(format!("{base}/tenants/acme/events"))
+        .bearer_auth(&admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let removal = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["action"] == "spec-removed" && e["actor"] == "ops@example.com");
+    assert!(removal.is_some(), "{events}");
+    system.shutdown().await;
+    Ok(())
+}

@@ -93,6 +93,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The local system's token key (`make up`, `tenantctl token`): documented, for local use only.
+pub const LOCAL_API_TOKEN_KEY: &str = "local-api-token-key";
 pub const LOCAL_ISSUER: &str = "tenant-control-plane-local";
 pub const LOCAL_AUDIENCE: &str = "tenant-api";
 

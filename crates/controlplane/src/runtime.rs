@@ -312,6 +312,38 @@ impl MetricsJob {
     }
 }
 
+/// What the API needs: the tenants table (TABLE_NAME) and the templates. It reaches no tenant
+/// account and needs no ExternalId key.
+pub struct ApiConfig {
+    pub store: Arc<dyn TenantStore>,
+    pub specs: Arc<dyn crate::ports::SpecStore>,
+    pub templates: Arc<dyn crate::ports::TemplateSource>,
+    pub default_region: String,
+}
+
+impl ApiConfig {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        init_logs();
+        let sdk = sdk_config().await;
+        let default_region = sdk
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or(ConfigError::Missing("AWS_REGION"))?;
+        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
+        let store = Arc::new(
+            DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+                .with_audit_retention(audit_retention_days),
+        );
+        Ok(Self {
+            store: store.clone(),
+            specs: store,
+            templates: Arc::new(BundledTemplates::sample()?),
+            default_region,
+        })
+    }
+}
+
 /// Runs a Lambda handler and flushes the metrics it recorded as EMF lines after each invocation.
 pub use metrics_cloudwatch_embedded::lambda::handler::run as run_with_metrics;
 

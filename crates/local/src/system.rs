@@ -4,17 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use api::auth::{LOCAL_API_TOKEN_KEY, LocalTokens};
+use api::{ApiState, with_local_tokens};
 use aws_config::SdkConfig;
 use aws_sdk_cloudformation::types::{Capability, Parameter};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use controlplane::aws::sts::ExternalIds;
 use controlplane::completion::handle_rechecks;
 use controlplane::decommission::decommission;
@@ -60,8 +59,11 @@ fn setup(context: &str, error: impl std::fmt::Display) -> LocalError {
 pub struct LocalConfig {
     /// LOCAL_AWS_PORT (4566): moto server.
     pub aws_port: u16,
-    /// LOCAL_API_PORT (3000): `/health` now, the API later.
+    /// LOCAL_API_PORT (3000): the tenants API (and `/health`).
     pub api_port: u16,
+    /// The key local API tokens are signed with (deployed, API Gateway's JWT authorizer
+    /// verifies the identity provider's tokens instead).
+    pub api_token_key: String,
     pub region: String,
     pub table: String,
     pub role_name: String,
@@ -110,6 +112,7 @@ impl Default for LocalConfig {
                 "333333333333".into(),
             ],
             external_id_key: "local-development-key".into(),
+            api_token_key: LOCAL_API_TOKEN_KEY.into(),
             poll_interval: Duration::from_millis(200),
             sweep_interval: Duration::from_secs(30),
             decommission_interval: Duration::from_secs(30),
@@ -129,13 +132,16 @@ pub struct RunningSystem {
     /// The lifecycle events topic, as template.yaml declares it.
     pub lifecycle_topic_arn: String,
     pub api_addr: SocketAddr,
+    /// Mints the bearer tokens the local API accepts (as admin, or as one tenant).
+    pub tokens: LocalTokens,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningSystem {
     pub async fn start(config: LocalConfig) -> Result<Self, LocalError> {
-        // The health endpoint answers first (503), and 200 once everything below is up.
-        let ready = Arc::new(AtomicBool::new(false));
+        // The API port answers first (503 problem documents), and serves the API once
+        // everything below is up.
+        let api_router: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
         let api_addr = SocketAddr::from(([127, 0, 0, 1], config.api_port));
         let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| {
             setup(
@@ -144,12 +150,12 @@ impl RunningSystem {
             )
         })?;
         let api_addr = listener.local_addr().map_err(|e| setup("api address", e))?;
-        let health = Router::new()
-            .route("/health", get(health))
-            .with_state(ready.clone());
+        let serving = Router::new()
+            .fallback(serve_when_ready)
+            .with_state(api_router.clone());
         let mut tasks = vec![tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, health).await {
-                warn!(error = %e, "health server stopped");
+            if let Err(e) = axum::serve(listener, serving).await {
+                warn!(error = %e, "API server stopped");
             }
         })];
 
@@ -259,7 +265,21 @@ impl RunningSystem {
             config.decommission_interval,
         )));
 
-        ready.store(true, Ordering::SeqCst);
+        let tokens = LocalTokens::new(config.api_token_key.as_bytes().to_vec());
+        let store = Arc::new(controlplane::aws::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.table,
+        ));
+        let api = api::router(ApiState {
+            store: store.clone(),
+            specs: store,
+            templates: Arc::new(
+                controlplane::template_source::BundledTemplates::sample()
+                    .map_err(|e| setup("the tenant template", e))?,
+            ),
+            default_region: config.region.clone(),
+        });
+        let _ = api_router.set(with_local_tokens(api, tokens.clone()));
         Ok(Self {
             emulator,
             sdk,
@@ -269,6 +289,7 @@ impl RunningSystem {
             failure_queue_url,
             lifecycle_topic_arn,
             api_addr,
+            tokens,
             tasks,
         })
     }
@@ -337,14 +358,19 @@ impl Drop for RunningSystem {
     }
 }
 
-async fn health(State(ready): State<Arc<AtomicBool>>) -> (StatusCode, axum::Json<Value>) {
-    if ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, axum::Json(json!({"status": "ok"})))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "starting"})),
-        )
+/// The API once the system is up; until then every request gets 503.
+async fn serve_when_ready(
+    State(api): State<Arc<OnceLock<Router>>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    match api.get() {
+        Some(router) => match router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => api::problem::Problem::unavailable("the local system is starting").into_response(),
     }
 }
 

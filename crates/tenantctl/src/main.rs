@@ -1,6 +1,7 @@
 //! tenantctl: the operator's command line for the tenant control plane.
 
 use anyhow::{Context, Result};
+use api::auth::{LOCAL_API_TOKEN_KEY, LocalTokens};
 use clap::{Parser, Subcommand};
 use controlplane::aws::sts::ExternalIds;
 use controlplane::runtime::{ExternalIdKeySource, external_ids, sdk_config};
@@ -28,6 +29,23 @@ enum Command {
         #[arg(long, env = "EXTERNAL_ID_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Mint a bearer token for the local API (`make up`): as admin, or as one tenant.
+    ///
+    /// Deployed, tokens come from your identity provider and API Gateway verifies them.
+    Token {
+        /// Act as this tenant (only its own tenant, no account changes); default: admin.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Who the token names (recorded as `updated_by`).
+        #[arg(long, default_value = "local-operator")]
+        subject: String,
+        /// Hours the token is valid.
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+        /// The local system's token key.
+        #[arg(long, env = "LOCAL_API_TOKEN_KEY", default_value = LOCAL_API_TOKEN_KEY, hide_env_values = true)]
+        key: String,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +68,17 @@ async fn main() -> Result<()> {
                 .await
                 .context("reading the ExternalId key")?;
             println!("{}", ids.for_account(&account_id));
+        }
+        Command::Token {
+            tenant,
+            subject,
+            hours,
+            key,
+        } => {
+            let token = LocalTokens::new(key.into_bytes())
+                .mint(&subject, tenant.as_deref(), hours)
+                .map_err(|e| anyhow::anyhow!("cannot sign the token: {e}"))?;
+            println!("{token}");
         }
     }
     Ok(())

@@ -1,0 +1,19 @@
+//! Lambda: the tenants API. API Gateway's JWT authorizer has verified the caller; the router
+//! validates, writes SPEC rows and reads STATUS. No STS, no CloudFormation.
+
+use api::lambda::with_authorizer_claims;
+use api::{ApiState, router};
+use controlplane::runtime::ApiConfig;
+use lambda_http::{Error, run};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let config = ApiConfig::from_env().await?;
+    let state = ApiState {
+        store: config.store.clone(),
+        specs: config.specs,
+        templates: config.templates,
+        default_region: config.default_region,
+    };
+    run(with_authorizer_claims(router(state))).await
+}
