@@ -1,0 +1,379 @@
+//! The API answers as openapi.yaml says: every operation in the document is exercised, and every
+//! response's status is declared for its operation and its body validates against the declared
+//! schema (JSON Schema, through the `jsonschema` crate).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use api::auth::LocalTokens;
+use api::{ApiState, router, with_local_tokens};
+use controlplane::fakes::InMemoryStore;
+use controlplane::template_source::BundledTemplates;
+
+const BASE: &str = "https://tenant-api.invalid/openapi";
+
+fn document() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.yaml");
+    let text = std::fs::read_to_string(&path).expect("openapi.yaml");
+    serde_yaml_ng::from_str(&text).expect("openapi.yaml parses")
+}
+
+/// Follows a local `$ref` within the document.
+fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(
+                document,
+                document.pointer(pointer).expect("a $ref that resolves"),
+            )
+        }
+        None => value,
+    }
+}
+
+/// Local references made absolute, so the validator resolves them in the registered document.
+fn absolute(schema: &Value) -> Value {
+    serde_json::from_str(
+        &schema
+            .to_string()
+            .replace("\"#/components", &format!("\"{BASE}#/components")),
+    )
+    .expect("still JSON")
+}
+
+struct Checker {
+    document: Value,
+    app: axum::Router,
+    admin: String,
+    tenant: String,
+    exercised: BTreeSet<(String, String)>,
+}
+
+impl Checker {
+    /// Sends a request for `operation` (method, path template), checks the answer against the
+    /// document, and returns its status, ETag and body.
+    async fn call(
+        &mut self,
+        (method, template): (&str, &str),
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Option<String>, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let etag = response
+            .headers()
+            .get(header::ETAG)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+
+        let operation = &self.document["paths"][template][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{method} {template} is not in openapi.yaml"
+        );
+        self.exercised
+            .insert((method.to_owned(), template.to_owned()));
+        let declared = operation["responses"]
+            .get(status.to_string())
+            .unwrap_or_else(|| {
+                panic!("{method} {template} answered {status}, not declared: {body}")
+            });
+        let declared = resolve(&self.document, declared);
+        let schema = declared["content"].get(&content_type).unwrap_or_else(|| {
+            panic!("{method} {template} {status}: undeclared content type {content_type:?}")
+        })["schema"]
+            .clone();
+        let registry = jsonschema::Registry::new()
+            .add(BASE, self.document.clone())
+            .expect("document registers")
+            .prepare()
+            .expect("registry");
+        let validator = jsonschema::options()
+            .with_registry(&registry)
+            .build(&absolute(&schema))
+            .expect("a valid schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status}: {errors:?} in {body}"
+        );
+        (status, etag, body)
+    }
+}
+
+#[tokio::test]
+async fn every_operation_answers_as_the_document_declares() {
+    let store = Arc::new(InMemoryStore::default());
+    let tokens = LocalTokens::new("k");
+    let state = ApiState {
+        store: store.clone(),
+        specs: store.clone(),
+        templates: Arc::new(BundledTemplates::sample().expect("sample")),
+        default_region: "us-east-1".into(),
+    };
+    let mut api = Checker {
+        document: document(),
+        app: with_local_tokens(router(state), tokens.clone()),
+        admin: tokens.mint("ops", None, 1).unwrap(),
+        tenant: tokens.mint("user", Some("globex"), 1).unwrap(),
+        exercised: BTreeSet::new(),
+    };
+    let admin = api.admin.clone();
+    let tenant = api.tenant.clone();
+    let create = ("POST", "/tenants");
+    let list = ("GET", "/tenants");
+    let get = ("GET", "/tenants/{id}");
+    let patch = ("PATCH", "/tenants/{id}");
+    let delete = ("DELETE", "/tenants/{id}");
+    let retry = ("POST", "/tenants/{id}/retry");
+    let events = ("GET", "/tenants/{id}/events");
+    let good = json!({"tenant_id": "acme", "account_id": "111111111111", "config": {"player_count": 5, "difficulty": "hard"}});
+
+    assert_eq!(
+        api.call(("GET", "/health"), "/health", None, None, &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.call(create, "/tenants", None, Some(good.clone()), &[])
+            .await
+            .0,
+        401
+    );
+    let (status, etag, _) = api
+        .call(
+            create,
+            "/tenants",
+            Some(&admin),
+            Some(good.clone()),
+            &[("idempotency-key", "a")],
+        )
+        .await;
+    assert_eq!(status, 202);
+    let etag = etag.unwrap();
+    assert_eq!(
+        api.call(create, "/tenants", Some(&admin), Some(good.clone()), &[])
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        api.call(
+            create,
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "b"})),
+            &[]
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        api.call(create, "/tenants", Some(&admin), Some(json!("text")), &[])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            create,
+            "/tenants",
+            Some(&tenant),
+            Some(json!({"tenant_id": "globex", "account_id": "111111111111"})),
+            &[]
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.call(create, "/tenants", Some(&tenant), Some(good.clone()), &[])
+            .await
+            .0,
+        404
+    );
+    let big = json!({"tenant_id": "big", "account_id": "111111111111", "config": {"seed": "x".repeat(70_000)}});
+    assert_eq!(
+        api.call(create, "/tenants", Some(&admin), Some(big), &[])
+            .await
+            .0,
+        413
+    );
+
+    assert_eq!(
+        api.call(list, "/tenants", Some(&admin), None, &[]).await.0,
+        200
+    );
+    assert_eq!(
+        api.call(list, "/tenants?limit=0", Some(&admin), None, &[])
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        api.call(list, "/tenants?next=x", Some(&admin), None, &[])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(get, "/tenants/acme", Some(&admin), None, &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.call(get, "/tenants/acme", Some(&tenant), None, &[])
+            .await
+            .0,
+        404
+    );
+
+    let change = json!({"config": {"player_count": 6}});
+    assert_eq!(
+        api.call(
+            patch,
+            "/tenants/acme",
+            Some(&admin),
+            Some(change.clone()),
+            &[]
+        )
+        .await
+        .0,
+        428
+    );
+    assert_eq!(
+        api.call(
+            patch,
+            "/tenants/acme",
+            Some(&admin),
+            Some(change.clone()),
+            &[("if-match", "\"x\"")]
+        )
+        .await
+        .0,
+        412
+    );
+    assert_eq!(
+        api.call(
+            patch,
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"config": {"player_count": 0}})),
+            &[("if-match", &etag)]
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        api.call(
+            patch,
+            "/tenants/acme",
+            Some(&admin),
+            Some(change),
+            &[("if-match", &etag)]
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        api.call(retry, "/tenants/acme/retry", Some(&admin), None, &[])
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        api.call(events, "/tenants/acme/events", Some(&admin), None, &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.call(
+            delete,
+            "/tenants/acme",
+            Some(&admin),
+            None,
+            &[("if-match", "\"x\"")]
+        )
+        .await
+        .0,
+        412
+    );
+    assert_eq!(
+        api.call(delete, "/tenants/acme", Some(&admin), None, &[])
+            .await
+            .0,
+        202
+    );
+    // Never provisioned, now removed: no such tenant any more.
+    assert_eq!(
+        api.call(events, "/tenants/acme/events", Some(&admin), None, &[])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call(get, "/tenants/acme", Some(&admin), None, &[])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call(delete, "/tenants/acme", Some(&admin), None, &[])
+            .await
+            .0,
+        404
+    );
+
+    // Every operation the document declares was exercised.
+    let declared: BTreeSet<(String, String)> = api.document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "patch", "delete", "put"].contains(&k.as_str()))
+                .map(|method| (method.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(api.exercised, declared);
+}
