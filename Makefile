@@ -66,8 +66,9 @@ test: venv toolchain fmt-check clippy lint-templates
 
 # Completion lag on a simulated AWS (BENCHMARKS.md). Dev profile: the lag is measured in virtual
 # time, so an optimised build would change nothing but the build time.
-bench: toolchain
+bench: venv toolchain
 	$(CARGO) bench -p controlplane --bench completion_lag --profile dev
+	$(CARGO) bench -p local --bench api_latency --profile dev
 
 ## Ship ----------------------------------------------------------------------------------------------
 
