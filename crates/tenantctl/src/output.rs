@@ -24,6 +24,16 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
+/// The table without the borders' padding at the line ends.
+fn render(table: &Table) -> String {
+    table
+        .to_string()
+        .lines()
+        .map(|line| line.strip_prefix(' ').unwrap_or(line).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn or_dash(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty()).unwrap_or("-").to_owned()
 }
@@ -61,7 +71,7 @@ pub fn tenants(views: &[TenantView]) -> String {
             or_dash(view.reason.as_deref()),
         ]);
     }
-    out.to_string()
+    render(&out)
 }
 
 /// One tenant, field by field.
@@ -100,7 +110,7 @@ pub fn tenant(tenant: &Tenant) -> String {
     }
     row("status at", or_dash(view.status_updated_at.as_deref()));
     row("etag", or_dash(tenant.etag.as_deref()));
-    out.to_string()
+    render(&out)
 }
 
 pub fn events(entries: &[AuditEntry]) -> String {
@@ -115,7 +125,7 @@ pub fn events(entries: &[AuditEntry]) -> String {
             or_dash(entry.reason.as_deref()),
         ]);
     }
-    out.to_string()
+    render(&out)
 }
 
 /// The one line that ends a write: the tenant and its status, with the reason if any.
@@ -146,6 +156,10 @@ mod tests {
     #[test]
     fn tables_show_each_tenant_and_each_field() {
         let list = tenants(&[view()]);
+        assert!(
+            list.starts_with("TENANT  ") && !list.lines().any(|l| l.ends_with(' ')),
+            "{list:?}"
+        );
         assert!(
             list.contains("TENANT") && list.contains("acme") && list.contains("failed"),
             "{list}"
