@@ -518,3 +518,139 @@ async fn written(
         Exit::Ok
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use controlplane::fakes::{FakeStacks, InMemoryStore};
+    use controlplane::ports::StackError;
+    use controlplane::reconcile::{Reconciler, Settings};
+    use controlplane::spec::TenantKey;
+    use controlplane::template_source::BundledTemplates;
+
+    use super::*;
+
+    /// `--direct` over the in-memory table, and the control plane acting on it.
+    fn world() -> (Backend, Reconciler, Arc<FakeStacks>) {
+        let store = Arc::new(InMemoryStore::default());
+        let templates = Arc::new(BundledTemplates::sample().expect("sample"));
+        let stacks = Arc::new(FakeStacks::default());
+        let state = ApiState {
+            store: store.clone(),
+            specs: store.clone(),
+            templates: templates.clone(),
+            default_region: "us-east-1".into(),
+        };
+        let reconciler =
+            Reconciler::new(store, stacks.clone(), templates, Settings::new("us-east-1"));
+        (
+            Backend::Direct(Direct::new(state, "tester")),
+            reconciler,
+            stacks,
+        )
+    }
+
+    fn waiting(millis: u64) -> Wait {
+        Wait {
+            wait: true,
+            timeout: Duration::from_millis(millis),
+        }
+    }
+
+    #[test]
+    fn the_arguments_parse_as_documented() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "tenantctl",
+            "tenants",
+            "create",
+            "acme",
+            "--account",
+            "222222222222",
+            "--config",
+            "player_count=5",
+            "--wait",
+            "--direct",
+            "--as",
+            "ci",
+            "-o",
+            "json",
+        ])
+        .expect("parses");
+        assert!(cli.global.direct && cli.global.actor == "ci");
+        assert_eq!(cli.global.output, Format::Json);
+        let Command::Tenants(TenantsCommand::Create { config, wait, .. }) = cli.command else {
+            panic!("not a create");
+        };
+        assert_eq!(
+            Value::Object(config.config()),
+            serde_json::json!({"player_count": 5})
+        );
+        assert!(wait.wait && wait.timeout == Duration::from_secs(600));
+        // --timeout means nothing without --wait; a bad account is a usage error.
+        for args in [
+            &["tenantctl", "tenants", "retry", "acme", "--timeout", "5s"][..],
+            &["tenantctl", "tenants", "create", "acme", "--account", "12"][..],
+            &[
+                "tenantctl",
+                "tenants",
+                "update",
+                "acme",
+                "--decommission-date",
+                "2030-01-01",
+                "--clear-decommission-date",
+            ][..],
+        ] {
+            let error = Cli::try_parse_from(args).err().expect("refused");
+            assert_eq!(error.exit_code(), Exit::Usage as i32, "{args:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn wait_exits_by_the_final_status() {
+        let (backend, reconciler, stacks) = world();
+        let key = TenantKey::new("acme");
+        let body = CreateRequest {
+            tenant_id: "acme".into(),
+            account_id: "222222222222".into(),
+            ..CreateRequest::default()
+        }
+        .body();
+        let created = backend.create(&body, None).await.expect("created");
+        assert_eq!(created.view.status, "pending");
+        assert_eq!(created.view.updated_by.as_deref(), Some("tester"));
+
+        // Never picked up: timed out, exit 5.
+        let timed_out = written(&backend, created.clone(), waiting(30), Format::Json, false)
+            .await
+            .expect_err("times out");
+        assert_eq!(timed_out.exit(), Exit::Timeout);
+        assert!(
+            timed_out.to_string().contains("still pending"),
+            "{timed_out}"
+        );
+
+        // CloudFormation refuses for good: failed, exit 1.
+        stacks.fail_next(
+            "create",
+            StackError::Rejected("the template is wrong".into()),
+        );
+        reconciler.reconcile(&key).await.expect("reconcile");
+        let failed = written(&backend, created, waiting(5_000), Format::Json, false).await;
+        assert_eq!(failed.expect("followed"), Exit::Refused);
+
+        // Retried and provisioned: ready, exit 0.
+        let retried = backend.retry("acme").await.expect("retried");
+        for _ in 0..3 {
+            reconciler.reconcile(&key).await.expect("reconcile");
+            stacks.finish_in_progress();
+        }
+        let ready = written(&backend, retried, waiting(5_000), Format::Json, false).await;
+        assert_eq!(ready.expect("followed"), Exit::Ok);
+        assert_eq!(
+            backend.get("acme").await.expect("read").view.status,
+            "ready"
+        );
+    }
+}
