@@ -34,6 +34,17 @@ pub struct ApiState {
     pub default_region: String,
 }
 
+impl From<controlplane::runtime::ApiConfig> for ApiState {
+    fn from(config: controlplane::runtime::ApiConfig) -> Self {
+        Self {
+            store: config.store,
+            specs: config.specs,
+            templates: config.templates,
+            default_region: config.default_region,
+        }
+    }
+}
+
 /// Every route. Callers must carry verified `auth::Claims` (see `with_local_tokens` and
 /// `lambda::claims_from_context`), except `/health`.
 pub fn router(state: ApiState) -> Router {

@@ -222,8 +222,33 @@ impl ApiState {
     }
 }
 
-fn accepted(view: &TenantView, etag: Option<String>) -> Response {
-    with_etag((StatusCode::ACCEPTED, Json(view)).into_response(), etag)
+/// A tenant as an operation answers it: the view and the SPEC's ETag (none once removed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tenant {
+    pub view: TenantView,
+    pub etag: Option<String>,
+}
+
+/// What a create answers; `replayed` when an Idempotency-Key gave back the first answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Created {
+    pub tenant: Tenant,
+    pub replayed: bool,
+}
+
+/// One page of a listing, and the opaque token of the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+fn accepted(tenant: Tenant) -> Response {
+    with_etag(
+        (StatusCode::ACCEPTED, Json(tenant.view)).into_response(),
+        tenant.etag,
+    )
 }
 
 fn with_etag(mut response: Response, etag: Option<String>) -> Response {
@@ -258,6 +283,10 @@ fn if_match(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get("idempotency-key").and_then(|v| v.to_str().ok())
+}
+
 // ------------------------------------------------------------------------------------------------
 // Idempotency
 
@@ -266,21 +295,24 @@ fn request_hash(method: &str, path: &str, body: &Value) -> String {
     hex::encode(digest)
 }
 
-/// Runs `write` once per `Idempotency-Key` (per caller): a replay of the same request gets the
-/// first response; the same key with another request gets 422.
+/// Runs `write` once per idempotency key (per caller): a replay of the same request gets the
+/// first answer; the same key with another request gets 422.
 async fn idempotent<F, Fut>(
     state: &ApiState,
     caller: &Caller,
-    headers: &HeaderMap,
+    key: Option<&str>,
     hash: String,
     write: F,
-) -> Result<Response, Problem>
+) -> Result<Created, Problem>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Response, Problem>>,
+    Fut: Future<Output = Result<Tenant, Problem>>,
 {
-    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
-        return write().await;
+    let Some(key) = key else {
+        return Ok(Created {
+            tenant: write().await?,
+            replayed: false,
+        });
     };
     if key.is_empty() || key.len() > 255 {
         return Err(Problem::bad_request(
@@ -291,118 +323,37 @@ where
         if stored.request_hash != hash {
             return Err(Problem::idempotency_mismatch());
         }
-        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-        let mut response = (status, stored.body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(with_etag(response, stored.etag));
-    }
-    let response = write().await?;
-    if response.status().is_success() {
-        let etag = response
-            .headers()
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let status = response.status().as_u16();
-        let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?;
-        let record = IdempotencyRecord {
-            request_hash: hash,
-            status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-            etag,
-        };
-        match state
-            .specs
-            .put_idempotency_record(&caller.subject, key, &record)
-            .await
-        {
-            // A concurrent request with the same key stored first: both did the same thing.
-            Ok(()) | Err(StoreError::Conflict) => {}
-            Err(e) => tracing::warn!(error = %e, "idempotent response not stored"),
-        }
-        return Ok(Response::from_parts(parts, axum::body::Body::from(bytes)));
-    }
-    Ok(response)
-}
-
-// ------------------------------------------------------------------------------------------------
-// Routes
-
-pub async fn create(
-    State(state): State<ApiState>,
-    caller: Caller,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> Result<Response, Problem> {
-    let Value::Object(fields) = body.clone() else {
-        return Err(Problem::bad_request("the body must be a JSON object"));
-    };
-    only_fields(&fields, CREATE_FIELDS)?;
-    let tenant = text(&fields, "tenant_id").unwrap_or_default();
-    if !caller.is_admin() {
-        return Err(if caller.sees(&tenant) {
-            Problem::forbidden("only an admin creates tenants (and sets account_id)")
-        } else {
-            Problem::not_found(&tenant)
+        let view = serde_json::from_str(&stored.body).map_err(|e| {
+            Problem::unavailable(format!("the stored answer for this key is unreadable: {e}"))
+        })?;
+        return Ok(Created {
+            tenant: Tenant {
+                view,
+                etag: stored.etag,
+            },
+            replayed: true,
         });
     }
-    let hash = request_hash("POST", "/tenants", &body);
-    let state_ref = &state;
-    let subject = caller.subject.clone();
-    idempotent(&state, &caller, &headers, hash, || async move {
-        let key = TenantKey::new(&tenant);
-        let mut fields = fields;
-        fields.insert("updated_by".into(), Value::String(subject));
-        let item = state_ref.checked_item(&key, fields).await?;
-        match state_ref.specs.create_spec(&key, &item).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => {
-                return Err(Problem::conflict(format!(
-                    "tenant {tenant:?} already exists"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let snapshot = Snapshot {
-            spec: Some(item.clone()),
-            ..Snapshot::default()
-        };
-        let view = state_ref.view(&key, &snapshot).await;
-        let mut response = accepted(&view, Some(etag_of(&item)));
-        if let Ok(location) = HeaderValue::from_str(&format!("/tenants/{tenant}")) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
+    let tenant = write().await?;
+    let record = IdempotencyRecord {
+        request_hash: hash,
+        status: StatusCode::ACCEPTED.as_u16(),
+        body: serde_json::to_string(&tenant.view).unwrap_or_default(),
+        etag: tenant.etag.clone(),
+    };
+    match state
+        .specs
+        .put_idempotency_record(&caller.subject, key, &record)
+        .await
+    {
+        // A concurrent request with the same key stored first: both did the same thing.
+        Ok(()) | Err(StoreError::Conflict) => {}
+        Err(e) => tracing::warn!(error = %e, "idempotent response not stored"),
+    }
+    Ok(Created {
+        tenant,
+        replayed: false,
     })
-    .await
-}
-
-pub async fn get_one(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Path(tenant): Path<String>,
-) -> Result<Response, Problem> {
-    let (key, snapshot) = state.visible(&caller, &tenant).await?;
-    let view = state.view(&key, &snapshot).await;
-    let etag = snapshot.spec.as_ref().map(etag_of);
-    Ok(with_etag(Json(view).into_response(), etag))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<usize>,
-    next: Option<String>,
-    status: Option<String>,
 }
 
 /// The opaque `next` token: where the listing resumes.
@@ -433,103 +384,402 @@ fn encode_cursor(cursor: &Cursor) -> String {
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
+/// What a listing of tenants asks for (`GET /tenants`' query).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<usize>,
+    pub next: Option<String>,
+    pub status: Option<String>,
+}
+
+/// What a page of the audit timeline asks for (`GET /tenants/{id}/events`' query).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    pub limit: Option<usize>,
+    pub next: Option<String>,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Operations: the one implementation of each. The routes below call them, and so does
+// `tenantctl --direct` (as an admin naming its actor), so both write and read alike.
+
+impl ApiState {
+    /// Creates a tenant from a create body (admins only); `idempotency_key` makes a retried
+    /// request answer as the first one did.
+    pub async fn create_tenant(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, Problem> {
+        let Value::Object(fields) = body.clone() else {
+            return Err(Problem::bad_request("the body must be a JSON object"));
+        };
+        only_fields(&fields, CREATE_FIELDS)?;
+        let tenant = text(&fields, "tenant_id").unwrap_or_default();
+        if !caller.is_admin() {
+            return Err(if caller.sees(&tenant) {
+                Problem::forbidden("only an admin creates tenants (and sets account_id)")
+            } else {
+                Problem::not_found(&tenant)
+            });
+        }
+        let hash = request_hash("POST", "/tenants", body);
+        let subject = caller.subject.clone();
+        idempotent(self, caller, idempotency_key, hash, || async move {
+            let key = TenantKey::new(&tenant);
+            let mut fields = fields;
+            fields.insert("updated_by".into(), Value::String(subject));
+            let item = self.checked_item(&key, fields).await?;
+            match self.specs.create_spec(&key, &item).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => {
+                    return Err(Problem::conflict(format!(
+                        "tenant {tenant:?} already exists"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let snapshot = Snapshot {
+                spec: Some(item.clone()),
+                ..Snapshot::default()
+            };
+            Ok(Tenant {
+                view: self.view(&key, &snapshot).await,
+                etag: Some(etag_of(&item)),
+            })
+        })
+        .await
+    }
+
+    /// The tenant as `caller` may see it, with its ETag.
+    pub async fn get_tenant(&self, caller: &Caller, tenant: &str) -> Result<Tenant, Problem> {
+        let (key, snapshot) = self.visible(caller, tenant).await?;
+        Ok(Tenant {
+            view: self.view(&key, &snapshot).await,
+            etag: snapshot.spec.as_ref().map(etag_of),
+        })
+    }
+
+    /// One page of the tenants `caller` may see, optionally only those in one status.
+    pub async fn list_tenants(
+        &self,
+        caller: &Caller,
+        query: &ListQuery,
+    ) -> Result<Page<TenantView>, Problem> {
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "limit",
+                format!("must be 1-{MAX_LIMIT}, got {limit}"),
+            )]));
+        }
+        let status_filter = match query.status.as_deref() {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_value::<Status>(Value::String(text.to_owned())).map_err(|_| {
+                    Problem::invalid(vec![FieldError::new(
+                        "status",
+                        format!(
+                            "must be one of creating, updating, deleting, ready, failed, deleted; got {text:?}"
+                        ),
+                    )])
+                })?,
+            ),
+        };
+        let cursor = decode_cursor(query.next.as_deref())?;
+
+        // A tenant sees only itself.
+        if let crate::auth::Role::Tenant(own) = &caller.role {
+            let items = match self.visible(caller, own).await {
+                Ok((key, snapshot)) => {
+                    let view = self.view(&key, &snapshot).await;
+                    let wanted = status_filter.is_none_or(|s| s.as_str() == view.status);
+                    if wanted { vec![view] } else { Vec::new() }
+                }
+                Err(_) => Vec::new(),
+            };
+            return Ok(Page { items, next: None });
+        }
+
+        let (keys, next) = match status_filter {
+            None => {
+                let (keys, next) = self.specs.list_specs(cursor.page, limit).await?;
+                (
+                    keys,
+                    next.map(|page| Cursor {
+                        page: Some(page),
+                        skip: 0,
+                    }),
+                )
+            }
+            Some(status) => {
+                let (summaries, index_next) = self
+                    .store
+                    .list_in_status(status, cursor.page.clone())
+                    .await?;
+                let rest: Vec<TenantKey> = summaries
+                    .into_iter()
+                    .skip(cursor.skip)
+                    .map(|s| s.tenant)
+                    .collect();
+                if rest.len() > limit {
+                    let next = Cursor {
+                        page: cursor.page,
+                        skip: cursor.skip + limit,
+                    };
+                    (rest[..limit].to_vec(), Some(next))
+                } else {
+                    (
+                        rest,
+                        index_next.map(|page| Cursor {
+                            page: Some(page),
+                            skip: 0,
+                        }),
+                    )
+                }
+            }
+        };
+        let items: Vec<TenantView> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let snapshot = self.store.load(&key).await?;
+                Ok::<_, StoreError>(self.view(&key, &snapshot).await)
+            })
+            .buffered(8)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            next: next.as_ref().map(encode_cursor),
+        })
+    }
+
+    /// Applies a JSON Merge Patch (RFC 7396) to the SPEC, only if its ETag is still `if_match`
+    /// (required).
+    pub async fn patch_tenant(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Tenant, Problem> {
+        let Value::Object(changes) = body else {
+            return Err(Problem::bad_request(
+                "the body must be a JSON Merge Patch object",
+            ));
+        };
+        let (key, snapshot) = self.visible(caller, tenant).await?;
+        let Some(current) = snapshot.spec.clone() else {
+            return Err(Problem::not_found(tenant));
+        };
+        only_fields(changes, PATCH_FIELDS)?;
+        if !caller.is_admin()
+            && (changes.contains_key("account_id") || changes.contains_key("region"))
+        {
+            return Err(Problem::forbidden(
+                "only an admin changes account_id or region",
+            ));
+        }
+        let Some(expected_etag) = if_match else {
+            return Err(Problem::precondition_required());
+        };
+        if expected_etag != etag_of(&current) {
+            return Err(Problem::precondition_failed());
+        }
+        let mut document = Value::Object(spec_json(&current));
+        json_patch::merge(&mut document, body);
+        let Value::Object(mut fields) = document else {
+            return Err(Problem::bad_request(
+                "the body must be a JSON Merge Patch object",
+            ));
+        };
+        fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
+        let item = self.checked_item(&key, fields).await?;
+        match self.specs.replace_spec(&key, &item, &current).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(Problem::precondition_failed()),
+            Err(e) => return Err(e.into()),
+        }
+        let snapshot = Snapshot {
+            spec: Some(item.clone()),
+            ..snapshot
+        };
+        Ok(Tenant {
+            view: self.view(&key, &snapshot).await,
+            etag: Some(etag_of(&item)),
+        })
+    }
+
+    /// Rewrites the SPEC with `change` applied, re-reading on a concurrent write (a few times).
+    async fn rewrite(
+        &self,
+        key: &TenantKey,
+        caller: &Caller,
+        change: impl Fn(&mut Map<String, Value>),
+    ) -> Result<Tenant, Problem> {
+        for _ in 0..3 {
+            let snapshot = self.store.load(key).await?;
+            let Some(current) = snapshot.spec.clone() else {
+                return Err(Problem::not_found(key.as_str()));
+            };
+            let mut fields = spec_json(&current);
+            change(&mut fields);
+            fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
+            let item = self.checked_item(key, fields).await?;
+            match self.specs.replace_spec(key, &item, &current).await {
+                Ok(()) => {
+                    let snapshot = Snapshot {
+                        spec: Some(item.clone()),
+                        ..snapshot
+                    };
+                    return Ok(Tenant {
+                        view: self.view(key, &snapshot).await,
+                        etag: Some(etag_of(&item)),
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Problem::unavailable("the tenant kept changing; try again"))
+    }
+
+    /// Runs the tenant's operation again: bumps the SPEC's `retry`.
+    pub async fn retry_tenant(&self, caller: &Caller, tenant: &str) -> Result<Tenant, Problem> {
+        let (key, snapshot) = self.visible(caller, tenant).await?;
+        if snapshot.spec.is_none() {
+            return Err(Problem::not_found(tenant));
+        }
+        self.rewrite(&key, caller, |fields| {
+            let next = fields
+                .get("retry")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .saturating_add(1);
+            fields.insert("retry".into(), Value::from(next));
+        })
+        .await
+    }
+
+    /// Removes the SPEC (only if its ETag is still `if_match`, when given). A DeleteItem names no
+    /// actor, so an audit line naming the caller is written first; `via` says how the request
+    /// came (its reason).
+    pub async fn delete_tenant(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        if_match: Option<&str>,
+        via: &str,
+    ) -> Result<Tenant, Problem> {
+        let (key, snapshot) = self.visible(caller, tenant).await?;
+        let Some(current) = snapshot.spec.clone() else {
+            return Err(Problem::not_found(tenant));
+        };
+        if let Some(expected) = if_match
+            && expected != etag_of(&current)
+        {
+            return Err(Problem::precondition_failed());
+        }
+        let entry = AuditEntry {
+            at: controlplane::reconcile::rfc3339(chrono::Utc::now()),
+            id: format!("api-delete-{}", &etag_of(&current).trim_matches('"')),
+            action: "spec-removed".into(),
+            actor: caller.subject.clone(),
+            requested_by: None,
+            result: "accepted".into(),
+            reason: Some(via.to_owned()),
+        };
+        self.store.append_audit(&key, &entry).await?;
+        match self.specs.delete_spec(&key, &current).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                let refused = AuditEntry {
+                    result: "refused".into(),
+                    reason: Some("the tenant changed meanwhile: not removed".into()),
+                    ..entry
+                };
+                self.store.append_audit(&key, &refused).await?;
+                return Err(Problem::precondition_failed());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let snapshot = Snapshot {
+            spec: None,
+            ..snapshot
+        };
+        Ok(Tenant {
+            view: self.view(&key, &snapshot).await,
+            etag: None,
+        })
+    }
+
+    /// One page of the tenant's audit timeline, oldest first.
+    pub async fn tenant_events(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        query: &EventsQuery,
+    ) -> Result<Page<AuditEntry>, Problem> {
+        let (key, _) = self.visible(caller, tenant).await?;
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let cursor = decode_cursor(query.next.as_deref())?;
+        let (items, next) = self.store.audit_trail(&key, cursor.page, limit).await?;
+        Ok(Page {
+            items,
+            next: next.map(|page| {
+                encode_cursor(&Cursor {
+                    page: Some(page),
+                    skip: 0,
+                })
+            }),
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Routes: HTTP in and out, around the operations above.
+
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let created = state
+        .create_tenant(&caller, &body, idempotency_key(&headers))
+        .await?;
+    let location = format!("/tenants/{}", created.tenant.view.tenant_id);
+    let mut response = accepted(created.tenant);
+    if created.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    } else if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn get_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Response, Problem> {
+    let found = state.get_tenant(&caller, &tenant).await?;
+    Ok(with_etag(Json(found.view).into_response(), found.etag))
+}
+
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "limit",
-            format!("must be 1-{MAX_LIMIT}, got {limit}"),
-        )]));
-    }
-    let status_filter = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_value::<Status>(Value::String(text.to_owned())).map_err(|_| {
-                Problem::invalid(vec![FieldError::new(
-                    "status",
-                    format!(
-                        "must be one of creating, updating, deleting, ready, failed, deleted; got {text:?}"
-                    ),
-                )])
-            })?,
-        ),
-    };
-    let cursor = decode_cursor(query.next.as_deref())?;
-
-    // A tenant sees only itself.
-    if let crate::auth::Role::Tenant(own) = &caller.role {
-        let items = match state.visible(&caller, own).await {
-            Ok((key, snapshot)) => {
-                let view = state.view(&key, &snapshot).await;
-                let wanted = status_filter.is_none_or(|s| s.as_str() == view.status);
-                if wanted { vec![view] } else { Vec::new() }
-            }
-            Err(_) => Vec::new(),
-        };
-        return Ok(Json(json!({"items": items})).into_response());
-    }
-
-    let (keys, next) = match status_filter {
-        None => {
-            let (keys, next) = state.specs.list_specs(cursor.page, limit).await?;
-            (
-                keys,
-                next.map(|page| Cursor {
-                    page: Some(page),
-                    skip: 0,
-                }),
-            )
-        }
-        Some(status) => {
-            let (summaries, index_next) = state
-                .store
-                .list_in_status(status, cursor.page.clone())
-                .await?;
-            let rest: Vec<TenantKey> = summaries
-                .into_iter()
-                .skip(cursor.skip)
-                .map(|s| s.tenant)
-                .collect();
-            if rest.len() > limit {
-                let next = Cursor {
-                    page: cursor.page,
-                    skip: cursor.skip + limit,
-                };
-                (rest[..limit].to_vec(), Some(next))
-            } else {
-                (
-                    rest,
-                    index_next.map(|page| Cursor {
-                        page: Some(page),
-                        skip: 0,
-                    }),
-                )
-            }
-        }
-    };
-    let views: Vec<TenantView> = futures::stream::iter(keys)
-        .map(|key| {
-            let state = &state;
-            async move {
-                let snapshot = state.store.load(&key).await?;
-                Ok::<_, StoreError>(state.view(&key, &snapshot).await)
-            }
-        })
-        .buffered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let mut body = json!({"items": views});
-    if let Some(next) = next {
-        body["next"] = Value::String(encode_cursor(&next));
-    }
-    Ok(Json(body).into_response())
+    Ok(Json(state.list_tenants(&caller, &query).await?).into_response())
 }
 
 pub async fn patch(
@@ -539,80 +789,10 @@ pub async fn patch(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let Value::Object(changes) = &body else {
-        return Err(Problem::bad_request(
-            "the body must be a JSON Merge Patch object",
-        ));
-    };
-    let (key, snapshot) = state.visible(&caller, &tenant).await?;
-    let Some(current) = snapshot.spec.clone() else {
-        return Err(Problem::not_found(&tenant));
-    };
-    only_fields(changes, PATCH_FIELDS)?;
-    if !caller.is_admin() && (changes.contains_key("account_id") || changes.contains_key("region"))
-    {
-        return Err(Problem::forbidden(
-            "only an admin changes account_id or region",
-        ));
-    }
-    let Some(expected_etag) = if_match(&headers) else {
-        return Err(Problem::precondition_required());
-    };
-    if expected_etag != etag_of(&current) {
-        return Err(Problem::precondition_failed());
-    }
-    let mut document = Value::Object(spec_json(&current));
-    json_patch::merge(&mut document, &body);
-    let Value::Object(mut fields) = document else {
-        return Err(Problem::bad_request(
-            "the body must be a JSON Merge Patch object",
-        ));
-    };
-    fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
-    let item = state.checked_item(&key, fields).await?;
-    match state.specs.replace_spec(&key, &item, &current).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(Problem::precondition_failed()),
-        Err(e) => return Err(e.into()),
-    }
-    let snapshot = Snapshot {
-        spec: Some(item.clone()),
-        ..snapshot
-    };
-    let view = state.view(&key, &snapshot).await;
-    Ok(accepted(&view, Some(etag_of(&item))))
-}
-
-/// Rewrites the SPEC with `change` applied, re-reading on a concurrent write (a few times).
-async fn rewrite(
-    state: &ApiState,
-    key: &TenantKey,
-    caller: &Caller,
-    change: impl Fn(&mut Map<String, Value>),
-) -> Result<Response, Problem> {
-    for _ in 0..3 {
-        let snapshot = state.store.load(key).await?;
-        let Some(current) = snapshot.spec.clone() else {
-            return Err(Problem::not_found(key.as_str()));
-        };
-        let mut fields = spec_json(&current);
-        change(&mut fields);
-        fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
-        let item = state.checked_item(key, fields).await?;
-        match state.specs.replace_spec(key, &item, &current).await {
-            Ok(()) => {
-                let snapshot = Snapshot {
-                    spec: Some(item.clone()),
-                    ..snapshot
-                };
-                let view = state.view(key, &snapshot).await;
-                return Ok(accepted(&view, Some(etag_of(&item))));
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Problem::unavailable("the tenant kept changing; try again"))
+    let patched = state
+        .patch_tenant(&caller, &tenant, &body, if_match(&headers))
+        .await?;
+    Ok(accepted(patched))
 }
 
 pub async fn retry(
@@ -620,19 +800,7 @@ pub async fn retry(
     caller: Caller,
     Path(tenant): Path<String>,
 ) -> Result<Response, Problem> {
-    let (key, snapshot) = state.visible(&caller, &tenant).await?;
-    if snapshot.spec.is_none() {
-        return Err(Problem::not_found(&tenant));
-    }
-    rewrite(&state, &key, &caller, |fields| {
-        let next = fields
-            .get("retry")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            .saturating_add(1);
-        fields.insert("retry".into(), Value::from(next));
-    })
-    .await
+    Ok(accepted(state.retry_tenant(&caller, &tenant).await?))
 }
 
 pub async fn delete(
@@ -641,52 +809,10 @@ pub async fn delete(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (key, snapshot) = state.visible(&caller, &tenant).await?;
-    let Some(current) = snapshot.spec.clone() else {
-        return Err(Problem::not_found(&tenant));
-    };
-    if let Some(expected) = if_match(&headers)
-        && expected != etag_of(&current)
-    {
-        return Err(Problem::precondition_failed());
-    }
-    // A DeleteItem names no actor: the audit line says who, first.
-    let entry = AuditEntry {
-        at: controlplane::reconcile::rfc3339(chrono::Utc::now()),
-        id: format!("api-delete-{}", &etag_of(&current).trim_matches('"')),
-        action: "spec-removed".into(),
-        actor: caller.subject.clone(),
-        requested_by: None,
-        result: "accepted".into(),
-        reason: Some("DELETE /tenants/{id}".into()),
-    };
-    state.store.append_audit(&key, &entry).await?;
-    match state.specs.delete_spec(&key, &current).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            let refused = AuditEntry {
-                result: "refused".into(),
-                reason: Some("the tenant changed meanwhile: not removed".into()),
-                ..entry
-            };
-            state.store.append_audit(&key, &refused).await?;
-            return Err(Problem::precondition_failed());
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let snapshot = Snapshot {
-        spec: None,
-        ..snapshot
-    };
-    let view = state.view(&key, &snapshot).await;
-    Ok(accepted(&view, None))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    limit: Option<usize>,
-    next: Option<String>,
+    let deleted = state
+        .delete_tenant(&caller, &tenant, if_match(&headers), "DELETE /tenants/{id}")
+        .await?;
+    Ok(accepted(deleted))
 }
 
 pub async fn events(
@@ -696,18 +822,7 @@ pub async fn events(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let (key, _) = state.visible(&caller, &tenant).await?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let cursor = decode_cursor(query.next.as_deref())?;
-    let (entries, next) = state.store.audit_trail(&key, cursor.page, limit).await?;
-    let mut body = json!({"items": entries});
-    if let Some(next) = next {
-        body["next"] = Value::String(encode_cursor(&Cursor {
-            page: Some(next),
-            skip: 0,
-        }));
-    }
-    Ok(Json(body).into_response())
+    Ok(Json(state.tenant_events(&caller, &tenant, &query).await?).into_response())
 }
 
 pub async fn health() -> Json<Value> {

@@ -325,14 +325,20 @@ impl ApiConfig {
     pub async fn from_env() -> Result<Self, ConfigError> {
         init_logs();
         let sdk = sdk_config().await;
+        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        Self::for_table(&sdk, table)
+    }
+
+    /// The same for a table named by the caller (`tenantctl --direct`), setting up no logging;
+    /// AUDIT_RETENTION_DAYS is read as `from_env` reads it.
+    pub fn for_table(sdk: &SdkConfig, table: impl Into<String>) -> Result<Self, ConfigError> {
         let default_region = sdk
             .region()
             .map(|r| r.as_ref().to_owned())
             .ok_or(ConfigError::Missing("AWS_REGION"))?;
-        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
         let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
         let store = Arc::new(
-            DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+            DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
                 .with_audit_retention(audit_retention_days),
         );
         Ok(Self {

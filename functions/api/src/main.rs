@@ -8,12 +8,6 @@ use lambda_http::{Error, run};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = ApiConfig::from_env().await?;
-    let state = ApiState {
-        store: config.store.clone(),
-        specs: config.specs,
-        templates: config.templates,
-        default_region: config.default_region,
-    };
+    let state = ApiState::from(ApiConfig::from_env().await?);
     run(with_authorizer_claims(router(state))).await
 }

@@ -1,0 +1,416 @@
+//! The built `tenantctl` binary against the local system (`make up`'s): through the API with
+//! locally signed tokens, and `--direct` against the table on moto server.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use integration_tests::tenant_cloudformation;
+use local::emulator::free_port;
+use local::system::{LocalConfig, RunningSystem};
+use serde_json::Value;
+
+const WAIT: &str = "90s";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+}
+
+struct Ctl<'a> {
+    system: &'a RunningSystem,
+}
+
+impl Ctl<'_> {
+    /// tenantctl with `args`, its environment set for the local system and nothing inherited
+    /// that could point it elsewhere.
+    async fn run(&self, token: Option<&str>, args: &[&str]) -> Result<Run> {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantctl"));
+        command
+            .args(args)
+            .env(
+                "TENANTCTL_API_URL",
+                format!("http://{}", self.system.api_addr),
+            )
+            .env("AWS_ENDPOINT_URL", &self.system.emulator.endpoint)
+            .env("AWS_REGION", &self.system.config.region)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("TABLE_NAME", &self.system.config.table)
+            .env_remove("TENANTCTL_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            command.env("TENANTCTL_TOKEN", token);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(180), command.output()).await??;
+        Ok(Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+fn ids(listing: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = listing["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["tenant_id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn stack_parameter(
+    system: &RunningSystem,
+    account: &str,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+    let stacks = cfn
+        .describe_stacks()
+        .stack_name(format!("tenant-{tenant}"))
+        .send()
+        .await?;
+    Ok(stacks.stacks().first().and_then(|s| {
+        s.parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(name))
+            .and_then(|p| p.parameter_value().map(str::to_owned))
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Result<()> {
+    let system = RunningSystem::start(LocalConfig {
+        aws_port: free_port()?,
+        api_port: 0,
+        ..LocalConfig::default()
+    })
+    .await?;
+    let ctl = Ctl { system: &system };
+    let admin = system
+        .tokens
+        .mint("ops@example.com", None, 1)
+        .map_err(anyhow::Error::msg)?;
+    let acme_user = system
+        .tokens
+        .mint("user@acme", Some("acme"), 1)
+        .map_err(anyhow::Error::msg)?;
+    let admin = Some(admin.as_str());
+
+    // Through the API: create and follow it to ready.
+    let created = ctl
+        .run(
+            admin,
+            &[
+                "tenants",
+                "create",
+                "acme",
+                "--account",
+                "222222222222",
+                "--config",
+                "player_count=12",
+                "--config",
+                "difficulty=hard",
+                "--wait",
+                "--timeout",
+                WAIT,
+            ],
+        )
+        .await?;
+    assert_eq!(created.code, 0, "{created:?}");
+    assert_eq!(created.stdout.trim(), "acme: ready", "{created:?}");
+
+    // Update a config entry; it is ready with the new stack parameter.
+    let updated = ctl
+        .run(
+            admin,
+            &[
+                "tenants",
+                "update",
+                "acme",
+                "--config",
+                "player_count=20",
+                "--wait",
+                "--timeout",
+                WAIT,
+                "--output",
+                "json",
+            ],
+        )
+        .await?;
+    assert_eq!(updated.code, 0, "{updated:?}");
+    let view = updated.json();
+    assert_eq!(view["status"], "ready", "{updated:?}");
+    assert_eq!(view["config"]["player_count"], 20);
+    assert_eq!(view["config"]["difficulty"], "hard");
+    assert_eq!(
+        stack_parameter(&system, "222222222222", "acme", "PlayerCount")
+            .await?
+            .as_deref(),
+        Some("20")
+    );
+
+    let got = ctl
+        .run(
+            Some(&acme_user),
+            &["tenants", "get", "acme", "--output", "json"],
+        )
+        .await?;
+    assert_eq!(got.code, 0, "{got:?}");
+    let view = got.json();
+    assert_eq!(view["tenant_id"], "acme");
+    assert_eq!(view["status"], "ready");
+    assert_eq!(view["updated_by"], "ops@example.com");
+    assert!(
+        view["outputs"].as_object().is_some_and(|o| !o.is_empty()),
+        "{got:?}"
+    );
+    let table = ctl.run(admin, &["tenants", "get", "acme"]).await?;
+    assert!(
+        table.stdout.contains("player_count=20") && table.stdout.contains("etag"),
+        "{table:?}"
+    );
+
+    // Directly against the table, as automation does, naming its actor.
+    for tenant in ["extra-0", "extra-1", "extra-2"] {
+        let direct = ctl
+            .run(
+                None,
+                &[
+                    "--direct",
+                    "--as",
+                    "automation@ci",
+                    "tenants",
+                    "create",
+                    tenant,
+                    "--account",
+                    "111111111111",
+                    "--config-json",
+                    r#"{"seed": "s-1"}"#,
+                ],
+            )
+            .await?;
+        assert_eq!(direct.code, 0, "{direct:?}");
+        assert!(
+            direct.stdout.starts_with(&format!("{tenant}: ")),
+            "{direct:?}"
+        );
+    }
+    let again = ctl
+        .run(
+            None,
+            &[
+                "--direct",
+                "tenants",
+                "create",
+                "extra-0",
+                "--account",
+                "111111111111",
+            ],
+        )
+        .await?;
+    assert_eq!(again.code, 4, "{again:?}");
+    assert!(again.stderr.contains("already exists"), "{again:?}");
+
+    // The same validation either way: refused, every field named.
+    for direct in [false, true] {
+        let mut args = vec![
+            "tenants",
+            "create",
+            "broken",
+            "--account",
+            "111111111111",
+            "--config",
+            "player_count=lots",
+        ];
+        if direct {
+            args.insert(0, "--direct");
+        }
+        let refused = ctl.run(admin, &args).await?;
+        assert_eq!(refused.code, 1, "{refused:?}");
+        assert!(
+            refused.stderr.contains("The tenant is not valid")
+                && refused.stderr.contains("config.player_count"),
+            "{refused:?}"
+        );
+    }
+
+    // Paging, two at a time, through the API and directly.
+    for direct in [false, true] {
+        let mut args = vec![
+            "tenants", "list", "--limit", "2", "--all", "--output", "json",
+        ];
+        if direct {
+            args.insert(0, "--direct");
+        }
+        let listed = ctl.run(admin, &args).await?;
+        assert_eq!(listed.code, 0, "{listed:?}");
+        assert_eq!(
+            ids(&listed.json()),
+            vec!["acme", "extra-0", "extra-1", "extra-2"],
+            "{listed:?}"
+        );
+    }
+    let first = ctl
+        .run(
+            admin,
+            &["tenants", "list", "--limit", "2", "--output", "json"],
+        )
+        .await?;
+    assert_eq!(first.json()["items"].as_array().map(Vec::len), Some(2));
+    assert!(first.json()["next"].is_string(), "{first:?}");
+
+    // A tenant's token on another tenant: not found, exit 3.
+    let other = ctl
+        .run(Some(&acme_user), &["tenants", "get", "extra-0"])
+        .await?;
+    assert_eq!(other.code, 3, "{other:?}");
+    assert!(other.stderr.contains("No such tenant"), "{other:?}");
+
+    // Direct update, followed to ready, recorded as the actor.
+    let direct_update = ctl
+        .run(
+            None,
+            &[
+                "--direct",
+                "--as",
+                "automation@ci",
+                "tenants",
+                "update",
+                "extra-1",
+                "--config",
+                "player_count=3",
+                "--wait",
+                "--timeout",
+                WAIT,
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    assert_eq!(direct_update.code, 0, "{direct_update:?}");
+    let view = direct_update.json();
+    assert_eq!(view["status"], "ready", "{direct_update:?}");
+    assert_eq!(view["updated_by"], "automation@ci");
+    assert_eq!(
+        view["config"],
+        serde_json::json!({"seed": "s-1", "player_count": 3})
+    );
+
+    // Delete through the API and directly; both followed to deleted.
+    let deleted = ctl
+        .run(
+            admin,
+            &["tenants", "delete", "acme", "--wait", "--timeout", WAIT],
+        )
+        .await?;
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    assert_eq!(deleted.stdout.trim(), "acme: deleted", "{deleted:?}");
+    let deleted = ctl
+        .run(
+            None,
+            &[
+                "--direct",
+                "--as",
+                "automation@ci",
+                "tenants",
+                "delete",
+                "extra-0",
+                "--wait",
+                "--timeout",
+                WAIT,
+            ],
+        )
+        .await?;
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    assert_eq!(deleted.stdout.trim(), "extra-0: deleted", "{deleted:?}");
+    assert_eq!(
+        stack_parameter(&system, "222222222222", "acme", "PlayerCount")
+            .await
+            .ok()
+            .flatten(),
+        None
+    );
+
+    // The timeline names who asked.
+    let events = ctl.run(admin, &["tenants", "events", "acme"]).await?;
+    assert_eq!(events.code, 0, "{events:?}");
+    assert!(
+        events
+            .stdout
+            .lines()
+            .any(|l| l.contains("spec-removed") && l.contains("ops@example.com")),
+        "{events:?}"
+    );
+    let events = ctl
+        .run(
+            None,
+            &[
+                "--direct", "tenants", "events", "extra-0", "--all", "-o", "json",
+            ],
+        )
+        .await?;
+    assert_eq!(events.code, 0, "{events:?}");
+    let removal = events.json()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["action"] == "spec-removed" && e["actor"] == "automation@ci");
+    assert!(removal, "{events:?}");
+
+    // Usage errors, and an API that is not there.
+    let nothing = ctl.run(admin, &["tenants", "update", "extra-2"]).await?;
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+    let bad_account = ctl
+        .run(admin, &["tenants", "create", "x", "--account", "12"])
+        .await?;
+    assert_eq!(bad_account.code, 2, "{bad_account:?}");
+    let unreachable = ctl
+        .run(
+            admin,
+            &[
+                "--api-url",
+                &format!("http://127.0.0.1:{}", free_port()?),
+                "tenants",
+                "list",
+            ],
+        )
+        .await?;
+    assert_eq!(unreachable.code, 6, "{unreachable:?}");
+    let unauthenticated = ctl.run(None, &["tenants", "list"]).await?;
+    assert_eq!(unauthenticated.code, 1, "{unauthenticated:?}");
+    assert!(
+        unauthenticated.stderr.contains("tenantctl token"),
+        "{unauthenticated:?}"
+    );
+
+    let completions = ctl.run(None, &["completions", "bash"]).await?;
+    assert_eq!(completions.code, 0, "{completions:?}");
+    assert!(completions.stdout.contains("tenantctl"), "{completions:?}");
+
+    system.shutdown().await;
+    Ok(())
+}
