@@ -43,7 +43,10 @@ async fn main() -> Result<()> {
         "  AWS emulator   {endpoint}   (any access key; region {})",
         system.config.region
     );
-    println!("  health         http://{}/health", system.api_addr);
+    println!(
+        "  tenants API    http://{}   (token: cargo run -q -p tenantctl -- token [--tenant ID])",
+        system.api_addr
+    );
     println!(
         "  table          {}   stream {}",
         system.config.table, system.stream_arn
