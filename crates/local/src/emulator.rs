@@ -31,7 +31,9 @@ pub enum EmulatorError {
 
 /// The repository root (this crate lives in crates/local).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    // Shown to people (paths in `make up`'s banner): without the `..`s when it can be.
+    root.canonicalize().unwrap_or(root)
 }
 
 /// `MOTO_SERVER`, else the project venv's `moto_server`.
