@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 CARGO ?= cargo
 
-.PHONY: help up test bench venv build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test bench venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
@@ -59,7 +59,19 @@ lint-templates: venv
 	$(VENV)/bin/cfn-lint template.yaml templates/*.yaml
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/sam validate --lint --template template.yaml
 
-test: venv toolchain fmt-check clippy lint-templates
+SECURITY_VENV ?= .venv-security
+
+$(SECURITY_VENV)/.installed: requirements-security.txt
+	$(PYTHON) -m venv $(SECURITY_VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(SECURITY_VENV); }
+	$(SECURITY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-security.txt
+	@touch $@
+
+# checkov on every template: zero failed checks; every skip is justified inline (Metadata).
+security-lint: $(SECURITY_VENV)/.installed
+	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	  -f template.yaml -f templates/tenant-account-bootstrap.yaml -f templates/tenant-template.yaml
+
+test: venv toolchain fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace
 
 ## Benchmarks ------------------------------------------------------------------------------------
@@ -82,4 +94,4 @@ up: venv toolchain
 	$(CARGO) run --quiet -p local --bin local-system -- $(if $(DEMO),--demo,)
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SECURITY_VENV)
