@@ -15,7 +15,13 @@ use api::{ApiState, router, with_local_tokens};
 use controlplane::fakes::InMemoryStore;
 use controlplane::template_source::BundledTemplates;
 
-const CASES: u32 = 512;
+/// Cases per property: 512, or `PROPTEST_CASES` (e.g. a long soak).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -154,7 +160,7 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn any_json_to_create_is_accepted_or_refused_with_a_reason(body in any_json()) {

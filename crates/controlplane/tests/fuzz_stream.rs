@@ -17,8 +17,13 @@ use controlplane::template_source::BundledTemplates;
 
 use common::event;
 
-/// Cases per property (`PROPTEST_CASES` overrides, e.g. for a long soak).
-const CASES: u32 = 1024;
+/// Cases per property: 1024, or `PROPTEST_CASES` (e.g. a long soak).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -126,7 +131,7 @@ fn check_batch(records: Vec<Value>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn arbitrary_records_never_crash_a_batch(records in prop::collection::vec(any_json(), 0..6)) {
