@@ -346,3 +346,44 @@ async fn the_scheduled_reconciler_alone_provisions_rows_whose_records_were_never
     assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_spec_writes_see_any_concurrent_change_on_the_real_table() -> Result<()> {
+    use controlplane::aws::dynamodb::DynamoStore;
+    use controlplane::ports::{SpecStore, StoreError};
+    use controlplane::spec::TenantKey;
+
+    let system = LocalSystem::start().await?;
+    let specs = DynamoStore::new(system.dynamo.clone(), &system.table);
+    let tenant = TenantKey::new("gs1234");
+    let item = |extra: Value| -> Result<serde_dynamo::Item> {
+        let mut row = seed_row();
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            row[k] = v;
+        }
+        Ok(serde_dynamo::to_item(row)?)
+    };
+    let first = item(json!({"updated_by": "alice", "notes": null}))?;
+    specs.create_spec(&tenant, &first).await?;
+    assert_eq!(
+        specs.create_spec(&tenant, &first).await,
+        Err(StoreError::Conflict)
+    );
+    // Another writer adds a field (same author, so nothing it had changed): still a conflict.
+    let theirs =
+        item(json!({"updated_by": "alice", "notes": null, "decommission_date": "2027-01-31"}))?;
+    specs.replace_spec(&tenant, &theirs, &first).await?;
+    let mine = item(json!({"updated_by": "alice", "region": "eu-west-1"}))?;
+    assert_eq!(
+        specs.replace_spec(&tenant, &mine, &first).await,
+        Err(StoreError::Conflict)
+    );
+    // Against what is really there (a NULL attribute included), the write goes through.
+    specs.replace_spec(&tenant, &mine, &theirs).await?;
+    assert_eq!(
+        specs.delete_spec(&tenant, &theirs).await,
+        Err(StoreError::Conflict)
+    );
+    specs.delete_spec(&tenant, &mine).await?;
+    Ok(())
+}

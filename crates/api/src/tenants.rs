@@ -210,6 +210,8 @@ impl ApiState {
         key: &TenantKey,
         mut fields: Map<String, Value>,
     ) -> Result<Item, Problem> {
+        // `null` means absent (as in a merge patch): never stored as a NULL attribute.
+        fields.retain(|_, value| !value.is_null());
         fields.insert("pk".into(), Value::String(key.pk()));
         fields.insert("sk".into(), Value::String(SPEC_SK.into()));
         let item: Item = serde_dynamo::to_item(Value::Object(fields))

@@ -366,16 +366,43 @@ fn unchanged(
     let plain: HashMap<String, AttributeValue> = expected.clone().into();
     let mut attributes: Vec<(String, AttributeValue)> = plain.into_iter().collect();
     attributes.sort_by(|a, b| a.0.cmp(&b.0));
-    for (index, (name, value)) in attributes.into_iter().enumerate() {
+    for (index, (name, value)) in attributes.iter().enumerate() {
         if name == "pk" || name == "sk" {
             continue;
         }
-        parts.push(format!("#a{index} = :a{index}"));
-        names.insert(format!("#a{index}"), name);
-        values.insert(format!(":a{index}"), value);
+        // A NULL cannot be compared with `=`: check its type instead.
+        let (part, operand) = match value {
+            AttributeValue::Null(_) => (
+                format!("attribute_type(#a{index}, :a{index})"),
+                AttributeValue::S("NULL".into()),
+            ),
+            other => (format!("#a{index} = :a{index}"), other.clone()),
+        };
+        parts.push(part);
+        names.insert(format!("#a{index}"), name.clone());
+        values.insert(format!(":a{index}"), operand);
+    }
+    // A field another writer added meanwhile changes the SPEC too.
+    for (index, field) in SPEC_ATTRIBUTES.iter().enumerate() {
+        if !attributes.iter().any(|(name, _)| name == field) {
+            parts.push(format!("attribute_not_exists(#n{index})"));
+            names.insert(format!("#n{index}"), (*field).to_owned());
+        }
     }
     (parts.join(" AND "), names, values)
 }
+
+/// The attributes of the SPEC row's contract (README, "Table contract").
+const SPEC_ATTRIBUTES: &[&str] = &[
+    "tenant_id",
+    "account_id",
+    "region",
+    "config",
+    "template_version",
+    "decommission_date",
+    "retry",
+    "updated_by",
+];
 
 #[async_trait]
 impl SpecStore for DynamoStore {
@@ -439,11 +466,11 @@ impl SpecStore for DynamoStore {
         limit: usize,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
         let limit = limit.max(1);
-        let mut tenants = Vec::new();
+        let mut rows: Vec<HashMap<String, AttributeValue>> = Vec::new();
         let mut start = start_key_of(page_token)?;
         loop {
             // Each tenant has at most one SPEC and one STATUS entry in the index.
-            let wanted = i32::try_from((limit - tenants.len()) * 2).unwrap_or(i32::MAX);
+            let wanted = i32::try_from((limit - rows.len()) * 2).unwrap_or(i32::MAX);
             let output = self
                 .client
                 .scan()
@@ -456,19 +483,25 @@ impl SpecStore for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
-            tenants.extend(
-                output
-                    .items()
-                    .iter()
+            rows.extend(output.items().iter().cloned());
+            let tenants_of = |rows: &[HashMap<String, AttributeValue>]| -> Vec<TenantKey> {
+                rows.iter()
                     .filter_map(|item| match item.get("pk") {
                         Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk),
                         _ => None,
-                    }),
-            );
+                    })
+                    .collect()
+            };
+            if rows.len() > limit {
+                // More than a page: stop after the last one returned (its keys are the index
+                // position a scan resumes from).
+                rows.truncate(limit);
+                return Ok((tenants_of(&rows), page_token_of(rows.last())));
+            }
             match output.last_evaluated_key {
-                Some(last) if tenants.len() < limit => start = Some(last),
-                Some(last) => return Ok((tenants, page_token_of(Some(&last)))),
-                None => return Ok((tenants, None)),
+                Some(last) if rows.len() < limit => start = Some(last),
+                Some(last) => return Ok((tenants_of(&rows), page_token_of(Some(&last)))),
+                None => return Ok((tenants_of(&rows), None)),
             }
         }
     }
