@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use controlplane::audit::AuditEntry;
 use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
 use controlplane::ports::{IdempotencyRecord, Snapshot, StoreError};
-use controlplane::spec::{FieldError, SPEC_SK, TenantKey, check_tenant_id};
+use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey, check_tenant_id};
 use controlplane::status::Status;
 use controlplane::validation::{Validation, validate};
 use futures::StreamExt;
@@ -58,17 +58,6 @@ pub struct TenantView {
     pub status_updated_at: Option<String>,
 }
 
-/// The fields a SPEC row is made of, as JSON (the table contract's names).
-const SPEC_FIELDS: &[&str] = &[
-    "tenant_id",
-    "account_id",
-    "region",
-    "config",
-    "template_version",
-    "decommission_date",
-    "retry",
-    "updated_by",
-];
 /// What a create may carry.
 const CREATE_FIELDS: &[&str] = &[
     "tenant_id",
@@ -91,7 +80,7 @@ fn spec_json(item: &Item) -> Map<String, Value> {
     match serde_dynamo::from_item::<_, Value>(item.clone()) {
         Ok(Value::Object(map)) => map
             .into_iter()
-            .filter(|(k, _)| SPEC_FIELDS.contains(&k.as_str()))
+            .filter(|(k, _)| SPEC_ATTRIBUTES.contains(&k.as_str()))
             .collect(),
         _ => Map::new(),
     }

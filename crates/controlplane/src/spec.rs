@@ -12,6 +12,18 @@ use serde_dynamo::{AttributeValue, Item};
 pub const PK_PREFIX: &str = "TENANT#";
 pub const SPEC_SK: &str = "SPEC";
 pub const STATUS_SK: &str = "STATUS";
+/// The attributes of the SPEC row's contract (README, "Table contract"); others are kept and
+/// ignored.
+pub const SPEC_ATTRIBUTES: &[&str] = &[
+    "tenant_id",
+    "account_id",
+    "region",
+    "config",
+    "template_version",
+    "decommission_date",
+    "retry",
+    "updated_by",
+];
 
 /// The tenant a row belongs to, as named by its partition key. Not validated: a SPEC with a bad
 /// tenant id still gets its `failed` STATUS under the same key, so the writer can see why.

@@ -13,7 +13,7 @@ use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
 use crate::ports::{
     IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
 };
-use crate::spec::{SPEC_SK, STATUS_SK, TenantKey};
+use crate::spec::{SPEC_ATTRIBUTES, SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
 
 /// The sparse index of SPEC and STATUS rows (template.yaml).
@@ -60,6 +60,14 @@ impl DynamoStore {
             AttributeValue::N(expires_at.to_string()),
         );
         Ok(item)
+    }
+}
+
+/// The tenant a row belongs to, by its pk.
+fn tenant_of(item: &HashMap<String, AttributeValue>) -> Option<TenantKey> {
+    match item.get("pk") {
+        Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk),
+        _ => None,
     }
 }
 
@@ -188,14 +196,7 @@ impl TenantStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
-        let mut tenants: Vec<TenantKey> = output
-            .items()
-            .iter()
-            .filter_map(|item| match item.get("pk") {
-                Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk),
-                _ => None,
-            })
-            .collect();
+        let mut tenants: Vec<TenantKey> = output.items().iter().filter_map(tenant_of).collect();
         tenants.sort();
         tenants.dedup();
         Ok((tenants, page_token_of(output.last_evaluated_key())))
@@ -224,10 +225,7 @@ impl TenantStore for DynamoStore {
             .items()
             .iter()
             .filter_map(|item| {
-                let tenant = match item.get("pk") {
-                    Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk)?,
-                    _ => return None,
-                };
+                let tenant = tenant_of(item)?;
                 let updated_at = match item.get("updated_at") {
                     Some(AttributeValue::S(at)) => at.clone(),
                     _ => String::new(),
@@ -392,18 +390,6 @@ fn unchanged(
     (parts.join(" AND "), names, values)
 }
 
-/// The attributes of the SPEC row's contract (README, "Table contract").
-const SPEC_ATTRIBUTES: &[&str] = &[
-    "tenant_id",
-    "account_id",
-    "region",
-    "config",
-    "template_version",
-    "decommission_date",
-    "retry",
-    "updated_by",
-];
-
 #[async_trait]
 impl SpecStore for DynamoStore {
     async fn create_spec(&self, tenant: &TenantKey, item: &Item) -> Result<(), StoreError> {
@@ -485,12 +471,7 @@ impl SpecStore for DynamoStore {
                 .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
             rows.extend(output.items().iter().cloned());
             let tenants_of = |rows: &[HashMap<String, AttributeValue>]| -> Vec<TenantKey> {
-                rows.iter()
-                    .filter_map(|item| match item.get("pk") {
-                        Some(AttributeValue::S(pk)) => TenantKey::from_pk(pk),
-                        _ => None,
-                    })
-                    .collect()
+                rows.iter().filter_map(tenant_of).collect()
             };
             if rows.len() > limit {
                 // More than a page: stop after the last one returned (its keys are the index
