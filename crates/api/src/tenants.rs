@@ -126,18 +126,20 @@ impl ApiState {
         };
         let current = match &snapshot.spec {
             None => Some(REMOVED_FINGERPRINT.to_owned()),
-            Some(item) => match validate(key, item, self.templates.as_ref()).await {
-                Ok(Validation::Valid(valid)) => {
-                    let region = valid
-                        .spec
-                        .region
-                        .clone()
-                        .unwrap_or_else(|| self.default_region.clone());
-                    Some(fingerprint(&valid.spec, &region, &valid.template_version))
+            Some(item) => {
+                match validate(key, item, status.fleet_version(), self.templates.as_ref()).await {
+                    Ok(Validation::Valid(valid)) => {
+                        let region = valid
+                            .spec
+                            .region
+                            .clone()
+                            .unwrap_or_else(|| self.default_region.clone());
+                        Some(fingerprint(&valid.spec, &region, &valid.template_version))
+                    }
+                    // A SPEC that fails validation is recorded failed with no fingerprint.
+                    _ => None,
                 }
-                // A SPEC that fails validation is recorded failed with no fingerprint.
-                _ => None,
-            },
+            }
         };
         if status.spec_fingerprint == current {
             status.status.as_str().into()
@@ -193,10 +195,12 @@ impl ApiState {
         Ok((key, snapshot))
     }
 
-    /// The SPEC item from its JSON fields, validated as the control plane will.
+    /// The SPEC item from its JSON fields, validated as the control plane will: against the
+    /// template version the tenant's STATUS (`snapshot`'s, if any) says the fleet gives it.
     async fn checked_item(
         &self,
         key: &TenantKey,
+        snapshot: Option<&Snapshot>,
         mut fields: Map<String, Value>,
     ) -> Result<Item, Problem> {
         // `null` means absent (as in a merge patch): never stored as a NULL attribute.
@@ -205,7 +209,10 @@ impl ApiState {
         fields.insert("sk".into(), Value::String(SPEC_SK.into()));
         let item: Item = serde_dynamo::to_item(Value::Object(fields))
             .map_err(|e| Problem::bad_request(format!("cannot store this tenant: {e}")))?;
-        match validate(key, &item, self.templates.as_ref()).await {
+        let assigned = snapshot
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.fleet_version());
+        match validate(key, &item, assigned, self.templates.as_ref()).await {
             Ok(Validation::Valid(_)) => Ok(item),
             Ok(Validation::Invalid(errors)) => Err(Problem::invalid(errors)),
             Err(e) => Err(Problem::unavailable(e.to_string())),
@@ -423,7 +430,7 @@ impl ApiState {
             let key = TenantKey::new(&tenant);
             let mut fields = fields;
             fields.insert("updated_by".into(), Value::String(subject));
-            let item = self.checked_item(&key, fields).await?;
+            let item = self.checked_item(&key, None, fields).await?;
             match self.specs.create_spec(&key, &item).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => {
@@ -589,7 +596,7 @@ impl ApiState {
             ));
         };
         fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
-        let item = self.checked_item(&key, fields).await?;
+        let item = self.checked_item(&key, Some(&snapshot), fields).await?;
         match self.specs.replace_spec(&key, &item, &current).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(Problem::precondition_failed()),
@@ -620,7 +627,7 @@ impl ApiState {
             let mut fields = spec_json(&current);
             change(&mut fields);
             fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
-            let item = self.checked_item(key, fields).await?;
+            let item = self.checked_item(key, Some(&snapshot), fields).await?;
             match self.specs.replace_spec(key, &item, &current).await {
                 Ok(()) => {
                     let snapshot = Snapshot {

@@ -9,9 +9,10 @@ use serde_dynamo::Item;
 
 use crate::audit::AuditEntry;
 use crate::ports::{
-    Snapshot, StackError, StackRequest, StackTarget, Stacks, StatusSummary, StoreError,
-    TenantStore, UpdateStarted,
+    CurrentTemplate, RolloutStore, Snapshot, StackError, StackRequest, StackTarget, Stacks,
+    StatusSummary, StoreError, TemplateRecord, TemplateStore, TenantStore, UpdateStarted,
 };
+use crate::rollout::{Member, MemberState, Rollout};
 use crate::spec::TenantKey;
 use crate::stack::{MANAGED_BY, ObservedStack, StackStatus, TAG_MANAGED_BY, TAG_TENANT_ID};
 use crate::status::{StackLocation, Status, TenantStatus};
@@ -32,6 +33,28 @@ struct StoreState {
     status_writes: usize,
     audit: HashMap<TenantKey, BTreeMap<String, AuditEntry>>,
     idempotency: HashMap<(String, String), crate::ports::IdempotencyRecord>,
+    templates: BTreeMap<String, TemplateRecord>,
+    current_template: Option<CurrentTemplate>,
+    rollouts: BTreeMap<String, Rollout>,
+    members: HashMap<String, BTreeMap<String, Member>>,
+    active_rollout: Option<String>,
+    /// Writes left before the store "crashes" (every later write fails), if set.
+    writes_before_crash: Option<usize>,
+    writes: usize,
+}
+
+impl StoreState {
+    /// Every write passes here: counts it, and fails it once the crash point is reached.
+    fn write(&mut self) -> Result<(), StoreError> {
+        if let Some(left) = self.writes_before_crash.as_mut() {
+            if *left == 0 {
+                return Err(StoreError::Unavailable("simulated crash".into()));
+            }
+            *left -= 1;
+        }
+        self.writes += 1;
+        Ok(())
+    }
 }
 
 /// The tenant table in memory, with conditional STATUS writes and injectable faults.
@@ -64,6 +87,17 @@ impl InMemoryStore {
 
     pub fn fail_next_loads(&self, errors: impl IntoIterator<Item = StoreError>) {
         lock(&self.state).load_faults.extend(errors);
+    }
+
+    /// Every write from now on fails after `writes` more succeed (`None`: never): a process
+    /// that dies at that point, as far as the table can tell.
+    pub fn crash_after_writes(&self, writes: Option<usize>) {
+        lock(&self.state).writes_before_crash = writes;
+    }
+
+    /// Writes of any kind made so far (STATUS, audit, rollouts, templates).
+    pub fn writes(&self) -> usize {
+        lock(&self.state).writes
     }
 
     pub fn status_writes(&self) -> usize {
@@ -140,6 +174,7 @@ impl TenantStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        state.write()?;
         let stored = state.statuses.get(tenant).map(|s| s.version);
         if stored != expected_version {
             return Err(StoreError::Conflict);
@@ -150,7 +185,9 @@ impl TenantStore for InMemoryStore {
     }
 
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
-        lock(&self.state)
+        let mut state = lock(&self.state);
+        state.write()?;
+        state
             .audit
             .entry(tenant.clone())
             .or_default()
@@ -830,5 +867,164 @@ impl crate::ports::SpecStore for InMemoryStore {
         }
         state.idempotency.insert(slot, record.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TemplateStore for InMemoryStore {
+    async fn put_template(&self, record: &TemplateRecord) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.templates.contains_key(&record.version) {
+            return Err(StoreError::Conflict);
+        }
+        state
+            .templates
+            .insert(record.version.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn template(&self, version: &str) -> Result<Option<TemplateRecord>, StoreError> {
+        Ok(lock(&self.state).templates.get(version).cloned())
+    }
+
+    async fn list_templates(&self) -> Result<Vec<TemplateRecord>, StoreError> {
+        let mut records: Vec<TemplateRecord> =
+            lock(&self.state).templates.values().cloned().collect();
+        records.sort_by(|a, b| a.published_at.cmp(&b.published_at));
+        Ok(records)
+    }
+
+    async fn current_template(&self) -> Result<Option<CurrentTemplate>, StoreError> {
+        Ok(lock(&self.state).current_template.clone())
+    }
+
+    async fn set_current_template(
+        &self,
+        version: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.current_template.as_ref().map(|c| c.row_version) != expected {
+            return Err(StoreError::Conflict);
+        }
+        state.current_template = Some(CurrentTemplate {
+            version: version.to_owned(),
+            row_version: expected.map_or(1, |v| v + 1),
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RolloutStore for InMemoryStore {
+    async fn create_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.rollouts.contains_key(&rollout.id) {
+            return Err(StoreError::Conflict);
+        }
+        state.rollouts.insert(rollout.id.clone(), rollout.clone());
+        Ok(())
+    }
+
+    async fn rollout(&self, id: &str) -> Result<Option<Rollout>, StoreError> {
+        Ok(lock(&self.state).rollouts.get(id).cloned())
+    }
+
+    async fn list_rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
+        Ok(lock(&self.state).rollouts.values().rev().cloned().collect())
+    }
+
+    async fn put_rollout(&self, rollout: &Rollout, expected: u64) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.rollouts.get(&rollout.id).map(|r| r.version) != Some(expected) {
+            return Err(StoreError::Conflict);
+        }
+        state.rollouts.insert(rollout.id.clone(), rollout.clone());
+        Ok(())
+    }
+
+    async fn active_rollout(&self) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.state).active_rollout.clone())
+    }
+
+    async fn claim_active(&self, id: &str, replacing: Option<&str>) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        match state.active_rollout.as_deref() {
+            None => {}
+            Some(holder) if holder == id || Some(holder) == replacing => {}
+            Some(_) => return Err(StoreError::Conflict),
+        }
+        state.active_rollout = Some(id.to_owned());
+        Ok(())
+    }
+
+    async fn release_active(&self, id: &str) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.active_rollout.as_deref() == Some(id) {
+            state.active_rollout = None;
+        }
+        Ok(())
+    }
+
+    async fn members(&self, id: &str) -> Result<Vec<Member>, StoreError> {
+        Ok(lock(&self.state)
+            .members
+            .get(id)
+            .map(|members| members.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn add_members(&self, id: &str, members: &[Member]) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        let stored = state.members.entry(id.to_owned()).or_default();
+        for member in members {
+            stored
+                .entry(member.order.clone())
+                .or_insert_with(|| member.clone());
+        }
+        Ok(())
+    }
+
+    async fn put_member(
+        &self,
+        id: &str,
+        member: &Member,
+        expected: MemberState,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        let stored = state.members.entry(id.to_owned()).or_default();
+        match stored.get(&member.order) {
+            Some(current) if current.state == expected => {
+                stored.insert(member.order.clone(), member.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+/// CloudFormation's template check, faked: a body is accepted unless it holds `rejects`.
+#[derive(Default)]
+pub struct FakeTemplateValidator {
+    pub rejects: Option<String>,
+}
+
+#[async_trait]
+impl crate::ports::TemplateValidator for FakeTemplateValidator {
+    async fn validate_template(&self, body: &str) -> Result<(), StackError> {
+        match &self.rejects {
+            Some(marker) if body.contains(marker.as_str()) => Err(StackError::Rejected(format!(
+                "ValidationError: Template format error: unsupported construct {marker}"
+            ))),
+            _ => Ok(()),
+        }
     }
 }

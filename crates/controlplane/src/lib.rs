@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod on_failure;
 pub mod ports;
 pub mod reconcile;
+pub mod rollout;
+pub mod rollout_driver;
 pub mod runtime;
 pub mod spec;
 pub mod stack;

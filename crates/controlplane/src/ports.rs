@@ -278,3 +278,88 @@ pub trait SpecStore: Send + Sync {
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError>;
 }
+
+/// A published tenant template version, as stored: immutable once written.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TemplateRecord {
+    pub version: String,
+    pub body: String,
+    /// Hex SHA-256 of `body`: a publish of the same version and body is a harmless repeat.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub published_by: String,
+    /// RFC 3339.
+    pub published_at: String,
+}
+
+/// The fleet's current template version, with the row version its conditional writes check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentTemplate {
+    pub version: String,
+    pub row_version: u64,
+}
+
+/// Where published template versions and the fleet's current version live (the table).
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// Stores a new version; `Conflict` when the version exists (whatever its body).
+    async fn put_template(&self, record: &TemplateRecord) -> Result<(), StoreError>;
+    async fn template(&self, version: &str) -> Result<Option<TemplateRecord>, StoreError>;
+    /// Every published version (bodies included), oldest first.
+    async fn list_templates(&self) -> Result<Vec<TemplateRecord>, StoreError>;
+    /// `None` until a rollout first makes a published version current.
+    async fn current_template(&self) -> Result<Option<CurrentTemplate>, StoreError>;
+    /// Makes `version` current if the row is still at `expected` (`None`: no row yet).
+    async fn set_current_template(
+        &self,
+        version: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Where rollouts and their members live (the table).
+#[async_trait]
+pub trait RolloutStore: Send + Sync {
+    /// Stores a new rollout; `Conflict` when the id exists.
+    async fn create_rollout(&self, rollout: &crate::rollout::Rollout) -> Result<(), StoreError>;
+    async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError>;
+    /// Every rollout, newest first.
+    async fn list_rollouts(&self) -> Result<Vec<crate::rollout::Rollout>, StoreError>;
+    /// Writes the rollout if its stored `version` is still `expected`.
+    async fn put_rollout(
+        &self,
+        rollout: &crate::rollout::Rollout,
+        expected: u64,
+    ) -> Result<(), StoreError>;
+    /// The rollout that holds the fleet (at most one runs at a time).
+    async fn active_rollout(&self) -> Result<Option<String>, StoreError>;
+    /// Makes `id` the active rollout if none is, or if `replacing` is (a finished one);
+    /// `Conflict` otherwise.
+    async fn claim_active(&self, id: &str, replacing: Option<&str>) -> Result<(), StoreError>;
+    /// Frees the fleet if `id` holds it (a no-op otherwise).
+    async fn release_active(&self, id: &str) -> Result<(), StoreError>;
+    /// Every member of the rollout, sorted by `order`.
+    async fn members(&self, id: &str) -> Result<Vec<crate::rollout::Member>, StoreError>;
+    /// Adds members; one already stored is kept as it is (planning a page twice is harmless).
+    async fn add_members(
+        &self,
+        id: &str,
+        members: &[crate::rollout::Member],
+    ) -> Result<(), StoreError>;
+    /// Writes a member if its stored state is still `expected`.
+    async fn put_member(
+        &self,
+        id: &str,
+        member: &crate::rollout::Member,
+        expected: crate::rollout::MemberState,
+    ) -> Result<(), StoreError>;
+}
+
+/// CloudFormation's own check of a template body (ValidateTemplate, in the control plane's
+/// account: no tenant is reached).
+#[async_trait]
+pub trait TemplateValidator: Send + Sync {
+    /// `Rejected` with CloudFormation's words when the template is invalid.
+    async fn validate_template(&self, body: &str) -> Result<(), StackError>;
+}

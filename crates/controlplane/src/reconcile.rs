@@ -30,6 +30,9 @@ use crate::validation::{ValidSpec, Validation, validate};
 
 pub use crate::stack::MANAGED_BY;
 
+/// `assigned_by` of a tenant given the current version when it was first written.
+pub const ASSIGNED_AT_CREATION: &str = "created";
+
 /// How the reconcile loop behaves; defaults suit production.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -156,12 +159,21 @@ pub struct Reconciler {
     clock: Clock,
 }
 
+#[derive(Clone, Debug, Default)]
+struct Versions {
+    template_version: Option<String>,
+    assigned_version: Option<String>,
+}
+
 /// One look at a tenant.
 struct View {
     key: TenantKey,
     snapshot: Snapshot,
     desired: Desired,
     template_body: Option<String>,
+    /// The template version the SPEC resolves to, even when it is invalid (then: its pin, else
+    /// the assigned one), and the version the fleet assigns the tenant.
+    versions: Versions,
     stack: Option<ObservedStack>,
     location: Option<StackLocation>,
 }
@@ -566,7 +578,7 @@ impl Reconciler {
             let desired = match &snapshot.spec {
                 None => Some(REMOVED_FINGERPRINT.to_owned()),
                 Some(_) => match self.desire(key, &snapshot).await {
-                    Ok((Desired::Present(d), _)) => Some(d.fingerprint),
+                    Ok((Desired::Present(d), _, _)) => Some(d.fingerprint),
                     _ => None,
                 },
             };
@@ -680,27 +692,49 @@ impl Reconciler {
         &self,
         key: &TenantKey,
         snapshot: &Snapshot,
-    ) -> Result<(Desired, Option<String>), TransientError> {
+    ) -> Result<(Desired, Option<String>, Versions), TransientError> {
         let Some(item) = &snapshot.spec else {
-            return Ok((Desired::Absent, None));
+            return Ok((Desired::Absent, None, Versions::default()));
         };
-        let valid = match validate(key, item, self.templates.as_ref())
+        let assigned = snapshot
+            .status
+            .as_ref()
+            .and_then(TenantStatus::fleet_version);
+        let valid = match validate(key, item, assigned, self.templates.as_ref())
             .await
             .map_err(|e| TransientError(e.to_string()))?
         {
             Validation::Valid(valid) => valid,
             Validation::Invalid(errors) => {
+                // Still say which version it failed for (a rollout counts that failure).
+                let assigned_version = match assigned {
+                    Some(version) => version.to_owned(),
+                    None => self
+                        .templates
+                        .current_version()
+                        .await
+                        .map_err(|e| TransientError(e.to_string()))?,
+                };
+                let pin = match item.get("template_version") {
+                    Some(serde_dynamo::AttributeValue::S(pin)) => Some(pin.clone()),
+                    _ => None,
+                };
                 return Ok((
                     Desired::Invalid {
                         reason: describe_errors(&errors),
                     },
                     None,
+                    Versions {
+                        template_version: Some(pin.unwrap_or_else(|| assigned_version.clone())),
+                        assigned_version: Some(assigned_version),
+                    },
                 ));
             }
         };
         let ValidSpec {
             spec,
             template_version,
+            assigned_version,
             template,
             parameters,
         } = *valid;
@@ -708,6 +742,10 @@ impl Reconciler {
             .region
             .clone()
             .unwrap_or_else(|| self.settings.default_region.clone());
+        let versions = Versions {
+            template_version: Some(template_version.clone()),
+            assigned_version: Some(assigned_version.clone()),
+        };
         let desired = DesiredStack {
             fingerprint: fingerprint(&spec, &region, &template_version),
             location: StackLocation {
@@ -718,12 +756,16 @@ impl Reconciler {
             template_version,
             parameters,
         };
-        Ok((Desired::Present(desired), Some(template.body.clone())))
+        Ok((
+            Desired::Present(desired),
+            Some(template.body.clone()),
+            versions,
+        ))
     }
 
     async fn observe(&self, key: &TenantKey) -> Result<View, TransientError> {
         let snapshot = self.store.load(key).await?;
-        let (desired, template_body) = self.desire(key, &snapshot).await?;
+        let (desired, template_body, versions) = self.desire(key, &snapshot).await?;
         let recorded = snapshot.status.as_ref().and_then(|s| s.location.clone());
         let wanted = match &desired {
             Desired::Present(d) => Some(d.location.clone()),
@@ -734,6 +776,7 @@ impl Reconciler {
             snapshot,
             desired,
             template_body,
+            versions,
             stack: None,
             location: recorded.clone().or_else(|| wanted.clone()),
         };
@@ -922,6 +965,8 @@ impl Reconciler {
             stack_id: previous.and_then(|s| s.stack_id.clone()),
             stack_status: previous.and_then(|s| s.stack_status.clone()),
             template_version: previous.and_then(|s| s.template_version.clone()),
+            assigned_version: previous.and_then(|s| s.assigned_version.clone()),
+            assigned_by: previous.and_then(|s| s.assigned_by.clone()),
             spec_fingerprint: previous.and_then(|s| s.spec_fingerprint.clone()),
             updated_at: rfc3339(now),
             version: 0,
@@ -947,6 +992,10 @@ impl Reconciler {
         // A SPEC that failed validation reflects no stack shape: restoring the previous SPEC
         // must count as a change.
         status.spec_fingerprint = view.fingerprint().map(str::to_owned);
+        // The version it failed to reach (a rollout tells its failures by it).
+        if let Some(version) = &view.versions.template_version {
+            status.template_version = Some(version.clone());
+        }
         if let Some(stack) = &view.stack {
             status.stack_status = Some(stack.status.as_str().to_owned());
         }
@@ -977,8 +1026,11 @@ impl Reconciler {
                 status.attempts = 0;
                 status.retries = 0;
                 status.status = Status::Deleted;
-                // A tenant created again later starts with no decommission announced.
+                // A tenant created again later starts afresh: no decommission announced, and
+                // the fleet's current version.
                 status.decommission_notice = None;
+                status.assigned_version = None;
+                status.assigned_by = None;
                 status.outputs.clear();
                 // Only a stack that existed was deleted.
                 status.stack_status = status
@@ -1019,6 +1071,15 @@ impl Reconciler {
         expected_version: Option<u64>,
     ) -> Result<(), Step> {
         let mut status = status.clone();
+        // A tenant's first write fixes the version the fleet gives it; from then on only a
+        // rollout moves it, never the passing of time.
+        if status.assigned_version.is_none()
+            && !matches!(view.desired, Desired::Absent)
+            && let Some(assigned) = &view.versions.assigned_version
+        {
+            status.assigned_version = Some(assigned.clone());
+            status.assigned_by = Some(ASSIGNED_AT_CREATION.into());
+        }
         self.stamp_event(&mut status);
         match self
             .store

@@ -18,8 +18,9 @@ use crate::aws::sts::{ExternalIds, RoleCredentials};
 use crate::metrics;
 use crate::ports::{StreamRecords, TenantStore};
 use crate::reconcile::{Reconciler, Settings};
+use crate::rollout_driver::RolloutDriver;
 use crate::stream::StreamSettings;
-use crate::template_source::BundledTemplates;
+use crate::template_source::{BundledTemplates, TableTemplates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -247,13 +248,15 @@ impl ControlPlane {
             config.tenant_role_name.clone(),
             external_ids,
         ));
-        let store: Arc<dyn TenantStore> = Arc::new(
+        let table = Arc::new(
             DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
             )
             .with_audit_retention(config.audit_retention_days),
         );
+        let store: Arc<dyn TenantStore> = table.clone();
+        let templates = Arc::new(TableTemplates::new(table, BundledTemplates::sample()?));
         let mut reconciler = Reconciler::new(
             store.clone(),
             Arc::new(CloudFormationStacks::new(
@@ -261,7 +264,7 @@ impl ControlPlane {
                 credentials.clone(),
                 config.termination_protection,
             )),
-            Arc::new(BundledTemplates::sample()?),
+            templates,
             config.settings.clone(),
         );
         if let Some(topic_arn) = &config.lifecycle_topic_arn {
@@ -317,7 +320,12 @@ impl MetricsJob {
 pub struct ApiConfig {
     pub store: Arc<dyn TenantStore>,
     pub specs: Arc<dyn crate::ports::SpecStore>,
-    pub templates: Arc<dyn crate::ports::TemplateSource>,
+    pub templates: Arc<TableTemplates>,
+    pub template_store: Arc<dyn crate::ports::TemplateStore>,
+    /// CloudFormation's ValidateTemplate, for publishing versions.
+    pub validator: Arc<dyn crate::ports::TemplateValidator>,
+    /// Starts rollouts and takes their commands (it never steps them: the driver function does).
+    pub rollouts: Arc<RolloutDriver>,
     pub default_region: String,
 }
 
@@ -341,13 +349,75 @@ impl ApiConfig {
             DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
                 .with_audit_retention(audit_retention_days),
         );
+        let templates = Arc::new(TableTemplates::new(
+            store.clone(),
+            BundledTemplates::sample()?,
+        ));
         Ok(Self {
             store: store.clone(),
-            specs: store,
-            templates: Arc::new(BundledTemplates::sample()?),
+            specs: store.clone(),
+            templates: templates.clone(),
+            template_store: store.clone(),
+            validator: Arc::new(crate::aws::cloudformation::CloudFormationValidator::new(
+                sdk,
+            )),
+            rollouts: Arc::new(RolloutDriver::new(
+                store.clone(),
+                store.clone(),
+                store,
+                templates,
+            )),
             default_region,
         })
     }
+}
+
+/// What the rollout driver function needs: the tenants table (TABLE_NAME) and the re-check
+/// queue (RECHECK_QUEUE_URL) moved tenants are reconciled through. It reaches no tenant account.
+pub struct RolloutJob {
+    pub driver: RolloutDriver,
+    /// How long one invocation keeps stepping (ROLLOUT_RUN_SECONDS, default 50) and how often
+    /// (ROLLOUT_STEP_SECONDS, default 5).
+    pub run_for: Duration,
+    pub step_every: Duration,
+}
+
+impl RolloutJob {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        init_logs();
+        let sdk = sdk_config().await;
+        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let queue_url =
+            var("RECHECK_QUEUE_URL").ok_or(ConfigError::Missing("RECHECK_QUEUE_URL"))?;
+        Ok(Self {
+            driver: rollout_driver(&sdk, table, queue_url)?,
+            run_for: Duration::from_secs(parsed("ROLLOUT_RUN_SECONDS", 50)?),
+            step_every: Duration::from_secs(parsed("ROLLOUT_STEP_SECONDS", 5)?),
+        })
+    }
+}
+
+/// The rollout driver on the tenants table `table`, re-checking moved tenants through the
+/// queue `recheck_queue_url`.
+pub fn rollout_driver(
+    sdk: &SdkConfig,
+    table: impl Into<String>,
+    recheck_queue_url: impl Into<String>,
+) -> Result<RolloutDriver, ConfigError> {
+    let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
+    let store = Arc::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
+            .with_audit_retention(audit_retention_days),
+    );
+    let templates = Arc::new(TableTemplates::new(
+        store.clone(),
+        BundledTemplates::sample()?,
+    ));
+    Ok(
+        RolloutDriver::new(store.clone(), store.clone(), store, templates).with_requeue(Arc::new(
+            SqsRequeue::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),
+        )),
+    )
 }
 
 /// Runs a Lambda handler and flushes the metrics it recorded as EMF lines after each invocation.

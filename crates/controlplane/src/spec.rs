@@ -156,18 +156,9 @@ impl TenantSpec {
             ));
         }
         if let Some(version) = &template_version
-            && (version.is_empty()
-                || version.len() > TEMPLATE_VERSION_MAX
-                || !version
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+            && let Err(reason) = check_template_version(version)
         {
-            errors.push(FieldError::new(
-                "template_version",
-                format!(
-                    "must be 1-{TEMPLATE_VERSION_MAX} of letters, digits, '-', '_' or '.', got {version:?}"
-                ),
-            ));
+            errors.push(FieldError::new("template_version", reason));
         }
         if let Some(date) = &decommission_date
             && decommission_instant(date).is_none()
@@ -350,6 +341,21 @@ fn parse_config(
         }
     }
     config
+}
+
+/// A template version name: what a SPEC may pin and what may be published.
+pub fn check_template_version(version: &str) -> Result<(), String> {
+    if version.is_empty()
+        || version.len() > TEMPLATE_VERSION_MAX
+        || !version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(format!(
+            "must be 1-{TEMPLATE_VERSION_MAX} of letters, digits, '-', '_' or '.', got {version:?}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -100,6 +100,14 @@ pub struct TenantStatus {
     pub stack_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_version: Option<String>,
+    /// The template version the fleet assigned this tenant: the current version when it was
+    /// created, then what rollouts move it to. A pin (SPEC `template_version`) overrides it.
+    /// Kept here, not on SPEC, so a writer's put-item can never lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_version: Option<String>,
+    /// Who assigned it: `created`, or the rollout (`r-...`, `r-... rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_by: Option<String>,
     /// The fingerprint of the SPEC this row reflects (content is the version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_fingerprint: Option<String>,
@@ -137,12 +145,24 @@ impl TenantStatus {
             stack_id: None,
             stack_status: None,
             template_version: None,
+            assigned_version: None,
+            assigned_by: None,
             spec_fingerprint: None,
             updated_at: updated_at.into(),
             version: 0,
             pending_events: Vec::new(),
             decommission_notice: None,
         }
+    }
+}
+
+impl TenantStatus {
+    /// The version the fleet gives this tenant when it has no pin: its assignment, or for a row
+    /// written before assignments existed, the version its stack was built with.
+    pub fn fleet_version(&self) -> Option<&str> {
+        self.assigned_version
+            .as_deref()
+            .or(self.template_version.as_deref())
     }
 }
 

@@ -1,13 +1,20 @@
-//! The template source shipped with the control plane: the sample tenant template as `v1`.
-//! A later version adds published versions (stored immutably) behind the same port.
+//! Where tenant template versions come from: the sample template shipped as `v1`, and the
+//! versions published since (stored immutably in the table), with the fleet's current version.
+//! Publishing checks a version before it is stored.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
 
-use crate::ports::{TemplateSource, TemplateSourceError};
-use crate::template::{Template, TemplateError};
+use crate::ports::{
+    StackError, StoreError, TemplateRecord, TemplateSource, TemplateSourceError, TemplateStore,
+    TemplateValidator, TenantStore,
+};
+use crate::spec::{TenantKey, TenantSpec, check_template_version, describe_errors};
+use crate::template::{Template, TemplateError, stack_parameters};
 
 pub const SAMPLE_TEMPLATE: &str = include_str!("../../../templates/tenant-template.yaml");
 pub const SAMPLE_VERSION: &str = "v1";
@@ -59,4 +66,284 @@ impl TemplateSource for BundledTemplates {
     async fn get(&self, version: &str) -> Result<Option<Arc<Template>>, TemplateSourceError> {
         Ok(self.versions.get(version).cloned())
     }
+}
+
+impl BundledTemplates {
+    /// The versions shipped, as published records (`published_by` the control plane).
+    pub fn records(&self) -> Vec<TemplateRecord> {
+        self.versions
+            .values()
+            .map(|template| TemplateRecord {
+                version: template.version.clone(),
+                body: template.body.clone(),
+                sha256: sha256_hex(&template.body),
+                description: Some("shipped with the control plane".into()),
+                published_by: crate::audit::SYSTEM_ACTOR.into(),
+                published_at: "1970-01-01T00:00:00.000Z".into(),
+            })
+            .collect()
+    }
+}
+
+pub fn sha256_hex(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// The shipped versions and those published to the table; the current version is the table's
+/// once a rollout has set one, else the shipped one. Versions never change once stored, so
+/// each is read and parsed once per process.
+pub struct TableTemplates {
+    store: Arc<dyn TemplateStore>,
+    bundled: BundledTemplates,
+    parsed: Mutex<BTreeMap<String, Arc<Template>>>,
+}
+
+impl TableTemplates {
+    pub fn new(store: Arc<dyn TemplateStore>, bundled: BundledTemplates) -> Self {
+        Self {
+            store,
+            bundled,
+            parsed: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every version: shipped first, then published, oldest first.
+    pub async fn records(&self) -> Result<Vec<TemplateRecord>, StoreError> {
+        let mut records = self.bundled.records();
+        records.extend(self.store.list_templates().await?);
+        Ok(records)
+    }
+
+    pub async fn record(&self, version: &str) -> Result<Option<TemplateRecord>, StoreError> {
+        if let Some(record) = self
+            .bundled
+            .records()
+            .into_iter()
+            .find(|r| r.version == version)
+        {
+            return Ok(Some(record));
+        }
+        self.store.template(version).await
+    }
+
+    fn cached(&self, version: &str) -> Option<Arc<Template>> {
+        self.parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(version)
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl TemplateSource for TableTemplates {
+    async fn current_version(&self) -> Result<String, TemplateSourceError> {
+        match self.store.current_template().await {
+            Ok(Some(current)) => Ok(current.version),
+            Ok(None) => self.bundled.current_version().await,
+            Err(e) => Err(TemplateSourceError(e.to_string())),
+        }
+    }
+
+    async fn get(&self, version: &str) -> Result<Option<Arc<Template>>, TemplateSourceError> {
+        if let Some(template) = self.bundled.get(version).await? {
+            return Ok(Some(template));
+        }
+        if let Some(template) = self.cached(version) {
+            return Ok(Some(template));
+        }
+        let Some(record) = self
+            .store
+            .template(version)
+            .await
+            .map_err(|e| TemplateSourceError(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let template = Arc::new(
+            Template::parse(&record.version, &record.body)
+                .map_err(|e| TemplateSourceError(e.to_string()))?,
+        );
+        self.parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(version.to_owned(), template.clone());
+        Ok(Some(template))
+    }
+}
+
+/// The most CloudFormation takes as an inline TemplateBody.
+pub const TEMPLATE_BODY_MAX: usize = 51_200;
+
+/// Why a version was not published.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    /// The version or its body breaks a rule; every problem found, readable.
+    #[error("the template version is not valid: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// Tenants following the fleet whose config the version cannot take (`count` of them;
+    /// the first few `named` with the reason).
+    #[error("the config of {count} tenants does not fit the template: {}", .named.join("; "))]
+    BreaksTenants { count: usize, named: Vec<String> },
+    /// The version exists with another body: versions are immutable.
+    #[error("template version {0} already exists with another body; publish a new version")]
+    Exists(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// A version to publish.
+#[derive(Clone, Debug)]
+pub struct NewTemplate {
+    pub version: String,
+    pub body: String,
+    pub description: Option<String>,
+    pub published_by: String,
+    pub published_at: String,
+}
+
+/// Whether the version was stored now or had been, with the very same body, before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub record: TemplateRecord,
+    pub already: bool,
+}
+
+/// How many tenants a check names before it says "and N more".
+const NAMED_TENANTS: usize = 20;
+
+/// Checks a new version (its name, size, parameters, CloudFormation's ValidateTemplate, and
+/// that every tenant following the fleet could take it with its config), then stores it.
+/// Publishing the same version with the same body again is a harmless repeat.
+pub async fn publish(
+    new: NewTemplate,
+    templates: &TableTemplates,
+    store: &dyn TemplateStore,
+    tenants: &dyn TenantStore,
+    validator: &dyn TemplateValidator,
+) -> Result<Published, PublishError> {
+    let mut problems = Vec::new();
+    if let Err(reason) = check_template_version(&new.version) {
+        problems.push(format!("version {reason}"));
+    }
+    if new.body.len() > TEMPLATE_BODY_MAX {
+        problems.push(format!(
+            "the body is {} bytes; CloudFormation takes at most {TEMPLATE_BODY_MAX} inline",
+            new.body.len()
+        ));
+    }
+    let parsed = Template::parse(&new.version, &new.body);
+    if let Err(e) = &parsed {
+        problems.push(e.message.clone());
+    }
+    if !problems.is_empty() {
+        return Err(PublishError::Invalid(problems));
+    }
+    let sha256 = sha256_hex(&new.body);
+    if let Some(existing) = templates.record(&new.version).await? {
+        return if existing.sha256 == sha256 {
+            Ok(Published {
+                record: existing,
+                already: true,
+            })
+        } else {
+            Err(PublishError::Exists(new.version))
+        };
+    }
+    match validator.validate_template(&new.body).await {
+        Ok(()) => {}
+        Err(StackError::Rejected(reason)) => {
+            return Err(PublishError::Invalid(vec![format!(
+                "CloudFormation ValidateTemplate: {reason}"
+            )]));
+        }
+        Err(e) => {
+            return Err(PublishError::Unavailable(format!(
+                "cannot validate the template: {e}"
+            )));
+        }
+    }
+    let template = parsed.map_err(|e| PublishError::Invalid(vec![e.message]))?;
+    let mut broken = tenants_it_breaks(&template, tenants).await?;
+    if !broken.is_empty() {
+        let count = broken.len();
+        if count > NAMED_TENANTS {
+            broken.truncate(NAMED_TENANTS);
+            broken.push(format!("and {} more", count - NAMED_TENANTS));
+        }
+        return Err(PublishError::BreaksTenants {
+            count,
+            named: broken,
+        });
+    }
+    let record = TemplateRecord {
+        version: new.version.clone(),
+        sha256,
+        body: new.body,
+        description: new.description,
+        published_by: new.published_by,
+        published_at: new.published_at,
+    };
+    match store.put_template(&record).await {
+        Ok(()) => Ok(Published {
+            record,
+            already: false,
+        }),
+        // Published concurrently: the same body is the same version.
+        Err(StoreError::Conflict) => match store.template(&record.version).await? {
+            Some(existing) if existing.sha256 == record.sha256 => Ok(Published {
+                record: existing,
+                already: true,
+            }),
+            _ => Err(PublishError::Exists(record.version)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every tenant that follows the fleet (no pin) whose valid SPEC the template cannot take,
+/// with the reason, sorted.
+async fn tenants_it_breaks(
+    template: &Template,
+    tenants: &dyn TenantStore,
+) -> Result<Vec<String>, StoreError> {
+    let mut keys: Vec<TenantKey> = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = tenants.list_tenants(token).await?;
+        keys.extend(page);
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    let broken: Vec<Option<String>> = futures::stream::iter(keys)
+        .map(|key| async move {
+            let snapshot = tenants.load(&key).await?;
+            let Some(item) = snapshot.spec else {
+                return Ok(None);
+            };
+            // An invalid SPEC already fails on its own; a pinned one does not follow the fleet.
+            let Ok(spec) = TenantSpec::parse(&key, &item) else {
+                return Ok(None);
+            };
+            if spec.template_version.is_some() {
+                return Ok(None);
+            }
+            Ok(stack_parameters(&spec, template)
+                .err()
+                .map(|errors| format!("{}: {}", key.as_str(), describe_errors(&errors))))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let mut broken: Vec<String> = broken.into_iter().flatten().collect();
+    broken.sort();
+    Ok(broken)
 }

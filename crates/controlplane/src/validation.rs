@@ -14,8 +14,10 @@ use crate::template::{Template, stack_parameters};
 #[derive(Clone, Debug)]
 pub struct ValidSpec {
     pub spec: TenantSpec,
-    /// The template version it resolves to (its pin, or the current one).
+    /// The template version it resolves to: its pin, else `assigned_version`.
     pub template_version: String,
+    /// The version the fleet gives it: the one it was assigned, else the current one.
+    pub assigned_version: String,
     pub template: Arc<Template>,
     pub parameters: Vec<(String, String)>,
 }
@@ -27,21 +29,27 @@ pub enum Validation {
     Invalid(Vec<FieldError>),
 }
 
-/// Validates a SPEC item of `key`. Only the template source's own failures are errors (they
+/// Validates a SPEC item of `key` whose tenant the fleet assigned `assigned_version` (`None`:
+/// none yet, so the current version). Only the template source's own failures are errors (they
 /// may heal); everything about the item itself is a `Validation`.
 pub async fn validate(
     key: &TenantKey,
     item: &Item,
+    assigned_version: Option<&str>,
     templates: &dyn TemplateSource,
 ) -> Result<Validation, TemplateSourceError> {
     let spec = match TenantSpec::parse(key, item) {
         Ok(spec) => spec,
         Err(errors) => return Ok(Validation::Invalid(errors)),
     };
-    let version = match &spec.template_version {
-        Some(pin) => pin.clone(),
+    let assigned_version = match assigned_version {
+        Some(version) => version.to_owned(),
         None => templates.current_version().await?,
     };
+    let version = spec
+        .template_version
+        .clone()
+        .unwrap_or_else(|| assigned_version.clone());
     let Some(template) = templates.get(&version).await? else {
         return Ok(Validation::Invalid(vec![FieldError::new(
             "template_version",
@@ -52,6 +60,7 @@ pub async fn validate(
         Ok(parameters) => Ok(Validation::Valid(Box::new(ValidSpec {
             spec,
             template_version: version,
+            assigned_version,
             template,
             parameters,
         }))),

@@ -329,3 +329,39 @@ impl Stacks for CloudFormationStacks {
         Ok(cause)
     }
 }
+
+/// CloudFormation's ValidateTemplate in the control plane's own account (publishing a tenant
+/// template version reaches no tenant).
+pub struct CloudFormationValidator {
+    client: Client,
+}
+
+impl CloudFormationValidator {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self {
+            client: Client::new(sdk),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::TemplateValidator for CloudFormationValidator {
+    async fn validate_template(&self, body: &str) -> Result<(), StackError> {
+        match self
+            .client
+            .validate_template()
+            .template_body(body)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = AwsFailure::from_sdk(&e);
+                Err(match failure.healing {
+                    Healing::Transient => StackError::Transient(failure.message),
+                    Healing::Permanent => StackError::Rejected(failure.message),
+                })
+            }
+        }
+    }
+}

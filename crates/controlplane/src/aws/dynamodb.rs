@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
 use serde_dynamo::Item;
 use tracing::warn;
 
@@ -550,4 +551,377 @@ impl SpecStore for DynamoStore {
 /// Idempotency records live under their own pk, outside every tenant and index.
 fn idempotency_pk(scope: &str, key: &str) -> String {
     format!("IDEMPOTENCY#{scope}#{key}")
+}
+
+/// Template versions and the fleet's current one share one partition, outside every tenant.
+const TEMPLATES_PK: &str = "TEMPLATES";
+const TEMPLATE_SK_PREFIX: &str = "VERSION#";
+const CURRENT_TEMPLATE_SK: &str = "CURRENT";
+/// Rollouts and the active-rollout slot share one partition; each rollout's members have their
+/// own (`ROLLOUT#<id>`).
+const ROLLOUTS_PK: &str = "ROLLOUTS";
+const ROLLOUT_SK_PREFIX: &str = "ROLLOUT#";
+const ACTIVE_ROLLOUT_SK: &str = "ACTIVE";
+const MEMBER_SK_PREFIX: &str = "M#";
+/// A member's tenant is stored under this name: `tenant_id` would put it in the tenants index.
+const MEMBER_TENANT_ATTRIBUTE: &str = "member_tenant";
+
+fn encoded<T: serde::Serialize>(
+    value: &T,
+    pk: String,
+    sk: String,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode a row: {e}")))?;
+    item.insert("pk".into(), AttributeValue::S(pk));
+    item.insert("sk".into(), AttributeValue::S(sk));
+    Ok(item)
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(
+    item: HashMap<String, AttributeValue>,
+) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::Unavailable(format!("unreadable row: {e}")))
+}
+
+fn members_pk(rollout: &str) -> String {
+    format!("ROLLOUT#{rollout}")
+}
+
+fn member_item(
+    rollout: &str,
+    member: &crate::rollout::Member,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item = encoded(
+        member,
+        members_pk(rollout),
+        format!("{MEMBER_SK_PREFIX}{}", member.order),
+    )?;
+    if let Some(tenant) = item.remove("tenant_id") {
+        item.insert(MEMBER_TENANT_ATTRIBUTE.into(), tenant);
+    }
+    Ok(item)
+}
+
+impl DynamoStore {
+    /// Every row of partition `pk` whose sort key starts with `prefix`, in order.
+    async fn query_all(
+        &self,
+        pk: &str,
+        prefix: &str,
+        forward: bool,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            rows.extend(output.items().iter().cloned());
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+        Ok(output.item)
+    }
+}
+
+#[async_trait]
+impl crate::ports::TemplateStore for DynamoStore {
+    async fn put_template(&self, record: &crate::ports::TemplateRecord) -> Result<(), StoreError> {
+        let item = encoded(
+            record,
+            TEMPLATES_PK.into(),
+            format!("{TEMPLATE_SK_PREFIX}{}", record.version),
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn template(
+        &self,
+        version: &str,
+    ) -> Result<Option<crate::ports::TemplateRecord>, StoreError> {
+        self.get(TEMPLATES_PK, &format!("{TEMPLATE_SK_PREFIX}{version}"))
+            .await?
+            .map(decoded)
+            .transpose()
+    }
+
+    async fn list_templates(&self) -> Result<Vec<crate::ports::TemplateRecord>, StoreError> {
+        let mut records: Vec<crate::ports::TemplateRecord> = self
+            .query_all(TEMPLATES_PK, TEMPLATE_SK_PREFIX, true)
+            .await?
+            .into_iter()
+            .map(decoded)
+            .collect::<Result<_, _>>()?;
+        records.sort_by(|a, b| a.published_at.cmp(&b.published_at));
+        Ok(records)
+    }
+
+    async fn current_template(&self) -> Result<Option<crate::ports::CurrentTemplate>, StoreError> {
+        let Some(item) = self.get(TEMPLATES_PK, CURRENT_TEMPLATE_SK).await? else {
+            return Ok(None);
+        };
+        let version = match item.get("current_version") {
+            Some(AttributeValue::S(v)) => v.clone(),
+            _ => {
+                return Err(StoreError::Unavailable(
+                    "unreadable current template row".into(),
+                ));
+            }
+        };
+        let row_version = match item.get("version") {
+            Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(Some(crate::ports::CurrentTemplate {
+            version,
+            row_version,
+        }))
+    }
+
+    async fn set_current_template(
+        &self,
+        version: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let next = expected.map_or(1, |v| v.saturating_add(1));
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(TEMPLATES_PK.into()))
+            .item("sk", AttributeValue::S(CURRENT_TEMPLATE_SK.into()))
+            .item("current_version", AttributeValue::S(version.into()))
+            .item("version", AttributeValue::N(next.to_string()))
+            .expression_attribute_names("#version", "version");
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(#version)"),
+            Some(expected) => request
+                .condition_expression("#version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
+        };
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+}
+
+#[async_trait]
+impl crate::ports::RolloutStore for DynamoStore {
+    async fn create_rollout(&self, rollout: &crate::rollout::Rollout) -> Result<(), StoreError> {
+        let item = encoded(
+            rollout,
+            ROLLOUTS_PK.into(),
+            format!("{ROLLOUT_SK_PREFIX}{}", rollout.id),
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError> {
+        self.get(ROLLOUTS_PK, &format!("{ROLLOUT_SK_PREFIX}{id}"))
+            .await?
+            .map(decoded)
+            .transpose()
+    }
+
+    async fn list_rollouts(&self) -> Result<Vec<crate::rollout::Rollout>, StoreError> {
+        // Ids start with their creation time: newest first is the sort key's reverse order.
+        self.query_all(ROLLOUTS_PK, ROLLOUT_SK_PREFIX, false)
+            .await?
+            .into_iter()
+            .map(decoded)
+            .collect()
+    }
+
+    async fn put_rollout(
+        &self,
+        rollout: &crate::rollout::Rollout,
+        expected: u64,
+    ) -> Result<(), StoreError> {
+        let item = encoded(
+            rollout,
+            ROLLOUTS_PK.into(),
+            format!("{ROLLOUT_SK_PREFIX}{}", rollout.id),
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn active_rollout(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(ROLLOUTS_PK, ACTIVE_ROLLOUT_SK)
+            .await?
+            .and_then(|item| match item.get("rollout_id") {
+                Some(AttributeValue::S(id)) => Some(id.clone()),
+                _ => None,
+            }))
+    }
+
+    async fn claim_active(&self, id: &str, replacing: Option<&str>) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(ROLLOUTS_PK.into()))
+            .item("sk", AttributeValue::S(ACTIVE_ROLLOUT_SK.into()))
+            .item("rollout_id", AttributeValue::S(id.into()))
+            .expression_attribute_values(":id", AttributeValue::S(id.into()));
+        let request = match replacing {
+            None => request.condition_expression("attribute_not_exists(pk) OR rollout_id = :id"),
+            Some(holder) => request
+                .condition_expression(
+                    "attribute_not_exists(pk) OR rollout_id = :id OR rollout_id = :holder",
+                )
+                .expression_attribute_values(":holder", AttributeValue::S(holder.into())),
+        };
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn release_active(&self, id: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(ROLLOUTS_PK.into()))
+            .key("sk", AttributeValue::S(ACTIVE_ROLLOUT_SK.into()))
+            .condition_expression("rollout_id = :id")
+            .expression_attribute_values(":id", AttributeValue::S(id.into()))
+            .send()
+            .await
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn members(&self, id: &str) -> Result<Vec<crate::rollout::Member>, StoreError> {
+        self.query_all(&members_pk(id), MEMBER_SK_PREFIX, true)
+            .await?
+            .into_iter()
+            .map(|mut item| {
+                if let Some(tenant) = item.remove(MEMBER_TENANT_ATTRIBUTE) {
+                    item.insert("tenant_id".into(), tenant);
+                }
+                decoded(item)
+            })
+            .collect()
+    }
+
+    async fn add_members(
+        &self,
+        id: &str,
+        members: &[crate::rollout::Member],
+    ) -> Result<(), StoreError> {
+        // One conditional put each: a member already stored (a page planned twice) is kept.
+        let items = members
+            .iter()
+            .map(|member| member_item(id, member))
+            .collect::<Result<Vec<_>, _>>()?;
+        let writes = items.into_iter().map(|item| async move {
+            match self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+            {
+                Ok(_) | Err(StoreError::Conflict) => Ok(()),
+                Err(e) => Err(e),
+            }
+        });
+        futures::stream::iter(writes)
+            .buffer_unordered(16)
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn put_member(
+        &self,
+        id: &str,
+        member: &crate::rollout::Member,
+        expected: crate::rollout::MemberState,
+    ) -> Result<(), StoreError> {
+        let expected = serde_json::to_value(expected)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(member_item(id, member)?))
+            .condition_expression("#state = :expected")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":expected", AttributeValue::S(expected))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
 }

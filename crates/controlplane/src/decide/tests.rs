@@ -94,6 +94,8 @@ fn status_row(
         stack_id: None,
         stack_status: None,
         template_version: Some("v1".into()),
+        assigned_version: Some("v1".into()),
+        assigned_by: None,
         spec_fingerprint: fingerprint.map(str::to_owned),
         updated_at: "2024-01-01T11:00:00.000Z".into(),
         version: 3,
