@@ -279,6 +279,7 @@ struct CfnState {
     faults: VecDeque<(String, StackError)>,
     calls: Vec<(String, StackLocation)>,
     next_id: u64,
+    open_change_sets: usize,
 }
 
 /// A simulated CloudFormation across accounts and regions, with CloudFormation's rules
@@ -1026,5 +1027,106 @@ impl crate::ports::TemplateValidator for FakeTemplateValidator {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+/// The resources of a template body: logical id -> (type, properties).
+fn resources_of(body: &str) -> BTreeMap<String, (String, serde_yaml_ng::Value)> {
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(body).unwrap_or_default();
+    document
+        .get("Resources")
+        .and_then(serde_yaml_ng::Value::as_mapping)
+        .map(|resources| {
+            resources
+                .iter()
+                .filter_map(|(id, resource)| {
+                    let kind = resource.get("Type")?.as_str()?.to_owned();
+                    let properties = resource.get("Properties").cloned().unwrap_or_default();
+                    Some((id.as_str()?.to_owned(), (kind, properties)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl FakeStacks {
+    /// Change sets created by previews and not deleted.
+    pub fn open_change_sets(&self) -> usize {
+        lock(&self.state).open_change_sets
+    }
+}
+
+/// Previews as CloudFormation computes them, simplified: a resource whose type changes, or
+/// whose name property (`*Name`) changes, is replaced; any other property change modifies it
+/// in place. (moto never reports replacements: this is where that path is tested.)
+#[async_trait]
+impl crate::ports::ChangePreviews for FakeStacks {
+    async fn preview(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
+        let current = {
+            let mut state = lock(&self.state);
+            state.calls.push(("preview".into(), at.location.clone()));
+            if let Some(fault) = Self::take_fault(&mut state, "preview") {
+                return Err(fault);
+            }
+            let Some(stack) = state
+                .stacks
+                .get(&at.location)
+                .filter(|s| s.observed.status != StackStatus::DeleteComplete)
+            else {
+                return Err(StackError::Rejected(format!(
+                    "ValidationError: Stack [{}] does not exist",
+                    at.location.stack_name
+                )));
+            };
+            let body = stack.template_body.clone();
+            state.open_change_sets += 1;
+            body
+        };
+        let before = resources_of(&current);
+        let after = resources_of(&request.template_body);
+        let mut changes = Vec::new();
+        for (id, (kind, properties)) in &after {
+            let change = |action: &str, replacement: Option<&str>| crate::ports::ResourceChange {
+                action: action.into(),
+                logical_id: id.clone(),
+                resource_type: kind.clone(),
+                replacement: replacement.map(str::to_owned),
+            };
+            match before.get(id) {
+                None => changes.push(change("Add", None)),
+                Some((old_kind, _)) if old_kind != kind => {
+                    changes.push(change("Modify", Some("True")))
+                }
+                Some((_, old)) if old != properties => {
+                    let renamed = properties
+                        .as_mapping()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(k, v)| Some((k.as_str()?, v)))
+                        .any(|(k, v)| k.ends_with("Name") && old.get(k) != Some(v));
+                    changes.push(change(
+                        "Modify",
+                        Some(if renamed { "True" } else { "False" }),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, (kind, _)) in &before {
+            if !after.contains_key(id) {
+                changes.push(crate::ports::ResourceChange {
+                    action: "Remove".into(),
+                    logical_id: id.clone(),
+                    resource_type: kind.clone(),
+                    replacement: None,
+                });
+            }
+        }
+        lock(&self.state).open_change_sets -= 1;
+        Ok(changes)
     }
 }

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod rollout;
 pub mod rollout_driver;
+pub mod rollout_preview;
 pub mod runtime;
 pub mod spec;
 pub mod stack;

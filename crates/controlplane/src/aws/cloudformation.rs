@@ -365,3 +365,120 @@ impl crate::ports::TemplateValidator for CloudFormationValidator {
         }
     }
 }
+
+/// How long a preview waits for its change set to be computed.
+const CHANGE_SET_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+#[async_trait]
+impl crate::ports::ChangePreviews for CloudFormationStacks {
+    async fn preview(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
+        use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType};
+        let client = self.client(at).await?;
+        let name = format!("preview-{}", request.client_request_token)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(128)
+            .collect::<String>();
+        let created = client
+            .create_change_set()
+            .stack_name(&at.location.stack_name)
+            .change_set_name(&name)
+            .change_set_type(ChangeSetType::Update)
+            .template_body(&request.template_body)
+            .set_parameters(Some(parameters(request)))
+            .set_tags(Some(tags(request)))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let id = created.id().unwrap_or(&name).to_owned();
+        let result = read_change_set(&client, &at.location.stack_name, &id).await;
+        // Always cleaned up, whatever the reading gave.
+        if let Err(e) = client
+            .delete_change_set()
+            .stack_name(&at.location.stack_name)
+            .change_set_name(&id)
+            .send()
+            .await
+        {
+            tracing::warn!(change_set = %id, error = %classify(&e), "preview change set not deleted");
+        }
+        return result;
+
+        async fn read_change_set(
+            client: &Client,
+            stack: &str,
+            id: &str,
+        ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
+            let started = tokio::time::Instant::now();
+            let mut changes = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let output = client
+                    .describe_change_set()
+                    .stack_name(stack)
+                    .change_set_name(id)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e))?;
+                match output.status() {
+                    Some(ChangeSetStatus::CreateComplete) => {}
+                    Some(ChangeSetStatus::Failed) => {
+                        let reason = output.status_reason().unwrap_or_default();
+                        // An update that changes nothing: CloudFormation fails its change set.
+                        if reason.contains("didn't contain changes")
+                            || reason.contains("No updates are to be performed")
+                        {
+                            return Ok(Vec::new());
+                        }
+                        return Err(StackError::Rejected(format!(
+                            "the change set failed: {reason}"
+                        )));
+                    }
+                    _ => {
+                        if started.elapsed() > CHANGE_SET_WAIT {
+                            return Err(StackError::Transient(
+                                "the change set was not computed in time".into(),
+                            ));
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+                for change in output.changes() {
+                    let Some(resource) = change.resource_change() else {
+                        continue;
+                    };
+                    changes.push(crate::ports::ResourceChange {
+                        action: resource
+                            .action()
+                            .map(|a| a.as_str().to_owned())
+                            .unwrap_or_default(),
+                        logical_id: resource
+                            .logical_resource_id()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        resource_type: resource.resource_type().unwrap_or_default().to_owned(),
+                        replacement: resource.replacement().map(|r| r.as_str().to_owned()),
+                    });
+                }
+                match output.next_token() {
+                    Some(next) => token = Some(next.to_owned()),
+                    None => return Ok(changes),
+                }
+            }
+        }
+    }
+}
