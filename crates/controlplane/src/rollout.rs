@@ -638,9 +638,19 @@ impl Command {
     }
 }
 
-/// A rollout id: time-ordered, unique enough (the creator and target are hashed in).
+/// A rollout id: time-ordered and unique (two starts in the same second, even from one
+/// process, differ: the wall clock's nanoseconds, the process and a counter are hashed in).
 pub fn rollout_id(now: DateTime<Utc>, target_version: &str, created_by: &str) -> String {
-    let digest = Sha256::digest(format!("{now:?}/{target_version}/{created_by}"));
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!(
+        "{now:?}/{target_version}/{created_by}/{wall}/{}/{start}",
+        std::process::id()
+    ));
     format!(
         "r-{}-{}",
         now.format("%Y%m%dT%H%M%SZ"),

@@ -1,0 +1,690 @@
+//! Fleet rollouts with fakes: the driver, the reconcile and CloudFormation together, on a
+//! settable clock. Halts, rollbacks, busy and pinned tenants, tenants created mid-rollout, and
+//! a crash at every write of a whole rollout.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_dynamo::{AttributeValue, Item};
+
+use controlplane::fakes::{
+    Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore, RecordingRequeue,
+};
+use controlplane::ports::{RolloutStore, TemplateStore};
+use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::rollout::{
+    Amount, Command, MemberState, RolloutOptions, RolloutState, Selection,
+};
+use controlplane::rollout_driver::{RolloutDriver, RolloutError, StartRollout};
+use controlplane::rollout_preview::{PreviewRequest, preview_rollout};
+use controlplane::spec::TenantKey;
+use controlplane::stack::TAG_TEMPLATE_VERSION;
+use controlplane::status::{StackLocation, Status};
+use controlplane::template_source::{
+    BundledTemplates, NewTemplate, PublishError, SAMPLE_TEMPLATE, TableTemplates, publish,
+};
+
+use common::seed_image;
+
+fn v2_body() -> String {
+    SAMPLE_TEMPLATE.replace(
+        "MessageRetentionPeriod: 345600",
+        "MessageRetentionPeriod: 1209600",
+    )
+}
+
+fn spec(tenant: &str, extra: &[(&str, &str)]) -> Item {
+    let mut item = seed_image();
+    item.insert("pk".into(), AttributeValue::S(format!("TENANT#{tenant}")));
+    item.insert("tenant_id".into(), AttributeValue::S(tenant.into()));
+    // Each tenant in its own account, as in production.
+    let account = format!(
+        "{:012}",
+        100_000_000_000u64 + tenant.len() as u64 * 7 + tenant.bytes().map(u64::from).sum::<u64>()
+    );
+    item.insert("account_id".into(), AttributeValue::S(account));
+    for (key, value) in extra {
+        item.insert((*key).into(), AttributeValue::S((*value).into()));
+    }
+    item
+}
+
+struct World {
+    store: Arc<InMemoryStore>,
+    stacks: Arc<FakeStacks>,
+    templates: Arc<TableTemplates>,
+    reconciler: Reconciler,
+    driver: RolloutDriver,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    tenants: Vec<TenantKey>,
+}
+
+impl World {
+    /// `count` tenants, all provisioned on v1; v2 published.
+    async fn new(count: usize) -> Self {
+        let store = Arc::new(InMemoryStore::default());
+        let stacks = Arc::new(FakeStacks::default());
+        let clock = Arc::new(Mutex::new(
+            DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ));
+        let read = clock.clone();
+        let now: controlplane::reconcile::Clock = Arc::new(move || *read.lock().unwrap());
+        let templates = Arc::new(TableTemplates::new(
+            store.clone(),
+            BundledTemplates::sample().unwrap(),
+        ));
+        let reconciler = Reconciler::new(
+            store.clone(),
+            stacks.clone(),
+            templates.clone(),
+            Settings::new("us-east-1"),
+        )
+        .with_clock(now.clone());
+        let driver = RolloutDriver::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            templates.clone(),
+        )
+        .with_requeue(Arc::new(RecordingRequeue::default()))
+        .with_clock(now);
+        let mut world = Self {
+            store,
+            stacks,
+            templates,
+            reconciler,
+            driver,
+            clock,
+            tenants: Vec::new(),
+        };
+        for i in 0..count {
+            world.add_tenant(&format!("t{i:03}"), &[]).await;
+        }
+        world.publish("v2", &v2_body()).await.expect("publish v2");
+        world
+    }
+
+    async fn add_tenant(&mut self, id: &str, extra: &[(&str, &str)]) -> TenantKey {
+        let key = TenantKey::new(id);
+        self.store.put_spec(&key, spec(id, extra));
+        self.reconciler.reconcile(&key).await.expect("reconcile");
+        self.tenants.push(key.clone());
+        key
+    }
+
+    async fn publish(&self, version: &str, body: &str) -> Result<(), PublishError> {
+        publish(
+            NewTemplate {
+                version: version.into(),
+                body: body.into(),
+                description: None,
+                published_by: "ops".into(),
+                published_at: "2026-11-23T09:00:00.000Z".into(),
+            },
+            &self.templates,
+            self.store.as_ref(),
+            self.store.as_ref(),
+            &FakeTemplateValidator::default(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    fn advance(&self, seconds: i64) {
+        *self.clock.lock().unwrap() += Duration::seconds(seconds);
+    }
+
+    async fn start(&self, options: RolloutOptions, selection: Selection) -> String {
+        self.driver
+            .start(StartRollout {
+                target_version: "v2".into(),
+                selection,
+                options,
+                created_by: "ops".into(),
+            })
+            .await
+            .expect("start")
+            .id
+    }
+
+    /// The reconcile of every tenant (what the completion loop and the sweep do).
+    async fn reconcile_all(&self) {
+        for key in &self.tenants {
+            // A failure that may heal is recorded; only a store outage comes back.
+            let _ = self.reconciler.reconcile(key).await;
+        }
+    }
+
+    /// Driver steps and reconciles, a minute apart, until the rollout is finished or halted.
+    async fn run(&self, id: &str) -> RolloutState {
+        for _ in 0..500 {
+            let tick = self.driver.tick(id).await.expect("tick");
+            if tick.rollout.state.is_finished() || tick.rollout.state == RolloutState::Halted {
+                return tick.rollout.state;
+            }
+            self.reconcile_all().await;
+            self.advance(60);
+        }
+        panic!("rollout {id} never finished");
+    }
+
+    fn version_of(&self, key: &TenantKey) -> Option<String> {
+        let status = self.store.status(key)?;
+        let stack = self.stacks.stack(status.location.as_ref()?)?;
+        stack
+            .tags
+            .iter()
+            .find(|(k, _)| k == TAG_TEMPLATE_VERSION)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn location(&self, key: &TenantKey) -> StackLocation {
+        self.store.status(key).unwrap().location.unwrap()
+    }
+
+    /// Update calls per tenant that changed the stack's template.
+    fn template_updates(&self) -> BTreeMap<String, usize> {
+        let mut updates = BTreeMap::new();
+        for key in &self.tenants {
+            let location = self.location(key);
+            let count = self
+                .stacks
+                .calls()
+                .iter()
+                .filter(|(op, at)| op == "update" && *at == location)
+                .count();
+            updates.insert(key.as_str().to_owned(), count);
+        }
+        updates
+    }
+}
+
+fn options(canary: u32, concurrency: u32, tolerance: u32) -> RolloutOptions {
+    RolloutOptions {
+        canary: Amount::Count(canary),
+        bake_seconds: 300,
+        growth: 2,
+        wave_bake_seconds: 0,
+        max_concurrency: Amount::Count(concurrency),
+        failure_tolerance: Amount::Count(tolerance),
+        auto_rollback: true,
+    }
+}
+
+#[tokio::test]
+async fn a_rollout_moves_every_unpinned_tenant_once_and_makes_the_version_current() {
+    let mut world = World::new(8).await;
+    let pinned = world
+        .add_tenant("pinned", &[("template_version", "v1")])
+        .await;
+    let id = world.start(options(1, 3, 0), Selection::default()).await;
+    assert_eq!(world.run(&id).await, RolloutState::Completed);
+
+    for key in &world.tenants {
+        let expected = if *key == pinned { "v1" } else { "v2" };
+        assert_eq!(world.version_of(key).as_deref(), Some(expected), "{key:?}");
+        let status = world.store.status(key).unwrap();
+        assert_eq!(status.status, Status::Ready);
+        if *key != pinned {
+            assert_eq!(status.assigned_version.as_deref(), Some("v2"));
+            assert_eq!(status.assigned_by.as_deref(), Some(id.as_str()));
+            let audit = world.store.audit(key);
+            assert!(
+                audit
+                    .iter()
+                    .any(|e| e.action == "template-assigned" && e.result == "v2"),
+                "{audit:?}"
+            );
+        }
+    }
+    for (tenant, updates) in world.template_updates() {
+        let expected = usize::from(tenant != "pinned");
+        assert_eq!(updates, expected, "{tenant}");
+    }
+    assert_eq!(
+        world
+            .store
+            .current_template()
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "v2"
+    );
+    assert_eq!(world.store.active_rollout().await.unwrap(), None);
+
+    // Drift repair and a writer's put-item of the same SPEC never undo it.
+    let key = world.tenants[0].clone();
+    let mut rewritten = spec(key.as_str(), &[]);
+    rewritten.insert("updated_by".into(), AttributeValue::S("terraform".into()));
+    world.store.put_spec(&key, rewritten);
+    world.reconcile_all().await;
+    assert_eq!(world.version_of(&key).as_deref(), Some("v2"));
+    assert_eq!(world.template_updates()[key.as_str()], 1);
+}
+
+#[tokio::test]
+async fn the_canary_bakes_before_the_next_waves() {
+    let world = World::new(6).await;
+    let id = world.start(options(1, 10, 0), Selection::default()).await;
+    world.driver.tick(&id).await.unwrap(); // plan
+    let tick = world.driver.tick(&id).await.unwrap(); // the canary
+    assert_eq!(tick.moved, 1);
+    world.reconcile_all().await;
+    world.driver.tick(&id).await.unwrap(); // canary done: the bake starts
+    world.advance(120);
+    let waiting = world.driver.tick(&id).await.unwrap();
+    assert_eq!(waiting.step, "wait");
+    assert!(waiting.wait_until.is_some());
+    assert_eq!(world.driver.view(&id).await.unwrap().counts.done, 1);
+    world.advance(200);
+    let moved = world.driver.tick(&id).await.unwrap();
+    assert_eq!(
+        moved.moved, 5,
+        "after the bake every remaining tenant moves"
+    );
+}
+
+#[tokio::test]
+async fn failures_past_the_tolerance_halt_and_roll_back_the_tenants_moved() {
+    let world = World::new(8).await;
+    let id = world.start(options(1, 2, 1), Selection::default()).await;
+    world.driver.tick(&id).await.unwrap(); // plan
+    let members = world.store.members(&id).await.unwrap();
+    // Two tenants after the canary fail their update: one more than the tolerance.
+    for member in &members[1..3] {
+        world.stacks.set_behaviour(
+            &format!("tenant-{}", member.tenant_id),
+            Behaviour::FailUpdate {
+                resource_reason: "JobsQueue: MessageRetentionPeriod too long".into(),
+            },
+        );
+    }
+    assert_eq!(world.run(&id).await, RolloutState::RolledBack);
+    let view = world.driver.view(&id).await.unwrap();
+    assert!(
+        view.rollout
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("more than the tolerance of 1"),
+        "{:?}",
+        view.rollout.reason
+    );
+    assert_eq!(
+        view.counts.done + view.counts.moving + view.counts.failed,
+        0
+    );
+    assert!(view.counts.rolled_back >= 3, "{:?}", view.counts);
+    assert!(
+        view.counts.pending > 0,
+        "the halt stopped the rollout early"
+    );
+    for key in &world.tenants {
+        assert_eq!(world.version_of(key).as_deref(), Some("v1"), "{key:?}");
+        let status = world.store.status(key).unwrap();
+        assert_eq!(status.status, Status::Ready, "{key:?}: {:?}", status.reason);
+    }
+    // Never made current.
+    assert_eq!(world.store.current_template().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_canary_failure_halts_whatever_the_tolerance_and_waits_without_auto_rollback() {
+    let world = World::new(5).await;
+    let mut o = options(1, 5, 3);
+    o.auto_rollback = false;
+    let id = world.start(o, Selection::default()).await;
+    world.driver.tick(&id).await.unwrap();
+    let canary = world.store.members(&id).await.unwrap()[0].tenant_id.clone();
+    world.stacks.set_behaviour(
+        &format!("tenant-{canary}"),
+        Behaviour::FailUpdate {
+            resource_reason: "boom".into(),
+        },
+    );
+    assert_eq!(world.run(&id).await, RolloutState::Halted);
+    let view = world.driver.view(&id).await.unwrap();
+    assert_eq!((view.counts.failed, view.counts.pending), (1, 4));
+    // An operator rolls it back by command.
+    world
+        .driver
+        .command(&id, Command::Rollback, "ops")
+        .await
+        .unwrap();
+    assert_eq!(world.run(&id).await, RolloutState::RolledBack);
+    assert_eq!(
+        world.version_of(&TenantKey::new(&canary)).as_deref(),
+        Some("v1")
+    );
+}
+
+#[tokio::test]
+async fn busy_tenants_are_waited_for_not_failed() {
+    let mut world = World::new(3).await;
+    // A tenant mid-update (its stack hangs) when the rollout reaches it.
+    let busy = world.add_tenant("busy", &[]).await;
+    world.stacks.set_hanging("tenant-busy", true);
+    let mut bumped = spec("busy", &[]);
+    bumped.insert("retry".into(), AttributeValue::N("1".into()));
+    world.store.put_spec(&busy, bumped);
+    world.reconciler.reconcile(&busy).await.unwrap();
+    assert_eq!(world.store.status(&busy).unwrap().status, Status::Updating);
+
+    let mut o = options(1, 10, 0);
+    o.bake_seconds = 0;
+    let id = world.start(o, Selection::default()).await;
+    for _ in 0..6 {
+        world.driver.tick(&id).await.unwrap();
+        world.reconcile_all().await;
+    }
+    let view = world.driver.view(&id).await.unwrap();
+    let busy_member = view.members.iter().find(|m| m.tenant_id == "busy").unwrap();
+    assert_eq!(busy_member.state, MemberState::Pending);
+    assert_eq!(view.rollout.state, RolloutState::Running);
+    // Its update ends; then it is moved like the others.
+    world.stacks.set_hanging("tenant-busy", false);
+    world.stacks.finish_in_progress();
+    assert_eq!(world.run(&id).await, RolloutState::Completed);
+    assert_eq!(world.version_of(&busy).as_deref(), Some("v2"));
+}
+
+#[tokio::test]
+async fn a_tenant_created_mid_rollout_gets_a_defined_version_then_is_caught_up() {
+    let mut world = World::new(4).await;
+    let mut o = options(1, 10, 0);
+    o.bake_seconds = 0;
+    let id = world.start(o, Selection::default()).await;
+    world.driver.tick(&id).await.unwrap(); // planned without it
+    let late = world.add_tenant("late", &[]).await;
+    let status = world.store.status(&late).unwrap();
+    assert_eq!(status.assigned_version.as_deref(), Some("v1"));
+    assert_eq!(status.assigned_by.as_deref(), Some("created"));
+    assert_eq!(world.run(&id).await, RolloutState::Completed);
+    assert_eq!(world.version_of(&late).as_deref(), Some("v2"));
+    let members = world.store.members(&id).await.unwrap();
+    assert_eq!(members.last().unwrap().tenant_id, "late");
+    // Created after: the fleet's current version at once.
+    let after = world.add_tenant("after", &[]).await;
+    assert_eq!(
+        world
+            .store
+            .status(&after)
+            .unwrap()
+            .assigned_version
+            .as_deref(),
+        Some("v2")
+    );
+    assert_eq!(world.version_of(&after).as_deref(), Some("v2"));
+}
+
+#[tokio::test]
+async fn pause_resume_cancel_and_a_selection() {
+    let mut world = World::new(6).await;
+    world.add_tenant("gold1", &[]).await;
+    let mut o = options(1, 1, 0);
+    o.bake_seconds = 0;
+    let selection = Selection {
+        tenants: vec!["t001".into(), "t002".into(), "t003".into(), "gold1".into()],
+        ..Selection::default()
+    };
+    let id = world.start(o, selection).await;
+    world.driver.tick(&id).await.unwrap();
+    world.driver.tick(&id).await.unwrap();
+    world
+        .driver
+        .command(&id, Command::Pause, "ops")
+        .await
+        .unwrap();
+    world.reconcile_all().await;
+    for _ in 0..3 {
+        let tick = world.driver.tick(&id).await.unwrap();
+        assert_eq!(tick.moved, 0);
+    }
+    assert_eq!(world.driver.view(&id).await.unwrap().counts.done, 1);
+    // A second rollout cannot start while this one holds the fleet.
+    let busy = world
+        .driver
+        .start(StartRollout {
+            target_version: "v2".into(),
+            selection: Selection::default(),
+            options: RolloutOptions::default(),
+            created_by: "ops".into(),
+        })
+        .await;
+    assert!(matches!(busy, Err(RolloutError::Busy(_))), "{busy:?}");
+    world
+        .driver
+        .command(&id, Command::Resume, "ops")
+        .await
+        .unwrap();
+    world.driver.tick(&id).await.unwrap();
+    world
+        .driver
+        .command(&id, Command::Cancel, "ops")
+        .await
+        .unwrap();
+    assert!(matches!(
+        world.driver.command(&id, Command::Resume, "ops").await,
+        Err(RolloutError::Refused(_))
+    ));
+    world.reconcile_all().await;
+    let on_v2 = world
+        .tenants
+        .iter()
+        .filter(|k| world.version_of(k).as_deref() == Some("v2"))
+        .count();
+    assert_eq!(on_v2, 2, "the canary and one more; the rest never moved");
+    for untouched in ["t000", "t004", "t005"] {
+        assert_eq!(
+            world.version_of(&TenantKey::new(untouched)).as_deref(),
+            Some("v1")
+        );
+    }
+    // A selection never changes the fleet's current version.
+    assert_eq!(world.store.current_template().await.unwrap(), None);
+    // The fleet is free again.
+    assert_eq!(world.store.active_rollout().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_completed_rollout_rolled_back_restores_the_previous_current_version() {
+    let world = World::new(3).await;
+    let mut o = options(1, 3, 0);
+    o.bake_seconds = 0;
+    let id = world.start(o, Selection::default()).await;
+    assert_eq!(world.run(&id).await, RolloutState::Completed);
+    world
+        .driver
+        .command(&id, Command::Rollback, "ops")
+        .await
+        .unwrap();
+    assert_eq!(world.run(&id).await, RolloutState::RolledBack);
+    for key in &world.tenants {
+        assert_eq!(world.version_of(key).as_deref(), Some("v1"));
+    }
+    assert_eq!(
+        world
+            .store
+            .current_template()
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "v1"
+    );
+}
+
+/// The whole rollout once, counting every write; then, for every write, the same rollout with
+/// the process dying at that write and started again: no tenant updated twice, none skipped.
+#[tokio::test]
+async fn a_crash_at_any_write_resumes_without_updating_a_tenant_twice_or_skipping_one() {
+    let mut o = options(1, 2, 0);
+    o.bake_seconds = 0;
+    let baseline = World::new(4).await;
+    let before = baseline.store.writes();
+    let id = baseline.start(o.clone(), Selection::default()).await;
+    assert_eq!(baseline.run(&id).await, RolloutState::Completed);
+    let writes = baseline.store.writes() - before;
+    assert!(writes > 20, "{writes}");
+
+    for crash_at in 0..writes {
+        let world = World::new(4).await;
+        world.store.crash_after_writes(Some(crash_at));
+        let started = world
+            .driver
+            .start(StartRollout {
+                target_version: "v2".into(),
+                selection: Selection::default(),
+                options: o.clone(),
+                created_by: "ops".into(),
+            })
+            .await;
+        // Run until the "process" dies.
+        if started.is_ok() {
+            for _ in 0..200 {
+                if world.driver.tick_active().await.is_err() {
+                    break;
+                }
+                world.reconcile_all().await;
+                world.advance(60);
+            }
+        }
+        // Restarted: the table as the crash left it, and the operator starts again if the
+        // start itself never landed.
+        world.store.crash_after_writes(None);
+        let id = match world.store.active_rollout().await.unwrap() {
+            Some(id) if world.store.rollout(&id).await.unwrap().is_some() => id,
+            _ => match world.store.list_rollouts().await.unwrap().first() {
+                Some(r) => r.id.clone(),
+                None => world.start(o.clone(), Selection::default()).await,
+            },
+        };
+        let state = world.run(&id).await;
+        assert_eq!(state, RolloutState::Completed, "crash at write {crash_at}");
+        for key in &world.tenants {
+            assert_eq!(
+                world.version_of(key).as_deref(),
+                Some("v2"),
+                "crash at write {crash_at}: {key:?}"
+            );
+        }
+        for (tenant, updates) in world.template_updates() {
+            assert_eq!(
+                updates, 1,
+                "crash at write {crash_at}: {tenant} updated {updates} times"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn publishing_checks_the_template_and_every_following_tenant() {
+    let world = World::new(2).await;
+    // The same version and body again: a harmless repeat. Another body: refused.
+    world.publish("v2", &v2_body()).await.expect("repeat");
+    assert_eq!(
+        world.publish("v2", SAMPLE_TEMPLATE).await,
+        Err(PublishError::Exists("v2".into()))
+    );
+    assert!(matches!(
+        world.publish("v1", "Resources: {}").await,
+        Err(PublishError::Exists(_) | PublishError::Invalid(_))
+    ));
+    // A version without the parameter the tenants' config sets.
+    let without = SAMPLE_TEMPLATE.replace(
+        "  PlayerCount:\n    Type: Number\n    Default: 4\n    MinValue: 1\n    MaxValue: 100\n",
+        "",
+    );
+    assert_ne!(without, SAMPLE_TEMPLATE);
+    let Err(PublishError::BreaksTenants { count, named }) = world.publish("v3", &without).await
+    else {
+        panic!("expected the tenants to be named");
+    };
+    assert_eq!(count, 2);
+    assert!(
+        named[0].contains("t000") && named[0].contains("player_count"),
+        "{named:?}"
+    );
+    // Bad names, bodies and CloudFormation's own rejection.
+    assert!(matches!(
+        world.publish("v 4", &v2_body()).await,
+        Err(PublishError::Invalid(_))
+    ));
+    assert!(matches!(
+        world.publish("v4", "not: [yaml").await,
+        Err(PublishError::Invalid(_))
+    ));
+    let rejected = publish(
+        NewTemplate {
+            version: "v5".into(),
+            body: v2_body().replace("Description: Game", "Description: FORBIDDEN Game"),
+            description: None,
+            published_by: "ops".into(),
+            published_at: "2026-11-23T09:00:00.000Z".into(),
+        },
+        &world.templates,
+        world.store.as_ref(),
+        world.store.as_ref(),
+        &FakeTemplateValidator {
+            rejects: Some("FORBIDDEN".into()),
+        },
+    )
+    .await;
+    let Err(PublishError::Invalid(problems)) = rejected else {
+        panic!("{rejected:?}");
+    };
+    assert!(problems[0].contains("ValidateTemplate"), "{problems:?}");
+    assert_eq!(world.store.template("v5").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_preview_reports_added_modified_and_replaced_resources_and_cleans_up() {
+    let world = World::new(3).await;
+    let renamed = v2_body().replace(
+        "QueueName: !Sub \"tenant-${TenantId}-jobs\"",
+        "QueueName: !Sub \"tenant-${TenantId}-work\"",
+    ) + "  AuditLog:\n    Type: AWS::Logs::LogGroup\n    Properties:\n      RetentionInDays: 30\n";
+    let renamed = renamed.replace(
+        "Outputs:",
+        "  Extra:\n    Type: AWS::SNS::Topic\n\nOutputs:",
+    );
+    world.publish("v3", &renamed).await.expect("publish v3");
+    let previews = preview_rollout(
+        PreviewRequest {
+            target_version: "v3",
+            selection: &Selection::default(),
+            sample: Some(2),
+        },
+        world.store.as_ref(),
+        world.stacks.as_ref(),
+        world.templates.as_ref(),
+    )
+    .await
+    .expect("preview");
+    assert_eq!(previews.len(), 2);
+    for preview in &previews {
+        assert_eq!(preview.error, None);
+        assert_eq!(preview.from_version, "v1");
+        let (added, modified, replaced, removed) = preview.summary();
+        assert_eq!(
+            (added, modified, replaced, removed),
+            (1, 0, 1, 0),
+            "{preview:?}"
+        );
+        let queue = preview
+            .changes
+            .iter()
+            .find(|c| c.logical_id == "JobsQueue")
+            .unwrap();
+        assert_eq!(queue.replacement.as_deref(), Some("True"));
+    }
+    assert_eq!(world.stacks.open_change_sets(), 0);
+    // Nothing was updated.
+    assert_eq!(world.stacks.count_calls("update"), 0);
+}
