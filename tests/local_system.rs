@@ -452,3 +452,165 @@ async fn the_api_on_the_local_system_writes_specs_the_control_plane_provisions()
     system.shutdown().await;
     Ok(())
 }
+
+/// The stack's template body as CloudFormation holds it (GetTemplate).
+async fn stack_template(system: &RunningSystem, account: &str, tenant: &str) -> Result<String> {
+    let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+    let output = cfn
+        .get_template()
+        .stack_name(format!("tenant-{tenant}"))
+        .send()
+        .await?;
+    Ok(output.template_body().unwrap_or_default().to_owned())
+}
+
+/// Steps of the local rollout driver until the rollout reaches `state` (or the limit passes).
+async fn wait_for_rollout(
+    system: &RunningSystem,
+    id: &str,
+    state: controlplane::rollout::RolloutState,
+) -> Result<controlplane::rollout_driver::RolloutView> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let view = system.rollouts.view(id).await?;
+        if view.rollout.state == state {
+            return Ok(view);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "rollout {id} is {} ({:?}), never {state}",
+            view.rollout.state,
+            view.counts
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_them_back()
+-> Result<()> {
+    use controlplane::ports::TemplateStore;
+    use controlplane::rollout::{Amount, Command, RolloutOptions, RolloutState, Selection};
+    use controlplane::rollout_driver::StartRollout;
+    use controlplane::template_source::{
+        BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, publish,
+    };
+    use std::sync::Arc;
+
+    let system = start().await?;
+    let table = system.config.table.clone();
+    let dynamo = system.dynamo();
+    let tenants = [
+        ("gs1234", "111111111111"),
+        ("acme", "222222222222"),
+        ("initech", "111111111111"),
+        ("umbrella", "333333333333"),
+    ];
+    for (tenant, account) in tenants {
+        put_spec(
+            &dynamo,
+            &table,
+            json!({
+                "pk": format!("TENANT#{tenant}"), "sk": "SPEC", "tenant_id": tenant,
+                "account_id": account, "config": {"player_count": 3}, "updated_by": "test"
+            }),
+        )
+        .await?;
+    }
+    system
+        .wait_for(LIMIT, |s| {
+            tenants.iter().all(|(t, _)| status(s, t) == "ready")
+        })
+        .await?;
+
+    // Publish v2 through the real checks (moto's ValidateTemplate included).
+    let store = Arc::new(controlplane::aws::dynamodb::DynamoStore::new(
+        dynamo.clone(),
+        &table,
+    ));
+    let templates = TableTemplates::new(store.clone(), BundledTemplates::sample()?);
+    let v2 = SAMPLE_TEMPLATE.replace(
+        "MessageRetentionPeriod: 345600",
+        "MessageRetentionPeriod: 1209600",
+    );
+    publish(
+        NewTemplate {
+            version: "v2".into(),
+            body: v2,
+            description: Some("longer job retention".into()),
+            published_by: "test".into(),
+            published_at: "2026-11-23T12:00:00.000Z".into(),
+        },
+        &templates,
+        store.as_ref(),
+        store.as_ref(),
+        &controlplane::aws::cloudformation::CloudFormationValidator::new(&system.sdk),
+    )
+    .await?;
+
+    let rollout = system
+        .rollouts
+        .start(StartRollout {
+            target_version: "v2".into(),
+            selection: Selection::default(),
+            options: RolloutOptions {
+                canary: Amount::Count(1),
+                bake_seconds: 2,
+                max_concurrency: Amount::Count(2),
+                ..RolloutOptions::default()
+            },
+            created_by: "test".into(),
+        })
+        .await?;
+    let done = wait_for_rollout(&system, &rollout.id, RolloutState::Completed).await?;
+    assert_eq!((done.counts.done, done.counts.failed), (4, 0));
+    assert_eq!(
+        store
+            .current_template()
+            .await?
+            .map(|c| c.version)
+            .as_deref(),
+        Some("v2")
+    );
+    let statuses = system.statuses().await?;
+    for (tenant, account) in tenants {
+        let row = &statuses[tenant];
+        assert_eq!(row["status"], "ready", "{tenant}: {row}");
+        assert_eq!(row["template_version"], "v2", "{tenant}");
+        assert_eq!(row["assigned_version"], "v2", "{tenant}");
+        assert!(
+            stack_template(&system, account, tenant)
+                .await?
+                .contains("1209600"),
+            "{tenant}'s stack runs v2"
+        );
+    }
+
+    // Rolled back by command: every tenant's stack runs v1 again, and v1 is current again.
+    system
+        .rollouts
+        .command(&rollout.id, Command::Rollback, "test")
+        .await?;
+    let back = wait_for_rollout(&system, &rollout.id, RolloutState::RolledBack).await?;
+    assert_eq!(back.counts.rolled_back, 4, "{:?}", back.counts);
+    assert_eq!(
+        store
+            .current_template()
+            .await?
+            .map(|c| c.version)
+            .as_deref(),
+        Some("v1")
+    );
+    let statuses = system.statuses().await?;
+    for (tenant, account) in tenants {
+        assert_eq!(statuses[tenant]["template_version"], "v1", "{tenant}");
+        assert!(
+            stack_template(&system, account, tenant)
+                .await?
+                .contains("345600"),
+            "{tenant}'s stack runs v1 again"
+        );
+    }
+    system.shutdown().await;
+    Ok(())
+}

@@ -64,6 +64,7 @@ fn the_scheduled_event_samples_match_the_schedules_in_template_yaml() {
             "Daily",
         ),
         ("scheduled-metrics.json", "MetricsFunction", "EveryMinute"),
+        ("scheduled-rollout.json", "RolloutFunction", "EveryMinute"),
     ] {
         let scheduled = event(sample);
         assert_eq!(scheduled["detail-type"], "Scheduled Event", "{sample}");

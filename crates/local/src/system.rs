@@ -18,7 +18,10 @@ use controlplane::aws::sts::ExternalIds;
 use controlplane::completion::handle_rechecks;
 use controlplane::decommission::decommission;
 use controlplane::on_failure::handle_on_failure_records;
-use controlplane::runtime::{ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
+use controlplane::rollout_driver::RolloutDriver;
+use controlplane::runtime::{
+    ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource, rollout_driver,
+};
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
 use serde_json::{Value, json};
@@ -78,6 +81,8 @@ pub struct LocalConfig {
     /// DECOMMISSION_GRACE_MINUTES, 7 days by default).
     pub decommission_interval: Duration,
     pub decommission_grace: Duration,
+    /// How often the rollout driver steps the active rollout (deployed: every 5 s).
+    pub rollout_interval: Duration,
 }
 
 impl LocalConfig {
@@ -117,6 +122,7 @@ impl Default for LocalConfig {
             sweep_interval: Duration::from_secs(30),
             decommission_interval: Duration::from_secs(30),
             decommission_grace: Duration::from_secs(120),
+            rollout_interval: Duration::from_secs(2),
         }
     }
 }
@@ -127,6 +133,8 @@ pub struct RunningSystem {
     pub sdk: SdkConfig,
     pub config: LocalConfig,
     pub plane: Arc<ControlPlane>,
+    /// The rollout driver the system runs (tests step or inspect rollouts through it).
+    pub rollouts: Arc<RolloutDriver>,
     pub stream_arn: String,
     pub failure_queue_url: String,
     /// The lifecycle events topic, as template.yaml declares it.
@@ -264,27 +272,27 @@ impl RunningSystem {
             plane.clone(),
             config.decommission_interval,
         )));
+        let rollouts = Arc::new(
+            rollout_driver(&sdk, &config.table, &recheck_queue_url)
+                .map_err(|e| setup("the rollout driver", e))?,
+        );
+        tasks.push(tokio::spawn(run_rollouts(
+            rollouts.clone(),
+            config.rollout_interval,
+        )));
 
         let tokens = LocalTokens::new(config.api_token_key.as_bytes().to_vec());
-        let store = Arc::new(controlplane::aws::dynamodb::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            &config.table,
+        // The same wiring as the deployed API function.
+        let api = api::router(ApiState::from(
+            ApiConfig::for_table(&sdk, &config.table).map_err(|e| setup("the API", e))?,
         ));
-        let api = api::router(ApiState {
-            store: store.clone(),
-            specs: store,
-            templates: Arc::new(
-                controlplane::template_source::BundledTemplates::sample()
-                    .map_err(|e| setup("the tenant template", e))?,
-            ),
-            default_region: config.region.clone(),
-        });
         let _ = api_router.set(with_local_tokens(api, tokens.clone()));
         Ok(Self {
             emulator,
             sdk,
             config,
             plane,
+            rollouts,
             stream_arn,
             failure_queue_url,
             lifecycle_topic_arn,
@@ -476,6 +484,15 @@ async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration) {
         {
             warn!(error = %e, "decommission run failed");
         }
+    }
+}
+
+/// The rollout driver, stepping the active rollout (deployed: a scheduled function that steps
+/// every 5 s for 50 s each minute).
+async fn run_rollouts(driver: Arc<RolloutDriver>, interval: Duration) {
+    loop {
+        driver.drive(Duration::from_secs(3600), interval).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

@@ -1,0 +1,25 @@
+//! Lambda: the rollout driver. Each scheduled run steps the active rollout (plan, move a wave,
+//! watch, halt, roll back) every few seconds until its time is up; the next run continues from
+//! the table. One run at a time (reserved concurrency 1); every write is conditional anyway.
+
+use controlplane::runtime::{RolloutJob, init_metrics, run_with_metrics};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let job = &RolloutJob::from_env().await?;
+    run_with_metrics(init_metrics()?, move |_: LambdaEvent<Value>| async move {
+        let last = job.driver.drive(job.run_for, job.step_every).await;
+        Ok::<_, Error>(match last {
+            Some(tick) => json!({
+                "rollout": tick.rollout.id,
+                "state": tick.rollout.state,
+                "step": tick.step,
+                "counts": tick.rollout.counts,
+            }),
+            None => json!({ "rollout": null }),
+        })
+    })
+    .await
+}
