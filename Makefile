@@ -80,6 +80,7 @@ test: venv toolchain fmt-check clippy lint-templates security-lint
 # time, so an optimised build would change nothing but the build time.
 bench: venv toolchain
 	$(CARGO) bench -p controlplane --bench completion_lag --profile dev
+	$(CARGO) bench -p controlplane --bench rollout_makespan --profile dev
 	$(CARGO) bench -p local --bench api_latency --profile dev
 
 ## Ship ----------------------------------------------------------------------------------------------

@@ -250,6 +250,11 @@ impl RolloutDriver {
             .ok_or_else(|| RolloutError::NotFound(id.to_owned()))
     }
 
+    /// Every rollout, newest first (the API's and tenantctl's listing).
+    pub async fn list(&self) -> Result<Vec<Rollout>, RolloutError> {
+        Ok(self.rollouts.list_rollouts().await?)
+    }
+
     /// The rollout with its members and their counts.
     pub async fn view(&self, id: &str) -> Result<RolloutView, RolloutError> {
         let rollout = self.load(id).await?;
@@ -336,7 +341,6 @@ impl RolloutDriver {
                 self.plan_page(&mut rollout).await?;
             }
             Step::CatchUp => {
-                let members = self.rollouts.members(id).await?;
                 self.catch_up_page(&mut rollout, &members).await?;
             }
             Step::Move { candidates, slots } => {
@@ -396,7 +400,10 @@ impl RolloutDriver {
             Step::Wait { until } => tick.wait_until = until,
             Step::Idle => {}
         }
-        let members = self.rollouts.members(id).await?;
+        // Members changed in place above; only planning adds new ones.
+        if matches!(tick.step, "plan" | "catch_up") {
+            members = self.rollouts.members(id).await?;
+        }
         rollout.counts = Counts::of(&members);
         if rollout != tick.rollout {
             let expected = rollout.version;
