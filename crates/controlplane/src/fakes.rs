@@ -68,6 +68,17 @@ impl InMemoryStore {
         lock(&self.state).specs.insert(tenant.clone(), item);
     }
 
+    pub fn spec(&self, tenant: &TenantKey) -> Option<Item> {
+        lock(&self.state).specs.get(tenant).cloned()
+    }
+
+    /// Drops every queued read and write fault.
+    pub fn clear_faults(&self) {
+        let mut state = lock(&self.state);
+        state.write_faults.clear();
+        state.load_faults.clear();
+    }
+
     pub fn delete_spec(&self, tenant: &TenantKey) {
         lock(&self.state).specs.remove(tenant);
     }
