@@ -142,10 +142,7 @@ async fn run(options: Options) -> Result<(), String> {
         .collect();
     for (i, key) in tenants.iter().enumerate() {
         store.put_spec(key, spec(key.as_str(), i));
-        reconciler
-            .reconcile(key)
-            .await
-            .map_err(|e| e.to_string())?;
+        reconciler.reconcile(key).await.map_err(|e| e.to_string())?;
         stacks.set_hanging(&format!("tenant-{}", key.as_str()), true);
     }
     let v2 = SAMPLE_TEMPLATE.replace(
@@ -213,10 +210,7 @@ async fn run(options: Options) -> Result<(), String> {
     let deadline = started + Duration::from_secs(30 * 86_400);
     let last = loop {
         let cpu = std::time::Instant::now();
-        let tick = driver
-            .tick(&rollout.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tick = driver.tick(&rollout.id).await.map_err(|e| e.to_string())?;
         driver_cpu += cpu.elapsed();
         steps += 1;
         if !failures_injected && tick.rollout.state == RolloutState::Running {
@@ -252,16 +246,18 @@ async fn run(options: Options) -> Result<(), String> {
     };
     let makespan = Instant::now() - started;
 
-    let view = driver
-        .view(&rollout.id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let view = driver.view(&rollout.id).await.map_err(|e| e.to_string())?;
     let planned = view.rollout.planned as usize;
     let canary = (options.canary as usize).min(planned);
     let concurrency = options.concurrency.max(1) as usize;
     let batches = (planned - canary).div_ceil(concurrency) as u64;
-    let canary_time = if canary > 0 { options.update_seconds } else { 0 };
-    let ideal = Duration::from_secs(canary_time + options.bake_seconds + batches * options.update_seconds);
+    let canary_time = if canary > 0 {
+        options.update_seconds
+    } else {
+        0
+    };
+    let ideal =
+        Duration::from_secs(canary_time + options.bake_seconds + batches * options.update_seconds);
     let ratio = makespan.as_secs_f64() / ideal.as_secs_f64();
 
     // Every tenant updated exactly once, none skipped.
@@ -290,7 +286,10 @@ async fn run(options: Options) -> Result<(), String> {
         })
         .count();
 
-    println!("rollout of {} tenants, seed {}", options.tenants, options.seed);
+    println!(
+        "rollout of {} tenants, seed {}",
+        options.tenants, options.seed
+    );
     println!(
         "plan: canary {canary}, bake {} s, concurrency C = {concurrency}, update time L = {} s, \
          failure tolerance {}% ({} tenants), driver step every {} s",
@@ -332,7 +331,10 @@ async fn run(options: Options) -> Result<(), String> {
         "| peak memory of the process (table, stacks and driver) | {} |",
         peak_memory_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB"))
     );
-    println!("| setup (provisioning the fleet, real time) | {:.1} s |", setup.as_secs_f64());
+    println!(
+        "| setup (provisioning the fleet, real time) | {:.1} s |",
+        setup.as_secs_f64()
+    );
 
     if last.rollout.state != RolloutState::Completed {
         return Err(format!(
@@ -346,7 +348,9 @@ async fn run(options: Options) -> Result<(), String> {
         ));
     }
     if ratio > 1.05 {
-        return Err(format!("makespan {ratio:.3}× the ideal, over the 1.05× goal"));
+        return Err(format!(
+            "makespan {ratio:.3}× the ideal, over the 1.05× goal"
+        ));
     }
     Ok(())
 }
