@@ -11,11 +11,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 CARGO ?= cargo
 
-.PHONY: help up test bench venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test soak bench venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
 	@echo "make test   run every test (unit, emulator, lint)"
+	@echo "make soak   run the long reliability suite (RELIABILITY.md)"
 	@echo "make bench  run the benchmarks (BENCHMARKS.md)"
 	@echo "make sam-build   build the Lambda artefacts (arm64, release) for sam deploy"
 
@@ -73,6 +74,16 @@ security-lint: $(SECURITY_VENV)/.installed
 
 test: venv toolchain fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace
+
+# The long version of the reliability suite (RELIABILITY.md): many more property and fuzz cases,
+# and the load test at 1,000 tenants. Figures are printed (--nocapture).
+SOAK_CASES ?= 20000
+SOAK_TENANTS ?= 1000
+soak: venv toolchain
+	PROPTEST_CASES=$(SOAK_CASES) $(CARGO) test -p controlplane --test convergence --test fuzz_stream -- --nocapture
+	PROPTEST_CASES=$(SOAK_CASES) $(CARGO) test -p api --test fuzz_bodies -- --nocapture
+	$(CARGO) test -p controlplane --test rollout -- --nocapture
+	LOAD_TENANTS=$(SOAK_TENANTS) $(CARGO) test -p integration-tests --test load -- --nocapture
 
 ## Benchmarks ------------------------------------------------------------------------------------
 

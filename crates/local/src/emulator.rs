@@ -108,6 +108,22 @@ impl Emulator {
         }
     }
 
+    /// The emulator's process id (load tests read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// CPU time the emulator has used so far (user + system), from /proc; `None` off Linux.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        // Fields after the command name (which may hold spaces): utime and stime are the 12th
+        // and 13th, in clock ticks (USER_HZ, 100 on Linux).
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+
     /// SDK configuration for the control plane's own account on this emulator.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
         sdk_config_for(&self.endpoint, region).await
