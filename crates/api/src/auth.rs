@@ -79,6 +79,16 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// For what acts on the whole fleet (template versions, rollouts): 403 for a tenant.
+    /// `what` completes "only an admin ...".
+    pub fn require_admin(&self, what: &str) -> Result<(), Problem> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!("only an admin {what}")))
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

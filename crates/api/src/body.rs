@@ -9,6 +9,9 @@ use crate::problem::Problem;
 
 /// Bodies larger than this are refused (a SPEC row is at most a few KB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// `POST /template-versions` takes more: a template body (at most 51,200 bytes, as
+/// CloudFormation takes it inline) grows when escaped into a JSON string.
+pub const MAX_TEMPLATE_BODY_BYTES: usize = 256 * 1024;
 
 pub struct JsonBody(pub Value);
 
@@ -32,7 +35,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .await
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::too_large(format!("the body must be at most {MAX_BODY_BYTES} bytes"))
+                    Problem::too_large(format!(
+                        "the body must be at most {MAX_BODY_BYTES} bytes \
+                         ({MAX_TEMPLATE_BODY_BYTES} for POST /template-versions)"
+                    ))
                 } else {
                     Problem::bad_request(rejection.body_text())
                 }

@@ -1,6 +1,9 @@
 //! The tenants API: thin writers of desired state. It validates (the control plane's own
 //! validation), writes SPEC rows conditionally and returns at once with a status; it reads
-//! STATUS and the audit timeline; it never writes STATUS and never calls CloudFormation or STS.
+//! STATUS and the audit timeline; it never writes STATUS and never reaches a tenant account.
+//! Admins also publish template versions (checked with CloudFormation's ValidateTemplate in the
+//! control plane's own account) and start and steer fleet rollouts, which the rollout driver
+//! function carries out.
 //!
 //! One axum router serves both the Lambda function (behind API Gateway's HTTP API, whose JWT
 //! authorizer verifies tokens) and the local system (which verifies locally signed tokens).
@@ -9,6 +12,8 @@ pub mod auth;
 pub mod body;
 pub mod lambda;
 pub mod problem;
+pub mod rollouts;
+pub mod templates;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -19,7 +24,10 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use controlplane::ports::{SpecStore, TemplateSource, TenantStore};
+use controlplane::ports::{RolloutStore, SpecStore, TemplateStore, TemplateValidator, TenantStore};
+use controlplane::rollout_driver::RolloutDriver;
+use controlplane::template::TemplateError;
+use controlplane::template_source::{BundledTemplates, TableTemplates};
 
 use crate::auth::LocalTokens;
 use crate::problem::Problem;
@@ -29,7 +37,15 @@ use crate::problem::Problem;
 pub struct ApiState {
     pub store: Arc<dyn TenantStore>,
     pub specs: Arc<dyn SpecStore>,
-    pub templates: Arc<dyn TemplateSource>,
+    /// Every template version, shipped and published, and the fleet's current one: tenants
+    /// are validated against these.
+    pub templates: Arc<TableTemplates>,
+    /// Where published versions are stored.
+    pub template_store: Arc<dyn TemplateStore>,
+    /// CloudFormation's ValidateTemplate (the control plane's account), for publishing.
+    pub validator: Arc<dyn TemplateValidator>,
+    /// Starts rollouts and takes their commands; the rollout driver function steps them.
+    pub rollouts: Arc<RolloutDriver>,
     /// The region of a tenant whose SPEC names none (the control plane's).
     pub default_region: String,
 }
@@ -40,8 +56,44 @@ impl From<controlplane::runtime::ApiConfig> for ApiState {
             store: config.store,
             specs: config.specs,
             templates: config.templates,
+            template_store: config.template_store,
+            validator: config.validator,
+            rollouts: config.rollouts,
             default_region: config.default_region,
         }
+    }
+}
+
+impl ApiState {
+    /// Everything on one table (the in-memory fake in tests, or any store that is all four),
+    /// with the shipped template as `v1`: the same wiring as `ApiConfig`, without AWS.
+    pub fn on_table<T>(
+        table: Arc<T>,
+        validator: Arc<dyn TemplateValidator>,
+        default_region: impl Into<String>,
+    ) -> Result<Self, TemplateError>
+    where
+        T: TenantStore + SpecStore + TemplateStore + RolloutStore + 'static,
+    {
+        let templates = Arc::new(TableTemplates::new(
+            table.clone(),
+            BundledTemplates::sample()?,
+        ));
+        let rollouts = Arc::new(RolloutDriver::new(
+            table.clone(),
+            table.clone(),
+            table.clone(),
+            templates.clone(),
+        ));
+        Ok(Self {
+            store: table.clone(),
+            specs: table.clone(),
+            templates,
+            template_store: table,
+            validator,
+            rollouts,
+            default_region: default_region.into(),
+        })
     }
 }
 
@@ -58,6 +110,20 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/tenants/{id}/retry", post(tenants::retry))
         .route("/tenants/{id}/events", get(tenants::events))
+        .route(
+            "/template-versions",
+            post(templates::publish)
+                // A template body (up to 51,200 bytes) grows when escaped into JSON.
+                .layer(DefaultBodyLimit::max(body::MAX_TEMPLATE_BODY_BYTES))
+                .get(templates::list),
+        )
+        .route("/template-versions/{version}", get(templates::get_one))
+        .route("/rollouts", post(rollouts::start).get(rollouts::list))
+        .route("/rollouts/{id}", get(rollouts::get_one))
+        .route("/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/rollouts/{id}/resume", post(rollouts::resume))
+        .route("/rollouts/{id}/cancel", post(rollouts::cancel))
+        .route("/rollouts/{id}/rollback", post(rollouts::rollback))
         .route("/health", get(tenants::health))
         .fallback(|| async {
             Problem {

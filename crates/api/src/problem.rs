@@ -46,11 +46,7 @@ impl Problem {
     }
 
     pub fn invalid(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail = joined(&errors);
         Self {
             errors,
             ..Self::new(
@@ -154,9 +150,113 @@ impl Problem {
         )
     }
 
+    /// A template version that breaks a rule: each problem in `errors`, under the field at
+    /// fault (`version` or `body`).
+    pub fn invalid_template(errors: Vec<FieldError>) -> Self {
+        Self {
+            detail: joined(&errors),
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/invalid-template",
+                "The template version is not valid",
+                "",
+            )
+        }
+    }
+
+    /// Tenants following the fleet whose config the template cannot take: one entry each
+    /// (`tenants.<id>`), the first few of `count`.
+    pub fn template_breaks_tenants(count: usize, errors: Vec<FieldError>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/template-breaks-tenants",
+                "Tenants' config would not fit the template",
+                format!(
+                    "the config of {count} tenant(s) following the fleet does not fit this \
+                     template; fix their config (or pin them) first, or change the template"
+                ),
+            )
+        }
+    }
+
+    pub fn template_exists(version: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "/problems/template-version-exists",
+            "The template version exists",
+            format!(
+                "template version {version:?} is already published with another body; \
+                 versions never change: publish a new version"
+            ),
+        )
+    }
+
+    pub fn no_template(version: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "/problems/not-found",
+            "No such template version",
+            format!("there is no template version {version:?}"),
+        )
+    }
+
+    /// A rollout request that breaks a rule, every field at fault listed.
+    pub fn invalid_rollout(errors: Vec<FieldError>) -> Self {
+        Self {
+            detail: joined(&errors),
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/invalid-rollout",
+                "The rollout is not valid",
+                "",
+            )
+        }
+    }
+
+    pub fn no_rollout(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "/problems/not-found",
+            "No such rollout",
+            format!("there is no rollout {id:?}"),
+        )
+    }
+
+    /// Another rollout holds the fleet (one runs at a time).
+    pub fn rollout_busy(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "/problems/rollout-busy",
+            "Another rollout is running",
+            detail,
+        )
+    }
+
+    /// A command the rollout's state does not allow (`cannot resume a rollout that is ...`).
+    pub fn rollout_refused(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "/problems/rollout-state",
+            "Not possible in the rollout's state",
+            detail,
+        )
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+fn joined(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl IntoResponse for Problem {

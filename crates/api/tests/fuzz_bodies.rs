@@ -12,8 +12,7 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::InMemoryStore;
-use controlplane::template_source::BundledTemplates;
+use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
 
 /// Cases per property: 512, or `PROPTEST_CASES` (e.g. a long soak).
 fn cases() -> u32 {
@@ -68,12 +67,14 @@ fn fixture() -> Fixture {
     let tokens = LocalTokens::new("fuzz");
     let token = tokens.mint("fuzzer", None, 1).unwrap();
     let app = with_local_tokens(
-        router(ApiState {
-            store: store.clone(),
-            specs: store,
-            templates: Arc::new(BundledTemplates::sample().unwrap()),
-            default_region: "us-east-1".into(),
-        }),
+        router(
+            ApiState::on_table(
+                store,
+                Arc::new(FakeTemplateValidator::default()),
+                "us-east-1",
+            )
+            .unwrap(),
+        ),
         tokens,
     );
     let runtime = tokio::runtime::Builder::new_current_thread()

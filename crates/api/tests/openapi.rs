@@ -13,8 +13,8 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::InMemoryStore;
-use controlplane::template_source::BundledTemplates;
+use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
+use controlplane::template_source::SAMPLE_TEMPLATE;
 
 const BASE: &str = "https://tenant-api.invalid/openapi";
 
@@ -136,12 +136,12 @@ impl Checker {
 async fn every_operation_answers_as_the_document_declares() {
     let store = Arc::new(InMemoryStore::default());
     let tokens = LocalTokens::new("k");
-    let state = ApiState {
-        store: store.clone(),
-        specs: store.clone(),
-        templates: Arc::new(BundledTemplates::sample().expect("sample")),
-        default_region: "us-east-1".into(),
-    };
+    let state = ApiState::on_table(
+        store.clone(),
+        Arc::new(FakeTemplateValidator::default()),
+        "us-east-1",
+    )
+    .expect("the shipped template");
     let mut api = Checker {
         document: document(),
         app: with_local_tokens(router(state), tokens.clone()),
@@ -360,6 +360,165 @@ async fn every_operation_answers_as_the_document_declares() {
             .0,
         404
     );
+
+    // Template versions: published, repeated, conflicting, invalid, breaking a tenant.
+    let publish = ("POST", "/template-versions");
+    let versions = ("GET", "/template-versions");
+    let version = ("GET", "/template-versions/{version}");
+    assert_eq!(
+        api.call(
+            create,
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "initech", "account_id": "111111111111", "config": {"player_count": 5}})),
+            &[]
+        )
+        .await
+        .0,
+        202
+    );
+    let v2 = SAMPLE_TEMPLATE.replace(
+        "MessageRetentionPeriod: 345600",
+        "MessageRetentionPeriod: 1209600",
+    );
+    let new_version =
+        |version: &str, body: &str| json!({"version": version, "body": body, "description": "d"});
+    for (body, token, expected) in [
+        (new_version("v2", &v2), &admin, 201),
+        (new_version("v2", &v2), &admin, 200),
+        (new_version("v2", "Resources: {}"), &admin, 409),
+        (new_version("v 2", &v2), &admin, 422),
+        (
+            new_version("v3", &v2.replace("MaxValue: 100", "MaxValue: 3")),
+            &admin,
+            422,
+        ),
+        (json!(["not an object"]), &admin, 400),
+        (new_version("v4", &v2), &tenant, 403),
+    ] {
+        let (status, _, _) = api
+            .call(publish, "/template-versions", Some(token), Some(body), &[])
+            .await;
+        assert_eq!(status, expected);
+    }
+    assert_eq!(
+        api.call(publish, "/template-versions", None, None, &[])
+            .await
+            .0,
+        401
+    );
+    let huge = new_version("v5", &"#".repeat(300 * 1024));
+    assert_eq!(
+        api.call(publish, "/template-versions", Some(&admin), Some(huge), &[])
+            .await
+            .0,
+        413
+    );
+    for (uri, token, expected) in [
+        ("/template-versions", &admin, 200),
+        ("/template-versions", &tenant, 403),
+    ] {
+        assert_eq!(
+            api.call(versions, uri, Some(token), None, &[]).await.0,
+            expected
+        );
+    }
+    for (uri, token, expected) in [
+        ("/template-versions/v2", &admin, 200),
+        ("/template-versions/v1", &admin, 200),
+        ("/template-versions/v9", &admin, 404),
+        ("/template-versions/v2", &tenant, 403),
+    ] {
+        assert_eq!(
+            api.call(version, uri, Some(token), None, &[]).await.0,
+            expected
+        );
+    }
+
+    // Rollouts: started, busy, invalid, read, listed, steered.
+    let start = ("POST", "/rollouts");
+    let rollouts = ("GET", "/rollouts");
+    let rollout = ("GET", "/rollouts/{id}");
+    let (status, _, started) = api
+        .call(
+            start,
+            "/rollouts",
+            Some(&admin),
+            Some(json!({"target_version": "v2", "selection": {"percent": 50, "config": {"player_count": 5}},
+                        "options": {"canary": "5%", "bake_seconds": 60}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = started["id"].as_str().unwrap().to_owned();
+    for (body, token, expected) in [
+        (json!({"target_version": "v2"}), &admin, 409),
+        (json!({"target_version": "v9"}), &admin, 422),
+        (
+            json!({"target_version": "v2", "options": {"canary": "x"}}),
+            &admin,
+            422,
+        ),
+        (json!(3), &admin, 400),
+        (json!({"target_version": "v2"}), &tenant, 403),
+    ] {
+        let (status, _, _) = api
+            .call(start, "/rollouts", Some(token), Some(body), &[])
+            .await;
+        assert_eq!(status, expected);
+    }
+    assert_eq!(
+        api.call(rollouts, "/rollouts", Some(&admin), None, &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.call(rollouts, "/rollouts", Some(&tenant), None, &[])
+            .await
+            .0,
+        403
+    );
+    for (uri, token, expected) in [
+        (format!("/rollouts/{id}"), &admin, 200),
+        (format!("/rollouts/{id}?members=true"), &admin, 200),
+        (format!("/rollouts/{id}?members=maybe"), &admin, 400),
+        ("/rollouts/r-none".to_owned(), &admin, 404),
+        (format!("/rollouts/{id}"), &tenant, 403),
+    ] {
+        assert_eq!(
+            api.call(rollout, &uri, Some(token), None, &[]).await.0,
+            expected
+        );
+    }
+    for (command, expected) in [
+        ("pause", 200),
+        ("resume", 200),
+        ("cancel", 200),
+        ("pause", 409),
+        ("rollback", 200),
+    ] {
+        let operation = match command {
+            "pause" => ("POST", "/rollouts/{id}/pause"),
+            "resume" => ("POST", "/rollouts/{id}/resume"),
+            "cancel" => ("POST", "/rollouts/{id}/cancel"),
+            _ => ("POST", "/rollouts/{id}/rollback"),
+        };
+        let uri = format!("/rollouts/{id}/{command}");
+        assert_eq!(
+            api.call(operation, &uri, Some(&admin), None, &[]).await.0,
+            expected
+        );
+        let other = format!("/rollouts/r-none/{command}");
+        assert_eq!(
+            api.call(operation, &other, Some(&admin), None, &[]).await.0,
+            404
+        );
+        assert_eq!(
+            api.call(operation, &uri, Some(&tenant), None, &[]).await.0,
+            403
+        );
+    }
 
     // Every operation the document declares was exercised.
     let declared: BTreeSet<(String, String)> = api.document["paths"]

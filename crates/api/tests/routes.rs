@@ -12,10 +12,9 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::{FakeStacks, InMemoryStore};
+use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
 use controlplane::spec::TenantKey;
-use controlplane::template_source::BundledTemplates;
 
 struct Api {
     app: Router,
@@ -34,18 +33,17 @@ struct Reply {
 
 fn api() -> Api {
     let store = Arc::new(InMemoryStore::default());
-    let templates = Arc::new(BundledTemplates::sample().expect("sample"));
     let tokens = LocalTokens::new("test-key");
-    let state = ApiState {
-        store: store.clone(),
-        specs: store.clone(),
-        templates: templates.clone(),
-        default_region: "us-east-1".into(),
-    };
+    let state = ApiState::on_table(
+        store.clone(),
+        Arc::new(FakeTemplateValidator::default()),
+        "us-east-1",
+    )
+    .expect("the shipped template");
     let reconciler = Reconciler::new(
         store.clone(),
         Arc::new(FakeStacks::default()),
-        templates,
+        state.templates.clone(),
         Settings::new("us-east-1"),
     );
     Api {

@@ -523,27 +523,29 @@ async fn written(
 mod tests {
     use std::sync::Arc;
 
-    use controlplane::fakes::{FakeStacks, InMemoryStore};
+    use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
     use controlplane::ports::StackError;
     use controlplane::reconcile::{Reconciler, Settings};
     use controlplane::spec::TenantKey;
-    use controlplane::template_source::BundledTemplates;
 
     use super::*;
 
     /// `--direct` over the in-memory table, and the control plane acting on it.
     fn world() -> (Backend, Reconciler, Arc<FakeStacks>) {
         let store = Arc::new(InMemoryStore::default());
-        let templates = Arc::new(BundledTemplates::sample().expect("sample"));
         let stacks = Arc::new(FakeStacks::default());
-        let state = ApiState {
-            store: store.clone(),
-            specs: store.clone(),
-            templates: templates.clone(),
-            default_region: "us-east-1".into(),
-        };
-        let reconciler =
-            Reconciler::new(store, stacks.clone(), templates, Settings::new("us-east-1"));
+        let state = ApiState::on_table(
+            store.clone(),
+            Arc::new(FakeTemplateValidator::default()),
+            "us-east-1",
+        )
+        .expect("the shipped template");
+        let reconciler = Reconciler::new(
+            store,
+            stacks.clone(),
+            state.templates.clone(),
+            Settings::new("us-east-1"),
+        );
         (
             Backend::Direct(Direct::new(state, "tester")),
             reconciler,
