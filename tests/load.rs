@@ -146,7 +146,11 @@ async fn a_thousand_tenants_created_updated_and_deleted_concurrently_lose_nothin
         emulator_cpu: system.emulator.cpu_time().unwrap_or_default() - cpu,
     });
     let stacks = live_stacks(&system).await?;
-    ensure!(stacks.len() == count, "{} stacks for {count} tenants", stacks.len());
+    ensure!(
+        stacks.len() == count,
+        "{} stacks for {count} tenants",
+        stacks.len()
+    );
     ensure!(
         stacks.values().all(|n| *n == 1),
         "a stack name twice: {stacks:?}"
@@ -213,7 +217,11 @@ async fn a_thousand_tenants_created_updated_and_deleted_concurrently_lose_nothin
         emulator_cpu: system.emulator.cpu_time().unwrap_or_default() - cpu,
     });
     let stacks = live_stacks(&system).await?;
-    ensure!(stacks.len() == count, "{} stacks after the updates", stacks.len());
+    ensure!(
+        stacks.len() == count,
+        "{} stacks after the updates",
+        stacks.len()
+    );
 
     // Phase 3: delete every tenant.
     let cpu = system.emulator.cpu_time().unwrap_or_default();
@@ -241,7 +249,10 @@ async fn a_thousand_tenants_created_updated_and_deleted_concurrently_lose_nothin
                         "pk",
                         aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{id}")),
                     )
-                    .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SPEC".into()))
+                    .key(
+                        "sk",
+                        aws_sdk_dynamodb::types::AttributeValue::S("SPEC".into()),
+                    )
                     .send()
                     .await?;
             }
