@@ -15,8 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Body;
 use axum::http::{Request, header};
 use clap::Parser;
-use controlplane::fakes::InMemoryStore;
-use controlplane::template_source::BundledTemplates;
+use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
 use http_body_util::BodyExt;
 use local::emulator::free_port;
 use local::system::{LocalConfig, RunningSystem};
@@ -54,12 +53,14 @@ async fn in_process(requests: usize) -> Result<(Vec<Duration>, Vec<Duration>), S
     let tokens = LocalTokens::new("bench");
     let token = tokens.mint("bench", None, 1)?;
     let app = with_local_tokens(
-        router(ApiState {
-            store: store.clone(),
-            specs: store,
-            templates: Arc::new(BundledTemplates::sample().map_err(|e| e.to_string())?),
-            default_region: "us-east-1".into(),
-        }),
+        router(
+            ApiState::on_table(
+                store,
+                Arc::new(FakeTemplateValidator::default()),
+                "us-east-1",
+            )
+            .map_err(|e| e.to_string())?,
+        ),
         tokens,
     );
     let call = |request: Request<Body>| {

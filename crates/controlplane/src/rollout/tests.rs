@@ -349,9 +349,11 @@ fn selections_pick_by_name_config_and_stable_share() {
 #[test]
 fn options_are_checked() {
     assert!(RolloutOptions::default().check().is_ok());
-    let mut o = RolloutOptions::default();
-    o.canary = Amount::Percent(0);
-    o.max_concurrency = Amount::Count(0);
-    o.bake_seconds = 8 * 24 * 3600;
+    let o = RolloutOptions {
+        canary: Amount::Percent(0),
+        max_concurrency: Amount::Count(0),
+        bake_seconds: 8 * 24 * 3600,
+        ..RolloutOptions::default()
+    };
     assert_eq!(o.check().unwrap_err().len(), 3);
 }
