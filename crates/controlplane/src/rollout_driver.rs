@@ -25,8 +25,9 @@ use crate::rollout::{
     Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection, Step,
     catch_up_order, member_order, next_step, rollout_id,
 };
-use crate::spec::{TenantKey, TenantSpec};
+use crate::spec::{TenantKey, TenantSpec, describe_errors};
 use crate::status::{Status, TenantStatus};
+use crate::validation::{Validation, validate};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RolloutError {
@@ -624,6 +625,33 @@ impl RolloutDriver {
         if status.status.is_in_flight() {
             return Ok(None);
         }
+        // A SPEC the target cannot take fails here, unmoved: assigning it would only record
+        // the same invalid SPEC again (and an unchanged failure is not written twice).
+        match validate(
+            key,
+            item,
+            Some(&rollout.target_version),
+            self.templates.as_ref(),
+        )
+        .await
+        {
+            Ok(Validation::Valid(_)) => {}
+            Ok(Validation::Invalid(errors)) => {
+                return Ok(Some((
+                    MemberState::Failed,
+                    Some(format!(
+                        "its SPEC does not fit {}: {}",
+                        rollout.target_version,
+                        describe_errors(&errors)
+                    )),
+                )));
+            }
+            // The template source may heal: tried again at the next step.
+            Err(e) => {
+                warn!(tenant_id = %key.as_str(), error = %e, "cannot validate; waiting");
+                return Ok(None);
+            }
+        }
         self.assign(
             rollout,
             key,
@@ -652,14 +680,30 @@ impl RolloutDriver {
                 Some("removed; nothing to roll back".into()),
             )));
         }
+        let by_rollback = format!("{} rollback", rollout.id);
+        let assigned_by = status.assigned_by.as_deref();
         match status.assigned_version.as_deref() {
-            Some(v) if v == member.from_version => Ok(Some((MemberState::RollingBack, None))),
-            Some(v) if v == rollout.target_version => {
-                let by = format!("{} rollback", rollout.id);
-                self.assign(rollout, key, snapshot, status, &member.from_version, &by)
-                    .await?;
+            // Moved back by an earlier run of this step that died before recording it.
+            Some(v) if v == member.from_version && assigned_by == Some(by_rollback.as_str()) => {
                 Ok(Some((MemberState::RollingBack, None)))
             }
+            Some(v) if v == rollout.target_version && assigned_by == Some(rollout.id.as_str()) => {
+                self.assign(
+                    rollout,
+                    key,
+                    snapshot,
+                    status,
+                    &member.from_version,
+                    &by_rollback,
+                )
+                .await?;
+                Ok(Some((MemberState::RollingBack, None)))
+            }
+            // Failed before this rollout ever assigned it: nothing to move back.
+            Some(v) if v == member.from_version => Ok(Some((
+                MemberState::RolledBack,
+                Some("never moved; nothing to roll back".into()),
+            ))),
             other => Ok(Some((
                 MemberState::Skipped,
                 Some(format!(

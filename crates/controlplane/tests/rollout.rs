@@ -688,3 +688,62 @@ async fn a_preview_reports_added_modified_and_replaced_resources_and_cleans_up()
     // Nothing was updated.
     assert_eq!(world.stacks.count_calls("update"), 0);
 }
+
+#[tokio::test]
+async fn a_tenant_whose_spec_does_not_fit_the_target_fails_unmoved_and_the_rollout_goes_on() {
+    let mut world = World::new(4).await;
+    // v3 allows at most 10 players; a tenant written after publishing asks for 50.
+    let smaller = SAMPLE_TEMPLATE.replace("    MaxValue: 100\n", "    MaxValue: 10\n");
+    assert_ne!(smaller, SAMPLE_TEMPLATE);
+    world.publish("v3", &smaller).await.expect("publish v3");
+    let misfit = world.add_tenant("misfit", &[]).await;
+    let mut crowded = spec("misfit", &[]);
+    crowded.insert(
+        "config".into(),
+        AttributeValue::M([("player_count".to_owned(), AttributeValue::N("50".into()))].into()),
+    );
+    world.store.put_spec(&misfit, crowded);
+    world.reconciler.reconcile(&misfit).await.unwrap();
+    let mut o = options(1, 10, 1);
+    o.bake_seconds = 0;
+    let id = world
+        .driver
+        .start(StartRollout {
+            target_version: "v3".into(),
+            selection: Selection::default(),
+            options: o,
+            created_by: "ops".into(),
+        })
+        .await
+        .unwrap()
+        .id;
+    world.driver.tick(&id).await.unwrap();
+    let members = world.store.members(&id).await.unwrap();
+    // The order is a hash of the (random) rollout id: the misfit may be the canary.
+    if members[0].tenant_id == "misfit" {
+        assert_eq!(world.run(&id).await, RolloutState::RolledBack);
+        let view = world.driver.view(&id).await.unwrap();
+        assert!(view.rollout.reason.as_deref().unwrap().contains("canary"));
+        assert_eq!(world.version_of(&misfit).as_deref(), Some("v1"));
+        return;
+    }
+    assert_eq!(world.run(&id).await, RolloutState::Completed);
+    let view = world.driver.view(&id).await.unwrap();
+    let member = view
+        .members
+        .iter()
+        .find(|m| m.tenant_id == "misfit")
+        .unwrap();
+    assert_eq!(member.state, MemberState::Failed);
+    assert!(
+        member
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("does not fit v3"),
+        "{:?}",
+        member.reason
+    );
+    assert_eq!(view.counts.done, 4);
+    assert_eq!(world.version_of(&misfit).as_deref(), Some("v1"));
+}
