@@ -363,7 +363,8 @@ fn field_of(reason: &str) -> &'static str {
         .map_or("rollout", |(_, field)| field)
 }
 
-fn rollout_problem(error: RolloutError) -> Problem {
+/// The problem a driver error is answered with (`tenantctl rollout plan` reports the same).
+pub fn rollout_problem(error: RolloutError) -> Problem {
     match error {
         RolloutError::NotFound(id) => Problem::no_rollout(&id),
         RolloutError::Invalid(reasons) => Problem::invalid_rollout(
@@ -419,7 +420,10 @@ impl ApiState {
     /// Every rollout, newest first, with the counts each last recorded.
     pub async fn list_rollouts(&self, caller: &Caller) -> Result<Page<RolloutDetails>, Problem> {
         caller.require_admin("reads rollouts")?;
-        let rollouts = self.rollouts.list().await.map_err(rollout_problem)?;
+        let mut rollouts = self.rollouts.list().await.map_err(rollout_problem)?;
+        // Ids order rollouts only to the second: the start time (RFC 3339, millis) orders
+        // them finer; ties keep the store's order.
+        rollouts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(Page {
             items: rollouts.into_iter().map(RolloutDetails::recorded).collect(),
             next: None,

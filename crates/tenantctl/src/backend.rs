@@ -3,8 +3,12 @@
 
 use api::ApiState;
 use api::auth::{Caller, Role};
+use api::rollouts::RolloutDetails;
+use api::templates::{PublishedTemplate, TemplateVersions};
 use api::tenants::{EventsQuery, ListQuery, Page, Tenant, TenantView};
 use controlplane::audit::AuditEntry;
+use controlplane::ports::TemplateRecord;
+use controlplane::rollout::Command;
 use reqwest::header::{CONTENT_TYPE, ETAG, IF_MATCH};
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
@@ -81,6 +85,15 @@ impl ApiClient {
         &self,
         request: RequestBuilder,
     ) -> Result<(T, Option<String>), Failure> {
+        let (body, etag, _) = self.send_for_status(request).await?;
+        Ok((body, etag))
+    }
+
+    /// As `send`, with the 2xx status too (a publish answers 201 or, repeated, 200).
+    async fn send_for_status<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<(T, Option<String>, reqwest::StatusCode), Failure> {
         let response = request
             .send()
             .await
@@ -104,7 +117,7 @@ impl ApiClient {
             let body = serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Unreachable(format!("the answer is not the API's ({status}): {e}"))
             })?;
-            return Ok((body, etag));
+            return Ok((body, etag, status));
         }
         let problem = if is_problem {
             serde_json::from_slice::<ProblemDoc>(&bytes).ok()
@@ -271,6 +284,93 @@ impl Backend {
                 Ok(api.send(request).await?.0)
             }
             Self::Direct(d) => Ok(d.state.tenant_events(&d.caller, tenant, query).await?),
+        }
+    }
+}
+
+/// Template versions and rollouts.
+impl Backend {
+    pub async fn publish_template(&self, body: &Value) -> Result<PublishedTemplate, Failure> {
+        match self {
+            Self::Api(api) => {
+                let request = api.request(Method::POST, &["template-versions"]).json(body);
+                let (template, _, status) = api.send_for_status(request).await?;
+                Ok(PublishedTemplate {
+                    template,
+                    // 201 stored now; 200 the very same version and body were stored before.
+                    already: status == reqwest::StatusCode::OK,
+                })
+            }
+            Self::Direct(d) => Ok(d.state.publish_template(&d.caller, body).await?),
+        }
+    }
+
+    pub async fn template_versions(&self) -> Result<TemplateVersions, Failure> {
+        match self {
+            Self::Api(api) => Ok(api
+                .send(api.request(Method::GET, &["template-versions"]))
+                .await?
+                .0),
+            Self::Direct(d) => Ok(d.state.template_versions(&d.caller).await?),
+        }
+    }
+
+    pub async fn template_version(&self, version: &str) -> Result<TemplateRecord, Failure> {
+        match self {
+            Self::Api(api) => Ok(api
+                .send(api.request(Method::GET, &["template-versions", version]))
+                .await?
+                .0),
+            Self::Direct(d) => Ok(d.state.template_version(&d.caller, version).await?),
+        }
+    }
+
+    pub async fn start_rollout(&self, body: &Value) -> Result<RolloutDetails, Failure> {
+        match self {
+            Self::Api(api) => {
+                let request = api.request(Method::POST, &["rollouts"]).json(body);
+                Ok(api.send(request).await?.0)
+            }
+            Self::Direct(d) => Ok(d.state.start_rollout(&d.caller, body).await?),
+        }
+    }
+
+    /// Every rollout, newest first.
+    pub async fn rollouts(&self) -> Result<Vec<RolloutDetails>, Failure> {
+        match self {
+            Self::Api(api) => {
+                let page: Page<RolloutDetails> =
+                    api.send(api.request(Method::GET, &["rollouts"])).await?.0;
+                Ok(page.items)
+            }
+            Self::Direct(d) => Ok(d.state.list_rollouts(&d.caller).await?.items),
+        }
+    }
+
+    pub async fn rollout(&self, id: &str, members: bool) -> Result<RolloutDetails, Failure> {
+        match self {
+            Self::Api(api) => {
+                let mut request = api.request(Method::GET, &["rollouts", id]);
+                if members {
+                    request = request.query(&[("members", "true")]);
+                }
+                Ok(api.send(request).await?.0)
+            }
+            Self::Direct(d) => Ok(d.state.get_rollout(&d.caller, id, members).await?),
+        }
+    }
+
+    pub async fn command_rollout(
+        &self,
+        id: &str,
+        command: Command,
+    ) -> Result<RolloutDetails, Failure> {
+        match self {
+            Self::Api(api) => {
+                let request = api.request(Method::POST, &["rollouts", id, command.as_str()]);
+                Ok(api.send(request).await?.0)
+            }
+            Self::Direct(d) => Ok(d.state.command_rollout(&d.caller, id, command).await?),
         }
     }
 }

@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
-    /// The tenant ended `failed` (with `--wait`), or the request was refused (4xx).
+    /// The tenant ended `failed` (with `--wait`), a followed rollout ended other than
+    /// completed (halted, rolled back, cancelled), or the request was refused (4xx).
     Refused = 1,
     /// A usage error (clap's own code).
     Usage = 2,
+    /// No such tenant (or not the caller's), template version or rollout.
     NotFound = 3,
-    /// Conflict or precondition failed: the tenant exists already, or changed since it was read.
+    /// Conflict or precondition failed: the tenant exists already, or changed since it was read;
+    /// a template version exists with another body; another rollout is running; a command the
+    /// rollout's state does not allow.
     Conflict = 4,
     /// `--wait` ran out of time.
     Timeout = 5,
@@ -31,11 +35,14 @@ impl From<Exit> for ExitCode {
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  ok
-  1  the tenant ended `failed` (with --wait), or the request was refused (4xx)
+  0  ok (a followed rollout: completed)
+  1  the tenant ended `failed` (with --wait); a followed rollout (start --wait,
+     status --watch) halted, rolled back or was cancelled; or the request was refused (4xx)
   2  usage error
-  3  no such tenant (or not yours)
-  4  conflict: the tenant exists already, or it changed since it was read (412)
+  3  no such tenant (or not yours), template version or rollout
+  4  conflict: the tenant exists already, or it changed since it was read (412); the
+     template version exists with another body; another rollout is running; the rollout's
+     state does not allow that command
   5  timed out waiting (--wait --timeout)
   6  cannot reach the API or the table (network, 5xx)";
 

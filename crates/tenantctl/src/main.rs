@@ -2,9 +2,12 @@
 
 mod backend;
 mod failure;
+mod fleet;
 mod follow;
 mod output;
+mod plan;
 mod request;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,6 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::{ApiClient, Backend, Direct};
 use crate::failure::{EXIT_CODES_HELP, Exit, Failure};
+use crate::fleet::{RolloutCommand, TemplateCommand};
 use crate::output::Format;
 use crate::request::{
     CreateRequest, UpdateRequest, config_of, parse_account, parse_config_json, parse_config_pair,
@@ -78,6 +82,12 @@ enum Command {
     /// Create, change, remove, retry and inspect tenants.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Publish and read tenant template versions (admins).
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Roll a template version out to the fleet in waves, follow it, steer it (admins).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Print a shell completion script (e.g. `tenantctl completions bash > /etc/bash_completion.d/tenantctl`).
     Completions { shell: clap_complete::Shell },
     /// Print the ExternalId a tenant account's bootstrap role must require.
@@ -276,6 +286,54 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             let backend = backend(&cli.global).await?;
             tenants(&backend, command, cli.global.output).await
         }
+        Command::Template(command) => {
+            let backend = backend(&cli.global).await?;
+            fleet::template(&backend, command, cli.global.output).await
+        }
+        Command::Rollout(RolloutCommand::Plan {
+            version,
+            selection,
+            sample,
+            all,
+            tenant_role,
+            key_parameter,
+            key,
+        }) => {
+            let external_id_key = match (key_parameter, key) {
+                (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
+                (None, Some(key)) => ExternalIdKeySource::Inline(key),
+                (None, None) => {
+                    return Err(Failure::Usage(
+                        "rollout plan reaches tenant accounts: give --key-parameter \
+                         (EXTERNAL_ID_KEY_PARAMETER) or --key (EXTERNAL_ID_KEY)"
+                            .into(),
+                    ));
+                }
+            };
+            let previews = plan::plan(plan::PlanRequest {
+                selection: selection.selection(),
+                sample: (!all).then_some(sample),
+                table: cli.global.table.clone(),
+                tenant_role,
+                external_id_key,
+                target_version: version.clone(),
+            })
+            .await?;
+            match cli.global.output {
+                Format::Json => print(&output::json(&previews)),
+                Format::Table => {
+                    print(&output::previews(&previews, &version));
+                    if !all && previews.len() >= sample {
+                        eprintln!("a sample of {sample} tenants: --sample N or --all for more");
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Rollout(command) => {
+            let backend = backend(&cli.global).await?;
+            fleet::rollout(&backend, command, cli.global.output).await
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -336,7 +394,7 @@ async fn backend(global: &Global) -> Result<Backend, Failure> {
     }
 }
 
-fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = writeln!(stdout, "{text}");
@@ -654,5 +712,303 @@ mod tests {
             backend.get("acme").await.expect("read").view.status,
             "ready"
         );
+    }
+
+    #[test]
+    fn the_fleet_commands_parse_as_documented() {
+        let cli = Cli::try_parse_from([
+            "tenantctl",
+            "rollout",
+            "start",
+            "v2",
+            "--tenants",
+            "acme,globex",
+            "--config",
+            "tier=gold",
+            "--config",
+            "region=eu",
+            "--percent",
+            "50",
+            "--canary",
+            "5%",
+            "--bake",
+            "10m",
+            "--growth",
+            "3",
+            "--wave-bake",
+            "30s",
+            "--max-concurrency",
+            "10%",
+            "--failure-tolerance",
+            "2",
+            "--no-auto-rollback",
+            "--wait",
+            "-o",
+            "json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.output, Format::Json);
+        let Command::Rollout(RolloutCommand::Start {
+            version,
+            selection,
+            options,
+            wait,
+            timeout,
+        }) = cli.command
+        else {
+            panic!("not a rollout start");
+        };
+        assert_eq!(version, "v2");
+        assert_eq!(selection.tenants, ["acme", "globex"]);
+        assert_eq!(selection.config.len(), 2);
+        assert_eq!(selection.percent, Some(50));
+        assert_eq!(options.bake, Some(Duration::from_secs(600)));
+        assert_eq!(options.wave_bake, Some(Duration::from_secs(30)));
+        assert_eq!(
+            options.max_concurrency,
+            Some(controlplane::rollout::Amount::Percent(10))
+        );
+        assert!(options.no_auto_rollback && wait && timeout.is_none());
+
+        let cli = Cli::try_parse_from([
+            "tenantctl",
+            "template",
+            "publish",
+            "v2.yaml",
+            "--version",
+            "v2",
+            "--description",
+            "longer retention",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Template(TemplateCommand::Publish { ref version, .. }) if version == "v2"
+        ));
+        let cli =
+            Cli::try_parse_from(["tenantctl", "rollout", "plan", "v2", "--all"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Rollout(RolloutCommand::Plan {
+                all: true,
+                sample: 10,
+                ..
+            })
+        ));
+        let cli =
+            Cli::try_parse_from(["tenantctl", "rollout", "status", "--watch"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Rollout(RolloutCommand::Status {
+                id: None,
+                watch: true,
+                ..
+            })
+        ));
+        for args in [
+            &["tenantctl", "rollout", "start", "v2", "--canary", "150%"][..],
+            &["tenantctl", "rollout", "start", "v2", "--percent", "0"][..],
+            &["tenantctl", "rollout", "start", "v2", "--bake", "soon"][..],
+            &["tenantctl", "rollout", "start", "v2", "--timeout", "1h"][..],
+            &[
+                "tenantctl",
+                "rollout",
+                "plan",
+                "v2",
+                "--all",
+                "--sample",
+                "3",
+            ][..],
+            &["tenantctl", "rollout", "pause"][..],
+            &["tenantctl", "template", "publish", "v2.yaml"][..],
+        ] {
+            let error = Cli::try_parse_from(args).err().expect("refused");
+            assert_eq!(error.exit_code(), Exit::Usage as i32, "{args:?}");
+        }
+    }
+
+    /// `--direct` with the rollout driver and template checks over the in-memory table.
+    struct Fleet {
+        backend: Backend,
+        state: ApiState,
+        store: Arc<InMemoryStore>,
+        reconciler: Reconciler,
+        stacks: Arc<FakeStacks>,
+    }
+
+    fn fleet() -> Fleet {
+        let store = Arc::new(InMemoryStore::default());
+        let stacks = Arc::new(FakeStacks::default());
+        let state = ApiState::on_table(
+            store.clone(),
+            Arc::new(FakeTemplateValidator::default()),
+            "us-east-1",
+        )
+        .expect("the shipped template");
+        let reconciler = Reconciler::new(
+            store.clone(),
+            stacks.clone(),
+            state.templates.clone(),
+            Settings::new("us-east-1"),
+        );
+        Fleet {
+            backend: Backend::Direct(Direct::new(state.clone(), "tester")),
+            state,
+            store,
+            reconciler,
+            stacks,
+        }
+    }
+
+    impl Fleet {
+        async fn ready(&self, tenant: &str) {
+            let body = CreateRequest {
+                tenant_id: tenant.into(),
+                account_id: "222222222222".into(),
+                ..CreateRequest::default()
+            }
+            .body();
+            self.backend.create(&body, None).await.expect("created");
+            self.settle(tenant).await;
+        }
+
+        async fn settle(&self, tenant: &str) {
+            for _ in 0..3 {
+                self.reconciler
+                    .reconcile(&TenantKey::new(tenant))
+                    .await
+                    .expect("reconcile");
+                self.stacks.finish_in_progress();
+            }
+        }
+
+        async fn publish(&self, version: &str, body: &str) {
+            let published = self
+                .backend
+                .publish_template(&serde_json::json!({"version": version, "body": body}))
+                .await
+                .expect("published");
+            assert!(!published.already);
+        }
+    }
+
+    fn v2_body() -> String {
+        controlplane::template_source::SAMPLE_TEMPLATE.replace(
+            "MessageRetentionPeriod: 345600",
+            "MessageRetentionPeriod: 1209600",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_watched_rollout_exits_by_how_it_ended() {
+        let fleet = fleet();
+        fleet.ready("acme").await;
+        fleet.publish("v2", &v2_body()).await;
+        let listed = fleet.backend.template_versions().await.expect("listed");
+        assert_eq!(listed.current, "v1");
+        assert_eq!(listed.versions.len(), 2);
+        assert_eq!(listed.versions[1].published_by, "tester");
+
+        // Cancelled: at rest at once, exit 1.
+        let body = fleet::start_body(
+            "v2",
+            &fleet::SelectionArgs::default(),
+            &fleet::OptionArgs::default(),
+        );
+        let first = fleet.backend.start_rollout(&body).await.expect("started");
+        assert_eq!(first.created_by, "tester");
+        let busy = fleet.backend.start_rollout(&body).await.expect_err("busy");
+        assert_eq!(busy.exit(), Exit::Conflict);
+        fleet
+            .backend
+            .command_rollout(&first.id, controlplane::rollout::Command::Cancel)
+            .await
+            .expect("cancelled");
+        let illegal = fleet
+            .backend
+            .command_rollout(&first.id, controlplane::rollout::Command::Resume)
+            .await
+            .expect_err("refused");
+        assert_eq!(illegal.exit(), Exit::Conflict);
+        let watched = watch::watch(&fleet.backend, &first.id, None)
+            .await
+            .expect("at rest");
+        assert_eq!(fleet::exit_of(watched.state), Exit::Refused);
+
+        // Run to completion by the driver and the reconciler: exit 0.
+        let options = fleet::OptionArgs {
+            bake: Some(Duration::ZERO),
+            ..fleet::OptionArgs::default()
+        };
+        let body = fleet::start_body("v2", &fleet::SelectionArgs::default(), &options);
+        let second = fleet.backend.start_rollout(&body).await.expect("started");
+        for _ in 0..20 {
+            let tick = fleet.state.rollouts.tick(&second.id).await.expect("step");
+            if tick.rollout.state.is_finished() {
+                break;
+            }
+            fleet.settle("acme").await;
+        }
+        let done = watch::watch(&fleet.backend, &second.id, Some(Duration::from_secs(5)))
+            .await
+            .expect("completed");
+        assert_eq!(done.state, controlplane::rollout::RolloutState::Completed);
+        assert_eq!(done.counts.done, 1);
+        assert_eq!(fleet::exit_of(done.state), Exit::Ok);
+        let rollouts = fleet.backend.rollouts().await.expect("listed");
+        assert_eq!(rollouts.len(), 2);
+        assert!(rollouts[0].created_at >= rollouts[1].created_at);
+        assert!(rollouts.iter().any(|r| r.id == second.id));
+        assert_eq!(
+            fleet
+                .backend
+                .template_versions()
+                .await
+                .expect("listed")
+                .current,
+            "v2"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plan_names_every_replaced_resource() {
+        use controlplane::rollout::Selection;
+        use controlplane::rollout_preview::{PreviewRequest, preview_rollout};
+
+        let fleet = fleet();
+        fleet.ready("acme").await;
+        fleet.ready("globex").await;
+        // A renamed queue is replaced; a longer retention modifies it in place.
+        let renamed = v2_body().replace("-jobs\"", "-work\"");
+        assert_ne!(renamed, v2_body());
+        fleet.publish("v3", &renamed).await;
+        let previews = preview_rollout(
+            PreviewRequest {
+                target_version: "v3",
+                selection: &Selection::default(),
+                sample: Some(10),
+            },
+            fleet.store.as_ref(),
+            fleet.stacks.as_ref(),
+            fleet.state.templates.as_ref(),
+        )
+        .await
+        .expect("previewed");
+        assert_eq!(previews.len(), 2);
+        let text = output::previews(&previews, "v3");
+        for expected in [
+            "acme",
+            "globex",
+            "v1 -> v3",
+            "+0 ~0 !1 -0",
+            "! JobsQueue (AWS::SQS::Queue) replaced",
+            "2 tenant(s) previewed; 2 would have resources replaced",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+        let json: Value = serde_json::from_str(&output::json(&previews)).expect("JSON");
+        assert_eq!(json[0]["tenant_id"], "acme");
+        assert_eq!(json[0]["changes"][0]["replacement"], "True");
+        assert_eq!(json[0]["changes"][0]["logical_id"], "JobsQueue");
     }
 }

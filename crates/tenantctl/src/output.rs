@@ -1,8 +1,12 @@
 //! What is printed: human tables by default, the API's JSON with `--output json`.
 
+use api::rollouts::RolloutDetails;
+use api::templates::TemplateVersions;
 use api::tenants::{Tenant, TenantView};
 use comfy_table::{Table, presets};
 use controlplane::audit::AuditEntry;
+use controlplane::rollout::{Counts, Selection};
+use controlplane::rollout_preview::TenantPreview;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -138,6 +142,254 @@ pub fn summary(view: &TenantView) -> String {
     }
 }
 
+pub fn template_versions(versions: &TemplateVersions) -> String {
+    let mut out = table(&[
+        "VERSION",
+        "CURRENT",
+        "SHA256",
+        "PUBLISHED BY",
+        "PUBLISHED AT",
+        "DESCRIPTION",
+    ]);
+    for version in &versions.versions {
+        out.add_row(vec![
+            version.version.clone(),
+            if version.version == versions.current {
+                "*".into()
+            } else {
+                String::new()
+            },
+            version.sha256.chars().take(12).collect(),
+            version.published_by.clone(),
+            version.published_at.clone(),
+            or_dash(version.description.as_deref()),
+        ]);
+    }
+    render(&out)
+}
+
+/// Tenants on their way (forward or back).
+fn in_flight(counts: &Counts) -> u32 {
+    counts.moving + counts.rolling_back
+}
+
+/// The progress line of a rollout (the progress bar's message).
+pub fn progress_message(rollout: &RolloutDetails) -> String {
+    let c = &rollout.counts;
+    format!(
+        "done {} · in flight {} · failed {} · remaining {} · state {}",
+        c.done,
+        in_flight(c),
+        c.failed + c.rollback_failed,
+        c.pending,
+        rollout.state
+    )
+}
+
+/// One line: the rollout, its state and versions, and why, if it says.
+pub fn rollout_line(rollout: &RolloutDetails) -> String {
+    let line = format!(
+        "{}: {} ({} -> {})",
+        rollout.id, rollout.state, rollout.previous_version, rollout.target_version
+    );
+    match &rollout.reason {
+        Some(reason) if !reason.is_empty() => format!("{line}: {reason}"),
+        _ => line,
+    }
+}
+
+pub fn rollouts(rollouts: &[RolloutDetails]) -> String {
+    let mut out = table(&[
+        "ROLLOUT",
+        "STATE",
+        "FROM",
+        "TO",
+        "SETTLED",
+        "FAILED",
+        "CREATED BY",
+        "CREATED AT",
+    ]);
+    for rollout in rollouts {
+        out.add_row(vec![
+            rollout.id.clone(),
+            rollout.state.to_string(),
+            rollout.previous_version.clone(),
+            rollout.target_version.clone(),
+            format!("{}/{}", rollout.settled(), rollout.counts.total),
+            (rollout.counts.failed + rollout.counts.rollback_failed).to_string(),
+            rollout.created_by.clone(),
+            rollout.created_at.clone(),
+        ]);
+    }
+    render(&out)
+}
+
+fn selection_text(selection: &Selection) -> String {
+    if selection.is_whole_fleet() {
+        return "the whole fleet".into();
+    }
+    let mut parts = Vec::new();
+    if !selection.tenants.is_empty() {
+        parts.push(format!("tenants {}", selection.tenants.join(",")));
+    }
+    for (key, value) in &selection.config {
+        parts.push(format!("config {key}={value}"));
+    }
+    if let Some(percent) = selection.percent {
+        parts.push(format!("{percent}% of them"));
+    }
+    parts.join(", ")
+}
+
+/// One rollout, field by field, then its waves (and members, if read).
+pub fn rollout(rollout: &RolloutDetails) -> String {
+    let mut fields = Table::new();
+    fields.load_preset(presets::NOTHING);
+    let mut row = |name: &str, value: String| {
+        fields.add_row(vec![name.to_owned(), value]);
+    };
+    let o = &rollout.options;
+    row("rollout", rollout.id.clone());
+    row("state", rollout.state.to_string());
+    if let Some(reason) = &rollout.reason {
+        row("reason", reason.clone());
+    }
+    row(
+        "version",
+        format!("{} -> {}", rollout.previous_version, rollout.target_version),
+    );
+    row("tenants", selection_text(&rollout.selection));
+    row(
+        "options",
+        format!(
+            "canary {}, bake {}s, growth x{}, wave bake {}s, max concurrency {}, \
+             failure tolerance {}, auto rollback {}",
+            o.canary,
+            o.bake_seconds,
+            o.growth,
+            o.wave_bake_seconds,
+            o.max_concurrency,
+            o.failure_tolerance,
+            if o.auto_rollback { "on" } else { "off" }
+        ),
+    );
+    row("progress", progress_message(rollout));
+    let c = &rollout.counts;
+    row(
+        "counts",
+        format!(
+            "{} tenants: {} pending, {} moving, {} done, {} failed, {} skipped, \
+             {} rolling back, {} rolled back, {} rollback failed",
+            c.total,
+            c.pending,
+            c.moving,
+            c.done,
+            c.failed,
+            c.skipped,
+            c.rolling_back,
+            c.rolled_back,
+            c.rollback_failed
+        ),
+    );
+    row(
+        "created",
+        format!("{} by {}", rollout.created_at, rollout.created_by),
+    );
+    row("updated", rollout.updated_at.clone());
+    let mut text = render(&fields);
+    if !rollout.waves.is_empty() {
+        let mut waves = table(&[
+            "WAVE",
+            "TENANTS",
+            "PENDING",
+            "IN FLIGHT",
+            "DONE",
+            "FAILED",
+            "SKIPPED",
+        ]);
+        for wave in &rollout.waves {
+            let c = &wave.counts;
+            waves.add_row(vec![
+                if wave.wave == 0 {
+                    "0 (canary)".to_owned()
+                } else {
+                    wave.wave.to_string()
+                },
+                c.total.to_string(),
+                c.pending.to_string(),
+                in_flight(c).to_string(),
+                c.done.to_string(),
+                (c.failed + c.rollback_failed).to_string(),
+                c.skipped.to_string(),
+            ]);
+        }
+        text.push_str("\n\n");
+        text.push_str(&render(&waves));
+    }
+    if let Some(members) = &rollout.members {
+        let mut out = table(&["TENANT", "STATE", "FROM", "REASON"]);
+        for member in members {
+            out.add_row(vec![
+                member.tenant_id.clone(),
+                serde_json::to_value(member.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                member.from_version.clone(),
+                or_dash(member.reason.as_deref()),
+            ]);
+        }
+        text.push_str("\n\n");
+        text.push_str(&render(&out));
+    }
+    text
+}
+
+/// The previews of a rollout to `target`: per tenant its versions and counts
+/// (`+added ~modified !replaced -removed`), then each replaced resource by name.
+pub fn previews(previews: &[TenantPreview], target: &str) -> String {
+    let mut out = table(&["TENANT", "VERSION", "CHANGES"]);
+    let mut replacing = 0;
+    for preview in previews {
+        let versions = format!("{} -> {target}", preview.from_version);
+        if let Some(error) = &preview.error {
+            out.add_row(vec![
+                preview.tenant_id.clone(),
+                versions,
+                format!("cannot preview: {error}"),
+            ]);
+            continue;
+        }
+        let (added, modified, replaced, removed) = preview.summary();
+        out.add_row(vec![
+            preview.tenant_id.clone(),
+            versions,
+            format!("+{added} ~{modified} !{replaced} -{removed}"),
+        ]);
+        if replaced > 0 {
+            replacing += 1;
+        }
+        for change in &preview.changes {
+            let how = match change.replacement.as_deref() {
+                Some("True") if change.action == "Modify" => "replaced",
+                Some("Conditional") if change.action == "Modify" => "may be replaced",
+                _ => continue,
+            };
+            out.add_row(vec![
+                String::new(),
+                String::new(),
+                format!("! {} ({}) {how}", change.logical_id, change.resource_type),
+            ]);
+        }
+    }
+    let mut text = render(&out);
+    text.push_str(&format!(
+        "\n\n{} tenant(s) previewed; {replacing} would have resources replaced",
+        previews.len()
+    ));
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -177,5 +429,92 @@ mod tests {
             summary(&view()),
             "acme: failed (config.player_count: must be a Number)"
         );
+    }
+
+    fn rollout_details() -> RolloutDetails {
+        serde_json::from_value(json!({
+            "id": "r-20261123T101500Z-abc123", "target_version": "v2", "previous_version": "v1",
+            "selection": {"config": {"tier": "gold"}},
+            "options": {"canary": "1", "bake_seconds": 600, "growth": 2, "wave_bake_seconds": 0,
+                        "max_concurrency": "10%", "failure_tolerance": "0", "auto_rollback": true},
+            "state": "running", "created_by": "ops", "created_at": "2026-11-23T10:15:00.000Z",
+            "updated_at": "2026-11-23T10:25:00.000Z", "planned": 7,
+            "counts": {"total": 7, "pending": 3, "moving": 2, "done": 1, "failed": 1, "skipped": 0,
+                       "rolling_back": 0, "rolled_back": 0, "rollback_failed": 0},
+            "waves": [
+                {"wave": 0, "counts": {"total": 1, "pending": 0, "moving": 0, "done": 1, "failed": 0,
+                 "skipped": 0, "rolling_back": 0, "rolled_back": 0, "rollback_failed": 0}},
+                {"wave": 1, "counts": {"total": 2, "pending": 0, "moving": 1, "done": 0, "failed": 1,
+                 "skipped": 0, "rolling_back": 0, "rolled_back": 0, "rollback_failed": 0}}
+            ],
+            "members": [
+                {"tenant_id": "acme", "state": "done", "from_version": "v1",
+                 "updated_at": "2026-11-23T10:20:00.000Z"},
+                {"tenant_id": "globex", "state": "failed", "from_version": "v1",
+                 "reason": "JobsQueue: limit exceeded", "updated_at": "2026-11-23T10:24:00.000Z"}
+            ]
+        }))
+        .expect("a rollout as the API sends it")
+    }
+
+    #[test]
+    fn a_rollout_shows_its_progress_waves_and_members() {
+        let rollout = rollout_details();
+        assert_eq!(
+            progress_message(&rollout),
+            "done 1 · in flight 2 · failed 1 · remaining 3 · state running"
+        );
+        assert_eq!(rollout.settled(), 2);
+        assert_eq!(
+            rollout_line(&rollout),
+            "r-20261123T101500Z-abc123: running (v1 -> v2)"
+        );
+        let text = super::rollout(&rollout);
+        for expected in [
+            "config tier=gold",
+            "canary 1, bake 600s, growth x2",
+            "max concurrency 10%",
+            "0 (canary)",
+            "WAVE",
+            "globex",
+            "JobsQueue: limit exceeded",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+        assert!(!text.lines().any(|l| l.ends_with(' ')), "{text:?}");
+        let listing = rollouts(std::slice::from_ref(&rollout));
+        assert!(
+            listing.starts_with("ROLLOUT") && listing.contains("2/7"),
+            "{listing}"
+        );
+        // JSON is the API's document, and reads back as the same rollout.
+        let round_trip: RolloutDetails = serde_json::from_str(&json(&rollout)).unwrap();
+        assert_eq!(round_trip, rollout);
+    }
+
+    #[test]
+    fn template_versions_mark_the_current_one() {
+        let versions: TemplateVersions = serde_json::from_value(json!({
+            "current": "v2",
+            "versions": [
+                {"version": "v1", "sha256": "a".repeat(64), "published_by": "control-plane",
+                 "published_at": "1970-01-01T00:00:00.000Z", "description": "shipped"},
+                {"version": "v2", "sha256": "b".repeat(64), "published_by": "ops",
+                 "published_at": "2026-11-23T10:00:00.000Z"}
+            ]
+        }))
+        .unwrap();
+        let text = template_versions(&versions);
+        let v2 = text
+            .lines()
+            .find(|l| l.starts_with("v2"))
+            .expect("v2's row");
+        assert!(v2.contains(" * ") && v2.contains(&"b".repeat(12)), "{text}");
+        assert!(!v2.contains(&"b".repeat(13)), "{text}");
+        let v1 = text
+            .lines()
+            .find(|l| l.starts_with("v1"))
+            .expect("v1's row");
+        assert!(!v1.contains('*') && v1.contains("shipped"), "{text}");
     }
 }

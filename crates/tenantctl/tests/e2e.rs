@@ -235,6 +235,94 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
     assert_eq!(again.code, 4, "{again:?}");
     assert!(again.stderr.contains("already exists"), "{again:?}");
 
+    // Template versions: v2 (an extra output) published directly, as automation does, checked
+    // by the emulator's ValidateTemplate; listed through the API; a repeat is harmless.
+    let v2_file =
+        std::env::temp_dir().join(format!("tenantctl-e2e-v2-{}.yaml", std::process::id()));
+    std::fs::write(
+        &v2_file,
+        format!(
+            "{}  TemplateVersion:\n    Value: v2\n",
+            controlplane::template_source::SAMPLE_TEMPLATE
+        ),
+    )?;
+    let v2_path = v2_file.to_string_lossy().into_owned();
+    let publish = [
+        "template",
+        "publish",
+        v2_path.as_str(),
+        "--version",
+        "v2",
+        "--description",
+        "an extra output",
+    ];
+    let published = ctl
+        .run(
+            None,
+            &[&["--direct", "--as", "automation@ci"][..], &publish[..]].concat(),
+        )
+        .await?;
+    assert_eq!(published.code, 0, "{published:?}");
+    assert!(
+        published.stdout.starts_with("v2: published"),
+        "{published:?}"
+    );
+    let repeated = ctl.run(admin, &publish).await?;
+    assert_eq!(repeated.code, 0, "{repeated:?}");
+    assert!(
+        repeated.stdout.contains("already published"),
+        "{repeated:?}"
+    );
+    let listed = ctl.run(admin, &["template", "list", "-o", "json"]).await?;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    let versions = listed.json();
+    assert_eq!(versions["current"], "v1", "{listed:?}");
+    let v2 = versions["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["version"] == "v2")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(v2["published_by"], "automation@ci", "{listed:?}");
+    let table = ctl.run(None, &["--direct", "template", "list"]).await?;
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with("v2 ")),
+        "{table:?}"
+    );
+    let _ = std::fs::remove_file(&v2_file);
+
+    // Rolled out to the whole fleet by the local rollout driver, followed to completion.
+    let rolled = ctl
+        .run(
+            admin,
+            &[
+                "rollout",
+                "start",
+                "v2",
+                "--bake",
+                "0s",
+                "--wait",
+                "--timeout",
+                WAIT,
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    assert_eq!(rolled.code, 0, "{rolled:?}");
+    let rollout = rolled.json();
+    assert_eq!(rollout["state"], "completed", "{rolled:?}");
+    assert_eq!(rollout["counts"]["done"], 4, "{rolled:?}");
+    let status = ctl.run(None, &["--direct", "rollout", "status"]).await?;
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(
+        status.stdout.contains("completed") && status.stdout.contains("v1 -> v2"),
+        "{status:?}"
+    );
+    let listed = ctl.run(admin, &["template", "list", "-o", "json"]).await?;
+    assert_eq!(listed.json()["current"], "v2", "{listed:?}");
+
     // The same validation either way: refused, every field named.
     for direct in [false, true] {
         let mut args = vec![
