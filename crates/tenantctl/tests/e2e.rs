@@ -292,6 +292,37 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
     );
     let _ = std::fs::remove_file(&v2_file);
 
+    // Previewed directly with the control plane's access to the tenant accounts: every tenant
+    // on v1 gets a change set (v2 adds only an output: no resource changes).
+    let planned = ctl
+        .run(
+            None,
+            &[
+                "rollout",
+                "plan",
+                "v2",
+                "--all",
+                "--key",
+                "local-development-key",
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    assert_eq!(planned.code, 0, "{planned:?}");
+    let previews = planned.json();
+    let previews = previews.as_array().cloned().unwrap_or_default();
+    assert!(!previews.is_empty(), "{planned:?}");
+    for preview in &previews {
+        assert_eq!(preview["from_version"], "v1", "{planned:?}");
+    }
+    assert!(
+        previews
+            .iter()
+            .any(|p| p["tenant_id"] == "acme" && p.get("error").is_none()),
+        "{planned:?}"
+    );
+
     // Rolled out to the whole fleet by the local rollout driver, followed to completion.
     let rolled = ctl
         .run(
