@@ -11,6 +11,7 @@ use crate::failure::Failure;
 use crate::output;
 
 const POLL: Duration = Duration::from_secs(2);
+const BAR: &str = "{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})";
 /// Reads that may fail in a row before following gives up: a rollout runs for hours, and one
 /// network blip should not end the watch.
 const UNREACHABLE_READS: u32 = 5;
@@ -23,9 +24,7 @@ pub async fn watch(
     timeout: Option<Duration>,
 ) -> Result<RolloutDetails, Failure> {
     let bar = ProgressBar::new(0);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-    {
+    if let Ok(style) = ProgressStyle::with_template(BAR) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.enable_steady_tick(Duration::from_millis(120));
@@ -65,4 +64,14 @@ pub async fn watch(
     };
     bar.finish_and_clear();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_bar_template_is_valid() {
+        assert!(ProgressStyle::with_template(BAR).is_ok());
+    }
 }
