@@ -536,3 +536,37 @@ async fn every_operation_answers_as_the_document_declares() {
         .collect();
     assert_eq!(api.exercised, declared);
 }
+
+/// Every operation of the document is routed to the API function by template.yaml (and nothing
+/// else is), so a deployed API answers what the document promises.
+#[test]
+fn template_yaml_routes_every_operation_of_the_document() {
+    let document = document();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    // A YAML value: CloudFormation's tags (!Ref, !Sub) have no JSON form.
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml"))
+            .expect("template.yaml parses");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut routed = std::collections::BTreeSet::new();
+    let events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .expect("ApiFunction events");
+    for event in events.values() {
+        if event["Type"].as_str() == Some("HttpApi") {
+            let properties = &event["Properties"];
+            routed.insert((
+                properties["Method"].as_str().unwrap_or_default().to_owned(),
+                properties["Path"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(documented, routed);
+}

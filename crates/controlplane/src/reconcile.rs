@@ -575,11 +575,18 @@ impl Reconciler {
         for _ in 0..self.settings.max_steps {
             let snapshot = self.store.load(key).await?;
             let now = self.now();
+            let mut failed_version = None;
             let desired = match &snapshot.spec {
                 None => Some(REMOVED_FINGERPRINT.to_owned()),
                 Some(_) => match self.desire(key, &snapshot).await {
-                    Ok((Desired::Present(d), _, _)) => Some(d.fingerprint),
-                    _ => None,
+                    Ok((desired, _, versions)) => {
+                        failed_version = versions.template_version;
+                        match desired {
+                            Desired::Present(d) => Some(d.fingerprint),
+                            _ => None,
+                        }
+                    }
+                    Err(_) => None,
                 },
             };
             let previous = snapshot.status.clone();
@@ -617,6 +624,11 @@ impl Reconciler {
             }
             if desired.is_some() && !in_flight {
                 status.spec_fingerprint = desired;
+            }
+            // The version it failed to reach, even before any stack call (a rollout tells its
+            // failures by it).
+            if let (Some(version), false) = (failed_version, in_flight) {
+                status.template_version = Some(version);
             }
             let (outcome, reason) = if retries > self.settings.max_attempts {
                 status.retryable = false;

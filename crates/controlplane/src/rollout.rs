@@ -257,6 +257,13 @@ pub struct Rollout {
     /// The members found by planning (the waves are cut from this number).
     #[serde(default)]
     pub planned: u32,
+    /// Planning has read the whole fleet (a paused planning resumes planning).
+    #[serde(default)]
+    pub planning_done: bool,
+    /// Failures an operator accepted by resuming a halted rollout: the tolerance counts only
+    /// the failures after them.
+    #[serde(default)]
+    pub accepted_failures: u32,
     /// Whole-fleet only: the target has been made the fleet's current version.
     #[serde(default)]
     pub current_set: bool,
@@ -293,9 +300,13 @@ pub enum MemberState {
 }
 
 impl MemberState {
-    /// Still on (or heading to) the target, so a rollback must move it back.
+    /// Possibly assigned the target by this rollout, so a rollback must look at it (a skipped
+    /// tenant may have been moved before it was pinned or removed).
     pub fn needs_rollback(self) -> bool {
-        matches!(self, Self::Moving | Self::Done | Self::Failed)
+        matches!(
+            self,
+            Self::Moving | Self::Done | Self::Failed | Self::Skipped
+        )
     }
 
     /// Nothing more will happen to it in a forward rollout.
@@ -467,12 +478,13 @@ fn run(rollout: &Rollout, members: &[Member], plan: &Plan, now: DateTime<Utc>) -
         .iter()
         .filter(|m| m.state == MemberState::Failed)
         .count();
+    let accepted = rollout.accepted_failures as usize;
     let canary_end = plan.waves.first().copied().unwrap_or(0).min(members.len());
     let canary_failed = members[..canary_end]
         .iter()
         .filter(|m| m.state == MemberState::Failed)
         .count();
-    if canary_failed > 0 {
+    if canary_failed > 0 && accepted == 0 {
         return Step::Halt {
             reason: format!(
                 "{canary_failed} of the {canary_end} canary tenants failed to update to {}",
@@ -480,10 +492,18 @@ fn run(rollout: &Rollout, members: &[Member], plan: &Plan, now: DateTime<Utc>) -
             ),
         };
     }
-    if failed > plan.failure_tolerance {
+    if failed.saturating_sub(accepted) > plan.failure_tolerance {
+        let since = if accepted > 0 {
+            format!(
+                " ({} since the {accepted} accepted on resume)",
+                failed - accepted
+            )
+        } else {
+            String::new()
+        };
         return Step::Halt {
             reason: format!(
-                "{failed} tenants failed to update to {}, more than the tolerance of {}",
+                "{failed} tenants failed to update to {}{since}, more than the tolerance of {}",
                 rollout.target_version, plan.failure_tolerance
             ),
         };
@@ -504,7 +524,9 @@ fn run(rollout: &Rollout, members: &[Member], plan: &Plan, now: DateTime<Utc>) -
         } else {
             rollout.options.wave_bake_seconds
         };
-        if bake == 0 || wave + 1 >= waves {
+        // The canary always settles before anything else moves (a bake of 0 only means no
+        // extra wait); later waves wait only when a wave bake is set.
+        if (bake == 0 && wave != 0) || wave + 1 >= waves {
             continue;
         }
         let wave_members = &members[start..end];
@@ -621,7 +643,8 @@ impl Command {
             // A resumed halt runs on with the failures it has: the tolerance still counts them.
             (Self::Resume, Paused | Halted) => Running,
             (Self::Resume, Running) => Running,
-            (Self::Cancel, Planning | Running | Paused | Halted) => Cancelled,
+            // Also a rollback: it stops moving tenants back (those in flight finish).
+            (Self::Cancel, Planning | Running | Paused | Halted | RollingBack) => Cancelled,
             (Self::Cancel, Cancelled) => Cancelled,
             (Self::Rollback, Planning | Running | Paused | Halted | Completed | Cancelled) => {
                 RollingBack
@@ -653,7 +676,8 @@ pub fn rollout_id(now: DateTime<Utc>, target_version: &str, created_by: &str) ->
     ));
     format!(
         "r-{}-{}",
-        now.format("%Y%m%dT%H%M%SZ"),
+        // Milliseconds: ids sort by creation, newest last, even within a second.
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
         hex::encode(&digest[..3])
     )
 }

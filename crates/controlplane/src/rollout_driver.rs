@@ -176,14 +176,28 @@ impl RolloutDriver {
             updated_at: at,
             planning_cursor: None,
             planned: 0,
+            planning_done: false,
+            accepted_failures: 0,
             current_set: false,
             catch_up_done: false,
             catch_up_cursor: None,
             counts: Counts::default(),
             version: 1,
         };
-        self.claim(&id).await?;
+        if let Some(running) = self.unfinished().await? {
+            return Err(RolloutError::Busy(running));
+        }
+        // The row first: a claimed slot always names a stored rollout. Two starts racing both
+        // store theirs; the one that loses the slot is cancelled at once.
         self.rollouts.create_rollout(&rollout).await?;
+        if let Err(e) = self.claim(&id).await {
+            let mut lost = rollout.clone();
+            lost.state = RolloutState::Cancelled;
+            lost.reason = Some(format!("not started: {e}"));
+            lost.version += 1;
+            let _ = self.rollouts.put_rollout(&lost, rollout.version).await;
+            return Err(e);
+        }
         info!(rollout = %id, target = %rollout.target_version, "rollout started");
         Ok(rollout)
     }
@@ -203,6 +217,19 @@ impl RolloutDriver {
             Some(running) if !running.state.is_finished() => Err(RolloutError::Busy(holder)),
             _ => Ok(self.rollouts.claim_active(id, Some(&holder)).await?),
         }
+    }
+
+    /// The oldest rollout that has not finished, if any (the slot's holder, or one a race or a
+    /// crash left without it).
+    async fn unfinished(&self) -> Result<Option<String>, RolloutError> {
+        Ok(self
+            .rollouts
+            .list_rollouts()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| !r.state.is_finished())
+            .map(|r| r.id))
     }
 
     /// Pauses, resumes, cancels or rolls back a rollout. A repeated command is a no-op.
@@ -225,6 +252,16 @@ impl RolloutDriver {
                 self.claim(id).await?;
             }
             let expected = rollout.version;
+            // A rollout paused while planning plans on when resumed.
+            let next = if next == RolloutState::Running && !rollout.planning_done {
+                RolloutState::Planning
+            } else {
+                next
+            };
+            if command == Command::Resume && rollout.state == RolloutState::Halted {
+                // Resuming a halt accepts the failures so far: the tolerance counts anew.
+                rollout.accepted_failures = rollout.counts.failed;
+            }
             rollout.state = next;
             rollout.reason = Some(format!("{} by {by}", command.as_str()));
             rollout.version += 1;
@@ -270,8 +307,17 @@ impl RolloutDriver {
 
     /// One step of the active rollout, if there is one.
     pub async fn tick_active(&self) -> Result<Option<Tick>, RolloutError> {
-        let Some(id) = self.rollouts.active_rollout().await? else {
-            return Ok(None);
+        let id = match self.rollouts.active_rollout().await? {
+            Some(id) => id,
+            // A rollout left without the slot (a crash or a race between a start, a command
+            // and a finishing step) is taken up again.
+            None => match self.unfinished().await? {
+                Some(id) => {
+                    self.rollouts.claim_active(&id, None).await?;
+                    id
+                }
+                None => return Ok(None),
+            },
         };
         match self.rollouts.rollout(&id).await? {
             Some(rollout) if rollout.state.is_finished() => {
@@ -297,13 +343,18 @@ impl RolloutDriver {
                 Ok(None) => return last,
                 Ok(Some(tick)) => {
                     let finished = tick.rollout.state.is_finished();
-                    let busy = tick.step != "wait" && tick.step != "idle";
+                    // A step that made progress is followed at once by the next one; a move
+                    // that found every candidate busy waits like any other.
+                    let progressed = match tick.step {
+                        "move" | "move_back" => tick.moved > 0,
+                        "wait" | "idle" => false,
+                        _ => true,
+                    };
                     last = Some(tick);
                     if finished {
                         return last;
                     }
-                    // A step that acted is followed at once by the next one.
-                    if busy {
+                    if progressed && started.elapsed() < budget {
                         continue;
                     }
                 }
@@ -397,6 +448,16 @@ impl RolloutDriver {
                     rollout.current_set = false;
                 }
                 rollout.state = RolloutState::RolledBack;
+                let failed_back = members
+                    .iter()
+                    .filter(|m| m.state == MemberState::RollbackFailed)
+                    .count();
+                if failed_back > 0 {
+                    rollout.reason = Some(format!(
+                        "{}; {failed_back} tenants failed to roll back (see their members)",
+                        rollout.reason.as_deref().unwrap_or("rolled back")
+                    ));
+                }
             }
             Step::Wait { until } => tick.wait_until = until,
             Step::Idle => {}
@@ -450,6 +511,7 @@ impl RolloutDriver {
                 rollout.planning_cursor = None;
                 rollout.planned = u32::try_from(self.rollouts.members(&rollout.id).await?.len())
                     .unwrap_or(u32::MAX);
+                rollout.planning_done = true;
                 rollout.state = RolloutState::Running;
                 info!(rollout = %rollout.id, planned = rollout.planned, "rollout planned");
             }
@@ -682,6 +744,28 @@ impl RolloutDriver {
         }
         let by_rollback = format!("{} rollback", rollout.id);
         let assigned_by = status.assigned_by.as_deref();
+        let pinned_to = snapshot.spec.as_ref().and_then(pinned).map(str::to_owned);
+        if let Some(pin) = pinned_to {
+            // Its stack follows the pin, not the assignment: restore the assignment (so a later
+            // unpin does not bring the target back) and wait for nothing.
+            if status.assigned_version.as_deref() == Some(&rollout.target_version)
+                && assigned_by == Some(rollout.id.as_str())
+            {
+                self.assign(
+                    rollout,
+                    key,
+                    snapshot,
+                    status,
+                    &member.from_version,
+                    &by_rollback,
+                )
+                .await?;
+            }
+            return Ok(Some((
+                MemberState::RolledBack,
+                Some(format!("pinned to {pin}: its stack follows the pin")),
+            )));
+        }
         match status.assigned_version.as_deref() {
             // Moved back by an earlier run of this step that died before recording it.
             Some(v) if v == member.from_version && assigned_by == Some(by_rollback.as_str()) => {
@@ -705,7 +789,7 @@ impl RolloutDriver {
                 Some("never moved; nothing to roll back".into()),
             ))),
             other => Ok(Some((
-                MemberState::Skipped,
+                MemberState::RolledBack,
                 Some(format!(
                     "assigned {} by someone else meanwhile; left alone",
                     other.unwrap_or("nothing")
@@ -789,16 +873,27 @@ pub fn observe(
             )
         });
     };
-    if !back && let Some(pin) = pinned(item).filter(|pin| *pin != wanted) {
-        return Some((
-            MemberState::Skipped,
-            Some(format!("pinned to {pin} during the rollout")),
-        ));
+    if let Some(pin) = pinned(item).filter(|pin| *pin != wanted) {
+        return Some(if back {
+            (
+                MemberState::RolledBack,
+                Some(format!("pinned to {pin}: its stack follows the pin")),
+            )
+        } else {
+            (
+                MemberState::Skipped,
+                Some(format!("pinned to {pin} during the rollout")),
+            )
+        });
     }
     let status = snapshot.status.as_ref()?;
     if status.assigned_version.as_deref() != Some(wanted) && pinned(item).is_none() {
         return Some((
-            MemberState::Skipped,
+            if back {
+                MemberState::RolledBack
+            } else {
+                MemberState::Skipped
+            },
             Some(format!(
                 "assigned {} by someone else meanwhile",
                 status.assigned_version.as_deref().unwrap_or("nothing")

@@ -160,6 +160,10 @@ impl TenantStatus {
     /// The version the fleet gives this tenant when it has no pin: its assignment, or for a row
     /// written before assignments existed, the version its stack was built with.
     pub fn fleet_version(&self) -> Option<&str> {
+        // A deleted tenant created again starts from the fleet's current version.
+        if self.status == Status::Deleted {
+            return self.assigned_version.as_deref();
+        }
         self.assigned_version
             .as_deref()
             .or(self.template_version.as_deref())

@@ -21,6 +21,8 @@ use crate::status::{StackLocation, Status, TenantStatus};
 pub const TENANTS_INDEX: &str = "tenants";
 /// The sparse index of STATUS rows by status (template.yaml).
 pub const BY_STATUS_INDEX: &str = "by-status";
+/// Index entries per page of every tenant (a SPEC and a STATUS entry each).
+const TENANTS_PAGE: i32 = 1000;
 
 pub struct DynamoStore {
     client: Client,
@@ -193,6 +195,8 @@ impl TenantStore for DynamoStore {
             .scan()
             .table_name(&self.table)
             .index_name(TENANTS_INDEX)
+            // Bounded pages: a caller handles each page in one go (a sweep, a rollout step).
+            .limit(TENANTS_PAGE)
             .set_exclusive_start_key(start)
             .send()
             .await

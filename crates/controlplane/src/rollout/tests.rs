@@ -21,6 +21,8 @@ fn rollout(planned: u32, options: RolloutOptions) -> Rollout {
         updated_at: at(0).to_rfc3339(),
         planning_cursor: None,
         planned,
+        planning_done: true,
+        accepted_failures: 0,
         current_set: false,
         catch_up_done: false,
         catch_up_cursor: None,
@@ -261,18 +263,19 @@ fn tenants_found_by_the_catch_up_are_moved_after_the_plan() {
 fn rollback_moves_back_every_tenant_moved_and_ends_rolled_back() {
     let mut r = rollout(5, options(1, 2, 0, 0));
     r.state = RolloutState::RollingBack;
+    // Skipped members are looked at too: one may have been moved before it was pinned.
     let m = members(&[Done, Failed, Moving, Pending, Skipped], 0);
     assert_eq!(
         next_step(&r, &m, at(0)),
         Step::MoveBack {
-            candidates: vec![0, 1, 2],
+            candidates: vec![0, 1, 2, 4],
             slots: 2
         }
     );
     let m = members(&[RollingBack, RollingBack, Moving, Pending, Skipped], 0);
     assert_eq!(next_step(&r, &m, at(0)), Step::Wait { until: None });
     let m = members(
-        &[RolledBack, RollbackFailed, RolledBack, Pending, Skipped],
+        &[RolledBack, RollbackFailed, RolledBack, Pending, RolledBack],
         0,
     );
     assert_eq!(next_step(&r, &m, at(0)), Step::RolledBack);
@@ -301,6 +304,8 @@ fn commands_follow_the_state_machine() {
     assert_eq!(Command::Resume.apply(Halted), Ok(Running));
     assert_eq!(Command::Rollback.apply(Completed), Ok(RollingBack));
     assert_eq!(Command::Cancel.apply(Halted), Ok(Cancelled));
+    // A rollback that cannot finish (an operator must look) can be stopped.
+    assert_eq!(Command::Cancel.apply(RollingBack), Ok(Cancelled));
     // Repeats are no-ops, so a retried command is harmless.
     assert_eq!(Command::Pause.apply(Paused), Ok(Paused));
     assert_eq!(Command::Rollback.apply(RollingBack), Ok(RollingBack));
@@ -308,7 +313,6 @@ fn commands_follow_the_state_machine() {
         (Command::Resume, Completed),
         (Command::Pause, RolledBack),
         (Command::Cancel, Completed),
-        (Command::Cancel, RollingBack),
         (Command::Resume, RollingBack),
     ] {
         let error = command.apply(state).unwrap_err();
@@ -356,4 +360,46 @@ fn options_are_checked() {
         ..RolloutOptions::default()
     };
     assert_eq!(o.check().unwrap_err().len(), 3);
+}
+
+#[test]
+fn the_canary_settles_first_even_without_a_bake() {
+    let r = rollout(6, options(1, 10, 0, 0));
+    let mut m = members(&[Moving], 0);
+    m.extend(members(&[Pending; 5], 0));
+    assert_eq!(next_step(&r, &m, at(0)), Step::Wait { until: None });
+    m[0].state = Done;
+    assert_eq!(
+        next_step(&r, &m, at(0)),
+        Step::Move {
+            candidates: (1..6).collect(),
+            slots: 10
+        }
+    );
+}
+
+#[test]
+fn resuming_a_halt_accepts_its_failures_and_counts_anew() {
+    let mut r = rollout(10, options(1, 10, 1, 0));
+    let mut states = vec![Done, Failed, Failed];
+    states.extend([Pending; 7]);
+    assert!(matches!(
+        next_step(&r, &members(&states, 0), at(0)),
+        Step::Halt { .. }
+    ));
+    r.accepted_failures = 2;
+    assert!(matches!(
+        next_step(&r, &members(&states, 0), at(0)),
+        Step::Move { .. }
+    ));
+    states[3] = Failed;
+    assert!(matches!(
+        next_step(&r, &members(&states, 0), at(0)),
+        Step::Move { .. }
+    ));
+    states[4] = Failed;
+    let Step::Halt { reason } = next_step(&r, &members(&states, 0), at(0)) else {
+        panic!("two new failures pass a tolerance of one");
+    };
+    assert!(reason.contains("since the 2 accepted"), "{reason}");
 }
