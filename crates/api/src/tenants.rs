@@ -36,8 +36,15 @@ pub struct TenantView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub config: Map<String, Value>,
+    /// The SPEC's pin, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template_version: Option<String>,
+    /// The version the fleet assigned the tenant (what it runs without a pin; rollouts move it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_version: Option<String>,
+    /// The version its stack is built from (or, when failed, the one it failed to reach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_template_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decommission_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,6 +172,8 @@ impl ApiState {
                 .cloned()
                 .unwrap_or_default(),
             template_version: text(&spec, "template_version"),
+            assigned_version: status.and_then(|s| s.assigned_version.clone()),
+            stack_template_version: status.and_then(|s| s.template_version.clone()),
             decommission_date: text(&spec, "decommission_date"),
             retry: spec.get("retry").cloned(),
             updated_by: text(&spec, "updated_by"),

@@ -64,6 +64,8 @@ fn gone(tenant: &str) -> TenantView {
         region: None,
         config: serde_json::Map::new(),
         template_version: None,
+        assigned_version: None,
+        stack_template_version: None,
         decommission_date: None,
         retry: None,
         updated_by: None,

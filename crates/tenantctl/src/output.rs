@@ -54,6 +54,25 @@ fn pairs(config: &Map<String, Value>) -> String {
         .join(", ")
 }
 
+/// The template version a tenant runs: its pin, else what the fleet assigned it, and the
+/// stack's when that differs (an update on its way, or one that failed).
+fn template_of(view: &TenantView) -> String {
+    let wanted = view
+        .template_version
+        .as_deref()
+        .or(view.assigned_version.as_deref());
+    let mut text = or_dash(wanted);
+    if view.template_version.is_some() {
+        text.push_str(" (pinned)");
+    }
+    if let Some(stack) = view.stack_template_version.as_deref()
+        && Some(stack) != wanted
+    {
+        text.push_str(&format!(" (stack: {stack})"));
+    }
+    text
+}
+
 pub fn tenants(views: &[TenantView]) -> String {
     let mut out = table(&[
         "TENANT",
@@ -70,7 +89,7 @@ pub fn tenants(views: &[TenantView]) -> String {
             view.status.clone(),
             or_dash(view.account_id.as_deref()),
             or_dash(view.region.as_deref()),
-            or_dash(view.template_version.as_deref()),
+            template_of(view),
             or_dash(view.updated_by.as_deref()),
             or_dash(view.reason.as_deref()),
         ]);
@@ -99,7 +118,7 @@ pub fn tenant(tenant: &Tenant) -> String {
     }
     row("account", or_dash(view.account_id.as_deref()));
     row("region", or_dash(view.region.as_deref()));
-    row("template", or_dash(view.template_version.as_deref()));
+    row("template", template_of(view));
     row("config", or_dash(Some(&pairs(&view.config))));
     if let Some(date) = &view.decommission_date {
         row("decommission", date.clone());
@@ -403,6 +422,19 @@ mod tests {
             "outputs": {"JobsQueueUrl": "http://q"}, "updated_by": "ops"
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_template_column_shows_the_pin_or_the_assignment_and_a_stack_on_another_version() {
+        let mut v = view();
+        v.assigned_version = Some("v2".into());
+        v.stack_template_version = Some("v1".into());
+        assert_eq!(template_of(&v), "v2 (stack: v1)");
+        v.template_version = Some("v1".into());
+        assert_eq!(template_of(&v), "v1 (pinned)");
+        v.template_version = None;
+        v.stack_template_version = Some("v2".into());
+        assert_eq!(template_of(&v), "v2");
     }
 
     #[test]
