@@ -73,16 +73,7 @@ pub async fn preview_rollout(
         .current_version()
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let (page, next) = tenants.list_tenants(token).await?;
-        keys.extend(page);
-        match next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
+    let mut keys: Vec<TenantKey> = crate::sweep::all_tenants(tenants).await?;
     // Spread the sample over the fleet, the same way every time.
     keys.sort_by_key(|k| member_order("preview", k.as_str()));
     let mut candidates = Vec::new();

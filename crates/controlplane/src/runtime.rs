@@ -344,15 +344,7 @@ impl ApiConfig {
             .region()
             .map(|r| r.as_ref().to_owned())
             .ok_or(ConfigError::Missing("AWS_REGION"))?;
-        let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
-        let store = Arc::new(
-            DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
-                .with_audit_retention(audit_retention_days),
-        );
-        let templates = Arc::new(TableTemplates::new(
-            store.clone(),
-            BundledTemplates::sample()?,
-        ));
+        let (store, templates) = table_and_templates(sdk, table)?;
         Ok(Self {
             store: store.clone(),
             specs: store.clone(),
@@ -397,13 +389,12 @@ impl RolloutJob {
     }
 }
 
-/// The rollout driver on the tenants table `table`, re-checking moved tenants through the
-/// queue `recheck_queue_url`.
-pub fn rollout_driver(
+/// The tenants table `table` (audit lines kept AUDIT_RETENTION_DAYS) and the template versions
+/// in it beside the shipped ones.
+fn table_and_templates(
     sdk: &SdkConfig,
     table: impl Into<String>,
-    recheck_queue_url: impl Into<String>,
-) -> Result<RolloutDriver, ConfigError> {
+) -> Result<(Arc<DynamoStore>, Arc<TableTemplates>), ConfigError> {
     let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
     let store = Arc::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
@@ -413,6 +404,17 @@ pub fn rollout_driver(
         store.clone(),
         BundledTemplates::sample()?,
     ));
+    Ok((store, templates))
+}
+
+/// The rollout driver on the tenants table `table`, re-checking moved tenants through the
+/// queue `recheck_queue_url`.
+pub fn rollout_driver(
+    sdk: &SdkConfig,
+    table: impl Into<String>,
+    recheck_queue_url: impl Into<String>,
+) -> Result<RolloutDriver, ConfigError> {
+    let (store, templates) = table_and_templates(sdk, table)?;
     Ok(
         RolloutDriver::new(store.clone(), store.clone(), store, templates).with_requeue(Arc::new(
             SqsRequeue::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),

@@ -83,3 +83,17 @@ where
         }
     }
 }
+
+/// Every tenant (SPEC or STATUS row), all pages read.
+pub async fn all_tenants(store: &dyn TenantStore) -> Result<Vec<TenantKey>, StoreError> {
+    let mut tenants = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = store.list_tenants(token).await?;
+        tenants.extend(page);
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(tenants),
+        }
+    }
+}

@@ -313,16 +313,7 @@ async fn tenants_it_breaks(
     template: &Template,
     tenants: &dyn TenantStore,
 ) -> Result<Vec<String>, StoreError> {
-    let mut keys: Vec<TenantKey> = Vec::new();
-    let mut token = None;
-    loop {
-        let (page, next) = tenants.list_tenants(token).await?;
-        keys.extend(page);
-        match next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
+    let keys: Vec<TenantKey> = crate::sweep::all_tenants(tenants).await?;
     let broken: Vec<Option<String>> = futures::stream::iter(keys)
         .map(|key| async move {
             let snapshot = tenants.load(&key).await?;

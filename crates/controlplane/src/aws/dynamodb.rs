@@ -401,15 +401,7 @@ impl SpecStore for DynamoStore {
         let mut plain: HashMap<String, AttributeValue> = item.clone().into();
         plain.insert("pk".into(), AttributeValue::S(tenant.pk()));
         plain.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(plain))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        self.put_new(plain).await
     }
 
     async fn replace_spec(
@@ -540,15 +532,7 @@ impl SpecStore for DynamoStore {
             "expires_at".into(),
             AttributeValue::N(expires_at.to_string()),
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        self.put_new(item).await
     }
 }
 
@@ -609,6 +593,19 @@ fn member_item(
 }
 
 impl DynamoStore {
+    /// Writes a row that must not exist yet; `Conflict` when it does.
+    async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
     /// Every row of partition `pk` whose sort key starts with `prefix`, in order.
     async fn query_all(
         &self,
@@ -667,15 +664,7 @@ impl crate::ports::TemplateStore for DynamoStore {
             TEMPLATES_PK.into(),
             format!("{TEMPLATE_SK_PREFIX}{}", record.version),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        self.put_new(item).await
     }
 
     async fn template(
@@ -758,15 +747,7 @@ impl crate::ports::RolloutStore for DynamoStore {
             ROLLOUTS_PK.into(),
             format!("{ROLLOUT_SK_PREFIX}{}", rollout.id),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        self.put_new(item).await
     }
 
     async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError> {
@@ -884,17 +865,8 @@ impl crate::ports::RolloutStore for DynamoStore {
             .map(|member| member_item(id, member))
             .collect::<Result<Vec<_>, _>>()?;
         let writes = items.into_iter().map(|item| async move {
-            match self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await
-                .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
-            {
-                Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            match self.put_new(item).await {
+                Ok(()) | Err(StoreError::Conflict) => Ok(()),
                 Err(e) => Err(e),
             }
         });
