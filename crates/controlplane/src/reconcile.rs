@@ -800,9 +800,10 @@ impl Reconciler {
             view.stack = self.describe(&target).await?;
         }
         // The recorded stack is gone and the SPEC wants one elsewhere: look there instead.
+        // (Not where it already looked: a new tenant's first look is there already.)
         if view.stack.is_none()
             && let Some(wanted) = wanted
-            && Some(&wanted) != recorded.as_ref()
+            && Some(&wanted) != view.location.as_ref()
         {
             view.location = Some(wanted);
             if let Some(target) = view.target() {
