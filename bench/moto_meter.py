@@ -43,12 +43,16 @@ class Meter:
         self.app = app
         self.lock = threading.Lock()
         self.records = []  # (class, service, action, start, end)
+        self.in_flight = 0
+        self.idle = threading.Condition(self.lock)
         self.window_start = time.perf_counter()
         self.cpu_start = time.process_time()
 
     def control(self, path, start_response):
+        now = time.perf_counter()
         with self.lock:
-            now = time.perf_counter()
+            # A response the client already has may not be closed here yet: wait for it.
+            self.idle.wait_for(lambda: self.in_flight == 0, timeout=2.0)
             if path == "/__meter/start":
                 self.records = []
                 self.window_start = now
@@ -64,6 +68,9 @@ class Meter:
         calls = {}
         intervals = []
         for who, service, action, start, end in self.records:
+            start, end = max(start, self.window_start), min(end, now)
+            if end < start:
+                continue
             key = f"{who}|{service}|{action}"
             entry = calls.setdefault(key, {"count": 0, "seconds": 0.0})
             entry["count"] += 1
@@ -93,6 +100,8 @@ class Meter:
         if path.startswith("/__meter/"):
             return self.control(path, start_response)
         start = time.perf_counter()
+        with self.lock:
+            self.in_flight += 1
         who, service, action = self.classify(environ)
         result = self.app(environ, start_response)
         return Timed(result, self, (who, service, action, start))
@@ -132,6 +141,8 @@ class Timed:
         end = time.perf_counter()
         with self.meter.lock:
             self.meter.records.append((*self.record, end))
+            self.meter.in_flight -= 1
+            self.meter.idle.notify_all()
 
 
 def main():

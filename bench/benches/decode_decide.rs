@@ -183,7 +183,9 @@ fn main() {
         let mut group = criterion.benchmark_group(GROUP);
         group.throughput(Throughput::Elements(RECORDS as u64));
         group.bench_function("serde_json_value", |b| {
-            b.iter(|| serde_json::from_slice::<Value>(std::hint::black_box(&bytes)).expect("parses"))
+            b.iter(|| {
+                serde_json::from_slice::<Value>(std::hint::black_box(&bytes)).expect("parses")
+            })
         });
         group.bench_function("ours_decode_validate_decide", |b| {
             b.iter(|| {

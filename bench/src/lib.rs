@@ -58,8 +58,9 @@ pub fn spec_row(n: usize) -> Value {
 /// The DynamoDB stream event Lambda delivers for the INSERTs of `rows` (one batch), built with
 /// the same types as the local stream poller's events.
 pub fn insert_event(rows: &[Value]) -> Result<Value> {
-    let stream_arn =
-        format!("arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-11-01T00:00:00.000");
+    let stream_arn = format!(
+        "arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-11-01T00:00:00.000"
+    );
     let created_at = DateTime::<Utc>::from_timestamp(1_795_000_000, 0).unwrap_or_default();
     let records = rows
         .iter()
@@ -77,7 +78,8 @@ pub fn insert_event(rows: &[Value]) -> Result<Value> {
             change.approximate_creation_date_time = created_at;
             change.keys = keys;
             change.new_image = image;
-            change.sequence_number = Some(format!("{}", 4_100_000_000_000_000_000_000u128 + i as u128));
+            change.sequence_number =
+                Some(format!("{}", 4_100_000_000_000_000_000_000u128 + i as u128));
             change.size_bytes = row.to_string().len() as i64;
             change.stream_view_type = Some(StreamViewType::NewAndOldImages);
             let mut record = EventRecord::default();

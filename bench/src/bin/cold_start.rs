@@ -70,7 +70,10 @@ async fn main() -> ExitCode {
         + report.response.batch_item_failures.len()
         + report.skipped.len();
     if failed > 0 {
-        eprintln!("cold-start: {failed} records or tenants not ready: {:?}", report.outcomes);
+        eprintln!(
+            "cold-start: {failed} records or tenants not ready: {:?}",
+            report.outcomes
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -207,10 +207,14 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
     let python = python();
     let one = out.join("event-1.json");
     let many = out.join(format!("event-{memory_records}.json"));
+    // template.yaml's BatchSize: the most one invocation gets.
+    let hundred = out.join("event-100.json");
     std::fs::write(&one, insert_event_bytes(0, 1)?)?;
     std::fs::write(&many, insert_event_bytes(0, memory_records)?)?;
+    std::fs::write(&hundred, insert_event_bytes(0, 100)?)?;
 
     let emulator = MeteredEmulator::start().await?;
+    warm_up(&emulator.endpoint).await?;
     let setup = prepare(&emulator.endpoint, &one).await?;
     let env = function_env(&emulator.endpoint, &setup);
 
@@ -266,13 +270,14 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
             json!(function.iter().map(|c| c.seconds).sum::<f64>() / invocations);
         result["emulator_calls_per_run"] =
             json!(function.iter().map(|c| c.count).sum::<u64>() as f64 / invocations);
+        result["meter"] = json!(meter);
         cold_results.insert(side, result);
     }
     let (ours_cold, peer_cold) = (cold_results["ours"].clone(), cold_results["peer"].clone());
 
     // Peak memory: one batch of `memory_records`, and the one-record batch for reference.
     let mut memory = BTreeMap::new();
-    for (label, event) in [("batch", &many), ("one", &one)] {
+    for (label, event) in [("batch", &many), ("hundred", &hundred), ("one", &one)] {
         for side in ["ours", "peer"] {
             let command = match side {
                 "ours" => vec![ours.clone(), event.clone()],
@@ -349,13 +354,14 @@ fn cold_table(r: &Value) -> String {
     );
     let m = &r["memory"];
     s += &format!(
-        "\npeak memory (max RSS, /usr/bin/time -v)\n\n| | {} records | 1 record | wall ({} records) |\n|---|---|---|---|\n",
+        "\npeak memory (max RSS, /usr/bin/time -v)\n\n| | {} records | 100 records | 1 record | wall ({} records) |\n|---|---|---|---|---|\n",
         r["memory_records"], r["memory_records"]
     );
     for side in ["ours", "peer"] {
         s += &format!(
-            "| {side} | {} | {} | {:.2} s |\n",
+            "| {side} | {} | {} | {} | {:.2} s |\n",
             mib(f(&m[format!("{side}_batch")]["time"]["max_rss_kib"])),
+            mib(f(&m[format!("{side}_hundred")]["time"]["max_rss_kib"])),
             mib(f(&m[format!("{side}_one")]["time"]["max_rss_kib"])),
             f(&m[format!("{side}_batch")]["time"]["wall_seconds"]),
         );
@@ -494,7 +500,12 @@ fn parameters_of(n: usize) -> Vec<Parameter> {
     }
     parameters
         .into_iter()
-        .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
         .collect()
 }
 
@@ -772,7 +783,8 @@ async fn run_side(side: Side, tenants: usize) -> Result<Value> {
         } - cpu_before;
         let meter = emulator.stop_window().await?;
         poll_task.abort();
-        extra = json!({"invocations": progress.lock().unwrap_or_else(|e| e.into_inner()).invocations});
+        extra =
+            json!({"invocations": progress.lock().unwrap_or_else(|e| e.into_inner()).invocations});
         (wall, writes, meter, cpu)
     };
     verify(&endpoint, tenants, side).await?;
@@ -854,8 +866,7 @@ fn e2e_table(r: &Value) -> String {
         let calls: u64 = x["calls"]["function"]
             .as_object()
             .map(|m| m.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0)
-;
+            .unwrap_or(0);
         let eventsource: u64 = x["calls"]["eventsource"]
             .as_object()
             .map(|m| m.values().filter_map(Value::as_u64).sum())
@@ -903,6 +914,12 @@ fn e2e_table(r: &Value) -> String {
 
 // ---- artefact size ----------------------------------------------------------------------------
 
+const ZIP_LISTING: &str = "import json, sys, zipfile\n\
+archive = zipfile.ZipFile(sys.argv[1])\n\
+info = archive.getinfo('bootstrap')\n\
+head = archive.open(info).read(20)\n\
+print(json.dumps({'bootstrap_bytes': info.file_size, 'elf_machine': int.from_bytes(head[18:20], 'little')}))";
+
 fn size(out: &Path) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -912,19 +929,22 @@ fn size(out: &Path) -> Result<()> {
     if let Ok(entries) = std::fs::read_dir(&lambda) {
         for entry in entries.flatten() {
             let dir = entry.path();
-            let bootstrap = dir.join("bootstrap");
             let zip = dir.join("bootstrap.zip");
-            let architecture = std::process::Command::new("file")
-                .arg(&bootstrap)
+            // The zip's own listing: the bootstrap's size and its ELF machine (183: aarch64).
+            let listing = std::process::Command::new(python())
+                .args(["-c", ZIP_LISTING])
+                .arg(&zip)
                 .output()
                 .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("aarch64"));
+                .filter(|o| o.status.success())
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                .unwrap_or(Value::Null);
             ours.insert(
                 entry.file_name().to_string_lossy().into_owned(),
                 json!({
-                    "bootstrap_bytes": std::fs::metadata(&bootstrap).ok().map(|m| m.len()),
                     "zip_bytes": std::fs::metadata(&zip).ok().map(|m| m.len()),
-                    "arm64": architecture,
+                    "bootstrap_bytes": listing["bootstrap_bytes"],
+                    "arm64": listing["elf_machine"].as_u64().map(|m| m == 183),
                 }),
             );
         }
@@ -955,25 +975,39 @@ fn report(dir: &Path) -> Result<()> {
         let x = &c["cold_start"];
         let ratio = f(&x["ratio_median"]);
         rows.push([
-            "cold start: process start → first stream batch (1 record) handled, on moto (median)".into(),
+            "cold start: process start → first stream batch (1 record) handled, on moto (median)"
+                .into(),
             ms(f(&x["ours"]["median"])),
-            format!("{}: the peer (python3 + boto3)", ms(f(&x["peer"]["median"]))),
+            format!(
+                "{}: the peer (python3 + boto3)",
+                ms(f(&x["peer"]["median"]))
+            ),
             format!("{ratio:.3}"),
-            format!("≤ 0.1×: {}", if ratio <= 0.1 { "**met**" } else { "missed" }),
+            format!(
+                "≤ 0.1×: {}",
+                if ratio <= 0.1 { "**met**" } else { "missed" }
+            ),
             "`make bench-peer` (cold)".into(),
         ]);
         let outside = |x: &Value| f(&x["median"]) - f(&x["emulator_seconds_per_run"]);
         let ratio = f(&x["ratio_outside_emulator"]);
         rows.push([
             "cold start, less the emulator's time for the function's own calls".into(),
-            format!("{} ({:.1} calls)", ms(outside(&x["ours"])), f(&x["ours"]["emulator_calls_per_run"])),
+            format!(
+                "{} ({:.1} calls)",
+                ms(outside(&x["ours"])),
+                f(&x["ours"]["emulator_calls_per_run"])
+            ),
             format!(
                 "{}: the peer ({:.1} calls)",
                 ms(outside(&x["peer"])),
                 f(&x["peer"]["emulator_calls_per_run"])
             ),
             format!("{ratio:.3}"),
-            format!("≤ 0.1×: {}", if ratio <= 0.1 { "**met**" } else { "missed" }),
+            format!(
+                "≤ 0.1×: {}",
+                if ratio <= 0.1 { "**met**" } else { "missed" }
+            ),
             "`make bench-peer` (cold)".into(),
         ]);
         let m = &c["memory"];
@@ -997,6 +1031,23 @@ fn report(dir: &Path) -> Result<()> {
             ),
             "`make bench-peer` (cold)".into(),
         ]);
+        let ours_kib = f(&m["ours_hundred"]["time"]["max_rss_kib"]);
+        let peer_kib = f(&m["peer_hundred"]["time"]["max_rss_kib"]);
+        rows.push([
+            "peak memory (max RSS) handling a 100-record batch (template.yaml's BatchSize)".into(),
+            mib(ours_kib),
+            format!("{}: the peer", mib(peer_kib)),
+            format!("{:.3}", ours_kib / peer_kib),
+            format!(
+                "≤ 40 MB: {}",
+                if ours_kib * 1024.0 <= 40e6 {
+                    "**met**"
+                } else {
+                    "missed"
+                }
+            ),
+            "`make bench-peer` (cold)".into(),
+        ]);
     }
     if let Some(d) = read_json(&dir.join("decode_decide.json")) {
         let per = |name: &str| f(&d[name]["per_record_seconds"]);
@@ -1006,11 +1057,19 @@ fn report(dir: &Path) -> Result<()> {
         let pure = per("ours_decode_validate_decide");
         let us = |s: f64| format!("{:.2} µs/record", s * 1e6);
         rows.push([
-            "decode + decide, the whole handler with AWS faked (per record, 1,000-record batch)".into(),
+            "decode + decide, the whole handler with AWS faked (per record, 1,000-record batch)"
+                .into(),
             us(ours),
             format!("{}: the peer", us(peer)),
             format!("{:.1}× faster", peer / ours),
-            format!("≥ 5×: {}", if peer / ours >= 5.0 { "**met**" } else { "missed" }),
+            format!(
+                "≥ 5×: {}",
+                if peer / ours >= 5.0 {
+                    "**met**"
+                } else {
+                    "missed"
+                }
+            ),
             "`make bench-peer` (decode_decide)".into(),
         ]);
         rows.push([
@@ -1074,7 +1133,10 @@ fn report(dir: &Path) -> Result<()> {
                 100.0 * f(&r["floor"]["outside_share"])
             ),
             format!("{:.2}", share / f(&r["peer"]["outside_share"])),
-            format!("≤ 10 %: {}", if share <= 0.10 { "**met**" } else { "missed" }),
+            format!(
+                "≤ 10 %: {}",
+                if share <= 0.10 { "**met**" } else { "missed" }
+            ),
             "`make bench-peer` (e2e)".into(),
         ]);
         let per_tenant = |side: &str, class: &str| {
@@ -1136,7 +1198,11 @@ fn report(dir: &Path) -> Result<()> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Events { first, records, out } => {
+        Command::Events {
+            first,
+            records,
+            out,
+        } => {
             std::fs::write(&out, insert_event_bytes(first, records)?)?;
         }
         Command::Prepare { endpoint, event } => {
