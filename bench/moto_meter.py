@@ -2,7 +2,8 @@
 
 The meter is a WSGI middleware inside the emulator's own process: for every AWS request it
 records the operation (service and action), who made it (the access key's class: `harness`,
-`eventsource`, anything else is the function under test, including keys issued by AssumeRole),
+`eventsource`, `unsigned` for moto's own API such as resets, any other key is the function under
+test, including keys issued by AssumeRole),
 and when moto started and finished handling it (`time.perf_counter`, from the request reaching
 the app to the last byte of the response handed back). Both sides of a benchmark run against the
 same metered emulator, so one harness counts and times the emulator's work for both.
@@ -109,7 +110,10 @@ class Meter:
     def classify(self, environ):
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         match = CREDENTIAL.search(authorization)
-        key, service = (match.group(1), match.group(2)) if match else ("", "unsigned")
+        if not match:
+            # moto's own API (the harness's resets) and anything else unsigned.
+            return "unsigned", "moto", environ.get("PATH_INFO", "")
+        key, service = match.group(1), match.group(2)
         who = HARNESS_KEYS.get(key, "function")
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:

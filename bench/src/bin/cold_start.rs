@@ -16,6 +16,8 @@ use controlplane::stream::handle_batch_until;
 use serde_json::Value;
 
 /// The function's timeout in template.yaml (Globals): the deadline of its invocation.
+/// `COLD_START_TIMEOUT_SECONDS` overrides it (the memory row's 1,000-record batch takes longer
+/// than that on moto, so it gets Lambda's maximum, 900 s).
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::main]
@@ -49,11 +51,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let timeout = std::env::var("COLD_START_TIMEOUT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(TIMEOUT, Duration::from_secs);
     let report = handle_batch_until(
         &plane.reconciler,
         &plane.stream,
         &event,
-        Some(started + TIMEOUT),
+        Some(started + timeout),
     )
     .await;
     let _ = metrics.flush(std::io::stdout());

@@ -284,6 +284,8 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
                 _ => vec![python.clone(), peer_script("cold_start.py"), event.clone()],
             };
             prepare(&emulator.endpoint, event).await?;
+            let mut env = env.clone();
+            env.push(("COLD_START_TIMEOUT_SECONDS".into(), "900".into()));
             emulator.start_window().await?;
             let figures = time_v(&command, &env).await?;
             let meter = emulator.stop_window().await?;
@@ -1061,7 +1063,15 @@ fn report(dir: &Path) -> Result<()> {
                 .into(),
             us(ours),
             format!("{}: the peer", us(peer)),
-            format!("{:.1}× faster", peer / ours),
+            format!(
+                "{:.2} ({})",
+                ours / peer,
+                if ours > peer {
+                    "ours slower"
+                } else {
+                    "ours faster"
+                }
+            ),
             format!(
                 "≥ 5×: {}",
                 if peer / ours >= 5.0 {
