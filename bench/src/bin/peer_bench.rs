@@ -1073,7 +1073,7 @@ fn report(dir: &Path) -> Result<()> {
                 }
             ),
             format!(
-                "≥ 5×: {}",
+                "ours ≥ 5× faster: {}",
                 if peer / ours >= 5.0 {
                     "**met**"
                 } else {
