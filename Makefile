@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 CARGO ?= cargo
 
-.PHONY: help up test soak bench venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test soak bench bench-peer venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
@@ -94,6 +94,28 @@ bench: venv toolchain
 	$(CARGO) bench -p controlplane --bench completion_lag --profile dev
 	$(CARGO) bench -p controlplane --bench rollout_makespan --profile dev
 	$(CARGO) bench -p local --bench api_latency --profile dev
+	$(MAKE) bench-peer
+
+## Benchmarks against the Python peer (bench/, BENCHMARKS.md) -----------------------------------------
+
+# Release builds: cold start, memory and throughput are not measured on debug code.
+PEER_BENCH_OUT ?= $(CARGO_TARGET_DIR)/peer-bench
+PEER_BENCH = $(CARGO_TARGET_DIR)/release/peer-bench
+
+$(VENV)/.bench-peer: bench/peer/requirements.txt | venv
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+	@touch $@
+
+bench-peer: venv build-tools toolchain $(VENV)/.bench-peer
+	@command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; } || $(CARGO) install --locked hyperfine
+	@test -x /usr/bin/time || { apt-get update -qq && apt-get install -y -qq time; }
+	$(CARGO) build --release -p peer-bench --bin peer-bench --bin cold-start
+	BENCH_OUT=$(PEER_BENCH_OUT) $(CARGO) bench -p peer-bench --bench decode_decide
+	$(PEER_BENCH) cold --out $(PEER_BENCH_OUT)
+	$(PEER_BENCH) e2e --tenants 500 --out $(PEER_BENCH_OUT)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --bin stream-handler
+	$(PEER_BENCH) size --out $(PEER_BENCH_OUT)
+	$(PEER_BENCH) report --dir $(PEER_BENCH_OUT)
 
 ## Ship ----------------------------------------------------------------------------------------------
 
