@@ -22,6 +22,9 @@ pub struct ParameterDecl {
     pub default: Option<String>,
     pub allowed_values: Vec<String>,
     pub allowed_pattern: Option<String>,
+    /// `allowed_pattern`, compiled once when the template is read, anchored as CloudFormation
+    /// matches it (the whole value): every SPEC validation uses it.
+    pub anchored_pattern: Option<AnchoredPattern>,
     pub min_value: Option<f64>,
     pub max_value: Option<f64>,
     pub min_length: Option<usize>,
@@ -29,6 +32,22 @@ pub struct ParameterDecl {
 }
 
 impl Eq for ParameterDecl {}
+
+/// A compiled AllowedPattern; two are equal when their patterns are.
+#[derive(Clone, Debug)]
+pub struct AnchoredPattern(regex::Regex);
+
+impl AnchoredPattern {
+    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(&format!("^(?:{pattern})$")).map(Self)
+    }
+}
+
+impl PartialEq for AnchoredPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
 
 /// A tenant template version: its body and its declared parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,13 +101,14 @@ impl Template {
                         .and_then(|t| t.parse::<f64>().ok())
                 };
                 let allowed_pattern = decl.get("AllowedPattern").and_then(scalar_text);
-                if let Some(pattern) = &allowed_pattern
-                    && let Err(e) = regex::Regex::new(pattern)
-                {
-                    return Err(error(format!(
-                        "parameter {name} has an AllowedPattern that is not a valid pattern: {e}"
-                    )));
-                }
+                let anchored_pattern = match &allowed_pattern {
+                    Some(pattern) => Some(AnchoredPattern::new(pattern).map_err(|e| {
+                        error(format!(
+                            "parameter {name} has an AllowedPattern that is not a valid pattern: {e}"
+                        ))
+                    })?),
+                    None => None,
+                };
                 parameters.insert(
                     name.to_owned(),
                     ParameterDecl {
@@ -96,6 +116,7 @@ impl Template {
                         default,
                         allowed_values,
                         allowed_pattern,
+                        anchored_pattern,
                         min_value: number("MinValue"),
                         max_value: number("MaxValue"),
                         min_length: number("MinLength").map(|n| n as usize),
@@ -269,10 +290,18 @@ fn check_value(decl: &ParameterDecl, value: &ConfigValue, rendered: &str) -> Res
         ));
     }
     if let Some(pattern) = &decl.allowed_pattern {
-        // CloudFormation matches the whole value (each entry of a list).
-        let anchored = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-            format!("cannot be checked: AllowedPattern {pattern:?} is invalid: {e}")
-        })?;
+        // CloudFormation matches the whole value (each entry of a list). Compiled when the
+        // template was read; a declaration built by hand is compiled here.
+        let compiled;
+        let anchored = match &decl.anchored_pattern {
+            Some(anchored) => &anchored.0,
+            None => {
+                compiled = AnchoredPattern::new(pattern).map_err(|e| {
+                    format!("cannot be checked: AllowedPattern {pattern:?} is invalid: {e}")
+                })?;
+                &compiled.0
+            }
+        };
         let values: Vec<&str> = match value {
             ConfigValue::StringList(list) => list.iter().map(String::as_str).collect(),
             _ => vec![rendered],
