@@ -13,7 +13,7 @@ use controlplane::reconcile::Outcome;
 use controlplane::runtime::{ControlPlane, init_metrics};
 use controlplane::status::Status;
 use controlplane::stream::handle_batch_until;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The function's timeout in template.yaml (Globals): the deadline of its invocation.
 /// `COLD_START_TIMEOUT_SECONDS` overrides it (the memory row's 1,000-record batch takes longer
@@ -41,7 +41,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let event: Value = match std::fs::read(&path)
+    // As lambda_runtime hands it over: the event checked and kept as text.
+    let event: Box<RawValue> = match std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
     {
@@ -58,7 +59,7 @@ async fn main() -> ExitCode {
     let report = handle_batch_until(
         &plane.reconciler,
         &plane.stream,
-        &event,
+        event.get(),
         Some(started + timeout),
     )
     .await;

@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_dynamo::{AttributeValue, Item};
+use serde_json::value::RawValue;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::audit::{AuditEntry, UNKNOWN_ACTOR};
@@ -100,97 +99,118 @@ pub struct BatchReport {
     pub skipped: Vec<SkippedRecord>,
 }
 
-/// The fallback when a record's images do not decode: only its keys, sequence and time matter.
-#[derive(Deserialize)]
-struct MinimalRecord {
-    dynamodb: MinimalChange,
-}
+// A record is read by reference from the event's text, once: its keys strictly (without them
+// there is no tenant), everything else leniently (a malformed image or id never hides the tenant
+// the keys name). The images are not decoded: the reconcile reads the SPEC from the table.
 
+/// One record of the event, each part kept as its raw JSON until it is read.
 #[derive(Deserialize)]
-struct MinimalChange {
-    #[serde(rename = "Keys")]
-    keys: Item,
-    #[serde(rename = "SequenceNumber", default)]
-    sequence_number: Option<String>,
-    /// Read leniently: without it a record would count as young forever.
-    #[serde(rename = "ApproximateCreationDateTime", default)]
-    created_at: Option<serde_json::Value>,
+struct RawRecord<'a> {
+    #[serde(rename = "eventID", borrow, default)]
+    event_id: Option<&'a RawValue>,
+    #[serde(rename = "eventName", borrow, default)]
+    event_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    dynamodb: RawChange<'a>,
 }
 
 #[derive(Deserialize)]
-struct MinimalIdentity {
-    #[serde(rename = "eventID", default)]
-    event_id: Option<String>,
-    #[serde(rename = "eventName", default)]
-    event_name: Option<String>,
+struct RawChange<'a> {
+    #[serde(rename = "Keys", borrow)]
+    keys: RawKeys<'a>,
+    #[serde(rename = "SequenceNumber", borrow, default)]
+    sequence_number: Option<&'a RawValue>,
+    /// Epoch seconds; without it a record would count as young forever.
+    #[serde(rename = "ApproximateCreationDateTime", borrow, default)]
+    created_at: Option<&'a RawValue>,
+    #[serde(rename = "NewImage", borrow, default)]
+    new_image: Option<&'a RawValue>,
 }
 
-fn key_text(keys: &Item, name: &str) -> String {
-    match keys.get(name) {
-        Some(AttributeValue::S(s)) => s.clone(),
-        _ => String::new(),
-    }
+#[derive(Deserialize)]
+struct RawKeys<'a> {
+    #[serde(borrow, default)]
+    pk: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sk: Option<&'a RawValue>,
 }
 
-/// Picks the tenant out of one raw record of the Lambda event.
-pub fn record_ref(index: usize, raw: &serde_json::Value) -> Result<RecordRef, SkippedRecord> {
-    let mut updated_by = None;
-    let (keys, sequence_number, created_at) =
-        match serde_json::from_value::<EventRecord>(raw.clone()) {
-            Ok(record) => {
-                if let Some(AttributeValue::S(who)) = record.change.new_image.get("updated_by") {
-                    updated_by = Some(who.clone());
-                }
-                (
-                    record.change.keys,
-                    record.change.sequence_number,
-                    Some(record.change.approximate_creation_date_time),
-                )
-            }
-            Err(full_error) => match serde_json::from_value::<MinimalRecord>(raw.clone()) {
-                // The images may be what is malformed: the keys are all a reconcile needs.
-                Ok(minimal) => (
-                    minimal.dynamodb.keys,
-                    minimal.dynamodb.sequence_number,
-                    minimal
-                        .dynamodb
-                        .created_at
-                        .as_ref()
-                        .and_then(serde_json::Value::as_f64)
-                        .and_then(|seconds| DateTime::from_timestamp(seconds as i64, 0)),
-                ),
-                Err(_) => {
-                    return Err(SkippedRecord::Undecodable {
-                        index,
-                        reason: full_error.to_string(),
-                    });
-                }
-            },
-        };
-    let pk = key_text(&keys, "pk");
-    let sk = key_text(&keys, "sk");
-    let identity = serde_json::from_value::<MinimalIdentity>(raw.clone()).ok();
-    let (event_id, event_name) = identity.map_or((None, None), |i| (i.event_id, i.event_name));
+/// The one attribute of the new image the audit timeline wants.
+#[derive(Deserialize)]
+struct RawImage<'a> {
+    #[serde(borrow, default)]
+    updated_by: Option<&'a RawValue>,
+}
+
+/// A DynamoDB string attribute (`{"S": "..."}`).
+#[derive(Deserialize)]
+struct StringAttribute {
+    #[serde(rename = "S")]
+    s: String,
+}
+
+fn text(raw: Option<&RawValue>) -> Option<String> {
+    serde_json::from_str(raw?.get()).ok()
+}
+
+fn string_attribute(raw: Option<&RawValue>) -> Option<String> {
+    serde_json::from_str::<StringAttribute>(raw?.get())
+        .ok()
+        .map(|a| a.s)
+}
+
+fn epoch_seconds(raw: Option<&RawValue>) -> Option<DateTime<Utc>> {
+    let seconds: f64 = serde_json::from_str(raw?.get()).ok()?;
+    // Out of range (or not finite) reads as absent rather than wrapping.
+    DateTime::from_timestamp_micros((seconds * 1e6) as i64)
+}
+
+/// Picks the tenant out of one record of the Lambda event (its JSON text).
+pub fn record_ref(index: usize, record: &str) -> Result<RecordRef, SkippedRecord> {
+    let raw: RawRecord = serde_json::from_str(record).map_err(|e| SkippedRecord::Undecodable {
+        index,
+        reason: e.to_string(),
+    })?;
+    let change = raw.dynamodb;
+    let pk = string_attribute(change.keys.pk).unwrap_or_default();
+    let sk = string_attribute(change.keys.sk).unwrap_or_default();
     match TenantKey::from_pk(&pk) {
         Some(tenant) if sk == SPEC_SK => Ok(RecordRef {
             tenant,
-            sequence_number,
-            created_at,
-            event_id: event_id.filter(|id| !id.is_empty()),
-            event_name,
-            updated_by,
+            sequence_number: text(change.sequence_number),
+            created_at: epoch_seconds(change.created_at),
+            event_id: text(raw.event_id).filter(|id| !id.is_empty()),
+            event_name: text(raw.event_name),
+            updated_by: change
+                .new_image
+                .and_then(|image| serde_json::from_str::<RawImage>(image.get()).ok())
+                .and_then(|image| string_attribute(image.updated_by)),
         }),
         _ => Err(SkippedRecord::NotASpec { index, pk, sk }),
     }
 }
 
+/// The event as Lambda sends it: `{"Records": [...]}`, each record kept as its raw JSON.
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+/// The records of an event (its JSON text), each as its raw JSON, for [`record_ref`].
+pub fn batch_records(event: &str) -> Result<Vec<&RawValue>, serde_json::Error> {
+    serde_json::from_str::<RawBatch>(event).map(|batch| batch.records)
+}
+
 /// Handles one Lambda invocation's event (`{"Records": [...]}`).
+/// Tests and the local system hold events as a `Value`; Lambda hands over the text, which
+/// [`handle_batch_until`] reads.
 pub async fn handle_batch(
     reconciler: &Reconciler,
     settings: &StreamSettings,
     event: &serde_json::Value,
 ) -> BatchReport {
-    handle_batch_until(reconciler, settings, event, None).await
+    handle_batch_until(reconciler, settings, &event.to_string(), None).await
 }
 
 /// As [`handle_batch`], but starts no tenant once less than `DEADLINE_MARGIN` is left before
@@ -199,15 +219,15 @@ pub async fn handle_batch(
 pub async fn handle_batch_until(
     reconciler: &Reconciler,
     settings: &StreamSettings,
-    event: &serde_json::Value,
+    event: &str,
     deadline: Option<SystemTime>,
 ) -> BatchReport {
     let mut report = BatchReport::default();
-    let records = match event.get("Records").and_then(serde_json::Value::as_array) {
-        Some(records) => records.as_slice(),
-        None => {
+    let records = match batch_records(event) {
+        Ok(records) => records,
+        Err(e) => {
             // Retrying cannot make an event without records readable.
-            error!("event has no Records array; nothing to do");
+            error!(error = %e, "event has no Records array; nothing to do");
             return report;
         }
     };
@@ -217,7 +237,7 @@ pub async fn handle_batch_until(
     let mut tenants: BTreeMap<TenantKey, (Option<String>, Option<DateTime<Utc>>)> = BTreeMap::new();
     let mut writes: BTreeMap<TenantKey, Vec<AuditEntry>> = BTreeMap::new();
     for (index, raw) in records.iter().enumerate() {
-        match record_ref(index, raw) {
+        match record_ref(index, raw.get()) {
             Ok(record) => {
                 if let Some(audit) = record.audit_entry(reconciler.now()) {
                     writes.entry(record.tenant.clone()).or_default().push(audit);
@@ -289,4 +309,85 @@ pub async fn handle_batch_until(
         report.outcomes.insert(tenant, result);
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn insert() -> serde_json::Value {
+        json!({
+            "eventID": "e-1",
+            "eventName": "INSERT",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_700_000_000.5,
+                "Keys": {"pk": {"S": "TENANT#acme"}, "sk": {"S": "SPEC"}},
+                "NewImage": {"pk": {"S": "TENANT#acme"}, "updated_by": {"S": "ops\u{e9}\"x"}},
+                "SequenceNumber": "100",
+            }
+        })
+    }
+
+    #[test]
+    fn a_record_is_read_by_reference_with_escapes_decoded() {
+        let found = record_ref(0, &insert().to_string()).expect("a SPEC record");
+        assert_eq!(found.tenant.as_str(), "acme");
+        assert_eq!(found.sequence_number.as_deref(), Some("100"));
+        assert_eq!(found.event_id.as_deref(), Some("e-1"));
+        assert_eq!(found.event_name.as_deref(), Some("INSERT"));
+        assert_eq!(found.updated_by.as_deref(), Some("ops\u{e9}\"x"));
+        assert_eq!(
+            found.created_at.map(|t| t.timestamp_millis()),
+            Some(1_700_000_000_500)
+        );
+    }
+
+    #[test]
+    fn only_the_keys_are_required_everything_else_is_read_leniently() {
+        for (pointer, replacement) in [
+            ("/dynamodb/NewImage", json!("not an image")),
+            ("/dynamodb/NewImage/updated_by", json!({"N": "1"})),
+            ("/dynamodb/ApproximateCreationDateTime", json!("yesterday")),
+            ("/dynamodb/ApproximateCreationDateTime", json!(1e300)),
+            ("/dynamodb/SequenceNumber", json!(100)),
+            ("/eventID", json!({"id": 1})),
+            ("/eventName", json!(null)),
+        ] {
+            let mut record = insert();
+            *record.pointer_mut(pointer).expect("a part of the record") = replacement;
+            let found = record_ref(3, &record.to_string())
+                .unwrap_or_else(|e| panic!("{pointer}: {e}"));
+            assert_eq!(found.tenant.as_str(), "acme", "{pointer}");
+        }
+        let mut keyless = insert();
+        keyless["dynamodb"]["Keys"] = json!(7);
+        assert!(matches!(
+            record_ref(3, &keyless.to_string()),
+            Err(SkippedRecord::Undecodable { index: 3, .. })
+        ));
+        let mut status_row = insert();
+        status_row["dynamodb"]["Keys"]["sk"] = json!({"S": "STATUS"});
+        assert_eq!(
+            record_ref(1, &status_row.to_string()),
+            Err(SkippedRecord::NotASpec {
+                index: 1,
+                pk: "TENANT#acme".into(),
+                sk: "STATUS".into()
+            })
+        );
+        assert!(matches!(
+            record_ref(0, "[1, 2"),
+            Err(SkippedRecord::Undecodable { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn an_event_without_a_records_array_has_no_records() {
+        assert!(batch_records(r#"{"foo": []}"#).is_err());
+        assert!(batch_records(r#"{"Records": 3}"#).is_err());
+        let records = batch_records(r#"{"Records": [1, {"a": "b"}]}"#).expect("records");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].get(), r#"{"a": "b"}"#);
+    }
 }

@@ -1625,7 +1625,7 @@ async fn near_the_invocation_deadline_no_tenant_is_started() {
     let report = controlplane::stream::handle_batch_until(
         &w.reconciler,
         &w.stream,
-        &json!({ "Records": [insert(SEED, "100", &image)] }),
+        &json!({ "Records": [insert(SEED, "100", &image)] }).to_string(),
         Some(deadline),
     )
     .await;

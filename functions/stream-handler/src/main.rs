@@ -6,19 +6,20 @@ use std::time::{Duration, SystemTime};
 use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::stream::handle_batch_until;
 use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let plane = &ControlPlane::from_env().await?;
     run_with_metrics(
         init_metrics()?,
-        move |event: LambdaEvent<Value>| async move {
+        // The event stays text: each record is read once, by reference (`stream::record_ref`).
+        move |event: LambdaEvent<Box<RawValue>>| async move {
             let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
             let report = handle_batch_until(
                 &plane.reconciler,
                 &plane.stream,
-                &event.payload,
+                event.payload.get(),
                 Some(deadline),
             )
             .await;
@@ -26,4 +27,26 @@ async fn main() -> Result<(), Error> {
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The payload type survives the runtime's own deserialization (serde_path_to_error over
+    /// serde_json) with the event's text intact, escapes and all.
+    #[test]
+    fn the_runtime_hands_the_event_over_as_text() {
+        let sample = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/stream-insert.json"
+        ))
+        .expect("the sample event");
+        let payload: Box<RawValue> =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&sample))
+                .expect("the payload");
+        let records = controlplane::stream::batch_records(payload.get()).expect("Records");
+        assert_eq!(records.len(), 1);
+        assert!(controlplane::stream::record_ref(0, records[0].get()).is_ok());
+    }
 }
