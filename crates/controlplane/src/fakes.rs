@@ -31,6 +31,7 @@ struct StoreState {
     write_faults: VecDeque<StoreError>,
     load_faults: VecDeque<StoreError>,
     status_writes: usize,
+    loads: usize,
     audit: HashMap<TenantKey, BTreeMap<String, AuditEntry>>,
     idempotency: HashMap<(String, String), crate::ports::IdempotencyRecord>,
     templates: BTreeMap<String, TemplateRecord>,
@@ -111,6 +112,11 @@ impl InMemoryStore {
         lock(&self.state).writes
     }
 
+    /// Reads of a tenant's SPEC and STATUS (`TenantStore::load`).
+    pub fn loads(&self) -> usize {
+        lock(&self.state).loads
+    }
+
     pub fn status_writes(&self) -> usize {
         lock(&self.state).status_writes
     }
@@ -129,6 +135,7 @@ impl InMemoryStore {
 impl TenantStore for InMemoryStore {
     async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError> {
         let mut state = lock(&self.state);
+        state.loads += 1;
         if let Some(fault) = state.load_faults.pop_front() {
             return Err(fault);
         }

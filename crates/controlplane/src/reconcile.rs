@@ -231,12 +231,19 @@ impl Reconciler {
     /// Publishes the events in `status`'s outbox, then empties it (conditionally: a newer write
     /// carries them on and publishes them itself). On a failed publish the events stay and a
     /// re-check is scheduled to try again; the state is never touched by a publish failure.
-    pub async fn publish_pending(&self, key: &TenantKey, status: &TenantStatus) {
+    ///
+    /// Returns the STATUS as stored afterwards, or `None` when that is not known (the outbox
+    /// write failed).
+    pub async fn publish_pending(
+        &self,
+        key: &TenantKey,
+        status: &TenantStatus,
+    ) -> Option<TenantStatus> {
         let Some(events) = &self.events else {
-            return;
+            return Some(status.clone());
         };
         if status.pending_events.is_empty() {
-            return;
+            return Some(status.clone());
         }
         for event in &status.pending_events {
             if let Err(e) = events.publish(event).await {
@@ -244,21 +251,25 @@ impl Reconciler {
                 let _ = self
                     .schedule_recheck(key, self.settings.requeue_after)
                     .await;
-                return;
+                return Some(status.clone());
             }
             info!(event_id = %event.id, kind = ?event.kind, "lifecycle event published");
         }
         let mut published = status.clone();
         published.pending_events.clear();
         published.version = next_version(Some(status.version));
-        if let Err(e) = self
+        match self
             .store
             .put_status(key, &published, Some(status.version))
             .await
         {
-            // Published but still listed: a later pass publishes them again under the same ids,
-            // which subscribers drop as duplicates.
-            debug!(error = %e, "outbox not emptied");
+            Ok(()) => Some(published),
+            Err(e) => {
+                // Published but still listed: a later pass publishes them again under the same
+                // ids, which subscribers drop as duplicates.
+                debug!(error = %e, "outbox not emptied");
+                None
+            }
         }
     }
 
@@ -486,9 +497,10 @@ impl Reconciler {
 
     async fn converge(&self, key: &TenantKey) -> Result<Outcome, TransientFailure> {
         let mut outbox_tried = false;
+        let mut known = None;
         for _ in 0..self.settings.max_steps {
             let view = self
-                .observe(key)
+                .observe(key, known.take())
                 .await
                 .map_err(TransientFailure::before_any_call)?;
             // Events a crash or a failed publish left behind go out first (once per reconcile).
@@ -551,6 +563,10 @@ impl Reconciler {
                     return Ok(outcome);
                 }
                 Err(Step::Again) => continue,
+                Err(Step::Started(snapshot)) => {
+                    known = Some(snapshot);
+                    continue;
+                }
                 Err(Step::Transient(failure)) => return Err(failure),
                 Err(Step::Rejected(outcome) | Step::Done(outcome)) => return Ok(outcome),
             }
@@ -775,8 +791,17 @@ impl Reconciler {
         ))
     }
 
-    async fn observe(&self, key: &TenantKey) -> Result<View, TransientError> {
-        let snapshot = self.store.load(key).await?;
+    /// Reads the tenant's rows (unless `known`: what this reconcile just wrote) and looks at
+    /// its stack.
+    async fn observe(
+        &self,
+        key: &TenantKey,
+        known: Option<Snapshot>,
+    ) -> Result<View, TransientError> {
+        let snapshot = match known {
+            Some(snapshot) => snapshot,
+            None => self.store.load(key).await?,
+        };
         let (desired, template_body, versions) = self.desire(key, &snapshot).await?;
         let recorded = snapshot.status.as_ref().and_then(|s| s.location.clone());
         let wanted = match &desired {
@@ -796,6 +821,7 @@ impl Reconciler {
             // Nothing will be done to the stack: no need to reach the tenant's account.
             return Ok(view);
         }
+
         if let Some(target) = view.target() {
             view.stack = self.describe(&target).await?;
         }
@@ -869,12 +895,13 @@ impl Reconciler {
             intent.stack_status = Some(stack.status.as_str().to_owned());
         }
         intent.version = next_version(view.snapshot.status_version);
-        if let Err(step) = self
+        let written = match self
             .record(view, &intent, view.snapshot.status_version)
             .await
         {
-            return step;
-        }
+            Ok(written) => written,
+            Err(step) => return step,
+        };
 
         let token = client_request_token(
             operation,
@@ -929,11 +956,20 @@ impl Reconciler {
                 ready.operation = intent.operation;
                 ready.version = next_version(Some(intent.version));
                 match self.record(view, &ready, Some(intent.version)).await {
-                    Ok(()) => Step::Done(Outcome::Converged(Some(ready.status))),
+                    Ok(_) => Step::Done(Outcome::Converged(Some(ready.status))),
                     Err(step) => step,
                 }
             }
-            Ok(()) | Err(StackError::AlreadyExists) => Step::Again,
+            // The table is as this reconcile just wrote it (conditionally): the next look reads
+            // only the stack.
+            Ok(()) | Err(StackError::AlreadyExists) => match written {
+                Some(status) => Step::Started(Snapshot {
+                    spec: view.snapshot.spec.clone(),
+                    status_version: Some(status.version),
+                    status: Some(status),
+                }),
+                None => Step::Again,
+            },
             Err(e) if e.healing() == Healing::Transient => Step::Transient(TransientFailure {
                 error: TransientError(format!(
                     "{} of stack {}: {e}",
@@ -950,7 +986,7 @@ impl Reconciler {
                 failed.reason = Some(reason.clone());
                 failed.version = next_version(Some(intent.version));
                 match self.record(view, &failed, Some(intent.version)).await {
-                    Ok(()) => Step::Rejected(Outcome::Failed { reason }),
+                    Ok(_) => Step::Rejected(Outcome::Failed { reason }),
                     Err(step) => step,
                 }
             }
@@ -1075,14 +1111,17 @@ impl Reconciler {
     async fn record_read(&self, view: &View, status: &TenantStatus) -> Result<(), Step> {
         self.record(view, status, view.snapshot.status_version)
             .await
+            .map(|_| ())
     }
 
+    /// Writes `status` if STATUS is still at `expected_version`; returns STATUS as it is
+    /// stored afterwards (`None` if that is not known).
     async fn record(
         &self,
         view: &View,
         status: &TenantStatus,
         expected_version: Option<u64>,
-    ) -> Result<(), Step> {
+    ) -> Result<Option<TenantStatus>, Step> {
         let mut status = status.clone();
         // A tenant's first write fixes the version the fleet gives it; from then on only a
         // rollout moves it, never the passing of time.
@@ -1108,8 +1147,8 @@ impl Reconciler {
                     .filter(|s| Some(s.version) == expected_version);
                 self.note_transition(&view.key, previous, &status, view.snapshot.spec.as_ref())
                     .await;
-                self.publish_pending(&view.key, &status).await;
-                Ok(())
+                // What is stored now, when known: the next look needs not read it back.
+                Ok(self.publish_pending(&view.key, &status).await)
             }
             Err(StoreError::Conflict) => {
                 debug!("status changed concurrently; deciding again");
@@ -1122,8 +1161,10 @@ impl Reconciler {
 
 /// How a step that did not finish the reconcile ends.
 enum Step {
-    /// Look again and decide anew (an act was made, or a write lost to a newer one).
+    /// Look again and decide anew (a write lost to a newer one, or the table is not known).
     Again,
+    /// A stack operation was started: look again at the stack, the table being as given.
+    Started(Snapshot),
     Transient(TransientFailure),
     /// CloudFormation refused for good; already recorded as failed.
     Rejected(Outcome),

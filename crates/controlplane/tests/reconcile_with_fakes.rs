@@ -370,6 +370,10 @@ async fn the_seed_row_becomes_a_ready_stack() {
         Some(&Ok(Outcome::Converged(Some(Status::Ready))))
     );
 
+    // The table is read once: after the create, the reconcile knows what it wrote and looks
+    // again only at the stack.
+    assert_eq!(w.store.loads(), 1);
+
     let stack = w.stack(SEED);
     assert_eq!(stack.observed.status, StackStatus::CreateComplete);
     assert_eq!(
