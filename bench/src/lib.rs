@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_lambda_events::event::dynamodb::{EventRecord, StreamRecord, StreamViewType};
 use aws_sdk_dynamodb::config::Credentials;
 use chrono::{DateTime, Utc};
@@ -134,7 +134,7 @@ pub fn python() -> PathBuf {
 
 /// SDK configuration for the emulator, signing with `access_key` (the meter's classes).
 pub async fn sdk_for(endpoint: &str, access_key: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    controlplane::runtime::sdk_loader()
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(access_key, "testing", None, None, "bench"))

@@ -111,9 +111,11 @@ pub fn fingerprint(spec: &TenantSpec, region: &str, template_version: &str) -> S
         config: &spec.config,
         retry: spec.retry.as_deref(),
     };
-    // BTreeMap keeps the JSON canonical; serializing plain data cannot fail.
-    let canonical = serde_json::to_vec(&shape).unwrap_or_default();
-    hex::encode(&Sha256::digest(&canonical)[..16])
+    // BTreeMap keeps the JSON canonical; serializing plain data cannot fail. Hashed as it is
+    // written, with no buffer.
+    let mut hasher = Sha256::new();
+    let _ = serde_json::to_writer(&mut hasher, &shape);
+    hex::encode(&hasher.finalize()[..16])
 }
 
 pub fn decide(o: &Observation<'_>) -> Decision {

@@ -182,7 +182,20 @@ impl ControlPlaneConfig {
 
 /// The SDK configuration from the environment (AWS_ENDPOINT_URL points it at an emulator).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    sdk_loader().load().await
+}
+
+/// The SDK's configuration loader, with one HTTPS client for every SDK client made from its
+/// configuration. Without it each client (one per tenant account and region for CloudFormation)
+/// builds its own connector: its own root certificate store (~50 KiB, parsed each time) and its
+/// own connection pool.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 pub async fn external_ids(

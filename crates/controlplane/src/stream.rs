@@ -103,19 +103,22 @@ pub struct BatchReport {
 // there is no tenant), everything else leniently (a malformed image or id never hides the tenant
 // the keys name). The images are not decoded: the reconcile reads the SPEC from the table.
 
-/// One record of the event, each part kept as its raw JSON until it is read.
+/// One record of the event, each part kept as its raw JSON until it is read. `Image` is the
+/// new image: read in the same pass ([`RawImage`]), or, when it is not even an object, kept raw.
 #[derive(Deserialize)]
-struct RawRecord<'a> {
+#[serde(bound(deserialize = "Image: Deserialize<'de>"))]
+struct RawRecord<'a, Image> {
     #[serde(rename = "eventID", borrow, default)]
     event_id: Option<&'a RawValue>,
     #[serde(rename = "eventName", borrow, default)]
     event_name: Option<&'a RawValue>,
     #[serde(borrow)]
-    dynamodb: RawChange<'a>,
+    dynamodb: RawChange<'a, Image>,
 }
 
 #[derive(Deserialize)]
-struct RawChange<'a> {
+#[serde(bound(deserialize = "Image: Deserialize<'de>"))]
+struct RawChange<'a, Image> {
     #[serde(rename = "Keys", borrow)]
     keys: RawKeys<'a>,
     #[serde(rename = "SequenceNumber", borrow, default)]
@@ -123,8 +126,12 @@ struct RawChange<'a> {
     /// Epoch seconds; without it a record would count as young forever.
     #[serde(rename = "ApproximateCreationDateTime", borrow, default)]
     created_at: Option<&'a RawValue>,
-    #[serde(rename = "NewImage", borrow, default)]
-    new_image: Option<&'a RawValue>,
+    #[serde(rename = "NewImage", default = "none")]
+    new_image: Option<Image>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 #[derive(Deserialize)]
@@ -167,10 +174,31 @@ fn epoch_seconds(raw: Option<&RawValue>) -> Option<DateTime<Utc>> {
 
 /// Picks the tenant out of one record of the Lambda event (its JSON text).
 pub fn record_ref(index: usize, record: &str) -> Result<RecordRef, SkippedRecord> {
-    let raw: RawRecord = serde_json::from_str(record).map_err(|e| SkippedRecord::Undecodable {
-        index,
-        reason: e.to_string(),
-    })?;
+    // One pass; a second, keeping the image raw, only when the image is what is malformed.
+    match serde_json::from_str::<RawRecord<RawImage>>(record) {
+        Ok(raw) => {
+            let updated_by = raw
+                .dynamodb
+                .new_image
+                .as_ref()
+                .and_then(|image| string_attribute(image.updated_by));
+            tenant_of(index, raw, updated_by)
+        }
+        Err(error) => match serde_json::from_str::<RawRecord<&RawValue>>(record) {
+            Ok(raw) => tenant_of(index, raw, None),
+            Err(_) => Err(SkippedRecord::Undecodable {
+                index,
+                reason: error.to_string(),
+            }),
+        },
+    }
+}
+
+fn tenant_of<Image>(
+    index: usize,
+    raw: RawRecord<Image>,
+    updated_by: Option<String>,
+) -> Result<RecordRef, SkippedRecord> {
     let change = raw.dynamodb;
     let pk = string_attribute(change.keys.pk).unwrap_or_default();
     let sk = string_attribute(change.keys.sk).unwrap_or_default();
@@ -181,10 +209,7 @@ pub fn record_ref(index: usize, record: &str) -> Result<RecordRef, SkippedRecord
             created_at: epoch_seconds(change.created_at),
             event_id: text(raw.event_id).filter(|id| !id.is_empty()),
             event_name: text(raw.event_name),
-            updated_by: change
-                .new_image
-                .and_then(|image| serde_json::from_str::<RawImage>(image.get()).ok())
-                .and_then(|image| string_attribute(image.updated_by)),
+            updated_by,
         }),
         _ => Err(SkippedRecord::NotASpec { index, pk, sk }),
     }

@@ -5,9 +5,9 @@
 //! itself). The emulator accepts unknown parameters and never checks types, so every check real
 //! CloudFormation would make at create time is made here first, with a reason naming the key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use heck::ToUpperCamelCase;
+use heck::{ToKebabCase, ToSnakeCase, ToUpperCamelCase};
 use serde_yaml_ng::Value;
 
 use crate::spec::{ConfigValue, FieldError, TenantSpec};
@@ -55,6 +55,10 @@ pub struct Template {
     pub version: String,
     pub body: String,
     pub parameters: BTreeMap<String, ParameterDecl>,
+    /// The usual config keys of each parameter (`player_count`, `player-count` for
+    /// `PlayerCount`), those that [`parameter_name`] maps back to it: worked out once here
+    /// rather than for every SPEC checked.
+    config_keys: HashMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -125,11 +129,33 @@ impl Template {
                 );
             }
         }
+        let config_keys = parameters
+            .keys()
+            .flat_map(|name| {
+                [name.to_snake_case(), name.to_kebab_case()]
+                    .into_iter()
+                    .filter(|key| parameter_name(key) == *name)
+                    .map(|key| (key, name.clone()))
+            })
+            .collect();
         Ok(Self {
             version: version.to_owned(),
             body: body.to_owned(),
             parameters,
+            config_keys,
         })
+    }
+
+    /// The parameter a config key sets: a declared name as-is (`VPCId` stays `VPCId`), else
+    /// its [`parameter_name`].
+    pub fn parameter_for(&self, config_key: &str) -> String {
+        if self.parameters.contains_key(config_key) {
+            return config_key.to_owned();
+        }
+        match self.config_keys.get(config_key) {
+            Some(name) => name.clone(),
+            None => parameter_name(config_key),
+        }
     }
 }
 
@@ -175,34 +201,29 @@ pub fn stack_parameters(
     };
 
     for (key, value) in &spec.config {
-        let field = format!("config.{key}");
-        // A key that is already a declared parameter name is used as-is (`VPCId` stays `VPCId`).
-        let name = if template.parameters.contains_key(key) {
-            key.clone()
-        } else {
-            parameter_name(key)
-        };
+        let field = || format!("config.{key}");
+        let name = template.parameter_for(key);
         // heck drops any other separator ("a.b" -> "AB"), so the key itself is checked.
         let key_ok = key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !key_ok || name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
             errors.push(FieldError::new(
-                field,
+                field(),
                 "key must map to an alphanumeric parameter name (letters, digits, '_' or '-')",
             ));
             continue;
         }
         if name == TENANT_ID_PARAMETER {
             errors.push(FieldError::new(
-                field,
+                field(),
                 format!("{TENANT_ID_PARAMETER} is set by the control plane from tenant_id"),
             ));
             continue;
         }
         let Some(decl) = template.parameters.get(&name) else {
             errors.push(FieldError::new(
-                field,
+                field(),
                 format!(
                     "template {} has no parameter {name}; it takes: {}",
                     template.version,
@@ -213,14 +234,14 @@ pub fn stack_parameters(
         };
         if let Some(other) = source_key.insert(name.clone(), key) {
             errors.push(FieldError::new(
-                field,
+                field(),
                 format!("maps to parameter {name}, as config.{other} does"),
             ));
             continue;
         }
         let rendered = render_value(value);
         if let Err(message) = check_value(decl, value, &rendered) {
-            errors.push(FieldError::new(field, format!("{name} {message}")));
+            errors.push(FieldError::new(field(), format!("{name} {message}")));
             continue;
         }
         parameters.insert(name, rendered);
@@ -356,6 +377,16 @@ mod tests {
         assert_eq!(parameter_name("PlayerCount"), "PlayerCount");
         assert_eq!(parameter_name("max-players"), "MaxPlayers");
         assert_eq!(parameter_name("seed"), "Seed");
+        // The keys worked out when the template is read give what `parameter_name` gives.
+        let template = sample();
+        for key in ["player_count", "player-count", "PlayerCount", "playerCount", "seed", "Seed", "x_y"] {
+            let expected = if template.parameters.contains_key(key) {
+                key.to_owned()
+            } else {
+                parameter_name(key)
+            };
+            assert_eq!(template.parameter_for(key), expected, "{key}");
+        }
     }
 
     #[test]

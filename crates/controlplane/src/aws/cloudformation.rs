@@ -1,6 +1,7 @@
 //! Tenants' stacks on CloudFormation, each reached through the tenant account's role.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -9,6 +10,7 @@ use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::config::Region;
 use aws_sdk_cloudformation::error::SdkError;
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
+use lru::LruCache;
 
 use super::AwsFailure;
 use super::sts::RoleCredentials;
@@ -25,9 +27,13 @@ pub struct CloudFormationStacks {
     /// Create stacks with termination protection (lifted only by the control plane's own delete).
     /// Off only for emulators that do not implement UpdateTerminationProtection (moto).
     termination_protection: bool,
-    /// Clients per (account, region, tenant), rebuilt when the credentials change.
-    clients: Mutex<HashMap<ClientKey, (AccessKeyId, Client)>>,
+    /// Clients per (account, region, tenant), rebuilt when the credentials change. Bounded:
+    /// a warm instance that meets every tenant of a large fleet must not keep a client for each.
+    clients: Mutex<LruCache<ClientKey, (AccessKeyId, Client)>>,
 }
+
+/// Tenants whose CloudFormation client a warm instance keeps (~13 KiB each).
+pub const CLIENTS_KEPT: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
 impl CloudFormationStacks {
     pub fn new(
@@ -39,7 +45,7 @@ impl CloudFormationStacks {
             base,
             credentials,
             termination_protection,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(LruCache::new(CLIENTS_KEPT)),
         }
     }
 
@@ -65,7 +71,7 @@ impl CloudFormationStacks {
             .credentials_provider(credentials)
             .build();
         let client = Client::from_conf(config);
-        clients.insert(key, (access_key, client.clone()));
+        clients.put(key, (access_key, client.clone()));
         Ok(client)
     }
 }

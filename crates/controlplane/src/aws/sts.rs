@@ -1,7 +1,9 @@
 //! Reaching a tenant's account: per-account ExternalIds and cached AssumeRole credentials.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
+
+use lru::LruCache;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -78,7 +80,11 @@ pub fn assume_role_request(
     }
 }
 
-/// Credentials for tenants' accounts, cached per (account, tenant) until near expiry.
+/// Tenants whose role credentials a warm instance keeps (~1 KiB each).
+pub const CREDENTIALS_KEPT: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+
+/// Credentials for tenants' accounts, cached per (account, tenant) until near expiry; the
+/// least recently used are dropped beyond [`CREDENTIALS_KEPT`].
 pub struct RoleCredentials {
     client: Client,
     /// The control plane's partition: tenant accounts are in the same one.
@@ -87,7 +93,7 @@ pub struct RoleCredentials {
     external_ids: ExternalIds,
     refresh_before_expiry: Duration,
     session_duration: Duration,
-    cache: Mutex<HashMap<(String, String), Credentials>>,
+    cache: Mutex<LruCache<(String, String), Credentials>>,
     assume_calls: AtomicUsize,
 }
 
@@ -107,7 +113,7 @@ impl RoleCredentials {
             external_ids,
             refresh_before_expiry: Duration::from_secs(300),
             session_duration: Duration::from_secs(3600),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(LruCache::new(CREDENTIALS_KEPT)),
             assume_calls: AtomicUsize::new(0),
         }
     }
@@ -173,7 +179,7 @@ impl RoleCredentials {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, credentials.clone());
+            .put(key, credentials.clone());
         Ok(credentials)
     }
 }
