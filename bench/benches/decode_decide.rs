@@ -105,8 +105,8 @@ fn spec_rows(bytes: &[u8]) -> HashMap<TenantKey, serde_dynamo::Item> {
         .iter()
         .map(|record| {
             let pk = record["dynamodb"]["Keys"]["pk"]["S"].as_str().expect("pk");
-            let item = serde_json::from_value(record["dynamodb"]["NewImage"].clone())
-                .expect("an image");
+            let item =
+                serde_json::from_value(record["dynamodb"]["NewImage"].clone()).expect("an image");
             (TenantKey::from_pk(pk).expect("a tenant"), item)
         })
         .collect()
@@ -188,7 +188,9 @@ fn main() {
     let stream = StreamSettings::default();
     // Both of ours do the whole job before they are timed.
     assert_eq!(
-        runtime.block_on(decode_validate_decide(&bytes, &table, &templates, &settings)),
+        runtime.block_on(decode_validate_decide(
+            &bytes, &table, &templates, &settings
+        )),
         RECORDS
     );
     assert_eq!(

@@ -381,8 +381,8 @@ mod tests {
         ] {
             let mut record = insert();
             *record.pointer_mut(pointer).expect("a part of the record") = replacement;
-            let found = record_ref(3, &record.to_string())
-                .unwrap_or_else(|e| panic!("{pointer}: {e}"));
+            let found =
+                record_ref(3, &record.to_string()).unwrap_or_else(|e| panic!("{pointer}: {e}"));
             assert_eq!(found.tenant.as_str(), "acme", "{pointer}");
         }
         let mut keyless = insert();

@@ -379,7 +379,15 @@ mod tests {
         assert_eq!(parameter_name("seed"), "Seed");
         // The keys worked out when the template is read give what `parameter_name` gives.
         let template = sample();
-        for key in ["player_count", "player-count", "PlayerCount", "playerCount", "seed", "Seed", "x_y"] {
+        for key in [
+            "player_count",
+            "player-count",
+            "PlayerCount",
+            "playerCount",
+            "seed",
+            "Seed",
+            "x_y",
+        ] {
             let expected = if template.parameters.contains_key(key) {
                 key.to_owned()
             } else {

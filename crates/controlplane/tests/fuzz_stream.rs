@@ -88,9 +88,10 @@ fn check_batch(records: Vec<Value>) -> Result<(), TestCaseError> {
     );
     // The table holds whatever SPEC the records carry, as the writer left it.
     for record in &records {
-        if let (Ok(found), Some(image)) =
-            (record_ref(0, &record.to_string()), record.pointer("/dynamodb/NewImage"))
-            && let Ok(item) = serde_json::from_value(image.clone())
+        if let (Ok(found), Some(image)) = (
+            record_ref(0, &record.to_string()),
+            record.pointer("/dynamodb/NewImage"),
+        ) && let Ok(item) = serde_json::from_value(image.clone())
         {
             store.put_spec(&found.tenant, item);
         }
