@@ -564,7 +564,7 @@ impl Reconciler {
                 }
                 Err(Step::Again) => continue,
                 Err(Step::Started(snapshot)) => {
-                    known = Some(snapshot);
+                    known = Some(*snapshot);
                     continue;
                 }
                 Err(Step::Transient(failure)) => return Err(failure),
@@ -963,11 +963,11 @@ impl Reconciler {
             // The table is as this reconcile just wrote it (conditionally): the next look reads
             // only the stack.
             Ok(()) | Err(StackError::AlreadyExists) => match written {
-                Some(status) => Step::Started(Snapshot {
+                Some(status) => Step::Started(Box::new(Snapshot {
                     spec: view.snapshot.spec.clone(),
                     status_version: Some(status.version),
                     status: Some(status),
-                }),
+                })),
                 None => Step::Again,
             },
             Err(e) if e.healing() == Healing::Transient => Step::Transient(TransientFailure {
@@ -1164,7 +1164,7 @@ enum Step {
     /// Look again and decide anew (a write lost to a newer one, or the table is not known).
     Again,
     /// A stack operation was started: look again at the stack, the table being as given.
-    Started(Snapshot),
+    Started(Box<Snapshot>),
     Transient(TransientFailure),
     /// CloudFormation refused for good; already recorded as failed.
     Rejected(Outcome),
