@@ -970,6 +970,11 @@ fn size(out: &Path) -> Result<()> {
 
 // ---- the table --------------------------------------------------------------------------------
 
+/// How a goal reads in the table.
+fn met(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "missed" }
+}
+
 fn report(dir: &Path) -> Result<()> {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let mut rows: Vec<[String; 6]> = Vec::new();
@@ -985,10 +990,7 @@ fn report(dir: &Path) -> Result<()> {
                 ms(f(&x["peer"]["median"]))
             ),
             format!("{ratio:.3}"),
-            format!(
-                "≤ 0.1×: {}",
-                if ratio <= 0.1 { "**met**" } else { "missed" }
-            ),
+            format!("≤ 0.1×: {}", met(ratio <= 0.1)),
             "`make bench-peer` (cold)".into(),
         ]);
         let outside = |x: &Value| f(&x["median"]) - f(&x["emulator_seconds_per_run"]);
@@ -1006,50 +1008,36 @@ fn report(dir: &Path) -> Result<()> {
                 f(&x["peer"]["emulator_calls_per_run"])
             ),
             format!("{ratio:.3}"),
-            format!(
-                "≤ 0.1×: {}",
-                if ratio <= 0.1 { "**met**" } else { "missed" }
-            ),
+            format!("≤ 0.1×: {}", met(ratio <= 0.1)),
             "`make bench-peer` (cold)".into(),
         ]);
         let m = &c["memory"];
-        let ours_kib = f(&m["ours_batch"]["time"]["max_rss_kib"]);
-        let peer_kib = f(&m["peer_batch"]["time"]["max_rss_kib"]);
-        rows.push([
-            format!(
-                "peak memory (max RSS) handling a {}-record batch",
-                c["memory_records"]
+        let batches = [
+            (
+                "batch",
+                format!(
+                    "peak memory (max RSS) handling a {}-record batch",
+                    c["memory_records"]
+                ),
             ),
-            mib(ours_kib),
-            format!("{}: the peer", mib(peer_kib)),
-            format!("{:.3}", ours_kib / peer_kib),
-            format!(
-                "≤ 40 MB: {}",
-                if ours_kib * 1024.0 <= 40e6 {
-                    "**met**"
-                } else {
-                    "missed"
-                }
+            (
+                "hundred",
+                "peak memory (max RSS) handling a 100-record batch (template.yaml's BatchSize)"
+                    .to_owned(),
             ),
-            "`make bench-peer` (cold)".into(),
-        ]);
-        let ours_kib = f(&m["ours_hundred"]["time"]["max_rss_kib"]);
-        let peer_kib = f(&m["peer_hundred"]["time"]["max_rss_kib"]);
-        rows.push([
-            "peak memory (max RSS) handling a 100-record batch (template.yaml's BatchSize)".into(),
-            mib(ours_kib),
-            format!("{}: the peer", mib(peer_kib)),
-            format!("{:.3}", ours_kib / peer_kib),
-            format!(
-                "≤ 40 MB: {}",
-                if ours_kib * 1024.0 <= 40e6 {
-                    "**met**"
-                } else {
-                    "missed"
-                }
-            ),
-            "`make bench-peer` (cold)".into(),
-        ]);
+        ];
+        for (size, what) in batches {
+            let ours_kib = f(&m[format!("ours_{size}")]["time"]["max_rss_kib"]);
+            let peer_kib = f(&m[format!("peer_{size}")]["time"]["max_rss_kib"]);
+            rows.push([
+                what,
+                mib(ours_kib),
+                format!("{}: the peer", mib(peer_kib)),
+                format!("{:.3}", ours_kib / peer_kib),
+                format!("≤ 40 MB: {}", met(ours_kib * 1024.0 <= 40e6)),
+                "`make bench-peer` (cold)".into(),
+            ]);
+        }
     }
     if let Some(d) = read_json(&dir.join("decode_decide.json")) {
         let per = |name: &str| f(&d[name]["per_record_seconds"]);
@@ -1058,7 +1046,6 @@ fn report(dir: &Path) -> Result<()> {
         let serde = per("serde_json_value");
         let ours = per("ours_decode_validate_decide");
         let us = |s: f64| format!("{:.2} µs/record", s * 1e6);
-        let met = |ok: bool| if ok { "**met**" } else { "missed" };
         let command = || "`make bench-peer` (decode_decide)".to_owned();
         rows.push([
             "decode + decide per record, AWS faked (1,000-record batch): ours decodes, validates \
@@ -1120,10 +1107,7 @@ fn report(dir: &Path) -> Result<()> {
                 100.0 * f(&r["floor"]["outside_share"])
             ),
             format!("{:.2}", share / f(&r["peer"]["outside_share"])),
-            format!(
-                "≤ 10 %: {}",
-                if share <= 0.10 { "**met**" } else { "missed" }
-            ),
+            format!("≤ 10 %: {}", met(share <= 0.10)),
             "`make bench-peer` (e2e)".into(),
         ]);
         let per_tenant = |side: &str, class: &str| {
