@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -190,16 +189,9 @@ impl MeteredEmulator {
     pub async fn start() -> Result<Self> {
         let port = local::emulator::free_port()?;
         let script = workspace_root().join("bench/moto_meter.py");
-        let log = std::env::temp_dir().join(format!("moto-meter-{port}.log"));
-        let log_file = std::fs::File::create(&log)?;
-        let child = Command::new(python())
-            .arg(&script)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env_remove("MOTO_ACCOUNT_ID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
+        let mut command = Command::new(python());
+        command.arg(&script);
+        let (child, log) = local::emulator::spawn_moto(command, port, "moto-meter")
             .with_context(|| format!("starting {} {}", python().display(), script.display()))?;
         let emulator = Self {
             child,

@@ -44,6 +44,26 @@ pub fn moto_server_path() -> PathBuf {
 }
 
 /// A free loopback port, chosen by the OS.
+/// Starts `command` (moto server, or a wrapper taking its arguments) on loopback `port`, its
+/// output in `<temp>/<log_name>-<port>.log`; killed when the child is dropped.
+pub fn spawn_moto(
+    mut command: Command,
+    port: u16,
+    log_name: &str,
+) -> std::io::Result<(Child, PathBuf)> {
+    let log = std::env::temp_dir().join(format!("{log_name}-{port}.log"));
+    let log_file = std::fs::File::create(&log)?;
+    let child = command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // A fixed account here would override the per-request account of assumed roles.
+        .env_remove("MOTO_ACCOUNT_ID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true)
+        .spawn()?;
+    Ok((child, log))
+}
+
 pub fn free_port() -> Result<u16, EmulatorError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -69,17 +89,7 @@ impl Emulator {
         if !binary.exists() {
             return Err(EmulatorError::NotInstalled(binary.display().to_string()));
         }
-        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
-        let log_file =
-            std::fs::File::create(&log).map_err(|e| EmulatorError::Spawn(e.to_string()))?;
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            // A fixed account here would override the per-request account of assumed roles.
-            .env_remove("MOTO_ACCOUNT_ID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
+        let (child, log) = spawn_moto(Command::new(&binary), port, "moto")
             .map_err(|e| EmulatorError::Spawn(format!("{}: {e}", binary.display())))?;
         let emulator = Self {
             child,
