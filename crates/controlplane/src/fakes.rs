@@ -39,6 +39,8 @@ struct StoreState {
     rollouts: BTreeMap<String, Rollout>,
     members: HashMap<String, BTreeMap<String, Member>>,
     active_rollout: Option<String>,
+    /// The rollout driver's lease: holder, and when it ends (epoch seconds).
+    driver_lease: Option<(String, i64)>,
     /// Writes left before the store "crashes" (every later write fails), if set.
     writes_before_crash: Option<usize>,
     writes: usize,
@@ -1027,6 +1029,36 @@ impl RolloutStore for InMemoryStore {
             }
             _ => Err(StoreError::Conflict),
         }
+    }
+
+    async fn hold_driver_lease(
+        &self,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        match &state.driver_lease {
+            Some((other, ends)) if other != holder && *ends >= now => Err(StoreError::Conflict),
+            _ => {
+                state.driver_lease = Some((holder.to_owned(), until));
+                Ok(())
+            }
+        }
+    }
+
+    async fn release_driver_lease(&self, holder: &str) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state
+            .driver_lease
+            .as_ref()
+            .is_some_and(|(other, _)| other == holder)
+        {
+            state.driver_lease = None;
+        }
+        Ok(())
     }
 }
 

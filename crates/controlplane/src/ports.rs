@@ -354,6 +354,13 @@ pub trait RolloutStore: Send + Sync {
         member: &crate::rollout::Member,
         expected: crate::rollout::MemberState,
     ) -> Result<(), StoreError>;
+    /// Takes or renews the driver lease for `holder` until `until` (epoch seconds): granted when
+    /// no lease is stored, `holder` has it, or the stored one ended before `now`; `Conflict`
+    /// while another driver's lease runs. One driver steps the rollouts at a time.
+    async fn hold_driver_lease(&self, holder: &str, now: i64, until: i64)
+    -> Result<(), StoreError>;
+    /// Gives the lease up if `holder` has it (a no-op otherwise).
+    async fn release_driver_lease(&self, holder: &str) -> Result<(), StoreError>;
 }
 
 /// CloudFormation's own check of a template body (ValidateTemplate, in the control plane's

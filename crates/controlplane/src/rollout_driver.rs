@@ -86,6 +86,24 @@ pub struct RolloutView {
     pub counts: Counts,
 }
 
+/// How long a driver's lease lasts past its last renewal (at least three step intervals): a
+/// driver that crashed holds the rollouts no longer than this.
+pub const DRIVER_LEASE: Duration = Duration::from_secs(30);
+
+/// A name for one `drive` call, unique across processes and calls.
+fn driver_holder() -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "driver-{}-{started}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 pub struct RolloutDriver {
     tenants: Arc<dyn TenantStore>,
     rollouts: Arc<dyn RolloutStore>,
@@ -336,9 +354,55 @@ impl RolloutDriver {
     /// Steps the active rollout every `interval` until `budget` is spent or nothing is active
     /// (a scheduled function's whole run). Errors are logged and the next step retries.
     pub async fn drive(&self, budget: Duration, interval: Duration) -> Option<Tick> {
+        let holder = driver_holder();
+        let last = self.drive_holding(&holder, budget, interval).await;
+        if let Err(e) = self.rollouts.release_driver_lease(&holder).await {
+            // It ends by itself within DRIVER_LEASE.
+            warn!(error = %e, "the driver lease was not released");
+        }
+        last
+    }
+
+    /// Takes or renews the driver lease; false when another driver holds it.
+    async fn hold_lease(&self, holder: &str, interval: Duration) -> Result<bool, StoreError> {
+        let now = self.now().timestamp();
+        let lease = DRIVER_LEASE.max(interval * 3).as_secs() as i64;
+        match self
+            .rollouts
+            .hold_driver_lease(holder, now, now.saturating_add(lease))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn drive_holding(
+        &self,
+        holder: &str,
+        budget: Duration,
+        interval: Duration,
+    ) -> Option<Tick> {
         let started = tokio::time::Instant::now();
         let mut last = None;
         loop {
+            // Renewed before every step: a driver never steps without the lease.
+            match self.hold_lease(holder, interval).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!("another rollout driver holds the lease; this run stops");
+                    return last;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot take the driver lease; retrying");
+                    if started.elapsed() + interval > budget {
+                        return last;
+                    }
+                    tokio::time::sleep(interval).await;
+                    continue;
+                }
+            }
             match self.tick_active().await {
                 Ok(None) => return last,
                 Ok(Some(tick)) => {

@@ -747,3 +747,75 @@ async fn a_tenant_whose_spec_does_not_fit_the_target_fails_unmoved_and_the_rollo
     assert_eq!(view.counts.done, 4);
     assert_eq!(world.version_of(&misfit).as_deref(), Some("v1"));
 }
+
+#[tokio::test]
+async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
+    use std::time::{Duration as Wall, Instant};
+    let world = World::new(3).await;
+    let id = world.start(options(1, 3, 0), Selection::default()).await;
+    let version = |world: &World| {
+        let id = id.clone();
+        let store = world.store.clone();
+        async move { store.rollout(&id).await.unwrap().unwrap().version }
+    };
+    // A driver that died holding the lease (it never released it).
+    let now = world.clock.lock().unwrap().timestamp();
+    world
+        .store
+        .hold_driver_lease("crashed", now, now + 30)
+        .await
+        .unwrap();
+    let before = version(&world).await;
+    let ran = world
+        .driver
+        .drive(Wall::from_secs(2), Wall::from_millis(10))
+        .await;
+    assert!(ran.is_none(), "stepped while another driver held the lease");
+    assert_eq!(version(&world).await, before, "the rollout was written");
+
+    // Once the lease has run out, the next run takes over.
+    world.advance(31);
+    let ran = world
+        .driver
+        .drive(Wall::from_millis(200), Wall::from_millis(10))
+        .await;
+    assert!(ran.is_some(), "the expired lease was not taken over");
+    assert!(version(&world).await > before);
+
+    // Two runs at once (a schedule's redelivery, a slow run overlapping the next): the second
+    // stops at once, and the first keeps stepping; once it ends, the lease is free again.
+    let second = RolloutDriver::new(
+        world.store.clone(),
+        world.store.clone(),
+        world.store.clone(),
+        world.templates.clone(),
+    )
+    .with_clock({
+        let clock = world.clock.clone();
+        Arc::new(move || *clock.lock().unwrap())
+    });
+    let first = world
+        .driver
+        .drive(Wall::from_millis(800), Wall::from_millis(20));
+    let other = async {
+        tokio::time::sleep(Wall::from_millis(100)).await;
+        let started = Instant::now();
+        let ran = second
+            .drive(Wall::from_secs(5), Wall::from_millis(20))
+            .await;
+        (ran, started.elapsed())
+    };
+    let (first, (other, waited)) = tokio::join!(first, other);
+    assert!(first.is_some());
+    assert!(other.is_none(), "two drivers stepped at once");
+    assert!(
+        waited < Wall::from_secs(1),
+        "the second run waited {waited:?}"
+    );
+    let now = world.clock.lock().unwrap().timestamp();
+    world
+        .store
+        .hold_driver_lease("next", now, now + 30)
+        .await
+        .expect("the lease was released at the end of the run");
+}

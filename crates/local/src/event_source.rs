@@ -87,7 +87,16 @@ impl EventSourceSettings {
                             .get("Pattern")
                             .and_then(Value::as_str)
                             .ok_or_else(|| invalid("a filter has no Pattern string".into()))?;
-                        Ok(FilterPattern::parse(pattern)?)
+                        let parsed = FilterPattern::parse(pattern)?;
+                        // Lambda's rule for DynamoDB event source mappings: a pattern that
+                        // names any other key (`eventName`, say) is not applied as written.
+                        match parsed.top_level_keys().find(|key| *key != "dynamodb") {
+                            Some(key) => Err(invalid(format!(
+                                "filter pattern {pattern} names {key:?}: DynamoDB event \
+                                 source mappings filter only on the \"dynamodb\" key"
+                            ))),
+                            None => Ok(parsed),
+                        }
                     })
                     .collect::<Result<Vec<_>, EventSourceError>>()
             })
@@ -139,6 +148,25 @@ mod tests {
         assert_eq!(s.maximum_retry_attempts, Some(10));
         assert_eq!(s.maximum_record_age, Some(Duration::from_secs(3600)));
         assert!(s.has_on_failure_destination);
+    }
+
+    #[test]
+    fn a_filter_on_anything_but_the_dynamodb_key_is_refused_as_lambda_does() {
+        let with_event_name = TEMPLATE.replace(
+            r#"- Pattern: '{"dynamodb":"#,
+            r#"- Pattern: '{"eventName":["INSERT","MODIFY","REMOVE"],"dynamodb":"#,
+        );
+        assert_ne!(with_event_name, TEMPLATE, "the shipped pattern was found");
+        let e = EventSourceSettings::from_template(
+            &with_event_name,
+            "StreamHandlerFunction",
+            "SpecChanges",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("\"eventName\"") && e.to_string().contains("only on"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -31,6 +31,14 @@ impl FilterPattern {
         Ok(Self(value))
     }
 
+    /// The record keys the pattern filters on (`dynamodb`, `eventName`, ...).
+    pub fn top_level_keys(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys().map(String::as_str))
+    }
+
     pub fn matches(&self, record: &Value) -> bool {
         matches_object(&self.0, Some(record))
     }
@@ -137,7 +145,14 @@ mod tests {
         json!({"eventName": event, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}})
     }
 
-    const SPEC_FILTER: &str = r#"{"eventName":["INSERT","MODIFY","REMOVE"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"TENANT#"}]},"sk":{"S":["SPEC"]}}}}"#;
+    /// The stream handler's filter in template.yaml.
+    const SPEC_FILTER: &str =
+        r#"{"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"TENANT#"}]},"sk":{"S":["SPEC"]}}}}"#;
+
+    #[test]
+    fn the_spec_filter_is_the_shipped_one() {
+        assert!(include_str!("../../../template.yaml").contains(SPEC_FILTER));
+    }
 
     #[test]
     fn the_spec_filter_passes_spec_items_only() {

@@ -550,6 +550,8 @@ const CURRENT_TEMPLATE_SK: &str = "CURRENT";
 const ROLLOUTS_PK: &str = "ROLLOUTS";
 const ROLLOUT_SK_PREFIX: &str = "ROLLOUT#";
 const ACTIVE_ROLLOUT_SK: &str = "ACTIVE";
+/// The rollout driver's lease: one driver steps the rollouts at a time.
+const DRIVER_LEASE_SK: &str = "DRIVER";
 const MEMBER_SK_PREFIX: &str = "M#";
 /// A member's tenant is stored under this name: `tenant_id` would put it in the tenants index.
 const MEMBER_TENANT_ATTRIBUTE: &str = "member_tenant";
@@ -899,5 +901,47 @@ impl crate::ports::RolloutStore for DynamoStore {
             .await
             .map(|_| ())
             .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn hold_driver_lease(
+        &self,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(ROLLOUTS_PK.into()))
+            .item("sk", AttributeValue::S(DRIVER_LEASE_SK.into()))
+            .item("holder", AttributeValue::S(holder.into()))
+            .item("lease_until", AttributeValue::N(until.to_string()))
+            .condition_expression(
+                "attribute_not_exists(pk) OR holder = :holder OR lease_until < :now",
+            )
+            .expression_attribute_values(":holder", AttributeValue::S(holder.into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn release_driver_lease(&self, holder: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(ROLLOUTS_PK.into()))
+            .key("sk", AttributeValue::S(DRIVER_LEASE_SK.into()))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", AttributeValue::S(holder.into()))
+            .send()
+            .await
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
