@@ -522,6 +522,7 @@ impl Stacks for FakeStacks {
     }
 
     async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
+        acknowledged(request)?;
         let mut state = lock(&self.state);
         let (behaviour, hang) = Self::begin(&mut state, "create", at)?;
         if state
@@ -576,6 +577,7 @@ impl Stacks for FakeStacks {
         at: &StackTarget,
         request: &StackRequest,
     ) -> Result<UpdateStarted, StackError> {
+        acknowledged(request)?;
         let mut state = lock(&self.state);
         let (behaviour, hang) = Self::begin(&mut state, "update", at)?;
         let Some(stack) = state
@@ -1062,6 +1064,20 @@ impl RolloutStore for InMemoryStore {
     }
 }
 
+/// As CloudFormation: a template that uses transforms is refused unless the call acknowledges
+/// CAPABILITY_AUTO_EXPAND (moto accepts it either way).
+fn acknowledged(request: &StackRequest) -> Result<(), StackError> {
+    let expands = crate::template::Template::parse("fake", &request.template_body)
+        .is_ok_and(|t| t.expands_transforms());
+    if expands && !request.auto_expand {
+        return Err(StackError::Rejected(
+            "InsufficientCapabilitiesException: Requires capabilities : [CAPABILITY_AUTO_EXPAND]"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// CloudFormation's template check, faked: a body is accepted unless it holds `rejects`.
 #[derive(Default)]
 pub struct FakeTemplateValidator {
@@ -1116,6 +1132,7 @@ impl crate::ports::ChangePreviews for FakeStacks {
         at: &StackTarget,
         request: &StackRequest,
     ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
+        acknowledged(request)?;
         let current = {
             let mut state = lock(&self.state);
             state.calls.push(("preview".into(), at.location.clone()));

@@ -128,6 +128,9 @@ pub struct StackTarget {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackRequest {
     pub template_body: String,
+    /// The template uses CloudFormation's transforms: acknowledged with CAPABILITY_AUTO_EXPAND
+    /// (without it CloudFormation refuses the call with InsufficientCapabilities).
+    pub auto_expand: bool,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     /// Derived from the operation, so a retried call is idempotent.

@@ -26,6 +26,7 @@ use crate::stack::{
 use crate::status::{
     DecommissionNotice, LifecycleEvent, Operation, StackLocation, Status, TenantStatus,
 };
+use crate::template::Template;
 use crate::validation::{ValidSpec, Validation, validate};
 
 pub use crate::stack::MANAGED_BY;
@@ -170,7 +171,7 @@ struct View {
     key: TenantKey,
     snapshot: Snapshot,
     desired: Desired,
-    template_body: Option<String>,
+    template: Option<Arc<Template>>,
     /// The template version the SPEC resolves to, even when it is invalid (then: its pin, else
     /// the assigned one), and the version the fleet assigns the tenant.
     versions: Versions,
@@ -720,7 +721,7 @@ impl Reconciler {
         &self,
         key: &TenantKey,
         snapshot: &Snapshot,
-    ) -> Result<(Desired, Option<String>, Versions), TransientError> {
+    ) -> Result<(Desired, Option<Arc<Template>>, Versions), TransientError> {
         let Some(item) = &snapshot.spec else {
             return Ok((Desired::Absent, None, Versions::default()));
         };
@@ -784,11 +785,7 @@ impl Reconciler {
             template_version,
             parameters,
         };
-        Ok((
-            Desired::Present(desired),
-            Some(template.body.clone()),
-            versions,
-        ))
+        Ok((Desired::Present(desired), Some(template), versions))
     }
 
     /// Reads the tenant's rows (unless `known`: what this reconcile just wrote) and looks at
@@ -802,7 +799,7 @@ impl Reconciler {
             Some(snapshot) => snapshot,
             None => self.store.load(key).await?,
         };
-        let (desired, template_body, versions) = self.desire(key, &snapshot).await?;
+        let (desired, template, versions) = self.desire(key, &snapshot).await?;
         let recorded = snapshot.status.as_ref().and_then(|s| s.location.clone());
         let wanted = match &desired {
             Desired::Present(d) => Some(d.location.clone()),
@@ -812,7 +809,7 @@ impl Reconciler {
             key: key.clone(),
             snapshot,
             desired,
-            template_body,
+            template,
             versions,
             stack: None,
             location: recorded.clone().or_else(|| wanted.clone()),
@@ -919,7 +916,15 @@ impl Reconciler {
         let result = match (operation, &view.desired) {
             (Operation::Create | Operation::Update, Desired::Present(d)) => {
                 let request = StackRequest {
-                    template_body: view.template_body.clone().unwrap_or_default(),
+                    template_body: view
+                        .template
+                        .as_ref()
+                        .map(|t| t.body.clone())
+                        .unwrap_or_default(),
+                    auto_expand: view
+                        .template
+                        .as_ref()
+                        .is_some_and(|t| t.expands_transforms()),
                     parameters: d.parameters.clone(),
                     tags: vec![
                         (TAG_TENANT_ID.into(), view.key.as_str().to_owned()),

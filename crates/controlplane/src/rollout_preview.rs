@@ -104,17 +104,16 @@ pub async fn preview_rollout(
         }
         candidates.push((key, item, snapshot.status, from));
     }
-    let body = template.body.clone();
     let previews = futures::stream::iter(candidates)
         .map(|(key, item, status, from)| {
-            let body = body.clone();
+            let template = template.clone();
             async move {
                 let result = preview_one(
                     &key,
                     &item,
                     status.as_ref(),
                     request.target_version,
-                    body,
+                    &template,
                     previews,
                     templates,
                 )
@@ -144,7 +143,7 @@ async fn preview_one(
     item: &serde_dynamo::Item,
     status: Option<&TenantStatus>,
     target_version: &str,
-    template_body: String,
+    template: &crate::template::Template,
     previews: &dyn ChangePreviews,
     templates: &dyn TemplateSource,
 ) -> Result<Vec<ResourceChange>, String> {
@@ -166,7 +165,8 @@ async fn preview_one(
         location: location.clone(),
     };
     let request = StackRequest {
-        template_body,
+        template_body: template.body.clone(),
+        auto_expand: template.expands_transforms(),
         parameters: valid.parameters,
         tags: vec![
             (TAG_TENANT_ID.into(), key.as_str().to_owned()),

@@ -55,6 +55,10 @@ pub struct Template {
     pub version: String,
     pub body: String,
     pub parameters: BTreeMap<String, ParameterDecl>,
+    /// The transforms the template declares (`Transform`) or invokes (`Fn::Transform`), sorted.
+    /// Any of them makes CloudFormation expand it in a change set, which the stack calls
+    /// acknowledge with CAPABILITY_AUTO_EXPAND.
+    pub transforms: Vec<String>,
     /// The usual config keys of each parameter (`player_count`, `player-count` for
     /// `PlayerCount`), those that [`parameter_name`] maps back to it: worked out once here
     /// rather than for every SPEC checked.
@@ -138,12 +142,31 @@ impl Template {
                     .map(|key| (key, name.clone()))
             })
             .collect();
+        let mut transforms = Vec::new();
+        transforms_in(&document, true, &mut transforms);
+        transforms.sort();
+        transforms.dedup();
         Ok(Self {
             version: version.to_owned(),
             body: body.to_owned(),
             parameters,
+            transforms,
             config_keys,
         })
+    }
+
+    /// Whether its stack calls must pass CAPABILITY_AUTO_EXPAND.
+    pub fn expands_transforms(&self) -> bool {
+        !self.transforms.is_empty()
+    }
+
+    /// The transforms that are not CloudFormation's own: macros, which run code of their own in
+    /// every tenant account.
+    pub fn macros(&self) -> impl Iterator<Item = &str> {
+        self.transforms
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !AWS_TRANSFORMS.contains(name))
     }
 
     /// The parameter a config key sets: a declared name as-is (`VPCId` stays `VPCId`), else
@@ -156,6 +179,48 @@ impl Template {
             Some(name) => name.clone(),
             None => parameter_name(config_key),
         }
+    }
+}
+
+/// The transforms CloudFormation hosts itself, which the tenant role may run (the bootstrap
+/// grants cloudformation:CreateChangeSet on each): `sam package` output keeps
+/// `AWS::Serverless-2016-10-31`; `AWS::Include` pulls snippets from S3.
+pub const AWS_TRANSFORMS: &[&str] = &[
+    "AWS::Serverless-2016-10-31",
+    "AWS::Include",
+    "AWS::LanguageExtensions",
+];
+
+/// Collects transform names: the top-level `Transform` (a name or a list of names) and every
+/// `Fn::Transform` (`!Transform`) `Name` below.
+fn transforms_in(value: &Value, top_level: bool, found: &mut Vec<String>) {
+    let name_of = |v: &Value| {
+        v.get("Name")
+            .and_then(scalar_text)
+            .or_else(|| scalar_text(v))
+    };
+    match value {
+        Value::Mapping(map) => {
+            for (key, child) in map {
+                match key.as_str() {
+                    Some("Transform") if top_level => match child {
+                        Value::Sequence(names) => found.extend(names.iter().filter_map(name_of)),
+                        other => found.extend(name_of(other)),
+                    },
+                    Some("Fn::Transform") => found.extend(name_of(child)),
+                    _ => {}
+                }
+                transforms_in(child, false, found);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| transforms_in(i, false, found)),
+        Value::Tagged(tagged) => {
+            if tagged.tag == "!Transform" {
+                found.extend(name_of(&tagged.value));
+            }
+            transforms_in(&tagged.value, false, found);
+        }
+        _ => {}
     }
 }
 
@@ -343,6 +408,24 @@ fn check_value(decl: &ParameterDecl, value: &ConfigValue, rendered: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transforms_are_found_at_the_top_and_in_fn_transform() {
+        let yaml = "Transform: AWS::Serverless-2016-10-31\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      Fn::Transform:\n        Name: AWS::Include\n        Parameters: {Location: s3://b/k}\n  R:\n    Type: AWS::SQS::Queue\n    Properties: !Transform {Name: Acme::Macro}\n";
+        let t = Template::parse("v", yaml).unwrap();
+        assert_eq!(
+            t.transforms,
+            ["AWS::Include", "AWS::Serverless-2016-10-31", "Acme::Macro"]
+        );
+        assert!(t.expands_transforms());
+        assert_eq!(t.macros().collect::<Vec<_>>(), ["Acme::Macro"]);
+        let json = r#"{"Transform": ["AWS::LanguageExtensions"], "Resources": {}}"#;
+        let t = Template::parse("v", json).unwrap();
+        assert_eq!(t.transforms, ["AWS::LanguageExtensions"]);
+        assert_eq!(t.macros().count(), 0);
+        let plain = Template::parse("v", "Resources: {}").unwrap();
+        assert!(!plain.expands_transforms());
+    }
 
     const SAMPLE: &str = include_str!("../../../templates/tenant-template.yaml");
 

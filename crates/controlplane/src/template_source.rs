@@ -239,8 +239,18 @@ pub async fn publish(
         ));
     }
     let parsed = Template::parse(&new.version, &new.body);
-    if let Err(e) = &parsed {
-        problems.push(e.message.clone());
+    match &parsed {
+        Err(e) => problems.push(e.message.clone()),
+        Ok(template) => {
+            for name in template.macros() {
+                problems.push(format!(
+                    "Transform {name} is a macro: it runs code of its own in every tenant \
+                     account, which neither the tenant accounts nor their role provide; \
+                     publish the expanded template instead (only {} are run)",
+                    crate::template::AWS_TRANSFORMS.join(", ")
+                ));
+            }
+        }
     }
     if !problems.is_empty() {
         return Err(PublishError::Invalid(problems));

@@ -819,3 +819,32 @@ async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
         .await
         .expect("the lease was released at the end of the run");
 }
+
+#[tokio::test]
+async fn a_version_using_aws_transforms_deploys_with_auto_expand_and_a_macro_is_refused() {
+    let mut world = World::new(0).await;
+    // `sam package` output keeps its Transform; CloudFormation (like the fake) refuses such a
+    // template unless the call acknowledges CAPABILITY_AUTO_EXPAND.
+    let serverless = format!("Transform: AWS::Serverless-2016-10-31\n{}", v2_body());
+    world
+        .publish("v3", &serverless)
+        .await
+        .expect("an AWS transform is published");
+    let key = world
+        .add_tenant("sam-user", &[("template_version", "v3")])
+        .await;
+    let status = world.store.status(&key).expect("STATUS");
+    assert_eq!(status.status, Status::Ready, "{:?}", status.reason);
+    assert_eq!(world.version_of(&key).as_deref(), Some("v3"));
+
+    let with_macro = format!("Transform: [AWS::Include, Acme::Expand]\n{}", v2_body());
+    match world.publish("v4", &with_macro).await {
+        Err(PublishError::Invalid(problems)) => assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("Transform Acme::Expand is a macro")),
+            "{problems:?}"
+        ),
+        other => panic!("a custom macro was not refused: {other:?}"),
+    }
+}

@@ -90,7 +90,11 @@ impl EventSourceSettings {
                         let parsed = FilterPattern::parse(pattern)?;
                         // Lambda's rule for DynamoDB event source mappings: a pattern that
                         // names any other key (`eventName`, say) is not applied as written.
-                        match parsed.top_level_keys().find(|key| *key != "dynamodb") {
+                        let stray = parsed
+                            .top_level_keys()
+                            .find(|key| *key != "dynamodb")
+                            .map(str::to_owned);
+                        match stray {
                             Some(key) => Err(invalid(format!(
                                 "filter pattern {pattern} names {key:?}: DynamoDB event \
                                  source mappings filter only on the \"dynamodb\" key"

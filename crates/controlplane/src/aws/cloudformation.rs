@@ -138,6 +138,16 @@ fn parameters(request: &StackRequest) -> Vec<Parameter> {
         .collect()
 }
 
+/// What the stack calls acknowledge: IAM resources (named or not) the tenant template may
+/// create, and the expansion of CloudFormation's transforms when the template uses them.
+pub fn capabilities(request: &StackRequest) -> Vec<Capability> {
+    let mut capabilities = vec![Capability::CapabilityIam, Capability::CapabilityNamedIam];
+    if request.auto_expand {
+        capabilities.push(Capability::CapabilityAutoExpand);
+    }
+    capabilities
+}
+
 fn tags(request: &StackRequest) -> Vec<Tag> {
     request
         .tags
@@ -195,8 +205,7 @@ impl Stacks for CloudFormationStacks {
             .template_body(&request.template_body)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
-            .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
+            .set_capabilities(Some(capabilities(request)))
             .enable_termination_protection(self.termination_protection)
             .client_request_token(&request.client_request_token)
             .send()
@@ -217,8 +226,7 @@ impl Stacks for CloudFormationStacks {
             .template_body(&request.template_body)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
-            .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
+            .set_capabilities(Some(capabilities(request)))
             .client_request_token(&request.client_request_token)
             .send()
             .await
@@ -403,8 +411,7 @@ impl crate::ports::ChangePreviews for CloudFormationStacks {
             .template_body(&request.template_body)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
-            .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
+            .set_capabilities(Some(capabilities(request)))
             .send()
             .await
             .map_err(|e| classify(&e))?;
