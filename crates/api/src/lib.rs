@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod body;
 pub mod lambda;
+pub mod previews;
 pub mod problem;
 pub mod rollouts;
 pub mod templates;
@@ -24,7 +25,9 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use controlplane::ports::{RolloutStore, SpecStore, TemplateStore, TemplateValidator, TenantStore};
+use controlplane::ports::{
+    PreviewStore, RolloutStore, SpecStore, TemplateStore, TemplateValidator, TenantStore,
+};
 use controlplane::rollout_driver::RolloutDriver;
 use controlplane::template::TemplateError;
 use controlplane::template_source::{BundledTemplates, TableTemplates};
@@ -46,6 +49,10 @@ pub struct ApiState {
     pub validator: Arc<dyn TemplateValidator>,
     /// Starts rollouts and takes their commands; the rollout driver function steps them.
     pub rollouts: Arc<RolloutDriver>,
+    /// Rollout previews, as stored (the preview function computes them).
+    pub previews: Arc<dyn PreviewStore>,
+    /// The preview function's queue; none: previews cannot be made here.
+    pub preview_queue: Option<Arc<dyn controlplane::rollout_preview::PreviewQueue>>,
     /// The region of a tenant whose SPEC names none (the control plane's).
     pub default_region: String,
 }
@@ -59,6 +66,8 @@ impl From<controlplane::runtime::ApiConfig> for ApiState {
             template_store: config.template_store,
             validator: config.validator,
             rollouts: config.rollouts,
+            previews: config.previews,
+            preview_queue: config.preview_queue,
             default_region: config.default_region,
         }
     }
@@ -73,7 +82,7 @@ impl ApiState {
         default_region: impl Into<String>,
     ) -> Result<Self, TemplateError>
     where
-        T: TenantStore + SpecStore + TemplateStore + RolloutStore + 'static,
+        T: TenantStore + SpecStore + TemplateStore + RolloutStore + PreviewStore + 'static,
     {
         let templates = Arc::new(TableTemplates::new(
             table.clone(),
@@ -89,9 +98,11 @@ impl ApiState {
             store: table.clone(),
             specs: table.clone(),
             templates,
-            template_store: table,
+            template_store: table.clone(),
             validator,
             rollouts,
+            previews: table,
+            preview_queue: None,
             default_region: default_region.into(),
         })
     }
@@ -124,6 +135,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/rollouts/{id}/resume", post(rollouts::resume))
         .route("/rollouts/{id}/cancel", post(rollouts::cancel))
         .route("/rollouts/{id}/rollback", post(rollouts::rollback))
+        .route("/rollout-previews", post(previews::start))
+        .route("/rollout-previews/{id}", get(previews::get_one))
         .route("/health", get(tenants::health))
         .fallback(|| async {
             Problem {

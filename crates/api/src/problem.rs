@@ -227,6 +227,15 @@ impl Problem {
     }
 
     /// Another rollout holds the fleet (one runs at a time).
+    pub fn no_preview(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "/problems/not-found",
+            "No such rollout preview",
+            format!("there is no rollout preview {id:?} (previews are kept 7 days)"),
+        )
+    }
+
     pub fn rollout_busy(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::CONFLICT,

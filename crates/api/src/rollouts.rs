@@ -1,7 +1,7 @@
 //! Fleet rollouts (admins only): start one, read its progress, pause, resume, cancel or roll it
 //! back. The API only records what is asked; the rollout driver function moves the tenants, wave
-//! by wave. There is no preview route: a preview creates change sets in tenant accounts, which
-//! the API never reaches (`tenantctl rollout plan` runs it with the control plane's access).
+//! by wave. A preview of a rollout (`previews.rs`) is recorded the same way and run by the
+//! preview function: the API never reaches a tenant account.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -177,7 +177,7 @@ fn whole_number(value: &Value, field: &str) -> Result<u64, FieldError> {
         .ok_or_else(|| FieldError::new(field, "must be a whole number, 0 or more"))
 }
 
-fn object<'a>(
+pub(crate) fn object<'a>(
     value: &'a Value,
     field: &str,
     errors: &mut Vec<FieldError>,
@@ -192,7 +192,7 @@ fn object<'a>(
     }
 }
 
-fn selection_of(fields: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Selection {
+pub(crate) fn selection_of(fields: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Selection {
     let mut selection = Selection::default();
     errors.extend(unknown_fields(fields, SELECTION_FIELDS, "selection."));
     match fields.get("tenants") {

@@ -39,6 +39,8 @@ struct StoreState {
     rollouts: BTreeMap<String, Rollout>,
     members: HashMap<String, BTreeMap<String, Member>>,
     active_rollout: Option<String>,
+    previews: BTreeMap<String, crate::rollout_preview::PreviewJob>,
+    preview_results: HashMap<String, BTreeMap<String, crate::rollout_preview::TenantPreview>>,
     /// The rollout driver's lease: holder, and when it ends (epoch seconds).
     driver_lease: Option<(String, i64)>,
     /// Writes left before the store "crashes" (every later write fails), if set.
@@ -696,6 +698,34 @@ impl Stacks for FakeStacks {
     }
 }
 
+/// Records every preview queued; can be made to fail.
+#[derive(Default)]
+pub struct RecordingPreviewQueue {
+    queued: Mutex<Vec<String>>,
+    failing: Mutex<bool>,
+}
+
+impl RecordingPreviewQueue {
+    pub fn queued(&self) -> Vec<String> {
+        lock(&self.queued).clone()
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        *lock(&self.failing) = failing;
+    }
+}
+
+#[async_trait]
+impl crate::rollout_preview::PreviewQueue for RecordingPreviewQueue {
+    async fn queue(&self, preview_id: &str) -> Result<(), crate::ports::RequeueError> {
+        if *lock(&self.failing) {
+            return Err(crate::ports::RequeueError("queue unavailable".into()));
+        }
+        lock(&self.queued).push(preview_id.to_owned());
+        Ok(())
+    }
+}
+
 /// Records every re-check asked for; can be made to fail.
 #[derive(Default)]
 pub struct RecordingRequeue {
@@ -1061,6 +1091,81 @@ impl RolloutStore for InMemoryStore {
             state.driver_lease = None;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::PreviewStore for InMemoryStore {
+    async fn create_preview(
+        &self,
+        job: &crate::rollout_preview::PreviewJob,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.previews.contains_key(&job.id) {
+            return Err(StoreError::Conflict);
+        }
+        state.previews.insert(job.id.clone(), job.clone());
+        Ok(())
+    }
+
+    async fn preview(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::rollout_preview::PreviewJob>, StoreError> {
+        Ok(lock(&self.state).previews.get(id).cloned())
+    }
+
+    async fn put_preview(
+        &self,
+        job: &crate::rollout_preview::PreviewJob,
+        expected: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        if state.previews.get(&job.id).map(|j| j.version) != Some(expected) {
+            return Err(StoreError::Conflict);
+        }
+        state.previews.insert(job.id.clone(), job.clone());
+        Ok(())
+    }
+
+    async fn put_preview_results(
+        &self,
+        id: &str,
+        results: &[crate::rollout_preview::TenantPreview],
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.write()?;
+        let stored = state.preview_results.entry(id.to_owned()).or_default();
+        for result in results {
+            stored.insert(result.tenant_id.clone(), result.clone());
+        }
+        Ok(())
+    }
+
+    async fn preview_results(
+        &self,
+        id: &str,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<crate::rollout_preview::TenantPreview>, Option<String>), StoreError> {
+        let state = lock(&self.state);
+        let Some(stored) = state.preview_results.get(id) else {
+            return Ok((Vec::new(), None));
+        };
+        let after = |tenant: &String| page_token.as_ref().is_none_or(|last| tenant > last);
+        let mut page: Vec<_> = stored
+            .iter()
+            .filter(|(tenant, _)| after(tenant))
+            .take(limit.max(1) + 1)
+            .map(|(_, result)| result.clone())
+            .collect();
+        let next = (page.len() > limit.max(1)).then(|| {
+            page.truncate(limit.max(1));
+            page.last().map(|r| r.tenant_id.clone()).unwrap_or_default()
+        });
+        Ok((page, next))
     }
 }
 

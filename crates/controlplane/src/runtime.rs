@@ -12,13 +12,14 @@ use crate::audit::DEFAULT_RETENTION_DAYS;
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::DynamoStore;
 use crate::aws::sns::SnsEvents;
-use crate::aws::sqs::SqsRequeue;
+use crate::aws::sqs::{SqsPreviewQueue, SqsRequeue};
 use crate::aws::streams::DynamoStreams;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
 use crate::metrics;
 use crate::ports::{StreamRecords, TenantStore};
 use crate::reconcile::{Reconciler, Settings};
 use crate::rollout_driver::RolloutDriver;
+use crate::rollout_preview::{PreviewQueue, PreviewRunner};
 use crate::stream::StreamSettings;
 use crate::template_source::{BundledTemplates, TableTemplates};
 
@@ -339,6 +340,10 @@ pub struct ApiConfig {
     pub validator: Arc<dyn crate::ports::TemplateValidator>,
     /// Starts rollouts and takes their commands (it never steps them: the driver function does).
     pub rollouts: Arc<RolloutDriver>,
+    /// Rollout previews as stored, and the preview function's queue (PREVIEW_QUEUE_URL; none:
+    /// previews cannot be made).
+    pub previews: Arc<dyn crate::ports::PreviewStore>,
+    pub preview_queue: Option<Arc<dyn PreviewQueue>>,
     pub default_region: String,
 }
 
@@ -351,7 +356,7 @@ impl ApiConfig {
     }
 
     /// The same for a table named by the caller (`tenantctl --direct`), setting up no logging;
-    /// AUDIT_RETENTION_DAYS is read as `from_env` reads it.
+    /// AUDIT_RETENTION_DAYS and PREVIEW_QUEUE_URL are read as `from_env` reads them.
     pub fn for_table(sdk: &SdkConfig, table: impl Into<String>) -> Result<Self, ConfigError> {
         let default_region = sdk
             .region()
@@ -369,9 +374,14 @@ impl ApiConfig {
             rollouts: Arc::new(RolloutDriver::new(
                 store.clone(),
                 store.clone(),
-                store,
+                store.clone(),
                 templates,
             )),
+            previews: store,
+            preview_queue: var("PREVIEW_QUEUE_URL").map(|url| {
+                Arc::new(SqsPreviewQueue::new(aws_sdk_sqs::Client::new(sdk), url))
+                    as Arc<dyn PreviewQueue>
+            }),
             default_region,
         })
     }
@@ -398,6 +408,55 @@ impl RolloutJob {
             driver: rollout_driver(&sdk, table, queue_url)?,
             run_for: Duration::from_secs(parsed("ROLLOUT_RUN_SECONDS", 50)?),
             step_every: Duration::from_secs(parsed("ROLLOUT_STEP_SECONDS", 5)?),
+        })
+    }
+}
+
+/// What the preview function needs: the tenants table, the tenant role (reached as the
+/// reconcilers reach it: STS with the account's ExternalId) and its own queue (PREVIEW_QUEUE_URL)
+/// for a preview's next run.
+pub struct PreviewWorker {
+    pub runner: PreviewRunner,
+    pub queue: Arc<dyn PreviewQueue>,
+}
+
+impl PreviewWorker {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        init_logs();
+        let sdk = sdk_config().await;
+        let config = ControlPlaneConfig::from_env(&sdk)?;
+        let queue_url =
+            var("PREVIEW_QUEUE_URL").ok_or(ConfigError::Missing("PREVIEW_QUEUE_URL"))?;
+        Self::build(&sdk, &config, queue_url).await
+    }
+
+    pub async fn build(
+        sdk: &SdkConfig,
+        config: &ControlPlaneConfig,
+        queue_url: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let external_ids = external_ids(sdk, &config.external_id_key).await?;
+        let credentials = Arc::new(RoleCredentials::new(
+            aws_sdk_sts::Client::new(sdk),
+            config.tenant_role_name.clone(),
+            external_ids,
+        ));
+        let (store, templates) = table_and_templates(sdk, config.table_name.clone())?;
+        Ok(Self {
+            runner: PreviewRunner::new(
+                store.clone(),
+                store,
+                Arc::new(CloudFormationStacks::new(
+                    sdk.clone(),
+                    credentials,
+                    config.termination_protection,
+                )),
+                templates,
+            ),
+            queue: Arc::new(SqsPreviewQueue::new(
+                aws_sdk_sqs::Client::new(sdk),
+                queue_url,
+            )),
         })
     }
 }

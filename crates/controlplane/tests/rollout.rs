@@ -19,7 +19,9 @@ use controlplane::rollout::{
     Amount, Command, MemberState, RolloutOptions, RolloutState, Selection,
 };
 use controlplane::rollout_driver::{RolloutDriver, RolloutError, StartRollout};
-use controlplane::rollout_preview::{PreviewRequest, preview_rollout};
+use controlplane::rollout_preview::{
+    PreviewProgress, PreviewRequest, PreviewRunner, PreviewState, new_job, preview_rollout,
+};
 use controlplane::spec::TenantKey;
 use controlplane::stack::TAG_TEMPLATE_VERSION;
 use controlplane::status::{StackLocation, Status};
@@ -647,8 +649,8 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
 async fn a_preview_reports_added_modified_and_replaced_resources_and_cleans_up() {
     let world = World::new(3).await;
     let renamed = v2_body().replace(
-        "QueueName: !Sub \"tenant-${TenantId}-jobs\"",
-        "QueueName: !Sub \"tenant-${TenantId}-work\"",
+        "QueueName: !Sub \"${AWS::StackName}-jobs\"",
+        "QueueName: !Sub \"${AWS::StackName}-work\"",
     ) + "  AuditLog:\n    Type: AWS::Logs::LogGroup\n    Properties:\n      RetentionInDays: 30\n";
     let renamed = renamed.replace(
         "Outputs:",
@@ -846,5 +848,79 @@ async fn a_version_using_aws_transforms_deploys_with_auto_expand_and_a_macro_is_
             "{problems:?}"
         ),
         other => panic!("a custom macro was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_preview_job_goes_on_from_its_cursor_run_after_run_and_a_finished_one_stays_done() {
+    use controlplane::ports::PreviewStore;
+    // More tenants than one round of change sets takes.
+    let world = World::new(11).await;
+    world
+        .publish("v3", &v2_body().replace("-jobs\"", "-work\""))
+        .await
+        .unwrap();
+    let job = new_job(Utc::now(), "v3", Selection::default(), None, "ops").unwrap();
+    world.store.create_preview(&job).await.unwrap();
+    let runner = PreviewRunner::new(
+        world.store.clone(),
+        world.store.clone(),
+        world.stacks.clone(),
+        world.templates.clone(),
+    );
+    // A run whose time is up at once does one round of change sets and asks to go on.
+    let past = tokio::time::Instant::now();
+    let mut runs = 0;
+    let finished = loop {
+        runs += 1;
+        assert!(runs < 10, "the preview never finished");
+        match runner.run(&job.id, past).await.unwrap() {
+            PreviewProgress::Continue(job) => assert_eq!(job.state, PreviewState::Running),
+            PreviewProgress::Finished(job) => break job,
+        }
+    };
+    assert!(
+        runs > 1,
+        "every tenant was previewed in one run: the cursor was not used"
+    );
+    assert_eq!(finished.state, PreviewState::Done);
+    assert_eq!(finished.previewed, 11);
+    let (results, next) = world
+        .store
+        .preview_results(&job.id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(next, None);
+    let tenants: Vec<&str> = results.iter().map(|r| r.tenant_id.as_str()).collect();
+    let every: Vec<String> = (0..11).map(|i| format!("t{i:03}")).collect();
+    assert_eq!(tenants, every, "each tenant once");
+    assert_eq!(world.stacks.open_change_sets(), 0);
+    // A redelivered message finds it done: nothing more is previewed.
+    let calls = world.stacks.count_calls("preview");
+    let again = runner.run(
+        &job.id,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+    );
+    assert!(matches!(again.await.unwrap(), PreviewProgress::Finished(j) if j == finished));
+    assert_eq!(world.stacks.count_calls("preview"), calls);
+
+    // A sample stops at its size; a version that is not published fails with the reason.
+    let sampled = new_job(Utc::now(), "v3", Selection::default(), Some(2), "ops").unwrap();
+    world.store.create_preview(&sampled).await.unwrap();
+    let later = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    match runner.run(&sampled.id, later).await.unwrap() {
+        PreviewProgress::Finished(job) => {
+            assert_eq!((job.state, job.previewed), (PreviewState::Done, 2))
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = new_job(Utc::now(), "v9", Selection::default(), None, "ops").unwrap();
+    world.store.create_preview(&missing).await.unwrap();
+    match runner.run(&missing.id, later).await.unwrap() {
+        PreviewProgress::Finished(job) => {
+            assert_eq!(job.state, PreviewState::Failed);
+            assert!(job.reason.unwrap_or_default().contains("v9"));
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -3,6 +3,7 @@
 
 use api::ApiState;
 use api::auth::{Caller, Role};
+use api::previews::PreviewDetails;
 use api::rollouts::RolloutDetails;
 use api::templates::{PublishedTemplate, TemplateVersions};
 use api::tenants::{EventsQuery, ListQuery, Page, Tenant, TenantView};
@@ -371,6 +372,36 @@ impl Backend {
                 Ok(api.send(request).await?.0)
             }
             Self::Direct(d) => Ok(d.state.command_rollout(&d.caller, id, command).await?),
+        }
+    }
+}
+
+impl Backend {
+    /// Records a rollout preview (the preview function computes it).
+    pub async fn start_preview(&self, body: &Value) -> Result<PreviewDetails, Failure> {
+        match self {
+            Self::Api(api) => {
+                let request = api.request(Method::POST, &["rollout-previews"]).json(body);
+                Ok(api.send(request).await?.0)
+            }
+            Self::Direct(d) => Ok(d.state.start_preview(&d.caller, body).await?),
+        }
+    }
+
+    /// A preview with one page of its tenants (`next`: the page token of the one before).
+    pub async fn preview(&self, id: &str, next: Option<&str>) -> Result<PreviewDetails, Failure> {
+        match self {
+            Self::Api(api) => {
+                let mut request = api.request(Method::GET, &["rollout-previews", id]);
+                if let Some(next) = next {
+                    request = request.query(&[("next", next)]);
+                }
+                Ok(api.send(request).await?.0)
+            }
+            Self::Direct(d) => Ok(d
+                .state
+                .get_preview(&d.caller, id, next.map(str::to_owned))
+                .await?),
         }
     }
 }

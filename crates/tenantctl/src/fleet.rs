@@ -74,6 +74,7 @@ impl SelectionArgs {
         selection
     }
 
+    #[cfg(test)]
     pub fn selection(&self) -> controlplane::rollout::Selection {
         controlplane::rollout::Selection {
             tenants: self.tenants.clone(),
@@ -188,10 +189,9 @@ pub enum RolloutCommand {
     },
     /// Preview what a rollout would change, per tenant, with change sets (nothing is updated).
     ///
-    /// Always runs directly, with the control plane's access to the tenant accounts (the API
-    /// has none): the table (TABLE_NAME), the tenant role (TENANT_ROLE_NAME) and the
-    /// ExternalId key (EXTERNAL_ID_KEY_PARAMETER or EXTERNAL_ID_KEY), AWS credentials from the
-    /// environment.
+    /// The control plane's preview function computes it (in the tenants' accounts, through the
+    /// role they trust it with); this records the request, follows it with a spinner on stderr
+    /// until it is done, and prints each tenant's changes.
     Plan {
         /// A published template version.
         version: String,
@@ -203,15 +203,10 @@ pub enum RolloutCommand {
         /// Preview every tenant the rollout would move.
         #[arg(long)]
         all: bool,
-        /// The role the control plane assumes in each tenant account.
-        #[arg(long, env = "TENANT_ROLE_NAME", default_value = "TenantControlRole")]
-        tenant_role: String,
-        /// SSM SecureString holding the ExternalId key (as deployed).
-        #[arg(long, env = "EXTERNAL_ID_KEY_PARAMETER", conflicts_with = "key")]
-        key_parameter: Option<String>,
-        /// The ExternalId key itself (local runs).
-        #[arg(long, env = "EXTERNAL_ID_KEY", hide_env_values = true)]
-        key: Option<String>,
+        /// Give up following it after this long (it goes on server-side: `--output json`
+        /// prints its id).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        timeout: std::time::Duration,
     },
 }
 
@@ -361,9 +356,36 @@ pub async fn rollout(
         RolloutCommand::Rollback { id } => {
             steer(backend, &id, RolloutCommandKind::Rollback, format).await
         }
-        RolloutCommand::Plan { .. } => Err(Failure::Other(
-            "rollout plan runs directly; it is handled before a backend is chosen".into(),
-        )),
+        RolloutCommand::Plan {
+            version,
+            selection,
+            sample,
+            all,
+            timeout,
+        } => {
+            let mut body = start_body(&version, &selection, &OptionArgs::default());
+            if !all {
+                body["sample"] = json!(sample);
+            }
+            let started = backend.start_preview(&body).await?;
+            let previews = crate::plan::follow(backend, &started.id, timeout).await?;
+            match format {
+                Format::Json => print(&output::json(&previews)),
+                Format::Table => {
+                    print(&output::previews(&previews.previews, &version));
+                    if let Some(reason) = &previews.reason {
+                        eprintln!("{}: {reason}", previews.id);
+                    }
+                    if !all && previews.previewed >= sample {
+                        eprintln!("a sample of {sample} tenants: --sample N or --all for more");
+                    }
+                }
+            }
+            Ok(match previews.state {
+                controlplane::rollout_preview::PreviewState::Done => Exit::Ok,
+                _ => Exit::Refused,
+            })
+        }
     }
 }
 

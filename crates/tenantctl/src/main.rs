@@ -290,46 +290,6 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             let backend = backend(&cli.global).await?;
             fleet::template(&backend, command, cli.global.output).await
         }
-        Command::Rollout(RolloutCommand::Plan {
-            version,
-            selection,
-            sample,
-            all,
-            tenant_role,
-            key_parameter,
-            key,
-        }) => {
-            let external_id_key = match (key_parameter, key) {
-                (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
-                (None, Some(key)) => ExternalIdKeySource::Inline(key),
-                (None, None) => {
-                    return Err(Failure::Usage(
-                        "rollout plan reaches tenant accounts: give --key-parameter \
-                         (EXTERNAL_ID_KEY_PARAMETER) or --key (EXTERNAL_ID_KEY)"
-                            .into(),
-                    ));
-                }
-            };
-            let previews = plan::plan(plan::PlanRequest {
-                selection: selection.selection(),
-                sample: (!all).then_some(sample),
-                table: cli.global.table.clone(),
-                tenant_role,
-                external_id_key,
-                target_version: version.clone(),
-            })
-            .await?;
-            match cli.global.output {
-                Format::Json => print(&output::json(&previews)),
-                Format::Table => {
-                    print(&output::previews(&previews, &version));
-                    if !all && previews.len() >= sample {
-                        eprintln!("a sample of {sample} tenants: --sample N or --all for more");
-                    }
-                }
-            }
-            Ok(Exit::Ok)
-        }
         Command::Rollout(command) => {
             let backend = backend(&cli.global).await?;
             fleet::rollout(&backend, command, cli.global.output).await
@@ -972,8 +932,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_plan_names_every_replaced_resource() {
-        use controlplane::rollout::Selection;
-        use controlplane::rollout_preview::{PreviewRequest, preview_rollout};
+        use controlplane::fakes::RecordingPreviewQueue;
+        use controlplane::rollout_preview::{PreviewProgress, PreviewRunner};
 
         let fleet = fleet();
         fleet.ready("acme").await;
@@ -982,18 +942,32 @@ mod tests {
         let renamed = v2_body().replace("-jobs\"", "-work\"");
         assert_ne!(renamed, v2_body());
         fleet.publish("v3", &renamed).await;
-        let previews = preview_rollout(
-            PreviewRequest {
-                target_version: "v3",
-                selection: &Selection::default(),
-                sample: Some(10),
-            },
-            fleet.store.as_ref(),
-            fleet.stacks.as_ref(),
-            fleet.state.templates.as_ref(),
-        )
-        .await
-        .expect("previewed");
+        // The preview is recorded and queued (as the API does), the preview function runs it,
+        // and the plan follows it to its end.
+        let queue = Arc::new(RecordingPreviewQueue::default());
+        let mut state = fleet.state.clone();
+        state.preview_queue = Some(queue.clone());
+        let backend = Backend::Direct(Direct::new(state, "tester"));
+        let started = backend
+            .start_preview(&serde_json::json!({"target_version": "v3", "sample": 10}))
+            .await
+            .expect("recorded");
+        assert_eq!(queue.queued(), [started.id.clone()]);
+        let runner = PreviewRunner::new(
+            fleet.store.clone(),
+            fleet.store.clone(),
+            fleet.stacks.clone(),
+            fleet.state.templates.clone(),
+        );
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        assert!(matches!(
+            runner.run(&started.id, deadline).await,
+            Ok(PreviewProgress::Finished(_))
+        ));
+        let preview = plan::follow(&backend, &started.id, std::time::Duration::from_secs(10))
+            .await
+            .expect("followed");
+        let previews = preview.previews;
         assert_eq!(previews.len(), 2);
         let text = output::previews(&previews, "v3");
         for expected in [

@@ -1,65 +1,67 @@
-//! `tenantctl rollout plan`: what a rollout would change, tenant by tenant, from change sets
-//! created (and deleted) in the tenants' accounts. It needs the control plane's own access to
-//! those accounts (the tenant role and the ExternalId key), which the API deliberately lacks,
-//! so it always runs directly, built as the control plane builds itself.
+//! `tenantctl rollout plan`: what a rollout would change, tenant by tenant. The preview runs
+//! server-side, in the control plane's preview function (the only place, besides the reconcile,
+//! whose role tenant accounts trust); this follows it to its end and reads every page of it.
 
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use controlplane::aws::cloudformation::CloudFormationStacks;
-use controlplane::rollout::Selection;
-use controlplane::rollout_preview::{PreviewRequest, TenantPreview, preview_rollout};
-use controlplane::runtime::{
-    ApiConfig, ControlPlane, ControlPlaneConfig, ExternalIdKeySource, sdk_config,
-};
+use api::previews::PreviewDetails;
+use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::backend::Backend;
 use crate::failure::Failure;
 
-/// Where the preview runs and what it looks at.
-pub struct PlanRequest {
-    pub target_version: String,
-    pub selection: Selection,
-    /// At most this many tenants; `None`: all.
-    pub sample: Option<usize>,
-    pub table: String,
-    pub tenant_role: String,
-    pub external_id_key: ExternalIdKeySource,
-}
+const POLL: Duration = Duration::from_secs(2);
+/// Reads that may fail in a row before following gives up.
+const UNREACHABLE_READS: u32 = 5;
 
-/// Previews the rollout with the AWS credentials of the environment.
-pub async fn plan(request: PlanRequest) -> Result<Vec<TenantPreview>, Failure> {
-    let sdk = sdk_config().await;
-    let region = sdk
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .ok_or_else(|| Failure::Other("rollout plan: set AWS_REGION".into()))?;
-    let config = ControlPlaneConfig::new(
-        request.table.clone(),
-        request.tenant_role,
-        request.external_id_key,
-        region,
-    );
-    let plane = ControlPlane::build(&sdk, &config)
-        .await
-        .map_err(|e| Failure::Other(format!("rollout plan: {e}")))?;
-    // The same templates (shipped and published) the API and the reconciler read.
-    let templates = ApiConfig::for_table(&sdk, &request.table)
-        .map_err(|e| Failure::Other(format!("rollout plan: {e}")))?
-        .templates;
-    let stacks = CloudFormationStacks::new(
-        sdk.clone(),
-        Arc::clone(&plane.credentials),
-        config.termination_protection,
-    );
-    preview_rollout(
-        PreviewRequest {
-            target_version: &request.target_version,
-            selection: &request.selection,
-            sample: request.sample,
-        },
-        plane.store.as_ref(),
-        &stacks,
-        templates.as_ref(),
-    )
-    .await
-    .map_err(|e| Failure::from(api::rollouts::rollout_problem(e)))
+/// Polls preview `id` until it is done or failed (or `timeout`), with a spinner on stderr;
+/// returns it with every tenant's preview.
+pub async fn follow(
+    backend: &Backend,
+    id: &str,
+    timeout: Duration,
+) -> Result<PreviewDetails, Failure> {
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+        spinner.set_style(style);
+    }
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let started = Instant::now();
+    let mut failed_reads = 0;
+    let finished = loop {
+        match backend.preview(id, None).await {
+            Ok(preview) if preview.state.is_finished() => break Ok(preview),
+            Ok(preview) => {
+                failed_reads = 0;
+                spinner.set_message(format!(
+                    "{id}: {} tenants previewed ({:?})",
+                    preview.previewed, preview.state
+                ));
+            }
+            Err(Failure::Unreachable(reason)) if failed_reads + 1 < UNREACHABLE_READS => {
+                failed_reads += 1;
+                spinner.set_message(format!("{id}: cannot read it ({reason}); trying again"));
+            }
+            Err(failure) => break Err(failure),
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            break Err(Failure::Timeout(format!(
+                "preview {id} is still running after {} (it goes on server-side; \
+                 GET /rollout-previews/{id} reads it)",
+                humantime::format_duration(timeout)
+            )));
+        }
+        tokio::time::sleep(POLL.min(timeout - elapsed)).await;
+    };
+    spinner.finish_and_clear();
+    let mut preview = finished?;
+    // Every page, in tenant order.
+    let mut next = preview.next.take();
+    while let Some(token) = next {
+        let page = backend.preview(id, Some(&token)).await?;
+        preview.previews.extend(page.previews);
+        next = page.next;
+    }
+    Ok(preview)
 }

@@ -945,3 +945,155 @@ impl crate::ports::RolloutStore for DynamoStore {
         }
     }
 }
+
+/// Preview jobs share one partition; each job's tenant previews have their own
+/// (`PREVIEW#<id>`, one item per tenant by id).
+const PREVIEWS_PK: &str = "PREVIEWS";
+const PREVIEW_SK_PREFIX: &str = "PREVIEW#";
+const PREVIEW_RESULT_SK_PREFIX: &str = "T#";
+
+fn preview_results_pk(id: &str) -> String {
+    format!("{PREVIEW_SK_PREFIX}{id}")
+}
+
+/// When a preview item expires (the table's TTL): `PREVIEW_RETENTION` after it was written.
+fn preview_expiry() -> AttributeValue {
+    let at = chrono::Utc::now() + crate::rollout_preview::PREVIEW_RETENTION;
+    AttributeValue::N(at.timestamp().to_string())
+}
+
+#[async_trait]
+impl crate::ports::PreviewStore for DynamoStore {
+    async fn create_preview(
+        &self,
+        job: &crate::rollout_preview::PreviewJob,
+    ) -> Result<(), StoreError> {
+        let mut item = encoded(
+            job,
+            PREVIEWS_PK.into(),
+            format!("{PREVIEW_SK_PREFIX}{}", job.id),
+        )?;
+        item.insert("expires_at".into(), preview_expiry());
+        self.put_new(item).await
+    }
+
+    async fn preview(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::rollout_preview::PreviewJob>, StoreError> {
+        self.get(PREVIEWS_PK, &format!("{PREVIEW_SK_PREFIX}{id}"))
+            .await?
+            .map(decoded)
+            .transpose()
+    }
+
+    async fn put_preview(
+        &self,
+        job: &crate::rollout_preview::PreviewJob,
+        expected: u64,
+    ) -> Result<(), StoreError> {
+        let mut item = encoded(
+            job,
+            PREVIEWS_PK.into(),
+            format!("{PREVIEW_SK_PREFIX}{}", job.id),
+        )?;
+        item.insert("expires_at".into(), preview_expiry());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn put_preview_results(
+        &self,
+        id: &str,
+        results: &[crate::rollout_preview::TenantPreview],
+    ) -> Result<(), StoreError> {
+        let items = results
+            .iter()
+            .map(|result| {
+                let mut item = encoded(
+                    result,
+                    preview_results_pk(id),
+                    format!("{PREVIEW_RESULT_SK_PREFIX}{}", result.tenant_id),
+                )?;
+                // `tenant_id` would put the item in the tenants index: stored under another name.
+                if let Some(tenant) = item.remove("tenant_id") {
+                    item.insert(MEMBER_TENANT_ATTRIBUTE.into(), tenant);
+                }
+                item.insert("expires_at".into(), preview_expiry());
+                Ok(item)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let writes = items.into_iter().map(|item| async move {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))
+        });
+        futures::stream::iter(writes)
+            .buffer_unordered(8)
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn preview_results(
+        &self,
+        id: &str,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<crate::rollout_preview::TenantPreview>, Option<String>), StoreError> {
+        let pk = preview_results_pk(id);
+        // The page token is the last sort key read.
+        let start = page_token.map(|sk| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                ("sk".to_owned(), AttributeValue::S(sk)),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .expression_attribute_values(
+                ":prefix",
+                AttributeValue::S(PREVIEW_RESULT_SK_PREFIX.into()),
+            )
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+        let results = output
+            .items()
+            .iter()
+            .cloned()
+            .map(|mut item| {
+                if let Some(tenant) = item.remove(MEMBER_TENANT_ATTRIBUTE) {
+                    item.insert("tenant_id".into(), tenant);
+                }
+                decoded(item)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = output
+            .last_evaluated_key
+            .and_then(|key| key.get("sk").and_then(|sk| sk.as_s().ok()).cloned());
+        Ok((results, next))
+    }
+}

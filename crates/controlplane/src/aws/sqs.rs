@@ -51,3 +51,36 @@ impl Requeue for SqsRequeue {
             .map_err(|e| RequeueError(AwsFailure::from_sdk(&e).message))
     }
 }
+
+/// The preview function's queue: one message per run of a preview job.
+pub struct SqsPreviewQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsPreviewQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::rollout_preview::PreviewQueue for SqsPreviewQueue {
+    async fn queue(&self, preview_id: &str) -> Result<(), RequeueError> {
+        let body = serde_json::to_string(&crate::rollout_preview::PreviewMessage {
+            preview_id: preview_id.to_owned(),
+        })
+        .map_err(|e| RequeueError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| RequeueError(AwsFailure::from_sdk(&e).message))
+    }
+}

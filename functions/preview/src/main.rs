@@ -1,0 +1,40 @@
+//! Lambda: rollout previews. Each message names a preview job the API recorded; the job goes on
+//! from where it stopped (change sets created, read and deleted in the tenants' accounts, never
+//! executed) until it is done or the invocation's time is nearly up, then queues its next run.
+
+use std::time::{Duration, SystemTime};
+
+use controlplane::rollout_preview::handle_preview_messages;
+use controlplane::runtime::{PreviewWorker, init_metrics, run_with_metrics};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+
+/// Left of the invocation's time when a job stops: a few change sets in flight finish, and the
+/// job is saved and queued again.
+const MARGIN: Duration = Duration::from_secs(90);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let worker = &PreviewWorker::from_env().await?;
+    run_with_metrics(
+        init_metrics()?,
+        move |event: LambdaEvent<Value>| async move {
+            let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(MARGIN);
+            let until = tokio::time::Instant::now() + left;
+            Ok::<_, Error>(
+                handle_preview_messages(
+                    &worker.runner,
+                    worker.queue.as_ref(),
+                    &event.payload,
+                    until,
+                )
+                .await,
+            )
+        },
+    )
+    .await
+}
