@@ -11,10 +11,12 @@ use tracing_subscriber::EnvFilter;
 use crate::audit::DEFAULT_RETENTION_DAYS;
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::DynamoStore;
+use crate::aws::dynamodb::calls as table;
 use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::{SqsPreviewQueue, SqsRequeue};
 use crate::aws::streams::DynamoStreams;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
+use crate::aws::{Call, Resource};
 use crate::metrics;
 use crate::ports::{StreamRecords, TenantStore};
 use crate::reconcile::{Reconciler, Settings};
@@ -191,13 +193,28 @@ pub async fn sdk_config() -> SdkConfig {
 /// builds its own connector: its own root certificate store (~50 KiB, parsed each time) and its
 /// own connection pool.
 pub fn sdk_loader() -> aws_config::ConfigLoader {
-    let https = aws_smithy_http_client::Builder::new()
+    sdk_loader_with(https_client())
+}
+
+/// The loader with a given HTTP client (the local system wraps [`https_client`]).
+pub fn sdk_loader_with(
+    http: aws_sdk_dynamodb::config::SharedHttpClient,
+) -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+}
+
+/// The HTTPS client of every SDK client (rustls with aws-lc).
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
         ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+        .build_https()
 }
+
+/// The call of [`external_ids`] when the key is kept in SSM (as deployed).
+pub const EXTERNAL_ID_KEY_CALLS: &[Call] =
+    &[Call::new("ssm:GetParameter", Resource::ExternalIdKey)];
 
 pub async fn external_ids(
     sdk: &SdkConfig,
@@ -493,6 +510,153 @@ pub fn rollout_driver(
         )),
     )
 }
+
+/// The AWS calls one Lambda function of template.yaml makes: those of the adapters it is wired
+/// with above, with its own role, and through the tenant role in tenants' accounts. The
+/// permission check holds them against template.yaml (and the tenant-account bootstrap); the
+/// local system refuses any other call a function makes.
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionCalls {
+    /// The function's logical id in template.yaml.
+    pub function: &'static str,
+    pub own: &'static [&'static [Call]],
+    pub through_tenant_role: &'static [&'static [Call]],
+}
+
+impl FunctionCalls {
+    /// Every call, its own and through the tenant role.
+    pub fn calls(&self) -> impl Iterator<Item = &'static Call> + '_ {
+        self.own
+            .iter()
+            .chain(self.through_tenant_role)
+            .flat_map(|calls| calls.iter())
+    }
+
+    /// The declared calls of the function `function` (its logical id).
+    pub fn of(function: &str) -> Option<&'static FunctionCalls> {
+        FUNCTION_CALLS.iter().find(|f| f.function == function)
+    }
+}
+
+/// What [`ControlPlane`] calls for a reconcile: the tenant's rows and the template versions,
+/// the tenant role, the ExternalId key, the re-check queue and the lifecycle topic.
+const RECONCILE: &[&[Call]] = &[
+    table::TENANT_READS,
+    table::STATUS_WRITES,
+    table::TEMPLATE_READS,
+    crate::aws::sts::CALLS,
+    EXTERNAL_ID_KEY_CALLS,
+    crate::aws::sqs::RECHECK_CALLS,
+    crate::aws::sns::CALLS,
+];
+const TENANT_STACKS: &[&[Call]] = &[crate::aws::cloudformation::STACK_CALLS];
+
+pub const FUNCTION_CALLS: &[FunctionCalls] = &[
+    FunctionCalls {
+        function: "StreamHandlerFunction",
+        own: RECONCILE,
+        through_tenant_role: TENANT_STACKS,
+    },
+    FunctionCalls {
+        function: "CompletionFunction",
+        own: RECONCILE,
+        through_tenant_role: TENANT_STACKS,
+    },
+    FunctionCalls {
+        function: "ReconcilerFunction",
+        own: &[
+            table::TENANT_READS,
+            table::STATUS_WRITES,
+            table::TEMPLATE_READS,
+            table::TENANT_PAGES,
+            crate::aws::sts::CALLS,
+            EXTERNAL_ID_KEY_CALLS,
+            crate::aws::sqs::RECHECK_CALLS,
+            crate::aws::sns::CALLS,
+        ],
+        through_tenant_role: TENANT_STACKS,
+    },
+    FunctionCalls {
+        function: "StreamFailuresFunction",
+        own: &[
+            table::TENANT_READS,
+            table::STATUS_WRITES,
+            table::TEMPLATE_READS,
+            crate::aws::streams::CALLS,
+            crate::aws::sts::CALLS,
+            EXTERNAL_ID_KEY_CALLS,
+            crate::aws::sqs::RECHECK_CALLS,
+            crate::aws::sns::CALLS,
+        ],
+        through_tenant_role: TENANT_STACKS,
+    },
+    // Announces and removes (a writer's act): no tenant account is reached.
+    FunctionCalls {
+        function: "DecommissionFunction",
+        own: &[
+            table::TENANT_READS,
+            table::STATUS_WRITES,
+            table::TENANT_PAGES,
+            table::SPEC_WRITES,
+            EXTERNAL_ID_KEY_CALLS,
+            crate::aws::sqs::RECHECK_CALLS,
+            crate::aws::sns::CALLS,
+        ],
+        through_tenant_role: &[],
+    },
+    FunctionCalls {
+        function: "MetricsFunction",
+        own: &[table::BY_STATUS],
+        through_tenant_role: &[],
+    },
+    FunctionCalls {
+        function: "RolloutFunction",
+        own: &[
+            table::TENANT_READS,
+            table::STATUS_WRITES,
+            table::TEMPLATE_READS,
+            table::TEMPLATE_WRITES,
+            table::TENANT_PAGES,
+            table::ROLLOUT_ROWS,
+            crate::aws::sqs::RECHECK_CALLS,
+        ],
+        through_tenant_role: &[],
+    },
+    FunctionCalls {
+        function: "ApiFunction",
+        own: &[
+            table::TENANT_READS,
+            table::STATUS_WRITES,
+            table::TENANT_PAGES,
+            table::BY_STATUS,
+            table::SPEC_WRITES,
+            table::TEMPLATE_READS,
+            table::TEMPLATE_WRITES,
+            table::ROLLOUT_ROWS,
+            table::IDEMPOTENCY,
+            table::PREVIEW_ROWS,
+            crate::aws::cloudformation::VALIDATOR_CALLS,
+            crate::aws::sqs::PREVIEW_QUEUE_CALLS,
+        ],
+        through_tenant_role: &[],
+    },
+    FunctionCalls {
+        function: "PreviewFunction",
+        own: &[
+            table::TENANT_READS,
+            table::TEMPLATE_READS,
+            table::TENANT_PAGES,
+            table::PREVIEW_ROWS,
+            crate::aws::sts::CALLS,
+            EXTERNAL_ID_KEY_CALLS,
+            crate::aws::sqs::PREVIEW_QUEUE_CALLS,
+        ],
+        through_tenant_role: &[
+            crate::aws::cloudformation::PREVIEW_CALLS,
+            // DescribeStacks is not called by a preview; only the change-set calls.
+        ],
+    },
+];
 
 /// Runs a Lambda handler and flushes the metrics it recorded as EMF lines after each invocation.
 pub use metrics_cloudwatch_embedded::lambda::handler::run as run_with_metrics;

@@ -17,6 +17,39 @@ use super::sts::RoleCredentials;
 use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
 use crate::stack::{ObservedStack, StackStatus};
 
+/// The calls of [`CloudFormationStacks`]' `Stacks`, made through the tenant role. CreateStack
+/// and UpdateStack with tags also need `cloudformation:TagResource` (CloudFormation checks it on
+/// the caller's behalf).
+pub const STACK_CALLS: &[super::Call] = &{
+    use super::{Call, Resource::TenantStack};
+    [
+        Call::new("cloudformation:DescribeStacks", TenantStack),
+        Call::new("cloudformation:CreateStack", TenantStack),
+        Call::new("cloudformation:UpdateStack", TenantStack),
+        Call::new("cloudformation:DeleteStack", TenantStack),
+        Call::new("cloudformation:UpdateTerminationProtection", TenantStack),
+        Call::new("cloudformation:ContinueUpdateRollback", TenantStack),
+        Call::new("cloudformation:DescribeStackEvents", TenantStack),
+        Call::new("cloudformation:TagResource", TenantStack),
+    ]
+};
+
+/// The calls of [`CloudFormationStacks`]' `ChangePreviews`, through the tenant role.
+pub const PREVIEW_CALLS: &[super::Call] = &{
+    use super::{Call, Resource::TenantStack};
+    [
+        Call::new("cloudformation:CreateChangeSet", TenantStack),
+        Call::new("cloudformation:DescribeChangeSet", TenantStack),
+        Call::new("cloudformation:DeleteChangeSet", TenantStack),
+    ]
+};
+
+/// The calls of [`CloudFormationValidator`], in the control plane's own account.
+pub const VALIDATOR_CALLS: &[super::Call] = &[super::Call::new(
+    "cloudformation:ValidateTemplate",
+    super::Resource::Unscoped,
+)];
+
 /// (account, region, tenant)
 type ClientKey = (String, String, String);
 type AccessKeyId = String;

@@ -17,6 +17,50 @@ use crate::ports::{
 use crate::spec::{SPEC_ATTRIBUTES, SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
 
+/// The calls of [`DynamoStore`], by what they serve (a function's role needs those of the parts
+/// it uses).
+pub mod calls {
+    use crate::aws::{Call, Resource};
+
+    const fn on_table(action: &'static str) -> Call {
+        Call::new(action, Resource::Table)
+    }
+
+    /// A tenant's SPEC and STATUS (`load`), its audit timeline (`audit_trail`).
+    pub const TENANT_READS: &[Call] = &[on_table("dynamodb:Query")];
+    /// STATUS rows and audit lines.
+    pub const STATUS_WRITES: &[Call] = &[on_table("dynamodb:PutItem")];
+    /// Every tenant, a page at a time (`list_tenants`, `list_specs`).
+    pub const TENANT_PAGES: &[Call] = &[Call::new("dynamodb:Scan", Resource::TenantsIndex)];
+    /// Tenants in one status (`list_in_status`).
+    pub const BY_STATUS: &[Call] = &[Call::new("dynamodb:Query", Resource::ByStatusIndex)];
+    /// SPEC rows written and removed (the API, decommission): conditional puts and deletes.
+    pub const SPEC_WRITES: &[Call] = &[
+        on_table("dynamodb:PutItem"),
+        on_table("dynamodb:DeleteItem"),
+    ];
+    /// Template versions and the fleet's current one (`template`, `current_template`,
+    /// `list_templates`).
+    pub const TEMPLATE_READS: &[Call] = &[on_table("dynamodb:GetItem"), on_table("dynamodb:Query")];
+    /// Publishing a version, making one current.
+    pub const TEMPLATE_WRITES: &[Call] = &[on_table("dynamodb:PutItem")];
+    /// Rollouts, their members, the active-rollout slot and the driver lease.
+    pub const ROLLOUT_ROWS: &[Call] = &[
+        on_table("dynamodb:GetItem"),
+        on_table("dynamodb:PutItem"),
+        on_table("dynamodb:DeleteItem"),
+        on_table("dynamodb:Query"),
+    ];
+    /// The API's idempotency records.
+    pub const IDEMPOTENCY: &[Call] = &[on_table("dynamodb:GetItem"), on_table("dynamodb:PutItem")];
+    /// Rollout previews and their tenants' previews.
+    pub const PREVIEW_ROWS: &[Call] = &[
+        on_table("dynamodb:GetItem"),
+        on_table("dynamodb:PutItem"),
+        on_table("dynamodb:Query"),
+    ];
+}
+
 /// The sparse index of SPEC and STATUS rows (template.yaml).
 pub const TENANTS_INDEX: &str = "tenants";
 /// The sparse index of STATUS rows by status (template.yaml).

@@ -11,6 +11,51 @@ use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, S
 
 use crate::ports::Healing;
 
+/// One AWS call an adapter makes: the IAM action it needs and what it acts on. Each adapter
+/// lists its calls beside its code; each function's calls are those of the adapters it is
+/// wired with ([`crate::runtime::FUNCTION_CALLS`]). The permission check (tests/iam_policies.rs)
+/// holds them against the function's role in template.yaml, and the local system refuses any
+/// call a function makes that its list lacks, so the lists cannot drift from the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Call {
+    /// `service:Operation`, as IAM names it (DynamoDB Streams' calls are `dynamodb:` actions).
+    pub action: &'static str,
+    pub on: Resource,
+}
+
+/// What a call acts on, named as template.yaml and the tenant-account bootstrap name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// The tenants table.
+    Table,
+    /// The table's `tenants` index.
+    TenantsIndex,
+    /// The table's `by-status` index.
+    ByStatusIndex,
+    /// The table's stream.
+    TableStream,
+    /// The completion loop's re-check queue.
+    RecheckQueue,
+    /// The preview function's queue.
+    PreviewQueue,
+    /// The lifecycle events topic.
+    LifecycleTopic,
+    /// The SSM SecureString holding the ExternalId key.
+    ExternalIdKey,
+    /// The role every tenant account's bootstrap creates.
+    TenantRole,
+    /// A tenant's stack, reached through the tenant role (the bootstrap's grant).
+    TenantStack,
+    /// An action that takes no resource (IAM grants it on `*` only).
+    Unscoped,
+}
+
+impl Call {
+    pub const fn new(action: &'static str, on: Resource) -> Self {
+        Self { action, on }
+    }
+}
+
 /// Error codes AWS services use for failures that pass by themselves.
 const TRANSIENT_CODES: &[&str] = &[
     "Throttling",

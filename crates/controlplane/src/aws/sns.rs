@@ -9,6 +9,12 @@ use super::AwsFailure;
 use crate::ports::{LifecycleEvents, PublishError};
 use crate::status::LifecycleEvent;
 
+/// The calls of [`SnsEvents`].
+pub const CALLS: &[super::Call] = &[super::Call::new(
+    "sns:Publish",
+    super::Resource::LifecycleTopic,
+)];
+
 pub struct SnsEvents {
     client: Client,
     topic_arn: String,

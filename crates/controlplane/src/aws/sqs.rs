@@ -10,6 +10,18 @@ use super::AwsFailure;
 use crate::ports::{Requeue, RequeueError};
 use crate::spec::TenantKey;
 
+/// The calls of [`SqsRequeue`].
+pub const RECHECK_CALLS: &[super::Call] = &[super::Call::new(
+    "sqs:SendMessage",
+    super::Resource::RecheckQueue,
+)];
+
+/// The calls of [`SqsPreviewQueue`].
+pub const PREVIEW_QUEUE_CALLS: &[super::Call] = &[super::Call::new(
+    "sqs:SendMessage",
+    super::Resource::PreviewQueue,
+)];
+
 /// SQS delays a message by at most 15 minutes.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 

@@ -12,6 +12,12 @@ use crate::spec::{SPEC_SK, TenantKey};
 /// Pages read for one range at most: Lambda batches hold at most 10,000 records, a page 1,000.
 const MAX_PAGES: usize = 20;
 
+/// The calls of [`DynamoStreams`] (DynamoDB Streams' operations are `dynamodb:` actions).
+pub const CALLS: &[super::Call] = &[
+    super::Call::new("dynamodb:GetShardIterator", super::Resource::TableStream),
+    super::Call::new("dynamodb:GetRecords", super::Resource::TableStream),
+];
+
 pub struct DynamoStreams {
     client: Client,
 }

@@ -80,6 +80,12 @@ pub fn assume_role_request(
     }
 }
 
+/// The calls of [`RoleCredentials`].
+pub const CALLS: &[super::Call] = &[super::Call::new(
+    "sts:AssumeRole",
+    super::Resource::TenantRole,
+)];
+
 /// Tenants whose role credentials a warm instance keeps (~1 KiB each).
 pub const CREDENTIALS_KEPT: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 

@@ -1,0 +1,257 @@
+//! The HTTP client of the local system's SDK clients: it makes moto answer as AWS does, and
+//! holds every function to the calls it declares.
+//!
+//! - moto answers a denied call of a JSON-protocol service (DynamoDB, SQS, SSM) with an HTTP 403
+//!   XML `ErrorResponse`, which the SDK cannot read: it sees no error code, where real AWS sends
+//!   `AccessDeniedException`. The denial is rewritten into the JSON error AWS sends, so the
+//!   control plane classifies it as it would on AWS.
+//! - A function's call whose IAM action is missing from its declared calls
+//!   (`controlplane::runtime::FUNCTION_CALLS`) is refused before it is sent, with the code
+//!   `UndeclaredOperation`, and recorded: the local system and the emulator tests fail on it, so
+//!   the lists (and through the permission check, the roles) cannot drift from the code.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use http_body_util::BodyExt;
+
+/// Calls refused for not being declared, as `function: action`.
+#[derive(Clone, Debug, Default)]
+pub struct Violations(Arc<Mutex<Vec<String>>>);
+
+impl Violations {
+    pub fn record(&self, violation: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(violation);
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Who makes the calls, and which actions they may make (`None`: any; an event source acting
+/// for a function).
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub function: String,
+    pub allowed: Option<BTreeSet<String>>,
+    pub violations: Violations,
+}
+
+/// The strict client around `inner` (moto speaks plain HTTP on loopback).
+pub fn strict_client(inner: SharedHttpClient, guard: Option<Guard>) -> SharedHttpClient {
+    SharedHttpClient::new(StrictClient {
+        inner,
+        guard: guard.map(Arc::new),
+    })
+}
+
+#[derive(Debug, Clone)]
+struct StrictClient {
+    inner: SharedHttpClient,
+    guard: Option<Arc<Guard>>,
+}
+
+impl HttpClient for StrictClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(StrictConnector {
+            inner: self.inner.http_connector(settings, components),
+            guard: self.guard.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct StrictConnector {
+    inner: SharedHttpConnector,
+    guard: Option<Arc<Guard>>,
+}
+
+/// The IAM action of a request: the signing service of its credential scope and the operation
+/// (`X-Amz-Target` of JSON protocols, `Action=` of query protocols). DynamoDB Streams signs as
+/// `dynamodb`, which is its actions' prefix too.
+pub fn iam_action(request: &HttpRequest) -> Option<String> {
+    let authorization = request.headers().get("authorization")?;
+    let scope = authorization
+        .split("Credential=")
+        .nth(1)?
+        .split([',', ' '])
+        .next()?;
+    let service = scope.split('/').nth(3)?;
+    let operation = match request.headers().get("x-amz-target") {
+        Some(target) => target.rsplit('.').next()?.to_owned(),
+        None => {
+            let body = std::str::from_utf8(request.body().bytes()?).ok()?;
+            body.split('&')
+                .find_map(|pair| pair.strip_prefix("Action="))?
+                .to_owned()
+        }
+    };
+    Some(format!("{service}:{operation}"))
+}
+
+fn is_json_protocol(request: &HttpRequest) -> bool {
+    request.headers().get("x-amz-target").is_some()
+}
+
+/// An error response in the request's protocol.
+fn error_response(json: bool, status: u16, code: &str, message: &str) -> HttpResponse {
+    let (content_type, body) = if json {
+        (
+            "application/x-amz-json-1.0",
+            serde_json::json!({"__type": code, "message": message}).to_string(),
+        )
+    } else {
+        let escaped = message
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                 <Message>{escaped}</Message></Error><RequestId>local</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    let status = StatusCode::try_from(status).unwrap_or_else(|_| {
+        StatusCode::try_from(400).unwrap_or_else(|_| unreachable!("400 is a status code"))
+    });
+    let mut response = HttpResponse::new(status, SdkBody::from(body));
+    response.headers_mut().insert("content-type", content_type);
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", code.to_owned());
+    response
+}
+
+/// The `<Code>` and `<Message>` of moto's XML error page, if it is one.
+fn xml_error(body: &str) -> Option<(String, String)> {
+    let between = |open: &str, close: &str| -> Option<String> {
+        let start = body.find(open)? + open.len();
+        let end = body[start..].find(close)? + start;
+        Some(body[start..end].to_owned())
+    };
+    Some((
+        between("<Code>", "</Code>")?,
+        between("<Message>", "</Message>").unwrap_or_default(),
+    ))
+}
+
+impl HttpConnector for StrictConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let json = is_json_protocol(&request);
+        if let Some(guard) = &self.guard
+            && let Some(allowed) = &guard.allowed
+        {
+            let action = iam_action(&request).unwrap_or_else(|| "<unsigned request>".into());
+            if !allowed.contains(&action) {
+                let message = format!(
+                    "{} calls {action}, which its declared calls \
+                     (controlplane::runtime::FUNCTION_CALLS) lack",
+                    guard.function
+                );
+                guard
+                    .violations
+                    .record(format!("{}: {action}", guard.function));
+                tracing::error!(function = %guard.function, %action, "undeclared AWS call refused");
+                return HttpConnectorFuture::ready(Ok(error_response(
+                    json,
+                    400,
+                    "UndeclaredOperation",
+                    &message,
+                )));
+            }
+        }
+        let inner = self.inner.clone();
+        HttpConnectorFuture::new(async move {
+            let mut response = inner.call(request).await?;
+            if !(json && response.status().as_u16() == 403) {
+                return Ok(response);
+            }
+            // moto's denial of a JSON-protocol call: the error AWS sends instead.
+            let body = response.take_body();
+            let bytes = body
+                .collect()
+                .await
+                .map(|collected| collected.to_bytes())
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            Ok(match xml_error(&text) {
+                Some((code, message)) if code == "AccessDenied" => {
+                    error_response(true, 400, "AccessDeniedException", &message)
+                }
+                _ => {
+                    *response.body_mut() = SdkBody::from(bytes);
+                    response
+                }
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)], body: &str) -> HttpRequest {
+        let mut request = HttpRequest::new(SdkBody::from(body.to_owned()));
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(name.to_string(), value.to_string());
+        }
+        request
+    }
+
+    const SIGNED_DYNAMODB: &str = "AWS4-HMAC-SHA256 Credential=AKIA/20261202/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x";
+
+    #[test]
+    fn the_action_comes_from_the_signing_service_and_the_operation() {
+        let json = request(
+            &[
+                ("authorization", SIGNED_DYNAMODB),
+                ("x-amz-target", "DynamoDBStreams_20120810.GetRecords"),
+            ],
+            "{}",
+        );
+        assert_eq!(iam_action(&json).as_deref(), Some("dynamodb:GetRecords"));
+        let query = request(
+            &[(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIA/20261202/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=x",
+            )],
+            "Action=AssumeRole&Version=2011-06-15&RoleArn=x",
+        );
+        assert_eq!(iam_action(&query).as_deref(), Some("sts:AssumeRole"));
+        assert_eq!(iam_action(&request(&[], "Action=X")), None);
+    }
+
+    #[test]
+    fn moto_error_pages_are_read() {
+        let page = r#"<?xml version="1.0"?><ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: x is not authorized to perform: dynamodb:GetItem</Message></Error></Errors></ErrorResponse>"#;
+        assert_eq!(
+            xml_error(page),
+            Some((
+                "AccessDenied".into(),
+                "User: x is not authorized to perform: dynamodb:GetItem".into()
+            ))
+        );
+        assert_eq!(xml_error("<html>500</html>"), None);
+    }
+}
