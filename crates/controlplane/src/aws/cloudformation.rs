@@ -12,8 +12,8 @@ use aws_sdk_cloudformation::error::SdkError;
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
 use lru::LruCache;
 
-use super::AwsFailure;
 use super::sts::RoleCredentials;
+use super::{AwsFailure, QUOTA_ERRORS};
 use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
 use crate::stack::{ObservedStack, StackStatus};
 
@@ -102,18 +102,25 @@ pub fn parameters_of(stack: &Stack) -> BTreeMap<String, String> {
 /// Maps a CloudFormation error onto what the reconcile loop does with it.
 fn classify<E, R>(error: &SdkError<E, R>) -> StackError
 where
-    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata
+        + aws_smithy_types::retry::ProvideErrorKind
+        + std::error::Error
+        + 'static,
     R: std::fmt::Debug + super::HttpStatus,
 {
     let failure = AwsFailure::from_sdk(error);
-    let message = failure.message.clone();
+    let message = failure.message;
     match failure.code.as_deref() {
         Some("AlreadyExistsException" | "TokenAlreadyExistsException") => StackError::AlreadyExists,
-        Some("ValidationError")
-            if message.contains("_IN_PROGRESS state") || message.contains("IN_PROGRESS state") =>
-        {
+        // "Stack:arn:... is in UPDATE_IN_PROGRESS state and can not be updated." (or any other
+        // operation in flight, UPDATE_COMPLETE_CLEANUP_IN_PROGRESS included).
+        Some("ValidationError") if message.contains("_IN_PROGRESS state") => {
             StackError::Busy(message)
         }
+        Some(code) if QUOTA_ERRORS.contains(&code) => StackError::Rejected(format!(
+            "{message} (a CloudFormation quota of the tenant account, not a throttle: retrying \
+             will not help until the quota is raised or stacks are deleted)"
+        )),
         _ => match failure.healing {
             Healing::Transient => StackError::Transient(message),
             Healing::Permanent => StackError::Rejected(message),
