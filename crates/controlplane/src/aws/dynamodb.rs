@@ -12,7 +12,7 @@ use tracing::warn;
 use super::AwsFailure;
 use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
 use crate::ports::{
-    IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
+    Healing, IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
 };
 use crate::spec::{SPEC_ATTRIBUTES, SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
@@ -106,7 +106,7 @@ fn conditional(failure: AwsFailure) -> StoreError {
     if failure.code.as_deref() == Some("ConditionalCheckFailedException") {
         StoreError::Conflict
     } else {
-        unavailable(failure)
+        store_error(failure)
     }
 }
 
@@ -129,8 +129,13 @@ fn unreadable_status(
     }
 }
 
-fn unavailable(failure: AwsFailure) -> StoreError {
-    StoreError::Unavailable(failure.message)
+/// A failure that may heal (throttling, a server fault) is `Unavailable`; one that cannot (a
+/// ValidationException) is `Rejected`.
+fn store_error(failure: AwsFailure) -> StoreError {
+    match failure.healing {
+        Healing::Transient => StoreError::Unavailable(failure.message),
+        Healing::Permanent => StoreError::Rejected(failure.message),
+    }
 }
 
 #[async_trait]
@@ -149,7 +154,7 @@ impl TenantStore for DynamoStore {
             .expression_attribute_values(":status", AttributeValue::S(STATUS_SK.into()))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut snapshot = Snapshot::default();
         for item in output.items.unwrap_or_default() {
             match item.get("sk") {
@@ -200,7 +205,7 @@ impl TenantStore for DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut tenants: Vec<TenantKey> = output.items().iter().filter_map(tenant_of).collect();
         tenants.sort();
         tenants.dedup();
@@ -225,7 +230,7 @@ impl TenantStore for DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let found = output
             .items()
             .iter()
@@ -284,7 +289,7 @@ impl TenantStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))
     }
 
     async fn audit_trail(
@@ -311,7 +316,7 @@ impl TenantStore for DynamoStore {
             .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut entries = Vec::new();
         for item in output.items.unwrap_or_default() {
             match serde_dynamo::from_item::<_, AuditEntry>(item) {
@@ -465,7 +470,7 @@ impl SpecStore for DynamoStore {
                 .limit(wanted)
                 .send()
                 .await
-                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
             rows.extend(output.items().iter().cloned());
             let tenants_of = |rows: &[HashMap<String, AttributeValue>]| -> Vec<TenantKey> {
                 rows.iter().filter_map(tenant_of).collect()
@@ -498,7 +503,7 @@ impl SpecStore for DynamoStore {
             .key("sk", AttributeValue::S(IDEMPOTENCY_SK.into()))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let Some(item) = output.item else {
             return Ok(None);
         };
@@ -630,7 +635,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
             rows.extend(output.items().iter().cloned());
             match output.last_evaluated_key {
                 Some(last) => start = Some(last),
@@ -653,7 +658,7 @@ impl DynamoStore {
             .key("sk", AttributeValue::S(sk.into()))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         Ok(output.item)
     }
 }
