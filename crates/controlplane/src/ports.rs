@@ -26,8 +26,22 @@ pub enum StoreError {
     /// The conditional write lost to a newer one: re-read and decide again.
     #[error("the STATUS row changed since it was read")]
     Conflict,
+    /// May heal: throttling, a network failure, a server fault.
     #[error("tenant table: {0}")]
     Unavailable(String),
+    /// The table refused the request for good (a ValidationException, a missing table): the
+    /// same request fails the same way, so retrying it cannot help.
+    #[error("tenant table refused the request: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    pub fn healing(&self) -> Healing {
+        match self {
+            Self::Conflict | Self::Unavailable(_) => Healing::Transient,
+            Self::Rejected(_) => Healing::Permanent,
+        }
+    }
 }
 
 /// What the table holds for one tenant, read consistently.

@@ -52,7 +52,10 @@ impl From<StoreError> for RolloutError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => Self::Conflict,
-            StoreError::Unavailable(reason) => Self::Unavailable(reason),
+            // Not the caller's fault either way: the rollout cannot be stepped now.
+            StoreError::Unavailable(reason) | StoreError::Rejected(reason) => {
+                Self::Unavailable(reason)
+            }
         }
     }
 }

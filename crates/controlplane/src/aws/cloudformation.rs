@@ -8,12 +8,14 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::config::Region;
+use aws_sdk_cloudformation::config::interceptors::InterceptorContext;
+use aws_sdk_cloudformation::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cloudformation::error::SdkError;
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
 use lru::LruCache;
 
-use super::AwsFailure;
 use super::sts::RoleCredentials;
+use super::{AwsFailure, QUOTA_ERRORS};
 use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
 use crate::stack::{ObservedStack, StackStatus};
 
@@ -55,7 +57,8 @@ type ClientKey = (String, String, String);
 type AccessKeyId = String;
 
 pub struct CloudFormationStacks {
-    base: SdkConfig,
+    /// Every tenant's client starts from this; its region and credentials are the tenant's.
+    base: aws_sdk_cloudformation::config::Builder,
     credentials: Arc<RoleCredentials>,
     /// Create stacks with termination protection (lifted only by the control plane's own delete).
     /// Off only for emulators that do not implement UpdateTerminationProtection (moto).
@@ -71,6 +74,20 @@ pub const CLIENTS_KEPT: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 impl CloudFormationStacks {
     pub fn new(
         base: SdkConfig,
+        credentials: Arc<RoleCredentials>,
+        termination_protection: bool,
+    ) -> Self {
+        Self::with_client_config(
+            aws_sdk_cloudformation::config::Builder::from(&base),
+            credentials,
+            termination_protection,
+        )
+    }
+
+    /// As [`Self::new`], from a client configuration the caller shaped (tests answer the calls
+    /// with the responses CloudFormation sends).
+    pub fn with_client_config(
+        base: aws_sdk_cloudformation::config::Builder,
         credentials: Arc<RoleCredentials>,
         termination_protection: bool,
     ) -> Self {
@@ -99,13 +116,60 @@ impl CloudFormationStacks {
             return Ok(client.clone());
         }
         let access_key = credentials.access_key_id().to_owned();
-        let config = aws_sdk_cloudformation::config::Builder::from(&self.base)
+        let config = self
+            .base
+            .clone()
             .region(Region::new(at.location.region.clone()))
             .credentials_provider(credentials)
+            .retry_classifier(QuotasAreNotRetried)
             .build();
         let client = Client::from_conf(config);
         clients.put(key, (access_key, client.clone()));
         Ok(client)
+    }
+}
+
+/// Keeps the SDK from retrying a quota (see `QUOTA_ERRORS`) as the throttle its own classifier
+/// takes it for: more attempts, with backoff, that cannot succeed. A classifier's
+/// `RetryForbidden` overrides every other classifier's verdict.
+#[derive(Debug)]
+struct QuotasAreNotRetried;
+
+impl ClassifyRetry for QuotasAreNotRetried {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+        use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetError;
+        use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
+        use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
+        let Some(Err(error)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(error) = error.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        // The calls that create or grow stacks: where CloudFormation answers with a quota.
+        let code = error
+            .downcast_ref::<CreateStackError>()
+            .and_then(|e| ProvideErrorMetadata::code(e))
+            .or_else(|| {
+                error
+                    .downcast_ref::<UpdateStackError>()
+                    .and_then(|e| ProvideErrorMetadata::code(e))
+            })
+            .or_else(|| {
+                error
+                    .downcast_ref::<CreateChangeSetError>()
+                    .and_then(|e| ProvideErrorMetadata::code(e))
+            });
+        if code.is_some_and(|c| QUOTA_ERRORS.contains(&c)) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "QuotasAreNotRetried"
     }
 }
 
@@ -135,18 +199,25 @@ pub fn parameters_of(stack: &Stack) -> BTreeMap<String, String> {
 /// Maps a CloudFormation error onto what the reconcile loop does with it.
 fn classify<E, R>(error: &SdkError<E, R>) -> StackError
 where
-    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata
+        + aws_smithy_types::retry::ProvideErrorKind
+        + std::error::Error
+        + 'static,
     R: std::fmt::Debug + super::HttpStatus,
 {
     let failure = AwsFailure::from_sdk(error);
-    let message = failure.message.clone();
+    let message = failure.message;
     match failure.code.as_deref() {
         Some("AlreadyExistsException" | "TokenAlreadyExistsException") => StackError::AlreadyExists,
-        Some("ValidationError")
-            if message.contains("_IN_PROGRESS state") || message.contains("IN_PROGRESS state") =>
-        {
+        // "Stack:arn:... is in UPDATE_IN_PROGRESS state and can not be updated." (or any other
+        // operation in flight, UPDATE_COMPLETE_CLEANUP_IN_PROGRESS included).
+        Some("ValidationError") if message.contains("_IN_PROGRESS state") => {
             StackError::Busy(message)
         }
+        Some(code) if QUOTA_ERRORS.contains(&code) => StackError::Rejected(format!(
+            "{message} (a CloudFormation quota of the tenant account, not a throttle: retrying \
+             will not help until the quota is raised or stacks are deleted)"
+        )),
         _ => match failure.healing {
             Healing::Transient => StackError::Transient(message),
             Healing::Permanent => StackError::Rejected(message),
@@ -385,9 +456,11 @@ pub struct CloudFormationValidator {
 
 impl CloudFormationValidator {
     pub fn new(sdk: &SdkConfig) -> Self {
-        Self {
-            client: Client::new(sdk),
-        }
+        Self::with_client(Client::new(sdk))
+    }
+
+    pub fn with_client(client: Client) -> Self {
+        Self { client }
     }
 }
 

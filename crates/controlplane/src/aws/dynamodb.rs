@@ -12,7 +12,7 @@ use tracing::warn;
 use super::AwsFailure;
 use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
 use crate::ports::{
-    IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
+    Healing, IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
 };
 use crate::spec::{SPEC_ATTRIBUTES, SPEC_SK, STATUS_SK, TenantKey};
 use crate::status::{StackLocation, Status, TenantStatus};
@@ -150,7 +150,7 @@ fn conditional(failure: AwsFailure) -> StoreError {
     if failure.code.as_deref() == Some("ConditionalCheckFailedException") {
         StoreError::Conflict
     } else {
-        unavailable(failure)
+        store_error(failure)
     }
 }
 
@@ -173,8 +173,13 @@ fn unreadable_status(
     }
 }
 
-fn unavailable(failure: AwsFailure) -> StoreError {
-    StoreError::Unavailable(failure.message)
+/// A failure that may heal (throttling, a server fault) is `Unavailable`; one that cannot (a
+/// ValidationException) is `Rejected`.
+fn store_error(failure: AwsFailure) -> StoreError {
+    match failure.healing {
+        Healing::Transient => StoreError::Unavailable(failure.message),
+        Healing::Permanent => StoreError::Rejected(failure.message),
+    }
 }
 
 #[async_trait]
@@ -193,7 +198,7 @@ impl TenantStore for DynamoStore {
             .expression_attribute_values(":status", AttributeValue::S(STATUS_SK.into()))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut snapshot = Snapshot::default();
         for item in output.items.unwrap_or_default() {
             match item.get("sk") {
@@ -244,7 +249,7 @@ impl TenantStore for DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut tenants: Vec<TenantKey> = output.items().iter().filter_map(tenant_of).collect();
         tenants.sort();
         tenants.dedup();
@@ -269,7 +274,7 @@ impl TenantStore for DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let found = output
             .items()
             .iter()
@@ -328,7 +333,7 @@ impl TenantStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))
     }
 
     async fn audit_trail(
@@ -355,7 +360,7 @@ impl TenantStore for DynamoStore {
             .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut entries = Vec::new();
         for item in output.items.unwrap_or_default() {
             match serde_dynamo::from_item::<_, AuditEntry>(item) {
@@ -509,7 +514,7 @@ impl SpecStore for DynamoStore {
                 .limit(wanted)
                 .send()
                 .await
-                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
             rows.extend(output.items().iter().cloned());
             let tenants_of = |rows: &[HashMap<String, AttributeValue>]| -> Vec<TenantKey> {
                 rows.iter().filter_map(tenant_of).collect()
@@ -542,7 +547,7 @@ impl SpecStore for DynamoStore {
             .key("sk", AttributeValue::S(IDEMPOTENCY_SK.into()))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let Some(item) = output.item else {
             return Ok(None);
         };
@@ -674,7 +679,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
             rows.extend(output.items().iter().cloned());
             match output.last_evaluated_key {
                 Some(last) => start = Some(last),
@@ -697,7 +702,7 @@ impl DynamoStore {
             .key("sk", AttributeValue::S(sk.into()))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         Ok(output.item)
     }
 }
@@ -1084,7 +1089,7 @@ impl crate::ports::PreviewStore for DynamoStore {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))
         });
         futures::stream::iter(writes)
             .buffer_unordered(8)
@@ -1123,7 +1128,7 @@ impl crate::ports::PreviewStore for DynamoStore {
             .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
             .send()
             .await
-            .map_err(|e| unavailable(AwsFailure::from_sdk(&e)))?;
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let results = output
             .items()
             .iter()

@@ -93,7 +93,9 @@ pub const CREDENTIALS_KEPT: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 /// least recently used are dropped beyond [`CREDENTIALS_KEPT`].
 pub struct RoleCredentials {
     client: Client,
-    /// The control plane's partition: tenant accounts are in the same one.
+    /// The region STS is called in (its regional endpoint), and its partition: tenant accounts
+    /// are in the same one.
+    region: String,
     partition: &'static str,
     role_name: String,
     external_ids: ExternalIds,
@@ -105,16 +107,15 @@ pub struct RoleCredentials {
 
 impl RoleCredentials {
     pub fn new(client: Client, role_name: impl Into<String>, external_ids: ExternalIds) -> Self {
-        let partition = partition(
-            client
-                .config()
-                .region()
-                .map(|r| r.as_ref())
-                .unwrap_or_default(),
-        );
+        let region = client
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_default();
         Self {
             client,
-            partition,
+            partition: partition(&region),
+            region,
             role_name: role_name.into(),
             external_ids,
             refresh_before_expiry: Duration::from_secs(300),
@@ -164,7 +165,15 @@ impl RoleCredentials {
             .await
             .map_err(|e| {
                 let failure = AwsFailure::from_sdk(&e);
-                let message = format!("cannot assume {}: {}", request.role_arn, failure.message);
+                let mut message =
+                    format!("cannot assume {}: {}", request.role_arn, failure.message);
+                // AWS's words name the account but not the region ("this region").
+                if failure.code.as_deref() == Some("RegionDisabledException") {
+                    message.push_str(&format!(
+                        " (the control plane calls STS in {})",
+                        self.region
+                    ));
+                }
                 match failure.healing {
                     Healing::Transient => StackError::Transient(message),
                     Healing::Permanent => StackError::Rejected(message),

@@ -1,0 +1,646 @@
+//! The SDK adapters against the error answers real AWS sends. Each test answers the SDK with
+//! the HTTP response the service returns (status, protocol shape, code and message, taken from
+//! AWS documentation, the services' models and errors seen from the real services), so the
+//! SDK's own deserializer parses the wire shape; each asserts what the adapter makes of it,
+//! which is what the reconcile loop acts on.
+
+use std::sync::Arc;
+
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::config::retry::RetryConfig;
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_types::body::SdkBody;
+use controlplane::aws::cloudformation::{CloudFormationStacks, CloudFormationValidator};
+use controlplane::aws::dynamodb::DynamoStore;
+use controlplane::aws::sts::{ExternalIds, RoleCredentials};
+use controlplane::ports::{
+    Healing, StackError, StackRequest, StackTarget, Stacks, StoreError, TemplateValidator,
+    TenantStore, UpdateStarted,
+};
+use controlplane::spec::TenantKey;
+use controlplane::stack::StackStatus;
+use controlplane::status::{StackLocation, Status, TenantStatus};
+
+const ACCOUNT: &str = "111111111111";
+const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/TenantControlRole";
+const STACK_ARN: &str = "arn:aws:cloudformation:eu-west-1:111111111111:stack/tenant-x/5f3a2b10-6c1d-11ef-9a2e-0a1b2c3d4e5f";
+
+fn response(status: u16, content_type: &str, body: &str) -> HttpResponse {
+    let mut response = HttpResponse::new(
+        status.try_into().expect("a valid status"),
+        SdkBody::from(body.to_owned()),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", content_type.to_owned());
+    response
+        .headers_mut()
+        .insert("x-amzn-requestid", "6d0f2b5e-1c2a-4e8b-9f3d-7a6b5c4d3e2f");
+    response
+}
+
+/// An error of a query-protocol service (CloudFormation, STS), as it is sent.
+fn query_error(namespace: &str, status: u16, code: &str, message: &str) -> HttpResponse {
+    let fault = if status >= 500 { "Receiver" } else { "Sender" };
+    response(
+        status,
+        "text/xml",
+        &format!(
+            "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{fault}</Type>\n    \
+             <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  \
+             <RequestId>6d0f2b5e-1c2a-4e8b-9f3d-7a6b5c4d3e2f</RequestId>\n</ErrorResponse>\n"
+        ),
+    )
+}
+
+fn cloudformation_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    query_error(
+        "http://cloudformation.amazonaws.com/doc/2010-05-15/",
+        status,
+        code,
+        message,
+    )
+}
+
+fn sts_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    query_error(
+        "https://sts.amazonaws.com/doc/2011-06-15/",
+        status,
+        code,
+        message,
+    )
+}
+
+/// An error of DynamoDB (JSON 1.0), as it is sent.
+fn dynamodb_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    response(
+        status,
+        "application/x-amz-json-1.0",
+        &format!(
+            "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{code}\",\"message\":\"{message}\"}}"
+        ),
+    )
+}
+
+fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
+    rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        |interceptor, rule| interceptor.with_rule(rule),
+    )
+}
+
+/// The SDK's own retries are off unless a test is about them: these tests are about what the
+/// adapter makes of the answer the SDK finally gives up on.
+fn sts_client(rules: &[&Rule]) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .with_test_defaults_v2()
+        .region(aws_sdk_sts::config::Region::new("eu-west-1"))
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor(rules))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+fn credentials(rules: &[&Rule]) -> Arc<RoleCredentials> {
+    Arc::new(RoleCredentials::new(
+        sts_client(rules),
+        "TenantControlRole",
+        ExternalIds::new(b"test-key".to_vec()),
+    ))
+}
+
+fn role_assumed() -> Rule {
+    use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
+    use aws_sdk_sts::primitives::DateTime;
+    use aws_sdk_sts::types::Credentials;
+    mock!(aws_sdk_sts::Client::assume_role)
+        .match_requests(|request| request.role_arn() == Some(ROLE_ARN))
+        .then_output(|| {
+            AssumeRoleOutput::builder()
+                .credentials(
+                    Credentials::builder()
+                        .access_key_id("ASIAEXAMPLETENANTKEY")
+                        .secret_access_key("tenant-secret")
+                        .session_token("tenant-session")
+                        // 2100-01-01: never near expiry in a test.
+                        .expiration(DateTime::from_secs(4_102_444_800))
+                        .build()
+                        .expect("all credential fields are set"),
+                )
+                .build()
+        })
+}
+
+fn cloudformation_config(
+    retries: RetryConfig,
+    rules: &[&Rule],
+) -> aws_sdk_cloudformation::config::Builder {
+    aws_sdk_cloudformation::Config::builder()
+        .with_test_defaults_v2()
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor(rules))
+        .retry_config(retries)
+}
+
+/// Tenant stacks reached through an assumed tenant role, CloudFormation answering by `rules`.
+fn stacks(rules: &[&Rule]) -> CloudFormationStacks {
+    stacks_with_retries(RetryConfig::disabled(), rules)
+}
+
+fn stacks_with_retries(retries: RetryConfig, rules: &[&Rule]) -> CloudFormationStacks {
+    CloudFormationStacks::with_client_config(
+        cloudformation_config(retries, rules),
+        credentials(&[&role_assumed()]),
+        true,
+    )
+}
+
+fn target() -> StackTarget {
+    StackTarget {
+        tenant_id: "x".into(),
+        location: StackLocation {
+            account_id: ACCOUNT.into(),
+            region: "eu-west-1".into(),
+            stack_name: "tenant-x".into(),
+        },
+    }
+}
+
+fn request() -> StackRequest {
+    StackRequest {
+        template_body: "Resources: {}".into(),
+        auto_expand: false,
+        parameters: vec![("Plan".into(), "standard".into())],
+        tags: vec![("tenant_id".into(), "x".into())],
+        client_request_token: "x-update-3".into(),
+    }
+}
+
+fn does_not_exist() -> HttpResponse {
+    cloudformation_error(
+        400,
+        "ValidationError",
+        "Stack with id tenant-x does not exist",
+    )
+}
+
+// CloudFormation -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn describe_reads_the_stack_through_the_tenant_role() {
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::types::{Output, Stack, StackStatus as Sdk};
+    let described = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .match_requests(|request| request.stack_name() == Some("tenant-x"))
+        .then_output(|| {
+            DescribeStacksOutput::builder()
+                .stacks(
+                    Stack::builder()
+                        .stack_id(STACK_ARN)
+                        .stack_name("tenant-x")
+                        .stack_status(Sdk::UpdateComplete)
+                        .outputs(
+                            Output::builder()
+                                .output_key("BucketName")
+                                .output_value("tenant-x-data")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let stack = stacks(&[&described])
+        .describe(&target())
+        .await
+        .expect("described")
+        .expect("a stack");
+    assert_eq!(stack.stack_id, STACK_ARN);
+    assert_eq!(stack.status, StackStatus::UpdateComplete);
+    assert_eq!(
+        stack.outputs.get("BucketName").map(String::as_str),
+        Some("tenant-x-data")
+    );
+}
+
+#[tokio::test]
+async fn describe_of_a_stack_that_does_not_exist_is_none() {
+    let missing =
+        mock!(aws_sdk_cloudformation::Client::describe_stacks).then_http_response(does_not_exist);
+    assert_eq!(stacks(&[&missing]).describe(&target()).await, Ok(None));
+}
+
+#[tokio::test]
+async fn delete_of_a_stack_that_does_not_exist_is_done_without_a_delete_call() {
+    let missing =
+        mock!(aws_sdk_cloudformation::Client::describe_stacks).then_http_response(does_not_exist);
+    let deleted = mock!(aws_sdk_cloudformation::Client::delete_stack).then_output(|| {
+        aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput::builder().build()
+    });
+    let result = stacks(&[&missing, &deleted])
+        .delete(&target(), "x-delete-1")
+        .await;
+    assert_eq!(result, Ok(()));
+    assert_eq!(deleted.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn update_with_nothing_to_change_is_no_changes() {
+    let unchanged = mock!(aws_sdk_cloudformation::Client::update_stack).then_http_response(|| {
+        cloudformation_error(400, "ValidationError", "No updates are to be performed.")
+    });
+    let result = stacks(&[&unchanged]).update(&target(), &request()).await;
+    assert_eq!(result, Ok(UpdateStarted::NoChanges));
+}
+
+#[tokio::test]
+async fn update_while_an_operation_runs_is_busy() {
+    for state in [
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+        "CREATE_IN_PROGRESS",
+    ] {
+        let message = format!("Stack:{STACK_ARN} is in {state} state and can not be updated.");
+        let refused = {
+            let message = message.clone();
+            mock!(aws_sdk_cloudformation::Client::update_stack)
+                .then_http_response(move || cloudformation_error(400, "ValidationError", &message))
+        };
+        let result = stacks(&[&refused]).update(&target(), &request()).await;
+        assert_eq!(
+            result,
+            Err(StackError::Busy(format!("ValidationError: {message}"))),
+            "{state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn update_of_a_stack_that_rolled_back_its_creation_is_rejected_not_busy() {
+    // ROLLBACK_COMPLETE is terminal: no operation runs, waiting changes nothing.
+    let message =
+        format!("Stack:{STACK_ARN} is in ROLLBACK_COMPLETE state and can not be updated.");
+    let refused = {
+        let message = message.clone();
+        mock!(aws_sdk_cloudformation::Client::update_stack)
+            .then_http_response(move || cloudformation_error(400, "ValidationError", &message))
+    };
+    let result = stacks(&[&refused]).update(&target(), &request()).await;
+    assert_eq!(
+        result,
+        Err(StackError::Rejected(format!("ValidationError: {message}")))
+    );
+}
+
+#[tokio::test]
+async fn create_without_a_needed_capability_is_rejected_in_cloudformations_words() {
+    let refused = mock!(aws_sdk_cloudformation::Client::create_stack).then_http_response(|| {
+        cloudformation_error(
+            400,
+            "InsufficientCapabilitiesException",
+            "Requires capabilities : [CAPABILITY_AUTO_EXPAND]",
+        )
+    });
+    let result = stacks(&[&refused]).create(&target(), &request()).await;
+    assert_eq!(
+        result,
+        Err(StackError::Rejected(
+            "InsufficientCapabilitiesException: Requires capabilities : [CAPABILITY_AUTO_EXPAND]"
+                .into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn create_that_races_another_create_is_already_exists() {
+    let raced = mock!(aws_sdk_cloudformation::Client::create_stack).then_http_response(|| {
+        cloudformation_error(
+            400,
+            "AlreadyExistsException",
+            "Stack [tenant-x] already exists",
+        )
+    });
+    let result = stacks(&[&raced]).create(&target(), &request()).await;
+    assert_eq!(result, Err(StackError::AlreadyExists));
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_transient_once_the_sdk_has_retried_it() {
+    // Retries as deployed (standard mode, 3 attempts); paused time makes the backoff instant.
+    let throttled = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_http_response(|| cloudformation_error(400, "Throttling", "Rate exceeded"));
+    let result = stacks_with_retries(RetryConfig::standard(), &[&throttled])
+        .describe(&target())
+        .await;
+    assert_eq!(
+        result,
+        Err(StackError::Transient("Throttling: Rate exceeded".into()))
+    );
+    assert_eq!(
+        throttled.num_calls(),
+        3,
+        "the SDK retries a throttle itself"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn limit_exceeded_is_a_quota_rejected_at_once_not_a_throttle() {
+    let quota = mock!(aws_sdk_cloudformation::Client::create_stack).then_http_response(|| {
+        cloudformation_error(
+            400,
+            "LimitExceededException",
+            "Limit for stacks has been exceeded",
+        )
+    });
+    let result = stacks_with_retries(RetryConfig::standard(), &[&quota])
+        .create(&target(), &request())
+        .await;
+    let Err(StackError::Rejected(reason)) = result else {
+        panic!("a quota is rejected, got {result:?}");
+    };
+    assert!(
+        reason.starts_with("LimitExceededException: Limit for stacks has been exceeded"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("quota") && reason.contains("retrying will not help"),
+        "{reason}"
+    );
+    assert_eq!(
+        quota.num_calls(),
+        1,
+        "the SDK must not retry a quota as a throttle"
+    );
+}
+
+#[tokio::test]
+async fn a_server_fault_is_transient() {
+    let failed = mock!(aws_sdk_cloudformation::Client::describe_stacks).then_http_response(|| {
+        cloudformation_error(
+            500,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
+    });
+    let result = stacks(&[&failed]).describe(&target()).await;
+    assert_eq!(
+        result,
+        Err(StackError::Transient(
+            "InternalFailure: The request processing has failed because of an unknown error, \
+             exception or failure."
+                .into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn an_answer_the_sdk_cannot_parse_is_a_short_reason_not_its_body() {
+    // A load balancer's page, not CloudFormation's XML.
+    let gateway = mock!(aws_sdk_cloudformation::Client::describe_stacks).then_http_response(|| {
+        response(
+            502,
+            "text/html",
+            "<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>",
+        )
+    });
+    let result = stacks(&[&gateway]).describe(&target()).await;
+    assert_eq!(
+        result,
+        Err(StackError::Transient("HTTP 502 with no error code".into()))
+    );
+}
+
+#[tokio::test]
+async fn validate_template_rejects_a_malformed_template_in_cloudformations_words() {
+    let invalid =
+        mock!(aws_sdk_cloudformation::Client::validate_template).then_http_response(|| {
+            cloudformation_error(
+                400,
+                "ValidationError",
+                "Template format error: YAML not well-formed. (line 3, column 5)",
+            )
+        });
+    let client = aws_sdk_cloudformation::Client::from_conf(
+        cloudformation_config(RetryConfig::disabled(), &[&invalid]).build(),
+    );
+    let result = CloudFormationValidator::with_client(client)
+        .validate_template("Resources:\n  - [")
+        .await;
+    assert_eq!(
+        result,
+        Err(StackError::Rejected(
+            "ValidationError: Template format error: YAML not well-formed. (line 3, column 5)"
+                .into()
+        ))
+    );
+}
+
+// STS ------------------------------------------------------------------------------------------
+
+fn assume_role_answering(answer: fn() -> HttpResponse) -> Rule {
+    mock!(aws_sdk_sts::Client::assume_role).then_http_response(answer)
+}
+
+#[tokio::test]
+async fn access_denied_while_a_new_role_propagates_is_transient_naming_the_role() {
+    let denied = assume_role_answering(|| {
+        sts_error(
+            403,
+            "AccessDenied",
+            "User: arn:aws:sts::222222222222:assumed-role/tcp-reconciler/1a2b3c is not \
+             authorized to perform: sts:AssumeRole on resource: \
+             arn:aws:iam::111111111111:role/TenantControlRole",
+        )
+    });
+    let result = credentials(&[&denied]).for_tenant(ACCOUNT, "x").await;
+    assert_eq!(
+        result.map(|_| ()),
+        Err(StackError::Transient(format!(
+            "cannot assume {ROLE_ARN}: AccessDenied: User: \
+             arn:aws:sts::222222222222:assumed-role/tcp-reconciler/1a2b3c is not authorized to \
+             perform: sts:AssumeRole on resource: {ROLE_ARN}"
+        )))
+    );
+}
+
+#[tokio::test]
+async fn access_denied_reaches_the_stack_call_as_transient() {
+    let denied = assume_role_answering(|| {
+        sts_error(
+            403,
+            "AccessDenied",
+            "User: arn:aws:sts::222222222222:assumed-role/tcp-reconciler/1a2b3c is not \
+             authorized to perform: sts:AssumeRole on resource: \
+             arn:aws:iam::111111111111:role/TenantControlRole",
+        )
+    });
+    let described =
+        mock!(aws_sdk_cloudformation::Client::describe_stacks).then_http_response(does_not_exist);
+    let stacks = CloudFormationStacks::with_client_config(
+        cloudformation_config(RetryConfig::disabled(), &[&described]),
+        credentials(&[&denied]),
+        true,
+    );
+    let result = stacks.describe(&target()).await;
+    assert!(
+        matches!(&result, Err(e @ StackError::Transient(m)) if e.healing() == Healing::Transient && m.contains(ROLE_ARN)),
+        "{result:?}"
+    );
+    assert_eq!(
+        described.num_calls(),
+        0,
+        "no stack call without the tenant's credentials"
+    );
+}
+
+#[tokio::test]
+async fn region_disabled_is_permanent_and_names_the_region() {
+    let disabled = assume_role_answering(|| {
+        sts_error(
+            403,
+            "RegionDisabledException",
+            "STS is not activated in this region for account:222222222222. Your account \
+             administrator can activate STS in this region using the IAM Console.",
+        )
+    });
+    let result = credentials(&[&disabled]).for_tenant(ACCOUNT, "x").await;
+    assert_eq!(
+        result.map(|_| ()),
+        Err(StackError::Rejected(format!(
+            "cannot assume {ROLE_ARN}: RegionDisabledException: STS is not activated in this \
+             region for account:222222222222. Your account administrator can activate STS in \
+             this region using the IAM Console. (the control plane calls STS in eu-west-1)"
+        )))
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_token_is_transient() {
+    let expired = assume_role_answering(|| {
+        sts_error(
+            403,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )
+    });
+    let result = credentials(&[&expired]).for_tenant(ACCOUNT, "x").await;
+    assert_eq!(
+        result.map(|_| ()),
+        Err(StackError::Transient(format!(
+            "cannot assume {ROLE_ARN}: ExpiredToken: The security token included in the request \
+             is expired"
+        )))
+    );
+}
+
+// DynamoDB -------------------------------------------------------------------------------------
+
+fn store(rules: &[&Rule]) -> DynamoStore {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .with_test_defaults_v2()
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor(rules))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "tenants")
+}
+
+fn tenant() -> TenantKey {
+    TenantKey::new("x")
+}
+
+fn status() -> TenantStatus {
+    TenantStatus::new("x", Status::Ready, "2025-01-01T00:00:00Z")
+}
+
+#[tokio::test]
+async fn a_failed_condition_is_a_conflict() {
+    let lost = mock!(aws_sdk_dynamodb::Client::put_item).then_http_response(|| {
+        dynamodb_error(
+            400,
+            "ConditionalCheckFailedException",
+            "The conditional request failed",
+        )
+    });
+    let result = store(&[&lost])
+        .put_status(&tenant(), &status(), Some(4))
+        .await;
+    assert_eq!(result, Err(StoreError::Conflict));
+}
+
+#[tokio::test]
+async fn throughput_exceeded_and_throttling_are_unavailable_and_may_heal() {
+    for (code, message) in [
+        (
+            "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded. \
+             Consider increasing your provisioning level with the UpdateTable API.",
+        ),
+        (
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        ),
+    ] {
+        let throttled = mock!(aws_sdk_dynamodb::Client::query)
+            .then_http_response(move || dynamodb_error(400, code, message));
+        let result = store(&[&throttled]).load(&tenant()).await;
+        let error = result.expect_err("throttled");
+        assert_eq!(error, StoreError::Unavailable(format!("{code}: {message}")));
+        assert_eq!(error.healing(), Healing::Transient);
+    }
+}
+
+#[tokio::test]
+async fn a_conditional_write_throttled_is_unavailable_not_a_conflict() {
+    let throttled = mock!(aws_sdk_dynamodb::Client::put_item).then_http_response(|| {
+        dynamodb_error(
+            400,
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        )
+    });
+    let result = store(&[&throttled])
+        .put_status(&tenant(), &status(), None)
+        .await;
+    assert_eq!(
+        result,
+        Err(StoreError::Unavailable(
+            "ThrottlingException: Rate of requests exceeds the allowed throughput.".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn a_validation_exception_is_rejected_not_retried() {
+    let too_large = mock!(aws_sdk_dynamodb::Client::put_item).then_http_response(|| {
+        dynamodb_error(
+            400,
+            "ValidationException",
+            "Item size has exceeded the maximum allowed size",
+        )
+    });
+    let result = store(&[&too_large])
+        .put_status(&tenant(), &status(), Some(4))
+        .await;
+    let error = result.expect_err("refused");
+    assert_eq!(
+        error,
+        StoreError::Rejected(
+            "ValidationException: Item size has exceeded the maximum allowed size".into()
+        )
+    );
+    assert_eq!(error.healing(), Healing::Permanent);
+}
+
+#[tokio::test]
+async fn a_dynamodb_server_fault_is_unavailable() {
+    let failed = mock!(aws_sdk_dynamodb::Client::query)
+        .then_http_response(|| dynamodb_error(500, "InternalServerError", "Internal server error"));
+    let result = store(&[&failed]).load(&tenant()).await;
+    assert_eq!(
+        result,
+        Err(StoreError::Unavailable(
+            "InternalServerError: Internal server error".into()
+        ))
+    );
+}
