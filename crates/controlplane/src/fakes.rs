@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_dynamo::Item;
 
 use crate::audit::AuditEntry;
+use crate::aws::dynamodb as items;
 use crate::ports::{
     CurrentTemplate, RolloutStore, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StatusSummary, StoreError, TemplateRecord, TemplateStore, TenantStore, UpdateStarted,
@@ -60,7 +61,9 @@ impl StoreState {
     }
 }
 
-/// The tenant table in memory, with conditional STATUS writes and injectable faults.
+/// The tenant table in memory, with conditional STATUS writes and injectable faults. Every write
+/// builds the item the DynamoDB adapter would send and refuses it as DynamoDB would
+/// (`StoreError::Unstorable`), before anything is stored or counted.
 #[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<StoreState>,
@@ -194,6 +197,7 @@ impl TenantStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        items::status_item(tenant, status)?;
         state.write()?;
         let stored = state.statuses.get(tenant).map(|s| s.version);
         if stored != expected_version {
@@ -205,6 +209,8 @@ impl TenantStore for InMemoryStore {
     }
 
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
+        let retention = chrono::Duration::days(crate::audit::DEFAULT_RETENTION_DAYS.into());
+        items::audit_item(tenant, entry, retention)?;
         let mut state = lock(&self.state);
         state.write()?;
         state
@@ -806,6 +812,7 @@ impl crate::ports::SpecStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        items::spec_item(tenant, item)?;
         if state.specs.contains_key(tenant) {
             return Err(StoreError::Conflict);
         }
@@ -823,6 +830,7 @@ impl crate::ports::SpecStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        items::spec_item(tenant, item)?;
         if state.specs.get(tenant) != Some(expected) {
             return Err(StoreError::Conflict);
         }
@@ -883,6 +891,7 @@ impl crate::ports::SpecStore for InMemoryStore {
         key: &str,
         record: &crate::ports::IdempotencyRecord,
     ) -> Result<(), StoreError> {
+        items::idempotency_item(scope, key, record)?;
         let mut state = lock(&self.state);
         let slot = (scope.to_owned(), key.to_owned());
         if state.idempotency.contains_key(&slot) {
@@ -896,6 +905,7 @@ impl crate::ports::SpecStore for InMemoryStore {
 #[async_trait]
 impl TemplateStore for InMemoryStore {
     async fn put_template(&self, record: &TemplateRecord) -> Result<(), StoreError> {
+        items::template_item(record)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.templates.contains_key(&record.version) {
@@ -927,6 +937,7 @@ impl TemplateStore for InMemoryStore {
         version: &str,
         expected: Option<u64>,
     ) -> Result<(), StoreError> {
+        items::current_template_item(version, expected.map_or(1, |v| v + 1))?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.current_template.as_ref().map(|c| c.row_version) != expected {
@@ -943,6 +954,7 @@ impl TemplateStore for InMemoryStore {
 #[async_trait]
 impl RolloutStore for InMemoryStore {
     async fn create_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
+        items::rollout_item(rollout)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.rollouts.contains_key(&rollout.id) {
@@ -961,6 +973,7 @@ impl RolloutStore for InMemoryStore {
     }
 
     async fn put_rollout(&self, rollout: &Rollout, expected: u64) -> Result<(), StoreError> {
+        items::rollout_item(rollout)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.rollouts.get(&rollout.id).map(|r| r.version) != Some(expected) {
@@ -975,6 +988,7 @@ impl RolloutStore for InMemoryStore {
     }
 
     async fn claim_active(&self, id: &str, replacing: Option<&str>) -> Result<(), StoreError> {
+        items::active_rollout_item(id)?;
         let mut state = lock(&self.state);
         state.write()?;
         match state.active_rollout.as_deref() {
@@ -1004,6 +1018,9 @@ impl RolloutStore for InMemoryStore {
     }
 
     async fn add_members(&self, id: &str, members: &[Member]) -> Result<(), StoreError> {
+        for member in members {
+            items::member_item(id, member)?;
+        }
         let mut state = lock(&self.state);
         state.write()?;
         let stored = state.members.entry(id.to_owned()).or_default();
@@ -1021,6 +1038,7 @@ impl RolloutStore for InMemoryStore {
         member: &Member,
         expected: MemberState,
     ) -> Result<(), StoreError> {
+        items::member_item(id, member)?;
         let mut state = lock(&self.state);
         state.write()?;
         let stored = state.members.entry(id.to_owned()).or_default();
@@ -1039,6 +1057,7 @@ impl RolloutStore for InMemoryStore {
         now: i64,
         until: i64,
     ) -> Result<(), StoreError> {
+        items::driver_lease_item(holder, until)?;
         let mut state = lock(&self.state);
         state.write()?;
         match &state.driver_lease {

@@ -28,6 +28,10 @@ pub enum StoreError {
     Conflict,
     #[error("tenant table: {0}")]
     Unavailable(String),
+    /// DynamoDB would refuse the item (each rule broken, under its attribute path): nothing was
+    /// sent, and the same write will always be refused, so it is never retried.
+    #[error("DynamoDB would refuse this item: {}", crate::spec::joined(.0))]
+    Unstorable(Vec<crate::spec::FieldError>),
 }
 
 /// What the table holds for one tenant, read consistently.

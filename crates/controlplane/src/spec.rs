@@ -74,10 +74,18 @@ impl FieldError {
     }
 }
 
+/// Field errors as one line: `field: message; field: message`.
+pub fn joined(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Joins field errors into the one readable `reason` a STATUS row carries.
 pub fn describe_errors(errors: &[FieldError]) -> String {
-    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    format!("invalid SPEC: {}", parts.join("; "))
+    format!("invalid SPEC: {}", joined(errors))
 }
 
 /// A config entry: the value types a stack parameter can be rendered from.
