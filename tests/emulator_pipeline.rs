@@ -387,3 +387,49 @@ async fn conditional_spec_writes_see_any_concurrent_change_on_the_real_table() -
     specs.delete_spec(&tenant, &mine).await?;
     Ok(())
 }
+
+/// moto stores a number real DynamoDB refuses (more than 38 significant digits); such a SPEC,
+/// written straight to the table, ends failed with a reason naming the field, and the other
+/// tenants provision as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_with_a_39_digit_number_written_to_the_table_ends_failed_naming_the_field()
+-> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    let system = LocalSystem::start().await?;
+    let mut poller = system.poller()?;
+    system.put_spec(seed_row()).await?;
+    // As `aws dynamodb put-item` sends it: DynamoDB's N text (a JSON number would be an f64).
+    let mut item: std::collections::HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(json!({
+            "pk": "TENANT#precise", "sk": "SPEC", "tenant_id": "precise", "account_id": ACCOUNT_B,
+            "config": {"difficulty": "hard"}
+        }))?;
+    if let Some(AttributeValue::M(config)) = item.get_mut("config") {
+        config.insert("player_count".into(), AttributeValue::N("1".repeat(39)));
+    }
+    system
+        .dynamo
+        .put_item()
+        .table_name(&system.table)
+        .set_item(Some(item))
+        .send()
+        .await?;
+
+    let stats = system.drain(&mut poller).await?;
+    assert_eq!(stats.records_sent_to_on_failure, 0, "{stats:?}");
+    assert_eq!(status_of(&system.status("gs1234").await?), "ready");
+    let status = system.status("precise").await?;
+    assert_eq!(status_of(&status), "failed", "{status:?}");
+    let reason = status
+        .as_ref()
+        .and_then(|s| s["reason"].as_str())
+        .unwrap_or_default();
+    assert!(
+        reason.starts_with("invalid SPEC: config.player_count: ")
+            && reason.contains("has 39 significant digits: DynamoDB keeps at most 38"),
+        "{reason}"
+    );
+    assert!(system.stack(ACCOUNT_B, "precise").await?.is_none());
+    Ok(())
+}

@@ -261,11 +261,7 @@ impl Problem {
 }
 
 fn joined(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    controlplane::spec::joined(errors)
 }
 
 impl IntoResponse for Problem {
@@ -287,6 +283,10 @@ impl IntoResponse for Problem {
 
 impl From<controlplane::ports::StoreError> for Problem {
     fn from(error: controlplane::ports::StoreError) -> Self {
-        Self::unavailable(error.to_string())
+        match error {
+            // The request would make an item DynamoDB refuses: a retry would be refused too.
+            controlplane::ports::StoreError::Unstorable(errors) => Self::invalid(errors),
+            other => Self::unavailable(other.to_string()),
+        }
     }
 }

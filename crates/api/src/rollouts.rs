@@ -379,6 +379,8 @@ pub fn rollout_problem(error: RolloutError) -> Problem {
             Problem::unavailable("the rollout changed meanwhile; send the request again")
         }
         RolloutError::Unavailable(reason) => Problem::unavailable(reason),
+        // Its paths are the request's own (`selection.config."": ...`).
+        RolloutError::Unstorable(errors) => Problem::invalid_rollout(errors),
     }
 }
 

@@ -161,6 +161,7 @@ fn publish_problem(error: PublishError) -> Problem {
         ),
         PublishError::Exists(version) => Problem::template_exists(&version),
         PublishError::Unavailable(reason) => Problem::unavailable(reason),
+        PublishError::Unstorable(errors) => Problem::invalid_template(errors),
     }
 }
 

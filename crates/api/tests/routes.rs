@@ -621,3 +621,170 @@ async fn a_tenant_reaches_only_itself_and_never_sets_its_account() {
         .await;
     assert_eq!(globex.etag.as_deref(), Some(globex_etag.as_str()));
 }
+
+fn error_fields(reply: &Reply) -> Vec<String> {
+    reply.body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A request that would make an item DynamoDB refuses gets a 422 naming the field, and nothing
+/// is stored (moto would have stored it, and broken every later read of it).
+#[tokio::test]
+async fn requests_whose_item_dynamodb_would_refuse_get_422_naming_the_field() {
+    let api = api();
+    let admin = api.admin();
+
+    // The probe's case: an empty key in a rollout's selection.config.
+    let reply = api
+        .call(
+            "POST",
+            "/rollouts",
+            Some(&admin),
+            Some(json!({"target_version": "v1", "selection": {"config": {"": "hard"}}})),
+            &[],
+        )
+        .await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["type"], "/problems/invalid-rollout");
+    assert_eq!(error_fields(&reply), ["selection.config.\"\""]);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("DynamoDB refuses an empty map key"),
+        "{}",
+        reply.body
+    );
+    // Nothing was stored: the rollout routes answer as before.
+    let listed = api.call("GET", "/rollouts", Some(&admin), None, &[]).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["items"], json!([]));
+
+    // A tenant's config: an empty key; a number beyond DynamoDB's range.
+    for (config, field) in [
+        (json!({"": "x"}), "config.\"\""),
+        (json!({"player_count": 1e200}), "config.player_count"),
+        (json!({"player_count": -1e-200}), "config.player_count"),
+    ] {
+        let reply = api
+            .call(
+                "POST",
+                "/tenants",
+                Some(&admin),
+                Some(json!({"tenant_id": "acme", "account_id": "111111111111", "config": config})),
+                &[],
+            )
+            .await;
+        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.body["type"], "/problems/invalid-tenant");
+        assert_eq!(error_fields(&reply), [field], "{config}");
+    }
+    assert!(api.store.spec(&TenantKey::new("acme")).is_none());
+
+    // A PATCH too.
+    let created = api.create("acme", "111111111111").await;
+    let etag = created.etag.clone().unwrap_or_default();
+    let reply = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"config": {"": "x"}})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_fields(&reply), ["config.\"\""]);
+}
+
+/// `tenantctl --direct` runs the same operations without the HTTP body limit: an item over
+/// DynamoDB's 400 KB is refused naming its largest field.
+#[tokio::test]
+async fn a_direct_write_over_400_kb_is_refused_naming_the_field() {
+    let store = Arc::new(InMemoryStore::default());
+    let state = ApiState::on_table(
+        store.clone(),
+        Arc::new(FakeTemplateValidator::default()),
+        "us-east-1",
+    )
+    .expect("the shipped template");
+    let caller = api::auth::Caller {
+        subject: "terraform".into(),
+        role: api::auth::Role::Admin,
+    };
+    let body = json!({"tenant_id": "acme", "account_id": "111111111111",
+                      "config": {"seed": "x".repeat(410 * 1024)}});
+    let problem = state
+        .create_tenant(&caller, &body, None)
+        .await
+        .expect_err("over 400 KB");
+    assert_eq!(problem.status, 422);
+    let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["config.seed"]);
+    assert!(
+        problem.detail.contains("over its 400 KB limit"),
+        "{}",
+        problem.detail
+    );
+    assert!(store.spec(&TenantKey::new("acme")).is_none());
+}
+
+/// A SPEC real DynamoDB could never have stored (written straight to the emulator) is readable,
+/// refused where the API would write it back unchanged, and can be repaired or removed.
+#[tokio::test]
+async fn a_stored_spec_dynamodb_would_refuse_is_named_and_can_be_repaired() {
+    let api = api();
+    let admin = api.admin();
+    let created = api.create("acme", "111111111111").await;
+    assert_eq!(created.status, StatusCode::ACCEPTED);
+    let key = TenantKey::new("acme");
+    let mut stored = api.store.spec(&key).expect("stored");
+    if let Some(serde_dynamo::AttributeValue::M(config)) = stored.get_mut("config") {
+        config.insert(
+            "player_count".into(),
+            serde_dynamo::AttributeValue::N("1".repeat(39)),
+        );
+    }
+    api.store.put_spec(&key, stored);
+    api.reconcile("acme").await;
+
+    let read = api
+        .call("GET", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "failed");
+    assert!(
+        read.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("config.player_count: \"111111111111111111111111111111111111111\" has 39 significant digits"),
+        "{}",
+        read.body
+    );
+    let retry = api
+        .call("POST", "/tenants/acme/retry", Some(&admin), None, &[])
+        .await;
+    assert_problem(&retry, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_fields(&retry), ["config.player_count"]);
+
+    let etag = read.etag.clone().unwrap_or_default();
+    let fixed = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"config": {"player_count": 6}})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::ACCEPTED, "{}", fixed.body);
+    api.reconcile("acme").await;
+    let read = api
+        .call("GET", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    assert_eq!(read.body["status"], "ready", "{}", read.body);
+}

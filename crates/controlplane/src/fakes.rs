@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_dynamo::Item;
 
 use crate::audit::AuditEntry;
+use crate::aws::dynamodb as items;
 use crate::ports::{
     CurrentTemplate, RolloutStore, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StatusSummary, StoreError, TemplateRecord, TemplateStore, TenantStore, UpdateStarted,
@@ -62,7 +63,9 @@ impl StoreState {
     }
 }
 
-/// The tenant table in memory, with conditional STATUS writes and injectable faults.
+/// The tenant table in memory, with conditional STATUS writes and injectable faults. Every write
+/// builds the item the DynamoDB adapter would send and refuses it as DynamoDB would
+/// (`StoreError::Unstorable`), before anything is stored or counted.
 #[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<StoreState>,
@@ -196,6 +199,7 @@ impl TenantStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        items::status_item(tenant, status)?;
         state.write()?;
         let stored = state.statuses.get(tenant).map(|s| s.version);
         if stored != expected_version {
@@ -207,6 +211,8 @@ impl TenantStore for InMemoryStore {
     }
 
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
+        let retention = chrono::Duration::days(crate::audit::DEFAULT_RETENTION_DAYS.into());
+        items::audit_item(tenant, entry, retention)?;
         let mut state = lock(&self.state);
         state.write()?;
         state
@@ -836,6 +842,7 @@ impl crate::ports::SpecStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        items::spec_item(tenant, item)?;
         if state.specs.contains_key(tenant) {
             return Err(StoreError::Conflict);
         }
@@ -853,6 +860,7 @@ impl crate::ports::SpecStore for InMemoryStore {
         if let Some(fault) = state.write_faults.pop_front() {
             return Err(fault);
         }
+        items::spec_item(tenant, item)?;
         if state.specs.get(tenant) != Some(expected) {
             return Err(StoreError::Conflict);
         }
@@ -913,6 +921,7 @@ impl crate::ports::SpecStore for InMemoryStore {
         key: &str,
         record: &crate::ports::IdempotencyRecord,
     ) -> Result<(), StoreError> {
+        items::idempotency_item(scope, key, record)?;
         let mut state = lock(&self.state);
         let slot = (scope.to_owned(), key.to_owned());
         if state.idempotency.contains_key(&slot) {
@@ -926,6 +935,7 @@ impl crate::ports::SpecStore for InMemoryStore {
 #[async_trait]
 impl TemplateStore for InMemoryStore {
     async fn put_template(&self, record: &TemplateRecord) -> Result<(), StoreError> {
+        items::template_item(record)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.templates.contains_key(&record.version) {
@@ -957,6 +967,7 @@ impl TemplateStore for InMemoryStore {
         version: &str,
         expected: Option<u64>,
     ) -> Result<(), StoreError> {
+        items::current_template_item(version, expected.map_or(1, |v| v + 1))?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.current_template.as_ref().map(|c| c.row_version) != expected {
@@ -973,6 +984,7 @@ impl TemplateStore for InMemoryStore {
 #[async_trait]
 impl RolloutStore for InMemoryStore {
     async fn create_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
+        items::rollout_item(rollout)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.rollouts.contains_key(&rollout.id) {
@@ -991,6 +1003,7 @@ impl RolloutStore for InMemoryStore {
     }
 
     async fn put_rollout(&self, rollout: &Rollout, expected: u64) -> Result<(), StoreError> {
+        items::rollout_item(rollout)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.rollouts.get(&rollout.id).map(|r| r.version) != Some(expected) {
@@ -1005,6 +1018,7 @@ impl RolloutStore for InMemoryStore {
     }
 
     async fn claim_active(&self, id: &str, replacing: Option<&str>) -> Result<(), StoreError> {
+        items::active_rollout_item(id)?;
         let mut state = lock(&self.state);
         state.write()?;
         match state.active_rollout.as_deref() {
@@ -1034,6 +1048,9 @@ impl RolloutStore for InMemoryStore {
     }
 
     async fn add_members(&self, id: &str, members: &[Member]) -> Result<(), StoreError> {
+        for member in members {
+            items::member_item(id, member)?;
+        }
         let mut state = lock(&self.state);
         state.write()?;
         let stored = state.members.entry(id.to_owned()).or_default();
@@ -1051,6 +1068,7 @@ impl RolloutStore for InMemoryStore {
         member: &Member,
         expected: MemberState,
     ) -> Result<(), StoreError> {
+        items::member_item(id, member)?;
         let mut state = lock(&self.state);
         state.write()?;
         let stored = state.members.entry(id.to_owned()).or_default();
@@ -1069,6 +1087,7 @@ impl RolloutStore for InMemoryStore {
         now: i64,
         until: i64,
     ) -> Result<(), StoreError> {
+        items::driver_lease_item(holder, until)?;
         let mut state = lock(&self.state);
         state.write()?;
         match &state.driver_lease {
@@ -1100,6 +1119,7 @@ impl crate::ports::PreviewStore for InMemoryStore {
         &self,
         job: &crate::rollout_preview::PreviewJob,
     ) -> Result<(), StoreError> {
+        items::preview_item(job)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.previews.contains_key(&job.id) {
@@ -1121,6 +1141,7 @@ impl crate::ports::PreviewStore for InMemoryStore {
         job: &crate::rollout_preview::PreviewJob,
         expected: u64,
     ) -> Result<(), StoreError> {
+        items::preview_item(job)?;
         let mut state = lock(&self.state);
         state.write()?;
         if state.previews.get(&job.id).map(|j| j.version) != Some(expected) {
@@ -1135,6 +1156,9 @@ impl crate::ports::PreviewStore for InMemoryStore {
         id: &str,
         results: &[crate::rollout_preview::TenantPreview],
     ) -> Result<(), StoreError> {
+        for result in results {
+            items::preview_result_item(id, result)?;
+        }
         let mut state = lock(&self.state);
         state.write()?;
         let stored = state.preview_results.entry(id.to_owned()).or_default();

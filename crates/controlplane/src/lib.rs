@@ -6,6 +6,7 @@ pub mod aws;
 pub mod completion;
 pub mod decide;
 pub mod decommission;
+pub mod dynamo_rules;
 pub mod fakes;
 pub mod metrics;
 pub mod on_failure;

@@ -33,13 +33,17 @@ pub enum StoreError {
     /// same request fails the same way, so retrying it cannot help.
     #[error("tenant table refused the request: {0}")]
     Rejected(String),
+    /// DynamoDB would refuse the item (each rule broken, under its attribute path): nothing was
+    /// sent, and the same write will always be refused, so it is never retried.
+    #[error("DynamoDB would refuse this item: {}", crate::spec::joined(.0))]
+    Unstorable(Vec<crate::spec::FieldError>),
 }
 
 impl StoreError {
     pub fn healing(&self) -> Healing {
         match self {
             Self::Conflict | Self::Unavailable(_) => Healing::Transient,
-            Self::Rejected(_) => Healing::Permanent,
+            Self::Rejected(_) | Self::Unstorable(_) => Healing::Permanent,
         }
     }
 }

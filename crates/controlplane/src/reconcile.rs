@@ -744,8 +744,14 @@ impl Reconciler {
                         .await
                         .map_err(|e| TransientError(e.to_string()))?,
                 };
+                // Only a pin that could name a version: an invalid one (of any length) is not
+                // copied onto STATUS.
                 let pin = match item.get("template_version") {
-                    Some(serde_dynamo::AttributeValue::S(pin)) => Some(pin.clone()),
+                    Some(serde_dynamo::AttributeValue::S(pin))
+                        if crate::spec::check_template_version(pin).is_ok() =>
+                    {
+                        Some(pin.clone())
+                    }
                     _ => None,
                 };
                 return Ok((

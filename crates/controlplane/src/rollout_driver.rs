@@ -46,6 +46,10 @@ pub enum RolloutError {
     Conflict,
     #[error("{0}")]
     Unavailable(String),
+    /// DynamoDB would refuse the rollout's item (e.g. an empty key in `selection.config`): each
+    /// field at fault, by its path in the rollout. Nothing was stored.
+    #[error("DynamoDB would refuse the rollout: {}", crate::spec::joined(.0))]
+    Unstorable(Vec<crate::spec::FieldError>),
 }
 
 impl From<StoreError> for RolloutError {
@@ -56,6 +60,7 @@ impl From<StoreError> for RolloutError {
             StoreError::Unavailable(reason) | StoreError::Rejected(reason) => {
                 Self::Unavailable(reason)
             }
+            StoreError::Unstorable(errors) => Self::Unstorable(errors),
         }
     }
 }

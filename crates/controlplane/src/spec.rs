@@ -74,10 +74,48 @@ impl FieldError {
     }
 }
 
-/// Joins field errors into the one readable `reason` a STATUS row carries.
+/// Field errors as one line: `field: message; field: message`.
+pub fn joined(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How much of one field error a reason keeps (a huge bad value is quoted in full otherwise).
+pub const REASON_ERROR_MAX_BYTES: usize = 512;
+/// How much a reason keeps in all: the STATUS row, its lifecycle event and its audit line each
+/// carry it, and each must stay within DynamoDB's 400 KB per item, however bad the SPEC.
+pub const REASON_MAX_BYTES: usize = 8 * 1024;
+
+/// Joins field errors into the one readable `reason` a STATUS row carries, bounded.
 pub fn describe_errors(errors: &[FieldError]) -> String {
-    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    format!("invalid SPEC: {}", parts.join("; "))
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| bounded(e.to_string(), REASON_ERROR_MAX_BYTES))
+        .collect();
+    let reason = format!("invalid SPEC: {}", parts.join("; "));
+    if reason.len() <= REASON_MAX_BYTES {
+        return reason;
+    }
+    let mut cut = bounded(reason, REASON_MAX_BYTES);
+    cut.push_str(&format!(" ({} fields at fault in all)", errors.len()));
+    cut
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked `…` when cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
 }
 
 /// A config entry: the value types a stack parameter can be rendered from.
@@ -113,9 +151,14 @@ pub const UPDATED_BY_MAX: usize = 256;
 pub const TEMPLATE_VERSION_MAX: usize = 64;
 
 impl TenantSpec {
-    /// Validates a SPEC item against every rule of the table contract. Unknown attributes are kept
-    /// by the table and ignored here.
+    /// Validates a SPEC item against every rule of the table contract, and against DynamoDB's own
+    /// rules (a row only the emulator could hold, written around the control plane, is invalid
+    /// too). Unknown attributes are kept by the table and ignored here, but DynamoDB's rules
+    /// apply to them as well.
     pub fn parse(key: &TenantKey, item: &Item) -> Result<Self, Vec<FieldError>> {
+        let refused = crate::dynamo_rules::check_item(item.inner())
+            .err()
+            .unwrap_or_default();
         let mut errors = Vec::new();
         let tenant_id = required_string(item, "tenant_id", &mut errors);
         let account_id = required_string(item, "account_id", &mut errors);
@@ -178,6 +221,10 @@ impl TenantSpec {
                 format!("must be at most {UPDATED_BY_MAX} characters"),
             ));
         }
+
+        // A field DynamoDB refuses is named once, with DynamoDB's reason.
+        errors.retain(|e| !refused.iter().any(|r| r.field == e.field));
+        let errors: Vec<FieldError> = refused.into_iter().chain(errors).collect();
 
         match (tenant_id, account_id) {
             (Some(tenant_id), Some(account_id)) if errors.is_empty() => Ok(Self {
@@ -470,8 +517,64 @@ mod tests {
 
     #[test]
     fn tenant_id_of_wrong_type() {
+        // An index key: DynamoDB itself refuses it, and says why (named once).
         let e = only_error(&with(&[("tenant_id", AttributeValue::N("1".into()))]));
-        assert_eq!(e.to_string(), "tenant_id: must be a string (S), got N");
+        assert_eq!(e.field, "tenant_id");
+        assert!(
+            e.message
+                .starts_with("must be a string (S), got N: DynamoDB requires it of"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn what_dynamodb_refuses_is_reported_with_the_contracts_faults() {
+        let config = AttributeValue::M(HashMap::from([
+            ("".to_owned(), s("x")),
+            ("player_count".to_owned(), AttributeValue::N("1".repeat(39))),
+        ]));
+        let errors = errors_of(&with(&[
+            ("config", config),
+            ("account_id", s("12")),
+            ("extra", AttributeValue::Ss(Vec::new())),
+        ]));
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["config.\"\"", "config.player_count", "extra", "account_id"]
+        );
+        assert!(
+            errors[1].message.contains("39 significant digits"),
+            "{}",
+            errors[1]
+        );
+        // The keys the row is stored under are DynamoDB's to check too.
+        let mut pairs = valid();
+        pairs.retain(|(k, _)| *k != "sk");
+        assert_eq!(only_error(&item(&pairs)).field, "sk");
+    }
+
+    #[test]
+    fn a_reason_stays_bounded_whatever_the_faults() {
+        let huge = FieldError::new("account_id", format!("got {:?}", "9".repeat(100_000)));
+        let reason = describe_errors(&[huge, FieldError::new("region", "bad")]);
+        assert!(
+            reason.len() < REASON_ERROR_MAX_BYTES + 64,
+            "{}",
+            reason.len()
+        );
+        assert!(reason.contains("…; region: bad"), "{reason}");
+        let many: Vec<FieldError> = (0..2000)
+            .map(|i| FieldError::new(format!("config.k{i}"), "unknown"))
+            .collect();
+        let reason = describe_errors(&many);
+        assert!(reason.len() <= REASON_MAX_BYTES + 64, "{}", reason.len());
+        assert!(
+            reason.ends_with("(2000 fields at fault in all)"),
+            "{reason}"
+        );
+        let few = describe_errors(&[FieldError::new("region", "bad")]);
+        assert_eq!(few, "invalid SPEC: region: bad");
     }
 
     #[test]

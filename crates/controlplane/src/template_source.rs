@@ -190,11 +190,17 @@ pub enum PublishError {
     Exists(String),
     #[error("{0}")]
     Unavailable(String),
+    /// DynamoDB would refuse the version's item: each field at fault. Nothing was stored.
+    #[error("DynamoDB would refuse the template version: {}", crate::spec::joined(.0))]
+    Unstorable(Vec<crate::spec::FieldError>),
 }
 
 impl From<StoreError> for PublishError {
     fn from(e: StoreError) -> Self {
-        Self::Unavailable(e.to_string())
+        match e {
+            StoreError::Unstorable(errors) => Self::Unstorable(errors),
+            other => Self::Unavailable(other.to_string()),
+        }
     }
 }
 

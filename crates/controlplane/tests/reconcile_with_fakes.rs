@@ -777,6 +777,119 @@ async fn invalid_specs_fail_with_the_field_and_touch_no_stack() {
     assert_eq!(w.status("bad-account").reason, None);
 }
 
+/// Rows only the emulator could hold (written around the control plane, e.g. with
+/// `aws dynamodb put-item` against moto) fail like any other invalid SPEC, every field named,
+/// and hold up no other tenant.
+#[tokio::test]
+async fn specs_dynamodb_would_refuse_fail_naming_every_field_and_block_no_one() {
+    let w = World::new();
+    let good = seed_image();
+    let digits = "1".repeat(39);
+    let too_precise = with_attr(
+        spec_image("too-precise", ACCOUNT, seed_config(&digits)),
+        "account_id",
+        json!({"S": "12"}),
+    );
+    let empty_key = spec_image(
+        "empty-key",
+        ACCOUNT,
+        json!({"": {"S": "x"}, "difficulty": {"S": "hard"}}),
+    );
+    let number_id = with_attr(
+        spec_image("number-id", ACCOUNT, seed_config("5")),
+        "tenant_id",
+        json!({"N": "7"}),
+    );
+    // Attributes the contract ignores still obey DynamoDB.
+    let ignored_but_refused = with_attr(
+        spec_image("ignored-refused", ACCOUNT, seed_config("5")),
+        "notes",
+        json!({"M": {"tags": {"SS": []}, "big": {"N": "1e200"}}}),
+    );
+    let bad = [&too_precise, &empty_key, &number_id, &ignored_but_refused];
+    let tenants = ["too-precise", "empty-key", "number-id", "ignored-refused"];
+    w.put(&good);
+    for image in bad {
+        w.put(image);
+    }
+    let mut records: Vec<Value> = tenants
+        .iter()
+        .zip(bad)
+        .enumerate()
+        .map(|(i, (tenant, image))| insert(tenant, &format!("10{i}"), image))
+        .collect();
+    records.insert(2, insert(SEED, "200", &good));
+    let report = w.handle(records).await;
+    assert!(failures(&report).is_empty());
+    assert_eq!(w.status(SEED).status, Status::Ready);
+
+    for (tenant, expected) in [
+        (
+            "too-precise",
+            format!(
+                "invalid SPEC: config.player_count: \"{digits}\" has 39 significant digits: \
+                 DynamoDB keeps at most 38; account_id: must be exactly 12 digits, got \"12\""
+            ),
+        ),
+        (
+            "empty-key",
+            "invalid SPEC: config.\"\": DynamoDB refuses an empty map key".to_owned(),
+        ),
+        (
+            "number-id",
+            "invalid SPEC: tenant_id: must be a string (S), got N: DynamoDB requires it of the \
+             partition key of index \"tenants\" and the sort key of index \"by-status\""
+                .to_owned(),
+        ),
+        (
+            "ignored-refused",
+            "invalid SPEC: notes.big: \"1e200\" is beyond DynamoDB's number range (magnitude \
+             1E-130 to 9.9999999999999999999999999999999999999E+125); notes.tags: DynamoDB \
+             refuses an empty set (SS)"
+                .to_owned(),
+        ),
+    ] {
+        let status = w.status(tenant);
+        assert_eq!(status.status, Status::Failed, "{tenant}");
+        assert_eq!(
+            status.reason.as_deref(),
+            Some(expected.as_str()),
+            "{tenant}"
+        );
+        assert!(!status.retryable, "{tenant}");
+        assert!(w.calls_for(tenant).is_empty(), "{tenant}");
+    }
+    assert_eq!(w.stacks.live_stacks(), [location(ACCOUNT, SEED)]);
+}
+
+/// However large the faults of a SPEC, its reason fits the STATUS row (which the fake, like
+/// DynamoDB, refuses over 400 KB): the tenant still ends failed, with the fields named.
+#[tokio::test]
+async fn a_huge_bad_value_still_ends_failed_with_a_bounded_reason() {
+    let w = World::new();
+    let huge = with_attr(
+        spec_image("huge-value", ACCOUNT, seed_config("5")),
+        "account_id",
+        json!({"S": "9".repeat(300_000)}),
+    );
+    let huge = with_attr(huge, "region", json!({"S": "x".repeat(90_000)}));
+    w.put(&huge);
+    let report = w.handle(vec![insert("huge-value", "100", &huge)]).await;
+    assert!(failures(&report).is_empty());
+    let status = w.status("huge-value");
+    assert_eq!(status.status, Status::Failed);
+    let reason = status.reason.unwrap_or_default();
+    assert!(reason.len() <= 8 * 1024 + 64, "{} bytes", reason.len());
+    assert!(
+        reason.contains("account_id: must be exactly 12 digits"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("; region: must be an AWS region name"),
+        "{reason}"
+    );
+}
+
 #[tokio::test]
 async fn an_invalid_spec_over_a_ready_stack_leaves_the_stack_alone() {
     let w = World::new();

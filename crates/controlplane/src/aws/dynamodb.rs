@@ -11,6 +11,7 @@ use tracing::warn;
 
 use super::AwsFailure;
 use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
+use crate::dynamo_rules::{check_item, check_values};
 use crate::ports::{
     Healing, IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
 };
@@ -61,10 +62,7 @@ pub mod calls {
     ];
 }
 
-/// The sparse index of SPEC and STATUS rows (template.yaml).
-pub const TENANTS_INDEX: &str = "tenants";
-/// The sparse index of STATUS rows by status (template.yaml).
-pub const BY_STATUS_INDEX: &str = "by-status";
+pub use crate::dynamo_rules::{BY_STATUS_INDEX, TENANTS_INDEX};
 /// Index entries per page of every tenant (a SPEC and a STATUS entry each).
 const TENANTS_PAGE: i32 = 1000;
 
@@ -88,26 +86,149 @@ impl DynamoStore {
         self.audit_retention = chrono::Duration::days(days.into());
         self
     }
+}
 
-    fn audit_item(
-        &self,
-        tenant: &TenantKey,
-        entry: &AuditEntry,
-    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(entry)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode an audit entry: {e}")))?;
-        item.insert("pk".into(), AttributeValue::S(tenant.pk()));
-        item.insert("sk".into(), AttributeValue::S(entry.sort_key()));
-        let written = chrono::DateTime::parse_from_rfc3339(&entry.at)
-            .map(|t| t.timestamp())
-            .unwrap_or_else(|_| chrono::Utc::now().timestamp());
-        let expires_at = written.saturating_add(self.audit_retention.num_seconds());
-        item.insert(
-            "expires_at".into(),
-            AttributeValue::N(expires_at.to_string()),
-        );
-        Ok(item)
-    }
+// ------------------------------------------------------------------------------------------------
+// The items the project writes, each checked against DynamoDB's rules before anything is sent
+// (`StoreError::Unstorable` names every field at fault). The in-memory fake builds the same items,
+// so it refuses exactly what this adapter refuses.
+
+type Row = HashMap<String, AttributeValue>;
+
+/// The item, if DynamoDB would store it.
+fn storable(item: Row) -> Result<Row, StoreError> {
+    check_item(&item).map_err(StoreError::Unstorable)?;
+    Ok(item)
+}
+
+/// The key of a DeleteItem, if DynamoDB would take it.
+fn key_of(pk: String, sk: String) -> Result<Row, StoreError> {
+    storable(HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk)),
+    ]))
+}
+
+/// A condition's values, if DynamoDB would take them. Only values that come from a stored row
+/// (a SPEC's attributes, its decommission date) need it: the others are versions, ids and
+/// holders the control plane makes, always strings or integers DynamoDB takes.
+fn comparable(values: &Row) -> Result<(), StoreError> {
+    check_values(values).map_err(StoreError::Unstorable)
+}
+
+/// A STATUS row.
+pub(crate) fn status_item(tenant: &TenantKey, status: &TenantStatus) -> Result<Row, StoreError> {
+    let mut item: Row = serde_dynamo::to_item(status)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode STATUS: {e}")))?;
+    item.insert("pk".into(), AttributeValue::S(tenant.pk()));
+    item.insert("sk".into(), AttributeValue::S(STATUS_SK.into()));
+    storable(item)
+}
+
+/// An audit item, expiring `retention` after it was written.
+pub(crate) fn audit_item(
+    tenant: &TenantKey,
+    entry: &AuditEntry,
+    retention: chrono::Duration,
+) -> Result<Row, StoreError> {
+    let mut item: Row = serde_dynamo::to_item(entry)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode an audit entry: {e}")))?;
+    item.insert("pk".into(), AttributeValue::S(tenant.pk()));
+    item.insert("sk".into(), AttributeValue::S(entry.sort_key()));
+    let written = chrono::DateTime::parse_from_rfc3339(&entry.at)
+        .map(|t| t.timestamp())
+        .unwrap_or_else(|_| chrono::Utc::now().timestamp());
+    let expires_at = written.saturating_add(retention.num_seconds());
+    item.insert(
+        "expires_at".into(),
+        AttributeValue::N(expires_at.to_string()),
+    );
+    storable(item)
+}
+
+/// A SPEC row as a writer (the API, `tenantctl --direct`) stores it.
+pub(crate) fn spec_item(tenant: &TenantKey, spec: &Item) -> Result<Row, StoreError> {
+    let mut item: Row = spec.clone().into();
+    item.insert("pk".into(), AttributeValue::S(tenant.pk()));
+    item.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
+    storable(item)
+}
+
+/// A stored idempotent response, expiring after [`IDEMPOTENCY_TTL`].
+pub(crate) fn idempotency_item(
+    scope: &str,
+    key: &str,
+    record: &IdempotencyRecord,
+) -> Result<Row, StoreError> {
+    let mut item: Row = serde_dynamo::to_item(record)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode a response: {e}")))?;
+    item.insert("pk".into(), AttributeValue::S(idempotency_pk(scope, key)));
+    item.insert("sk".into(), AttributeValue::S(IDEMPOTENCY_SK.into()));
+    let expires_at = (chrono::Utc::now() + IDEMPOTENCY_TTL).timestamp();
+    item.insert(
+        "expires_at".into(),
+        AttributeValue::N(expires_at.to_string()),
+    );
+    storable(item)
+}
+
+/// A published template version.
+pub(crate) fn template_item(record: &crate::ports::TemplateRecord) -> Result<Row, StoreError> {
+    storable(encode(
+        record,
+        TEMPLATES_PK.into(),
+        format!("{TEMPLATE_SK_PREFIX}{}", record.version),
+    )?)
+}
+
+/// The fleet's current template version, at `row_version` (its conditional writes check it).
+pub(crate) fn current_template_item(version: &str, row_version: u64) -> Result<Row, StoreError> {
+    storable(HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(TEMPLATES_PK.into())),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(CURRENT_TEMPLATE_SK.into()),
+        ),
+        (
+            "current_version".to_owned(),
+            AttributeValue::S(version.into()),
+        ),
+        (
+            "version".to_owned(),
+            AttributeValue::N(row_version.to_string()),
+        ),
+    ]))
+}
+
+/// A rollout.
+pub(crate) fn rollout_item(rollout: &crate::rollout::Rollout) -> Result<Row, StoreError> {
+    storable(encode(
+        rollout,
+        ROLLOUTS_PK.into(),
+        format!("{ROLLOUT_SK_PREFIX}{}", rollout.id),
+    )?)
+}
+
+/// The active-rollout slot, held by `id`.
+pub(crate) fn active_rollout_item(id: &str) -> Result<Row, StoreError> {
+    storable(HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(ROLLOUTS_PK.into())),
+        ("sk".to_owned(), AttributeValue::S(ACTIVE_ROLLOUT_SK.into())),
+        ("rollout_id".to_owned(), AttributeValue::S(id.into())),
+    ]))
+}
+
+/// The rollout driver's lease, held by `holder` until `until` (epoch seconds).
+pub(crate) fn driver_lease_item(holder: &str, until: i64) -> Result<Row, StoreError> {
+    storable(HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(ROLLOUTS_PK.into())),
+        ("sk".to_owned(), AttributeValue::S(DRIVER_LEASE_SK.into())),
+        ("holder".to_owned(), AttributeValue::S(holder.into())),
+        (
+            "lease_until".to_owned(),
+            AttributeValue::N(until.to_string()),
+        ),
+    ]))
 }
 
 /// The tenant a row belongs to, by its pk.
@@ -296,10 +417,7 @@ impl TenantStore for DynamoStore {
         status: &TenantStatus,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(status)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode STATUS: {e}")))?;
-        item.insert("pk".into(), AttributeValue::S(tenant.pk()));
-        item.insert("sk".into(), AttributeValue::S(STATUS_SK.into()));
+        let item = status_item(tenant, status)?;
         let request = self
             .client
             .put_item()
@@ -329,7 +447,7 @@ impl TenantStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.audit_item(tenant, entry)?))
+            .set_item(Some(audit_item(tenant, entry, self.audit_retention)?))
             .send()
             .await
             .map(|_| ())
@@ -383,15 +501,20 @@ impl TenantStore for DynamoStore {
     ) -> Result<(), StoreError> {
         // Not one transaction: a cancelled TransactWriteItems disturbs moto's stream (see
         // ../shared/notes/local-aws.md). An audit entry without the removal only says it was tried.
+        let key = key_of(tenant.pk(), SPEC_SK.into())?;
+        let date = AttributeValue::S(decommission_date.into());
+        comparable(&HashMap::from([(
+            "decommission_date".to_owned(),
+            date.clone(),
+        )]))?;
         self.append_audit(tenant, audit).await?;
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant.pk()))
-            .key("sk", AttributeValue::S(SPEC_SK.into()))
+            .set_key(Some(key))
             .condition_expression("#date = :date")
             .expression_attribute_names("#date", "decommission_date")
-            .expression_attribute_values(":date", AttributeValue::S(decommission_date.into()))
+            .expression_attribute_values(":date", date)
             .send()
             .await
             .map(|_| ())
@@ -404,7 +527,10 @@ pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
 const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 
 /// `#a0 = :a0 AND #a1 = :a1 ...` over every attribute of `expected`: the item is unchanged
-/// (a writer that changed or removed any of them makes the condition fail).
+/// (a writer that changed or removed any of them makes the condition fail). A stored value
+/// DynamoDB itself would refuse (only the emulator holds such rows) cannot be sent as an operand:
+/// its type is compared instead, so such a SPEC can still be repaired or removed; an attribute
+/// with an empty name cannot be named at all.
 fn unchanged(
     expected: &Item,
 ) -> (
@@ -419,14 +545,19 @@ fn unchanged(
     let mut attributes: Vec<(String, AttributeValue)> = plain.into_iter().collect();
     attributes.sort_by(|a, b| a.0.cmp(&b.0));
     for (index, (name, value)) in attributes.iter().enumerate() {
-        if name == "pk" || name == "sk" {
+        if name == "pk" || name == "sk" || name.is_empty() {
             continue;
         }
+        let refused = check_values(&HashMap::from([(name.clone(), value.clone())])).is_err();
         // A NULL cannot be compared with `=`: check its type instead.
         let (part, operand) = match value {
             AttributeValue::Null(_) => (
                 format!("attribute_type(#a{index}, :a{index})"),
                 AttributeValue::S("NULL".into()),
+            ),
+            other if refused => (
+                format!("attribute_type(#a{index}, :a{index})"),
+                AttributeValue::S(crate::dynamo_rules::type_name(other).into()),
             ),
             other => (format!("#a{index} = :a{index}"), other.clone()),
         };
@@ -447,10 +578,7 @@ fn unchanged(
 #[async_trait]
 impl SpecStore for DynamoStore {
     async fn create_spec(&self, tenant: &TenantKey, item: &Item) -> Result<(), StoreError> {
-        let mut plain: HashMap<String, AttributeValue> = item.clone().into();
-        plain.insert("pk".into(), AttributeValue::S(tenant.pk()));
-        plain.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
-        self.put_new(plain).await
+        self.put_new(spec_item(tenant, item)?).await
     }
 
     async fn replace_spec(
@@ -459,14 +587,13 @@ impl SpecStore for DynamoStore {
         item: &Item,
         expected: &Item,
     ) -> Result<(), StoreError> {
-        let mut plain: HashMap<String, AttributeValue> = item.clone().into();
-        plain.insert("pk".into(), AttributeValue::S(tenant.pk()));
-        plain.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
+        let item = spec_item(tenant, item)?;
         let (condition, names, values) = unchanged(expected);
+        comparable(&values)?;
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(plain))
+            .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
@@ -477,12 +604,13 @@ impl SpecStore for DynamoStore {
     }
 
     async fn delete_spec(&self, tenant: &TenantKey, expected: &Item) -> Result<(), StoreError> {
+        let key = key_of(tenant.pk(), SPEC_SK.into())?;
         let (condition, names, values) = unchanged(expected);
+        comparable(&values)?;
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant.pk()))
-            .key("sk", AttributeValue::S(SPEC_SK.into()))
+            .set_key(Some(key))
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
@@ -572,16 +700,7 @@ impl SpecStore for DynamoStore {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode a response: {e}")))?;
-        item.insert("pk".into(), AttributeValue::S(idempotency_pk(scope, key)));
-        item.insert("sk".into(), AttributeValue::S(IDEMPOTENCY_SK.into()));
-        let expires_at = (chrono::Utc::now() + IDEMPOTENCY_TTL).timestamp();
-        item.insert(
-            "expires_at".into(),
-            AttributeValue::N(expires_at.to_string()),
-        );
-        self.put_new(item).await
+        self.put_new(idempotency_item(scope, key, record)?).await
     }
 }
 
@@ -605,7 +724,7 @@ const MEMBER_SK_PREFIX: &str = "M#";
 /// A member's tenant is stored under this name: `tenant_id` would put it in the tenants index.
 const MEMBER_TENANT_ATTRIBUTE: &str = "member_tenant";
 
-fn encoded<T: serde::Serialize>(
+fn encode<T: serde::Serialize>(
     value: &T,
     pk: String,
     sk: String,
@@ -628,11 +747,12 @@ fn members_pk(rollout: &str) -> String {
     format!("ROLLOUT#{rollout}")
 }
 
-fn member_item(
+/// A rollout member (its tenant under another name: no index holds members).
+pub(crate) fn member_item(
     rollout: &str,
     member: &crate::rollout::Member,
 ) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    let mut item = encoded(
+    let mut item = encode(
         member,
         members_pk(rollout),
         format!("{MEMBER_SK_PREFIX}{}", member.order),
@@ -640,7 +760,7 @@ fn member_item(
     if let Some(tenant) = item.remove("tenant_id") {
         item.insert(MEMBER_TENANT_ATTRIBUTE.into(), tenant);
     }
-    Ok(item)
+    storable(item)
 }
 
 impl DynamoStore {
@@ -710,12 +830,7 @@ impl DynamoStore {
 #[async_trait]
 impl crate::ports::TemplateStore for DynamoStore {
     async fn put_template(&self, record: &crate::ports::TemplateRecord) -> Result<(), StoreError> {
-        let item = encoded(
-            record,
-            TEMPLATES_PK.into(),
-            format!("{TEMPLATE_SK_PREFIX}{}", record.version),
-        )?;
-        self.put_new(item).await
+        self.put_new(template_item(record)?).await
     }
 
     async fn template(
@@ -771,10 +886,7 @@ impl crate::ports::TemplateStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(TEMPLATES_PK.into()))
-            .item("sk", AttributeValue::S(CURRENT_TEMPLATE_SK.into()))
-            .item("current_version", AttributeValue::S(version.into()))
-            .item("version", AttributeValue::N(next.to_string()))
+            .set_item(Some(current_template_item(version, next)?))
             .expression_attribute_names("#version", "version");
         let request = match expected {
             None => request.condition_expression("attribute_not_exists(#version)"),
@@ -793,12 +905,7 @@ impl crate::ports::TemplateStore for DynamoStore {
 #[async_trait]
 impl crate::ports::RolloutStore for DynamoStore {
     async fn create_rollout(&self, rollout: &crate::rollout::Rollout) -> Result<(), StoreError> {
-        let item = encoded(
-            rollout,
-            ROLLOUTS_PK.into(),
-            format!("{ROLLOUT_SK_PREFIX}{}", rollout.id),
-        )?;
-        self.put_new(item).await
+        self.put_new(rollout_item(rollout)?).await
     }
 
     async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError> {
@@ -822,11 +929,7 @@ impl crate::ports::RolloutStore for DynamoStore {
         rollout: &crate::rollout::Rollout,
         expected: u64,
     ) -> Result<(), StoreError> {
-        let item = encoded(
-            rollout,
-            ROLLOUTS_PK.into(),
-            format!("{ROLLOUT_SK_PREFIX}{}", rollout.id),
-        )?;
+        let item = rollout_item(rollout)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -855,9 +958,7 @@ impl crate::ports::RolloutStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(ROLLOUTS_PK.into()))
-            .item("sk", AttributeValue::S(ACTIVE_ROLLOUT_SK.into()))
-            .item("rollout_id", AttributeValue::S(id.into()))
+            .set_item(Some(active_rollout_item(id)?))
             .expression_attribute_values(":id", AttributeValue::S(id.into()));
         let request = match replacing {
             None => request.condition_expression("attribute_not_exists(pk) OR rollout_id = :id"),
@@ -879,8 +980,7 @@ impl crate::ports::RolloutStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(ROLLOUTS_PK.into()))
-            .key("sk", AttributeValue::S(ACTIVE_ROLLOUT_SK.into()))
+            .set_key(Some(key_of(ROLLOUTS_PK.into(), ACTIVE_ROLLOUT_SK.into())?))
             .condition_expression("rollout_id = :id")
             .expression_attribute_values(":id", AttributeValue::S(id.into()))
             .send()
@@ -961,10 +1061,7 @@ impl crate::ports::RolloutStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(ROLLOUTS_PK.into()))
-            .item("sk", AttributeValue::S(DRIVER_LEASE_SK.into()))
-            .item("holder", AttributeValue::S(holder.into()))
-            .item("lease_until", AttributeValue::N(until.to_string()))
+            .set_item(Some(driver_lease_item(holder, until)?))
             .condition_expression(
                 "attribute_not_exists(pk) OR holder = :holder OR lease_until < :now",
             )
@@ -981,8 +1078,7 @@ impl crate::ports::RolloutStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(ROLLOUTS_PK.into()))
-            .key("sk", AttributeValue::S(DRIVER_LEASE_SK.into()))
+            .set_key(Some(key_of(ROLLOUTS_PK.into(), DRIVER_LEASE_SK.into())?))
             .condition_expression("holder = :holder")
             .expression_attribute_values(":holder", AttributeValue::S(holder.into()))
             .send()
@@ -1011,19 +1107,41 @@ fn preview_expiry() -> AttributeValue {
     AttributeValue::N(at.timestamp().to_string())
 }
 
+/// A preview job.
+pub(crate) fn preview_item(job: &crate::rollout_preview::PreviewJob) -> Result<Row, StoreError> {
+    let mut item = encode(
+        job,
+        PREVIEWS_PK.into(),
+        format!("{PREVIEW_SK_PREFIX}{}", job.id),
+    )?;
+    item.insert("expires_at".into(), preview_expiry());
+    storable(item)
+}
+
+/// One tenant's preview (its tenant under another name: no index holds previews).
+pub(crate) fn preview_result_item(
+    id: &str,
+    result: &crate::rollout_preview::TenantPreview,
+) -> Result<Row, StoreError> {
+    let mut item = encode(
+        result,
+        preview_results_pk(id),
+        format!("{PREVIEW_RESULT_SK_PREFIX}{}", result.tenant_id),
+    )?;
+    if let Some(tenant) = item.remove("tenant_id") {
+        item.insert(MEMBER_TENANT_ATTRIBUTE.into(), tenant);
+    }
+    item.insert("expires_at".into(), preview_expiry());
+    storable(item)
+}
+
 #[async_trait]
 impl crate::ports::PreviewStore for DynamoStore {
     async fn create_preview(
         &self,
         job: &crate::rollout_preview::PreviewJob,
     ) -> Result<(), StoreError> {
-        let mut item = encoded(
-            job,
-            PREVIEWS_PK.into(),
-            format!("{PREVIEW_SK_PREFIX}{}", job.id),
-        )?;
-        item.insert("expires_at".into(), preview_expiry());
-        self.put_new(item).await
+        self.put_new(preview_item(job)?).await
     }
 
     async fn preview(
@@ -1041,12 +1159,7 @@ impl crate::ports::PreviewStore for DynamoStore {
         job: &crate::rollout_preview::PreviewJob,
         expected: u64,
     ) -> Result<(), StoreError> {
-        let mut item = encoded(
-            job,
-            PREVIEWS_PK.into(),
-            format!("{PREVIEW_SK_PREFIX}{}", job.id),
-        )?;
-        item.insert("expires_at".into(), preview_expiry());
+        let item = preview_item(job)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -1067,19 +1180,7 @@ impl crate::ports::PreviewStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let items = results
             .iter()
-            .map(|result| {
-                let mut item = encoded(
-                    result,
-                    preview_results_pk(id),
-                    format!("{PREVIEW_RESULT_SK_PREFIX}{}", result.tenant_id),
-                )?;
-                // `tenant_id` would put the item in the tenants index: stored under another name.
-                if let Some(tenant) = item.remove("tenant_id") {
-                    item.insert(MEMBER_TENANT_ATTRIBUTE.into(), tenant);
-                }
-                item.insert("expires_at".into(), preview_expiry());
-                Ok(item)
-            })
+            .map(|result| preview_result_item(id, result))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let writes = items.into_iter().map(|item| async move {
             self.client
@@ -1144,5 +1245,65 @@ impl crate::ports::PreviewStore for DynamoStore {
             .last_evaluated_key
             .and_then(|key| key.get("sk").and_then(|sk| sk.as_s().ok()).cloned());
         Ok((results, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_value_dynamodb_refuses_is_compared_by_its_type_only() {
+        let expected: Item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("TENANT#acme".into())),
+            ("sk".to_owned(), AttributeValue::S(SPEC_SK.into())),
+            (
+                "account_id".to_owned(),
+                AttributeValue::S("111111111111".into()),
+            ),
+            (
+                "config".to_owned(),
+                AttributeValue::M(HashMap::from([(
+                    String::new(),
+                    AttributeValue::N("1".repeat(39)),
+                )])),
+            ),
+            (String::new(), AttributeValue::S("unnameable".into())),
+        ])
+        .into();
+        let (condition, names, values) = unchanged(&expected);
+        assert_eq!(comparable(&values), Ok(()));
+        // Sorted by name: "" (#a0, left out), account_id (#a1), config (#a2).
+        assert!(condition.contains("#a1 = :a1"), "{condition}");
+        assert!(
+            condition.contains("attribute_type(#a2, :a2)"),
+            "{condition}"
+        );
+        assert_eq!(names["#a2"], "config");
+        assert_eq!(values[":a2"], AttributeValue::S("M".into()));
+        assert!(!names.contains_key("#a0"), "{names:?}");
+        assert!(!names.values().any(String::is_empty), "{names:?}");
+    }
+
+    #[test]
+    fn an_item_dynamodb_would_refuse_is_never_built_for_sending() {
+        let spec: Item = HashMap::from([(
+            "config".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                String::new(),
+                AttributeValue::S("x".into()),
+            )])),
+        )])
+        .into();
+        match spec_item(&TenantKey::new("acme"), &spec) {
+            Err(StoreError::Unstorable(errors)) => {
+                assert_eq!(errors[0].field, "config.\"\"");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            key_of("TENANT#".to_owned() + &"a".repeat(2048), SPEC_SK.into()),
+            Err(StoreError::Unstorable(_))
+        ));
     }
 }
