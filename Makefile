@@ -8,7 +8,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
-export MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
+export MOTO_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 CARGO ?= cargo
 
 .PHONY: help up test soak bench bench-peer venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean

@@ -34,7 +34,7 @@ fn status_of(status: &Option<Value>) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_become_stacks_change_and_go_away() -> Result<()> {
     let system = LocalSystem::start().await?;
-    let mut poller = system.poller()?;
+    let mut poller = system.poller().await?;
 
     system.put_spec(seed_row()).await?;
     system
@@ -155,7 +155,7 @@ async fn rows_become_stacks_change_and_go_away() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_before_insert_is_acted_on_leaves_no_stack() -> Result<()> {
     let system = LocalSystem::start().await?;
-    let mut poller = system.poller()?;
+    let mut poller = system.poller().await?;
     system.put_spec(seed_row()).await?;
     system.delete_spec("gs1234").await?;
     let stats = system.drain(&mut poller).await?;
@@ -168,7 +168,7 @@ async fn remove_before_insert_is_acted_on_leaves_no_stack() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reported_failure_is_retried_from_its_sequence_number() -> Result<()> {
     let system = LocalSystem::start().await?;
-    let mut poller = system.poller()?;
+    let mut poller = system.poller().await?;
     for tenant in ["alpha", "bravo", "charlie"] {
         system
             .put_spec(json!({"pk": format!("TENANT#{tenant}"), "sk": "SPEC", "tenant_id": tenant, "account_id": ACCOUNT_A}))
@@ -228,7 +228,7 @@ async fn a_reported_failure_is_retried_from_its_sequence_number() -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Result<()> {
     let system = LocalSystem::start().await?;
-    let mut poller = system.poller()?;
+    let mut poller = system.poller().await?;
     system.put_spec(seed_row()).await?;
     let calls = Mutex::new(0usize);
     let invoke = |event: Value| {
@@ -259,10 +259,11 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Resu
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tenants-stream-failures",
         "awsRegion": "us-east-1"
     }]});
+    let consumer = system.function("StreamFailuresFunction").await?;
     let response = controlplane::on_failure::handle_on_failure_records(
-        &system.plane.reconciler,
-        system.plane.stream_records.as_ref(),
-        &system.plane.stream,
+        &consumer.reconciler,
+        consumer.stream_records.as_ref(),
+        &consumer.stream,
         &sqs_event,
     )
     .await;
@@ -282,13 +283,14 @@ async fn decommission_and_the_audit_timeline_on_the_real_table() -> Result<()> {
     row["decommission_date"] = json!("2020-01-31");
     row["updated_by"] = json!("alice@example.com");
     system.put_spec(row).await?;
-    let mut poller = system.poller()?;
+    let mut poller = system.poller().await?;
     system.drain(&mut poller).await?;
     assert_eq!(status_of(&system.status("gs1234").await?), "ready");
 
     // Grace period zero: announced on the first run, removed on the next.
-    let store = system.plane.store.as_ref();
-    let reconciler = &system.plane.reconciler;
+    let decommissioning = system.function("DecommissionFunction").await?;
+    let store = decommissioning.store.as_ref();
+    let reconciler = &decommissioning.reconciler;
     let grace = std::time::Duration::ZERO;
     let first = controlplane::decommission::decommission(store, reconciler, grace, 4).await?;
     assert_eq!((first.announced, first.removed), (1, 0));
@@ -300,6 +302,8 @@ async fn decommission_and_the_audit_timeline_on_the_real_table() -> Result<()> {
     assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
 
     // The timeline, in order, read back from the table; none of it shows up as a tenant.
+    let inspector = system.inspector();
+    let store: &dyn controlplane::ports::TenantStore = &inspector;
     let tenant = TenantKey::new("gs1234");
     let (timeline, _) = store.audit_trail(&tenant, None, 100).await?;
     let lines: Vec<(&str, &str, &str)> = timeline
@@ -331,17 +335,17 @@ async fn decommission_and_the_audit_timeline_on_the_real_table() -> Result<()> {
 async fn the_scheduled_reconciler_alone_provisions_rows_whose_records_were_never_read() -> Result<()>
 {
     let system = LocalSystem::start().await?;
+    let reconciler = system.function("ReconcilerFunction").await?;
     // The stream trigger is "off": no poller runs.
     system.put_spec(seed_row()).await?;
     let report =
-        controlplane::sweep::sweep(system.plane.store.as_ref(), &system.plane.reconciler, 4)
-            .await?;
+        controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
     assert_eq!(report.tenants, 1);
     assert_eq!(status_of(&system.status("gs1234").await?), "ready");
     assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_some());
     // And a row removed while the trigger is off: the stack goes.
     system.delete_spec("gs1234").await?;
-    controlplane::sweep::sweep(system.plane.store.as_ref(), &system.plane.reconciler, 4).await?;
+    controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
     assert_eq!(status_of(&system.status("gs1234").await?), "deleted");
     assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
     Ok(())
@@ -397,7 +401,7 @@ async fn a_spec_with_a_39_digit_number_written_to_the_table_ends_failed_naming_t
     use aws_sdk_dynamodb::types::AttributeValue;
 
     let system = LocalSystem::start().await?;
-    let mut poller = system.poller()?;
+    let mut poller = system.poller().await?;
     system.put_spec(seed_row()).await?;
     // As `aws dynamodb put-item` sends it: DynamoDB's N text (a JSON number would be an f64).
     let mut item: std::collections::HashMap<String, AttributeValue> =
@@ -431,5 +435,59 @@ async fn a_spec_with_a_39_digit_number_written_to_the_table_ends_failed_naming_t
         "{reason}"
     );
     assert!(system.stack(ACCOUNT_B, "precise").await?.is_none());
+    Ok(())
+}
+
+/// The negative controls of IAM enforcement: a role without an action its function needs
+/// fails the way real AWS makes it fail, and says so on the tenant's STATUS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_get_item_the_stream_handler_cannot_provision_a_new_tenant_and_says_why()
+-> Result<()> {
+    use local::system::LocalConfig;
+    let config = LocalConfig::default().revoke("StreamHandlerFunction", "dynamodb:GetItem");
+    assert!(
+        config.enforce_iam,
+        "LOCAL_IAM=off: the negative controls need enforcement"
+    );
+    let system = integration_tests::LocalSystem::start_with(config).await?;
+    let mut poller = system.poller().await?;
+    system.put_spec(seed_row()).await?;
+    system.drain(&mut poller).await?;
+    let status = system.status("gs1234").await?;
+    assert_eq!(status_of(&status), "failed", "{status:?}");
+    let reason = status
+        .as_ref()
+        .and_then(|s| s["reason"].as_str())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("AccessDenied") && reason.contains("dynamodb:GetItem"),
+        "{reason}"
+    );
+    assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_whose_role_lacks_sts_assume_role_reaches_no_tenant_account() -> Result<()> {
+    use local::system::LocalConfig;
+    let config = LocalConfig::default().revoke("StreamHandlerFunction", "sts:AssumeRole");
+    assert!(
+        config.enforce_iam,
+        "LOCAL_IAM=off: the negative controls need enforcement"
+    );
+    let system = integration_tests::LocalSystem::start_with(config).await?;
+    let mut poller = system.poller().await?;
+    system.put_spec(seed_row()).await?;
+    system.drain(&mut poller).await?;
+    let status = system.status("gs1234").await?;
+    assert_eq!(status_of(&status), "failed", "{status:?}");
+    let reason = status
+        .as_ref()
+        .and_then(|s| s["reason"].as_str())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("AccessDenied") && reason.contains("sts:AssumeRole"),
+        "{reason}"
+    );
     Ok(())
 }

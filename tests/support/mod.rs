@@ -4,26 +4,38 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use controlplane::runtime::{ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
+use controlplane::runtime::{ControlPlane, ControlPlaneConfig};
 use controlplane::stream::handle_batch;
-use local::emulator::{Emulator, create_tenants_table, workspace_root};
+use local::emulator::{Emulator, free_port, workspace_root};
 use local::event_source::EventSourceSettings;
 use local::stream_poller::{Invocation, PollerStats, StreamPoller};
+use local::system::{Infrastructure, LocalConfig};
 use serde_json::Value;
 
 pub const REGION: &str = "us-east-1";
 pub const ROLE_NAME: &str = "TenantControlRole";
 
+/// The table, the tenant accounts and the functions' identities on a moto server of its own,
+/// IAM enforced (LOCAL_IAM=off to measure without); the stream handler wired as its Lambda
+/// function is, with its own role. Dropping it fails if any function made a call it does not
+/// declare.
 pub struct LocalSystem {
     pub emulator: Emulator,
+    pub infrastructure: Infrastructure,
+    /// The harness's configuration (an administrator: setup and inspection only).
     pub sdk: SdkConfig,
+    /// The table as the documented writer identity sees it (automation's put-item).
     pub dynamo: aws_sdk_dynamodb::Client,
     pub table: String,
     pub stream_arn: String,
-    pub plane: ControlPlane,
+    /// The stream handler.
+    pub plane: Arc<ControlPlane>,
+    plane_config: ControlPlaneConfig,
 }
 
 /// The stream event settings of the stream handler, as deployed.
@@ -37,34 +49,64 @@ pub fn deployed_event_source() -> Result<EventSourceSettings> {
 
 impl LocalSystem {
     pub async fn start() -> Result<Self> {
-        let emulator = Emulator::start().await.context("starting moto server")?;
-        let sdk = emulator.sdk_config(REGION).await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let table = "tenants".to_owned();
-        let stream_arn = create_tenants_table(&dynamo, &table).await?;
-        let mut config = ControlPlaneConfig::new(
-            &table,
-            ROLE_NAME,
-            ExternalIdKeySource::Inline("local-test-key".into()),
-            REGION,
-        );
-        // moto does not implement UpdateTerminationProtection (the fake covers that path).
-        // moto finishes every operation at once: nothing is ever in flight (no re-check queue).
-        config.termination_protection = false;
-        let plane = ControlPlane::build(&sdk, &config).await?;
+        Self::start_with(LocalConfig::default()).await
+    }
+
+    /// On `config` (its port is replaced by a free one).
+    pub async fn start_with(config: LocalConfig) -> Result<Self> {
+        let config = LocalConfig {
+            aws_port: free_port()?,
+            ..config
+        };
+        let emulator = Emulator::start_on(config.aws_port)
+            .await
+            .context("starting moto server")?;
+        let infrastructure = Infrastructure::create(&emulator, &config).await?;
+        let mut plane_config = infrastructure.plane_config(&config);
+        // moto finishes every operation at once: nothing is ever in flight (no re-check queue),
+        // and no test here reads lifecycle events.
+        plane_config.recheck_queue_url = None;
+        plane_config.lifecycle_topic_arn = None;
+        let plane = infrastructure
+            .control_plane("StreamHandlerFunction", &plane_config)
+            .await?;
         Ok(Self {
+            sdk: infrastructure.sdk.clone(),
+            dynamo: aws_sdk_dynamodb::Client::new(&infrastructure.identities.writer_sdk().await),
+            table: config.table.clone(),
+            stream_arn: infrastructure.stream_arn.clone(),
             emulator,
-            sdk,
-            dynamo,
-            table,
-            stream_arn,
+            infrastructure,
             plane,
+            plane_config,
         })
     }
 
-    pub fn poller(&self) -> Result<StreamPoller> {
+    /// Another function of template.yaml (`ReconcilerFunction`, ...), with its own role.
+    pub async fn function(&self, function: &str) -> Result<Arc<ControlPlane>> {
+        Ok(self
+            .infrastructure
+            .control_plane(function, &self.plane_config)
+            .await?)
+    }
+
+    /// The table as the harness reads it (inspection).
+    pub fn inspector(&self) -> controlplane::aws::dynamodb::DynamoStore {
+        controlplane::aws::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.table,
+        )
+    }
+
+    /// The stream handler's event source mapping (it reads the stream with the function's role).
+    pub async fn poller(&self) -> Result<StreamPoller> {
+        let source = self
+            .infrastructure
+            .identities
+            .event_source_sdk("StreamHandlerFunction")
+            .await?;
         Ok(StreamPoller::new(
-            aws_sdk_dynamodbstreams_client(&self.sdk),
+            aws_sdk_dynamodbstreams_client(&source),
             &self.stream_arn,
             REGION,
             deployed_event_source()?,
@@ -158,6 +200,15 @@ impl LocalSystem {
                 Ok(None)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Drop for LocalSystem {
+    fn drop(&mut self) {
+        let undeclared = self.infrastructure.identities.violations.list();
+        if !undeclared.is_empty() && !std::thread::panicking() {
+            panic!("functions made AWS calls they do not declare: {undeclared:?}");
         }
     }
 }

@@ -339,10 +339,18 @@ impl MetricsJob {
             "STUCK_AFTER_MINUTES",
             metrics::DEFAULT_STUCK_AFTER.as_secs() / 60,
         )?;
-        Ok(Self {
-            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
-            stuck_after: Duration::from_secs(minutes.saturating_mul(60)),
-        })
+        Ok(Self::for_table(
+            &sdk,
+            table,
+            Duration::from_secs(minutes.saturating_mul(60)),
+        ))
+    }
+
+    pub fn for_table(sdk: &SdkConfig, table: impl Into<String>, stuck_after: Duration) -> Self {
+        Self {
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+            stuck_after,
+        }
     }
 }
 
@@ -401,6 +409,17 @@ impl ApiConfig {
             }),
             default_region,
         })
+    }
+}
+
+impl ApiConfig {
+    /// Previews queued on `queue_url` (the preview function's queue).
+    pub fn with_preview_queue(mut self, sdk: &SdkConfig, queue_url: impl Into<String>) -> Self {
+        self.preview_queue = Some(Arc::new(SqsPreviewQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            queue_url,
+        )));
+        self
     }
 }
 

@@ -83,7 +83,10 @@ pub struct Role {
     pub logical_id: String,
     pub name: String,
     pub trust: Vec<Statement>,
+    /// Every statement of its policies.
     pub statements: Vec<Statement>,
+    /// Its inline policies by name, with their statements.
+    pub policies: Vec<(String, Vec<Statement>)>,
 }
 
 fn text_of(value: &Value) -> Option<&str> {
@@ -396,24 +399,89 @@ impl Declared {
         })
     }
 
-    /// Every `AWS::IAM::Role`, with the `AWS::IAM::RolePolicy` resources that name it.
+    /// Whether the template's condition `name` holds in this deployment (`!Equals`, `!Not`,
+    /// `!And`, `!Or` over parameters).
+    pub fn condition(&self, name: &str) -> Result<bool, DeclaredError> {
+        let condition = self
+            .document
+            .get("Conditions")
+            .and_then(|c| c.get(name))
+            .ok_or_else(|| error(name, "no such condition"))?;
+        self.evaluate(condition, name)
+    }
+
+    fn evaluate(&self, value: &Value, at: &str) -> Result<bool, DeclaredError> {
+        let Value::Tagged(tagged) = value else {
+            return Err(error(
+                at,
+                "a condition is !Equals, !Not, !And, !Or or !Condition",
+            ));
+        };
+        let items = list(Some(&tagged.value));
+        match tagged.tag.to_string().as_str() {
+            "!Equals" if items.len() == 2 => {
+                Ok(self.resolve_text(items[0], at)? == self.resolve_text(items[1], at)?)
+            }
+            "!Not" if items.len() == 1 => Ok(!self.evaluate(items[0], at)?),
+            "!And" => items
+                .into_iter()
+                .try_fold(true, |all, c| Ok(all && self.evaluate(c, at)?)),
+            "!Or" => items
+                .into_iter()
+                .try_fold(false, |any, c| Ok(any || self.evaluate(c, at)?)),
+            "!Condition" => self.condition(text_of(&tagged.value).unwrap_or_default()),
+            other => Err(error(at, format!("{other} is not evaluated locally"))),
+        }
+    }
+
+    /// Whether the resource is created in this deployment (its `Condition`, if any, holds).
+    pub fn is_created(&self, logical_id: &str) -> Result<bool, DeclaredError> {
+        match self
+            .resource(logical_id)
+            .and_then(|r| r.get("Condition"))
+            .and_then(Value::as_str)
+        {
+            None => Ok(true),
+            Some(condition) => self.condition(condition),
+        }
+    }
+
+    /// Every `AWS::IAM::Role` created in this deployment, with the `AWS::IAM::RolePolicy`
+    /// resources that name it.
     pub fn roles(&self) -> Result<Vec<Role>, DeclaredError> {
         let mut roles = Vec::new();
         for id in self.of_type("AWS::IAM::Role") {
+            if !self.is_created(id)? {
+                continue;
+            }
             let properties = self.resource(id).and_then(|r| r.get("Properties"));
-            let mut statements = Vec::new();
+            let mut policies = Vec::new();
             for policy in list(properties.and_then(|p| p.get("Policies"))) {
-                statements.extend(self.statements_of(policy.get("PolicyDocument"), id)?);
+                let name = policy
+                    .get("PolicyName")
+                    .map(|n| self.resolve_text(n, id))
+                    .transpose()?
+                    .unwrap_or_default();
+                policies.push((name, self.statements_of(policy.get("PolicyDocument"), id)?));
             }
             for attached in self.of_type("AWS::IAM::RolePolicy") {
+                if !self.is_created(attached)? {
+                    continue;
+                }
                 let policy = self.resource(attached).and_then(|r| r.get("Properties"));
                 let names_role = policy
                     .and_then(|p| p.get("RoleName"))
                     .is_some_and(|r| matches!(r, Value::Tagged(t) if t.value.as_str() == Some(id)));
                 if names_role {
-                    statements.extend(
+                    let name = policy
+                        .and_then(|p| p.get("PolicyName"))
+                        .map(|n| self.resolve_text(n, attached))
+                        .transpose()?
+                        .unwrap_or_default();
+                    policies.push((
+                        name,
                         self.statements_of(policy.and_then(|p| p.get("PolicyDocument")), attached)?,
-                    );
+                    ));
                 }
             }
             roles.push(Role {
@@ -423,7 +491,8 @@ impl Declared {
                     properties.and_then(|p| p.get("AssumeRolePolicyDocument")),
                     &format!("{id}.trust"),
                 )?,
-                statements,
+                statements: policies.iter().flat_map(|(_, s)| s.clone()).collect(),
+                policies,
             });
         }
         Ok(roles)

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
-    #[error("moto server is not installed at {0} (run `make venv`, or set MOTO_SERVER)")]
+    #[error("moto server's Python is not installed at {0} (run `make venv`, or set MOTO_PYTHON)")]
     NotInstalled(String),
     #[error("cannot start moto server: {0}")]
     Spawn(String),
@@ -36,11 +36,16 @@ pub fn workspace_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-/// `MOTO_SERVER`, else the project venv's `moto_server`.
-pub fn moto_server_path() -> PathBuf {
-    std::env::var_os("MOTO_SERVER")
+/// `MOTO_PYTHON`, else the project venv's Python: it runs moto server (`moto_server.py`).
+pub fn moto_python() -> PathBuf {
+    std::env::var_os("MOTO_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"))
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
+/// moto server as the local system runs it (see the script's own words for what it changes).
+pub fn moto_server_script() -> PathBuf {
+    workspace_root().join("crates/local/moto_server.py")
 }
 
 /// A free loopback port, chosen by the OS.
@@ -85,12 +90,14 @@ impl Emulator {
     }
 
     pub async fn start_on(port: u16) -> Result<Self, EmulatorError> {
-        let binary = moto_server_path();
-        if !binary.exists() {
-            return Err(EmulatorError::NotInstalled(binary.display().to_string()));
+        let python = moto_python();
+        if !python.exists() {
+            return Err(EmulatorError::NotInstalled(python.display().to_string()));
         }
-        let (child, log) = spawn_moto(Command::new(&binary), port, "moto")
-            .map_err(|e| EmulatorError::Spawn(format!("{}: {e}", binary.display())))?;
+        let mut command = Command::new(&python);
+        command.arg(moto_server_script());
+        let (child, log) = spawn_moto(command, port, "moto")
+            .map_err(|e| EmulatorError::Spawn(format!("{}: {e}", python.display())))?;
         let emulator = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),

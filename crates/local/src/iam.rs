@@ -73,56 +73,6 @@ fn statements_actions<'a>(
         .collect()
 }
 
-/// A template with every IAM role's inline statements widened as [`widened`] does (the
-/// tenant-account bootstrap, deployed in moto by its owner).
-pub fn widen_template_roles(template: &str) -> Result<String, EmulatorError> {
-    use serde_yaml_ng::Value as Yaml;
-    let mut document: Yaml =
-        serde_yaml_ng::from_str(template).map_err(|e| failed("the bootstrap template", e))?;
-    let resources = document
-        .get_mut("Resources")
-        .and_then(Yaml::as_mapping_mut)
-        .ok_or_else(|| failed("the bootstrap template", "no Resources"))?;
-    for (_, resource) in resources.iter_mut() {
-        let is_role = resource.get("Type").and_then(Yaml::as_str) == Some("AWS::IAM::Role");
-        let Some(policies) = resource
-            .get_mut("Properties")
-            .and_then(|p| p.get_mut("Policies"))
-            .and_then(Yaml::as_sequence_mut)
-            .filter(|_| is_role)
-        else {
-            continue;
-        };
-        for policy in policies {
-            let Some(statements) = policy
-                .get_mut("PolicyDocument")
-                .and_then(|d| d.get_mut("Statement"))
-                .and_then(Yaml::as_sequence_mut)
-            else {
-                continue;
-            };
-            for statement in statements {
-                let actions: Vec<String> = match statement.get("Action") {
-                    Some(Yaml::Sequence(items)) => items
-                        .iter()
-                        .filter_map(|a| a.as_str().map(str::to_owned))
-                        .collect(),
-                    Some(Yaml::String(one)) => vec![one.clone()],
-                    _ => Vec::new(),
-                };
-                if actions
-                    .iter()
-                    .all(|a| !RESOURCES_MATCHED.contains(&service_of(a)))
-                    && let Some(map) = statement.as_mapping_mut()
-                {
-                    map.insert(Yaml::from("Resource"), Yaml::from("*"));
-                }
-            }
-        }
-    }
-    serde_yaml_ng::to_string(&document).map_err(|e| failed("the bootstrap template", e))
-}
-
 /// An identity's access key, as moto issued it.
 #[derive(Clone)]
 pub struct AccessKey {

@@ -49,7 +49,7 @@ impl SqsPoller {
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
+            .map_err(|e| controlplane::aws::AwsFailure::from_sdk(&e).message)?;
         let messages = output.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(0);

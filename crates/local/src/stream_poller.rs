@@ -117,7 +117,7 @@ impl StreamPoller {
             .stream_arn(&self.stream_arn)
             .send()
             .await
-            .map_err(|e| self.error(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| self.error(controlplane::aws::AwsFailure::from_sdk(&e).message))?;
         let shards: Vec<String> = description
             .stream_description()
             .map(|d| {
@@ -163,7 +163,7 @@ impl StreamPoller {
         let iterator = request
             .send()
             .await
-            .map_err(|e| self.error(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?
+            .map_err(|e| self.error(controlplane::aws::AwsFailure::from_sdk(&e).message))?
             .shard_iterator
             .ok_or_else(|| self.error("GetShardIterator returned no iterator"))?;
         let output = self
@@ -174,7 +174,7 @@ impl StreamPoller {
             .limit(self.settings.batch_size.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(|e| self.error(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| self.error(controlplane::aws::AwsFailure::from_sdk(&e).message))?;
         let records = output.records.unwrap_or_default();
         let Some(last) = records
             .last()

@@ -181,10 +181,12 @@ impl HttpConnector for StrictConnector {
         let inner = self.inner.clone();
         HttpConnectorFuture::new(async move {
             let mut response = inner.call(request).await?;
-            if !(json && response.status().as_u16() == 403) {
+            if response.status().as_u16() != 403 {
                 return Ok(response);
             }
-            // moto's denial of a JSON-protocol call: the error AWS sends instead.
+            // moto's denial: the error AWS sends instead (a JSON `AccessDeniedException`; for
+            // query protocols AWS's `<ErrorResponse><Error>` shape, which moto's extra
+            // `<Errors>` level keeps the SDK from reading).
             let body = response.take_body();
             let bytes = body
                 .collect()
@@ -193,8 +195,11 @@ impl HttpConnector for StrictConnector {
                 .unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes);
             Ok(match xml_error(&text) {
-                Some((code, message)) if code == "AccessDenied" => {
+                Some((code, message)) if code == "AccessDenied" && json => {
                     error_response(true, 400, "AccessDeniedException", &message)
+                }
+                Some((code, message)) if code == "AccessDenied" => {
+                    error_response(false, 403, "AccessDenied", &message)
                 }
                 _ => {
                     *response.body_mut() = SdkBody::from(bytes);

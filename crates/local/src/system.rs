@@ -2,7 +2,7 @@
 //! queues as template.yaml declares them, tenant accounts bootstrapped as a tenant would, the
 //! stream handler behind the Lambda-faithful poller, and `GET /health` on the API port.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,8 +19,10 @@ use controlplane::completion::handle_rechecks;
 use controlplane::decommission::decommission;
 use controlplane::on_failure::handle_on_failure_records;
 use controlplane::rollout_driver::RolloutDriver;
+use controlplane::rollout_preview::handle_preview_messages;
 use controlplane::runtime::{
-    ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource, rollout_driver,
+    ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource, MetricsJob,
+    PreviewWorker, rollout_driver,
 };
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
@@ -28,16 +30,17 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::declared::{Declared, Deployment};
 use crate::emulator::{Emulator, EmulatorError, create_tenants_table, workspace_root};
 use crate::event_source::{EventSourceError, EventSourceSettings};
+use crate::iam::{IamPlan, Identities, widened};
 use crate::sqs_poller::SqsPoller;
 use crate::stream_poller::{Invocation, PollError, StreamPoller};
 
 pub const BOOTSTRAP_TEMPLATE: &str =
     include_str!("../../../templates/tenant-account-bootstrap.yaml");
 pub const BOOTSTRAP_STACK: &str = "tenant-control-plane-access";
-/// The account moto gives requests made with plain (non-assumed) credentials.
-pub const CONTROL_PLANE_ACCOUNT: &str = "123456789012";
+pub use crate::iam::{CONTROL_PLANE_ACCOUNT, LOCAL_STACK_NAME};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -72,7 +75,7 @@ pub struct LocalConfig {
     pub role_name: String,
     /// Local accounts bootstrapped as tenant accounts.
     pub tenant_accounts: Vec<String>,
-    /// The ExternalId key (locally a fixed, documented value; deployed, an SSM SecureString).
+    /// The ExternalId key (locally a fixed, documented value), kept in SSM as deployed.
     pub external_id_key: String,
     pub poll_interval: Duration,
     /// How often the scheduled reconciler runs locally (deployed: every 5 minutes).
@@ -83,6 +86,16 @@ pub struct LocalConfig {
     pub decommission_grace: Duration,
     /// How often the rollout driver steps the active rollout (deployed: every 5 s).
     pub rollout_interval: Duration,
+    /// LOCAL_IAM (default on; `off` to measure without): moto checks every call against the
+    /// caller's IAM policies, as AWS does.
+    pub enforce_iam: bool,
+    /// Actions taken out of a function's role, by function logical id (negative controls).
+    pub revoked: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Whether LOCAL_IAM leaves IAM enforcement on (anything but `off`).
+pub fn iam_enforced_by_env() -> bool {
+    std::env::var("LOCAL_IAM").map_or(true, |v| v != "off")
 }
 
 impl LocalConfig {
@@ -100,6 +113,54 @@ impl LocalConfig {
             api_port: port("LOCAL_API_PORT", 3000)?,
             ..Self::default()
         })
+    }
+
+    /// Takes `action` out of `function`'s role (a negative control).
+    pub fn revoke(mut self, function: &str, action: &str) -> Self {
+        self.revoked
+            .entry(function.to_owned())
+            .or_default()
+            .insert(action.to_owned());
+        self
+    }
+
+    /// template.yaml as the local system deploys it: its stack name, table, queues and topic.
+    pub fn declared(&self, stream_arn: Option<&str>) -> Result<Declared, LocalError> {
+        let template = std::fs::read_to_string(workspace_root().join("template.yaml"))
+            .map_err(|e| setup("reading template.yaml", e))?;
+        let mut deployment = Deployment::new(&self.region, CONTROL_PLANE_ACCOUNT, LOCAL_STACK_NAME);
+        deployment
+            .parameters
+            .insert("TableName".into(), self.table.clone());
+        deployment
+            .parameters
+            .insert("TenantRoleName".into(), self.role_name.clone());
+        deployment
+            .parameters
+            .insert("JwtIssuer".into(), "http://127.0.0.1/local".into());
+        for (resource, name) in self.resource_names() {
+            deployment.names.insert(resource.into(), name);
+        }
+        if let Some(stream_arn) = stream_arn {
+            deployment
+                .attributes
+                .insert("TenantsTable.StreamArn".into(), stream_arn.to_owned());
+        }
+        Declared::parse(&template, deployment).map_err(|e| setup("template.yaml", e))
+    }
+
+    /// The names of the resources the local system creates, by logical id.
+    fn resource_names(&self) -> [(&'static str, String); 5] {
+        [
+            ("TenantsTable", self.table.clone()),
+            (
+                "StreamFailureQueue",
+                format!("{}-stream-failures", self.table),
+            ),
+            ("RecheckQueue", format!("{}-rechecks", self.table)),
+            ("PreviewQueue", format!("{}-previews", self.table)),
+            ("LifecycleTopic", format!("{}-lifecycle", self.table)),
+        ]
     }
 }
 
@@ -123,25 +184,147 @@ impl Default for LocalConfig {
             decommission_interval: Duration::from_secs(30),
             decommission_grace: Duration::from_secs(120),
             rollout_interval: Duration::from_secs(2),
+            enforce_iam: iam_enforced_by_env(),
+            revoked: BTreeMap::new(),
         }
     }
 }
 
-/// A running local system; `shutdown` (or drop) stops everything it started.
+/// The SSM parameter the local ExternalId key is kept in (template.yaml's default).
+pub const EXTERNAL_ID_KEY_PARAMETER: &str = "/tenant-control-plane/external-id-key";
+
+/// What the control plane's account holds before any function runs, created while moto still
+/// accepts unauthenticated calls: the table, queues and topic as template.yaml declares them,
+/// the ExternalId key in SSM, the tenant accounts bootstrapped by their owners, and the
+/// identities (one role per function, the writer, the harness). IAM is then enforced.
+pub struct Infrastructure {
+    pub identities: Identities,
+    /// The harness's configuration (an administrator: setup and inspection only).
+    pub sdk: SdkConfig,
+    pub stream_arn: String,
+    pub failure_queue_url: String,
+    pub recheck_queue_url: String,
+    pub preview_queue_url: String,
+    pub lifecycle_topic_arn: String,
+}
+
+impl Infrastructure {
+    pub async fn create(emulator: &Emulator, config: &LocalConfig) -> Result<Self, LocalError> {
+        let admin = emulator.sdk_config(&config.region).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&admin);
+        let stream_arn = create_tenants_table(&dynamo, &config.table).await?;
+        let names: BTreeMap<&str, String> = config.resource_names().into_iter().collect();
+        let sqs = aws_sdk_sqs::Client::new(&admin);
+        let failure_queue_url = create_queue(&sqs, &names["StreamFailureQueue"]).await?;
+        // The completion loop's queue: operations in flight are re-checked through it.
+        let recheck_queue_url = create_queue(&sqs, &names["RecheckQueue"]).await?;
+        let preview_queue_url = create_queue(&sqs, &names["PreviewQueue"]).await?;
+        let lifecycle_topic_arn = aws_sdk_sns::Client::new(&admin)
+            .create_topic()
+            .name(&names["LifecycleTopic"])
+            .send()
+            .await
+            .map_err(|e| {
+                setup(
+                    "creating the lifecycle topic",
+                    aws_sdk_sns::error::DisplayErrorContext(&e),
+                )
+            })?
+            .topic_arn
+            .unwrap_or_default();
+        aws_sdk_ssm::Client::new(&admin)
+            .put_parameter()
+            .name(EXTERNAL_ID_KEY_PARAMETER)
+            .value(&config.external_id_key)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .map_err(|e| {
+                setup(
+                    "keeping the ExternalId key in SSM",
+                    aws_sdk_ssm::error::DisplayErrorContext(&e),
+                )
+            })?;
+        let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
+        for account in &config.tenant_accounts {
+            bootstrap_tenant_account(&admin, account, &external_ids, &config.role_name).await?;
+        }
+        let declared = config.declared(Some(&stream_arn))?;
+        let mut identities = Identities::create(
+            &admin,
+            IamPlan {
+                declared: &declared,
+                revoked: &config.revoked,
+            },
+        )
+        .await?;
+        if config.enforce_iam {
+            identities.enforce().await?;
+        }
+        let sdk = identities.harness_sdk().await;
+        Ok(Self {
+            identities,
+            sdk,
+            stream_arn,
+            failure_queue_url,
+            recheck_queue_url,
+            preview_queue_url,
+            lifecycle_topic_arn,
+        })
+    }
+
+    /// The control plane's settings as its reconciling functions get them locally.
+    pub fn plane_config(&self, config: &LocalConfig) -> ControlPlaneConfig {
+        let mut plane_config = ControlPlaneConfig::new(
+            &config.table,
+            &config.role_name,
+            ExternalIdKeySource::SsmParameter(EXTERNAL_ID_KEY_PARAMETER.into()),
+            &config.region,
+        );
+        // moto does not implement UpdateTerminationProtection.
+        plane_config.termination_protection = false;
+        plane_config.recheck_queue_url = Some(self.recheck_queue_url.clone());
+        plane_config.lifecycle_topic_arn = Some(self.lifecycle_topic_arn.clone());
+        plane_config.decommission_grace = config.decommission_grace;
+        plane_config
+    }
+
+    /// A function of template.yaml wired as its Lambda main wires it, with its own role.
+    pub async fn control_plane(
+        &self,
+        function: &str,
+        config: &ControlPlaneConfig,
+    ) -> Result<Arc<ControlPlane>, LocalError> {
+        let sdk = self.identities.function_sdk(function).await?;
+        Ok(Arc::new(ControlPlane::build(&sdk, config).await?))
+    }
+}
+
+/// A running local system; `shutdown` (or drop) stops everything it started. Dropping it
+/// fails (panics) if any function made a call it does not declare.
 pub struct RunningSystem {
     pub emulator: Emulator,
+    /// The harness's configuration: an administrator, for setup and inspection (no function
+    /// runs with it).
     pub sdk: SdkConfig,
+    pub identities: Identities,
     pub config: LocalConfig,
+    /// The stream handler, as its function runs it.
     pub plane: Arc<ControlPlane>,
     /// The rollout driver the system runs (tests step or inspect rollouts through it).
     pub rollouts: Arc<RolloutDriver>,
+    /// The metrics job's view of the table (its own role).
+    pub metrics: Arc<MetricsJob>,
     pub stream_arn: String,
     pub failure_queue_url: String,
+    pub preview_queue_url: String,
     /// The lifecycle events topic, as template.yaml declares it.
     pub lifecycle_topic_arn: String,
     pub api_addr: SocketAddr,
     /// Mints the bearer tokens the local API accepts (as admin, or as one tenant).
     pub tokens: LocalTokens,
+    /// What each background function last met (`/health`).
+    pub health: Health,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -158,9 +341,15 @@ impl RunningSystem {
             )
         })?;
         let api_addr = listener.local_addr().map_err(|e| setup("api address", e))?;
+        let health = Health::default();
         let serving = Router::new()
-            .fallback(serve_when_ready)
-            .with_state(api_router.clone());
+            .route("/health", axum::routing::get(health_report))
+            .with_state(health.clone())
+            .fallback_service(
+                Router::new()
+                    .fallback(serve_when_ready)
+                    .with_state(api_router.clone()),
+            );
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, serving).await {
                 warn!(error = %e, "API server stopped");
@@ -168,54 +357,23 @@ impl RunningSystem {
         })];
 
         let emulator = Emulator::start_on(config.aws_port).await?;
-        let sdk = emulator.sdk_config(&config.region).await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let stream_arn = create_tenants_table(&dynamo, &config.table).await?;
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let failure_queue_url =
-            create_queue(&sqs, &format!("{}-stream-failures", config.table)).await?;
-        // The completion loop's queue: operations in flight are re-checked through it.
-        let recheck_queue_url = create_queue(&sqs, &format!("{}-rechecks", config.table)).await?;
-        let lifecycle_topic_arn = aws_sdk_sns::Client::new(&sdk)
-            .create_topic()
-            .name(format!("{}-lifecycle", config.table))
-            .send()
-            .await
-            .map_err(|e| {
-                setup(
-                    "creating the lifecycle topic",
-                    aws_sdk_sns::error::DisplayErrorContext(&e),
-                )
-            })?
-            .topic_arn
-            .unwrap_or_default();
+        let infrastructure = Infrastructure::create(&emulator, &config).await?;
+        let identities = &infrastructure.identities;
+        let plane_config = infrastructure.plane_config(&config);
+        let plane = infrastructure
+            .control_plane("StreamHandlerFunction", &plane_config)
+            .await?;
 
-        let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
-        for account in &config.tenant_accounts {
-            bootstrap_tenant_account(&sdk, account, &external_ids, &config.role_name).await?;
-        }
-
-        let mut plane_config = ControlPlaneConfig::new(
-            &config.table,
-            &config.role_name,
-            ExternalIdKeySource::Inline(config.external_id_key.clone()),
-            &config.region,
-        );
-        // moto does not implement UpdateTerminationProtection.
-        plane_config.termination_protection = false;
-        plane_config.recheck_queue_url = Some(recheck_queue_url.clone());
-        plane_config.lifecycle_topic_arn = Some(lifecycle_topic_arn.clone());
-        plane_config.decommission_grace = config.decommission_grace;
-        let plane = Arc::new(ControlPlane::build(&sdk, &plane_config).await?);
-
+        // The event source mappings poll and send with their function's role.
+        let stream_source = identities.event_source_sdk("StreamHandlerFunction").await?;
         let event_source = EventSourceSettings::from_template_file(
             &workspace_root().join("template.yaml"),
             "StreamHandlerFunction",
             "SpecChanges",
         )?;
         let poller = StreamPoller::new(
-            aws_sdk_dynamodbstreams::Client::new(&sdk),
-            &stream_arn,
+            aws_sdk_dynamodbstreams::Client::new(&stream_source),
+            &infrastructure.stream_arn,
             &config.region,
             event_source,
         )
@@ -223,33 +381,52 @@ impl RunningSystem {
         tasks.push(tokio::spawn(run_poller(
             poller,
             plane.clone(),
-            aws_sdk_sqs::Client::new(&sdk),
-            failure_queue_url.clone(),
+            aws_sdk_sqs::Client::new(&stream_source),
+            infrastructure.failure_queue_url.clone(),
             config.poll_interval,
+            health.clone(),
         )));
 
-        let recheck_arn = format!(
-            "arn:aws:sqs:{}:{CONTROL_PLANE_ACCOUNT}:{}-rechecks",
-            config.region, config.table
-        );
-        let completion = plane.clone();
+        let queue_arn = |queue: &str| {
+            format!(
+                "arn:aws:sqs:{}:{CONTROL_PLANE_ACCOUNT}:{}-{queue}",
+                config.region, config.table
+            )
+        };
+        let completion = infrastructure
+            .control_plane("CompletionFunction", &plane_config)
+            .await?;
         tasks.push(tokio::spawn(run_sqs_function(
-            SqsPoller::new(sqs.clone(), &recheck_queue_url, recheck_arn, &config.region),
+            SqsPoller::new(
+                aws_sdk_sqs::Client::new(&identities.event_source_sdk("CompletionFunction").await?),
+                &infrastructure.recheck_queue_url,
+                queue_arn("rechecks"),
+                &config.region,
+            ),
             "rechecks",
+            health.clone(),
             move |event: Value| {
                 let plane = completion.clone();
                 async move { handle_rechecks(&plane.reconciler, &plane.stream, &event).await }
             },
         )));
 
-        let failure_arn = format!(
-            "arn:aws:sqs:{}:{CONTROL_PLANE_ACCOUNT}:{}-stream-failures",
-            config.region, config.table
-        );
-        let consumer = plane.clone();
+        let consumer = infrastructure
+            .control_plane("StreamFailuresFunction", &plane_config)
+            .await?;
         tasks.push(tokio::spawn(run_sqs_function(
-            SqsPoller::new(sqs.clone(), &failure_queue_url, failure_arn, &config.region),
+            SqsPoller::new(
+                aws_sdk_sqs::Client::new(
+                    &identities
+                        .event_source_sdk("StreamFailuresFunction")
+                        .await?,
+                ),
+                &infrastructure.failure_queue_url,
+                queue_arn("stream-failures"),
+                &config.region,
+            ),
             "stream-failures",
+            health.clone(),
             move |event: Value| {
                 let plane = consumer.clone();
                 async move {
@@ -264,46 +441,103 @@ impl RunningSystem {
             },
         )));
 
+        let preview = Arc::new(
+            PreviewWorker::build(
+                &identities.function_sdk("PreviewFunction").await?,
+                &plane_config,
+                &infrastructure.preview_queue_url,
+            )
+            .await?,
+        );
+        tasks.push(tokio::spawn(run_sqs_function(
+            SqsPoller::new(
+                aws_sdk_sqs::Client::new(&identities.event_source_sdk("PreviewFunction").await?),
+                &infrastructure.preview_queue_url,
+                queue_arn("previews"),
+                &config.region,
+            ),
+            "previews",
+            health.clone(),
+            move |event: Value| {
+                let preview = preview.clone();
+                async move {
+                    // Deployed, a run has the function's 15 minutes; locally a few seconds,
+                    // so a long preview shows its rounds.
+                    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+                    handle_preview_messages(&preview.runner, preview.queue.as_ref(), &event, until)
+                        .await
+                }
+            },
+        )));
+
         tasks.push(tokio::spawn(run_sweeps(
-            plane.clone(),
+            infrastructure
+                .control_plane("ReconcilerFunction", &plane_config)
+                .await?,
             config.sweep_interval,
+            health.clone(),
         )));
         tasks.push(tokio::spawn(run_decommission(
-            plane.clone(),
+            infrastructure
+                .control_plane("DecommissionFunction", &plane_config)
+                .await?,
             config.decommission_interval,
+            health.clone(),
         )));
         let rollouts = Arc::new(
-            rollout_driver(&sdk, &config.table, &recheck_queue_url)
-                .map_err(|e| setup("the rollout driver", e))?,
+            rollout_driver(
+                &identities.function_sdk("RolloutFunction").await?,
+                &config.table,
+                &infrastructure.recheck_queue_url,
+            )
+            .map_err(|e| setup("the rollout driver", e))?,
         );
         tasks.push(tokio::spawn(run_rollouts(
             rollouts.clone(),
             config.rollout_interval,
         )));
+        let metrics = Arc::new(MetricsJob::for_table(
+            &identities.function_sdk("MetricsFunction").await?,
+            &config.table,
+            controlplane::metrics::DEFAULT_STUCK_AFTER,
+        ));
 
         let tokens = LocalTokens::new(config.api_token_key.as_bytes().to_vec());
         // The same wiring as the deployed API function.
+        let api_sdk = identities.function_sdk("ApiFunction").await?;
         let api = api::router(ApiState::from(
-            ApiConfig::for_table(&sdk, &config.table).map_err(|e| setup("the API", e))?,
+            ApiConfig::for_table(&api_sdk, &config.table)
+                .map_err(|e| setup("the API", e))?
+                .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url),
         ));
         let _ = api_router.set(with_local_tokens(api, tokens.clone()));
         Ok(Self {
             emulator,
-            sdk,
+            sdk: infrastructure.sdk.clone(),
+            identities: infrastructure.identities.clone(),
             config,
             plane,
             rollouts,
-            stream_arn,
-            failure_queue_url,
-            lifecycle_topic_arn,
+            metrics,
+            stream_arn: infrastructure.stream_arn.clone(),
+            failure_queue_url: infrastructure.failure_queue_url.clone(),
+            preview_queue_url: infrastructure.preview_queue_url.clone(),
+            lifecycle_topic_arn: infrastructure.lifecycle_topic_arn.clone(),
             api_addr,
             tokens,
+            health,
             tasks,
         })
     }
 
+    /// The table as the harness sees it (setup and inspection).
     pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    /// The table as the documented writer identity sees it (automation's put-item).
+    pub async fn writer_dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.identities.writer_sdk().await)
     }
 
     /// Every STATUS row, by tenant id.
@@ -363,7 +597,61 @@ impl Drop for RunningSystem {
         for task in &self.tasks {
             task.abort();
         }
+        let undeclared = self.identities.violations.list();
+        if !undeclared.is_empty() && !std::thread::panicking() {
+            panic!(
+                "functions made AWS calls they do not declare (controlplane::runtime::\
+                 FUNCTION_CALLS): {undeclared:?}"
+            );
+        }
     }
+}
+
+/// What each background function of the local system last met: it logs an error it cannot
+/// get past and goes on, and `/health` says so.
+#[derive(Clone, Default)]
+pub struct Health(Arc<std::sync::Mutex<BTreeMap<&'static str, Option<(String, String)>>>>);
+
+impl Health {
+    /// `component`'s last attempt failed with `error`.
+    pub fn failed(&self, component: &'static str, error: &str) {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(component, Some((error.to_owned(), at)));
+    }
+
+    /// `component`'s last attempt succeeded.
+    pub fn ok(&self, component: &'static str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(component, None);
+    }
+
+    /// `{"status": "ok" | "degraded", "components": {name: {"status", "error", "since"}}}`.
+    pub fn report(&self) -> Value {
+        let components = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let degraded = components.values().any(Option::is_some);
+        let detail: serde_json::Map<String, Value> = components
+            .into_iter()
+            .map(|(name, state)| {
+                let value = match state {
+                    None => json!({"status": "ok"}),
+                    Some((error, since)) => {
+                        json!({"status": "failing", "error": error, "since": since})
+                    }
+                };
+                (name.to_owned(), value)
+            })
+            .collect();
+        json!({"status": if degraded { "degraded" } else { "ok" }, "components": detail})
+    }
+}
+
+async fn health_report(State(health): State<Health>) -> axum::Json<Value> {
+    axum::Json(health.report())
 }
 
 /// The API once the system is up; until then every request gets 503.
@@ -390,6 +678,7 @@ async fn run_poller(
     sqs: aws_sdk_sqs::Client,
     failure_queue_url: String,
     interval: Duration,
+    health: Health,
 ) {
     let invoke = move |event: Value| {
         let plane = plane.clone();
@@ -401,10 +690,14 @@ async fn run_poller(
     };
     loop {
         match poller.poll_once(&invoke).await {
-            Ok(0) => tokio::time::sleep(interval).await,
-            Ok(_) => {}
+            Ok(0) => {
+                health.ok("stream-poller");
+                tokio::time::sleep(interval).await
+            }
+            Ok(_) => health.ok("stream-poller"),
             Err(e) => {
                 warn!(error = %e, "stream poll failed");
+                health.failed("stream-poller", &e.to_string());
                 tokio::time::sleep(interval).await;
             }
         }
@@ -416,7 +709,9 @@ async fn run_poller(
                 .send()
                 .await
             {
-                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot send to the OnFailure queue");
+                let reason = controlplane::aws::AwsFailure::from_sdk(&e).message;
+                warn!(error = %reason, "cannot send to the OnFailure queue");
+                health.failed("stream-poller", &format!("OnFailure queue: {reason}"));
             }
         }
     }
@@ -452,7 +747,7 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, L
 }
 
 /// The scheduled reconciler on its (shorter, local) schedule.
-async fn run_sweeps(plane: Arc<ControlPlane>, interval: Duration) {
+async fn run_sweeps(plane: Arc<ControlPlane>, interval: Duration, health: Health) {
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;
     loop {
@@ -465,12 +760,15 @@ async fn run_sweeps(plane: Arc<ControlPlane>, interval: Duration) {
         .await
         {
             warn!(error = %e, "sweep failed");
+            health.failed("reconciler", &e.to_string());
+        } else {
+            health.ok("reconciler");
         }
     }
 }
 
 /// Decommission on its (shorter, local) schedule.
-async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration) {
+async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration, health: Health) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
@@ -483,6 +781,9 @@ async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration) {
         .await
         {
             warn!(error = %e, "decommission run failed");
+            health.failed("decommission", &e.to_string());
+        } else {
+            health.ok("decommission");
         }
     }
 }
@@ -497,17 +798,25 @@ async fn run_rollouts(driver: Arc<RolloutDriver>, interval: Duration) {
 }
 
 /// A function behind its queue, as Lambda's SQS event source runs it.
-async fn run_sqs_function<F, Fut, R>(poller: SqsPoller, queue: &'static str, handler: F)
-where
+async fn run_sqs_function<F, Fut, R>(
+    poller: SqsPoller,
+    queue: &'static str,
+    health: Health,
+    handler: F,
+) where
     F: Fn(Value) -> Fut,
     Fut: std::future::Future<Output = R> + Send + 'static,
     R: serde::Serialize + Send + 'static,
 {
     let invoke = |event: Value| as_lambda(handler(event));
     loop {
-        if let Err(e) = poller.poll_once(&invoke).await {
-            warn!(error = %e, queue, "queue poll failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match poller.poll_once(&invoke).await {
+            Ok(_) => health.ok(queue),
+            Err(e) => {
+                warn!(error = %e, queue, "queue poll failed");
+                health.failed(queue, &e);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
@@ -536,7 +845,7 @@ pub async fn bootstrap_tenant_account(
         })?
         .credentials
         .ok_or_else(|| setup("acting as the tenant account", "no credentials"))?;
-    let credentials = aws_sdk_cloudformation::config::Credentials::new(
+    let owner = aws_sdk_cloudformation::config::Credentials::new(
         issued.access_key_id(),
         issued.secret_access_key(),
         Some(issued.session_token().to_owned()),
@@ -545,7 +854,7 @@ pub async fn bootstrap_tenant_account(
     );
     let cfn = aws_sdk_cloudformation::Client::from_conf(
         aws_sdk_cloudformation::config::Builder::from(sdk)
-            .credentials_provider(credentials)
+            .credentials_provider(owner.clone())
             .build(),
     );
     let parameter = |key: &str, value: &str| {
@@ -558,6 +867,7 @@ pub async fn bootstrap_tenant_account(
         .stack_name(BOOTSTRAP_STACK)
         .template_body(BOOTSTRAP_TEMPLATE)
         .parameters(parameter("ControlPlaneAccountId", CONTROL_PLANE_ACCOUNT))
+        .parameters(parameter("ControlPlaneStackName", LOCAL_STACK_NAME))
         .parameters(parameter("ExternalId", &external_ids.for_account(account)))
         .parameters(parameter("RoleName", role_name))
         .capabilities(Capability::CapabilityNamedIam)
@@ -569,7 +879,54 @@ pub async fn bootstrap_tenant_account(
                 aws_sdk_cloudformation::error::DisplayErrorContext(&e),
             )
         })?;
+    // moto keeps the inline policies of a role its CloudFormation created in a form its own IAM
+    // check cannot read (every call made with the role then fails with HTTP 500): the owner
+    // puts the same statements again through IAM, widened where moto matches no resource
+    // (crate::iam).
+    let mut deployment = Deployment::new(sdk_region(sdk), account, BOOTSTRAP_STACK);
+    deployment
+        .parameters
+        .insert("RoleName".into(), role_name.to_owned());
+    deployment
+        .parameters
+        .insert("ControlPlaneAccountId".into(), CONTROL_PLANE_ACCOUNT.into());
+    deployment
+        .parameters
+        .insert("ControlPlaneStackName".into(), LOCAL_STACK_NAME.into());
+    deployment
+        .parameters
+        .insert("ExternalId".into(), external_ids.for_account(account));
+    let declared = Declared::parse(BOOTSTRAP_TEMPLATE, deployment)
+        .map_err(|e| setup("the bootstrap template", e))?;
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(sdk)
+            .credentials_provider(owner)
+            .build(),
+    );
+    for role in declared
+        .roles()
+        .map_err(|e| setup("the bootstrap template", e))?
+    {
+        for (name, statements) in &role.policies {
+            iam.put_role_policy()
+                .role_name(&role.name)
+                .policy_name(name)
+                .policy_document(widened(statements, &BTreeSet::new()).to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    setup(
+                        &format!("the bootstrap role's policy in {account}"),
+                        aws_sdk_iam::error::DisplayErrorContext(&e),
+                    )
+                })?;
+        }
+    }
     Ok(())
+}
+
+fn sdk_region(sdk: &SdkConfig) -> &str {
+    sdk.region().map_or("us-east-1", |r| r.as_ref())
 }
 
 /// Demo tenants, the design notes' sample row first.
