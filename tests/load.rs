@@ -71,7 +71,7 @@ async fn wait_all(
 async fn live_stacks(system: &RunningSystem) -> Result<BTreeMap<String, usize>> {
     let mut stacks = BTreeMap::new();
     for account in ACCOUNTS {
-        let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+        let cfn = tenant_cloudformation(&system.identities, account).await?;
         let mut pages = cfn.list_stacks().into_paginator().items().send();
         while let Some(summary) = pages.next().await {
             let summary = summary?;
@@ -106,7 +106,7 @@ async fn a_thousand_tenants_created_updated_and_deleted_concurrently_lose_nothin
         .tokens
         .mint("load@example.com", None, 1)
         .map_err(anyhow::Error::msg)?;
-    let dynamo = system.dynamo();
+    let dynamo = system.writer_dynamo().await;
     let table = system.config.table.clone();
     // The emulator's every call slows as the table grows: the time a phase needs grows with
     // the square of the tenants (measured: 250 tenants' deletes take 30× 60 tenants').

@@ -79,7 +79,7 @@ async fn stack_parameter(
     tenant: &str,
     name: &str,
 ) -> Result<Option<String>> {
-    let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+    let cfn = tenant_cloudformation(&system.identities, account).await?;
     let stacks = match cfn
         .describe_stacks()
         .stack_name(format!("tenant-{tenant}"))
@@ -110,7 +110,7 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
 
     // Every local tenant account was bootstrapped as its owner would: the role exists there.
     for account in &system.config.tenant_accounts {
-        let owner = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+        let owner = tenant_cloudformation(&system.identities, account).await?;
         let bootstrap = owner
             .describe_stacks()
             .stack_name(local::system::BOOTSTRAP_STACK)
@@ -134,7 +134,7 @@ async fn make_up_provisions_updates_and_removes_tenants() -> Result<()> {
 
     let inbox_url = subscribe_inbox(&system).await?;
 
-    let dynamo = system.dynamo();
+    let dynamo = system.writer_dynamo().await;
     let table = system.config.table.clone();
     for row in demo_rows() {
         put_spec(&dynamo, &table, row).await?;
@@ -277,7 +277,7 @@ async fn decommission_runs_on_its_local_schedule() -> Result<()> {
     let inbox = subscribe_inbox(&system).await?;
     let mut row = demo_rows()[0].clone();
     row["decommission_date"] = json!("2026-01-31");
-    put_spec(&system.dynamo(), &system.config.table, row).await?;
+    put_spec(&system.writer_dynamo().await, &system.config.table, row).await?;
 
     // Provisioned, announced, removed after the grace period, and its stack deleted.
     let statuses = system
@@ -455,7 +455,7 @@ async fn the_api_on_the_local_system_writes_specs_the_control_plane_provisions()
 
 /// The stack's template body as CloudFormation holds it (GetTemplate).
 async fn stack_template(system: &RunningSystem, account: &str, tenant: &str) -> Result<String> {
-    let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+    let cfn = tenant_cloudformation(&system.identities, account).await?;
     let output = cfn
         .get_template()
         .stack_name(format!("tenant-{tenant}"))
@@ -499,7 +499,7 @@ async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_
 
     let system = start().await?;
     let table = system.config.table.clone();
-    let dynamo = system.dynamo();
+    let dynamo = system.writer_dynamo().await;
     let tenants = [
         ("gs1234", "111111111111"),
         ("acme", "222222222222"),

@@ -57,13 +57,15 @@ async fn no_secret_is_stored_in_the_table_or_written_to_the_logs() -> Result<()>
     let token_key = config.api_token_key.clone();
     let system = RunningSystem::start(config).await?;
     let table = system.config.table.clone();
+    // Written as automation writes (the writer identity); searched as the harness reads.
+    let writer = system.writer_dynamo().await;
     let dynamo = system.dynamo();
 
     // Direct writes, an invalid one, the API with a token, a delete.
     for (tenant, account, players) in [("gs1234", "111111111111", 5), ("acme", "222222222222", 500)]
     {
         put_spec(
-            &dynamo,
+            &writer,
             &table,
             json!({"pk": format!("TENANT#{tenant}"), "sk": "SPEC", "tenant_id": tenant,
                    "account_id": account, "config": {"player_count": players}}),

@@ -171,7 +171,7 @@ impl LocalSystem {
         &self,
         account_id: &str,
     ) -> Result<aws_sdk_cloudformation::Client> {
-        tenant_cloudformation(&self.plane, &self.sdk, account_id).await
+        tenant_cloudformation(&self.infrastructure.identities, account_id).await
     }
 
     /// The tenant's stack in its account, or `None`.
@@ -222,19 +222,12 @@ pub fn parameters(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<Stri
     controlplane::aws::cloudformation::parameters_of(stack)
 }
 
-/// CloudFormation in a tenant's account through the control plane's role and credentials cache.
+/// CloudFormation in a tenant's account, as the account's owner sees it (inspection only).
 pub async fn tenant_cloudformation(
-    plane: &ControlPlane,
-    sdk: &SdkConfig,
+    identities: &local::iam::Identities,
     account_id: &str,
 ) -> Result<aws_sdk_cloudformation::Client> {
-    let credentials = plane
-        .credentials
-        .for_tenant(account_id, "test-inspector")
-        .await?;
-    Ok(aws_sdk_cloudformation::Client::from_conf(
-        aws_sdk_cloudformation::config::Builder::from(sdk)
-            .credentials_provider(credentials)
-            .build(),
+    Ok(aws_sdk_cloudformation::Client::new(
+        &identities.tenant_account_owner_sdk(account_id).await,
     ))
 }

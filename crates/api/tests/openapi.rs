@@ -136,12 +136,16 @@ impl Checker {
 async fn every_operation_answers_as_the_document_declares() {
     let store = Arc::new(InMemoryStore::default());
     let tokens = LocalTokens::new("k");
-    let state = ApiState::on_table(
+    let mut state = ApiState::on_table(
         store.clone(),
         Arc::new(FakeTemplateValidator::default()),
         "us-east-1",
     )
     .expect("the shipped template");
+    state.preview_queue = Some(Arc::new(
+        controlplane::fakes::RecordingPreviewQueue::default(),
+    ));
+    let templates = state.templates.clone();
     let mut api = Checker {
         document: document(),
         app: with_local_tokens(router(state), tokens.clone()),
@@ -517,6 +521,60 @@ async fn every_operation_answers_as_the_document_declares() {
         assert_eq!(
             api.call(operation, &uri, Some(&tenant), None, &[]).await.0,
             403
+        );
+    }
+
+    // Rollout previews: recorded and queued, run by the preview function, read a page at a time.
+    let start_preview = ("POST", "/rollout-previews");
+    let get_preview = ("GET", "/rollout-previews/{id}");
+    for (body, token, expected) in [
+        (json!({"target_version": "v9", "sample": 5}), &admin, 422),
+        (json!({"target_version": "v1", "sample": 0}), &admin, 422),
+        (json!({"target_version": "v1"}), &tenant, 403),
+    ] {
+        let uri = "/rollout-previews";
+        assert_eq!(
+            api.call(start_preview, uri, Some(token), Some(body), &[])
+                .await
+                .0,
+            expected
+        );
+    }
+    let (status, _, started) = api
+        .call(
+            start_preview,
+            "/rollout-previews",
+            Some(&admin),
+            Some(json!({"target_version": "v1", "sample": 5})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let runner = controlplane::rollout_preview::PreviewRunner::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(controlplane::fakes::FakeStacks::default()),
+        templates,
+    );
+    runner
+        .run(
+            &id,
+            tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+        )
+        .await
+        .expect("the preview runs");
+    for (uri, token, expected) in [
+        (format!("/rollout-previews/{id}"), &admin, 200),
+        (format!("/rollout-previews/{id}?next=acme"), &admin, 200),
+        (format!("/rollout-previews/{id}?page=2"), &admin, 400),
+        ("/rollout-previews/p-none".to_owned(), &admin, 404),
+        (format!("/rollout-previews/{id}"), &tenant, 403),
+    ] {
+        assert_eq!(
+            api.call(get_preview, &uri, Some(token), None, &[]).await.0,
+            expected,
+            "{uri}"
         );
     }
 

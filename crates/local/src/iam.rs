@@ -299,6 +299,21 @@ impl Identities {
         self.sdk_for(&self.writer).await
     }
 
+    /// A tenant account as its owner sees it (its administrator role, assumed by the harness):
+    /// for inspecting what the control plane made there.
+    pub async fn tenant_account_owner_sdk(&self, account: &str) -> SdkConfig {
+        let harness = self.harness_sdk().await;
+        let owner = AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/{}",
+            crate::system::OWNER_ROLE
+        ))
+        .session_name("local-harness")
+        .configure(&harness)
+        .build()
+        .await;
+        self.config(owner, None).await
+    }
+
     /// The credentials of `function`'s role (refreshed before they expire).
     async fn role_credentials(&self, function: &str) -> Result<AssumeRoleProvider, EmulatorError> {
         let role = self

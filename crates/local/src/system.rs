@@ -40,6 +40,8 @@ use crate::stream_poller::{Invocation, PollError, StreamPoller};
 pub const BOOTSTRAP_TEMPLATE: &str =
     include_str!("../../../templates/tenant-account-bootstrap.yaml");
 pub const BOOTSTRAP_STACK: &str = "tenant-control-plane-access";
+/// A tenant account's administrator role (AWS Organizations' name for it).
+pub const OWNER_ROLE: &str = "OrganizationAccountAccessRole";
 pub use crate::iam::{CONTROL_PLANE_ACCOUNT, LOCAL_STACK_NAME};
 
 #[derive(Debug, thiserror::Error)]
@@ -828,12 +830,11 @@ pub async fn bootstrap_tenant_account(
     external_ids: &ExternalIds,
     role_name: &str,
 ) -> Result<(), LocalError> {
-    // Locally, "being the account owner" is assuming the account's admin role.
+    // Locally, "being the account owner" is assuming the account's admin role (moto, still
+    // unauthenticated, issues it before the role exists; it is created below).
     let issued = aws_sdk_sts::Client::new(sdk)
         .assume_role()
-        .role_arn(format!(
-            "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
-        ))
+        .role_arn(format!("arn:aws:iam::{account}:role/{OWNER_ROLE}"))
         .role_session_name("bootstrap")
         .send()
         .await
@@ -903,6 +904,41 @@ pub async fn bootstrap_tenant_account(
             .credentials_provider(owner)
             .build(),
     );
+    // The account's administrator role, as AWS Organizations creates it in member accounts:
+    // the harness inspects tenant accounts through it (no function does).
+    let owner_access = iam
+        .create_role()
+        .role_name(OWNER_ROLE)
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"AWS": format!("arn:aws:iam::{CONTROL_PLANE_ACCOUNT}:root")}
+            }]})
+            .to_string(),
+        )
+        .send()
+        .await;
+    if let Err(e) = owner_access {
+        return Err(setup(
+            &format!("the owner's role in {account}"),
+            aws_sdk_iam::error::DisplayErrorContext(&e),
+        ));
+    }
+    iam.put_role_policy()
+        .role_name(OWNER_ROLE)
+        .policy_name("administrator")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            setup(
+                &format!("the owner's role in {account}"),
+                aws_sdk_iam::error::DisplayErrorContext(&e),
+            )
+        })?;
     for role in declared
         .roles()
         .map_err(|e| setup("the bootstrap template", e))?

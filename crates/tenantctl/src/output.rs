@@ -42,10 +42,13 @@ fn or_dash(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty()).unwrap_or("-").to_owned()
 }
 
-/// `k=v, k=v` with values as JSON would show them (strings bare).
+/// `k=v, k=v` by key, with values as JSON would show them (strings bare). Sorted here: a JSON
+/// object's order depends on serde_json's features, which other crates may turn on.
 fn pairs(config: &Map<String, Value>) -> String {
-    config
-        .iter()
+    let mut entries: Vec<(&String, &Value)> = config.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+        .into_iter()
         .map(|(k, v)| match v {
             Value::String(s) => format!("{k}={s}"),
             other => format!("{k}={other}"),

@@ -50,8 +50,13 @@ impl Ctl<'_> {
             )
             .env("AWS_ENDPOINT_URL", &self.system.emulator.endpoint)
             .env("AWS_REGION", &self.system.config.region)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            // The documented writer identity (`.local/writer.env`): the emulator enforces IAM.
+            .env("AWS_ACCESS_KEY_ID", &self.system.identities.writer.id)
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                &self.system.identities.writer.secret,
+            )
+            .env("PREVIEW_QUEUE_URL", &self.system.preview_queue_url)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("TABLE_NAME", &self.system.config.table)
             .env_remove("TENANTCTL_TOKEN")
@@ -87,7 +92,7 @@ async fn stack_parameter(
     tenant: &str,
     name: &str,
 ) -> Result<Option<String>> {
-    let cfn = tenant_cloudformation(&system.plane, &system.sdk, account).await?;
+    let cfn = tenant_cloudformation(&system.identities, account).await?;
     let stacks = cfn
         .describe_stacks()
         .stack_name(format!("tenant-{tenant}"))
@@ -292,26 +297,15 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
     );
     let _ = std::fs::remove_file(&v2_file);
 
-    // Previewed directly with the control plane's access to the tenant accounts: every tenant
-    // on v1 gets a change set (v2 adds only an output: no resource changes).
+    // Previewed by the preview function (the API records and queues it; tenantctl follows it):
+    // every tenant on v1 gets a change set (v2 adds only an output: no resource changes).
     let planned = ctl
-        .run(
-            None,
-            &[
-                "rollout",
-                "plan",
-                "v2",
-                "--all",
-                "--key",
-                "local-development-key",
-                "-o",
-                "json",
-            ],
-        )
+        .run(admin, &["rollout", "plan", "v2", "--all", "-o", "json"])
         .await?;
     assert_eq!(planned.code, 0, "{planned:?}");
-    let previews = planned.json();
-    let previews = previews.as_array().cloned().unwrap_or_default();
+    let plan = planned.json();
+    assert_eq!(plan["state"], "done", "{planned:?}");
+    let previews = plan["previews"].as_array().cloned().unwrap_or_default();
     assert!(!previews.is_empty(), "{planned:?}");
     for preview in &previews {
         assert_eq!(preview["from_version"], "v1", "{planned:?}");
@@ -322,6 +316,17 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
             .any(|p| p["tenant_id"] == "acme" && p.get("error").is_none()),
         "{planned:?}"
     );
+    // The same as automation, straight to the table (as the writer identity): a sample.
+    let sampled = ctl
+        .run(
+            None,
+            &[
+                "--direct", "rollout", "plan", "v2", "--sample", "1", "-o", "json",
+            ],
+        )
+        .await?;
+    assert_eq!(sampled.code, 0, "{sampled:?}");
+    assert_eq!(sampled.json()["previewed"], 1, "{sampled:?}");
 
     // Rolled out to the whole fleet by the local rollout driver, followed to completion.
     let rolled = ctl
