@@ -189,7 +189,7 @@ impl Declared {
     }
 
     /// `!Ref logical_id` of a resource or parameter.
-    fn reference(&self, name: &str, at: &str) -> Result<String, DeclaredError> {
+    pub fn reference(&self, name: &str, at: &str) -> Result<String, DeclaredError> {
         let d = &self.deployment;
         match name {
             "AWS::Partition" => return Ok(d.partition.clone()),
@@ -219,7 +219,7 @@ impl Declared {
     }
 
     /// A resource's `Arn` attribute, as CloudFormation gives it.
-    fn arn(&self, logical_id: &str) -> Result<String, DeclaredError> {
+    pub fn arn(&self, logical_id: &str) -> Result<String, DeclaredError> {
         let d = &self.deployment;
         let (p, r, a) = (&d.partition, &d.region, &d.account);
         let name = self.name_of(logical_id)?;
@@ -247,7 +247,7 @@ impl Declared {
     }
 
     /// `!GetAtt logical_id.attribute`.
-    fn attribute(&self, path: &str, at: &str) -> Result<String, DeclaredError> {
+    pub fn attribute(&self, path: &str, at: &str) -> Result<String, DeclaredError> {
         if let Some(value) = self.deployment.attributes.get(path) {
             return Ok(value.clone());
         }
