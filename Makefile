@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help up test soak bench bench-peer venv security-lint build-tools toolchain build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test soak bench bench-peer venv security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
@@ -40,6 +40,15 @@ toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required: install rustup (https://rustup.rs)"; exit 1; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) hakari --version >/dev/null 2>&1 || $(CARGO) install --locked --quiet cargo-hakari@0.9.39
+
+# One feature set for every build: workspace-hack (cargo-hakari) unifies the dependencies'
+# features, so `make test`, `make up` and `make bench` reuse one another's builds (a package
+# built alone would otherwise resolve its own features and rebuild the AWS SDK). It fails when
+# a dependency change was not folded in: run `cargo hakari generate && cargo hakari manage-deps`.
+features-check: toolchain
+	$(CARGO) hakari generate --diff
+	$(CARGO) hakari manage-deps --dry-run
 
 ## Build and test ----------------------------------------------------------------------------------
 
@@ -72,7 +81,7 @@ security-lint: $(SECURITY_VENV)/.installed
 	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  -f template.yaml -f templates/tenant-account-bootstrap.yaml -f templates/tenant-template.yaml
 
-test: venv toolchain fmt-check clippy lint-templates security-lint
+test: venv toolchain features-check fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace
 
 # The long version of the reliability suite (RELIABILITY.md): many more property and fuzz cases,

@@ -367,13 +367,17 @@ impl Identities {
         let text = format!(
             "# The local writer identity (template.yaml's TenantWriterPolicy), written by `make up`.\n\
              # The emulator enforces IAM: other keys are refused. `source` this file.\n\
-             export AWS_ACCESS_KEY_ID={}\n\
-             export AWS_SECRET_ACCESS_KEY={}\n\
-             export AWS_REGION={}\n\
-             export AWS_ENDPOINT_URL={}\n\
+             export AWS_ACCESS_KEY_ID={id}\n\
+             export AWS_SECRET_ACCESS_KEY={secret}\n\
+             export AWS_REGION={region}\n\
+             export AWS_DEFAULT_REGION={region}\n\
+             export AWS_ENDPOINT_URL={endpoint}\n\
              export TABLE_NAME={table}\n\
              export PREVIEW_QUEUE_URL={preview_queue_url}\n",
-            self.writer.id, self.writer.secret, self.region, self.endpoint
+            id = self.writer.id,
+            secret = self.writer.secret,
+            region = self.region,
+            endpoint = self.endpoint,
         );
         std::fs::write(path, text)
     }

@@ -612,16 +612,26 @@ impl Drop for RunningSystem {
 /// What each background function of the local system last met: it logs an error it cannot
 /// get past and goes on, and `/health` says so.
 #[derive(Clone, Default)]
-pub struct Health(Arc<std::sync::Mutex<BTreeMap<&'static str, Option<(String, String)>>>>);
+pub struct Health(Arc<std::sync::Mutex<BTreeMap<&'static str, Option<Failing>>>>);
+
+/// A component's last error, and since when (RFC 3339).
+#[derive(Clone, Debug)]
+struct Failing {
+    error: String,
+    since: String,
+}
 
 impl Health {
     /// `component`'s last attempt failed with `error`.
     pub fn failed(&self, component: &'static str, error: &str) {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(component, Some((error.to_owned(), at)));
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            component,
+            Some(Failing {
+                error: error.to_owned(),
+                since: at,
+            }),
+        );
     }
 
     /// `component`'s last attempt succeeded.
@@ -641,7 +651,7 @@ impl Health {
             .map(|(name, state)| {
                 let value = match state {
                     None => json!({"status": "ok"}),
-                    Some((error, since)) => {
+                    Some(Failing { error, since }) => {
                         json!({"status": "failing", "error": error, "since": since})
                     }
                 };

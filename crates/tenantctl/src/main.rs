@@ -952,7 +952,7 @@ mod tests {
             .start_preview(&serde_json::json!({"target_version": "v3", "sample": 10}))
             .await
             .expect("recorded");
-        assert_eq!(queue.queued(), [started.id.clone()]);
+        assert_eq!(queue.queued(), std::slice::from_ref(&started.id));
         let runner = PreviewRunner::new(
             fleet.store.clone(),
             fleet.store.clone(),

@@ -37,11 +37,26 @@ async fn main() -> Result<()> {
     println!("starting moto server on 127.0.0.1:{} ...", config.aws_port);
     let system = RunningSystem::start(config).await?;
     let endpoint = system.emulator.endpoint.clone();
+    let writer_env = local::emulator::workspace_root().join(".local/writer.env");
+    system.identities.write_writer_env(
+        &writer_env,
+        &system.config.table,
+        &system.preview_queue_url,
+    )?;
     println!();
     println!("tenant control plane is up");
     println!(
-        "  AWS emulator   {endpoint}   (any access key; region {})",
-        system.config.region
+        "  AWS emulator   {endpoint}   (region {}; IAM {})",
+        system.config.region,
+        if system.identities.enforced() {
+            "enforced: every function runs with its own role"
+        } else {
+            "not enforced (LOCAL_IAM=off)"
+        }
+    );
+    println!(
+        "  writer keys    {}   (`source` it: the writer identity, template.yaml's TenantWriterPolicy)",
+        writer_env.display()
     );
     println!(
         "  tenants API    http://{}   (token: cargo run -q -p tenantctl -- token [--tenant ID])",
@@ -65,18 +80,20 @@ async fn main() -> Result<()> {
         system.config.role_name
     );
     println!();
-    println!("write a tenant:");
+    println!("write a tenant (as the writer identity):");
+    println!("  source {}", writer_env.display());
     println!(
-        "  aws dynamodb put-item --endpoint-url {endpoint} --region {} --table-name {} --item \\",
-        system.config.region, system.config.table
+        "  aws dynamodb put-item --table-name {} --item \\",
+        system.config.table
     );
     println!(
-        "    '{{\"pk\":{{\"S\":\"TENANT#t1\"}},\"sk\":{{\"S\":\"SPEC\"}},\"tenant_id\":{{\"S\":\"t1\"}},\"account_id\":{{\"S\":\"111111111111\"}}}}'"
+        "    '{{\"pk\":{{\"S\":\"TENANT#trial1\"}},\"sk\":{{\"S\":\"SPEC\"}},\"tenant_id\":{{\"S\":\"trial1\"}},\"account_id\":{{\"S\":\"111111111111\"}}}}'"
     );
     println!();
     if args.demo {
+        let writer = system.writer_dynamo().await;
         for row in demo_rows() {
-            put_spec(&system.dynamo(), &system.config.table, row).await?;
+            put_spec(&writer, &system.config.table, row).await?;
         }
         println!("demo: wrote {} tenants", demo_rows().len());
     }
@@ -85,7 +102,8 @@ async fn main() -> Result<()> {
         "TENANT", "STATUS", "ACCOUNT", "REGION"
     );
 
-    let metrics_task = tokio::spawn(emit_metrics(system.plane.store.clone(), metrics_file));
+    // The metrics job, with its own role.
+    let metrics_task = tokio::spawn(emit_metrics(system.metrics.store.clone(), metrics_file));
 
     let mut shown: BTreeMap<String, Value> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(300));
