@@ -614,3 +614,84 @@ async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_
     system.shutdown().await;
     Ok(())
 }
+
+/// moto stores an index key of the wrong type, which DynamoDB refuses (a number `tenant_id`):
+/// from then on every scan of the `tenants` index fails with an HTTP 500 page. The scheduled
+/// reconciler logs it, goes on running, and `/health` says which component fails and why, in a
+/// sentence rather than the page; the stream keeps provisioning other tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_moto_breaks_its_index_with_shows_on_health_and_stops_nothing_else() -> Result<()> {
+    let system = start_with(LocalConfig {
+        sweep_interval: Duration::from_millis(500),
+        ..LocalConfig::default()
+    })
+    .await?;
+    let health = format!("http://{}/health", system.api_addr);
+    let http = reqwest::Client::new();
+    let report: Value = http.get(&health).send().await?.json().await?;
+    assert_eq!(report["status"], "ok", "{report}");
+
+    // As a careless writer would put it, straight into moto (real DynamoDB refuses it).
+    let mut item = std::collections::HashMap::new();
+    for (name, value) in [("pk", "TENANT#poison"), ("sk", "SPEC")] {
+        item.insert(
+            name.to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S(value.into()),
+        );
+    }
+    item.insert(
+        "tenant_id".to_owned(),
+        aws_sdk_dynamodb::types::AttributeValue::N("7".into()),
+    );
+    system
+        .dynamo()
+        .put_item()
+        .table_name(&system.config.table)
+        .set_item(Some(item))
+        .send()
+        .await?;
+
+    let started = std::time::Instant::now();
+    let failing = loop {
+        let report: Value = http.get(&health).send().await?.json().await?;
+        if report["components"]["reconciler"]["status"] == "failing" {
+            break report;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "the sweep's failure never showed: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(failing["status"], "degraded", "{failing}");
+    let error = failing["components"]["reconciler"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        !error.is_empty()
+            && !error.contains("<html")
+            && !error.contains("<!doctype")
+            && error.len() < 400,
+        "a short reason, not moto's page: {error}"
+    );
+
+    // Everything else goes on: a tenant written now is provisioned through the stream.
+    put_spec(
+        &system.writer_dynamo().await,
+        &system.config.table,
+        json!({"pk": "TENANT#after", "sk": "SPEC", "tenant_id": "after", "account_id": "111111111111"}),
+    )
+    .await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| {
+            s.get("after").is_some_and(|r| r["status"] == "ready")
+        })
+        .await?;
+    assert_eq!(statuses["after"]["status"], "ready", "{statuses:?}");
+    let report: Value = http.get(&health).send().await?.json().await?;
+    assert_eq!(
+        report["components"]["stream-poller"]["status"], "ok",
+        "{report}"
+    );
+    Ok(())
+}

@@ -43,10 +43,31 @@ fn service_of(action: &str) -> &str {
     action.split(':').next().unwrap_or_default()
 }
 
+/// The item actions a transaction needs on AWS; moto checks `dynamodb:TransactWriteItems`
+/// instead, which IAM does not have.
+const TRANSACTION_ITEM_ACTIONS: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+];
+
 /// The statements as moto can enforce them: split by whether the service's resources are
-/// matched, the others on `*`; `revoked` actions left out.
+/// matched, the others on `*`; `revoked` actions left out. A role that may write items may
+/// also make transactions of them, as on AWS: moto's own action for those is added.
 pub fn widened(statements: &[Statement], revoked: &BTreeSet<String>) -> Value {
     let mut out = Vec::new();
+    let writes_items = statements.iter().any(|s| {
+        s.effect == "Allow"
+            && s.actions
+                .iter()
+                .any(|a| TRANSACTION_ITEM_ACTIONS.contains(&a.as_str()) && !revoked.contains(a))
+    });
+    if writes_items {
+        out.push(
+            json!({"Effect": "Allow", "Action": "dynamodb:TransactWriteItems", "Resource": "*"}),
+        );
+    }
     for statement in statements.iter().filter(|s| s.effect == "Allow") {
         let keep: Vec<&String> = statements_actions(statement, revoked, true);
         let widen: Vec<&String> = statements_actions(statement, revoked, false);

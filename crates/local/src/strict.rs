@@ -105,6 +105,31 @@ pub fn iam_action(request: &HttpRequest) -> Option<String> {
     Some(format!("{service}:{operation}"))
 }
 
+/// The actions of a TransactWriteItems request's items, as AWS checks them (an unreadable
+/// body: the transaction's own name, which no function declares).
+fn transaction_actions(request: &HttpRequest) -> Vec<String> {
+    let items = request
+        .body()
+        .bytes()
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .and_then(|body| body.get("TransactItems").cloned())
+        .and_then(|items| items.as_array().cloned());
+    let Some(items) = items else {
+        return vec!["dynamodb:TransactWriteItems".into()];
+    };
+    items
+        .iter()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|o| o.keys()))
+        .map(|kind| match kind.as_str() {
+            "Put" => "dynamodb:PutItem".to_owned(),
+            "Update" => "dynamodb:UpdateItem".to_owned(),
+            "Delete" => "dynamodb:DeleteItem".to_owned(),
+            "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
+            other => format!("dynamodb:TransactWriteItems({other})"),
+        })
+        .collect()
+}
+
 fn is_json_protocol(request: &HttpRequest) -> bool {
     request.headers().get("x-amz-target").is_some()
 }
@@ -160,7 +185,12 @@ impl HttpConnector for StrictConnector {
             && let Some(allowed) = &guard.allowed
         {
             let action = iam_action(&request).unwrap_or_else(|| "<unsigned request>".into());
-            if !allowed.contains(&action) {
+            // IAM has no TransactWriteItems action: AWS checks each item's own.
+            let needed = match action.as_str() {
+                "dynamodb:TransactWriteItems" => transaction_actions(&request),
+                _ => vec![action.clone()],
+            };
+            if let Some(action) = needed.into_iter().find(|a| !allowed.contains(a)) {
                 let message = format!(
                     "{} calls {action}, which its declared calls \
                      (controlplane::runtime::FUNCTION_CALLS) lack",
@@ -245,6 +275,29 @@ mod tests {
         );
         assert_eq!(iam_action(&query).as_deref(), Some("sts:AssumeRole"));
         assert_eq!(iam_action(&request(&[], "Action=X")), None);
+    }
+
+    #[test]
+    fn a_transaction_needs_each_of_its_items_actions() {
+        let transaction = request(
+            &[
+                ("authorization", SIGNED_DYNAMODB),
+                ("x-amz-target", "DynamoDB_20120810.TransactWriteItems"),
+            ],
+            r#"{"TransactItems": [{"Put": {}}, {"ConditionCheck": {}}, {"Delete": {}}]}"#,
+        );
+        assert_eq!(
+            iam_action(&transaction).as_deref(),
+            Some("dynamodb:TransactWriteItems")
+        );
+        assert_eq!(
+            transaction_actions(&transaction),
+            [
+                "dynamodb:PutItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DeleteItem"
+            ]
+        );
     }
 
     #[test]
