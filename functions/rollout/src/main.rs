@@ -1,6 +1,7 @@
 //! Lambda: the rollout driver. Each scheduled run steps the active rollout (plan, move a wave,
 //! watch, halt, roll back) every few seconds until its time is up; the next run continues from
-//! the table. One run at a time (reserved concurrency 1); every write is conditional anyway.
+//! the table. One driver at a time: each run holds the lease in the table while it steps (a run
+//! that finds another holding it stops at once); every write is conditional anyway.
 
 use controlplane::runtime::{RolloutJob, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
