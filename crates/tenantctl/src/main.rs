@@ -104,6 +104,9 @@ enum Command {
         #[arg(long, env = "EXTERNAL_ID_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Deploy the tenant-account bootstrap across an AWS Organization.
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
     /// Mint a bearer token for the local API (`make up`): as admin, or as one tenant.
     ///
     /// Deployed, tokens come from your identity provider and API Gateway verifies them.
@@ -120,6 +123,37 @@ enum Command {
         /// The local system's token key.
         #[arg(long, env = "LOCAL_API_TOKEN_KEY", default_value = LOCAL_API_TOKEN_KEY, hide_env_values = true)]
         key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BootstrapCommand {
+    /// Print, for each account, the stack instance of a service-managed StackSet of
+    /// templates/tenant-account-bootstrap.yaml with that account's own ExternalId.
+    ///
+    /// A StackSet cannot compute an ExternalId per account, so each account gets its instance
+    /// with a parameter override: one `aws cloudformation create-stack-instances` per account,
+    /// limited to it within its OU (`AccountFilterType=INTERSECTION`). Run them as the
+    /// organization's management (or delegated administrator) account.
+    StacksetOverrides {
+        /// The tenant accounts (12-digit ids).
+        #[arg(long = "account", required = true, num_args = 1..)]
+        accounts: Vec<String>,
+        /// The organizational unit the accounts are in.
+        #[arg(long)]
+        ou: String,
+        /// The regions to deploy the bootstrap in.
+        #[arg(long = "region", default_value = "us-east-1", num_args = 1..)]
+        regions: Vec<String>,
+        /// The StackSet's name.
+        #[arg(long, default_value = "tenant-control-plane-access")]
+        stack_set: String,
+        /// SSM SecureString holding the key (as deployed).
+        #[arg(long, env = "EXTERNAL_ID_KEY_PARAMETER", conflicts_with = "key")]
+        key_parameter: Option<String>,
+        /// The key itself (local runs).
+        #[arg(long, env = "EXTERNAL_ID_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
 }
 
@@ -320,6 +354,41 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
                 .await
                 .map_err(|e| Failure::Unreachable(format!("reading the ExternalId key: {e}")))?;
             println!("{}", ids.for_account(&account_id));
+            Ok(Exit::Ok)
+        }
+        Command::Bootstrap(BootstrapCommand::StacksetOverrides {
+            accounts,
+            ou,
+            regions,
+            stack_set,
+            key_parameter,
+            key,
+        }) => {
+            let accounts = accounts
+                .iter()
+                .map(|a| parse_account(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Failure::Usage)?;
+            if !ou.starts_with("ou-") {
+                return Err(Failure::Usage(format!(
+                    "--ou {ou:?} is not an organizational unit id (ou-...)"
+                )));
+            }
+            let source = match (key_parameter, key) {
+                (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
+                (None, Some(key)) => ExternalIdKeySource::Inline(key),
+                (None, None) => {
+                    return Err(Failure::Usage("give --key-parameter (SSM) or --key".into()));
+                }
+            };
+            let ids: ExternalIds = external_ids(&sdk_config().await, &source)
+                .await
+                .map_err(|e| Failure::Unreachable(format!("reading the ExternalId key: {e}")))?;
+            let instances = output::stack_instances(&ids, &accounts, &ou, &regions, &stack_set);
+            match cli.global.output {
+                Format::Json => print(&output::json(&instances)),
+                Format::Table => print(&output::stack_instance_commands(&instances)),
+            }
             Ok(Exit::Ok)
         }
         Command::Token {

@@ -42,6 +42,75 @@ fn or_dash(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty()).unwrap_or("-").to_owned()
 }
 
+/// One account's instance of the bootstrap StackSet: where, and its ExternalId override.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StackInstance {
+    pub stack_set: String,
+    pub organizational_unit: String,
+    pub account: String,
+    pub regions: Vec<String>,
+    /// CloudFormation's `ParameterOverrides` shape.
+    pub parameter_overrides: Vec<ParameterOverride>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParameterOverride {
+    pub parameter_key: String,
+    pub parameter_value: String,
+}
+
+/// Each account's instance, with the ExternalId derived for it.
+pub fn stack_instances(
+    ids: &controlplane::aws::sts::ExternalIds,
+    accounts: &[String],
+    ou: &str,
+    regions: &[String],
+    stack_set: &str,
+) -> Vec<StackInstance> {
+    accounts
+        .iter()
+        .map(|account| StackInstance {
+            stack_set: stack_set.to_owned(),
+            organizational_unit: ou.to_owned(),
+            account: account.clone(),
+            regions: regions.to_vec(),
+            parameter_overrides: vec![ParameterOverride {
+                parameter_key: "ExternalId".into(),
+                parameter_value: ids.for_account(account),
+            }],
+        })
+        .collect()
+}
+
+/// The `aws cloudformation create-stack-instances` command of each instance.
+pub fn stack_instance_commands(instances: &[StackInstance]) -> String {
+    instances
+        .iter()
+        .map(|i| {
+            format!(
+                "aws cloudformation create-stack-instances --stack-set-name {} \\\n  \
+                 --deployment-targets OrganizationalUnitIds={},Accounts={},AccountFilterType=INTERSECTION \\\n  \
+                 --regions {} \\\n  \
+                 --parameter-overrides {}",
+                i.stack_set,
+                i.organizational_unit,
+                i.account,
+                i.regions.join(" "),
+                i.parameter_overrides
+                    .iter()
+                    .map(|p| format!(
+                        "ParameterKey={},ParameterValue={}",
+                        p.parameter_key, p.parameter_value
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `k=v, k=v` by key, with values as JSON would show them (strings bare). Sorted here: a JSON
 /// object's order depends on serde_json's features, which other crates may turn on.
 fn pairs(config: &Map<String, Value>) -> String {
@@ -417,6 +486,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn each_account_gets_its_own_stack_instance_and_external_id() {
+        let ids = controlplane::aws::sts::ExternalIds::new(b"k".to_vec());
+        let accounts = ["111111111111".to_owned(), "222222222222".to_owned()];
+        let regions = ["eu-west-1".to_owned(), "us-east-1".to_owned()];
+        let instances = stack_instances(&ids, &accounts, "ou-ab12-cdef3456", &regions, "boot");
+        assert_eq!(instances.len(), 2);
+        assert_eq!(
+            instances[1].parameter_overrides[0].parameter_value,
+            ids.for_account("222222222222")
+        );
+        let json: serde_json::Value = serde_json::from_str(&json(&instances)).unwrap();
+        assert_eq!(
+            json[0]["parameter_overrides"][0],
+            serde_json::json!({"ParameterKey": "ExternalId", "ParameterValue": ids.for_account("111111111111")})
+        );
+        let commands = stack_instance_commands(&instances);
+        assert_eq!(commands.matches("create-stack-instances").count(), 2);
+        assert!(
+            commands.contains("Accounts=111111111111,AccountFilterType=INTERSECTION")
+                && commands.contains("--regions eu-west-1 us-east-1"),
+            "{commands}"
+        );
+    }
 
     fn view() -> TenantView {
         serde_json::from_value(json!({
