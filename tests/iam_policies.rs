@@ -12,7 +12,8 @@
 //! - no role grants what its function does not use;
 //! - the tenant role trusts exactly the roles of the functions that reach tenant accounts, with
 //!   the account's ExternalId;
-//! - names fit AWS's limits for the stack names samconfig.toml deploys.
+//! - names fit AWS's limits for the stack names samconfig.toml deploys, and no function
+//!   reserves concurrency (a new account's quota cannot give any).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -762,4 +763,67 @@ fn the_overlap_of_an_iam_pattern_and_an_arn_format_is_decided_exactly() {
         "arn:aws:logs:r:1:log-group:x:*",
         "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:log-stream:${LogStreamName}"
     ));
+}
+
+#[test]
+fn the_tenant_role_grants_only_what_the_control_plane_and_cloudformation_use() {
+    let bootstrap = bootstrap();
+    let tenant_role = tenant_role_statements(&bootstrap);
+    // What the control plane calls through it, what CloudFormation's resource handlers need for
+    // the tenant templates' resources, and the transforms' change sets.
+    let mut used: BTreeSet<String> = FUNCTION_CALLS
+        .iter()
+        .flat_map(|f| f.through_tenant_role.iter().flat_map(|c| c.iter()))
+        .map(|c| c.action.to_owned())
+        .collect();
+    for entry in std::fs::read_dir(workspace_root().join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.ends_with("tenant-account-bootstrap.yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        for (_, resource) in document["Resources"].as_mapping().into_iter().flatten() {
+            used.extend(handler_permissions(resource["Type"].as_str().unwrap()));
+        }
+    }
+    // AWS::Include reads its snippets with the caller's credentials.
+    used.insert("s3:GetObject".into());
+    let unused: Vec<String> = tenant_role
+        .iter()
+        .flat_map(|s| s.actions.iter().map(move |a| (a, &s.sid)))
+        .filter(|(a, _)| !used.contains(*a))
+        .map(|(a, sid)| format!("{sid}: {a}"))
+        .collect();
+    assert!(unused.is_empty(), "the tenant role grants what nothing uses: {unused:?}");
+    // Every transform a published version may use can be expanded.
+    for transform in controlplane::template::AWS_TRANSFORMS {
+        let arn = format!(
+            "arn:aws:cloudformation:{REGION}:aws:transform/{}",
+            transform.trim_start_matches("AWS::")
+        );
+        assert!(
+            grants(&tenant_role, "cloudformation:CreateChangeSet", &arn),
+            "the tenant role cannot expand {transform}"
+        );
+    }
+}
+
+/// Reserved concurrency carves capacity out of the account, and a new account's Lambda quota
+/// (10, sometimes 50) cannot give any: a function that reserves it fails to deploy there.
+#[test]
+fn no_function_reserves_concurrency() {
+    let control = control_plane(&control_plane_stack());
+    for function in control.of_type("AWS::Serverless::Function") {
+        let properties = &control.resource(function).unwrap()["Properties"];
+        assert!(
+            properties.get("ReservedConcurrentExecutions").is_none(),
+            "{function} reserves concurrency"
+        );
+    }
+    assert!(
+        control.document()["Globals"]["Function"]
+            .get("ReservedConcurrentExecutions")
+            .is_none()
+    );
 }
