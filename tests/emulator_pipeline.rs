@@ -491,3 +491,47 @@ async fn a_function_whose_role_lacks_sts_assume_role_reaches_no_tenant_account()
     );
     Ok(())
 }
+
+/// The guard of declared calls: a call a function's list lacks is refused before it is sent,
+/// with a code of its own, and recorded (the run would fail on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_a_function_does_not_declare_is_refused_before_it_is_sent() -> Result<()> {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let system = LocalSystem::start().await?;
+    let identities = &system.infrastructure.identities;
+    // The stream handler reads one tenant's rows; it never pages through the table.
+    let sdk = identities.function_sdk("StreamHandlerFunction").await?;
+    let refused = aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(&system.table)
+        .index_name("tenants")
+        .send()
+        .await
+        .expect_err("an undeclared call went through");
+    assert_eq!(refused.code(), Some("UndeclaredOperation"), "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .is_some_and(|m| m.contains("StreamHandlerFunction calls dynamodb:Scan")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        identities.violations.take(),
+        ["StreamHandlerFunction: dynamodb:Scan"]
+    );
+    // A declared one goes through.
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(&system.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TEMPLATES".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("CURRENT".into()),
+        )
+        .send()
+        .await?;
+    Ok(())
+}

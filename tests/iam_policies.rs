@@ -267,9 +267,10 @@ fn every_action_exists_and_is_scoped_to_a_resource_it_takes() {
                             "{at}: {action} does not take {resource} (it takes {formats:?})"
                         ));
                     }
+                    let tenant_account_role = resource.ends_with(":role/TenantControlRole")
+                        || resource.ends_with(":role/TenantControlPreviewRole");
                     if resource.contains(":iam::*:")
-                        && resource.ends_with(":role/TenantControlRole")
-                            != (action == "sts:AssumeRole")
+                        && !(tenant_account_role && action == "sts:AssumeRole")
                     {
                         problems.push(format!(
                             "{at}: an account wildcard other than sts:AssumeRole of the tenant role"
@@ -304,6 +305,10 @@ fn arn_of(on: Resource, control: &Declared) -> String {
         Resource::TenantRole => format!(
             "arn:aws:iam::{TENANT_ACCOUNT}:role/{}",
             control.parameter("TenantRoleName").unwrap()
+        ),
+        Resource::TenantPreviewRole => format!(
+            "arn:aws:iam::{TENANT_ACCOUNT}:role/{}",
+            control.parameter("TenantPreviewRoleName").unwrap()
         ),
         Resource::TenantStack => format!(
             "arn:aws:cloudformation:eu-west-1:{TENANT_ACCOUNT}:stack/{STACK_PREFIX}t1/0a1b2c3d"
@@ -340,14 +345,42 @@ fn role_statements(declared: &Declared, function: &str) -> Vec<Statement> {
         .statements
 }
 
-fn tenant_role_statements(bootstrap: &Declared) -> Vec<Statement> {
+/// The bootstrap's two roles: the one that manages tenant stacks, and the preview role.
+const TENANT_ROLES: [(&str, Resource); 2] = [
+    ("ControlPlaneRole", Resource::TenantRole),
+    ("PreviewRole", Resource::TenantPreviewRole),
+];
+
+fn bootstrap_role(bootstrap: &Declared, logical_id: &str) -> local::declared::Role {
     bootstrap
         .roles()
         .unwrap()
         .into_iter()
-        .filter(|r| r.logical_id == "ControlPlaneRole")
-        .flat_map(|r| r.statements)
-        .collect()
+        .find(|r| r.logical_id == logical_id)
+        .unwrap_or_else(|| panic!("the bootstrap's {logical_id}"))
+}
+
+fn tenant_role_statements(bootstrap: &Declared) -> Vec<Statement> {
+    bootstrap_role(bootstrap, "ControlPlaneRole").statements
+}
+
+fn preview_role_statements(bootstrap: &Declared) -> Vec<Statement> {
+    bootstrap_role(bootstrap, "PreviewRole").statements
+}
+
+/// The tenant templates shipped beside the bootstrap, by file name.
+fn tenant_templates() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "tenant-account-bootstrap.yaml" || !name.ends_with(".yaml") {
+            continue;
+        }
+        found.push((name, std::fs::read_to_string(&path).unwrap()));
+    }
+    assert!(!found.is_empty(), "the tenant templates were read");
+    found
 }
 
 #[test]
@@ -355,6 +388,7 @@ fn every_call_a_function_makes_is_granted_by_its_role_or_the_tenant_role() {
     let control = control_plane(&control_plane_stack());
     let bootstrap = bootstrap();
     let tenant_role = tenant_role_statements(&bootstrap);
+    let preview_role = preview_role_statements(&bootstrap);
     let functions: BTreeSet<&str> = control.of_type("AWS::Serverless::Function").collect();
     let declared: BTreeSet<&str> = FUNCTION_CALLS.iter().map(|f| f.function).collect();
     assert_eq!(
@@ -366,6 +400,7 @@ fn every_call_a_function_makes_is_granted_by_its_role_or_the_tenant_role() {
         function,
         own,
         through_tenant_role,
+        through_preview_role,
     } in FUNCTION_CALLS
     {
         let statements = role_statements(&control, function);
@@ -378,13 +413,18 @@ fn every_call_a_function_makes_is_granted_by_its_role_or_the_tenant_role() {
                 ));
             }
         }
-        for call in through_tenant_role.iter().flat_map(|calls| calls.iter()) {
-            let resource = arn_of(call.on, &control);
-            if !grants(&tenant_role, call.action, &resource) {
-                problems.push(format!(
-                    "{function}: the tenant role does not grant {} on {resource}",
-                    call.action
-                ));
+        for (calls, role, name) in [
+            (through_tenant_role, &tenant_role, "tenant role"),
+            (through_preview_role, &preview_role, "preview role"),
+        ] {
+            for call in calls.iter().flat_map(|calls| calls.iter()) {
+                let resource = arn_of(call.on, &control);
+                if !grants(role, call.action, &resource) {
+                    problems.push(format!(
+                        "{function}: the {name} does not grant {} on {resource}",
+                        call.action
+                    ));
+                }
             }
         }
     }
@@ -531,15 +571,7 @@ fn tenant_resource_arn(declared: &Declared, id: &str) -> Option<String> {
 fn cloudformation_can_make_the_tenant_templates_resources_with_the_tenant_role() {
     let tenant_role = tenant_role_statements(&bootstrap());
     let mut problems = Vec::new();
-    let mut templates = 0;
-    for entry in std::fs::read_dir(workspace_root().join("templates")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "tenant-account-bootstrap.yaml" || !name.ends_with(".yaml") {
-            continue;
-        }
-        templates += 1;
-        let text = std::fs::read_to_string(&path).unwrap();
+    for (name, text) in tenant_templates() {
         let mut deployment = Deployment::new(REGION, TENANT_ACCOUNT, &format!("{STACK_PREFIX}t1"));
         deployment.parameters.insert("TenantId".into(), "t1".into());
         let declared = Declared::parse(&text, deployment).unwrap();
@@ -574,77 +606,78 @@ fn cloudformation_can_make_the_tenant_templates_resources_with_the_tenant_role()
             }
         }
     }
-    assert!(templates >= 1, "the tenant templates were read");
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]
-fn the_tenant_role_trusts_exactly_the_functions_that_reach_tenant_accounts() {
+fn each_tenant_account_role_trusts_exactly_the_functions_that_use_it() {
     let stack = control_plane_stack();
     let control = control_plane(&stack);
     let bootstrap = bootstrap();
-    let role = bootstrap
-        .roles()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.logical_id == "ControlPlaneRole")
-        .unwrap();
-    // The roles of the functions whose calls assume the tenant role.
-    let reaching: BTreeSet<String> = FUNCTION_CALLS
-        .iter()
-        .filter(|f| f.calls().any(|c| c.on == Resource::TenantRole))
-        .map(|f| {
-            let role = control.role_of_function(f.function).unwrap();
-            control.arn(&role).unwrap()
-        })
-        .collect();
-    assert!(reaching.len() >= 4, "{reaching:?}");
-    assert!(!role.trust.is_empty());
-    for statement in &role.trust {
-        assert_eq!(
-            statement.principal["AWS"],
-            format!("arn:aws:iam::{CONTROL_PLANE}:root"),
-            "trust the control plane's account only"
-        );
-        assert_eq!(
-            statement.condition["StringEquals"]["sts:ExternalId"],
-            format!("tcp-{}", "0".repeat(64)),
-            "every trust statement requires the account's ExternalId"
-        );
-        let trusted: BTreeSet<String> = statement.condition["ArnEquals"]["aws:PrincipalArn"]
-            .as_array()
-            .expect("a list of exact role ARNs")
+    for (logical_id, kind) in TENANT_ROLES {
+        let role = bootstrap_role(&bootstrap, logical_id);
+        // The roles of the functions whose calls assume this one.
+        let reaching: BTreeSet<String> = FUNCTION_CALLS
             .iter()
-            .filter_map(|a| a.as_str().map(str::to_owned))
+            .filter(|f| f.calls().any(|c| c.on == kind))
+            .map(|f| {
+                let role = control.role_of_function(f.function).unwrap();
+                control.arn(&role).unwrap()
+            })
             .collect();
-        assert_eq!(
-            trusted, reaching,
-            "trust exactly the roles that reach tenant accounts"
-        );
-    }
-    // And the others have no way in.
-    for f in FUNCTION_CALLS
-        .iter()
-        .filter(|f| !f.calls().any(|c| c.on == Resource::TenantRole))
-    {
-        assert!(
-            role_statements(&control, f.function)
+        assert!(!reaching.is_empty(), "{logical_id}: no function assumes it");
+        assert!(!role.trust.is_empty());
+        for statement in &role.trust {
+            assert_eq!(
+                statement.principal["AWS"],
+                format!("arn:aws:iam::{CONTROL_PLANE}:root"),
+                "{logical_id}: trust the control plane's account only"
+            );
+            assert_eq!(
+                statement.condition["StringEquals"]["sts:ExternalId"],
+                format!("tcp-{}", "0".repeat(64)),
+                "{logical_id}: every trust statement requires the account's ExternalId"
+            );
+            let trusted: BTreeSet<String> = statement.condition["ArnEquals"]["aws:PrincipalArn"]
+                .as_array()
+                .expect("a list of exact role ARNs")
                 .iter()
-                .all(|s| !s.actions.iter().any(|a| a.starts_with("sts:"))),
-            "{} can assume roles",
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            assert_eq!(
+                trusted, reaching,
+                "{logical_id}: trust exactly the roles that assume it"
+            );
+        }
+        // Everything it may touch is in its own account.
+        for statement in &role.statements {
+            for resource in &statement.resources {
+                assert!(
+                    resource.contains(&format!(":{TENANT_ACCOUNT}:"))
+                        || resource.contains(":aws:transform/")
+                        || resource.starts_with("arn:aws:s3:::"),
+                    "{logical_id}.{}: {resource} is not this account's",
+                    statement.sid
+                );
+            }
+        }
+    }
+    // The reconciling functions manage stacks, the preview function only previews them, and
+    // the others have no way in.
+    let assumes = |f: &FunctionCalls, kind: Resource| f.calls().any(|c| c.on == kind);
+    for f in FUNCTION_CALLS {
+        assert!(
+            !(assumes(f, Resource::TenantRole) && assumes(f, Resource::TenantPreviewRole)),
+            "{} assumes both tenant-account roles",
             f.function
         );
-    }
-    // Everything it may touch is in its own account.
-    for statement in &role.statements {
-        for resource in &statement.resources {
+        if !assumes(f, Resource::TenantRole) && !assumes(f, Resource::TenantPreviewRole) {
             assert!(
-                resource.contains(&format!(":{TENANT_ACCOUNT}:"))
-                    || resource.contains(":aws:transform/")
-                    || resource.starts_with("arn:aws:s3:::")
-                    || resource.contains(":event-bus/"),
-                "{}: {resource} is not this account's",
-                statement.sid
+                role_statements(&control, f.function)
+                    .iter()
+                    .all(|s| !s.actions.iter().any(|a| a.starts_with("sts:"))),
+                "{} can assume roles",
+                f.function
             );
         }
     }
@@ -766,45 +799,87 @@ fn the_overlap_of_an_iam_pattern_and_an_arn_format_is_decided_exactly() {
 }
 
 #[test]
-fn the_tenant_role_grants_only_what_the_control_plane_and_cloudformation_use() {
+fn the_tenant_account_roles_grant_only_what_the_control_plane_and_cloudformation_use() {
     let bootstrap = bootstrap();
-    let tenant_role = tenant_role_statements(&bootstrap);
-    // What the control plane calls through it, what CloudFormation's resource handlers need for
-    // the tenant templates' resources, and the transforms' change sets.
-    let mut used: BTreeSet<String> = FUNCTION_CALLS
+    // What CloudFormation's resource handlers need for the tenant templates' resources (with the
+    // role that manages stacks), and AWS::Include reading its snippets with the caller's
+    // credentials (a stack's and a preview's).
+    let mut handlers: BTreeSet<String> = tenant_templates()
         .iter()
-        .flat_map(|f| f.through_tenant_role.iter().flat_map(|c| c.iter()))
-        .map(|c| c.action.to_owned())
+        .flat_map(|(_, text)| {
+            let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
+            document["Resources"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, r)| handler_permissions(r["Type"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        })
         .collect();
-    for entry in std::fs::read_dir(workspace_root().join("templates")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.ends_with("tenant-account-bootstrap.yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-        for (_, resource) in document["Resources"].as_mapping().into_iter().flatten() {
-            used.extend(handler_permissions(resource["Type"].as_str().unwrap()));
+    handlers.insert("s3:GetObject".into());
+    let through = |pick: fn(&FunctionCalls) -> &'static [&'static [Call]]| -> BTreeSet<String> {
+        FUNCTION_CALLS
+            .iter()
+            .flat_map(|f| pick(f).iter().flat_map(|c| c.iter()))
+            .map(|c| c.action.to_owned())
+            .collect()
+    };
+    let mut tenant_used: BTreeSet<String> = through(|f| f.through_tenant_role)
+        .union(&handlers)
+        .cloned()
+        .collect();
+    // CreateStack and UpdateStack of a version with a transform expand it in a change set made
+    // with the caller's credentials.
+    tenant_used.insert("cloudformation:CreateChangeSet".into());
+    let mut preview_used = through(|f| f.through_preview_role);
+    preview_used.insert("s3:GetObject".into());
+    for (statements, used, name) in [
+        (
+            tenant_role_statements(&bootstrap),
+            tenant_used,
+            "tenant role",
+        ),
+        (
+            preview_role_statements(&bootstrap),
+            preview_used,
+            "preview role",
+        ),
+    ] {
+        let unused: Vec<String> = statements
+            .iter()
+            .flat_map(|s| s.actions.iter().map(move |a| (a, &s.sid)))
+            .filter(|(a, _)| !used.contains(*a))
+            .map(|(a, sid)| format!("{sid}: {a}"))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "the {name} grants what nothing uses: {unused:?}"
+        );
+        // Every transform a published version may use can be expanded, by a stack and a
+        // preview alike.
+        for transform in controlplane::template::AWS_TRANSFORMS {
+            let arn = format!(
+                "arn:aws:cloudformation:{REGION}:aws:transform/{}",
+                transform.trim_start_matches("AWS::")
+            );
+            assert!(
+                grants(&statements, "cloudformation:CreateChangeSet", &arn),
+                "the {name} cannot expand {transform}"
+            );
         }
     }
-    // AWS::Include reads its snippets with the caller's credentials.
-    used.insert("s3:GetObject".into());
-    let unused: Vec<String> = tenant_role
-        .iter()
-        .flat_map(|s| s.actions.iter().map(move |a| (a, &s.sid)))
-        .filter(|(a, _)| !used.contains(*a))
-        .map(|(a, sid)| format!("{sid}: {a}"))
-        .collect();
-    assert!(unused.is_empty(), "the tenant role grants what nothing uses: {unused:?}");
-    // Every transform a published version may use can be expanded.
-    for transform in controlplane::template::AWS_TRANSFORMS {
-        let arn = format!(
-            "arn:aws:cloudformation:{REGION}:aws:transform/{}",
-            transform.trim_start_matches("AWS::")
-        );
+    // The preview role changes no stack.
+    for action in [
+        "cloudformation:CreateStack",
+        "cloudformation:UpdateStack",
+        "cloudformation:DeleteStack",
+        "cloudformation:ExecuteChangeSet",
+    ] {
         assert!(
-            grants(&tenant_role, "cloudformation:CreateChangeSet", &arn),
-            "the tenant role cannot expand {transform}"
+            !preview_role_statements(&bootstrap)
+                .iter()
+                .any(|s| s.actions.iter().any(|a| a == action)),
+            "the preview role may {action}"
         );
     }
 }
@@ -826,4 +901,44 @@ fn no_function_reserves_concurrency() {
             .get("ReservedConcurrentExecutions")
             .is_none()
     );
+}
+
+/// `tenantctl --direct` runs the API's own operations, so the operator's policy grants every
+/// call the API function declares; the writer's grants what writing a SPEC and reading its
+/// STATUS take, in tenants' partitions only.
+#[test]
+fn the_writer_and_operator_policies_grant_what_their_users_run() {
+    let control = control_plane(&control_plane_stack());
+    let operator = control.managed_policy("TenantOperatorPolicy").unwrap();
+    let api = FunctionCalls::of("ApiFunction").expect("the API's calls");
+    for call in api.own.iter().flat_map(|c| c.iter()) {
+        let resource = arn_of(call.on, &control);
+        assert!(
+            grants(&operator, call.action, &resource),
+            "TenantOperatorPolicy lacks {} on {resource}, which --direct calls",
+            call.action
+        );
+    }
+    let writer = control.managed_policy("TenantWriterPolicy").unwrap();
+    let table = arn_of(Resource::Table, &control);
+    for action in [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    ] {
+        assert!(
+            grants(&writer, action, &table),
+            "TenantWriterPolicy lacks {action}"
+        );
+    }
+    for statement in writer.iter().filter(|s| s.resources.contains(&table)) {
+        assert_eq!(
+            statement.condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+            serde_json::json!(["TENANT#*"]),
+            "{}: a writer reaches tenants' partitions only",
+            statement.sid
+        );
+    }
 }

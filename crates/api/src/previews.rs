@@ -185,7 +185,10 @@ impl ApiState {
             failed.state = PreviewState::Failed;
             failed.reason = Some("it could not be queued for the preview function".into());
             failed.version = job.version + 1;
-            let _ = self.previews.put_preview(&failed, job.version).await;
+            if let Err(e) = self.previews.put_preview(&failed, job.version).await {
+                // It stays pending; nothing runs it, and a new request makes a new one.
+                warn!(preview = %job.id, error = %e, "cannot record the preview failed");
+            }
             return Err(Problem::unavailable(
                 "the preview could not be queued; send the request again",
             ));

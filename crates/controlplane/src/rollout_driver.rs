@@ -94,9 +94,10 @@ pub struct RolloutView {
     pub counts: Counts,
 }
 
-/// How long a driver's lease lasts past its last renewal (at least three step intervals): a
-/// driver that crashed holds the rollouts no longer than this.
-pub const DRIVER_LEASE: Duration = Duration::from_secs(30);
+/// How long a driver's lease lasts past its last renewal, before each step (at least three step
+/// intervals): longer than any one step takes (a planning page, a wave), so no other driver
+/// takes over mid-step; a driver that crashed holds the rollouts no longer than this.
+pub const DRIVER_LEASE: Duration = Duration::from_secs(120);
 
 /// A name for one `drive` call, unique across processes and calls.
 fn driver_holder() -> String {

@@ -147,9 +147,11 @@ async fn tenants_in_order(
     Ok(keys)
 }
 
-/// The previews of `candidates`, a few change sets at a time, sorted by tenant.
+/// The previews of `candidates`, a few change sets at a time, sorted by tenant. `run` names
+/// this round's change sets (with the tenant): no two rounds, jobs or redeliveries share one.
 async fn preview_candidates(
     candidates: Vec<Candidate>,
+    run: &str,
     target_version: &str,
     template: &Template,
     previews: &dyn ChangePreviews,
@@ -161,6 +163,7 @@ async fn preview_candidates(
                 &c.key,
                 &c.item,
                 c.status.as_ref(),
+                run,
                 target_version,
                 template,
                 previews,
@@ -185,39 +188,12 @@ async fn preview_candidates(
     done
 }
 
-/// Previews the update of every tenant the rollout would move (or a sample), in one go.
-pub async fn preview_rollout(
-    request: PreviewRequest<'_>,
-    tenants: &dyn TenantStore,
-    previews: &dyn ChangePreviews,
-    templates: &dyn TemplateSource,
-) -> Result<Vec<TenantPreview>, RolloutError> {
-    let template = target_template(request.target_version, templates).await?;
-    let current = templates
-        .current_version()
-        .await
-        .map_err(|e| RolloutError::Unavailable(e.to_string()))?;
-    let mut candidates = Vec::new();
-    for (_, key) in tenants_in_order(tenants).await? {
-        if request.sample.is_some_and(|n| candidates.len() >= n) {
-            break;
-        }
-        candidates.extend(candidate(key, &request, &current, tenants).await?);
-    }
-    Ok(preview_candidates(
-        candidates,
-        request.target_version,
-        &template,
-        previews,
-        templates,
-    )
-    .await)
-}
-
+#[allow(clippy::too_many_arguments)]
 async fn preview_one(
     key: &TenantKey,
     item: &serde_dynamo::Item,
     status: Option<&TenantStatus>,
+    run: &str,
     target_version: &str,
     template: &Template,
     previews: &dyn ChangePreviews,
@@ -249,7 +225,7 @@ async fn preview_one(
             (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
             (TAG_TEMPLATE_VERSION.into(), target_version.to_owned()),
         ],
-        client_request_token: format!("{target_version}-{}", key.as_str()),
+        client_request_token: format!("{run}-{}", key.as_str()),
     };
     previews
         .preview(&target, &request)
@@ -399,6 +375,19 @@ impl PreviewRunner {
         Ok(job)
     }
 
+    /// Ends preview `id` as failed with `reason` (a finished one is left as it is).
+    pub async fn give_up(&self, id: &str, reason: &str) -> Result<(), RolloutError> {
+        let Some(mut job) = self.jobs.preview(id).await? else {
+            return Ok(());
+        };
+        if job.state.is_finished() {
+            return Ok(());
+        }
+        job.state = PreviewState::Failed;
+        job.reason = Some(reason.to_owned());
+        self.save(job).await.map(|_| ())
+    }
+
     /// Goes on with preview `id` until it is finished or `deadline` (a tokio instant) passes.
     pub async fn run(
         &self,
@@ -458,6 +447,7 @@ impl PreviewRunner {
             }
             let results = preview_candidates(
                 chunk,
+                &format!("{}-{}", job.id, job.version),
                 &job.target_version,
                 &template,
                 self.previews.as_ref(),
@@ -493,8 +483,14 @@ pub struct PreviewMessage {
     pub preview_id: String,
 }
 
+/// Runs of one message the preview queue allows before its dead-letter queue takes it
+/// (template.yaml's `maxReceiveCount`): the last one records the job failed rather than leave
+/// it `running` for good.
+pub const PREVIEW_RECEIVES: u32 = 5;
+
 /// Handles one SQS event of preview messages: each job runs until done or `deadline`, then is
-/// queued again; a job that failed for a reason that may heal is reported for redelivery.
+/// queued again; a job whose run failed is reported for redelivery, and ends failed, naming the
+/// error, on its last receive.
 pub async fn handle_preview_messages(
     runner: &PreviewRunner,
     queue: &dyn PreviewQueue,
@@ -542,10 +538,23 @@ pub async fn handle_preview_messages(
                 warn!(preview = %preview_id, "no such preview; message dropped");
                 false
             }
-            // Another run wrote meanwhile, or the table or an account is unreachable: again.
+            // Another run wrote meanwhile, or the table or an account is unreachable: again,
+            // until the queue's receives are spent.
             Err(e) => {
-                warn!(preview = %preview_id, error = %e, "preview run failed; it is retried");
-                true
+                let receives = message
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(1);
+                if receives < PREVIEW_RECEIVES {
+                    warn!(preview = %preview_id, error = %e, receives, "preview run failed; it is retried");
+                    true
+                } else {
+                    let reason = format!("gave up after {receives} runs: {e}");
+                    warn!(preview = %preview_id, %reason, "preview failed");
+                    // Not recorded: the message comes back (then the dead-letter queue).
+                    runner.give_up(&preview_id, &reason).await.is_err()
+                }
             }
         };
         if retry {

@@ -251,6 +251,34 @@ pub async fn external_ids(
     }
 }
 
+/// The tenant accounts' role `role_name`, assumed with the ExternalId key of `source`, read
+/// when a role is first assumed (a function that reaches no tenant account never reads it).
+fn role_credentials(
+    sdk: &SdkConfig,
+    role_name: &str,
+    source: &ExternalIdKeySource,
+) -> RoleCredentials {
+    let sts = aws_sdk_sts::Client::new(sdk);
+    match source {
+        ExternalIdKeySource::Inline(key) => {
+            RoleCredentials::new(sts, role_name, ExternalIds::new(key.as_bytes().to_vec()))
+        }
+        ExternalIdKeySource::SsmParameter(_) => {
+            let (sdk, source) = (sdk.clone(), source.clone());
+            RoleCredentials::with_key_loader(
+                sts,
+                role_name,
+                Box::new(move || {
+                    let (sdk, source) = (sdk.clone(), source.clone());
+                    Box::pin(
+                        async move { external_ids(&sdk, &source).await.map_err(|e| e.to_string()) },
+                    )
+                }),
+            )
+        }
+    }
+}
+
 /// Everything a function needs, built once per cold start.
 pub struct ControlPlane {
     pub reconciler: Reconciler,
@@ -273,11 +301,10 @@ impl ControlPlane {
     }
 
     pub async fn build(sdk: &SdkConfig, config: &ControlPlaneConfig) -> Result<Self, ConfigError> {
-        let external_ids = external_ids(sdk, &config.external_id_key).await?;
-        let credentials = Arc::new(RoleCredentials::new(
-            aws_sdk_sts::Client::new(sdk),
-            config.tenant_role_name.clone(),
-            external_ids,
+        let credentials = Arc::new(role_credentials(
+            sdk,
+            &config.tenant_role_name,
+            &config.external_id_key,
         ));
         let table = Arc::new(
             DynamoStore::new(
@@ -388,7 +415,7 @@ impl ApiConfig {
             .map(|r| r.as_ref().to_owned())
             .ok_or(ConfigError::Missing("AWS_REGION"))?;
         let (store, templates) = table_and_templates(sdk, table)?;
-        Ok(Self {
+        let config = Self {
             store: store.clone(),
             specs: store.clone(),
             templates: templates.clone(),
@@ -403,11 +430,12 @@ impl ApiConfig {
                 templates,
             )),
             previews: store,
-            preview_queue: var("PREVIEW_QUEUE_URL").map(|url| {
-                Arc::new(SqsPreviewQueue::new(aws_sdk_sqs::Client::new(sdk), url))
-                    as Arc<dyn PreviewQueue>
-            }),
+            preview_queue: None,
             default_region,
+        };
+        Ok(match var("PREVIEW_QUEUE_URL") {
+            Some(url) => config.with_preview_queue(sdk, url),
+            None => config,
         })
     }
 }
@@ -448,9 +476,9 @@ impl RolloutJob {
     }
 }
 
-/// What the preview function needs: the tenants table, the tenant role (reached as the
-/// reconcilers reach it: STS with the account's ExternalId) and its own queue (PREVIEW_QUEUE_URL)
-/// for a preview's next run.
+/// What the preview function needs: the tenants table, the tenant accounts' preview role
+/// (TENANT_PREVIEW_ROLE_NAME, reached as the reconcilers reach theirs: STS with the account's
+/// ExternalId) and its own queue (PREVIEW_QUEUE_URL) for a preview's next run.
 pub struct PreviewWorker {
     pub runner: PreviewRunner,
     pub queue: Arc<dyn PreviewQueue>,
@@ -463,20 +491,20 @@ impl PreviewWorker {
         let config = ControlPlaneConfig::from_env(&sdk)?;
         let queue_url =
             var("PREVIEW_QUEUE_URL").ok_or(ConfigError::Missing("PREVIEW_QUEUE_URL"))?;
-        Self::build(&sdk, &config, queue_url).await
+        let preview_role = var("TENANT_PREVIEW_ROLE_NAME")
+            .ok_or(ConfigError::Missing("TENANT_PREVIEW_ROLE_NAME"))?;
+        Self::build(&sdk, &config, &preview_role, queue_url).await
     }
 
+    /// With `preview_role`, the tenant accounts' change-set-only role (not `config`'s tenant
+    /// role, which manages their stacks).
     pub async fn build(
         sdk: &SdkConfig,
         config: &ControlPlaneConfig,
+        preview_role: &str,
         queue_url: impl Into<String>,
     ) -> Result<Self, ConfigError> {
-        let external_ids = external_ids(sdk, &config.external_id_key).await?;
-        let credentials = Arc::new(RoleCredentials::new(
-            aws_sdk_sts::Client::new(sdk),
-            config.tenant_role_name.clone(),
-            external_ids,
-        ));
+        let credentials = Arc::new(role_credentials(sdk, preview_role, &config.external_id_key));
         let (store, templates) = table_and_templates(sdk, config.table_name.clone())?;
         Ok(Self {
             runner: PreviewRunner::new(
@@ -539,15 +567,19 @@ pub struct FunctionCalls {
     /// The function's logical id in template.yaml.
     pub function: &'static str,
     pub own: &'static [&'static [Call]],
+    /// Made with the tenant accounts' role that manages their stacks.
     pub through_tenant_role: &'static [&'static [Call]],
+    /// Made with the tenant accounts' change-set-only preview role.
+    pub through_preview_role: &'static [&'static [Call]],
 }
 
 impl FunctionCalls {
-    /// Every call, its own and through the tenant role.
+    /// Every call, its own and through the tenant accounts' roles.
     pub fn calls(&self) -> impl Iterator<Item = &'static Call> + '_ {
         self.own
             .iter()
             .chain(self.through_tenant_role)
+            .chain(self.through_preview_role)
             .flat_map(|calls| calls.iter())
     }
 
@@ -575,11 +607,13 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
         function: "StreamHandlerFunction",
         own: RECONCILE,
         through_tenant_role: TENANT_STACKS,
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "CompletionFunction",
         own: RECONCILE,
         through_tenant_role: TENANT_STACKS,
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "ReconcilerFunction",
@@ -594,6 +628,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             crate::aws::sns::CALLS,
         ],
         through_tenant_role: TENANT_STACKS,
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "StreamFailuresFunction",
@@ -608,8 +643,10 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             crate::aws::sns::CALLS,
         ],
         through_tenant_role: TENANT_STACKS,
+        through_preview_role: &[],
     },
-    // Announces and removes (a writer's act): no tenant account is reached.
+    // Announces and removes (a writer's act): no tenant account is reached, so the ExternalId
+    // key is never read either.
     FunctionCalls {
         function: "DecommissionFunction",
         own: &[
@@ -617,16 +654,17 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::STATUS_WRITES,
             table::TENANT_PAGES,
             table::SPEC_WRITES,
-            EXTERNAL_ID_KEY_CALLS,
             crate::aws::sqs::RECHECK_CALLS,
             crate::aws::sns::CALLS,
         ],
         through_tenant_role: &[],
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "MetricsFunction",
         own: &[table::BY_STATUS],
         through_tenant_role: &[],
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "RolloutFunction",
@@ -640,6 +678,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             crate::aws::sqs::RECHECK_CALLS,
         ],
         through_tenant_role: &[],
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "ApiFunction",
@@ -658,6 +697,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             crate::aws::sqs::PREVIEW_QUEUE_CALLS,
         ],
         through_tenant_role: &[],
+        through_preview_role: &[],
     },
     FunctionCalls {
         function: "PreviewFunction",
@@ -666,14 +706,12 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TEMPLATE_READS,
             table::TENANT_PAGES,
             table::PREVIEW_ROWS,
-            crate::aws::sts::CALLS,
+            crate::aws::sts::PREVIEW_ROLE_CALLS,
             EXTERNAL_ID_KEY_CALLS,
             crate::aws::sqs::PREVIEW_QUEUE_CALLS,
         ],
-        through_tenant_role: &[
-            crate::aws::cloudformation::PREVIEW_CALLS,
-            // DescribeStacks is not called by a preview; only the change-set calls.
-        ],
+        through_tenant_role: &[],
+        through_preview_role: &[crate::aws::cloudformation::PREVIEW_CALLS],
     },
 ];
 

@@ -20,7 +20,7 @@ use controlplane::rollout::{
 };
 use controlplane::rollout_driver::{RolloutDriver, RolloutError, StartRollout};
 use controlplane::rollout_preview::{
-    PreviewProgress, PreviewRequest, PreviewRunner, PreviewState, new_job, preview_rollout,
+    PreviewProgress, PreviewRunner, PreviewState, TenantPreview, new_job,
 };
 use controlplane::spec::TenantKey;
 use controlplane::stack::TAG_TEMPLATE_VERSION;
@@ -645,6 +645,30 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
     assert_eq!(world.store.template("v5").await.unwrap(), None);
 }
 
+/// A preview job of v3 run to its end by the preview function's runner; its tenants' previews.
+async fn preview(world: &World, sample: Option<usize>) -> Vec<TenantPreview> {
+    use controlplane::ports::PreviewStore;
+    let job = new_job(Utc::now(), "v3", Selection::default(), sample, "ops").unwrap();
+    world.store.create_preview(&job).await.unwrap();
+    let runner = PreviewRunner::new(
+        world.store.clone(),
+        world.store.clone(),
+        world.stacks.clone(),
+        world.templates.clone(),
+    );
+    let later = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    match runner.run(&job.id, later).await.unwrap() {
+        PreviewProgress::Finished(done) => assert_eq!(done.state, PreviewState::Done),
+        other => panic!("{other:?}"),
+    }
+    world
+        .store
+        .preview_results(&job.id, None, 100)
+        .await
+        .unwrap()
+        .0
+}
+
 #[tokio::test]
 async fn a_preview_reports_added_modified_and_replaced_resources_and_cleans_up() {
     let world = World::new(3).await;
@@ -657,18 +681,7 @@ async fn a_preview_reports_added_modified_and_replaced_resources_and_cleans_up()
         "  Extra:\n    Type: AWS::SNS::Topic\n\nOutputs:",
     );
     world.publish("v3", &renamed).await.expect("publish v3");
-    let previews = preview_rollout(
-        PreviewRequest {
-            target_version: "v3",
-            selection: &Selection::default(),
-            sample: Some(2),
-        },
-        world.store.as_ref(),
-        world.stacks.as_ref(),
-        world.templates.as_ref(),
-    )
-    .await
-    .expect("preview");
+    let previews = preview(&world, Some(2)).await;
     assert_eq!(previews.len(), 2);
     for preview in &previews {
         assert_eq!(preview.error, None);
@@ -764,7 +777,7 @@ async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
     let now = world.clock.lock().unwrap().timestamp();
     world
         .store
-        .hold_driver_lease("crashed", now, now + 30)
+        .hold_driver_lease("crashed", now, now + 120)
         .await
         .unwrap();
     let before = version(&world).await;
@@ -776,7 +789,7 @@ async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
     assert_eq!(version(&world).await, before, "the rollout was written");
 
     // Once the lease has run out, the next run takes over.
-    world.advance(31);
+    world.advance(121);
     let ran = world
         .driver
         .drive(Wall::from_millis(200), Wall::from_millis(10))

@@ -464,14 +464,21 @@ impl Declared {
                     .unwrap_or_default();
                 policies.push((name, self.statements_of(policy.get("PolicyDocument"), id)?));
             }
-            for attached in self.of_type("AWS::IAM::RolePolicy") {
+            let attached_policies = self
+                .of_type("AWS::IAM::RolePolicy")
+                .chain(self.of_type("AWS::IAM::Policy"));
+            for attached in attached_policies {
                 if !self.is_created(attached)? {
                     continue;
                 }
                 let policy = self.resource(attached).and_then(|r| r.get("Properties"));
-                let names_role = policy
-                    .and_then(|p| p.get("RoleName"))
-                    .is_some_and(|r| matches!(r, Value::Tagged(t) if t.value.as_str() == Some(id)));
+                let is_this_role =
+                    |r: &Value| matches!(r, Value::Tagged(t) if t.value.as_str() == Some(id));
+                // A RolePolicy names one role (`RoleName`), a Policy several (`Roles`).
+                let names_role = policy.is_some_and(|p| {
+                    p.get("RoleName").is_some_and(is_this_role)
+                        || list(p.get("Roles")).into_iter().any(is_this_role)
+                });
                 if names_role {
                     let name = policy
                         .and_then(|p| p.get("PolicyName"))

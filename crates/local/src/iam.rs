@@ -32,6 +32,9 @@ pub const LOCAL_STACK_NAME: &str = "tenant-control-plane-local";
 /// The account moto gives the control plane (requests made with its own identities).
 pub const CONTROL_PLANE_ACCOUNT: &str = "123456789012";
 
+/// How long the session of a function's role written for running it by hand lasts.
+const ROLE_SESSION: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
 /// Services whose resource patterns moto's IAM matches: their statements keep their ARNs.
 const RESOURCES_MATCHED: &[&str] = &["sts", "sqs", "iam", "s3"];
 
@@ -129,8 +132,11 @@ pub struct Identities {
     launcher: AccessKey,
     /// Sets up and inspects (tests, `make up`'s live view); no function runs with it.
     pub harness: AccessKey,
-    /// The documented writer identity: automation, `aws dynamodb put-item`, `tenantctl --direct`.
+    /// The documented writer identity (template.yaml's `TenantWriterPolicy`): automation,
+    /// `aws dynamodb put-item`.
     pub writer: AccessKey,
+    /// The documented operator identity (`TenantOperatorPolicy`): `tenantctl --direct`.
+    pub operator: AccessKey,
     /// Role ARNs by function logical id.
     roles: BTreeMap<String, String>,
     /// Calls refused for not being declared, by any function.
@@ -198,16 +204,15 @@ impl Identities {
             &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
         )
         .await?;
-        let writer_statements = plan
-            .declared
-            .managed_policy("TenantWriterPolicy")
-            .map_err(|e| failed("template.yaml", e))?;
-        let writer = create_user(
-            &iam,
-            "local-writer",
-            &widened(&writer_statements, &BTreeSet::new()),
-        )
-        .await?;
+        let policy = |name: &str| {
+            plan.declared
+                .managed_policy(name)
+                .map(|statements| widened(&statements, &BTreeSet::new()))
+                .map_err(|e| failed("template.yaml", e))
+        };
+        let writer = create_user(&iam, "local-writer", &policy("TenantWriterPolicy")?).await?;
+        let operator =
+            create_user(&iam, "local-operator", &policy("TenantOperatorPolicy")?).await?;
         let trust = json!({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sts:AssumeRole",
             "Principal": {"AWS": format!("arn:aws:iam::{account}:user/local-launcher")}
@@ -233,6 +238,8 @@ impl Identities {
                 .create_role()
                 .role_name(&role.name)
                 .assume_role_policy_document(trust.to_string())
+                // Sessions for running a function by hand last a working day.
+                .max_session_duration(ROLE_SESSION.as_secs() as i32)
                 .send()
                 .await
                 .map_err(|e| failed(&context, aws_sdk_iam::error::DisplayErrorContext(&e)))?;
@@ -262,6 +269,7 @@ impl Identities {
             launcher,
             harness,
             writer,
+            operator,
             roles,
             violations: Violations::default(),
             enforced: false,
@@ -320,6 +328,11 @@ impl Identities {
         self.sdk_for(&self.writer).await
     }
 
+    /// The operator's SDK configuration.
+    pub async fn operator_sdk(&self) -> SdkConfig {
+        self.sdk_for(&self.operator).await
+    }
+
     /// A tenant account as its owner sees it (its administrator role, assumed by the harness):
     /// for inspecting what the control plane made there.
     pub async fn tenant_account_owner_sdk(&self, account: &str) -> SdkConfig {
@@ -375,19 +388,66 @@ impl Identities {
             .await)
     }
 
-    /// Writes the writer identity's settings for people and scripts (`make up`): `source` it.
-    pub fn write_writer_env(
+    /// Writes a session of `function`'s role for running it by hand (`cargo lambda watch`), valid
+    /// for 12 hours: `source` it, and the function runs with its own role as deployed.
+    pub async fn write_function_env(
         &self,
+        function: &str,
+        path: &Path,
+    ) -> Result<(), EmulatorError> {
+        let role = self
+            .roles
+            .get(function)
+            .ok_or_else(|| failed("local identities", format!("no role for {function}")))?;
+        let issued = aws_sdk_sts::Client::new(&self.sdk_for(&self.launcher).await)
+            .assume_role()
+            .role_arn(role)
+            .role_session_name(function)
+            .duration_seconds(ROLE_SESSION.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| failed(&format!("a session of {function}'s role"), e))?
+            .credentials
+            .ok_or_else(|| failed(&format!("a session of {function}'s role"), "none"))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| failed("writing .local", e))?;
+        }
+        let text = format!(
+            "# A session of {function}'s role (valid 12 hours), written by `make up`.\n\
+             export AWS_ACCESS_KEY_ID={}\n\
+             export AWS_SECRET_ACCESS_KEY={}\n\
+             export AWS_SESSION_TOKEN={}\n\
+             export AWS_REGION={region}\n\
+             export AWS_DEFAULT_REGION={region}\n\
+             export AWS_ENDPOINT_URL={}\n",
+            issued.access_key_id(),
+            issued.secret_access_key(),
+            issued.session_token(),
+            self.endpoint,
+            region = self.region,
+        );
+        std::fs::write(path, text).map_err(|e| failed("writing .local", e))
+    }
+
+    /// Writes an identity's settings for people and scripts (`make up`): `source` them.
+    /// `who` is `writer` (automation's SPEC rows) or `operator` (`tenantctl --direct`).
+    pub fn write_env(
+        &self,
+        who: &str,
         path: &Path,
         table: &str,
         preview_queue_url: &str,
     ) -> std::io::Result<()> {
+        let (key, policy) = match who {
+            "operator" => (&self.operator, "TenantOperatorPolicy"),
+            _ => (&self.writer, "TenantWriterPolicy"),
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let text = format!(
-            "# The local writer identity (template.yaml's TenantWriterPolicy), written by `make up`.\n\
-             # The emulator enforces IAM: other keys are refused. `source` this file.\n\
+            "# The local {who} identity (template.yaml's {policy}), written by `make up`.\n\
+             # The emulator enforces IAM: keys of no identity are refused. `source` this file.\n\
              export AWS_ACCESS_KEY_ID={id}\n\
              export AWS_SECRET_ACCESS_KEY={secret}\n\
              export AWS_REGION={region}\n\
@@ -395,8 +455,8 @@ impl Identities {
              export AWS_ENDPOINT_URL={endpoint}\n\
              export TABLE_NAME={table}\n\
              export PREVIEW_QUEUE_URL={preview_queue_url}\n",
-            id = self.writer.id,
-            secret = self.writer.secret,
+            id = key.id,
+            secret = key.secret,
             region = self.region,
             endpoint = self.endpoint,
         );

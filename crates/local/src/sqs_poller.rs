@@ -46,6 +46,8 @@ impl SqsPoller {
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(self.batch_size)
+            // As Lambda's event carries them (ApproximateReceiveCount, SentTimestamp, ...).
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .wait_time_seconds(1)
             .send()
             .await
@@ -61,6 +63,12 @@ impl SqsPoller {
                 message.message_id = m.message_id().map(str::to_owned);
                 message.receipt_handle = m.receipt_handle().map(str::to_owned);
                 message.body = m.body().map(str::to_owned);
+                message.attributes = m
+                    .attributes()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+                    .collect();
                 message.event_source = Some("aws:sqs".into());
                 message.event_source_arn = Some(self.queue_arn.clone());
                 message.aws_region = Some(self.region.clone());

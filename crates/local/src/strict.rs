@@ -38,6 +38,23 @@ impl Violations {
     pub fn list(&self) -> Vec<String> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// The violations so far, forgotten (a test that made one on purpose).
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Fails (panics) if any function made a call it does not declare: what the local system
+    /// and the emulator tests do when they end. Not while already panicking.
+    pub fn fail_if_any(&self) {
+        let undeclared = self.list();
+        if !undeclared.is_empty() && !std::thread::panicking() {
+            panic!(
+                "functions made AWS calls they do not declare \
+                 (controlplane::runtime::FUNCTION_CALLS): {undeclared:?}"
+            );
+        }
+    }
 }
 
 /// Who makes the calls, and which actions they may make (`None`: any; an event source acting

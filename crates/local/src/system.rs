@@ -75,6 +75,8 @@ pub struct LocalConfig {
     pub region: String,
     pub table: String,
     pub role_name: String,
+    /// The tenant accounts' change-set-only role, for previews.
+    pub preview_role_name: String,
     /// Local accounts bootstrapped as tenant accounts.
     pub tenant_accounts: Vec<String>,
     /// The ExternalId key (locally a fixed, documented value), kept in SSM as deployed.
@@ -137,6 +139,10 @@ impl LocalConfig {
         deployment
             .parameters
             .insert("TenantRoleName".into(), self.role_name.clone());
+        deployment.parameters.insert(
+            "TenantPreviewRoleName".into(),
+            self.preview_role_name.clone(),
+        );
         deployment
             .parameters
             .insert("JwtIssuer".into(), "http://127.0.0.1/local".into());
@@ -174,6 +180,7 @@ impl Default for LocalConfig {
             region: "us-east-1".into(),
             table: "tenants".into(),
             role_name: "TenantControlRole".into(),
+            preview_role_name: "TenantControlPreviewRole".into(),
             tenant_accounts: vec![
                 "111111111111".into(),
                 "222222222222".into(),
@@ -249,7 +256,7 @@ impl Infrastructure {
             })?;
         let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
         for account in &config.tenant_accounts {
-            bootstrap_tenant_account(&admin, account, &external_ids, &config.role_name).await?;
+            bootstrap_tenant_account(&admin, account, &external_ids, config).await?;
         }
         let declared = config.declared(Some(&stream_arn))?;
         let mut identities = Identities::create(
@@ -447,6 +454,7 @@ impl RunningSystem {
             PreviewWorker::build(
                 &identities.function_sdk("PreviewFunction").await?,
                 &plane_config,
+                &config.preview_role_name,
                 &infrastructure.preview_queue_url,
             )
             .await?,
@@ -599,13 +607,7 @@ impl Drop for RunningSystem {
         for task in &self.tasks {
             task.abort();
         }
-        let undeclared = self.identities.violations.list();
-        if !undeclared.is_empty() && !std::thread::panicking() {
-            panic!(
-                "functions made AWS calls they do not declare (controlplane::runtime::\
-                 FUNCTION_CALLS): {undeclared:?}"
-            );
-        }
+        self.identities.violations.fail_if_any();
     }
 }
 
@@ -838,7 +840,7 @@ pub async fn bootstrap_tenant_account(
     sdk: &SdkConfig,
     account: &str,
     external_ids: &ExternalIds,
-    role_name: &str,
+    config: &LocalConfig,
 ) -> Result<(), LocalError> {
     // Locally, "being the account owner" is assuming the account's admin role (moto, still
     // unauthenticated, issues it before the role exists; it is created below).
@@ -868,19 +870,30 @@ pub async fn bootstrap_tenant_account(
             .credentials_provider(owner.clone())
             .build(),
     );
-    let parameter = |key: &str, value: &str| {
-        Parameter::builder()
-            .parameter_key(key)
-            .parameter_value(value)
-            .build()
-    };
+    let parameters: BTreeMap<String, String> = [
+        ("ControlPlaneAccountId", CONTROL_PLANE_ACCOUNT.to_owned()),
+        ("ControlPlaneStackName", LOCAL_STACK_NAME.to_owned()),
+        ("ExternalId", external_ids.for_account(account)),
+        ("RoleName", config.role_name.clone()),
+        ("PreviewRoleName", config.preview_role_name.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     cfn.create_stack()
         .stack_name(BOOTSTRAP_STACK)
         .template_body(BOOTSTRAP_TEMPLATE)
-        .parameters(parameter("ControlPlaneAccountId", CONTROL_PLANE_ACCOUNT))
-        .parameters(parameter("ControlPlaneStackName", LOCAL_STACK_NAME))
-        .parameters(parameter("ExternalId", &external_ids.for_account(account)))
-        .parameters(parameter("RoleName", role_name))
+        .set_parameters(Some(
+            parameters
+                .iter()
+                .map(|(key, value)| {
+                    Parameter::builder()
+                        .parameter_key(key)
+                        .parameter_value(value)
+                        .build()
+                })
+                .collect(),
+        ))
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await
@@ -895,18 +908,7 @@ pub async fn bootstrap_tenant_account(
     // puts the same statements again through IAM, widened where moto matches no resource
     // (crate::iam).
     let mut deployment = Deployment::new(sdk_region(sdk), account, BOOTSTRAP_STACK);
-    deployment
-        .parameters
-        .insert("RoleName".into(), role_name.to_owned());
-    deployment
-        .parameters
-        .insert("ControlPlaneAccountId".into(), CONTROL_PLANE_ACCOUNT.into());
-    deployment
-        .parameters
-        .insert("ControlPlaneStackName".into(), LOCAL_STACK_NAME.into());
-    deployment
-        .parameters
-        .insert("ExternalId".into(), external_ids.for_account(account));
+    deployment.parameters = parameters;
     let declared = Declared::parse(BOOTSTRAP_TEMPLATE, deployment)
         .map_err(|e| setup("the bootstrap template", e))?;
     let iam = aws_sdk_iam::Client::from_conf(

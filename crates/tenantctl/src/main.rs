@@ -131,10 +131,11 @@ enum BootstrapCommand {
     /// Print, for each account, the stack instance of a service-managed StackSet of
     /// templates/tenant-account-bootstrap.yaml with that account's own ExternalId.
     ///
-    /// A StackSet cannot compute an ExternalId per account, so each account gets its instance
-    /// with a parameter override: one `aws cloudformation create-stack-instances` per account,
-    /// limited to it within its OU (`AccountFilterType=INTERSECTION`). Run them as the
-    /// organization's management (or delegated administrator) account.
+    /// A StackSet cannot compute an ExternalId per account, so each account gets its instances
+    /// with parameter overrides: one `aws cloudformation create-stack-instances` per account and
+    /// region, limited to it within its OU (`AccountFilterType=INTERSECTION`). Run them as the
+    /// organization's management (or delegated administrator) account, on a StackSet made with
+    /// managed execution (so they queue instead of failing while one runs).
     StacksetOverrides {
         /// The tenant accounts (12-digit ids).
         #[arg(long = "account", required = true, num_args = 1..)]
@@ -142,7 +143,8 @@ enum BootstrapCommand {
         /// The organizational unit the accounts are in.
         #[arg(long)]
         ou: String,
-        /// The regions to deploy the bootstrap in.
+        /// The regions to deploy the bootstrap in; the first holds the account's roles (IAM is
+        /// global), the others only forward stack events.
         #[arg(long = "region", default_value = "us-east-1", num_args = 1..)]
         regions: Vec<String>,
         /// The StackSet's name.

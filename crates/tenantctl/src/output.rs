@@ -42,13 +42,14 @@ fn or_dash(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty()).unwrap_or("-").to_owned()
 }
 
-/// One account's instance of the bootstrap StackSet: where, and its ExternalId override.
+/// One account's instance of the bootstrap StackSet in one region: where, and its overrides
+/// (the account's ExternalId; the roles, which are global, made in its first region only).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StackInstance {
     pub stack_set: String,
     pub organizational_unit: String,
     pub account: String,
-    pub regions: Vec<String>,
+    pub region: String,
     /// CloudFormation's `ParameterOverrides` shape.
     pub parameter_overrides: Vec<ParameterOverride>,
 }
@@ -60,7 +61,8 @@ pub struct ParameterOverride {
     pub parameter_value: String,
 }
 
-/// Each account's instance, with the ExternalId derived for it.
+/// Each account's instances, one per region, with the ExternalId derived for it: the roles in
+/// the first region (`CreateRoles=true`), the stack-event forwarding alone in the others.
 pub fn stack_instances(
     ids: &controlplane::aws::sts::ExternalIds,
     accounts: &[String],
@@ -68,17 +70,31 @@ pub fn stack_instances(
     regions: &[String],
     stack_set: &str,
 ) -> Vec<StackInstance> {
+    let overrides = |pairs: [(&str, String); 2]| {
+        pairs
+            .into_iter()
+            .map(|(key, value)| ParameterOverride {
+                parameter_key: key.into(),
+                parameter_value: value,
+            })
+            .collect()
+    };
     accounts
         .iter()
-        .map(|account| StackInstance {
-            stack_set: stack_set.to_owned(),
-            organizational_unit: ou.to_owned(),
-            account: account.clone(),
-            regions: regions.to_vec(),
-            parameter_overrides: vec![ParameterOverride {
-                parameter_key: "ExternalId".into(),
-                parameter_value: ids.for_account(account),
-            }],
+        .flat_map(|account| {
+            regions
+                .iter()
+                .enumerate()
+                .map(move |(index, region)| StackInstance {
+                    stack_set: stack_set.to_owned(),
+                    organizational_unit: ou.to_owned(),
+                    account: account.clone(),
+                    region: region.clone(),
+                    parameter_overrides: overrides([
+                        ("ExternalId", ids.for_account(account)),
+                        ("CreateRoles", (index == 0).to_string()),
+                    ]),
+                })
         })
         .collect()
 }
@@ -96,7 +112,7 @@ pub fn stack_instance_commands(instances: &[StackInstance]) -> String {
                 i.stack_set,
                 i.organizational_unit,
                 i.account,
-                i.regions.join(" "),
+                i.region,
                 i.parameter_overrides
                     .iter()
                     .map(|p| format!(
@@ -493,10 +509,30 @@ mod tests {
         let accounts = ["111111111111".to_owned(), "222222222222".to_owned()];
         let regions = ["eu-west-1".to_owned(), "us-east-1".to_owned()];
         let instances = stack_instances(&ids, &accounts, "ou-ab12-cdef3456", &regions, "boot");
-        assert_eq!(instances.len(), 2);
+        assert_eq!(instances.len(), 4, "one per account and region");
         assert_eq!(
-            instances[1].parameter_overrides[0].parameter_value,
+            instances[2].parameter_overrides[0].parameter_value,
             ids.for_account("222222222222")
+        );
+        // The roles are global: made in each account's first region only.
+        let creates: Vec<(&str, &str, &str)> = instances
+            .iter()
+            .map(|i| {
+                (
+                    i.account.as_str(),
+                    i.region.as_str(),
+                    i.parameter_overrides[1].parameter_value.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            creates,
+            [
+                ("111111111111", "eu-west-1", "true"),
+                ("111111111111", "us-east-1", "false"),
+                ("222222222222", "eu-west-1", "true"),
+                ("222222222222", "us-east-1", "false"),
+            ]
         );
         let json: serde_json::Value = serde_json::from_str(&json(&instances)).unwrap();
         assert_eq!(
@@ -504,10 +540,11 @@ mod tests {
             serde_json::json!({"ParameterKey": "ExternalId", "ParameterValue": ids.for_account("111111111111")})
         );
         let commands = stack_instance_commands(&instances);
-        assert_eq!(commands.matches("create-stack-instances").count(), 2);
+        assert_eq!(commands.matches("create-stack-instances").count(), 4);
         assert!(
             commands.contains("Accounts=111111111111,AccountFilterType=INTERSECTION")
-                && commands.contains("--regions eu-west-1 us-east-1"),
+                && commands.contains("--regions us-east-1")
+                && commands.contains("ParameterKey=CreateRoles,ParameterValue=false"),
             "{commands}"
         );
     }

@@ -50,11 +50,12 @@ impl Ctl<'_> {
             )
             .env("AWS_ENDPOINT_URL", &self.system.emulator.endpoint)
             .env("AWS_REGION", &self.system.config.region)
-            // The documented writer identity (`.local/writer.env`): the emulator enforces IAM.
-            .env("AWS_ACCESS_KEY_ID", &self.system.identities.writer.id)
+            // The documented operator identity (`.local/operator.env`): the emulator enforces
+            // IAM, and --direct runs the API's operations.
+            .env("AWS_ACCESS_KEY_ID", &self.system.identities.operator.id)
             .env(
                 "AWS_SECRET_ACCESS_KEY",
-                &self.system.identities.writer.secret,
+                &self.system.identities.operator.secret,
             )
             .env("PREVIEW_QUEUE_URL", &self.system.preview_queue_url)
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -316,7 +317,7 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
             .any(|p| p["tenant_id"] == "acme" && p.get("error").is_none()),
         "{planned:?}"
     );
-    // The same as automation, straight to the table (as the writer identity): a sample.
+    // The same as automation, straight to the table (as the operator identity): a sample.
     let sampled = ctl
         .run(
             None,

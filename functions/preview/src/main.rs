@@ -4,14 +4,16 @@
 
 use std::time::{Duration, SystemTime};
 
+use controlplane::aws::cloudformation::CHANGE_SET_WAIT;
 use controlplane::rollout_preview::handle_preview_messages;
 use controlplane::runtime::{PreviewWorker, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
-/// Left of the invocation's time when a job stops: a few change sets in flight finish, and the
-/// job is saved and queued again.
-const MARGIN: Duration = Duration::from_secs(90);
+/// Left of the invocation's time when a job stops: a round of change sets started before it can
+/// wait for them as long as the adapter does (CHANGE_SET_WAIT), then the job is saved and
+/// queued again.
+const MARGIN: Duration = Duration::from_secs(CHANGE_SET_WAIT.as_secs() + 60);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

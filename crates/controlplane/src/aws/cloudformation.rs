@@ -487,7 +487,7 @@ impl crate::ports::TemplateValidator for CloudFormationValidator {
 }
 
 /// How long a preview waits for its change set to be computed.
-const CHANGE_SET_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+pub const CHANGE_SET_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[async_trait]
 impl crate::ports::ChangePreviews for CloudFormationStacks {

@@ -46,7 +46,10 @@ pub enum Resource {
     ExternalIdKey,
     /// The role every tenant account's bootstrap creates.
     TenantRole,
-    /// A tenant's stack, reached through the tenant role (the bootstrap's grant).
+    /// The change-set-only role every tenant account's bootstrap creates for previews.
+    TenantPreviewRole,
+    /// A tenant's stack, reached through the tenant role or the preview role (the bootstrap's
+    /// grants).
     TenantStack,
     /// An action that takes no resource (IAM grants it on `*` only).
     Unscoped,

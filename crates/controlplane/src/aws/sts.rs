@@ -86,8 +86,28 @@ pub const CALLS: &[super::Call] = &[super::Call::new(
     super::Resource::TenantRole,
 )];
 
+/// The calls of [`RoleCredentials`] for the preview function (the tenant accounts' preview role).
+pub const PREVIEW_ROLE_CALLS: &[super::Call] = &[super::Call::new(
+    "sts:AssumeRole",
+    super::Resource::TenantPreviewRole,
+)];
+
 /// Tenants whose role credentials a warm instance keeps (~1 KiB each).
 pub const CREDENTIALS_KEPT: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+
+/// Reads the ExternalId key (from SSM, as deployed) the first time a role is assumed.
+pub type KeyLoader =
+    Box<dyn Fn() -> futures::future::BoxFuture<'static, Result<ExternalIds, String>> + Send + Sync>;
+
+/// The ExternalId key: given, or read when first needed (a function that never assumes a
+/// tenant role never reads it).
+enum Keys {
+    Ready(ExternalIds),
+    Deferred {
+        load: KeyLoader,
+        loaded: tokio::sync::OnceCell<ExternalIds>,
+    },
+}
 
 /// Credentials for tenants' accounts, cached per (account, tenant) until near expiry; the
 /// least recently used are dropped beyond [`CREDENTIALS_KEPT`].
@@ -98,7 +118,7 @@ pub struct RoleCredentials {
     region: String,
     partition: &'static str,
     role_name: String,
-    external_ids: ExternalIds,
+    keys: Keys,
     refresh_before_expiry: Duration,
     session_duration: Duration,
     cache: Mutex<LruCache<(String, String), Credentials>>,
@@ -107,6 +127,22 @@ pub struct RoleCredentials {
 
 impl RoleCredentials {
     pub fn new(client: Client, role_name: impl Into<String>, external_ids: ExternalIds) -> Self {
+        Self::with_keys(client, role_name, Keys::Ready(external_ids))
+    }
+
+    /// With the ExternalId key read by `load` when a role is first assumed.
+    pub fn with_key_loader(client: Client, role_name: impl Into<String>, load: KeyLoader) -> Self {
+        Self::with_keys(
+            client,
+            role_name,
+            Keys::Deferred {
+                load,
+                loaded: tokio::sync::OnceCell::new(),
+            },
+        )
+    }
+
+    fn with_keys(client: Client, role_name: impl Into<String>, keys: Keys) -> Self {
         let region = client
             .config()
             .region()
@@ -117,7 +153,7 @@ impl RoleCredentials {
             partition: partition(&region),
             region,
             role_name: role_name.into(),
-            external_ids,
+            keys,
             refresh_before_expiry: Duration::from_secs(300),
             session_duration: Duration::from_secs(3600),
             cache: Mutex::new(LruCache::new(CREDENTIALS_KEPT)),
@@ -146,9 +182,17 @@ impl RoleCredentials {
         {
             return Ok(cached.clone());
         }
+        let external_ids = match &self.keys {
+            Keys::Ready(ids) => ids,
+            Keys::Deferred { load, loaded } => {
+                loaded.get_or_try_init(|| load()).await.map_err(|reason| {
+                    StackError::Transient(format!("cannot read the ExternalId key: {reason}"))
+                })?
+            }
+        };
         let request = assume_role_request(
             &self.role_name,
-            &self.external_ids,
+            external_ids,
             self.partition,
             account_id,
             tenant_id,

@@ -37,12 +37,22 @@ async fn main() -> Result<()> {
     println!("starting moto server on 127.0.0.1:{} ...", config.aws_port);
     let system = RunningSystem::start(config).await?;
     let endpoint = system.emulator.endpoint.clone();
-    let writer_env = local::emulator::workspace_root().join(".local/writer.env");
-    system.identities.write_writer_env(
-        &writer_env,
-        &system.config.table,
-        &system.preview_queue_url,
-    )?;
+    let local_dir = local::emulator::workspace_root().join(".local");
+    let writer_env = local_dir.join("writer.env");
+    let operator_env = local_dir.join("operator.env");
+    for (who, path) in [("writer", &writer_env), ("operator", &operator_env)] {
+        system
+            .identities
+            .write_env(who, path, &system.config.table, &system.preview_queue_url)?;
+    }
+    // Each function's own role, for running it by hand (README: Invoking a function by hand).
+    system
+        .identities
+        .write_function_env(
+            "StreamHandlerFunction",
+            &local_dir.join("roles/stream-handler.env"),
+        )
+        .await?;
     println!();
     println!("tenant control plane is up");
     println!(
@@ -55,8 +65,12 @@ async fn main() -> Result<()> {
         }
     );
     println!(
-        "  writer keys    {}   (`source` it: the writer identity, template.yaml's TenantWriterPolicy)",
+        "  writer keys    {}   (`source` it: put-item as automation; TenantWriterPolicy)",
         writer_env.display()
+    );
+    println!(
+        "  operator keys  {}   (`source` it: tenantctl --direct; TenantOperatorPolicy)",
+        operator_env.display()
     );
     println!(
         "  tenants API    http://{}   (token: cargo run -q -p tenantctl -- token [--tenant ID])",
