@@ -19,7 +19,7 @@ use crate::ApiState;
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::problem::Problem;
-use crate::rollouts::{object, rollout_problem, selection_of};
+use crate::rollouts::{object, rollout_problem, selection_of, target_version_of};
 use crate::templates::unknown_fields;
 
 /// Tenant previews per page of `GET /rollout-previews/{id}`.
@@ -87,16 +87,11 @@ impl PreviewRequest {
             return Err(Problem::bad_request("the body must be a JSON object"));
         };
         let mut errors = unknown_fields(fields, PREVIEW_FIELDS, "");
-        let target_version = match fields.get("target_version") {
-            Some(Value::String(version)) if !version.trim().is_empty() => Some(version.clone()),
-            _ => {
-                errors.push(FieldError::new(
-                    "target_version",
-                    "is required: the published template version a rollout would move to",
-                ));
-                None
-            }
-        };
+        let target_version = target_version_of(
+            fields,
+            &mut errors,
+            "the published template version a rollout would move to",
+        );
         let selection = fields
             .get("selection")
             .and_then(|v| object(v, "selection", &mut errors))

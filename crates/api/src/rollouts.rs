@@ -177,6 +177,25 @@ fn whole_number(value: &Value, field: &str) -> Result<u64, FieldError> {
         .ok_or_else(|| FieldError::new(field, "must be a whole number, 0 or more"))
 }
 
+/// The required `target_version` of a body; a field error saying it is `what` when it is not
+/// a version's name.
+pub(crate) fn target_version_of(
+    fields: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+    what: &str,
+) -> Option<String> {
+    match fields.get("target_version") {
+        Some(Value::String(version)) if !version.trim().is_empty() => Some(version.clone()),
+        _ => {
+            errors.push(FieldError::new(
+                "target_version",
+                format!("is required: {what}"),
+            ));
+            None
+        }
+    }
+}
+
 pub(crate) fn object<'a>(
     value: &'a Value,
     field: &str,
@@ -316,16 +335,11 @@ impl RolloutRequest {
             return Err(Problem::bad_request("the body must be a JSON object"));
         };
         let mut errors = unknown_fields(fields, START_FIELDS, "");
-        let target_version = match fields.get("target_version") {
-            Some(Value::String(version)) if !version.trim().is_empty() => Some(version.clone()),
-            _ => {
-                errors.push(FieldError::new(
-                    "target_version",
-                    "is required: the published template version to roll out",
-                ));
-                None
-            }
-        };
+        let target_version = target_version_of(
+            fields,
+            &mut errors,
+            "the published template version to roll out",
+        );
         let selection = fields
             .get("selection")
             .and_then(|v| object(v, "selection", &mut errors))

@@ -90,6 +90,27 @@ pub fn tenant_of_message(settings: &Settings, body: &str) -> Result<TenantKey, U
     Ok(tenant)
 }
 
+/// The messages of an SQS event, as Lambda's SQS event source sends them. A record that is not
+/// a message is logged and left out: without its id there is nothing to report back (SQS
+/// redelivers a whole batch only on a function error, which would repeat the others).
+pub fn sqs_messages(event: &serde_json::Value) -> Vec<SqsMessage> {
+    event
+        .get("Records")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(index, raw)| match serde_json::from_value(raw.clone()) {
+            Ok(message) => Some(message),
+            Err(e) => {
+                warn!(index, error = %e, "not an SQS message; dropped");
+                None
+            }
+        })
+        .collect()
+}
+
 /// Handles one SQS event of re-checks and stack status change events: each tenant named is
 /// reconciled once; failed ones are reported for redelivery.
 pub async fn handle_rechecks(
@@ -98,19 +119,7 @@ pub async fn handle_rechecks(
     event: &serde_json::Value,
 ) -> SqsBatchResponse {
     let mut tenants: BTreeMap<TenantKey, Vec<String>> = BTreeMap::new();
-    let records = event
-        .get("Records")
-        .and_then(serde_json::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (index, raw) in records.iter().enumerate() {
-        let message: SqsMessage = match serde_json::from_value(raw.clone()) {
-            Ok(message) => message,
-            Err(e) => {
-                warn!(index, error = %e, "not an SQS message; dropped");
-                continue;
-            }
-        };
+    for (index, message) in sqs_messages(event).into_iter().enumerate() {
         let id = message.message_id.clone().unwrap_or_default();
         let named = message
             .body

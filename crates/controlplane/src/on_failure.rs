@@ -9,7 +9,7 @@
 //! receives it lands in the queue's dead-letter queue, which has an alarm. The scheduled
 //! reconciler converges those tenants meanwhile.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use futures::StreamExt;
 use serde::Deserialize;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -60,22 +60,8 @@ pub async fn handle_on_failure_records(
     settings: &StreamSettings,
     event: &serde_json::Value,
 ) -> SqsBatchResponse {
-    let records = event
-        .get("Records")
-        .and_then(serde_json::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let mut response = SqsBatchResponse::default();
-    for (index, raw) in records.iter().enumerate() {
-        let message: SqsMessage = match serde_json::from_value(raw.clone()) {
-            Ok(message) => message,
-            Err(e) => {
-                // Without a message id there is nothing to report back; SQS redelivers the
-                // whole batch only on a function error, which would repeat the others.
-                error!(index, error = %e, "not an SQS message");
-                continue;
-            }
-        };
+    for message in crate::completion::sqs_messages(event) {
         let id = message.message_id.clone().unwrap_or_default();
         let span = info_span!("on_failure_message", message_id = %id);
         let result = handle_message(reconciler, stream, settings, message.body.as_deref())

@@ -497,21 +497,9 @@ pub async fn handle_preview_messages(
     event: &serde_json::Value,
     deadline: tokio::time::Instant,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
-    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
     let mut response = SqsBatchResponse::default();
-    let records = event
-        .get("Records")
-        .and_then(serde_json::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (index, raw) in records.iter().enumerate() {
-        let message: SqsMessage = match serde_json::from_value(raw.clone()) {
-            Ok(message) => message,
-            Err(e) => {
-                warn!(index, error = %e, "not an SQS message; dropped");
-                continue;
-            }
-        };
+    for message in crate::completion::sqs_messages(event) {
         let message_id = message.message_id.clone().unwrap_or_default();
         let named = message
             .body

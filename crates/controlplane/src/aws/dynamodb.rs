@@ -764,6 +764,26 @@ pub(crate) fn member_item(
 }
 
 impl DynamoStore {
+    /// Deletes the `ROLLOUTS` row `sk` if its `attribute` is still `holder` (the active-rollout
+    /// slot, the driver lease); a no-op when another holds it or none does.
+    async fn delete_held(&self, sk: &str, attribute: &str, holder: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(ROLLOUTS_PK.into(), sk.into())?))
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", attribute)
+            .expression_attribute_values(":holder", AttributeValue::S(holder.into()))
+            .send()
+            .await
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes a row that must not exist yet; `Conflict` when it does.
     async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
         self.client
@@ -976,20 +996,7 @@ impl crate::ports::RolloutStore for DynamoStore {
     }
 
     async fn release_active(&self, id: &str) -> Result<(), StoreError> {
-        match self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(ROLLOUTS_PK.into(), ACTIVE_ROLLOUT_SK.into())?))
-            .condition_expression("rollout_id = :id")
-            .expression_attribute_values(":id", AttributeValue::S(id.into()))
-            .send()
-            .await
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
-        {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.delete_held(ACTIVE_ROLLOUT_SK, "rollout_id", id).await
     }
 
     async fn members(&self, id: &str) -> Result<Vec<crate::rollout::Member>, StoreError> {
@@ -1074,20 +1081,7 @@ impl crate::ports::RolloutStore for DynamoStore {
     }
 
     async fn release_driver_lease(&self, holder: &str) -> Result<(), StoreError> {
-        match self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(ROLLOUTS_PK.into(), DRIVER_LEASE_SK.into())?))
-            .condition_expression("holder = :holder")
-            .expression_attribute_values(":holder", AttributeValue::S(holder.into()))
-            .send()
-            .await
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
-        {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.delete_held(DRIVER_LEASE_SK, "holder", holder).await
     }
 }
 
