@@ -185,7 +185,7 @@ impl RoleCredentials {
         let external_ids = match &self.keys {
             Keys::Ready(ids) => ids,
             Keys::Deferred { load, loaded } => {
-                loaded.get_or_try_init(|| load()).await.map_err(|reason| {
+                loaded.get_or_try_init(load).await.map_err(|reason| {
                     StackError::Transient(format!("cannot read the ExternalId key: {reason}"))
                 })?
             }
