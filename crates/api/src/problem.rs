@@ -6,6 +6,7 @@ use controlplane::spec::FieldError;
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+const IN_FLIGHT: &str = "/problems/idempotency-key-in-flight";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
@@ -119,6 +120,16 @@ impl Problem {
             "/problems/idempotency-key-reused",
             "Idempotency-Key reused",
             "this Idempotency-Key was used with another request; use a new key",
+        )
+    }
+
+    /// The first request with this Idempotency-Key is still running: retry after a moment.
+    pub fn idempotency_in_flight() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            IN_FLIGHT,
+            "Idempotency-Key in use",
+            "a request with this Idempotency-Key is still being processed; retry it shortly",
         )
     }
 
@@ -272,7 +283,7 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || self.kind == IN_FLIGHT {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

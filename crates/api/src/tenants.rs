@@ -12,13 +12,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use controlplane::audit::AuditEntry;
 use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
+use controlplane::item_json;
 use controlplane::ports::{IdempotencyRecord, Snapshot, StoreError};
 use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey, check_tenant_id};
 use controlplane::status::Status;
 use controlplane::validation::{Validation, validate};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_dynamo::Item;
+use serde_dynamo::{AttributeValue, Item};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -83,20 +84,18 @@ const PATCH_FIELDS: &[&str] = &[
     "decommission_date",
 ];
 
+/// The SPEC's known fields as JSON, numbers exact (other attributes are kept in the row, not shown).
 fn spec_json(item: &Item) -> Map<String, Value> {
-    match serde_dynamo::from_item::<_, Value>(item.clone()) {
-        Ok(Value::Object(map)) => map
-            .into_iter()
-            .filter(|(k, _)| SPEC_ATTRIBUTES.contains(&k.as_str()))
-            .collect(),
-        _ => Map::new(),
-    }
+    item_json::item_to_json(item)
+        .into_iter()
+        .filter(|(k, _)| SPEC_ATTRIBUTES.contains(&k.as_str()))
+        .collect()
 }
 
 /// The SPEC's ETag: a hash of the whole stored item, so any writer's change (a direct put-item
 /// too) changes it.
 pub fn etag_of(item: &Item) -> String {
-    let value = serde_dynamo::from_item::<_, Value>(item.clone()).unwrap_or(Value::Null);
+    let value = Value::Object(item_json::item_to_json(item));
     let digest = Sha256::digest(canonical(&value).as_bytes());
     format!("\"{}\"", hex::encode(&digest[..12]))
 }
@@ -204,20 +203,16 @@ impl ApiState {
         Ok((key, snapshot))
     }
 
-    /// The SPEC item from its JSON fields, validated as the control plane will: against the
-    /// template version the tenant's STATUS (`snapshot`'s, if any) says the fleet gives it.
+    /// The SPEC item with its keys, validated as the control plane will: against the template
+    /// version the tenant's STATUS (`snapshot`'s, if any) says the fleet gives it.
     async fn checked_item(
         &self,
         key: &TenantKey,
         snapshot: Option<&Snapshot>,
-        mut fields: Map<String, Value>,
+        mut item: Item,
     ) -> Result<Item, Problem> {
-        // `null` means absent (as in a merge patch): never stored as a NULL attribute.
-        fields.retain(|_, value| !value.is_null());
-        fields.insert("pk".into(), Value::String(key.pk()));
-        fields.insert("sk".into(), Value::String(SPEC_SK.into()));
-        let item: Item = serde_dynamo::to_item(Value::Object(fields))
-            .map_err(|e| Problem::bad_request(format!("cannot store this tenant: {e}")))?;
+        item.insert("pk".into(), AttributeValue::S(key.pk()));
+        item.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
         let assigned = snapshot
             .and_then(|s| s.status.as_ref())
             .and_then(|s| s.fleet_version());
@@ -297,13 +292,16 @@ fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
 // ------------------------------------------------------------------------------------------------
 // Idempotency
 
-fn request_hash(method: &str, path: &str, body: &Value) -> String {
+/// What an Idempotency-Key is bound to: the method, the path and the body (canonical JSON).
+pub fn request_hash(method: &str, path: &str, body: &Value) -> String {
     let digest = Sha256::digest(format!("{method} {path} {}", canonical(body)).as_bytes());
     hex::encode(digest)
 }
 
-/// Runs `write` once per idempotency key (per caller): a replay of the same request gets the
-/// first answer; the same key with another request gets 422.
+/// Runs `write` once per idempotency key (per caller). The first request claims the key with a
+/// conditional write before it acts, so a concurrent duplicate gets 409 (retry shortly) instead of
+/// acting too; once it is done, a replay gets its answer, and the same key with another request
+/// gets 422. A write that fails gives the key back, having changed nothing.
 async fn idempotent<F, Fut>(
     state: &ApiState,
     caller: &Caller,
@@ -326,36 +324,70 @@ where
             "Idempotency-Key must be 1-255 characters",
         ));
     }
-    if let Some(stored) = state.specs.idempotency_record(&caller.subject, key).await? {
-        if stored.request_hash != hash {
-            return Err(Problem::idempotency_mismatch());
+    let scope = caller.subject.as_str();
+    let claim = IdempotencyRecord::claim(hash.clone(), chrono::Utc::now());
+    let mut claimed = false;
+    // Twice: a record that expires or is given back between the claim and the read is gone,
+    // and the key is free to claim again.
+    for _ in 0..2 {
+        match state.specs.claim_idempotency_key(scope, key, &claim).await {
+            Ok(()) => {
+                claimed = true;
+                break;
+            }
+            Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
         }
-        let view = serde_json::from_str(&stored.body).map_err(|e| {
-            Problem::unavailable(format!("the stored answer for this key is unreadable: {e}"))
-        })?;
-        return Ok(Created {
-            tenant: Tenant {
-                view,
-                etag: stored.etag,
-            },
-            replayed: true,
-        });
+        match state.specs.idempotency_record(scope, key).await? {
+            Some(stored) if stored.request_hash != hash => {
+                return Err(Problem::idempotency_mismatch());
+            }
+            Some(stored) if stored.in_flight() => return Err(Problem::idempotency_in_flight()),
+            Some(stored) => {
+                let view = serde_json::from_str(&stored.body).map_err(|e| {
+                    Problem::unavailable(format!(
+                        "the stored answer for this key is unreadable: {e}"
+                    ))
+                })?;
+                return Ok(Created {
+                    tenant: Tenant {
+                        view,
+                        etag: stored.etag,
+                    },
+                    replayed: true,
+                });
+            }
+            None => {}
+        }
     }
-    let tenant = write().await?;
+    if !claimed {
+        return Err(Problem::idempotency_in_flight());
+    }
+    let tenant = match write().await {
+        Ok(tenant) => tenant,
+        Err(problem) => {
+            if let Err(e) = state.specs.release_idempotency_key(scope, key, &hash).await {
+                // The claim then holds until it lapses (a minute), and a retry gets 409 till then.
+                tracing::warn!(error = %e, "idempotency claim not given back");
+            }
+            return Err(problem);
+        }
+    };
     let record = IdempotencyRecord {
         request_hash: hash,
         status: StatusCode::ACCEPTED.as_u16(),
         body: serde_json::to_string(&tenant.view).unwrap_or_default(),
         etag: tenant.etag.clone(),
+        claimed_until: None,
     };
-    match state
+    if let Err(e) = state
         .specs
-        .put_idempotency_record(&caller.subject, key, &record)
+        .finish_idempotency_key(scope, key, &record)
         .await
     {
-        // A concurrent request with the same key stored first: both did the same thing.
-        Ok(()) | Err(StoreError::Conflict) => {}
-        Err(e) => tracing::warn!(error = %e, "idempotent response not stored"),
+        // The write happened; only a replay's answer is lost (it would act again after the
+        // claim lapses, and meet the tenant it created: 409).
+        tracing::warn!(error = %e, "idempotent response not stored");
     }
     Ok(Created {
         tenant,
@@ -437,9 +469,9 @@ impl ApiState {
         let subject = caller.subject.clone();
         idempotent(self, caller, idempotency_key, hash, || async move {
             let key = TenantKey::new(&tenant);
-            let mut fields = fields;
-            fields.insert("updated_by".into(), Value::String(subject));
-            let item = self.checked_item(&key, None, fields).await?;
+            let mut item = item_json::item_from_json(&fields);
+            item.insert("updated_by".into(), AttributeValue::S(subject));
+            let item = self.checked_item(&key, None, item).await?;
             match self.specs.create_spec(&key, &item).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => {
@@ -597,15 +629,15 @@ impl ApiState {
         if expected_etag != etag_of(&current) {
             return Err(Problem::precondition_failed());
         }
-        let mut document = Value::Object(spec_json(&current));
-        json_patch::merge(&mut document, body);
-        let Value::Object(mut fields) = document else {
-            return Err(Problem::bad_request(
-                "the body must be a JSON Merge Patch object",
-            ));
-        };
-        fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
-        let item = self.checked_item(&key, Some(&snapshot), fields).await?;
+        // Applied to the stored item itself: attributes the patch does not name (a writer's own
+        // included) stay as they are, and numbers keep their text.
+        let mut item = current.clone();
+        item_json::merge_patch(&mut item, changes);
+        item.insert(
+            "updated_by".into(),
+            AttributeValue::S(caller.subject.clone()),
+        );
+        let item = self.checked_item(&key, Some(&snapshot), item).await?;
         match self.specs.replace_spec(&key, &item, &current).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(Problem::precondition_failed()),
@@ -626,17 +658,20 @@ impl ApiState {
         &self,
         key: &TenantKey,
         caller: &Caller,
-        change: impl Fn(&mut Map<String, Value>),
+        change: impl Fn(&mut Item),
     ) -> Result<Tenant, Problem> {
         for _ in 0..3 {
             let snapshot = self.store.load(key).await?;
             let Some(current) = snapshot.spec.clone() else {
                 return Err(Problem::not_found(key.as_str()));
             };
-            let mut fields = spec_json(&current);
-            change(&mut fields);
-            fields.insert("updated_by".into(), Value::String(caller.subject.clone()));
-            let item = self.checked_item(key, Some(&snapshot), fields).await?;
+            let mut item = current.clone();
+            change(&mut item);
+            item.insert(
+                "updated_by".into(),
+                AttributeValue::S(caller.subject.clone()),
+            );
+            let item = self.checked_item(key, Some(&snapshot), item).await?;
             match self.specs.replace_spec(key, &item, &current).await {
                 Ok(()) => {
                     let snapshot = Snapshot {
@@ -661,13 +696,13 @@ impl ApiState {
         if snapshot.spec.is_none() {
             return Err(Problem::not_found(tenant));
         }
-        self.rewrite(&key, caller, |fields| {
-            let next = fields
-                .get("retry")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                .saturating_add(1);
-            fields.insert("retry".into(), Value::from(next));
+        self.rewrite(&key, caller, |item| {
+            let next = match item.get("retry") {
+                Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(0),
+                _ => 0,
+            }
+            .saturating_add(1);
+            item.insert("retry".into(), AttributeValue::N(next.to_string()));
         })
         .await
     }

@@ -306,6 +306,93 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     assert_problem(&plain, StatusCode::CONFLICT);
 }
 
+/// The key is claimed before the write: while that request runs, the same request is told to
+/// retry (409, Retry-After) and another is refused (422); a claim whose request died is taken
+/// over once it lapses; a write that fails gives the key back.
+#[tokio::test]
+async fn an_idempotency_key_is_claimed_before_the_write_and_given_back_when_it_fails() {
+    use controlplane::ports::{IdempotencyRecord, SpecStore};
+    let api = api();
+    let admin = api.admin();
+    let body = json!({"tenant_id": "acme", "account_id": "111111111111"});
+    let hash = api::tenants::request_hash("POST", "/tenants", &body);
+    let running = IdempotencyRecord::claim(hash.clone(), chrono::Utc::now());
+    api.store
+        .claim_idempotency_key("ops@example.com", "k-running", &running)
+        .await
+        .unwrap();
+    let same = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(body.clone()),
+            &[("idempotency-key", "k-running")],
+        )
+        .await;
+    assert_problem(&same, StatusCode::CONFLICT);
+    assert_eq!(same.body["type"], "/problems/idempotency-key-in-flight");
+    assert_eq!(same.headers["retry-after"], "1");
+    let other = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "other", "account_id": "111111111111"})),
+            &[("idempotency-key", "k-running")],
+        )
+        .await;
+    assert_problem(&other, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        api.store.spec(&TenantKey::new("acme")).is_none(),
+        "nothing acted"
+    );
+
+    // A claim from a request that died a while ago.
+    let died = IdempotencyRecord::claim(hash, chrono::Utc::now() - chrono::Duration::minutes(5));
+    api.store
+        .claim_idempotency_key("ops@example.com", "k-died", &died)
+        .await
+        .unwrap();
+    let taken_over = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(body.clone()),
+            &[("idempotency-key", "k-died")],
+        )
+        .await;
+    assert_eq!(
+        taken_over.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        taken_over.body
+    );
+
+    // A refused write leaves the key free for the corrected request.
+    let refused = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "beta", "account_id": "not-an-account"})),
+            &[("idempotency-key", "k-fix")],
+        )
+        .await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY);
+    let fixed = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "beta", "account_id": "111111111111"})),
+            &[("idempotency-key", "k-fix")],
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::ACCEPTED, "{}", fixed.body);
+}
+
 #[tokio::test]
 async fn patch_needs_a_current_etag_and_merges_the_change() {
     let api = api();

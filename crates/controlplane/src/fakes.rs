@@ -915,7 +915,27 @@ impl crate::ports::SpecStore for InMemoryStore {
             .cloned())
     }
 
-    async fn put_idempotency_record(
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        claim: &crate::ports::IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        items::idempotency_item(scope, key, claim)?;
+        let now = chrono::Utc::now().timestamp();
+        let mut state = lock(&self.state);
+        let slot = (scope.to_owned(), key.to_owned());
+        let free = state.idempotency.get(&slot).is_none_or(|held| {
+            held.in_flight() && held.claimed_until.is_some_and(|until| until <= now)
+        });
+        if !free {
+            return Err(StoreError::Conflict);
+        }
+        state.idempotency.insert(slot, claim.clone());
+        Ok(())
+    }
+
+    async fn finish_idempotency_key(
         &self,
         scope: &str,
         key: &str,
@@ -924,10 +944,30 @@ impl crate::ports::SpecStore for InMemoryStore {
         items::idempotency_item(scope, key, record)?;
         let mut state = lock(&self.state);
         let slot = (scope.to_owned(), key.to_owned());
-        if state.idempotency.contains_key(&slot) {
-            return Err(StoreError::Conflict);
+        match state.idempotency.get(&slot) {
+            Some(held) if held.in_flight() && held.request_hash == record.request_hash => {
+                state.idempotency.insert(slot, record.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
         }
-        state.idempotency.insert(slot, record.clone());
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let slot = (scope.to_owned(), key.to_owned());
+        if state
+            .idempotency
+            .get(&slot)
+            .is_some_and(|held| held.in_flight() && held.request_hash == request_hash)
+        {
+            state.idempotency.remove(&slot);
+        }
         Ok(())
     }
 }

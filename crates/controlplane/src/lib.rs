@@ -8,6 +8,7 @@ pub mod decide;
 pub mod decommission;
 pub mod dynamo_rules;
 pub mod fakes;
+pub mod item_json;
 pub mod metrics;
 pub mod on_failure;
 pub mod ports;

@@ -248,20 +248,47 @@ pub trait StreamRecords: Send + Sync {
     async fn tenants_in(&self, range: &ShardRange) -> Result<Vec<TenantKey>, StreamReadError>;
 }
 
-/// A stored response of a write made with an `Idempotency-Key`: the same key and request get
-/// it again; the same key with another request is refused.
+/// A write made with an `Idempotency-Key`: first its claim, taken before the write runs, then
+/// the stored response. The same key and request get the response again (or, while the claim
+/// holds, are told to retry); the same key with another request is refused.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRecord {
     /// A hash of the request (method, path, body) the key was first used with.
     pub request_hash: String,
-    /// Stored as `response_status`: an attribute named `status` would enter the `by-status`
-    /// index.
+    /// The response's status; 0 while the claim's request runs. Stored as `response_status`: an
+    /// attribute named `status` would enter the `by-status` index.
     #[serde(rename = "response_status")]
     pub status: u16,
     pub body: String,
     /// The response's ETag, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// While in flight: until when (Unix seconds) the claim holds. A request that died while
+    /// holding it leaves it behind; past this time another request with the key takes it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<i64>,
+}
+
+impl IdempotencyRecord {
+    /// How long a claim holds: longer than the API function's timeout, so a claim is taken over
+    /// only from a request that can no longer be running.
+    pub const CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+
+    /// The claim of a request about to run.
+    pub fn claim(request_hash: String, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            request_hash,
+            status: 0,
+            body: String::new(),
+            etag: None,
+            claimed_until: Some((now + Self::CLAIM).timestamp()),
+        }
+    }
+
+    /// Whether this is a claim whose request is still running (or died, not yet past its hold).
+    pub fn in_flight(&self) -> bool {
+        self.status == 0
+    }
 }
 
 /// How writers (the API, `tenantctl --direct`) write desired state: SPEC rows, conditionally.
@@ -285,18 +312,35 @@ pub trait SpecStore: Send + Sync {
         page_token: Option<String>,
         limit: usize,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError>;
-    /// The response stored for `key` in `scope` (a caller), if any and not expired.
+    /// The claim or response stored for `key` in `scope` (a caller), if any and not expired.
     async fn idempotency_record(
         &self,
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
-    /// Stores the response for `key` in `scope` unless one is stored (`Conflict`).
-    async fn put_idempotency_record(
+    /// Takes `key` in `scope` for the request of `claim`, before it runs: `Conflict` when a
+    /// response is stored or another claim still holds.
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        claim: &IdempotencyRecord,
+    ) -> Result<(), StoreError>;
+    /// Stores the response over the claim of the same request (`Conflict` when the claim was
+    /// taken over).
+    async fn finish_idempotency_key(
         &self,
         scope: &str,
         key: &str,
         record: &IdempotencyRecord,
+    ) -> Result<(), StoreError>;
+    /// Gives up the claim of the request with `request_hash` (it failed, and changed nothing):
+    /// the key can be used again. Nothing happens when the claim is no longer that request's.
+    async fn release_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
     ) -> Result<(), StoreError>;
 }
 

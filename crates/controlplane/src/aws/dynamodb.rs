@@ -53,7 +53,11 @@ pub mod calls {
         on_table("dynamodb:Query"),
     ];
     /// The API's idempotency records.
-    pub const IDEMPOTENCY: &[Call] = &[on_table("dynamodb:GetItem"), on_table("dynamodb:PutItem")];
+    pub const IDEMPOTENCY: &[Call] = &[
+        on_table("dynamodb:GetItem"),
+        on_table("dynamodb:PutItem"),
+        on_table("dynamodb:DeleteItem"),
+    ];
     /// Rollout previews and their tenants' previews.
     pub const PREVIEW_ROWS: &[Call] = &[
         on_table("dynamodb:GetItem"),
@@ -694,13 +698,75 @@ impl SpecStore for DynamoStore {
             .map_err(|e| StoreError::Unavailable(format!("unreadable idempotency record: {e}")))
     }
 
-    async fn put_idempotency_record(
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        claim: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        // Free when there is no record, when it expired (TTL deletes within days, not at
+        // once), or when it is a claim past its hold (its request died).
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(idempotency_item(scope, key, claim)?))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at <= :now \
+                 OR (response_status = :in_flight AND claimed_until <= :now)",
+            )
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(chrono::Utc::now().timestamp().to_string()),
+            )
+            .expression_attribute_values(":in_flight", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn finish_idempotency_key(
         &self,
         scope: &str,
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        self.put_new(idempotency_item(scope, key, record)?).await
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(idempotency_item(scope, key, record)?))
+            .condition_expression("request_hash = :hash AND response_status = :in_flight")
+            .expression_attribute_values(":hash", AttributeValue::S(record.request_hash.clone()))
+            .expression_attribute_values(":in_flight", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<(), StoreError> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(idempotency_pk(scope, key)))
+            .key("sk", AttributeValue::S(IDEMPOTENCY_SK.into()))
+            .condition_expression("request_hash = :hash AND response_status = :in_flight")
+            .expression_attribute_values(":hash", AttributeValue::S(request_hash.into()))
+            .expression_attribute_values(":in_flight", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| conditional(AwsFailure::from_sdk(&e)));
+        match released {
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
