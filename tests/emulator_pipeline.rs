@@ -365,7 +365,7 @@ async fn conditional_spec_writes_see_any_concurrent_change_on_the_real_table() -
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
             row[k] = v;
         }
-        Ok(serde_dynamo::to_item(row)?)
+        Ok(controlplane::item_json::item_of_json(&row))
     };
     let first = item(json!({"updated_by": "alice", "notes": null}))?;
     specs.create_spec(&tenant, &first).await?;
@@ -405,10 +405,11 @@ async fn a_spec_with_a_39_digit_number_written_to_the_table_ends_failed_naming_t
     system.put_spec(seed_row()).await?;
     // As `aws dynamodb put-item` sends it: DynamoDB's N text (a JSON number would be an f64).
     let mut item: std::collections::HashMap<String, AttributeValue> =
-        serde_dynamo::to_item(json!({
+        controlplane::item_json::item_of_json(&json!({
             "pk": "TENANT#precise", "sk": "SPEC", "tenant_id": "precise", "account_id": ACCOUNT_B,
             "config": {"difficulty": "hard"}
-        }))?;
+        }))
+        .into();
     if let Some(AttributeValue::M(config)) = item.get_mut("config") {
         config.insert("player_count".into(), AttributeValue::N("1".repeat(39)));
     }
@@ -533,5 +534,41 @@ async fn a_call_a_function_does_not_declare_is_refused_before_it_is_sent() -> Re
         )
         .send()
         .await?;
+    Ok(())
+}
+
+/// Rows any writer may put in a tenant's partition never hide its STATUS: three 350 KB rows
+/// sorting between SPEC and STATUS (past a Query's 1 MB page) and the SPEC's change is still
+/// applied, first time, with nothing sent to the on-failure destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_beside_the_spec_never_hide_the_status() -> Result<()> {
+    let system = LocalSystem::start().await?;
+    let mut poller = system.poller().await?;
+    system.put_spec(seed_row()).await?;
+    system.drain(&mut poller).await?;
+    let status = system.status("gs1234").await?;
+    assert_eq!(status_of(&status), "ready", "{status:?}");
+
+    for n in 1..=3 {
+        system
+            .put_spec(json!({
+                "pk": "TENANT#gs1234", "sk": format!("SPEC.bak{n}"),
+                "note": "x".repeat(350 * 1024),
+            }))
+            .await?;
+    }
+    let mut changed = seed_row();
+    changed["config"]["difficulty"] = json!("hard");
+    system.put_spec(changed).await?;
+    let stats = system.drain(&mut poller).await?;
+    assert_eq!(stats.records_sent_to_on_failure, 0, "{stats:?}");
+    assert_eq!(stats.retries, 0, "{stats:?}");
+    let status = system.status("gs1234").await?;
+    assert_eq!(status_of(&status), "ready", "{status:?}");
+    let stack = system.stack(ACCOUNT_A, "gs1234").await?.expect("the stack");
+    assert_eq!(
+        parameters(&stack).get("Difficulty").map(String::as_str),
+        Some("hard")
+    );
     Ok(())
 }

@@ -921,13 +921,19 @@ fn the_writer_and_operator_policies_grant_what_their_users_run() {
     }
     let writer = control.managed_policy("TenantWriterPolicy").unwrap();
     let table = arn_of(Resource::Table, &control);
+    // A writer reads its tenants as the control plane's store does (`load`, the timeline).
+    let reads = controlplane::aws::dynamodb::calls::TENANT_READS
+        .iter()
+        .map(|call| call.action);
     for action in [
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
-        "dynamodb:Query",
-    ] {
+    ]
+    .into_iter()
+    .chain(reads)
+    {
         assert!(
             grants(&writer, action, &table),
             "TenantWriterPolicy lacks {action}"

@@ -65,7 +65,7 @@ pub fn insert_event(rows: &[Value]) -> Result<Value> {
         .iter()
         .enumerate()
         .map(|(i, row)| {
-            let image: serde_dynamo::Item = serde_dynamo::to_item(row)?;
+            let image: serde_dynamo::Item = controlplane::item_json::item_of_json(row);
             let mut keys =
                 serde_dynamo::Item::from(HashMap::<String, serde_dynamo::AttributeValue>::new());
             for key in ["pk", "sk"] {

@@ -115,7 +115,8 @@ impl LocalSystem {
 
     /// Writes a SPEC row as automation would (`aws dynamodb put-item`): JSON → DynamoDB item.
     pub async fn put_spec(&self, row: Value) -> Result<()> {
-        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(row)?;
+        let item: HashMap<String, AttributeValue> =
+            controlplane::item_json::item_of_json(&row).into();
         self.dynamo
             .put_item()
             .table_name(&self.table)

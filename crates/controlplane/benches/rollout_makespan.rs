@@ -96,7 +96,7 @@ fn spec(tenant: &str, account: usize) -> Item {
         "account_id": format!("{:012}", 100_000_000_000usize + account),
         "config": {"player_count": 4}, "updated_by": "bench"
     });
-    serde_dynamo::to_item(json).unwrap_or_default()
+    controlplane::item_json::item_of_json(&json)
 }
 
 fn failing(seed: &str, tenant: &str, percent: f64) -> bool {

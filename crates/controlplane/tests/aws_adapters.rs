@@ -581,7 +581,7 @@ async fn throughput_exceeded_and_throttling_are_unavailable_and_may_heal() {
             "Rate of requests exceeds the allowed throughput.",
         ),
     ] {
-        let throttled = mock!(aws_sdk_dynamodb::Client::query)
+        let throttled = mock!(aws_sdk_dynamodb::Client::batch_get_item)
             .then_http_response(move || dynamodb_error(400, code, message));
         let result = store(&[&throttled]).load(&tenant()).await;
         let error = result.expect_err("throttled");
@@ -634,7 +634,7 @@ async fn a_validation_exception_is_rejected_not_retried() {
 
 #[tokio::test]
 async fn a_dynamodb_server_fault_is_unavailable() {
-    let failed = mock!(aws_sdk_dynamodb::Client::query)
+    let failed = mock!(aws_sdk_dynamodb::Client::batch_get_item)
         .then_http_response(|| dynamodb_error(500, "InternalServerError", "Internal server error"));
     let result = store(&[&failed]).load(&tenant()).await;
     assert_eq!(

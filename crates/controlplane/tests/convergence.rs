@@ -242,7 +242,7 @@ fn spec_item(tenant: &str, variant: u8, account: usize, retry: u32) -> Item {
     if retry > 0 {
         row["retry"] = json!(retry);
     }
-    serde_dynamo::to_item(row).unwrap_or_default()
+    controlplane::item_json::item_of_json(&row)
 }
 
 /// What the table's stream carries for a write.

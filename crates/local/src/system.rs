@@ -1002,8 +1002,7 @@ pub async fn put_spec(
     table: &str,
     row: Value,
 ) -> Result<(), LocalError> {
-    let item: HashMap<String, AttributeValue> =
-        serde_dynamo::to_item(row).map_err(|e| setup("encoding a row", e))?;
+    let item: HashMap<String, AttributeValue> = controlplane::item_json::item_of_json(&row).into();
     dynamo
         .put_item()
         .table_name(table)

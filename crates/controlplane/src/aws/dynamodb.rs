@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures::StreamExt;
 use serde_dynamo::Item;
 use tracing::warn;
@@ -28,7 +28,10 @@ pub mod calls {
     }
 
     /// A tenant's SPEC and STATUS (`load`), its audit timeline (`audit_trail`).
-    pub const TENANT_READS: &[Call] = &[on_table("dynamodb:Query")];
+    pub const TENANT_READS: &[Call] = &[
+        on_table("dynamodb:BatchGetItem"),
+        on_table("dynamodb:Query"),
+    ];
     /// STATUS rows and audit lines.
     pub const STATUS_WRITES: &[Call] = &[on_table("dynamodb:PutItem")];
     /// Every tenant, a page at a time (`list_tenants`, `list_specs`).
@@ -310,22 +313,39 @@ fn store_error(failure: AwsFailure) -> StoreError {
 #[async_trait]
 impl TenantStore for DynamoStore {
     async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError> {
-        // "SPEC" < "STATUS", and nothing else a tenant holds sorts between them (audit items are
-        // "EVENT#..."): one consistent Query reads exactly the two rows.
+        // The two rows by their keys, in one call: any writer may put rows in a tenant's
+        // partition (`SPEC.bak1`, …), and a Query of a key range would read those too, up to
+        // its 1 MB page, and could miss STATUS.
+        let keys = KeysAndAttributes::builder()
+            .consistent_read(true)
+            .keys(row_key(tenant.pk(), SPEC_SK))
+            .keys(row_key(tenant.pk(), STATUS_SK))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot build the read: {e}")))?;
         let output = self
             .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :spec AND :status")
-            .expression_attribute_values(":pk", AttributeValue::S(tenant.pk()))
-            .expression_attribute_values(":spec", AttributeValue::S(SPEC_SK.into()))
-            .expression_attribute_values(":status", AttributeValue::S(STATUS_SK.into()))
+            .batch_get_item()
+            .request_items(&self.table, keys)
             .send()
             .await
             .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
+        // Keys left unprocessed are throttling by another name: transient, and the trigger's
+        // retry policy (not a loop here) reads again.
+        if output
+            .unprocessed_keys
+            .as_ref()
+            .is_some_and(|left| left.values().any(|k| !k.keys().is_empty()))
+        {
+            return Err(StoreError::Unavailable(
+                "DynamoDB left the tenant's rows unprocessed (throttled); read again".into(),
+            ));
+        }
+        let items = output
+            .responses
+            .and_then(|mut read| read.remove(&self.table))
+            .unwrap_or_default();
         let mut snapshot = Snapshot::default();
-        for item in output.items.unwrap_or_default() {
+        for item in items {
             match item.get("sk") {
                 Some(AttributeValue::S(sk)) if sk == SPEC_SK => {
                     snapshot.spec = Some(Item::from(item));
@@ -768,6 +788,14 @@ impl SpecStore for DynamoStore {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The key of one row.
+fn row_key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
 }
 
 /// Idempotency records live under their own pk, outside every tenant and index.
