@@ -375,6 +375,15 @@ fn parse_config(
                 type_name(other)
             )),
         };
+        let text_error = match &parsed {
+            Ok(ConfigValue::String(text)) => xml_text_error(text),
+            Ok(ConfigValue::StringList(list)) => list.iter().find_map(|text| xml_text_error(text)),
+            _ => None,
+        };
+        if let Some(message) = text_error {
+            errors.push(FieldError::new(field, message));
+            continue;
+        }
         match parsed {
             Ok(ConfigValue::StringList(list)) if list.iter().any(|s| s.contains(',')) => errors
                 .push(FieldError::new(
@@ -388,6 +397,21 @@ fn parse_config(
         }
     }
     config
+}
+
+/// Why `text` cannot be a stack parameter's value, if it cannot. CloudFormation answers in XML
+/// 1.0, which cannot carry most control characters: a stack given a NUL in a parameter is made,
+/// and then every DescribeStacks of it fails to parse, so the tenant could never be looked at
+/// again. Tab, line feed and carriage return are XML text, and pass.
+pub fn xml_text_error(text: &str) -> Option<String> {
+    let bad = text.chars().find(|&c| {
+        ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+            || matches!(c, '\u{fffe}' | '\u{ffff}')
+    })?;
+    Some(format!(
+        "contains the control character U+{:04X}, which CloudFormation cannot carry",
+        bad as u32
+    ))
 }
 
 /// A template version name: what a SPEC may pin and what may be published.
@@ -429,6 +453,39 @@ mod tests {
             ("tenant_id", s("gs1234")),
             ("account_id", s("111111111111")),
         ]
+    }
+
+    #[test]
+    fn config_text_cloudformation_cannot_carry_is_refused_naming_the_field() {
+        for (value, code) in [
+            ("a\u{0}b", "0000"),
+            ("\u{1b}[31m", "001B"),
+            ("x\u{ffff}", "FFFF"),
+        ] {
+            let config = AttributeValue::M(HashMap::from([
+                ("seed".to_owned(), AttributeValue::S(value.into())),
+                (
+                    "tags".to_owned(),
+                    AttributeValue::L(vec![AttributeValue::S(value.into())]),
+                ),
+            ]));
+            let errors = TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("config", config)]))
+                .unwrap_err();
+            let mut fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            fields.sort_unstable();
+            assert_eq!(fields, ["config.seed", "config.tags"], "{errors:?}");
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| e.message.contains(&format!("U+{code}"))),
+                "{errors:?}"
+            );
+        }
+        let config = AttributeValue::M(HashMap::from([(
+            "seed".to_owned(),
+            AttributeValue::S("line one\nline two\ttabbed\r".into()),
+        )]));
+        assert!(TenantSpec::parse(&TenantKey::new("gs1234"), &with(&[("config", config)])).is_ok());
     }
 
     fn with(extra: &[(&'static str, AttributeValue)]) -> Item {
