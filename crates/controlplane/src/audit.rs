@@ -82,7 +82,8 @@ pub fn status_transition(
     };
     Some(AuditEntry {
         at: at.to_owned(),
-        id: format!("status-{}", next.version),
+        // Padded: within equal times, version 10 sorts after version 9.
+        id: format!("status-{:020}", next.version),
         action: action.to_owned(),
         actor: SYSTEM_ACTOR.to_owned(),
         requested_by: requested_by.map(str::to_owned),

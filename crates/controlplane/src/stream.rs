@@ -54,13 +54,20 @@ pub struct RecordRef {
 impl RecordRef {
     /// The writer's action this record reports, for the tenant's timeline, placed at `seen`:
     /// a record's own time is whole seconds, which would order it before the control plane's
-    /// reactions within the same second. A redelivered record may add a line with the same id.
+    /// reactions within the same second. The records of one batch are seen at one time, so the
+    /// id carries the sequence number, padded to its 40 digits: within equal times the lines
+    /// sort as the writes happened (a random event id would sort them by chance). A redelivered
+    /// record may add a line with the same id.
     pub fn audit_entry(&self, seen: DateTime<Utc>) -> Option<AuditEntry> {
-        let id = self.event_id.as_ref().or(self.sequence_number.as_ref())?;
+        let id = match (&self.sequence_number, &self.event_id) {
+            (Some(sequence), _) => format!("spec-{sequence:0>40}"),
+            (None, Some(event)) => format!("spec-{event}"),
+            (None, None) => return None,
+        };
         let removed = self.event_name.as_deref() == Some("REMOVE");
         Some(AuditEntry {
             at: rfc3339(seen),
-            id: format!("spec-{id}"),
+            id,
             action: if removed {
                 "spec-removed"
             } else {
@@ -352,6 +359,39 @@ mod tests {
                 "SequenceNumber": "100",
             }
         })
+    }
+
+    /// Three quick writes seen at one time: their lines sort by sequence number, not by their
+    /// random event ids, and each has its own.
+    #[test]
+    fn lines_of_writes_seen_at_once_sort_as_the_writes_happened() {
+        let seen = chrono::Utc::now();
+        let mut lines: Vec<AuditEntry> = [
+            ("9", "zz", "INSERT"),
+            ("10", "aa", "MODIFY"),
+            ("100", "mm", "REMOVE"),
+        ]
+        .into_iter()
+        .map(|(sequence, event, name)| {
+            let mut record = insert();
+            record["eventID"] = json!(event);
+            record["eventName"] = json!(name);
+            record["dynamodb"]["SequenceNumber"] = json!(sequence);
+            record_ref(0, &record.to_string())
+                .expect("a SPEC record")
+                .audit_entry(seen)
+                .expect("a line")
+        })
+        .rev()
+        .collect();
+        lines.sort_by_key(AuditEntry::sort_key);
+        lines.dedup_by_key(|line| line.sort_key());
+        let actions: Vec<&str> = lines.iter().map(|l| l.action.as_str()).collect();
+        assert_eq!(actions, ["spec-written", "spec-written", "spec-removed"]);
+        assert!(
+            lines[0].id.ends_with("0009") && lines[2].id.ends_with("0100"),
+            "{lines:?}"
+        );
     }
 
     #[test]
