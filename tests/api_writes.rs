@@ -13,13 +13,31 @@ use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-async fn start() -> Result<RunningSystem> {
-    Ok(RunningSystem::start(LocalConfig {
+/// The local system, and an admin's way to its API.
+struct Api {
+    system: RunningSystem,
+    base: String,
+    http: reqwest::Client,
+    admin: String,
+}
+
+async fn start() -> Result<Api> {
+    let system = RunningSystem::start(LocalConfig {
         aws_port: free_port()?,
         api_port: 0,
         ..LocalConfig::default()
     })
-    .await?)
+    .await?;
+    let admin = system
+        .tokens
+        .mint("ops@example.com", None, 1)
+        .map_err(anyhow::Error::msg)?;
+    Ok(Api {
+        base: format!("http://{}", system.api_addr),
+        http: reqwest::Client::new(),
+        admin,
+        system,
+    })
 }
 
 async fn stored_spec(
@@ -44,13 +62,12 @@ async fn stored_spec(
 /// own request, sent again, gets the first answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_racing_creates_with_one_idempotency_key_create_one_tenant() -> Result<()> {
-    let system = start().await?;
-    let base = format!("http://{}", system.api_addr);
-    let http = reqwest::Client::new();
-    let admin = system
-        .tokens
-        .mint("ops@example.com", None, 1)
-        .map_err(anyhow::Error::msg)?;
+    let Api {
+        system,
+        base,
+        http,
+        admin,
+    } = start().await?;
     let body = |n: usize| json!({"tenant_id": format!("race-{n}"), "account_id": "111111111111"});
     let requests = (0..6).map(|n| {
         let http = http.clone();
@@ -121,13 +138,12 @@ async fn six_racing_creates_with_one_idempotency_key_create_one_tenant() -> Resu
 /// digits in the row, in GET and in the stack's parameters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patch_keeps_a_writers_attributes_and_every_digit() -> Result<()> {
-    let system = start().await?;
-    let base = format!("http://{}", system.api_addr);
-    let http = reqwest::Client::new();
-    let admin = system
-        .tokens
-        .mint("ops@example.com", None, 1)
-        .map_err(anyhow::Error::msg)?;
+    let Api {
+        system,
+        base,
+        http,
+        admin,
+    } = start().await?;
     let digits = "12345678901234567890123456789";
     let mut item = std::collections::HashMap::new();
     for (name, value) in [
