@@ -695,3 +695,41 @@ async fn a_row_moto_breaks_its_index_with_shows_on_health_and_stops_nothing_else
     );
     Ok(())
 }
+
+/// Requests moto server has answered so far (its log has one line per request).
+fn moto_requests(system: &RunningSystem) -> Result<usize> {
+    let log = std::fs::read_to_string(&system.emulator.log)?;
+    Ok(log.lines().filter(|l| l.contains(" HTTP/1.1\"")).count())
+}
+
+/// Idle, the system backs off its polling (it kept moto busy with about 20 calls a second),
+/// and a write after the idle spell is still picked up: the pause never passes its cap (the
+/// pacing itself is `local::backoff`'s unit tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_system_backs_off_and_still_picks_up_a_write_after_the_idle() -> Result<()> {
+    let system = start().await?;
+    // Long enough for every poller to reach its longest pause.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let window = Duration::from_secs(10);
+    let before = moto_requests(&system)?;
+    tokio::time::sleep(window).await;
+    let calls = moto_requests(&system)? - before;
+    let per_second = calls as f64 / window.as_secs_f64();
+    println!("idle: {calls} calls to moto server in {window:?} ({per_second:.1}/s)");
+    assert!(
+        per_second < 8.0,
+        "idle, the system still calls moto server {per_second:.1} times a second"
+    );
+
+    put_spec(
+        &system.writer_dynamo().await,
+        &system.config.table,
+        json!({"pk": "TENANT#late", "sk": "SPEC", "tenant_id": "late", "account_id": "222222222222"}),
+    )
+    .await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "late") == "ready")
+        .await?;
+    assert_eq!(status(&statuses, "late"), "ready", "{statuses:?}");
+    Ok(())
+}

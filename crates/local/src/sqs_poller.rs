@@ -1,8 +1,11 @@
 //! A local stand-in for Lambda's SQS event source mapping: receives messages, invokes the
 //! function with the event Lambda would build, deletes what succeeded, and leaves reported
-//! failures to come back after their visibility timeout.
+//! failures to come back after their visibility timeout. It long-polls, as Lambda's SQS
+//! pollers do: an empty queue costs one call every 20 seconds (moto waits on a condition, not
+//! in a loop), and a message sent meanwhile is received at once.
 
 use std::future::Future;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
@@ -17,7 +20,11 @@ pub struct SqsPoller {
     queue_arn: String,
     region: String,
     batch_size: i32,
+    wait: Duration,
 }
+
+/// How long a receive waits for a message (SQS's longest long poll).
+pub const LONG_POLL: Duration = Duration::from_secs(20);
 
 impl SqsPoller {
     pub fn new(
@@ -32,10 +39,18 @@ impl SqsPoller {
             queue_arn: queue_arn.into(),
             region: region.into(),
             batch_size: 10,
+            wait: LONG_POLL,
         }
     }
 
-    /// Receives one batch (waiting up to a second) and handles it; returns how many messages.
+    /// How long a receive waits for a message (at most 20 s; 0: short polling).
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait.min(LONG_POLL);
+        self
+    }
+
+    /// Receives one batch (waiting for one up to the long poll's time) and handles it; returns
+    /// how many messages.
     pub async fn poll_once<F, Fut>(&self, invoke: &F) -> Result<usize, String>
     where
         F: Fn(Value) -> Fut,
@@ -48,7 +63,7 @@ impl SqsPoller {
             .max_number_of_messages(self.batch_size)
             // As Lambda's event carries them (ApproximateReceiveCount, SentTimestamp, ...).
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
+            .wait_time_seconds(self.wait.as_secs() as i32)
             .send()
             .await
             .map_err(|e| controlplane::aws::AwsFailure::from_sdk(&e).message)?;

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::backoff::IdleBackoff;
 use crate::declared::{Declared, Deployment};
 use crate::emulator::{Emulator, EmulatorError, create_tenants_table, workspace_root};
 use crate::event_source::{EventSourceError, EventSourceSettings};
@@ -81,7 +82,13 @@ pub struct LocalConfig {
     pub tenant_accounts: Vec<String>,
     /// The ExternalId key (locally a fixed, documented value), kept in SSM as deployed.
     pub external_id_key: String,
+    /// The stream poller's quickest pace: the pause after a poll that found nothing, when the
+    /// last one found something (Lambda polls a shard about 4 times a second).
     pub poll_interval: Duration,
+    /// The longest pause of the stream poller (and of `make up`'s live view) while nothing
+    /// changes: the pause doubles from `poll_interval` up to this, so an idle system keeps
+    /// neither moto nor itself busy, and a write is still seen within it.
+    pub idle_poll_cap: Duration,
     /// How often the scheduled reconciler runs locally (deployed: every 5 minutes).
     pub sweep_interval: Duration,
     /// How often decommission runs locally (deployed: daily), and its grace period (deployed:
@@ -189,6 +196,7 @@ impl Default for LocalConfig {
             external_id_key: "local-development-key".into(),
             api_token_key: LOCAL_API_TOKEN_KEY.into(),
             poll_interval: Duration::from_millis(200),
+            idle_poll_cap: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(30),
             decommission_interval: Duration::from_secs(30),
             decommission_grace: Duration::from_secs(120),
@@ -392,7 +400,7 @@ impl RunningSystem {
             plane.clone(),
             aws_sdk_sqs::Client::new(&stream_source),
             infrastructure.failure_queue_url.clone(),
-            config.poll_interval,
+            IdleBackoff::new(config.poll_interval, config.idle_poll_cap),
             health.clone(),
         )));
 
@@ -691,7 +699,7 @@ async fn run_poller(
     plane: Arc<ControlPlane>,
     sqs: aws_sdk_sqs::Client,
     failure_queue_url: String,
-    interval: Duration,
+    mut pace: IdleBackoff,
     health: Health,
 ) {
     let invoke = move |event: Value| {
@@ -703,16 +711,26 @@ async fn run_poller(
         })
     };
     loop {
+        // Caught up (or failing): a longer pause each time, up to the cap. Records read: the
+        // next poll at once (there may be more), at the quickest pace again if any reached
+        // the function; records the filter drops (the rollout driver's lease, audit rows) do
+        // not count as activity.
+        let delivered_before = poller.stats().records_delivered;
         match poller.poll_once(&invoke).await {
             Ok(0) => {
                 health.ok("stream-poller");
-                tokio::time::sleep(interval).await
+                tokio::time::sleep(pace.idle()).await
             }
-            Ok(_) => health.ok("stream-poller"),
+            Ok(_) => {
+                health.ok("stream-poller");
+                if poller.stats().records_delivered > delivered_before {
+                    pace.busy();
+                }
+            }
             Err(e) => {
                 warn!(error = %e, "stream poll failed");
                 health.failed("stream-poller", &e.to_string());
-                tokio::time::sleep(interval).await;
+                tokio::time::sleep(pace.idle()).await;
             }
         }
         for message in poller.take_on_failure_messages() {
@@ -802,12 +820,23 @@ async fn run_decommission(plane: Arc<ControlPlane>, interval: Duration, health: 
     }
 }
 
+/// The longest pause of the local rollout driver while no rollout is active.
+pub const ROLLOUT_IDLE_CAP: Duration = Duration::from_secs(8);
+
 /// The rollout driver, stepping the active rollout (deployed: a scheduled function that steps
-/// every 5 s for 50 s each minute).
+/// every 5 s for 50 s each minute). While none is active it looks less often (every `interval`,
+/// doubling up to `ROLLOUT_IDLE_CAP`): each look takes and releases its lease, two writes.
 async fn run_rollouts(driver: Arc<RolloutDriver>, interval: Duration) {
+    let mut pace = IdleBackoff::new(interval, ROLLOUT_IDLE_CAP.max(interval));
     loop {
-        driver.drive(Duration::from_secs(3600), interval).await;
-        tokio::time::sleep(interval).await;
+        let pause = match driver.drive(Duration::from_secs(3600), interval).await {
+            Some(_) => {
+                pace.busy();
+                interval
+            }
+            None => pace.idle(),
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -10,6 +10,7 @@ use anyhow::Result;
 use clap::Parser;
 use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
 use controlplane::ports::TenantStore;
+use local::backoff::IdleBackoff;
 use local::system::{LocalConfig, RunningSystem, demo_rows, put_spec, status_line};
 use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
@@ -120,25 +121,35 @@ async fn main() -> Result<()> {
     let metrics_task = tokio::spawn(emit_metrics(system.metrics.store.clone(), metrics_file));
 
     let mut shown: BTreeMap<String, Value> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    // The live view reads the table quickly while statuses change, and less often (up to once
+    // a second) while nothing does.
+    let mut pace = IdleBackoff::new(Duration::from_millis(300), system.config.idle_poll_cap);
+    let next_look = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(next_look);
     let mut terminate = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            _ = tick.tick() => {
+            _ = &mut next_look => {
                 match system.statuses().await {
                     Ok(statuses) => {
+                        let mut any = false;
                         for (tenant, row) in &statuses {
                             let changed = shown.get(tenant).map(|old| (&old["status"], &old["version"])) != Some((&row["status"], &row["version"]));
                             if changed {
                                 println!("{}", status_line(tenant, row));
+                                any = true;
                             }
+                        }
+                        if any {
+                            pace.busy();
                         }
                         shown = statuses;
                     }
                     Err(e) => eprintln!("cannot read statuses: {e}"),
                 }
+                next_look.as_mut().reset(tokio::time::Instant::now() + pace.idle());
             }
         }
     }
