@@ -696,6 +696,53 @@ async fn a_row_moto_breaks_its_index_with_shows_on_health_and_stops_nothing_else
     Ok(())
 }
 
+/// An emulator left behind by an earlier run (its table still in it) holds the port: the start
+/// stops at once and says which process holds it and what to do, instead of failing later
+/// with `Table already exists` (the old server had answered the readiness check). The old
+/// server is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_emulator_on_the_port_stops_the_start_and_says_what_to_do() -> Result<()> {
+    let stale = local::emulator::Emulator::start().await?;
+    let port: u16 = stale
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .parse()?;
+    let stale_dynamo = aws_sdk_dynamodb::Client::new(&stale.sdk_config("us-east-1").await);
+    local::emulator::create_tenants_table(&stale_dynamo, "tenants").await?;
+
+    let error = match RunningSystem::start(LocalConfig {
+        aws_port: port,
+        api_port: 0,
+        ..LocalConfig::default()
+    })
+    .await
+    {
+        Ok(system) => {
+            system.shutdown().await;
+            anyhow::bail!("the start went on with another server on its port");
+        }
+        Err(e) => e.to_string(),
+    };
+    let pid = stale.pid().unwrap_or_default();
+    for needed in [
+        format!("127.0.0.1:{port} is already in use"),
+        format!("pid {pid}"),
+        "moto_server.py".to_owned(),
+        format!("kill {pid}"),
+        "LOCAL_AWS_PORT".to_owned(),
+    ] {
+        assert!(error.contains(&needed), "{needed:?} missing from: {error}");
+    }
+    assert!(!error.contains("already exists"), "{error}");
+    assert_eq!(error.lines().count(), 1, "one line: {error}");
+    // Neither stopped nor reset.
+    let tables = stale_dynamo.list_tables().send().await?;
+    assert_eq!(tables.table_names(), ["tenants"]);
+    Ok(())
+}
+
 /// Requests moto server has answered so far (its log has one line per request).
 fn moto_requests(system: &RunningSystem) -> Result<usize> {
     let log = std::fs::read_to_string(&system.emulator.log)?;

@@ -1,8 +1,10 @@
 //! moto server, a real AWS wire-protocol emulator, started from the project's venv on a loopback
-//! port and stopped when dropped; and the tenants table as template.yaml declares it.
+//! port and stopped when dropped (or when the process that started it dies, however it dies:
+//! `moto_server.py`); and the tenants table as template.yaml declares it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
@@ -24,6 +26,25 @@ pub enum EmulatorError {
         endpoint: String,
         seconds: u64,
         log: String,
+    },
+    #[error(
+        "127.0.0.1:{port} is already in use{holder}: perhaps an emulator left running by an \
+         earlier run. Stop it{kill}, or {other_port}"
+    )]
+    PortInUse {
+        port: u16,
+        /// ` by pid N (command line)`, when the holder could be found.
+        holder: String,
+        /// ` (`kill N`)`, when the holder could be found.
+        kill: String,
+        /// How to choose another port (`set LOCAL_AWS_PORT to another port`).
+        other_port: &'static str,
+    },
+    #[error("moto server exited while starting ({status}); its log {log} ends: {tail}")]
+    ExitedWhileStarting {
+        status: String,
+        log: String,
+        tail: String,
     },
     #[error("emulator request failed: {0}")]
     Request(String),
@@ -48,9 +69,11 @@ pub fn moto_server_script() -> PathBuf {
     workspace_root().join("crates/local/moto_server.py")
 }
 
-/// A free loopback port, chosen by the OS.
 /// Starts `command` (moto server, or a wrapper taking its arguments) on loopback `port`, its
-/// output in `<temp>/<log_name>-<port>.log`; killed when the child is dropped.
+/// output in `<temp>/<log_name>-<port>.log`; killed when the child is dropped. `moto_server.py`
+/// also stops when this process dies (MOTO_PARENT_PID); on Linux, strictly, when the thread
+/// that called this ends, so call it from one that lives as long as the server should (the
+/// main thread, a test's, or a runtime worker: never a short-lived blocking thread).
 pub fn spawn_moto(
     mut command: Command,
     port: u16,
@@ -62,6 +85,8 @@ pub fn spawn_moto(
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         // A fixed account here would override the per-request account of assumed roles.
         .env_remove("MOTO_ACCOUNT_ID")
+        // moto_server.py stops when this process is gone (even after `kill -9`).
+        .env("MOTO_PARENT_PID", std::process::id().to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log_file))
         .kill_on_drop(true)
@@ -69,6 +94,7 @@ pub fn spawn_moto(
     Ok((child, log))
 }
 
+/// A free loopback port, chosen by the OS.
 pub fn free_port() -> Result<u16, EmulatorError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -76,9 +102,158 @@ pub fn free_port() -> Result<u16, EmulatorError> {
         .map_err(|e| EmulatorError::Spawn(format!("no free port: {e}")))
 }
 
+/// Fails with [`EmulatorError::PortInUse`] (naming the process that holds it, when it can be
+/// found) if something already listens on loopback `port`; `other_port` says how to choose
+/// another (`set LOCAL_AWS_PORT to another port`).
+///
+/// Checked before moto server is started: otherwise ours fails to bind, and whatever already
+/// answers there (an emulator left behind, with an earlier run's table) answers the readiness
+/// check. That server is not reset or stopped: it may be another run's, still in use, or not
+/// moto at all (LocalStack's port is 4566 too); what to do about it is the user's call.
+pub fn ensure_port_free(port: u16, other_port: &'static str) -> Result<(), EmulatorError> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let (holder, kill) = match port_holder(port) {
+                Some(holder) => (
+                    format!(" by pid {} ({})", holder.pid, holder.command),
+                    format!(" (`kill {}`)", holder.pid),
+                ),
+                None => (String::new(), String::new()),
+            };
+            Err(EmulatorError::PortInUse {
+                port,
+                holder,
+                kill,
+                other_port,
+            })
+        }
+        Err(e) => Err(EmulatorError::Spawn(format!("cannot use port {port}: {e}"))),
+    }
+}
+
+/// A process listening on a TCP port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortHolder {
+    pub pid: u32,
+    /// Its command line, shortened.
+    pub command: String,
+}
+
+/// The process listening on TCP `port`, from /proc (Linux; `None` elsewhere, or when the
+/// process is not this user's to see).
+pub fn port_holder(port: u16) -> Option<PortHolder> {
+    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| wanted.iter().any(|w| Path::new(w) == target))
+        });
+        if holds {
+            let command = std::fs::read(process.path().join("cmdline"))
+                .map(|raw| command_line(&raw))
+                .unwrap_or_default();
+            return Some(PortHolder { pid, command });
+        }
+    }
+    None
+}
+
+/// The inodes of the sockets listening on `port` in a /proc/net/tcp{,6} table.
+pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let state = fields.get(3)?;
+            let inode = fields.get(9)?;
+            let local_port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (local_port == port && *state == LISTEN)
+                .then(|| inode.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// A /proc cmdline (arguments separated by NULs) as one line, at most 160 characters.
+fn command_line(raw: &[u8]) -> String {
+    let line = String::from_utf8_lossy(raw)
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match line.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
+/// The last `lines` lines of a log, on one line (for an error message).
+fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
+/// The moto server process, shared with whoever watches it (the local system's emulator
+/// watch): whether it still runs.
+#[derive(Clone)]
+pub struct EmulatorProcess {
+    child: Arc<Mutex<Child>>,
+    pid: Option<u32>,
+}
+
+impl EmulatorProcess {
+    /// How the server ended (`exit status: 1`, `signal: 9 (SIGKILL)`), or `None` while it runs.
+    pub fn exited(&self) -> Option<String> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        match child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("cannot be waited for: {e}")),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    fn kill(&self) {
+        let _ = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .start_kill();
+    }
+}
+
 /// A running moto server; killed on drop.
 pub struct Emulator {
-    child: Child,
+    process: EmulatorProcess,
     pub endpoint: String,
     pub log: PathBuf,
 }
@@ -90,16 +265,26 @@ impl Emulator {
     }
 
     pub async fn start_on(port: u16) -> Result<Self, EmulatorError> {
+        Self::start_on_port(port, "choose another port").await
+    }
+
+    /// On `port`; `other_port` says how to choose another, should it be taken.
+    pub async fn start_on_port(port: u16, other_port: &'static str) -> Result<Self, EmulatorError> {
         let python = moto_python();
         if !python.exists() {
             return Err(EmulatorError::NotInstalled(python.display().to_string()));
         }
+        ensure_port_free(port, other_port)?;
         let mut command = Command::new(&python);
         command.arg(moto_server_script());
         let (child, log) = spawn_moto(command, port, "moto")
             .map_err(|e| EmulatorError::Spawn(format!("{}: {e}", python.display())))?;
+        let pid = child.id();
         let emulator = Self {
-            child,
+            process: EmulatorProcess {
+                child: Arc::new(Mutex::new(child)),
+                pid,
+            },
             endpoint: format!("http://127.0.0.1:{port}"),
             log,
         };
@@ -111,6 +296,14 @@ impl Emulator {
         let client = aws_sdk_dynamodb::Client::new(&self.sdk_config("us-east-1").await);
         let started = Instant::now();
         loop {
+            // Ours, not another server that took the port meanwhile.
+            if let Some(status) = self.process.exited() {
+                return Err(EmulatorError::ExitedWhileStarting {
+                    status,
+                    log: self.log.display().to_string(),
+                    tail: log_tail(&self.log, 3),
+                });
+            }
             if client.list_tables().send().await.is_ok() {
                 return Ok(());
             }
@@ -127,7 +320,12 @@ impl Emulator {
 
     /// The emulator's process id (load tests read its CPU time).
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.process.pid
+    }
+
+    /// The process, for watching whether it still runs.
+    pub fn process(&self) -> EmulatorProcess {
+        self.process.clone()
     }
 
     /// CPU time the emulator has used so far (user + system), from /proc; `None` off Linux.
@@ -150,7 +348,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        self.process.kill();
     }
 }
 
@@ -290,4 +488,53 @@ pub async fn create_table_from_template(
         .and_then(|t| t.latest_stream_arn())
         .map(str::to_owned)
         .ok_or_else(|| yaml_error("the table has no stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_socket_of_a_port_is_found_in_the_kernels_table() {
+        // /proc/net/tcp: 127.0.0.1:4566 (0x11D6) listening (0A), and a connection from it.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:11D6 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2912345 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:11D6 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2912999 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2900001 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(listening_inodes(table, 4566), [2912345]);
+        assert_eq!(listening_inodes(table, 3000), [2900001]);
+        assert!(listening_inodes(table, 9999).is_empty());
+        assert!(listening_inodes("garbage\nnot a table line", 4566).is_empty());
+    }
+
+    #[test]
+    fn a_command_line_is_one_short_line() {
+        assert_eq!(
+            command_line(b"python\0moto_server.py\0-p\x004566\0"),
+            "python moto_server.py -p 4566"
+        );
+        let long = command_line("é".repeat(300).as_bytes());
+        assert_eq!(long.chars().count(), 163);
+    }
+
+    #[test]
+    fn a_port_held_by_this_process_is_found_and_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let error = ensure_port_free(port, "set LOCAL_AWS_PORT to another port")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("127.0.0.1:{port} is already in use")),
+            "{error}"
+        );
+        assert!(error.contains("set LOCAL_AWS_PORT"), "{error}");
+        if cfg!(target_os = "linux") {
+            let pid = std::process::id();
+            assert!(error.contains(&format!("by pid {pid}")), "{error}");
+            assert!(error.contains(&format!("`kill {pid}`")), "{error}");
+        }
+        drop(listener);
+        assert!(ensure_port_free(port, "").is_ok());
+    }
 }

@@ -32,7 +32,7 @@ use tracing::warn;
 
 use crate::backoff::IdleBackoff;
 use crate::declared::{Declared, Deployment};
-use crate::emulator::{Emulator, EmulatorError, create_tenants_table, workspace_root};
+use crate::emulator::{Emulator, EmulatorError, create_tenants_table, port_holder, workspace_root};
 use crate::event_source::{EventSourceError, EventSourceSettings};
 use crate::iam::{IamPlan, Identities, widened};
 use crate::sqs_poller::SqsPoller;
@@ -352,8 +352,13 @@ impl RunningSystem {
         let api_router: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
         let api_addr = SocketAddr::from(([127, 0, 0, 1], config.api_port));
         let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| {
+            let holder = port_holder(api_addr.port())
+                .map(|h| format!("; pid {} holds it ({}): `kill {}`", h.pid, h.command, h.pid))
+                .unwrap_or_default();
             setup(
-                &format!("cannot listen on {api_addr} (set LOCAL_API_PORT)"),
+                &format!(
+                    "cannot listen on {api_addr} (set LOCAL_API_PORT to another port{holder})"
+                ),
                 e,
             )
         })?;
@@ -373,7 +378,8 @@ impl RunningSystem {
             }
         })];
 
-        let emulator = Emulator::start_on(config.aws_port).await?;
+        let emulator =
+            Emulator::start_on_port(config.aws_port, "set LOCAL_AWS_PORT to another port").await?;
         let infrastructure = Infrastructure::create(&emulator, &config).await?;
         let identities = &infrastructure.identities;
         let plane_config = infrastructure.plane_config(&config);

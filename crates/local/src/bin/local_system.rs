@@ -35,10 +35,20 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = LocalConfig::from_env()?;
+    // From the start: Ctrl-C or SIGTERM while starting stops it too, cleanly.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     println!("starting moto server on 127.0.0.1:{} ...", config.aws_port);
-    let system = RunningSystem::start(config).await?;
+    let system = tokio::select! {
+        started = RunningSystem::start(config) => started?,
+        _ = interrupt.recv() => return Ok(()),
+        _ = terminate.recv() => return Ok(()),
+    };
     let endpoint = system.emulator.endpoint.clone();
-    let local_dir = local::emulator::workspace_root().join(".local");
+    // LOCAL_DIR: where the identities' keys and the metrics go (tests keep theirs apart).
+    let local_dir = std::env::var_os("LOCAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| local::emulator::workspace_root().join(".local"));
     let writer_env = local_dir.join("writer.env");
     let operator_env = local_dir.join("operator.env");
     for (who, path) in [("writer", &writer_env), ("operator", &operator_env)] {
@@ -82,7 +92,7 @@ async fn main() -> Result<()> {
         system.config.table, system.stream_arn
     );
     println!("  on-failure     {}", system.failure_queue_url);
-    let metrics_file = local::emulator::workspace_root().join(".local/metrics.emf");
+    let metrics_file = local_dir.join("metrics.emf");
     println!(
         "  metrics (EMF)  {}   (every {}s)",
         metrics_file.display(),
@@ -126,10 +136,9 @@ async fn main() -> Result<()> {
     let mut pace = IdleBackoff::new(Duration::from_millis(300), system.config.idle_poll_cap);
     let next_look = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(next_look);
-    let mut terminate = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = &mut next_look => {
                 match system.statuses().await {
