@@ -696,6 +696,36 @@ async fn a_row_moto_breaks_its_index_with_shows_on_health_and_stops_nothing_else
     Ok(())
 }
 
+/// What `/health` answers: its status code and report.
+async fn health(system: &RunningSystem) -> Result<(u16, Value)> {
+    let response = reqwest::get(format!("http://{}/health", system.api_addr)).await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+/// `/health` until `done` holds for it (or the limit passes: the last answer).
+async fn health_until(
+    system: &RunningSystem,
+    limit: Duration,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Result<(u16, Value)> {
+    let started = std::time::Instant::now();
+    loop {
+        let (code, report) = health(system).await?;
+        if done(code, &report) || started.elapsed() > limit {
+            return Ok((code, report));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn signal_process(signal: &str, pid: u32) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid}: {status}");
+    Ok(())
+}
+
 /// An emulator left behind by an earlier run (its table still in it) holds the port: the start
 /// stops at once and says which process holds it and what to do, instead of failing later
 /// with `Table already exists` (the old server had answered the readiness check). The old
@@ -740,6 +770,94 @@ async fn a_stale_emulator_on_the_port_stops_the_start_and_says_what_to_do() -> R
     // Neither stopped nor reset.
     let tables = stale_dynamo.list_tables().send().await?;
     assert_eq!(tables.table_names(), ["tenants"]);
+    Ok(())
+}
+
+/// moto server killed under the running system: `/health` turns 503 within seconds and names
+/// it, and the system says it is gone (what `make up` stops on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_moto_dies_health_turns_503_names_it_and_the_system_knows_it_is_gone() -> Result<()> {
+    let system = start().await?;
+    let (code, report) = health_until(&system, LIMIT, |code, _| code == 200).await?;
+    assert_eq!(code, 200, "{report}");
+    let pid = system.emulator.pid().expect("moto server's pid");
+
+    signal_process("-KILL", pid)?;
+    let (code, report) =
+        health_until(&system, Duration::from_secs(20), |code, _| code == 503).await?;
+    assert_eq!(code, 503, "{report}");
+    assert_eq!(report["status"], "down", "{report}");
+    let error = report["components"]["emulator"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("moto server")
+            && error.contains(&format!("pid {pid}"))
+            && error.contains("exited"),
+        "{report}"
+    );
+    let gone = tokio::time::timeout(Duration::from_secs(10), system.emulator_gone()).await?;
+    assert!(gone.contains("exited") && gone.contains("lost"), "{gone}");
+    Ok(())
+}
+
+/// moto server stopped (as a laptop's sleep, or a debugger, stops it) turns `/health` 503 while
+/// it does not answer, and 200 again once it does; the system goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moto_that_stops_answering_turns_health_503_until_it_answers_again() -> Result<()> {
+    let system = start().await?;
+    let pid = system.emulator.pid().expect("moto server's pid");
+    signal_process("-STOP", pid)?;
+    let stopped = health_until(&system, Duration::from_secs(20), |code, _| code == 503).await;
+    // Whatever happened, let it go on.
+    signal_process("-CONT", pid)?;
+    let (code, report) = stopped?;
+    assert_eq!(code, 503, "{report}");
+    let error = report["components"]["emulator"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("does not answer"), "{report}");
+
+    let (code, report) =
+        health_until(&system, Duration::from_secs(20), |code, _| code == 200).await?;
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["components"]["emulator"]["status"], "ok", "{report}");
+    let gone = tokio::time::timeout(Duration::from_secs(1), system.emulator_gone()).await;
+    assert!(gone.is_err(), "not gone: {gone:?}");
+    // And it still provisions.
+    put_spec(
+        &system.writer_dynamo().await,
+        &system.config.table,
+        json!({"pk": "TENANT#woke", "sk": "SPEC", "tenant_id": "woke", "account_id": "111111111111"}),
+    )
+    .await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "woke") == "ready")
+        .await?;
+    assert_eq!(status(&statuses, "woke"), "ready", "{statuses:?}");
+    Ok(())
+}
+
+/// moto server reset under the running system (`POST /moto-api/reset`): the table and the
+/// identities are gone; `/health` says so (503) and the system knows it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moto_reset_under_the_system_turns_health_503_and_the_system_knows_it_is_gone()
+-> Result<()> {
+    let system = start().await?;
+    reqwest::Client::new()
+        .post(format!("{}/moto-api/reset", system.emulator.endpoint))
+        .send()
+        .await?
+        .error_for_status()?;
+    let (code, report) =
+        health_until(&system, Duration::from_secs(20), |code, _| code == 503).await?;
+    assert_eq!(code, 503, "{report}");
+    let error = report["components"]["emulator"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("reset or replaced"), "{report}");
+    let gone = tokio::time::timeout(Duration::from_secs(10), system.emulator_gone()).await?;
+    assert!(gone.contains("reset or replaced"), "{gone}");
     Ok(())
 }
 

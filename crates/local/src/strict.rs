@@ -4,7 +4,8 @@
 //! - moto answers a denied call of a JSON-protocol service (DynamoDB, SQS, SSM) with an HTTP 403
 //!   XML `ErrorResponse`, which the SDK cannot read: it sees no error code, where real AWS sends
 //!   `AccessDeniedException`. The denial is rewritten into the JSON error AWS sends, so the
-//!   control plane classifies it as it would on AWS.
+//!   control plane classifies it as it would on AWS; so is an access key moto does not know
+//!   (after a reset: `UnrecognizedClientException`).
 //! - A function's call whose IAM action is missing from its declared calls
 //!   (`controlplane::runtime::FUNCTION_CALLS`) is refused before it is sent, with the code
 //!   `UndeclaredOperation`, and recorded: the local system and the emulator tests fail on it, so
@@ -182,6 +183,18 @@ fn error_response(json: bool, status: u16, code: &str, message: &str) -> HttpRes
     response
 }
 
+/// The status and code AWS answers with where moto sends a 403 XML page with `code`: a denial,
+/// or an access key it does not know (the identities were reset); `None`: left as it is.
+fn aws_error(json: bool, code: &str) -> Option<(u16, &'static str)> {
+    match (code, json) {
+        ("AccessDenied", true) => Some((400, "AccessDeniedException")),
+        ("AccessDenied", false) => Some((403, "AccessDenied")),
+        ("InvalidClientTokenId", true) => Some((400, "UnrecognizedClientException")),
+        ("InvalidClientTokenId", false) => Some((403, "InvalidClientTokenId")),
+        _ => None,
+    }
+}
+
 /// The `<Code>` and `<Message>` of moto's XML error page, if it is one.
 fn xml_error(body: &str) -> Option<(String, String)> {
     let between = |open: &str, close: &str| -> Option<String> {
@@ -241,18 +254,14 @@ impl HttpConnector for StrictConnector {
                 .map(|collected| collected.to_bytes())
                 .unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes);
-            Ok(match xml_error(&text) {
-                Some((code, message)) if code == "AccessDenied" && json => {
-                    error_response(true, 400, "AccessDeniedException", &message)
-                }
-                Some((code, message)) if code == "AccessDenied" => {
-                    error_response(false, 403, "AccessDenied", &message)
-                }
-                _ => {
-                    *response.body_mut() = SdkBody::from(bytes);
-                    response
-                }
-            })
+            let rewritten = xml_error(&text).and_then(|(code, message)| {
+                let (status, code) = aws_error(json, &code)?;
+                Some(error_response(json, status, code, &message))
+            });
+            Ok(rewritten.unwrap_or_else(|| {
+                *response.body_mut() = SdkBody::from(bytes);
+                response
+            }))
         })
     }
 }
@@ -328,5 +337,23 @@ mod tests {
             ))
         );
         assert_eq!(xml_error("<html>500</html>"), None);
+    }
+
+    #[test]
+    fn an_unknown_access_key_is_answered_as_aws_answers_it() {
+        // DynamoDB, SQS, SSM (JSON protocols): 400 UnrecognizedClientException.
+        assert_eq!(
+            aws_error(true, "InvalidClientTokenId"),
+            Some((400, "UnrecognizedClientException"))
+        );
+        assert_eq!(
+            aws_error(false, "InvalidClientTokenId"),
+            Some((403, "InvalidClientTokenId"))
+        );
+        assert_eq!(
+            aws_error(true, "AccessDenied"),
+            Some((400, "AccessDeniedException"))
+        );
+        assert_eq!(aws_error(true, "Throttling"), None);
     }
 }

@@ -27,12 +27,15 @@ use controlplane::runtime::{
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::backoff::IdleBackoff;
 use crate::declared::{Declared, Deployment};
-use crate::emulator::{Emulator, EmulatorError, create_tenants_table, port_holder, workspace_root};
+use crate::emulator::{
+    Emulator, EmulatorError, EmulatorProcess, create_tenants_table, port_holder, workspace_root,
+};
 use crate::event_source::{EventSourceError, EventSourceSettings};
 use crate::iam::{IamPlan, Identities, widened};
 use crate::sqs_poller::SqsPoller;
@@ -342,6 +345,8 @@ pub struct RunningSystem {
     pub tokens: LocalTokens,
     /// What each background function last met (`/health`).
     pub health: Health,
+    /// Why moto server is gone for good, once it is (`emulator_gone`).
+    gone: watch::Receiver<Option<String>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -363,7 +368,7 @@ impl RunningSystem {
             )
         })?;
         let api_addr = listener.local_addr().map_err(|e| setup("api address", e))?;
-        let health = Health::default();
+        let health = Health::starting();
         let serving = Router::new()
             .route("/health", axum::routing::get(health_report))
             .with_state(health.clone())
@@ -381,6 +386,18 @@ impl RunningSystem {
         let emulator =
             Emulator::start_on_port(config.aws_port, "set LOCAL_AWS_PORT to another port").await?;
         let infrastructure = Infrastructure::create(&emulator, &config).await?;
+        let (gone_sender, gone) = watch::channel(None);
+        tasks.push(tokio::spawn(watch_emulator(
+            EmulatorWatch {
+                process: emulator.process(),
+                endpoint: emulator.endpoint.clone(),
+                log: emulator.log.display().to_string(),
+                dynamo: aws_sdk_dynamodb::Client::new(&infrastructure.sdk),
+                table: config.table.clone(),
+            },
+            health.clone(),
+            gone_sender,
+        )));
         let identities = &infrastructure.identities;
         let plane_config = infrastructure.plane_config(&config);
         let plane = infrastructure
@@ -535,6 +552,7 @@ impl RunningSystem {
                 .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url),
         ));
         let _ = api_router.set(with_local_tokens(api, tokens.clone()));
+        health.up();
         Ok(Self {
             emulator,
             sdk: infrastructure.sdk.clone(),
@@ -550,8 +568,25 @@ impl RunningSystem {
             api_addr,
             tokens,
             health,
+            gone,
             tasks,
         })
+    }
+
+    /// Resolves once moto server is gone for good, with why (its process exited, or it lost
+    /// the table or the identities: reset, or replaced by another server): everything the
+    /// system made lived in it, so nothing it does can work again. `/health` says so too.
+    pub async fn emulator_gone(&self) -> String {
+        let mut gone = self.gone.clone();
+        let reason = match gone.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            // The watch stopped (the system is stopping): never gone.
+            None => std::future::pending().await,
+        }
     }
 
     /// The table as the harness sees it (setup and inspection).
@@ -628,58 +663,245 @@ impl Drop for RunningSystem {
 /// What each background function of the local system last met: it logs an error it cannot
 /// get past and goes on, and `/health` says so.
 #[derive(Clone, Default)]
-pub struct Health(Arc<std::sync::Mutex<BTreeMap<&'static str, Option<Failing>>>>);
+pub struct Health {
+    components: Arc<std::sync::Mutex<BTreeMap<&'static str, Option<Failing>>>>,
+    /// Until the system is up (`up`): `/health` answers 503 `starting`.
+    starting: Arc<std::sync::atomic::AtomicBool>,
+}
 
-/// A component's last error, and since when (RFC 3339).
+/// A component's last error, since when (RFC 3339), and whether nothing can work meanwhile.
 #[derive(Clone, Debug)]
 struct Failing {
     error: String,
     since: String,
+    down: bool,
 }
 
+/// The component `/health` names for moto server itself.
+pub const EMULATOR_COMPONENT: &str = "emulator";
+
 impl Health {
-    /// `component`'s last attempt failed with `error`.
+    /// A system that is starting: `starting` (503) until `up`.
+    pub fn starting() -> Self {
+        let health = Self::default();
+        health
+            .starting
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        health
+    }
+
+    /// The system is up: components report from now on.
+    pub fn up(&self) {
+        self.starting
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `component`'s last attempt failed with `error`: the system is degraded (other work goes
+    /// on; `/health` still answers 200).
     pub fn failed(&self, component: &'static str, error: &str) {
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        self.set_failing(component, error, false);
+    }
+
+    /// `component` is failing and nothing can work meanwhile (moto server gone or not
+    /// answering): `/health` answers 503.
+    pub fn down(&self, component: &'static str, error: &str) {
+        self.set_failing(component, error, true);
+    }
+
+    fn set_failing(&self, component: &'static str, error: &str, down: bool) {
+        let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
+        // Since the first failure of a run of them.
+        let since = match components.get(component) {
+            Some(Some(failing)) if failing.down == down => failing.since.clone(),
+            _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        components.insert(
             component,
             Some(Failing {
                 error: error.to_owned(),
-                since: at,
+                since,
+                down,
             }),
         );
     }
 
     /// `component`'s last attempt succeeded.
     pub fn ok(&self, component: &'static str) {
-        self.0
+        self.components
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(component, None);
     }
 
-    /// `{"status": "ok" | "degraded", "components": {name: {"status", "error", "since"}}}`.
+    /// `{"status": "starting" | "ok" | "degraded" | "down", "components": {name: {"status",
+    /// "error", "since"}}}`: `down` when a component that everything needs is failing (moto
+    /// server).
     pub fn report(&self) -> Value {
-        let components = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let degraded = components.values().any(Option::is_some);
+        let components = self
+            .components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let failing = || components.values().flatten();
+        let status = if self.starting.load(std::sync::atomic::Ordering::SeqCst) {
+            "starting"
+        } else if failing().any(|f| f.down) {
+            "down"
+        } else if failing().next().is_some() {
+            "degraded"
+        } else {
+            "ok"
+        };
         let detail: serde_json::Map<String, Value> = components
-            .into_iter()
+            .iter()
             .map(|(name, state)| {
                 let value = match state {
                     None => json!({"status": "ok"}),
-                    Some(Failing { error, since }) => {
+                    Some(Failing { error, since, .. }) => {
                         json!({"status": "failing", "error": error, "since": since})
                     }
                 };
-                (name.to_owned(), value)
+                ((*name).to_owned(), value)
             })
             .collect();
-        json!({"status": if degraded { "degraded" } else { "ok" }, "components": detail})
+        json!({"status": status, "components": detail})
     }
 }
 
-async fn health_report(State(health): State<Health>) -> axum::Json<Value> {
-    axum::Json(health.report())
+/// 200 while the system works (`ok`, or `degraded`: some function fails, the rest goes on);
+/// 503 while it is `starting` and when it is `down`.
+async fn health_report(
+    State(health): State<Health>,
+) -> (axum::http::StatusCode, axum::Json<Value>) {
+    let report = health.report();
+    let code = if report["status"] == "down" || report["status"] == "starting" {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (code, axum::Json(report))
+}
+
+/// How often the emulator watch looks at moto server's process (and every
+/// `EMULATOR_PROBE_EVERY` times, calls it).
+const EMULATOR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const EMULATOR_PROBE_EVERY: u64 = 2;
+/// A probe moto server does not answer within this is a failure (it hangs, or is stopped).
+const EMULATOR_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the emulator watch looks at.
+struct EmulatorWatch {
+    process: EmulatorProcess,
+    endpoint: String,
+    log: String,
+    /// The harness's client: an administrator, as long as moto still knows it.
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// What one probe of moto server found.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    Answers,
+    /// Not answering (or not in time); it may come back (a stopped process, a slow machine).
+    Down(String),
+    /// Answering without the system's table or identities: reset, or another server.
+    Lost(String),
+}
+
+/// Watches moto server for the system's life: `/health` turns `down` (503) within a couple of
+/// seconds of it not answering, and back when it answers again. When it is gone for good (its
+/// process exited, or it lost the table or the identities), `gone` says why and the watch
+/// ends: the system does not re-create anything on a new emulator, because the tenants' rows
+/// and stacks, the roles and the keys in `.local/` lived in the old one, and a silently empty
+/// system would be worse than a stop (`make up` stops with the reason; README).
+async fn watch_emulator(
+    watched: EmulatorWatch,
+    health: Health,
+    gone: watch::Sender<Option<String>>,
+) {
+    let mut tick = tokio::time::interval(EMULATOR_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pid = watched
+        .process
+        .pid()
+        .map_or_else(|| "?".to_owned(), |p| p.to_string());
+    let mut checks: u64 = 0;
+    loop {
+        tick.tick().await;
+        checks += 1;
+        let lost = if let Some(status) = watched.process.exited() {
+            Some(format!(
+                "moto server (pid {pid}) exited ({status}): the table, queues, stacks and \
+                 identities lived in it and are lost (its log: {})",
+                watched.log
+            ))
+        } else if checks.is_multiple_of(EMULATOR_PROBE_EVERY) {
+            match probe(&watched).await {
+                Probe::Answers => {
+                    health.ok(EMULATOR_COMPONENT);
+                    None
+                }
+                Probe::Down(reason) => {
+                    warn!(%reason, "moto server does not answer");
+                    health.down(EMULATOR_COMPONENT, &reason);
+                    None
+                }
+                Probe::Lost(reason) => Some(reason),
+            }
+        } else {
+            None
+        };
+        if let Some(reason) = lost {
+            error!(%reason, "moto server is gone");
+            health.down(EMULATOR_COMPONENT, &reason);
+            let _ = gone.send(Some(reason));
+            return;
+        }
+    }
+}
+
+async fn probe(watched: &EmulatorWatch) -> Probe {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let call = watched
+        .dynamo
+        .describe_table()
+        .table_name(&watched.table)
+        .send();
+    let endpoint = &watched.endpoint;
+    match tokio::time::timeout(EMULATOR_PROBE_TIMEOUT, call).await {
+        Err(_) => Probe::Down(format!(
+            "moto server at {endpoint} does not answer (no reply within {}s)",
+            EMULATOR_PROBE_TIMEOUT.as_secs()
+        )),
+        Ok(Ok(_)) => Probe::Answers,
+        Ok(Err(e)) => {
+            let lost = match e.code() {
+                Some("ResourceNotFoundException") => Some(format!(
+                    "the table {} is gone from moto server at {endpoint}",
+                    watched.table
+                )),
+                // The harness is an administrator: refused, it no longer exists there.
+                Some(
+                    code @ ("UnrecognizedClientException"
+                    | "InvalidClientTokenId"
+                    | "AccessDeniedException"),
+                ) => Some(format!(
+                    "moto server at {endpoint} no longer knows the local identities ({code})"
+                )),
+                _ => None,
+            };
+            match lost {
+                Some(what) => Probe::Lost(format!(
+                    "{what}: it was reset or replaced, and what the system made in it is lost"
+                )),
+                None => Probe::Down(format!(
+                    "moto server at {endpoint} fails: {}",
+                    controlplane::aws::AwsFailure::from_sdk(&e).message
+                )),
+            }
+        }
+    }
 }
 
 /// The API once the system is up; until then every request gets 503.

@@ -1,6 +1,6 @@
 //! The `local-system` binary (what `make up` runs) as a process: what happens to its moto server
-//! when it is killed with `kill -9`. Each run on free ports, its keys and metrics in a directory
-//! of its own (LOCAL_DIR).
+//! when it is killed with `kill -9`, and what it does when its moto server dies. Each run on
+//! free ports, its keys and metrics in a directory of its own (LOCAL_DIR).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
@@ -158,6 +158,28 @@ async fn kill_9_of_the_local_system_takes_its_moto_server_with_it() -> Result<()
         exit.is_some_and(|s| s.success()),
         "{exit:?}: {}",
         second.stderr_text()
+    );
+    Ok(())
+}
+
+/// When its moto server dies, the local system says so and exits with status 1 (everything it
+/// made lived in moto), rather than serving on with `/health` 200 and nothing working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_its_moto_server_dies_the_local_system_exits_saying_why() -> Result<()> {
+    let mut run = start("moto-dies", free_port()?).await?;
+    let moto = run.moto_pid()?;
+    let status = Command::new("kill")
+        .args(["-KILL", &moto.to_string()])
+        .status()?;
+    ensure!(status.success());
+
+    let exit = run.wait_exit(Duration::from_secs(30))?;
+    let stderr = run.stderr_text();
+    assert_eq!(exit.and_then(|s| s.code()), Some(1), "{exit:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!("moto server (pid {moto}) exited"))
+            && stderr.contains("run `make up` again"),
+        "{stderr}"
     );
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `make up`: the whole control plane on moto server, until Ctrl-C.
+//! `make up`: the whole control plane on moto server, until Ctrl-C, or until moto server is
+//! gone (it exited, or was reset): then it says why and exits with status 1.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -6,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Parser;
 use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
 use controlplane::ports::TenantStore;
@@ -136,10 +137,11 @@ async fn main() -> Result<()> {
     let mut pace = IdleBackoff::new(Duration::from_millis(300), system.config.idle_poll_cap);
     let next_look = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(next_look);
-    loop {
+    let gone = loop {
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break None,
+            _ = terminate.recv() => break None,
+            reason = system.emulator_gone() => break Some(reason),
             _ = &mut next_look => {
                 match system.statuses().await {
                     Ok(statuses) => {
@@ -161,9 +163,16 @@ async fn main() -> Result<()> {
                 next_look.as_mut().reset(tokio::time::Instant::now() + pace.idle());
             }
         }
+    };
+    metrics_task.abort();
+    if let Some(reason) = gone {
+        system.shutdown().await;
+        bail!(
+            "{reason}. The local system stops: run `make up` again (it starts a new emulator \
+             and bootstraps everything anew)"
+        );
     }
     println!("\nstopping ...");
-    metrics_task.abort();
     system.shutdown().await;
     Ok(())
 }
