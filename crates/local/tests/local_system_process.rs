@@ -15,6 +15,8 @@ struct Run {
     child: Child,
     aws_port: u16,
     api_port: u16,
+    /// Its LOCAL_DIR, with its output: removed afterwards unless the test failed.
+    dir: PathBuf,
     stdout: PathBuf,
     stderr: PathBuf,
 }
@@ -23,6 +25,9 @@ impl Drop for Run {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -50,6 +55,7 @@ async fn start(name: &str, aws_port: u16) -> Result<Run> {
         child,
         aws_port,
         api_port,
+        dir,
         stdout,
         stderr,
     };
