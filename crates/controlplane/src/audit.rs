@@ -119,7 +119,7 @@ mod tests {
             ("create", "started", "system")
         );
         assert_eq!(entry.requested_by.as_deref(), Some("alice"));
-        assert_eq!(entry.sort_key(), "EVENT#t1#status-1");
+        assert_eq!(entry.sort_key(), "EVENT#t1#status-00000000000000000001");
 
         let ready = status(Status::Ready, Some(Operation::Create), 2);
         let entry = status_transition(Some(&started), &ready, None, "t2").unwrap();

@@ -617,15 +617,24 @@ impl Reconciler {
                     reason: kept.reason.clone().unwrap_or_default(),
                 });
             }
-            let retries = if same {
-                previous.as_ref().map_or(0, |s| s.retries).saturating_add(1)
-            } else {
-                1
-            };
             // A look that failed while an operation of ours runs must not erase it: the
             // operation (and its start) stay recorded, with the reason and the next look.
             let in_flight =
                 !failure.after_intent && previous.as_ref().is_some_and(|s| s.status.is_in_flight());
+            // Every attempt counts: a failure of the same SPEC, or of a look at the operation
+            // still recorded (whatever the SPEC now says: a delete written meanwhile does not
+            // start the count again).
+            let retries = if same || in_flight {
+                previous.as_ref().map_or(0, |s| s.retries).saturating_add(1)
+            } else {
+                1
+            };
+            let removed = desired.as_deref() == Some(REMOVED_FINGERPRINT);
+            // Past the bound a SPEC's failure is recorded for good (a `retry` bump runs it
+            // again), and the operation no look could follow with it. A removed SPEC has no
+            // `retry` to bump, so its delete keeps being tried, at the slowest pace.
+            let giving_up = retries > self.settings.max_attempts && !removed;
+            let in_flight = in_flight && !giving_up;
             let mut status = match (&previous, in_flight) {
                 (Some(previous), true) => previous.clone(),
                 _ => {
@@ -647,7 +656,7 @@ impl Reconciler {
             if let (Some(version), false) = (failed_version, in_flight) {
                 status.template_version = Some(version);
             }
-            let (outcome, reason) = if retries > self.settings.max_attempts {
+            let (outcome, reason) = if giving_up {
                 status.retryable = false;
                 let reason = format!(
                     "gave up after {retries} failures that should have healed: {}; \
@@ -664,6 +673,8 @@ impl Reconciler {
                 let quick = retries <= self.settings.quick_retries;
                 let wait = if quick {
                     Duration::ZERO
+                } else if retries > self.settings.max_attempts {
+                    self.settings.retry_backoff_max
                 } else {
                     self.backoff(retries - self.settings.quick_retries)
                 };

@@ -1859,3 +1859,98 @@ async fn every_action_is_on_the_tenants_audit_timeline_in_order() {
     assert_eq!(paged[0], "spec-written");
     assert_eq!(paged[5], "delete");
 }
+
+/// A look at the stack that keeps failing while its operation runs (an unreadable
+/// DescribeStacks, an AssumeRole denied mid-operation) counts every time and ends `failed`
+/// within `max_attempts`, instead of leaving the tenant `creating` for good.
+#[tokio::test]
+async fn a_look_that_keeps_failing_while_an_operation_runs_ends_failed_within_the_bound() {
+    let w = World::new();
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    let image = seed_image();
+    w.put(&image);
+    w.handle(vec![insert("gs1234", "100", &image)]).await;
+    assert_eq!(w.status("gs1234").status, Status::Creating);
+    let max = Settings::new(REGION).max_attempts;
+    let mut counted = Vec::new();
+    for _ in 0..=max {
+        w.stacks.fail_next(
+            "describe",
+            StackError::Transient("the DescribeStacks answer could not be read".into()),
+        );
+        w.reconcile("gs1234").await;
+        counted.push(w.status("gs1234").retries);
+    }
+    assert_eq!(
+        counted,
+        (1..=max + 1).collect::<Vec<_>>(),
+        "every look counts"
+    );
+    let status = w.status("gs1234");
+    assert_eq!(status.status, Status::Failed, "{status:?}");
+    assert!(!status.retryable);
+    let reason = status.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "gave up after {} failures that should have healed",
+            max + 1
+        )) && reason.contains("the DescribeStacks answer could not be read"),
+        "{status:?}"
+    );
+}
+
+/// The SPEC deleted while those looks fail: the count goes on (it does not start again at 1 on
+/// every try), the tries slow to the slowest pace, and once the stack can be looked at again the
+/// delete is acted on, whatever state the tenant was left in.
+#[tokio::test]
+async fn a_delete_written_while_looks_fail_is_still_acted_on() {
+    let w = World::new();
+    w.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
+    let image = seed_image();
+    w.put(&image);
+    w.handle(vec![insert("gs1234", "100", &image)]).await;
+    w.remove("gs1234");
+    let settings = Settings::new(REGION);
+    let mut counted = Vec::new();
+    for _ in 0..settings.max_attempts + 3 {
+        w.stacks.fail_next(
+            "describe",
+            StackError::Transient("AccessDenied: not authorized to perform sts:AssumeRole".into()),
+        );
+        w.reconcile("gs1234").await;
+        counted.push(w.status("gs1234").retries);
+    }
+    assert_eq!(
+        counted,
+        (1..=settings.max_attempts + 3).collect::<Vec<_>>(),
+        "every look counts"
+    );
+    let status = w.status("gs1234");
+    assert!(
+        status.retryable,
+        "a removed SPEC has no retry to bump: {status:?}"
+    );
+    let next = DateTime::parse_from_rfc3339(status.next_attempt_at.as_deref().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(
+        (next - w.now()).to_std().unwrap(),
+        settings.retry_backoff_max,
+        "past the bound, at the slowest pace"
+    );
+
+    // The account answers again: the operation is followed and the stack removed.
+    w.stacks.finish_in_progress();
+    w.set_now(next + chrono::Duration::seconds(1));
+    for _ in 0..3 {
+        w.reconcile("gs1234").await;
+        w.stacks.finish_in_progress();
+    }
+    assert_eq!(
+        w.status("gs1234").status,
+        Status::Deleted,
+        "{:?}",
+        w.status("gs1234")
+    );
+    assert!(w.stacks.live_stacks().is_empty());
+}
