@@ -201,6 +201,24 @@ impl World {
             .collect()
     }
 
+    /// Reconciles `times` times, each look at the stack failing with `reason`; the retry count
+    /// STATUS shows after each.
+    async fn reconcile_with_failing_looks(
+        &self,
+        tenant: &str,
+        reason: &str,
+        times: u32,
+    ) -> Vec<u32> {
+        let mut counted = Vec::new();
+        for _ in 0..times {
+            self.stacks
+                .fail_next("describe", StackError::Transient(reason.to_owned()));
+            self.reconcile(tenant).await;
+            counted.push(self.status(tenant).retries);
+        }
+        counted
+    }
+
     /// Brings a tenant to `ready` with the seed row (or the given image).
     async fn ready_with(&self, image: &Value) {
         let tenant = image["tenant_id"]["S"].as_str().unwrap().to_owned();
@@ -1872,15 +1890,13 @@ async fn a_look_that_keeps_failing_while_an_operation_runs_ends_failed_within_th
     w.handle(vec![insert("gs1234", "100", &image)]).await;
     assert_eq!(w.status("gs1234").status, Status::Creating);
     let max = Settings::new(REGION).max_attempts;
-    let mut counted = Vec::new();
-    for _ in 0..=max {
-        w.stacks.fail_next(
-            "describe",
-            StackError::Transient("the DescribeStacks answer could not be read".into()),
-        );
-        w.reconcile("gs1234").await;
-        counted.push(w.status("gs1234").retries);
-    }
+    let counted = w
+        .reconcile_with_failing_looks(
+            "gs1234",
+            "the DescribeStacks answer could not be read",
+            max + 1,
+        )
+        .await;
     assert_eq!(
         counted,
         (1..=max + 1).collect::<Vec<_>>(),
@@ -1911,15 +1927,13 @@ async fn a_delete_written_while_looks_fail_is_still_acted_on() {
     w.handle(vec![insert("gs1234", "100", &image)]).await;
     w.remove("gs1234");
     let settings = Settings::new(REGION);
-    let mut counted = Vec::new();
-    for _ in 0..settings.max_attempts + 3 {
-        w.stacks.fail_next(
-            "describe",
-            StackError::Transient("AccessDenied: not authorized to perform sts:AssumeRole".into()),
-        );
-        w.reconcile("gs1234").await;
-        counted.push(w.status("gs1234").retries);
-    }
+    let counted = w
+        .reconcile_with_failing_looks(
+            "gs1234",
+            "AccessDenied: not authorized to perform sts:AssumeRole",
+            settings.max_attempts + 3,
+        )
+        .await;
     assert_eq!(
         counted,
         (1..=settings.max_attempts + 3).collect::<Vec<_>>(),
