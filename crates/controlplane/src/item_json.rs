@@ -75,9 +75,11 @@ pub fn from_json(value: &Value) -> AttributeValue {
 
 /// A JSON object as an item; a top-level `null` is an absent attribute, as in a merge patch.
 pub fn item_from_json(fields: &Map<String, Value>) -> Item {
+    attributes(fields.iter().filter(|(_, value)| !value.is_null()))
+}
+
+fn attributes<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>) -> Item {
     let map: HashMap<String, AttributeValue> = fields
-        .iter()
-        .filter(|(_, value)| !value.is_null())
         .map(|(name, value)| (name.clone(), from_json(value)))
         .collect();
     Item::from(map)
@@ -86,14 +88,10 @@ pub fn item_from_json(fields: &Map<String, Value>) -> Item {
 /// A row written as JSON (the demo rows, tests, benchmarks) as `put-item` would store it: every
 /// attribute, `null` as NULL. Anything but an object is no item (empty).
 pub fn item_of_json(value: &Value) -> Item {
-    let map: HashMap<String, AttributeValue> = match value {
-        Value::Object(fields) => fields
-            .iter()
-            .map(|(name, value)| (name.clone(), from_json(value)))
-            .collect(),
-        _ => HashMap::new(),
-    };
-    Item::from(map)
+    match value {
+        Value::Object(fields) => attributes(fields.iter()),
+        _ => attributes(std::iter::empty()),
+    }
 }
 
 /// Applies a JSON Merge Patch (RFC 7396) to a stored item: a `null` removes, an object merges

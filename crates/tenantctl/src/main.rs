@@ -345,16 +345,7 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             key,
         } => {
             let account_id = parse_account(&account_id).map_err(Failure::Usage)?;
-            let source = match (key_parameter, key) {
-                (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
-                (None, Some(key)) => ExternalIdKeySource::Inline(key),
-                (None, None) => {
-                    return Err(Failure::Usage("give --key-parameter (SSM) or --key".into()));
-                }
-            };
-            let ids: ExternalIds = external_ids(&sdk_config().await, &source)
-                .await
-                .map_err(|e| Failure::Unreachable(format!("reading the ExternalId key: {e}")))?;
+            let ids = read_external_ids(key_parameter, key).await?;
             println!("{}", ids.for_account(&account_id));
             Ok(Exit::Ok)
         }
@@ -376,16 +367,7 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
                     "--ou {ou:?} is not an organizational unit id (ou-...)"
                 )));
             }
-            let source = match (key_parameter, key) {
-                (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
-                (None, Some(key)) => ExternalIdKeySource::Inline(key),
-                (None, None) => {
-                    return Err(Failure::Usage("give --key-parameter (SSM) or --key".into()));
-                }
-            };
-            let ids: ExternalIds = external_ids(&sdk_config().await, &source)
-                .await
-                .map_err(|e| Failure::Unreachable(format!("reading the ExternalId key: {e}")))?;
+            let ids = read_external_ids(key_parameter, key).await?;
             let instances = output::stack_instances(&ids, &accounts, &ou, &regions, &stack_set);
             match cli.global.output {
                 Format::Json => print(&output::json(&instances)),
@@ -608,6 +590,23 @@ async fn written(
     })
 }
 
+/// The ExternalId key from SSM (`--key-parameter`) or given inline (`--key`), as the ids of
+/// every account.
+async fn read_external_ids(
+    key_parameter: Option<String>,
+    key: Option<String>,
+) -> Result<ExternalIds, Failure> {
+    let source = match (key_parameter, key) {
+        (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
+        (None, Some(key)) => ExternalIdKeySource::Inline(key),
+        (None, None) => {
+            return Err(Failure::Usage("give --key-parameter (SSM) or --key".into()));
+        }
+    };
+    external_ids(&sdk_config().await, &source)
+        .await
+        .map_err(|e| Failure::Unreachable(format!("reading the ExternalId key: {e}")))
+}
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
