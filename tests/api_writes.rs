@@ -242,3 +242,80 @@ async fn a_patch_keeps_a_writers_attributes_and_every_digit() -> Result<()> {
     assert_eq!(seed.as_deref(), Some(digits));
     Ok(())
 }
+
+/// A writer who forges a STATUS row in the SPEC table (fake outputs, a permanent failure, a
+/// location in another account) changes nothing: the control plane reads STATUS from its own
+/// table, which writers cannot reach, and the API shows only that. The delete that follows
+/// still reaches the real stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_a_writer_forges_in_the_spec_table_is_never_read() -> Result<()> {
+    let Api {
+        system,
+        base,
+        http,
+        admin,
+    } = start().await?;
+    let writer = system.writer_dynamo().await;
+    let spec = controlplane::item_json::item_of_json(&json!({
+        "pk": "TENANT#acme", "sk": "SPEC", "tenant_id": "acme", "account_id": "222222222222",
+    }));
+    writer
+        .put_item()
+        .table_name(&system.config.table)
+        .set_item(Some(spec.into()))
+        .send()
+        .await?;
+    system
+        .wait_for(LIMIT, |s| {
+            s.get("acme").is_some_and(|r| r["status"] == "ready")
+        })
+        .await?;
+
+    let forged = controlplane::item_json::item_of_json(&json!({
+        "pk": "TENANT#acme", "sk": "STATUS", "tenant_id": "acme", "status": "failed",
+        "retryable": false, "reason": "forged", "version": 999, "updated_at": "2026-12-02T00:00:00Z",
+        "outputs": {"JobsQueueUrl": "https://evil.example/steal"},
+        "location": {"account_id": "333333333333", "region": "eu-west-1", "stack_name": "decoy"},
+    }));
+    writer
+        .put_item()
+        .table_name(&system.config.table)
+        .set_item(Some(forged.into()))
+        .send()
+        .await?;
+    let read = http
+        .get(format!("{base}/tenants/acme"))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    let text = read.text().await?;
+    assert!(!text.contains("evil.example"), "{text}");
+    assert!(!text.contains("forged"), "{text}");
+    let shown: Value = serde_json::from_str(&text)?;
+    assert_eq!(shown["status"], "ready", "{text}");
+
+    writer
+        .delete_item()
+        .table_name(&system.config.table)
+        .key("pk", AttributeValue::S("TENANT#acme".into()))
+        .key("sk", AttributeValue::S("SPEC".into()))
+        .send()
+        .await?;
+    system
+        .wait_for(LIMIT, |s| {
+            s.get("acme").is_some_and(|r| r["status"] == "deleted")
+        })
+        .await?;
+    let cfn = tenant_cloudformation(&system.identities, "222222222222").await?;
+    let live = cfn.describe_stacks().send().await?;
+    assert!(
+        !live
+            .stacks()
+            .iter()
+            .any(|s| s.stack_name() == Some("tenant-acme")
+                && s.stack_status()
+                    .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")),
+        "the real stack was deleted: {live:?}"
+    );
+    Ok(())
+}

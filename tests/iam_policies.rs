@@ -291,9 +291,11 @@ fn every_action_exists_and_is_scoped_to_a_resource_it_takes() {
 fn arn_of(on: Resource, control: &Declared) -> String {
     let attribute = |path: &str| control.attribute(path, "check").expect(path);
     match on {
-        Resource::Table => attribute("TenantsTable.Arn"),
+        Resource::SpecTable => attribute("TenantsTable.Arn"),
         Resource::TenantsIndex => format!("{}/index/tenants", attribute("TenantsTable.Arn")),
-        Resource::ByStatusIndex => format!("{}/index/by-status", attribute("TenantsTable.Arn")),
+        Resource::ControlTable | Resource::ControlRecords => attribute("ControlTable.Arn"),
+        Resource::StatusesIndex => format!("{}/index/statuses", attribute("ControlTable.Arn")),
+        Resource::ByStatusIndex => format!("{}/index/by-status", attribute("ControlTable.Arn")),
         Resource::TableStream => attribute("TenantsTable.StreamArn"),
         Resource::RecheckQueue => attribute("RecheckQueue.Arn"),
         Resource::PreviewQueue => attribute("PreviewQueue.Arn"),
@@ -904,8 +906,8 @@ fn no_function_reserves_concurrency() {
 }
 
 /// `tenantctl --direct` runs the API's own operations, so the operator's policy grants every
-/// call the API function declares; the writer's grants what writing a SPEC and reading its
-/// STATUS take, in tenants' partitions only.
+/// call the API function declares; the writer's grants what writing a SPEC takes, in tenants'
+/// partitions of the SPEC table only.
 #[test]
 fn the_writer_and_operator_policies_grant_what_their_users_run() {
     let control = control_plane(&control_plane_stack());
@@ -920,20 +922,15 @@ fn the_writer_and_operator_policies_grant_what_their_users_run() {
         );
     }
     let writer = control.managed_policy("TenantWriterPolicy").unwrap();
-    let table = arn_of(Resource::Table, &control);
-    // A writer reads its tenants as the control plane's store does (`load`, the timeline).
-    let reads = controlplane::aws::dynamodb::calls::TENANT_READS
-        .iter()
-        .map(|call| call.action);
+    let table = arn_of(Resource::SpecTable, &control);
     for action in [
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
-    ]
-    .into_iter()
-    .chain(reads)
-    {
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+    ] {
         assert!(
             grants(&writer, action, &table),
             "TenantWriterPolicy lacks {action}"
@@ -947,4 +944,134 @@ fn the_writer_and_operator_policies_grant_what_their_users_run() {
             statement.sid
         );
     }
+}
+
+/// The IAM actions that write an item.
+const ITEM_WRITES: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+];
+
+/// Whether `statement` lets its holder write an item of partition `pk` in the table `table`:
+/// an Allow of a write action on the table, with no `dynamodb:LeadingKeys` condition, or one
+/// whose patterns match `pk`.
+fn writes_partition(statement: &Statement, table: &str, pk: &str) -> bool {
+    let writes = statement
+        .actions
+        .iter()
+        .any(|a| ITEM_WRITES.iter().any(|w| iam_matches(a, w)));
+    let on_table = statement.resources.iter().any(|r| iam_matches(r, table));
+    if statement.effect != "Allow" || !writes || !on_table {
+        return false;
+    }
+    match statement.condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_array() {
+        None => true,
+        Some(patterns) => patterns
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| iam_matches(p, pk))),
+    }
+}
+
+/// The boundary IAM enforces (moto cannot show it: it tells no tables apart): writers reach the
+/// SPEC table and nothing else; a tenant's STATUS and timeline (its partition of the
+/// control-plane table) are written by the reconciling functions alone; the API, `--direct` and
+/// the preview function write only their own partitions there.
+#[test]
+fn status_is_written_by_the_reconciling_functions_alone_and_writers_reach_only_specs() {
+    let control = control_plane(&control_plane_stack());
+    let specs = arn_of(Resource::SpecTable, &control);
+    let control_table = arn_of(Resource::ControlTable, &control);
+    let tenant_partition = "TENANT#acme";
+
+    let writer = control.managed_policy("TenantWriterPolicy").unwrap();
+    for statement in &writer {
+        for resource in &statement.resources {
+            assert!(
+                resource == &specs || resource.starts_with(&format!("{specs}/index/")),
+                "TenantWriterPolicy {} reaches {resource}: a writer reaches the SPEC table and \
+                 its indexes only",
+                statement.sid
+            );
+            assert!(!iam_matches(resource, &control_table), "{resource}");
+        }
+    }
+
+    let reconciling: BTreeSet<&str> = FUNCTION_CALLS
+        .iter()
+        .filter(|f| {
+            f.own
+                .iter()
+                .flat_map(|calls| calls.iter())
+                .any(|call| call.on == Resource::ControlTable && ITEM_WRITES.contains(&call.action))
+        })
+        .map(|f| f.function)
+        .collect();
+    assert_eq!(
+        reconciling,
+        BTreeSet::from([
+            "CompletionFunction",
+            "DecommissionFunction",
+            "ReconcilerFunction",
+            "RolloutFunction",
+            "StreamFailuresFunction",
+            "StreamHandlerFunction",
+        ]),
+        "the functions that record what the control plane observed"
+    );
+    let mut problems = Vec::new();
+    for function in control.of_type("AWS::Serverless::Function") {
+        let writes = role_statements(&control, function)
+            .iter()
+            .any(|s| writes_partition(s, &control_table, tenant_partition));
+        match (reconciling.contains(function), writes) {
+            (true, false) => problems.push(format!("{function} cannot record STATUS")),
+            (false, true) => problems.push(format!(
+                "{function} is no reconciling function but its role can write STATUS rows"
+            )),
+            _ => {}
+        }
+    }
+    for policy in control.of_type("AWS::IAM::ManagedPolicy") {
+        for statement in control.managed_policy(policy).unwrap() {
+            if writes_partition(&statement, &control_table, tenant_partition) {
+                problems.push(format!("{policy} {} can write STATUS rows", statement.sid));
+            }
+        }
+    }
+    // The API's own partitions are exactly those its code writes, for the API and --direct.
+    let api_partitions: Vec<&str> = controlplane::aws::dynamodb::API_PARTITIONS.to_vec();
+    let operator = control.managed_policy("TenantOperatorPolicy").unwrap();
+    for (who, statements) in [
+        ("ApiFunction", role_statements(&control, "ApiFunction")),
+        ("TenantOperatorPolicy", operator),
+    ] {
+        let conditioned: Vec<&Statement> = statements
+            .iter()
+            .filter(|s| s.resources.iter().any(|r| iam_matches(r, &control_table)))
+            .filter(|s| {
+                s.actions
+                    .iter()
+                    .any(|a| ITEM_WRITES.iter().any(|w| iam_matches(a, w)))
+            })
+            .collect();
+        assert!(!conditioned.is_empty(), "{who} writes its own records");
+        for statement in conditioned {
+            assert_eq!(
+                statement.condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                serde_json::json!(api_partitions),
+                "{who} {}",
+                statement.sid
+            );
+        }
+    }
+    for pattern in controlplane::aws::dynamodb::API_PARTITIONS {
+        assert!(!iam_matches(pattern, tenant_partition), "{pattern}");
+        assert!(!iam_matches(pattern, "TENANT#"), "{pattern}");
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

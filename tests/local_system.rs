@@ -526,7 +526,7 @@ async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_
     // Publish v2 through the real checks (moto's ValidateTemplate included).
     let store = Arc::new(controlplane::aws::dynamodb::DynamoStore::new(
         dynamo.clone(),
-        &table,
+        controlplane::aws::dynamodb::Tables::of(&table),
     ));
     let templates = TableTemplates::new(store.clone(), BundledTemplates::sample()?);
     let v2 = SAMPLE_TEMPLATE.replace(
@@ -631,6 +631,14 @@ async fn a_row_moto_breaks_its_index_with_shows_on_health_and_stops_nothing_else
     let report: Value = http.get(&health).send().await?.json().await?;
     assert_eq!(report["status"], "ok", "{report}");
 
+    // A tenant's SPEC, so the index holds a string key beside the number one (what moto's
+    // scan then fails on).
+    put_spec(
+        &system.writer_dynamo().await,
+        &system.config.table,
+        json!({"pk": "TENANT#before", "sk": "SPEC", "tenant_id": "before", "account_id": "111111111111"}),
+    )
+    .await?;
     // As a careless writer would put it, straight into moto (real DynamoDB refuses it).
     let mut item = std::collections::HashMap::new();
     for (name, value) in [("pk", "TENANT#poison"), ("sk", "SPEC")] {
@@ -740,7 +748,11 @@ async fn a_stale_emulator_on_the_port_stops_the_start_and_says_what_to_do() -> R
         .unwrap_or_default()
         .parse()?;
     let stale_dynamo = aws_sdk_dynamodb::Client::new(&stale.sdk_config("us-east-1").await);
-    local::emulator::create_tenants_table(&stale_dynamo, "tenants").await?;
+    local::emulator::create_tables(
+        &stale_dynamo,
+        &controlplane::aws::dynamodb::Tables::of("tenants"),
+    )
+    .await?;
 
     let error = match RunningSystem::start(LocalConfig {
         aws_port: port,
@@ -769,7 +781,9 @@ async fn a_stale_emulator_on_the_port_stops_the_start_and_says_what_to_do() -> R
     assert_eq!(error.lines().count(), 1, "one line: {error}");
     // Neither stopped nor reset.
     let tables = stale_dynamo.list_tables().send().await?;
-    assert_eq!(tables.table_names(), ["tenants"]);
+    let mut names = tables.table_names().to_vec();
+    names.sort();
+    assert_eq!(names, ["tenants", "tenants-control"]);
     Ok(())
 }
 

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 pub const TABLE: &str = "tenants";
+/// The control-plane table, named as template.yaml names it.
+pub const CONTROL_TABLE: &str = "tenants-control";
 pub const REGION: &str = "us-east-1";
 pub const ROLE_NAME: &str = "TenantControlRole";
 /// The local ExternalId key (`make up`'s).
@@ -262,8 +264,11 @@ pub struct Setup {
 /// The tenants table as template.yaml declares it, the re-check queue and the lifecycle topic.
 pub async fn setup_emulator(endpoint: &str) -> Result<Setup> {
     let sdk = sdk_for(endpoint, HARNESS_KEY).await;
-    let stream_arn =
-        local::emulator::create_tenants_table(&aws_sdk_dynamodb::Client::new(&sdk), TABLE).await?;
+    let stream_arn = local::emulator::create_tables(
+        &aws_sdk_dynamodb::Client::new(&sdk),
+        &controlplane::aws::dynamodb::Tables::of(TABLE),
+    )
+    .await?;
     let recheck_queue_url = aws_sdk_sqs::Client::new(&sdk)
         .create_queue()
         .queue_name(format!("{TABLE}-rechecks"))
@@ -305,6 +310,7 @@ pub fn function_env(endpoint: &str, setup: &Setup) -> Vec<(String, String)> {
         ("AWS_ACCESS_KEY_ID", FUNCTION_KEY),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("TABLE_NAME", TABLE),
+        ("CONTROL_TABLE_NAME", CONTROL_TABLE),
         ("TENANT_ROLE_NAME", ROLE_NAME),
         ("EXTERNAL_ID_KEY", EXTERNAL_ID_KEY),
         ("RECHECK_QUEUE_URL", &setup.recheck_queue_url),

@@ -90,11 +90,16 @@ impl LocalSystem {
             .await?)
     }
 
+    /// The control-plane table (STATUS, the timeline).
+    pub fn control_table(&self) -> String {
+        controlplane::aws::dynamodb::Tables::of(&self.table).control
+    }
+
     /// The table as the harness reads it (inspection).
     pub fn inspector(&self) -> controlplane::aws::dynamodb::DynamoStore {
         controlplane::aws::dynamodb::DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&self.sdk),
-            &self.table,
+            controlplane::aws::dynamodb::Tables::of(&self.table),
         )
     }
 
@@ -142,7 +147,7 @@ impl LocalSystem {
         let output = self
             .dynamo
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.control_table())
             .consistent_read(true)
             .key("pk", AttributeValue::S(format!("TENANT#{tenant}")))
             .key("sk", AttributeValue::S("STATUS".into()))

@@ -562,7 +562,7 @@ async fn verify(endpoint: &str, tenants: usize, side: Side) -> Result<()> {
         let mut ready = 0;
         let mut pages = dynamo
             .scan()
-            .table_name(TABLE)
+            .table_name(CONTROL_TABLE)
             .filter_expression("sk = :s AND #st = :ready")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(
@@ -667,7 +667,7 @@ async fn run_side(side: Side, tenants: usize) -> Result<Value> {
                 init_sink_logs();
                 let function = sdk_for(&endpoint, FUNCTION_KEY).await;
                 let mut config = ControlPlaneConfig::new(
-                    TABLE,
+                    controlplane::aws::dynamodb::Tables::of(TABLE),
                     ROLE_NAME,
                     ExternalIdKeySource::Inline(EXTERNAL_ID_KEY.into()),
                     REGION,

@@ -735,7 +735,7 @@ impl ApiState {
             result: "accepted".into(),
             reason: Some(via.to_owned()),
         };
-        self.store.append_audit(&key, &entry).await?;
+        self.store.append_request(&key, &entry).await?;
         match self.specs.delete_spec(&key, &current).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
@@ -744,7 +744,7 @@ impl ApiState {
                     reason: Some("the tenant changed meanwhile: not removed".into()),
                     ..entry
                 };
-                self.store.append_audit(&key, &refused).await?;
+                self.store.append_request(&key, &refused).await?;
                 return Err(Problem::precondition_failed());
             }
             Err(e) => return Err(e.into()),

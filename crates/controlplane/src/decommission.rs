@@ -146,6 +146,11 @@ async fn decommission_one(
             return Done::Error;
         }
     };
+    // No SPEC: nothing is left to decommission (the reconcile deletes the stack); its notice
+    // is not withdrawn either.
+    if snapshot.spec.is_none() {
+        return Done::NotDue;
+    }
     let date = date_of(&snapshot);
     let now = reconciler.now();
     let step = plan(date, snapshot.status.as_ref(), now, grace);

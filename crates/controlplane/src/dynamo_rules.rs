@@ -19,9 +19,11 @@ use std::collections::{HashMap, HashSet};
 
 use crate::spec::FieldError;
 
-/// The sparse index of SPEC and STATUS rows (template.yaml).
+/// The SPEC table's sparse index of SPEC rows (template.yaml's `TenantsTable`).
 pub const TENANTS_INDEX: &str = "tenants";
-/// The sparse index of STATUS rows by status (template.yaml).
+/// The control-plane table's sparse index of STATUS rows (template.yaml's `ControlTable`).
+pub const STATUSES_INDEX: &str = "statuses";
+/// The control-plane table's sparse index of STATUS rows by status.
 pub const BY_STATUS_INDEX: &str = "by-status";
 
 /// Quotas, "Items": an item, names and values together, is at most 400 KB (1 KB = 1024 bytes).
@@ -70,8 +72,8 @@ pub struct KeyAttribute {
     pub declared: ScalarType,
 }
 
-/// Every key attribute of the tenants table and its indexes, with its declared type. A test
-/// compares this with template.yaml, so the two cannot drift.
+/// Every key attribute of the two tables (the same `pk`/`sk`) and their indexes, with its
+/// declared type. A test compares this with template.yaml, so the two cannot drift.
 pub const TABLE_KEYS: &[KeyAttribute] = &[
     KeyAttribute {
         index: None,
@@ -93,6 +95,18 @@ pub const TABLE_KEYS: &[KeyAttribute] = &[
     },
     KeyAttribute {
         index: Some(TENANTS_INDEX),
+        name: "sk",
+        role: KeyRole::Sort,
+        declared: ScalarType::S,
+    },
+    KeyAttribute {
+        index: Some(STATUSES_INDEX),
+        name: "tenant_id",
+        role: KeyRole::Partition,
+        declared: ScalarType::S,
+    },
+    KeyAttribute {
+        index: Some(STATUSES_INDEX),
         name: "sk",
         role: KeyRole::Sort,
         declared: ScalarType::S,
@@ -859,7 +873,7 @@ mod tests {
                 ),
                 (
                     "sk".to_owned(),
-                    "is required: it is the table's sort key and the sort key of index \"tenants\""
+                    "is required: it is the table's sort key and the sort key of index \"tenants\" and the sort key of index \"statuses\""
                         .to_owned()
                 ),
             ]
@@ -897,7 +911,8 @@ mod tests {
             (
                 "tenant_id".into(),
                 "must be a string (S), got N: DynamoDB requires it of the partition key of index \
-                 \"tenants\" and the sort key of index \"by-status\""
+                 \"tenants\" and the partition key of index \"statuses\" and the sort key of \
+                 index \"by-status\""
                     .into()
             )
         );
@@ -988,37 +1003,49 @@ mod tests {
         assert_eq!(fields, ["bs[1]", "count", "selection.\"\""]);
     }
 
-    /// The key attributes and types above are template.yaml's `TenantsTable`, and nothing else.
+    /// The key attributes and types above are template.yaml's `TenantsTable` and
+    /// `ControlTable`, and nothing else.
     #[test]
     fn table_keys_match_template_yaml() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         let text = std::fs::read_to_string(&path).expect("template.yaml");
         let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("parses");
-        let table = &template["Resources"]["TenantsTable"]["Properties"];
         let text_of = |v: &serde_yaml_ng::Value| v.as_str().unwrap_or_default().to_owned();
-        let declared: HashMap<String, String> = table["AttributeDefinitions"]
-            .as_sequence()
-            .expect("AttributeDefinitions")
-            .iter()
-            .map(|d| (text_of(&d["AttributeName"]), text_of(&d["AttributeType"])))
-            .collect();
+        let mut declared: HashMap<String, String> = HashMap::new();
         let mut keys: Vec<(Option<String>, String, String, String)> = Vec::new();
-        let mut add = |index: Option<String>, schema: &serde_yaml_ng::Value| {
-            for key in schema.as_sequence().expect("KeySchema") {
-                let name = text_of(&key["AttributeName"]);
-                let kind = declared.get(&name).cloned().unwrap_or_default();
-                keys.push((index.clone(), name, text_of(&key["KeyType"]), kind));
+        for table in ["TenantsTable", "ControlTable"] {
+            let table = &template["Resources"][table]["Properties"];
+            let ours: HashMap<String, String> = table["AttributeDefinitions"]
+                .as_sequence()
+                .expect("AttributeDefinitions")
+                .iter()
+                .map(|d| (text_of(&d["AttributeName"]), text_of(&d["AttributeType"])))
+                .collect();
+            let mut add = |index: Option<String>, schema: &serde_yaml_ng::Value| {
+                for key in schema.as_sequence().expect("KeySchema") {
+                    let name = text_of(&key["AttributeName"]);
+                    let kind = ours.get(&name).cloned().unwrap_or_default();
+                    keys.push((index.clone(), name, text_of(&key["KeyType"]), kind));
+                }
+            };
+            add(None, &table["KeySchema"]);
+            for index in table["GlobalSecondaryIndexes"]
+                .as_sequence()
+                .expect("GlobalSecondaryIndexes")
+            {
+                add(Some(text_of(&index["IndexName"])), &index["KeySchema"]);
             }
-        };
-        add(None, &table["KeySchema"]);
-        for index in table["GlobalSecondaryIndexes"]
-            .as_sequence()
-            .expect("GlobalSecondaryIndexes")
-        {
-            add(Some(text_of(&index["IndexName"])), &index["KeySchema"]);
+            for (name, kind) in ours {
+                let previous = declared.insert(name.clone(), kind.clone());
+                assert!(
+                    previous.is_none_or(|p| p == kind),
+                    "{name} is declared with one type in both tables"
+                );
+            }
         }
         let mut in_template = keys;
         in_template.sort();
+        in_template.dedup();
         let mut ours: Vec<(Option<String>, String, String, String)> = TABLE_KEYS
             .iter()
             .map(|k| {

@@ -223,6 +223,15 @@ impl TenantStore for InMemoryStore {
         Ok(())
     }
 
+    /// The same timeline as the control plane's lines: a reader sees them merged.
+    async fn append_request(
+        &self,
+        tenant: &TenantKey,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.append_audit(tenant, entry).await
+    }
+
     async fn audit_trail(
         &self,
         tenant: &TenantKey,

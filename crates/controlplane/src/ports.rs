@@ -69,8 +69,8 @@ pub struct StatusSummary {
 pub trait TenantStore: Send + Sync {
     /// The SPEC and STATUS rows, with a consistent read.
     async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError>;
-    /// One page of every tenant that has a SPEC or a STATUS row (audit items are never read),
-    /// and the token of the next page.
+    /// One page of every tenant that has a SPEC, or a STATUS that is not `deleted` (audit items
+    /// are never read), each once, and the token of the next page.
     async fn list_tenants(
         &self,
         page_token: Option<String>,
@@ -92,7 +92,16 @@ pub trait TenantStore: Send + Sync {
     /// Appends to the tenant's audit timeline; an entry with the same `at` and `id` as a stored
     /// one replaces it.
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError>;
-    /// One page of the tenant's audit timeline, oldest first, and the token of the next page.
+    /// Records the API's (or `tenantctl --direct`'s) line about a request it answered (who
+    /// asked to remove the tenant: a DeleteItem carries no actor). Kept apart from the
+    /// timeline the control plane writes, which the API cannot write; `audit_trail` shows both.
+    async fn append_request(
+        &self,
+        tenant: &TenantKey,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// One page of the tenant's audit timeline (the control plane's lines and the API's
+    /// request lines, in one order), oldest first, and the token of the next page.
     async fn audit_trail(
         &self,
         tenant: &TenantKey,

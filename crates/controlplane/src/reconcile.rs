@@ -836,19 +836,68 @@ impl Reconciler {
             return Ok(view);
         }
 
-        if let Some(target) = view.target() {
-            view.stack = self.describe(&target).await?;
-        }
-        // The recorded stack is gone and the SPEC wants one elsewhere: look there instead.
-        // (Not where it already looked: a new tenant's first look is there already.)
-        if view.stack.is_none()
-            && let Some(wanted) = wanted
-            && Some(&wanted) != view.location.as_ref()
-        {
-            view.location = Some(wanted);
-            if let Some(target) = view.target() {
-                view.stack = self.describe(&target).await?;
+        // Where the stack is: where it was recorded, else where the SPEC wants it. A stack
+        // there counts as the tenant's only if its own tags say so (read by the same
+        // DescribeStacks: no call added), so a wrong location is never acted on.
+        let target_at = |location: &StackLocation| StackTarget {
+            tenant_id: key.as_str().to_owned(),
+            location: location.clone(),
+        };
+        let mut places: Vec<StackLocation> =
+            recorded.iter().chain(wanted.iter()).cloned().collect();
+        places.dedup();
+        let mut someone_elses: Option<(StackLocation, ObservedStack)> = None;
+        let looked = places.clone();
+        for location in places {
+            match self.describe(&target_at(&location)).await? {
+                Some(stack) if stack.is_managed_for(key.as_str()) => {
+                    view.location = Some(location);
+                    view.stack = Some(stack);
+                    return Ok(view);
+                }
+                Some(stack) => {
+                    someone_elses.get_or_insert((location, stack));
+                }
+                None => {}
             }
+        }
+        // None of the tenant's where it was recorded: before anything is recorded `deleted`
+        // (or a second stack made), look in the recorded account and region under the name
+        // the tenant's stack is given, confirmed by its tags (a tenant already recorded
+        // deleted is not looked for again).
+        let recorded_deleted = view
+            .snapshot
+            .status
+            .as_ref()
+            .is_some_and(|s| s.status == Status::Deleted);
+        if let Some(recorded) = recorded.as_ref().filter(|_| !recorded_deleted) {
+            let named = StackLocation {
+                stack_name: self.settings.stack_name(key),
+                ..recorded.clone()
+            };
+            if !looked.contains(&named)
+                && let Some(stack) = self.describe(&target_at(&named)).await?
+            {
+                if stack.is_managed_for(key.as_str()) {
+                    warn!(
+                        recorded = %recorded.stack_name,
+                        found = %named.stack_name,
+                        "the tenant's stack is not where STATUS recorded it; found by its name and tags"
+                    );
+                    view.location = Some(named);
+                    view.stack = Some(stack);
+                    return Ok(view);
+                }
+                someone_elses.get_or_insert((named, stack));
+            }
+        }
+        match someone_elses {
+            // Left untouched: the decision says whose it is not.
+            Some((location, stack)) => {
+                view.location = Some(location);
+                view.stack = Some(stack);
+            }
+            None => view.location = wanted.or(recorded),
         }
         Ok(view)
     }

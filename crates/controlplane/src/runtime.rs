@@ -10,8 +10,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::audit::DEFAULT_RETENTION_DAYS;
 use crate::aws::cloudformation::CloudFormationStacks;
-use crate::aws::dynamodb::DynamoStore;
 use crate::aws::dynamodb::calls as table;
+use crate::aws::dynamodb::{DynamoStore, Tables};
 use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::{SqsPreviewQueue, SqsRequeue};
 use crate::aws::streams::DynamoStreams;
@@ -42,8 +42,8 @@ pub const DEFAULT_DECOMMISSION_GRACE: Duration = Duration::from_secs(7 * 24 * 36
 /// The control plane's settings, from environment variables (names as in template.yaml).
 #[derive(Clone, Debug)]
 pub struct ControlPlaneConfig {
-    /// TABLE_NAME
-    pub table_name: String,
+    /// TABLE_NAME and CONTROL_TABLE_NAME
+    pub tables: Tables,
     /// TENANT_ROLE_NAME: the role each tenant account's bootstrap creates.
     pub tenant_role_name: String,
     /// EXTERNAL_ID_KEY_PARAMETER: SSM SecureString holding the ExternalId key (deployed), or
@@ -98,17 +98,17 @@ where
 }
 
 impl ControlPlaneConfig {
-    /// The defaults of every setting, for the tenants table `table_name` in `region`; the
+    /// The defaults of every setting, for the tables `tables` in `region`; the
     /// re-check queue and lifecycle topic are left out (set them to follow operations and
     /// publish events).
     pub fn new(
-        table_name: impl Into<String>,
+        tables: Tables,
         tenant_role_name: impl Into<String>,
         external_id_key: ExternalIdKeySource,
         region: impl Into<String>,
     ) -> Self {
         Self {
-            table_name: table_name.into(),
+            tables,
             tenant_role_name: tenant_role_name.into(),
             external_id_key,
             settings: Settings::new(region),
@@ -157,7 +157,7 @@ impl ControlPlaneConfig {
             (None, None) => return Err(ConfigError::Missing("EXTERNAL_ID_KEY_PARAMETER")),
         };
         Ok(Self {
-            table_name: var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
+            tables: tables_from_env()?,
             tenant_role_name: var("TENANT_ROLE_NAME")
                 .ok_or(ConfigError::Missing("TENANT_ROLE_NAME"))?,
             external_id_key,
@@ -307,11 +307,8 @@ impl ControlPlane {
             &config.external_id_key,
         ));
         let table = Arc::new(
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.table_name.clone(),
-            )
-            .with_audit_retention(config.audit_retention_days),
+            DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), config.tables.clone())
+                .with_audit_retention(config.audit_retention_days),
         );
         let store: Arc<dyn TenantStore> = table.clone();
         let templates = Arc::new(TableTemplates::new(table, BundledTemplates::sample()?));
@@ -350,7 +347,7 @@ impl ControlPlane {
     }
 }
 
-/// What the metrics job needs: the tenants table (TABLE_NAME) and the stuck threshold
+/// What the metrics job needs: the control-plane table (CONTROL_TABLE_NAME) and the stuck threshold
 /// (STUCK_AFTER_MINUTES, default 60). It reaches no tenant account.
 pub struct MetricsJob {
     pub store: Arc<dyn TenantStore>,
@@ -361,27 +358,27 @@ impl MetricsJob {
     pub async fn from_env() -> Result<Self, ConfigError> {
         init_logs();
         let sdk = sdk_config().await;
-        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let tables = tables_from_env()?;
         let minutes: u64 = parsed(
             "STUCK_AFTER_MINUTES",
             metrics::DEFAULT_STUCK_AFTER.as_secs() / 60,
         )?;
-        Ok(Self::for_table(
+        Ok(Self::for_tables(
             &sdk,
-            table,
+            tables,
             Duration::from_secs(minutes.saturating_mul(60)),
         ))
     }
 
-    pub fn for_table(sdk: &SdkConfig, table: impl Into<String>, stuck_after: Duration) -> Self {
+    pub fn for_tables(sdk: &SdkConfig, tables: Tables, stuck_after: Duration) -> Self {
         Self {
-            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables)),
             stuck_after,
         }
     }
 }
 
-/// What the API needs: the tenants table (TABLE_NAME) and the templates. It reaches no tenant
+/// What the API needs: the two tables (TABLE_NAME, CONTROL_TABLE_NAME) and the templates. It reaches no tenant
 /// account and needs no ExternalId key.
 pub struct ApiConfig {
     pub store: Arc<dyn TenantStore>,
@@ -403,18 +400,17 @@ impl ApiConfig {
     pub async fn from_env() -> Result<Self, ConfigError> {
         init_logs();
         let sdk = sdk_config().await;
-        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        Self::for_table(&sdk, table)
+        Self::for_tables(&sdk, tables_from_env()?)
     }
 
-    /// The same for a table named by the caller (`tenantctl --direct`), setting up no logging;
+    /// The same for tables named by the caller (`tenantctl --direct`), setting up no logging;
     /// AUDIT_RETENTION_DAYS and PREVIEW_QUEUE_URL are read as `from_env` reads them.
-    pub fn for_table(sdk: &SdkConfig, table: impl Into<String>) -> Result<Self, ConfigError> {
+    pub fn for_tables(sdk: &SdkConfig, tables: Tables) -> Result<Self, ConfigError> {
         let default_region = sdk
             .region()
             .map(|r| r.as_ref().to_owned())
             .ok_or(ConfigError::Missing("AWS_REGION"))?;
-        let (store, templates) = table_and_templates(sdk, table)?;
+        let (store, templates) = table_and_templates(sdk, tables)?;
         let config = Self {
             store: store.clone(),
             specs: store.clone(),
@@ -451,7 +447,7 @@ impl ApiConfig {
     }
 }
 
-/// What the rollout driver function needs: the tenants table (TABLE_NAME) and the re-check
+/// What the rollout driver function needs: the two tables and the re-check
 /// queue (RECHECK_QUEUE_URL) moved tenants are reconciled through. It reaches no tenant account.
 pub struct RolloutJob {
     pub driver: RolloutDriver,
@@ -465,18 +461,17 @@ impl RolloutJob {
     pub async fn from_env() -> Result<Self, ConfigError> {
         init_logs();
         let sdk = sdk_config().await;
-        let table = var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
         let queue_url =
             var("RECHECK_QUEUE_URL").ok_or(ConfigError::Missing("RECHECK_QUEUE_URL"))?;
         Ok(Self {
-            driver: rollout_driver(&sdk, table, queue_url)?,
+            driver: rollout_driver(&sdk, tables_from_env()?, queue_url)?,
             run_for: Duration::from_secs(parsed("ROLLOUT_RUN_SECONDS", 50)?),
             step_every: Duration::from_secs(parsed("ROLLOUT_STEP_SECONDS", 5)?),
         })
     }
 }
 
-/// What the preview function needs: the tenants table, the tenant accounts' preview role
+/// What the preview function needs: the two tables, the tenant accounts' preview role
 /// (TENANT_PREVIEW_ROLE_NAME, reached as the reconcilers reach theirs: STS with the account's
 /// ExternalId) and its own queue (PREVIEW_QUEUE_URL) for a preview's next run.
 pub struct PreviewWorker {
@@ -505,7 +500,7 @@ impl PreviewWorker {
         queue_url: impl Into<String>,
     ) -> Result<Self, ConfigError> {
         let credentials = Arc::new(role_credentials(sdk, preview_role, &config.external_id_key));
-        let (store, templates) = table_and_templates(sdk, config.table_name.clone())?;
+        let (store, templates) = table_and_templates(sdk, config.tables.clone())?;
         Ok(Self {
             runner: PreviewRunner::new(
                 store.clone(),
@@ -525,15 +520,23 @@ impl PreviewWorker {
     }
 }
 
-/// The tenants table `table` (audit lines kept AUDIT_RETENTION_DAYS) and the template versions
-/// in it beside the shipped ones.
+/// TABLE_NAME (the SPEC table) and CONTROL_TABLE_NAME (the control-plane table).
+fn tables_from_env() -> Result<Tables, ConfigError> {
+    Ok(Tables {
+        specs: var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
+        control: var("CONTROL_TABLE_NAME").ok_or(ConfigError::Missing("CONTROL_TABLE_NAME"))?,
+    })
+}
+
+/// The two tables (audit lines kept AUDIT_RETENTION_DAYS) and the template versions in the
+/// control-plane table beside the shipped ones.
 fn table_and_templates(
     sdk: &SdkConfig,
-    table: impl Into<String>,
+    tables: Tables,
 ) -> Result<(Arc<DynamoStore>, Arc<TableTemplates>), ConfigError> {
     let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
     let store = Arc::new(
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables)
             .with_audit_retention(audit_retention_days),
     );
     let templates = Arc::new(TableTemplates::new(
@@ -543,14 +546,14 @@ fn table_and_templates(
     Ok((store, templates))
 }
 
-/// The rollout driver on the tenants table `table`, re-checking moved tenants through the
-/// queue `recheck_queue_url`.
+/// The rollout driver on the tables `tables`, re-checking moved tenants through the queue
+/// `recheck_queue_url`.
 pub fn rollout_driver(
     sdk: &SdkConfig,
-    table: impl Into<String>,
+    tables: Tables,
     recheck_queue_url: impl Into<String>,
 ) -> Result<RolloutDriver, ConfigError> {
-    let (store, templates) = table_and_templates(sdk, table)?;
+    let (store, templates) = table_and_templates(sdk, tables)?;
     Ok(
         RolloutDriver::new(store.clone(), store.clone(), store, templates).with_requeue(Arc::new(
             SqsRequeue::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),
@@ -653,7 +656,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TENANT_READS,
             table::STATUS_WRITES,
             table::TENANT_PAGES,
-            table::SPEC_WRITES,
+            table::SPEC_REMOVALS,
             crate::aws::sqs::RECHECK_CALLS,
             crate::aws::sns::CALLS,
         ],
@@ -684,8 +687,8 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
         function: "ApiFunction",
         own: &[
             table::TENANT_READS,
-            table::STATUS_WRITES,
-            table::TENANT_PAGES,
+            table::REQUEST_LINES,
+            table::SPEC_PAGES,
             table::BY_STATUS,
             table::SPEC_WRITES,
             table::TEMPLATE_READS,

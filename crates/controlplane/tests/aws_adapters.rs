@@ -11,7 +11,7 @@ use aws_sdk_cloudformation::config::retry::RetryConfig;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use aws_smithy_types::body::SdkBody;
 use controlplane::aws::cloudformation::{CloudFormationStacks, CloudFormationValidator};
-use controlplane::aws::dynamodb::DynamoStore;
+use controlplane::aws::dynamodb::{DynamoStore, Tables};
 use controlplane::aws::sts::{ExternalIds, RoleCredentials};
 use controlplane::ports::{
     Healing, StackError, StackRequest, StackTarget, Stacks, StoreError, TemplateValidator,
@@ -542,7 +542,10 @@ fn store(rules: &[&Rule]) -> DynamoStore {
         .interceptor(interceptor(rules))
         .retry_config(RetryConfig::disabled())
         .build();
-    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "tenants")
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        Tables::of("tenants"),
+    )
 }
 
 fn tenant() -> TenantKey {

@@ -649,6 +649,100 @@ async fn removing_the_spec_deletes_the_stack() {
     assert_eq!(w.stacks.live_stacks().len(), 1);
 }
 
+/// STATUS names a place that does not hold the tenant's stack (a hand edit of the control-plane
+/// table, a bug, a name from another release): a stack there is trusted only if its own tags
+/// say it is the tenant's, and the tenant's account and region are searched by tag before
+/// anything is recorded `deleted`. So the delete reaches the real stack, and the one STATUS
+/// named is left alone.
+#[tokio::test]
+async fn a_stack_not_where_status_says_is_found_by_its_tags_and_deleted_not_orphaned() {
+    let w = World::new();
+    let image = seed_image();
+    w.ready_with(&image).await;
+    let elsewhere = StackLocation {
+        stack_name: "someone-elses".into(),
+        ..location(ACCOUNT, SEED)
+    };
+    w.stacks
+        .create(
+            &StackTarget {
+                tenant_id: "other".into(),
+                location: elsewhere.clone(),
+            },
+            &StackRequest {
+                template_body: SAMPLE_TEMPLATE.into(),
+                auto_expand: false,
+                parameters: Vec::new(),
+                tags: vec![("owner".into(), "another team".into())],
+                client_request_token: "theirs".into(),
+            },
+        )
+        .await
+        .expect("someone else's stack");
+    let mut status = w.status(SEED);
+    status.location = Some(elsewhere.clone());
+    w.store.set_status(&key(SEED), status);
+
+    w.remove(SEED);
+    let report = w.handle(vec![remove(SEED, "200", &image)]).await;
+    assert!(failures(&report).is_empty(), "{report:?}");
+    assert_eq!(
+        w.count(SEED, "delete"),
+        1,
+        "the tenant's own stack is deleted"
+    );
+    assert_eq!(w.stack(SEED).observed.status, StackStatus::DeleteComplete);
+    assert_eq!(
+        w.stacks.live_stacks(),
+        [elsewhere],
+        "the stack STATUS named, not the tenant's, is untouched"
+    );
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Deleted);
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
+}
+
+/// With a SPEC, a wrong recorded place holding someone else's stack does not block the tenant:
+/// its own stack, where the SPEC wants it, is the one looked at.
+#[tokio::test]
+async fn someone_elses_stack_at_a_wrong_recorded_place_does_not_hide_the_tenants_own() {
+    let w = World::new();
+    let image = seed_image();
+    w.ready_with(&image).await;
+    let elsewhere = StackLocation {
+        stack_name: "someone-elses".into(),
+        ..location(ACCOUNT, SEED)
+    };
+    w.stacks
+        .create(
+            &StackTarget {
+                tenant_id: "other".into(),
+                location: elsewhere.clone(),
+            },
+            &StackRequest {
+                template_body: SAMPLE_TEMPLATE.into(),
+                auto_expand: false,
+                parameters: Vec::new(),
+                tags: Vec::new(),
+                client_request_token: "theirs".into(),
+            },
+        )
+        .await
+        .expect("someone else's stack");
+    let mut status = w.status(SEED);
+    status.location = Some(elsewhere);
+    w.store.set_status(&key(SEED), status);
+
+    w.reconcile(SEED).await;
+    // Not blocked as someone else's stack, not created again: the tenant's own is the one
+    // decided on (STATUS's location is set right by its next write).
+    let status = w.status(SEED);
+    assert_eq!(status.status, Status::Ready, "{status:?}");
+    assert_eq!(status.reason, None, "{status:?}");
+    assert_eq!(w.mutating_calls(SEED), ["create"]);
+    assert_eq!(w.stacks.live_stacks().len(), 2);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Poison and invalid rows
 // ------------------------------------------------------------------------------------------------
@@ -856,7 +950,8 @@ async fn specs_dynamodb_would_refuse_fail_naming_every_field_and_block_no_one() 
         (
             "number-id",
             "invalid SPEC: tenant_id: must be a string (S), got N: DynamoDB requires it of the \
-             partition key of index \"tenants\" and the sort key of index \"by-status\""
+             partition key of index \"tenants\" and the partition key of index \"statuses\" and \
+             the sort key of index \"by-status\""
                 .to_owned(),
         ),
         (

@@ -594,7 +594,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             reads.resources,
-            ["arn:aws:dynamodb:us-east-1:123456789012:table/tenants"]
+            ["arn:aws:dynamodb:us-east-1:123456789012:table/tenants-control"]
         );
         let assume = handler
             .statements

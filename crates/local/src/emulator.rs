@@ -363,15 +363,19 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// Creates the tenants table as template.yaml declares it (keys, indexes, stream); returns its
-/// stream ARN. Reading the declaration keeps the local table and the deployed one the same.
-pub async fn create_tenants_table(
+/// Creates the two tables as template.yaml declares them (keys, indexes, the SPEC table's
+/// stream); returns the SPEC table's stream ARN. Reading the declaration keeps the local tables
+/// and the deployed ones the same.
+pub async fn create_tables(
     client: &aws_sdk_dynamodb::Client,
-    table: &str,
+    tables: &controlplane::aws::dynamodb::Tables,
 ) -> Result<String, EmulatorError> {
     let template = std::fs::read_to_string(workspace_root().join("template.yaml"))
         .map_err(|e| EmulatorError::Request(format!("reading template.yaml: {e}")))?;
-    create_table_from_template(client, table, &template, "TenantsTable").await
+    create_table_from_template(client, &tables.control, &template, "ControlTable").await?;
+    create_table_from_template(client, &tables.specs, &template, "TenantsTable")
+        .await?
+        .ok_or_else(|| yaml_error("the SPEC table has no stream"))
 }
 
 fn yaml_error(message: impl std::fmt::Display) -> EmulatorError {
@@ -394,13 +398,14 @@ fn key_schema(keys: Option<&serde_yaml_ng::Value>) -> Result<Vec<KeySchemaElemen
         .collect()
 }
 
-/// Creates the `AWS::DynamoDB::Table` resource `resource` of a template, named `table`.
+/// Creates the `AWS::DynamoDB::Table` resource `resource` of a template, named `table`; returns
+/// its stream's ARN if it declares one.
 pub async fn create_table_from_template(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     template: &str,
     resource: &str,
-) -> Result<String, EmulatorError> {
+) -> Result<Option<String>, EmulatorError> {
     let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(template).map_err(yaml_error)?;
     let properties = document
         .get("Resources")
@@ -451,6 +456,18 @@ pub async fn create_table_from_template(
                         .projection(
                             Projection::builder()
                                 .projection_type(ProjectionType::from(projection))
+                                .set_non_key_attributes(
+                                    index
+                                        .get("Projection")
+                                        .and_then(|p| p.get("NonKeyAttributes"))
+                                        .and_then(serde_yaml_ng::Value::as_sequence)
+                                        .map(|names| {
+                                            names
+                                                .iter()
+                                                .filter_map(|n| n.as_str().map(str::to_owned))
+                                                .collect()
+                                        }),
+                                )
                                 .build(),
                         )
                         .build()
@@ -462,8 +479,16 @@ pub async fn create_table_from_template(
     let view = properties
         .get("StreamSpecification")
         .and_then(|s| s.get("StreamViewType"))
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| yaml_error("the table has no stream"))?;
+        .and_then(|v| v.as_str());
+    let stream = view
+        .map(|view| {
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()
+                .map_err(yaml_error)
+        })
+        .transpose()?;
     let output = client
         .create_table()
         .table_name(table)
@@ -471,23 +496,16 @@ pub async fn create_table_from_template(
         .set_attribute_definitions(Some(attributes))
         .set_key_schema(Some(key_schema(properties.get("KeySchema"))?))
         .set_global_secondary_indexes(indexes)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::from(view))
-                .build()
-                .map_err(yaml_error)?,
-        )
+        .set_stream_specification(stream)
         .send()
         .await
         .map_err(|e| {
             EmulatorError::Request(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
         })?;
-    output
+    Ok(output
         .table_description()
         .and_then(|t| t.latest_stream_arn())
-        .map(str::to_owned)
-        .ok_or_else(|| yaml_error("the table has no stream"))
+        .map(str::to_owned))
 }
 
 #[cfg(test)]

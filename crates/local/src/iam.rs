@@ -454,6 +454,7 @@ impl Identities {
              export AWS_DEFAULT_REGION={region}\n\
              export AWS_ENDPOINT_URL={endpoint}\n\
              export TABLE_NAME={table}\n\
+             export CONTROL_TABLE_NAME={table}-control\n\
              export PREVIEW_QUEUE_URL={preview_queue_url}\n",
             id = key.id,
             secret = key.secret,

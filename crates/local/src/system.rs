@@ -14,6 +14,7 @@ use aws_sdk_cloudformation::types::{Capability, Parameter};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::extract::State;
+use controlplane::aws::dynamodb::Tables;
 use controlplane::aws::sts::ExternalIds;
 use controlplane::completion::handle_rechecks;
 use controlplane::decommission::decommission;
@@ -34,7 +35,7 @@ use tracing::{error, warn};
 use crate::backoff::IdleBackoff;
 use crate::declared::{Declared, Deployment};
 use crate::emulator::{
-    Emulator, EmulatorError, EmulatorProcess, create_tenants_table, port_holder, workspace_root,
+    Emulator, EmulatorError, EmulatorProcess, create_tables, port_holder, workspace_root,
 };
 use crate::event_source::{EventSourceError, EventSourceSettings};
 use crate::iam::{IamPlan, Identities, widened};
@@ -167,10 +168,16 @@ impl LocalConfig {
         Declared::parse(&template, deployment).map_err(|e| setup("template.yaml", e))
     }
 
+    /// The two tables: `table` and its control-plane table, named as template.yaml names it.
+    pub fn tables(&self) -> Tables {
+        Tables::of(&self.table)
+    }
+
     /// The names of the resources the local system creates, by logical id.
-    fn resource_names(&self) -> [(&'static str, String); 5] {
+    fn resource_names(&self) -> [(&'static str, String); 6] {
         [
             ("TenantsTable", self.table.clone()),
+            ("ControlTable", self.tables().control),
             (
                 "StreamFailureQueue",
                 format!("{}-stream-failures", self.table),
@@ -232,7 +239,7 @@ impl Infrastructure {
     pub async fn create(emulator: &Emulator, config: &LocalConfig) -> Result<Self, LocalError> {
         let admin = emulator.sdk_config(&config.region).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&admin);
-        let stream_arn = create_tenants_table(&dynamo, &config.table).await?;
+        let stream_arn = create_tables(&dynamo, &config.tables()).await?;
         let names: BTreeMap<&str, String> = config.resource_names().into_iter().collect();
         let sqs = aws_sdk_sqs::Client::new(&admin);
         let failure_queue_url = create_queue(&sqs, &names["StreamFailureQueue"]).await?;
@@ -296,7 +303,7 @@ impl Infrastructure {
     /// The control plane's settings as its reconciling functions get them locally.
     pub fn plane_config(&self, config: &LocalConfig) -> ControlPlaneConfig {
         let mut plane_config = ControlPlaneConfig::new(
-            &config.table,
+            config.tables(),
             &config.role_name,
             ExternalIdKeySource::SsmParameter(EXTERNAL_ID_KEY_PARAMETER.into()),
             &config.region,
@@ -528,7 +535,7 @@ impl RunningSystem {
         let rollouts = Arc::new(
             rollout_driver(
                 &identities.function_sdk("RolloutFunction").await?,
-                &config.table,
+                config.tables(),
                 &infrastructure.recheck_queue_url,
             )
             .map_err(|e| setup("the rollout driver", e))?,
@@ -537,9 +544,9 @@ impl RunningSystem {
             rollouts.clone(),
             config.rollout_interval,
         )));
-        let metrics = Arc::new(MetricsJob::for_table(
+        let metrics = Arc::new(MetricsJob::for_tables(
             &identities.function_sdk("MetricsFunction").await?,
-            &config.table,
+            config.tables(),
             controlplane::metrics::DEFAULT_STUCK_AFTER,
         ));
 
@@ -547,7 +554,7 @@ impl RunningSystem {
         // The same wiring as the deployed API function.
         let api_sdk = identities.function_sdk("ApiFunction").await?;
         let api = api::router(ApiState::from(
-            ApiConfig::for_table(&api_sdk, &config.table)
+            ApiConfig::for_tables(&api_sdk, config.tables())
                 .map_err(|e| setup("the API", e))?
                 .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url),
         ));
@@ -605,7 +612,7 @@ impl RunningSystem {
         let mut pages = self
             .dynamo()
             .scan()
-            .table_name(&self.config.table)
+            .table_name(&self.config.tables().control)
             .filter_expression("sk = :status")
             .expression_attribute_values(":status", AttributeValue::S("STATUS".into()))
             .into_paginator()

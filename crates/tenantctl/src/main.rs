@@ -17,6 +17,7 @@ use api::ApiState;
 use api::auth::{LOCAL_API_TOKEN_KEY, LocalTokens};
 use api::tenants::{EventsQuery, ListQuery, Page, Tenant};
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use controlplane::aws::dynamodb::Tables;
 use controlplane::aws::sts::ExternalIds;
 use controlplane::runtime::{ApiConfig, ExternalIdKeySource, external_ids, sdk_config};
 use serde_json::{Map, Value};
@@ -60,9 +61,13 @@ struct Global {
     /// admin (AWS credentials from the environment; AWS_ENDPOINT_URL for an emulator).
     #[arg(long, global = true)]
     direct: bool,
-    /// The tenants table (with --direct).
+    /// The SPEC table (with --direct).
     #[arg(long, global = true, env = "TABLE_NAME", default_value = "tenants")]
     table: String,
+    /// The control-plane table (with --direct; default: the SPEC table's name and `-control`,
+    /// as template.yaml names it).
+    #[arg(long, global = true, env = "CONTROL_TABLE_NAME")]
+    control_table: Option<String>,
     /// Who is acting (with --direct): recorded as `updated_by` and in the timeline.
     #[arg(
         long = "as",
@@ -392,7 +397,11 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
 
 async fn backend(global: &Global) -> Result<Backend, Failure> {
     if global.direct {
-        let config = ApiConfig::for_table(&sdk_config().await, &global.table)
+        let mut tables = Tables::of(&global.table);
+        if let Some(control) = &global.control_table {
+            tables.control.clone_from(control);
+        }
+        let config = ApiConfig::for_tables(&sdk_config().await, tables)
             .map_err(|e| Failure::Other(format!("--direct: {e}")))?;
         let actor = match global.actor.trim() {
             "" => "tenantctl",

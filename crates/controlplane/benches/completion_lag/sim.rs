@@ -301,6 +301,15 @@ impl TenantStore for SimulatedTable {
         self.rows.append_audit(tenant, entry).await
     }
 
+    async fn append_request(
+        &self,
+        tenant: &TenantKey,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.call().await;
+        self.rows.append_request(tenant, entry).await
+    }
+
     async fn audit_trail(
         &self,
         tenant: &TenantKey,

@@ -1,4 +1,13 @@
-//! The tenant table on DynamoDB.
+//! The two tables on DynamoDB.
+//!
+//! - The **SPEC table** (`TenantsTable`, with the stream) holds what writers write: SPEC rows.
+//!   Writers' IAM policy reaches it and nothing else.
+//! - The **control-plane table** (`ControlTable`, no stream) holds everything the control plane
+//!   records: STATUS rows and the timeline (`TENANT#…` partitions, written by the reconciling
+//!   functions only), and the API's own records (idempotency, template versions, rollouts,
+//!   previews, request lines), each in partitions of its own that the API's role is limited to
+//!   by `dynamodb:LeadingKeys` ([`API_PARTITIONS`]). So nobody who can write a SPEC can forge
+//!   what the control plane observed.
 
 use std::collections::HashMap;
 
@@ -23,67 +32,130 @@ use crate::status::{StackLocation, Status, TenantStatus};
 pub mod calls {
     use crate::aws::{Call, Resource};
 
-    const fn on_table(action: &'static str) -> Call {
-        Call::new(action, Resource::Table)
+    const fn on_specs(action: &'static str) -> Call {
+        Call::new(action, Resource::SpecTable)
     }
 
-    /// A tenant's SPEC and STATUS (`load`), its audit timeline (`audit_trail`).
+    const fn on_control(action: &'static str) -> Call {
+        Call::new(action, Resource::ControlTable)
+    }
+
+    const fn on_records(action: &'static str) -> Call {
+        Call::new(action, Resource::ControlRecords)
+    }
+
+    /// A tenant's SPEC and STATUS (`load`, one BatchGetItem over both tables), its audit
+    /// timeline (`audit_trail`).
     pub const TENANT_READS: &[Call] = &[
-        on_table("dynamodb:BatchGetItem"),
-        on_table("dynamodb:Query"),
+        on_specs("dynamodb:BatchGetItem"),
+        on_control("dynamodb:BatchGetItem"),
+        on_control("dynamodb:Query"),
     ];
-    /// STATUS rows and audit lines.
-    pub const STATUS_WRITES: &[Call] = &[on_table("dynamodb:PutItem")];
-    /// Every tenant, a page at a time (`list_tenants`, `list_specs`).
-    pub const TENANT_PAGES: &[Call] = &[Call::new("dynamodb:Scan", Resource::TenantsIndex)];
+    /// STATUS rows and audit lines: the control plane's own partitions (`TENANT#…`) of the
+    /// control-plane table. Only the reconciling functions make these.
+    pub const STATUS_WRITES: &[Call] = &[on_control("dynamodb:PutItem")];
+    /// Every tenant, a page at a time (`list_tenants`): the SPEC rows, then the STATUS rows of
+    /// tenants without one (their SPEC's existence checked in batches).
+    pub const TENANT_PAGES: &[Call] = &[
+        Call::new("dynamodb:Scan", Resource::TenantsIndex),
+        Call::new("dynamodb:Scan", Resource::StatusesIndex),
+        on_specs("dynamodb:BatchGetItem"),
+    ];
+    /// Every SPEC, a page at a time (`list_specs`).
+    pub const SPEC_PAGES: &[Call] = &[Call::new("dynamodb:Scan", Resource::TenantsIndex)];
     /// Tenants in one status (`list_in_status`).
     pub const BY_STATUS: &[Call] = &[Call::new("dynamodb:Query", Resource::ByStatusIndex)];
     /// SPEC rows written and removed (the API, decommission): conditional puts and deletes.
     pub const SPEC_WRITES: &[Call] = &[
-        on_table("dynamodb:PutItem"),
-        on_table("dynamodb:DeleteItem"),
+        on_specs("dynamodb:PutItem"),
+        on_specs("dynamodb:DeleteItem"),
     ];
+    /// SPEC rows removed (decommission: a writer's act, conditional on the decommission date).
+    pub const SPEC_REMOVALS: &[Call] = &[on_specs("dynamodb:DeleteItem")];
+    /// Lines the API records for the requests it answered (`append_request`), in its own
+    /// partitions (`REQUESTS#…`).
+    pub const REQUEST_LINES: &[Call] = &[on_records("dynamodb:PutItem")];
     /// Template versions and the fleet's current one (`template`, `current_template`,
     /// `list_templates`).
-    pub const TEMPLATE_READS: &[Call] = &[on_table("dynamodb:GetItem"), on_table("dynamodb:Query")];
+    pub const TEMPLATE_READS: &[Call] =
+        &[on_control("dynamodb:GetItem"), on_control("dynamodb:Query")];
     /// Publishing a version, making one current.
-    pub const TEMPLATE_WRITES: &[Call] = &[on_table("dynamodb:PutItem")];
+    pub const TEMPLATE_WRITES: &[Call] = &[on_records("dynamodb:PutItem")];
     /// Rollouts, their members, the active-rollout slot and the driver lease.
     pub const ROLLOUT_ROWS: &[Call] = &[
-        on_table("dynamodb:GetItem"),
-        on_table("dynamodb:PutItem"),
-        on_table("dynamodb:DeleteItem"),
-        on_table("dynamodb:Query"),
+        on_control("dynamodb:GetItem"),
+        on_records("dynamodb:PutItem"),
+        on_records("dynamodb:DeleteItem"),
+        on_control("dynamodb:Query"),
     ];
     /// The API's idempotency records.
     pub const IDEMPOTENCY: &[Call] = &[
-        on_table("dynamodb:GetItem"),
-        on_table("dynamodb:PutItem"),
-        on_table("dynamodb:DeleteItem"),
+        on_control("dynamodb:GetItem"),
+        on_records("dynamodb:PutItem"),
+        on_records("dynamodb:DeleteItem"),
     ];
     /// Rollout previews and their tenants' previews.
     pub const PREVIEW_ROWS: &[Call] = &[
-        on_table("dynamodb:GetItem"),
-        on_table("dynamodb:PutItem"),
-        on_table("dynamodb:Query"),
+        on_control("dynamodb:GetItem"),
+        on_records("dynamodb:PutItem"),
+        on_control("dynamodb:Query"),
     ];
 }
 
-pub use crate::dynamo_rules::{BY_STATUS_INDEX, TENANTS_INDEX};
-/// Index entries per page of every tenant (a SPEC and a STATUS entry each).
+pub use crate::dynamo_rules::{BY_STATUS_INDEX, STATUSES_INDEX, TENANTS_INDEX};
+/// Index entries per page of every tenant.
 const TENANTS_PAGE: i32 = 1000;
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_KEYS: usize = 100;
+
+/// The partitions of the control-plane table the API (and `tenantctl --direct`) write, as
+/// template.yaml's `dynamodb:LeadingKeys` conditions name them: never a tenant's (`TENANT#…`),
+/// where STATUS and the timeline are.
+pub const API_PARTITIONS: &[&str] = &[
+    "IDEMPOTENCY#*",
+    "TEMPLATES",
+    "ROLLOUTS",
+    "ROLLOUT#*",
+    "PREVIEWS",
+    "PREVIEW#*",
+    "REQUESTS#*",
+];
+
+/// The names of the two tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tables {
+    /// Writers' table: SPEC rows (TABLE_NAME).
+    pub specs: String,
+    /// The control plane's table: STATUS, the timeline, and the API's records
+    /// (CONTROL_TABLE_NAME).
+    pub control: String,
+}
+
+impl Tables {
+    /// The SPEC table `specs` and its control-plane table as template.yaml names it
+    /// (`<specs>-control`): for the local system, and tenantctl when none is named.
+    pub fn of(specs: impl Into<String>) -> Self {
+        let specs = specs.into();
+        Self {
+            control: format!("{specs}-control"),
+            specs,
+        }
+    }
+}
 
 pub struct DynamoStore {
     client: Client,
-    table: String,
+    specs: String,
+    control: String,
     audit_retention: chrono::Duration,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Client, tables: Tables) -> Self {
         Self {
             client,
-            table: table.into(),
+            specs: tables.specs,
+            control: tables.control,
             audit_retention: chrono::Duration::days(DEFAULT_RETENTION_DAYS.into()),
         }
     }
@@ -246,6 +318,45 @@ fn tenant_of(item: &HashMap<String, AttributeValue>) -> Option<TenantKey> {
     }
 }
 
+/// Where a page of a tenant's timeline ends in each of its two partitions.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct TrailCursor {
+    timeline: Option<String>,
+    requests: Option<String>,
+    timeline_done: bool,
+    requests_done: bool,
+}
+
+/// The two partitions of a tenant's timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// The control plane's lines (`TENANT#…`).
+    Timeline = 0,
+    /// The API's request lines (`REQUESTS#TENANT#…`).
+    Requests = 1,
+}
+
+/// The partition of a tenant's request lines: outside the tenant's own, which only the
+/// reconciling functions write.
+fn requests_pk(tenant: &TenantKey) -> String {
+    format!("REQUESTS#{}", tenant.pk())
+}
+
+/// Which part of [`TenantStore::list_tenants`] a page token resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TenantsPart {
+    Specs,
+    Statuses,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TenantsToken {
+    part: TenantsPart,
+    /// The index position to resume from (empty: that part's start).
+    key: String,
+}
+
 /// An index page's last key as an opaque token (every key attribute of ours is a string).
 fn page_token_of(last_key: Option<&HashMap<String, AttributeValue>>) -> Option<String> {
     last_key.map(|keys| {
@@ -261,7 +372,7 @@ fn page_token_of(last_key: Option<&HashMap<String, AttributeValue>>) -> Option<S
 fn start_key_of(
     page_token: Option<String>,
 ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-    let Some(token) = page_token else {
+    let Some(token) = page_token.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     let keys: HashMap<String, String> = serde_json::from_str(&token)
@@ -313,19 +424,24 @@ fn store_error(failure: AwsFailure) -> StoreError {
 #[async_trait]
 impl TenantStore for DynamoStore {
     async fn load(&self, tenant: &TenantKey) -> Result<Snapshot, StoreError> {
-        // The two rows by their keys, in one call: any writer may put rows in a tenant's
-        // partition (`SPEC.bak1`, …), and a Query of a key range would read those too, up to
-        // its 1 MB page, and could miss STATUS.
-        let keys = KeysAndAttributes::builder()
-            .consistent_read(true)
-            .keys(row_key(tenant.pk(), SPEC_SK))
-            .keys(row_key(tenant.pk(), STATUS_SK))
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("cannot build the read: {e}")))?;
+        // The two rows by their keys, from their two tables, in one call: any writer may put
+        // rows in a tenant's partition of the SPEC table (`SPEC.bak1`, …), and a Query of a key
+        // range would read those too, up to its 1 MB page.
+        let keys = |table: &str, sk: &str| {
+            KeysAndAttributes::builder()
+                .consistent_read(true)
+                .keys(row_key(tenant.pk(), sk))
+                .build()
+                .map(|keys| (table.to_owned(), keys))
+                .map_err(|e| StoreError::Unavailable(format!("cannot build the read: {e}")))
+        };
         let output = self
             .client
             .batch_get_item()
-            .request_items(&self.table, keys)
+            .set_request_items(Some(HashMap::from([
+                keys(&self.specs, SPEC_SK)?,
+                keys(&self.control, STATUS_SK)?,
+            ])))
             .send()
             .await
             .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
@@ -340,39 +456,38 @@ impl TenantStore for DynamoStore {
                 "DynamoDB left the tenant's rows unprocessed (throttled); read again".into(),
             ));
         }
-        let items = output
-            .responses
-            .and_then(|mut read| read.remove(&self.table))
-            .unwrap_or_default();
-        let mut snapshot = Snapshot::default();
-        for item in items {
-            match item.get("sk") {
-                Some(AttributeValue::S(sk)) if sk == SPEC_SK => {
-                    snapshot.spec = Some(Item::from(item));
+        let mut responses = output.responses.unwrap_or_default();
+        // Only the row asked of each table counts: a STATUS-looking row in the SPEC table (a
+        // writer's forgery) is never read, and neither is anything else.
+        let row_of = |rows: Option<Vec<Row>>, sk: &str| {
+            rows.unwrap_or_default()
+                .into_iter()
+                .find(|item| matches!(item.get("sk"), Some(AttributeValue::S(key)) if key == sk))
+        };
+        let mut snapshot = Snapshot {
+            spec: row_of(responses.remove(&self.specs), SPEC_SK).map(Item::from),
+            ..Snapshot::default()
+        };
+        if let Some(item) = row_of(responses.remove(&self.control), STATUS_SK) {
+            snapshot.status_version = match item.get("version") {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            };
+            let location = item.get("location").cloned();
+            match serde_dynamo::from_item::<_, TenantStatus>(item) {
+                Ok(status) => snapshot.status = Some(status),
+                // Only the control plane writes STATUS; an unreadable one (a hand edit, a
+                // newer release's row) is rewritten, but where the stack is must not be lost:
+                // keep the location if it still reads.
+                Err(e) => {
+                    warn!(error = %e, "unreadable STATUS row; it will be rewritten");
+                    snapshot.status = Some(unreadable_status(
+                        tenant,
+                        &e.to_string(),
+                        location.and_then(|l| serde_dynamo::from_attribute_value(l).ok()),
+                        snapshot.status_version,
+                    ));
                 }
-                Some(AttributeValue::S(sk)) if sk == STATUS_SK => {
-                    snapshot.status_version = match item.get("version") {
-                        Some(AttributeValue::N(n)) => n.parse().ok(),
-                        _ => None,
-                    };
-                    let location = item.get("location").cloned();
-                    match serde_dynamo::from_item::<_, TenantStatus>(item) {
-                        Ok(status) => snapshot.status = Some(status),
-                        // Only the control plane writes STATUS; an unreadable one (a hand edit,
-                        // a newer release's row) is rewritten, but where the stack is must not
-                        // be lost: keep the location if it still reads.
-                        Err(e) => {
-                            warn!(error = %e, "unreadable STATUS row; it will be rewritten");
-                            snapshot.status = Some(unreadable_status(
-                                tenant,
-                                &e.to_string(),
-                                location.and_then(|l| serde_dynamo::from_attribute_value(l).ok()),
-                                snapshot.status_version,
-                            ));
-                        }
-                    }
-                }
-                _ => {}
             }
         }
         Ok(snapshot)
@@ -382,23 +497,66 @@ impl TenantStore for DynamoStore {
         &self,
         page_token: Option<String>,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
-        // The sparse `tenants` index holds only SPEC and STATUS rows (keys only).
-        let start = start_key_of(page_token)?;
-        let output = self
+        // First every SPEC (the SPEC table's sparse `tenants` index), then every tenant with a
+        // STATUS that is not `deleted` but no SPEC (a SPEC removed while its stack is still
+        // there: the stream's record of it lost, or its delete still to finish). A tenant with
+        // both is listed once, in the first part.
+        let (part, start) = match page_token {
+            None => (TenantsPart::Specs, None),
+            Some(token) => {
+                let token: TenantsToken = serde_json::from_str(&token)
+                    .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))?;
+                (token.part, Some(token.key))
+            }
+        };
+        let start = start_key_of(start)?;
+        let (index, table) = match part {
+            TenantsPart::Specs => (TENANTS_INDEX, &self.specs),
+            TenantsPart::Statuses => (STATUSES_INDEX, &self.control),
+        };
+        let request = self
             .client
             .scan()
-            .table_name(&self.table)
-            .index_name(TENANTS_INDEX)
+            .table_name(table)
+            .index_name(index)
             // Bounded pages: a caller handles each page in one go (a sweep, a rollout step).
             .limit(TENANTS_PAGE)
-            .set_exclusive_start_key(start)
+            .set_exclusive_start_key(start);
+        let request = match part {
+            TenantsPart::Specs => request
+                .filter_expression("sk = :spec")
+                .expression_attribute_values(":spec", AttributeValue::S(SPEC_SK.into())),
+            TenantsPart::Statuses => request
+                .filter_expression("#status <> :deleted")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":deleted",
+                    AttributeValue::S(Status::Deleted.as_str().into()),
+                ),
+        };
+        let output = request
             .send()
             .await
             .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
         let mut tenants: Vec<TenantKey> = output.items().iter().filter_map(tenant_of).collect();
         tenants.sort();
         tenants.dedup();
-        Ok((tenants, page_token_of(output.last_evaluated_key())))
+        if part == TenantsPart::Statuses {
+            let with_spec = self.with_spec(&tenants).await?;
+            tenants.retain(|tenant| !with_spec.contains(tenant));
+        }
+        let next = match (page_token_of(output.last_evaluated_key()), part) {
+            (Some(key), part) => Some(TenantsToken { part, key }),
+            (None, TenantsPart::Specs) => Some(TenantsToken {
+                part: TenantsPart::Statuses,
+                key: String::new(),
+            }),
+            (None, TenantsPart::Statuses) => None,
+        };
+        Ok((
+            tenants,
+            next.map(|token| serde_json::to_string(&token).unwrap_or_default()),
+        ))
     }
 
     async fn list_in_status(
@@ -410,7 +568,7 @@ impl TenantStore for DynamoStore {
         let output = self
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .index_name(BY_STATUS_INDEX)
             .key_condition_expression("#status = :status")
             .projection_expression("pk, updated_at")
@@ -445,7 +603,7 @@ impl TenantStore for DynamoStore {
         let request = self
             .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(item))
             .expression_attribute_names("#version", "version");
         let request = match expected_version {
@@ -470,8 +628,25 @@ impl TenantStore for DynamoStore {
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(audit_item(tenant, entry, self.audit_retention)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))
+    }
+
+    async fn append_request(
+        &self,
+        tenant: &TenantKey,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut item = audit_item(tenant, entry, self.audit_retention)?;
+        item.insert("pk".into(), AttributeValue::S(requests_pk(tenant)));
+        self.client
+            .put_item()
+            .table_name(&self.control)
+            .set_item(Some(storable(item)?))
             .send()
             .await
             .map(|_| ())
@@ -484,37 +659,68 @@ impl TenantStore for DynamoStore {
         page_token: Option<String>,
         limit: usize,
     ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
-        // The page token is the last sort key read: opaque to callers, exact to resume from.
-        let start = page_token.map(|sk| {
-            HashMap::from([
-                ("pk".to_owned(), AttributeValue::S(tenant.pk())),
-                ("sk".to_owned(), AttributeValue::S(sk)),
-            ])
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :events)")
-            .expression_attribute_values(":pk", AttributeValue::S(tenant.pk()))
-            .expression_attribute_values(":events", AttributeValue::S(EVENT_SK_PREFIX.into()))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
-        let mut entries = Vec::new();
-        for item in output.items.unwrap_or_default() {
-            match serde_dynamo::from_item::<_, AuditEntry>(item) {
-                Ok(entry) => entries.push(entry),
-                // A hand-written item under EVENT# is not ours to interpret; skip it.
-                Err(e) => warn!(error = %e, "unreadable audit item skipped"),
+        // Two partitions, merged by sort key: the control plane's lines and the API's request
+        // lines. The token holds where each was read to (`None` in `done`: nothing more).
+        let limit = limit.clamp(1, 1000);
+        let cursor: TrailCursor = match page_token {
+            None => TrailCursor::default(),
+            Some(token) => serde_json::from_str(&token)
+                .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))?,
+        };
+        let mut lines: Vec<(String, Side, Option<AuditEntry>)> = Vec::new();
+        let mut more = [false, false];
+        for side in [Side::Timeline, Side::Requests] {
+            let (done, after, pk) = match side {
+                Side::Timeline => (cursor.timeline_done, &cursor.timeline, tenant.pk()),
+                Side::Requests => (cursor.requests_done, &cursor.requests, requests_pk(tenant)),
+            };
+            if done {
+                continue;
+            }
+            let (read, more_of_side) = self.events(pk, after.clone(), limit).await?;
+            more[side as usize] = more_of_side;
+            lines.extend(read.into_iter().map(|(sk, entry)| (sk, side, entry)));
+        }
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        // Nothing past where a side with more to read stopped: its next lines may come first.
+        let frontier = [Side::Timeline, Side::Requests]
+            .into_iter()
+            .filter(|side| more[*side as usize])
+            .filter_map(|side| {
+                lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.1 == side)
+                    .map(|l| l.0.clone())
+            })
+            .min();
+        let keep = lines
+            .iter()
+            .take(limit)
+            .take_while(|line| frontier.as_ref().is_none_or(|f| &line.0 <= f))
+            .count();
+        let mut left = [0usize, 0usize];
+        for (_, side, _) in lines.iter().skip(keep) {
+            left[*side as usize] += 1;
+        }
+        lines.truncate(keep);
+        let mut next = cursor.clone();
+        for (sk, side, _) in &lines {
+            match side {
+                Side::Timeline => next.timeline = Some(sk.clone()),
+                Side::Requests => next.requests = Some(sk.clone()),
             }
         }
-        let next = output
-            .last_evaluated_key
-            .and_then(|key| key.get("sk").and_then(|sk| sk.as_s().ok()).cloned());
-        Ok((entries, next))
+        // A side is done once it has no more pages and every line it returned was taken.
+        next.timeline_done |= !more[Side::Timeline as usize] && left[Side::Timeline as usize] == 0;
+        next.requests_done |= !more[Side::Requests as usize] && left[Side::Requests as usize] == 0;
+        let entries = lines
+            .into_iter()
+            .filter_map(|(_, _, entry)| entry)
+            .collect();
+        let token = (!(next.timeline_done && next.requests_done))
+            .then(|| serde_json::to_string(&next).unwrap_or_default());
+        Ok((entries, token))
     }
 
     async fn remove_spec_for_decommission(
@@ -534,7 +740,7 @@ impl TenantStore for DynamoStore {
         self.append_audit(tenant, audit).await?;
         self.client
             .delete_item()
-            .table_name(&self.table)
+            .table_name(&self.specs)
             .set_key(Some(key))
             .condition_expression("#date = :date")
             .expression_attribute_names("#date", "decommission_date")
@@ -602,7 +808,7 @@ fn unchanged(
 #[async_trait]
 impl SpecStore for DynamoStore {
     async fn create_spec(&self, tenant: &TenantKey, item: &Item) -> Result<(), StoreError> {
-        self.put_new(spec_item(tenant, item)?).await
+        self.put_new(&self.specs, spec_item(tenant, item)?).await
     }
 
     async fn replace_spec(
@@ -616,7 +822,7 @@ impl SpecStore for DynamoStore {
         comparable(&values)?;
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.specs)
             .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
@@ -633,7 +839,7 @@ impl SpecStore for DynamoStore {
         comparable(&values)?;
         self.client
             .delete_item()
-            .table_name(&self.table)
+            .table_name(&self.specs)
             .set_key(Some(key))
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
@@ -653,12 +859,12 @@ impl SpecStore for DynamoStore {
         let mut rows: Vec<HashMap<String, AttributeValue>> = Vec::new();
         let mut start = start_key_of(page_token)?;
         loop {
-            // Each tenant has at most one SPEC and one STATUS entry in the index.
-            let wanted = i32::try_from((limit - rows.len()) * 2).unwrap_or(i32::MAX);
+            // The index holds SPEC rows, and any other row a writer gave a `tenant_id`.
+            let wanted = i32::try_from(limit - rows.len()).unwrap_or(i32::MAX);
             let output = self
                 .client
                 .scan()
-                .table_name(&self.table)
+                .table_name(&self.specs)
                 .index_name(TENANTS_INDEX)
                 .filter_expression("sk = :spec")
                 .expression_attribute_values(":spec", AttributeValue::S(SPEC_SK.into()))
@@ -693,7 +899,7 @@ impl SpecStore for DynamoStore {
         let output = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .consistent_read(true)
             .key("pk", AttributeValue::S(idempotency_pk(scope, key)))
             .key("sk", AttributeValue::S(IDEMPOTENCY_SK.into()))
@@ -728,7 +934,7 @@ impl SpecStore for DynamoStore {
         // once), or when it is a claim past its hold (its request died).
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(idempotency_item(scope, key, claim)?))
             .condition_expression(
                 "attribute_not_exists(pk) OR expires_at <= :now \
@@ -753,7 +959,7 @@ impl SpecStore for DynamoStore {
     ) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(idempotency_item(scope, key, record)?))
             .condition_expression("request_hash = :hash AND response_status = :in_flight")
             .expression_attribute_values(":hash", AttributeValue::S(record.request_hash.clone()))
@@ -773,7 +979,7 @@ impl SpecStore for DynamoStore {
         let released = self
             .client
             .delete_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .key("pk", AttributeValue::S(idempotency_pk(scope, key)))
             .key("sk", AttributeValue::S(IDEMPOTENCY_SK.into()))
             .condition_expression("request_hash = :hash AND response_status = :in_flight")
@@ -858,13 +1064,93 @@ pub(crate) fn member_item(
 }
 
 impl DynamoStore {
+    /// Up to `limit` timeline items of partition `pk` after sort key `after`, each with its
+    /// sort key (`None` for an item that is not ours to interpret: skipped, but read past), and
+    /// whether more may follow.
+    async fn events(
+        &self,
+        pk: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<(String, Option<AuditEntry>)>, bool), StoreError> {
+        let start = after.map(|sk| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                ("sk".to_owned(), AttributeValue::S(sk)),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.control)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :events)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":events", AttributeValue::S(EVENT_SK_PREFIX.into()))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
+        let more = output.last_evaluated_key.is_some();
+        let mut lines = Vec::new();
+        for item in output.items.unwrap_or_default() {
+            let Some(sk) = item.get("sk").and_then(|sk| sk.as_s().ok()).cloned() else {
+                continue;
+            };
+            match serde_dynamo::from_item::<_, AuditEntry>(item) {
+                Ok(entry) => lines.push((sk, Some(entry))),
+                // A hand-written item under EVENT# is not ours to interpret; skip it.
+                Err(e) => {
+                    warn!(error = %e, "unreadable audit item skipped");
+                    lines.push((sk, None));
+                }
+            }
+        }
+        Ok((lines, more))
+    }
+
+    /// Which of `tenants` have a SPEC, read by key in batches. A key DynamoDB leaves
+    /// unprocessed (throttling) counts as having none: that tenant is listed twice in a sweep,
+    /// which reconciling makes harmless, rather than not at all.
+    async fn with_spec(
+        &self,
+        tenants: &[TenantKey],
+    ) -> Result<std::collections::HashSet<TenantKey>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in tenants.chunks(BATCH_GET_KEYS) {
+            let mut keys = KeysAndAttributes::builder().projection_expression("pk");
+            for tenant in chunk {
+                keys = keys.keys(row_key(tenant.pk(), SPEC_SK));
+            }
+            let keys = keys
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("cannot build the read: {e}")))?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.specs, keys)
+                .send()
+                .await
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
+            found.extend(
+                output
+                    .responses
+                    .and_then(|mut read| read.remove(&self.specs))
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(tenant_of),
+            );
+        }
+        Ok(found)
+    }
+
     /// Deletes the `ROLLOUTS` row `sk` if its `attribute` is still `holder` (the active-rollout
     /// slot, the driver lease); a no-op when another holds it or none does.
     async fn delete_held(&self, sk: &str, attribute: &str, holder: &str) -> Result<(), StoreError> {
         match self
             .client
             .delete_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_key(Some(key_of(ROLLOUTS_PK.into(), sk.into())?))
             .condition_expression("#holder = :holder")
             .expression_attribute_names("#holder", attribute)
@@ -878,11 +1164,15 @@ impl DynamoStore {
         }
     }
 
-    /// Writes a row that must not exist yet; `Conflict` when it does.
-    async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
+    /// Writes a row of `table` that must not exist yet; `Conflict` when it does.
+    async fn put_new(
+        &self,
+        table: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -904,7 +1194,7 @@ impl DynamoStore {
             let output = self
                 .client
                 .query()
-                .table_name(&self.table)
+                .table_name(&self.control)
                 .consistent_read(true)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
@@ -930,7 +1220,7 @@ impl DynamoStore {
         let output = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .consistent_read(true)
             .key("pk", AttributeValue::S(pk.into()))
             .key("sk", AttributeValue::S(sk.into()))
@@ -944,7 +1234,7 @@ impl DynamoStore {
 #[async_trait]
 impl crate::ports::TemplateStore for DynamoStore {
     async fn put_template(&self, record: &crate::ports::TemplateRecord) -> Result<(), StoreError> {
-        self.put_new(template_item(record)?).await
+        self.put_new(&self.control, template_item(record)?).await
     }
 
     async fn template(
@@ -999,7 +1289,7 @@ impl crate::ports::TemplateStore for DynamoStore {
         let request = self
             .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(current_template_item(version, next)?))
             .expression_attribute_names("#version", "version");
         let request = match expected {
@@ -1019,7 +1309,7 @@ impl crate::ports::TemplateStore for DynamoStore {
 #[async_trait]
 impl crate::ports::RolloutStore for DynamoStore {
     async fn create_rollout(&self, rollout: &crate::rollout::Rollout) -> Result<(), StoreError> {
-        self.put_new(rollout_item(rollout)?).await
+        self.put_new(&self.control, rollout_item(rollout)?).await
     }
 
     async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError> {
@@ -1046,7 +1336,7 @@ impl crate::ports::RolloutStore for DynamoStore {
         let item = rollout_item(rollout)?;
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(item))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
@@ -1071,7 +1361,7 @@ impl crate::ports::RolloutStore for DynamoStore {
         let request = self
             .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(active_rollout_item(id)?))
             .expression_attribute_values(":id", AttributeValue::S(id.into()));
         let request = match replacing {
@@ -1117,7 +1407,7 @@ impl crate::ports::RolloutStore for DynamoStore {
             .map(|member| member_item(id, member))
             .collect::<Result<Vec<_>, _>>()?;
         let writes = items.into_iter().map(|item| async move {
-            match self.put_new(item).await {
+            match self.put_new(&self.control, item).await {
                 Ok(()) | Err(StoreError::Conflict) => Ok(()),
                 Err(e) => Err(e),
             }
@@ -1142,7 +1432,7 @@ impl crate::ports::RolloutStore for DynamoStore {
             .unwrap_or_default();
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(member_item(id, member)?))
             .condition_expression("#state = :expected")
             .expression_attribute_names("#state", "state")
@@ -1161,7 +1451,7 @@ impl crate::ports::RolloutStore for DynamoStore {
     ) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(driver_lease_item(holder, until)?))
             .condition_expression(
                 "attribute_not_exists(pk) OR holder = :holder OR lease_until < :now",
@@ -1229,7 +1519,7 @@ impl crate::ports::PreviewStore for DynamoStore {
         &self,
         job: &crate::rollout_preview::PreviewJob,
     ) -> Result<(), StoreError> {
-        self.put_new(preview_item(job)?).await
+        self.put_new(&self.control, preview_item(job)?).await
     }
 
     async fn preview(
@@ -1250,7 +1540,7 @@ impl crate::ports::PreviewStore for DynamoStore {
         let item = preview_item(job)?;
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .set_item(Some(item))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
@@ -1273,7 +1563,7 @@ impl crate::ports::PreviewStore for DynamoStore {
         let writes = items.into_iter().map(|item| async move {
             self.client
                 .put_item()
-                .table_name(&self.table)
+                .table_name(&self.control)
                 .set_item(Some(item))
                 .send()
                 .await
@@ -1305,7 +1595,7 @@ impl crate::ports::PreviewStore for DynamoStore {
         let output = self
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.control)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))

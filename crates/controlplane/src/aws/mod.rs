@@ -28,13 +28,22 @@ pub struct Call {
 /// What a call acts on, named as template.yaml and the tenant-account bootstrap name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Resource {
-    /// The tenants table.
-    Table,
-    /// The table's `tenants` index.
+    /// The SPEC table: writers' desired state, and nothing else (`TenantsTable`).
+    SpecTable,
+    /// The SPEC table's `tenants` index.
     TenantsIndex,
-    /// The table's `by-status` index.
+    /// The control-plane table: everything the control plane records (`ControlTable`); a write
+    /// on it is a write of tenants' partitions (STATUS, the timeline).
+    ControlTable,
+    /// The control-plane table's partitions of records outside every tenant (template versions,
+    /// rollouts, previews, idempotency records, the API's request lines: `API_PARTITIONS` of
+    /// the DynamoDB adapter), which the API writes too.
+    ControlRecords,
+    /// The control-plane table's `statuses` index.
+    StatusesIndex,
+    /// The control-plane table's `by-status` index.
     ByStatusIndex,
-    /// The table's stream.
+    /// The SPEC table's stream.
     TableStream,
     /// The completion loop's re-check queue.
     RecheckQueue,
