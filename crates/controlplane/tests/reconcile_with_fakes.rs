@@ -649,6 +649,26 @@ async fn removing_the_spec_deletes_the_stack() {
     assert_eq!(w.stacks.live_stacks().len(), 1);
 }
 
+/// A stack at `at` that is not the control plane's (another team's, untagged for any tenant).
+async fn someone_elses_stack(w: &World, at: &StackLocation) {
+    w.stacks
+        .create(
+            &StackTarget {
+                tenant_id: "other".into(),
+                location: at.clone(),
+            },
+            &StackRequest {
+                template_body: SAMPLE_TEMPLATE.into(),
+                auto_expand: false,
+                parameters: Vec::new(),
+                tags: vec![("owner".into(), "another team".into())],
+                client_request_token: "theirs".into(),
+            },
+        )
+        .await
+        .expect("someone else's stack");
+}
+
 /// STATUS names a place that does not hold the tenant's stack (a hand edit of the control-plane
 /// table, a bug, a name from another release): a stack there is trusted only if its own tags
 /// say it is the tenant's, and the tenant's account and region are searched by tag before
@@ -663,22 +683,7 @@ async fn a_stack_not_where_status_says_is_found_by_its_tags_and_deleted_not_orph
         stack_name: "someone-elses".into(),
         ..location(ACCOUNT, SEED)
     };
-    w.stacks
-        .create(
-            &StackTarget {
-                tenant_id: "other".into(),
-                location: elsewhere.clone(),
-            },
-            &StackRequest {
-                template_body: SAMPLE_TEMPLATE.into(),
-                auto_expand: false,
-                parameters: Vec::new(),
-                tags: vec![("owner".into(), "another team".into())],
-                client_request_token: "theirs".into(),
-            },
-        )
-        .await
-        .expect("someone else's stack");
+    someone_elses_stack(&w, &elsewhere).await;
     let mut status = w.status(SEED);
     status.location = Some(elsewhere.clone());
     w.store.set_status(&key(SEED), status);
@@ -713,22 +718,7 @@ async fn someone_elses_stack_at_a_wrong_recorded_place_does_not_hide_the_tenants
         stack_name: "someone-elses".into(),
         ..location(ACCOUNT, SEED)
     };
-    w.stacks
-        .create(
-            &StackTarget {
-                tenant_id: "other".into(),
-                location: elsewhere.clone(),
-            },
-            &StackRequest {
-                template_body: SAMPLE_TEMPLATE.into(),
-                auto_expand: false,
-                parameters: Vec::new(),
-                tags: Vec::new(),
-                client_request_token: "theirs".into(),
-            },
-        )
-        .await
-        .expect("someone else's stack");
+    someone_elses_stack(&w, &elsewhere).await;
     let mut status = w.status(SEED);
     status.location = Some(elsewhere);
     w.store.set_status(&key(SEED), status);
