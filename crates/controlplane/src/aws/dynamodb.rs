@@ -1067,33 +1067,48 @@ impl DynamoStore {
     /// Up to `limit` timeline items of partition `pk` after sort key `after`, each with its
     /// sort key (`None` for an item that is not ours to interpret: skipped, but read past), and
     /// whether more may follow.
+    /// Up to `limit` rows of partition `pk` whose sort key starts with `prefix`, after sort key
+    /// `after`, in order (a consistent read), and the sort key to resume after when more may
+    /// follow.
+    async fn page_of(
+        &self,
+        pk: String,
+        prefix: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<Row>, Option<String>), StoreError> {
+        let start = after.map(|sk| row_key(pk.clone(), &sk));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.control)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
+        let next = output
+            .last_evaluated_key
+            .and_then(|key| key.get("sk").and_then(|sk| sk.as_s().ok()).cloned());
+        Ok((output.items.unwrap_or_default(), next))
+    }
+
+    /// Up to `limit` timeline items of partition `pk` after sort key `after`, each with its
+    /// sort key (`None` for an item that is not ours to interpret: skipped, but read past), and
+    /// whether more may follow.
     async fn events(
         &self,
         pk: String,
         after: Option<String>,
         limit: usize,
     ) -> Result<(Vec<(String, Option<AuditEntry>)>, bool), StoreError> {
-        let start = after.map(|sk| {
-            HashMap::from([
-                ("pk".to_owned(), AttributeValue::S(pk.clone())),
-                ("sk".to_owned(), AttributeValue::S(sk)),
-            ])
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(&self.control)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :events)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":events", AttributeValue::S(EVENT_SK_PREFIX.into()))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
-        let more = output.last_evaluated_key.is_some();
+        let (items, next) = self.page_of(pk, EVENT_SK_PREFIX, after, limit).await?;
         let mut lines = Vec::new();
-        for item in output.items.unwrap_or_default() {
+        for item in items {
             let Some(sk) = item.get("sk").and_then(|sk| sk.as_s().ok()).cloned() else {
                 continue;
             };
@@ -1106,7 +1121,7 @@ impl DynamoStore {
                 }
             }
         }
-        Ok((lines, more))
+        Ok((lines, next.is_some()))
     }
 
     /// Which of `tenants` have a SPEC, read by key in batches. A key DynamoDB leaves
@@ -1584,34 +1599,17 @@ impl crate::ports::PreviewStore for DynamoStore {
         page_token: Option<String>,
         limit: usize,
     ) -> Result<(Vec<crate::rollout_preview::TenantPreview>, Option<String>), StoreError> {
-        let pk = preview_results_pk(id);
         // The page token is the last sort key read.
-        let start = page_token.map(|sk| {
-            HashMap::from([
-                ("pk".to_owned(), AttributeValue::S(pk.clone())),
-                ("sk".to_owned(), AttributeValue::S(sk)),
-            ])
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(&self.control)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(
-                ":prefix",
-                AttributeValue::S(PREVIEW_RESULT_SK_PREFIX.into()),
+        let (items, next) = self
+            .page_of(
+                preview_results_pk(id),
+                PREVIEW_RESULT_SK_PREFIX,
+                page_token,
+                limit,
             )
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
-        let results = output
-            .items()
-            .iter()
-            .cloned()
+            .await?;
+        let results = items
+            .into_iter()
             .map(|mut item| {
                 if let Some(tenant) = item.remove(MEMBER_TENANT_ATTRIBUTE) {
                     item.insert("tenant_id".into(), tenant);
@@ -1619,9 +1617,6 @@ impl crate::ports::PreviewStore for DynamoStore {
                 decoded(item)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let next = output
-            .last_evaluated_key
-            .and_then(|key| key.get("sk").and_then(|sk| sk.as_s().ok()).cloned());
         Ok((results, next))
     }
 }
