@@ -208,6 +208,11 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
     let settled_failure =
         same && recorded == Some(Status::Failed) && !status.is_some_and(|s| retry_due(s, o.now));
     let ours_in_flight = same && recorded.is_some_and(Status::is_in_flight);
+    // STATUS recorded the stack somewhere else than where it was found (by its tags): a ready
+    // tenant records where it really is.
+    let found_elsewhere = status
+        .and_then(|s| s.location.as_ref())
+        .is_some_and(|recorded| Some(recorded) != o.stack_location);
 
     let Some(stack) = o.stack else {
         return if settled_failure {
@@ -257,6 +262,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                         Decision::Update
                     }
                     Some(Status::Ready) if params_drifted => Decision::Update,
+                    Some(Status::Ready) if found_elsewhere => Decision::Finalize(Terminal::Ready),
                     Some(Status::Ready) => Decision::Nothing,
                     Some(Status::Creating | Status::Updating) => {
                         Decision::Finalize(Terminal::Ready)

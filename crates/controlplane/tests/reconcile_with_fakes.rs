@@ -725,10 +725,11 @@ async fn someone_elses_stack_at_a_wrong_recorded_place_does_not_hide_the_tenants
 
     w.reconcile(SEED).await;
     // Not blocked as someone else's stack, not created again: the tenant's own is the one
-    // decided on (STATUS's location is set right by its next write).
+    // decided on, and STATUS records where it really is.
     let status = w.status(SEED);
     assert_eq!(status.status, Status::Ready, "{status:?}");
     assert_eq!(status.reason, None, "{status:?}");
+    assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
     assert_eq!(w.mutating_calls(SEED), ["create"]);
     assert_eq!(w.stacks.live_stacks().len(), 2);
 }

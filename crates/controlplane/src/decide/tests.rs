@@ -1420,3 +1420,35 @@ fn an_operation_in_flight_past_the_time_limit_fails_and_heals() {
         "the create did not finish within 30 minutes: the stack is still CREATE_IN_PROGRESS"
     );
 }
+
+/// A ready tenant whose stack was found elsewhere than STATUS recorded (by its name and tags)
+/// records where it really is; found where recorded, nothing is done.
+#[test]
+fn a_ready_stack_found_elsewhere_than_recorded_is_recorded_where_it_is() {
+    let found = stack(StackStatus::CreateComplete);
+    let recorded_elsewhere = TenantStatus {
+        location: Some(StackLocation {
+            stack_name: "someone-elses".into(),
+            ..here()
+        }),
+        ..ready(DESIRED_FP)
+    };
+    assert_eq!(
+        run(
+            &present(),
+            Some(&recorded_elsewhere),
+            Some(&found),
+            Some(&here())
+        ),
+        Decision::Finalize(Terminal::Ready)
+    );
+    assert_eq!(
+        run(
+            &present(),
+            Some(&ready(DESIRED_FP)),
+            Some(&found),
+            Some(&here())
+        ),
+        Decision::Nothing
+    );
+}
