@@ -647,3 +647,68 @@ async fn a_dynamodb_server_fault_is_unavailable() {
         ))
     );
 }
+
+/// The read of a tenant, as DynamoDB answers it: each row from its own table. A STATUS-looking
+/// row from the SPEC table (a writer's forgery) is not taken for STATUS, and a STATUS key left in
+/// `UnprocessedKeys` (throttling by another name) is a transient failure, not "no STATUS".
+#[tokio::test]
+async fn a_tenant_is_read_from_its_two_tables_and_nothing_else_counts() {
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+    use std::collections::HashMap;
+
+    let row = |sk: &str, extra: &[(&str, &str)]| {
+        let mut item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("TENANT#acme".into())),
+            ("sk".to_owned(), AttributeValue::S(sk.into())),
+            ("tenant_id".to_owned(), AttributeValue::S("acme".into())),
+        ]);
+        for (k, v) in extra {
+            item.insert((*k).to_owned(), AttributeValue::S((*v).into()));
+        }
+        item
+    };
+    let forged = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(move || {
+        BatchGetItemOutput::builder()
+            .responses(
+                "tenants",
+                vec![
+                    row("SPEC", &[("account_id", "111111111111")]),
+                    row("STATUS", &[("status", "failed")]),
+                ],
+            )
+            .responses("tenants-control", Vec::new())
+            .build()
+    });
+    let snapshot = store(&[&forged]).load(&tenant()).await.expect("read");
+    assert!(snapshot.spec.is_some());
+    assert_eq!(
+        snapshot.status, None,
+        "a STATUS from the SPEC table is never read"
+    );
+
+    let left = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(move || {
+        BatchGetItemOutput::builder()
+            .responses(
+                "tenants",
+                vec![row("SPEC", &[("account_id", "111111111111")])],
+            )
+            .unprocessed_keys(
+                "tenants-control",
+                KeysAndAttributes::builder()
+                    .keys(HashMap::from([
+                        ("pk".to_owned(), AttributeValue::S("TENANT#acme".into())),
+                        ("sk".to_owned(), AttributeValue::S("STATUS".into())),
+                    ]))
+                    .consistent_read(true)
+                    .build()
+                    .expect("keys"),
+            )
+            .build()
+    });
+    let error = store(&[&left])
+        .load(&tenant())
+        .await
+        .expect_err("throttled");
+    assert_eq!(error.healing(), Healing::Transient, "{error}");
+}
