@@ -95,6 +95,11 @@ impl InMemoryStore {
         lock(&self.state).statuses.get(tenant).cloned()
     }
 
+    /// Loses the tenant's STATUS (a hand delete, a table restored without it).
+    pub fn remove_status(&self, tenant: &TenantKey) {
+        lock(&self.state).statuses.remove(tenant);
+    }
+
     pub fn set_status(&self, tenant: &TenantKey, status: TenantStatus) {
         lock(&self.state).statuses.insert(tenant.clone(), status);
     }

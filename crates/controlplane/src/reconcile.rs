@@ -595,7 +595,7 @@ impl Reconciler {
             let mut failed_version = None;
             let desired = match &snapshot.spec {
                 None => Some(REMOVED_FINGERPRINT.to_owned()),
-                Some(_) => match self.desire(key, &snapshot).await {
+                Some(_) => match self.desire(key, &snapshot, None).await {
                     Ok((desired, _, versions)) => {
                         failed_version = versions.template_version;
                         match desired {
@@ -732,14 +732,18 @@ impl Reconciler {
         &self,
         key: &TenantKey,
         snapshot: &Snapshot,
+        running: Option<&str>,
     ) -> Result<(Desired, Option<Arc<Template>>, Versions), TransientError> {
         let Some(item) = &snapshot.spec else {
             return Ok((Desired::Absent, None, Versions::default()));
         };
+        // The version the fleet gave the tenant, as STATUS records it, else (`running`) as its
+        // stack's tag shows it.
         let assigned = snapshot
             .status
             .as_ref()
-            .and_then(TenantStatus::fleet_version);
+            .and_then(TenantStatus::fleet_version)
+            .or(running);
         let valid = match validate(key, item, assigned, self.templates.as_ref())
             .await
             .map_err(|e| TransientError(e.to_string()))?
@@ -816,7 +820,7 @@ impl Reconciler {
             Some(snapshot) => snapshot,
             None => self.store.load(key).await?,
         };
-        let (desired, template, versions) = self.desire(key, &snapshot).await?;
+        let (desired, template, versions) = self.desire(key, &snapshot, None).await?;
         let recorded = snapshot.status.as_ref().and_then(|s| s.location.clone());
         let wanted = match &desired {
             Desired::Present(d) => Some(d.location.clone()),
@@ -836,11 +840,57 @@ impl Reconciler {
             return Ok(view);
         }
 
+        self.locate(&mut view, recorded, wanted).await?;
+        // No version recorded for the tenant (its STATUS lost or unreadable, or from before the
+        // control-plane table): its own stack's tag says which version it runs. Keep that one
+        // instead of moving an unpinned tenant to the fleet's current version behind the
+        // rollouts' back.
+        let unrecorded = view
+            .snapshot
+            .status
+            .as_ref()
+            .and_then(TenantStatus::fleet_version)
+            .is_none();
+        let unpinned = view
+            .snapshot
+            .spec
+            .as_ref()
+            .is_some_and(|spec| spec.get("template_version").is_none());
+        let running = view
+            .stack
+            .as_ref()
+            .filter(|s| s.is_managed_for(key.as_str()))
+            .and_then(|s| s.tags.get(TAG_TEMPLATE_VERSION))
+            .cloned();
+        if unrecorded
+            && unpinned
+            && let Some(running) = running
+            && view.versions.assigned_version.as_deref() != Some(running.as_str())
+        {
+            info!(version = %running, "no version recorded: keeping the one the stack runs");
+            let (desired, template, versions) =
+                self.desire(key, &view.snapshot, Some(&running)).await?;
+            view.desired = desired;
+            view.template = template;
+            view.versions = versions;
+        }
+        Ok(view)
+    }
+
+    /// Finds the tenant's stack. Where it was recorded, else where the SPEC wants it. A stack
+    /// there counts as the tenant's only if its own tags say so (read by the same
+    /// DescribeStacks: no call added), so a wrong location is never acted on.
+    async fn locate(
+        &self,
+        view: &mut View,
+        recorded: Option<StackLocation>,
+        wanted: Option<StackLocation>,
+    ) -> Result<(), TransientError> {
         // Where the stack is: where it was recorded, else where the SPEC wants it. A stack
         // there counts as the tenant's only if its own tags say so (read by the same
         // DescribeStacks: no call added), so a wrong location is never acted on.
         let target_at = |location: &StackLocation| StackTarget {
-            tenant_id: key.as_str().to_owned(),
+            tenant_id: view.key.as_str().to_owned(),
             location: location.clone(),
         };
         let mut places: Vec<StackLocation> =
@@ -850,10 +900,10 @@ impl Reconciler {
         let looked = places.clone();
         for location in places {
             match self.describe(&target_at(&location)).await? {
-                Some(stack) if stack.is_managed_for(key.as_str()) => {
+                Some(stack) if stack.is_managed_for(view.key.as_str()) => {
                     view.location = Some(location);
                     view.stack = Some(stack);
-                    return Ok(view);
+                    return Ok(());
                 }
                 Some(stack) => {
                     someone_elses.get_or_insert((location, stack));
@@ -872,13 +922,13 @@ impl Reconciler {
             .is_some_and(|s| s.status == Status::Deleted);
         if let Some(recorded) = recorded.as_ref().filter(|_| !recorded_deleted) {
             let named = StackLocation {
-                stack_name: self.settings.stack_name(key),
+                stack_name: self.settings.stack_name(&view.key),
                 ..recorded.clone()
             };
             if !looked.contains(&named)
                 && let Some(stack) = self.describe(&target_at(&named)).await?
             {
-                if stack.is_managed_for(key.as_str()) {
+                if stack.is_managed_for(view.key.as_str()) {
                     warn!(
                         recorded = %recorded.stack_name,
                         found = %named.stack_name,
@@ -886,7 +936,7 @@ impl Reconciler {
                     );
                     view.location = Some(named);
                     view.stack = Some(stack);
-                    return Ok(view);
+                    return Ok(());
                 }
                 someone_elses.get_or_insert((named, stack));
             }
@@ -899,7 +949,7 @@ impl Reconciler {
             }
             None => view.location = wanted.or(recorded),
         }
-        Ok(view)
+        Ok(())
     }
 
     async fn describe(

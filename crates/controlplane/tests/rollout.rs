@@ -937,3 +937,34 @@ async fn a_preview_job_goes_on_from_its_cursor_run_after_run_and_a_finished_one_
         other => panic!("{other:?}"),
     }
 }
+
+/// A tenant a selection rollout moved to v2 whose STATUS is then lost (a hand delete, or a
+/// STATUS from before the control-plane table) keeps the version its stack runs, as the stack's
+/// tag says: it is not moved back to the fleet's current version behind the rollouts' back.
+#[tokio::test]
+async fn a_tenant_whose_status_is_lost_keeps_the_version_its_stack_runs() {
+    let world = World::new(2).await;
+    let mut o = options(1, 1, 0);
+    o.bake_seconds = 0;
+    let selection = Selection {
+        tenants: vec!["t001".into()],
+        ..Selection::default()
+    };
+    let id = world.start(o, selection).await;
+    world.run(&id).await;
+    let moved = TenantKey::new("t001");
+    assert_eq!(world.version_of(&moved).as_deref(), Some("v2"));
+
+    world.store.remove_status(&moved);
+    world.reconciler.reconcile(&moved).await.expect("reconcile");
+    let status = world.store.status(&moved).expect("STATUS recorded again");
+    assert_eq!(status.status, Status::Ready, "{status:?}");
+    assert_eq!(status.assigned_version.as_deref(), Some("v2"));
+    assert_eq!(status.template_version.as_deref(), Some("v2"));
+    assert_eq!(world.version_of(&moved).as_deref(), Some("v2"));
+    // The other tenant, never moved, stays on v1.
+    assert_eq!(
+        world.version_of(&TenantKey::new("t000")).as_deref(),
+        Some("v1")
+    );
+}
