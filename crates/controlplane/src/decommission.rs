@@ -20,7 +20,8 @@ use crate::spec::{TenantKey, decommission_instant};
 use crate::status::{DecommissionNotice, TenantStatus};
 use crate::sweep::for_each_tenant;
 
-/// How much earlier than the end of its grace period a run may remove a tenant.
+/// How much earlier than the end of its grace period a run may remove a tenant: at most this,
+/// and never more than a tenth of the grace period itself (a grace of minutes is kept whole).
 pub const SCHEDULE_SLACK: chrono::Duration = chrono::Duration::minutes(15);
 
 /// What decommission does with one tenant now.
@@ -74,8 +75,10 @@ pub fn plan(
                 .ok();
             // A daily run comes back a few seconds earlier or later than the one that announced:
             // the slack keeps that from adding a day to the grace period.
+            let slack = chrono::Duration::from_std(grace / 10)
+                .map_or(SCHEDULE_SLACK, |tenth| tenth.min(SCHEDULE_SLACK));
             match ends {
-                Some(ends) if ends > now + SCHEDULE_SLACK => Step::InGrace {
+                Some(ends) if ends > now + slack => Step::InGrace {
                     remove_after: notice.remove_after.clone(),
                 },
                 // An unreadable end cannot hold a removal forever: the notice was given.
@@ -359,6 +362,39 @@ mod tests {
             plan(Some("2026-11-01"), Some(&over), now(), DAY),
             Step::Remove
         );
+    }
+
+    /// A short grace period (the local system's two minutes) is not eaten by the slack meant
+    /// for a daily run's jitter: removal waits for its end, less a tenth of it at most.
+    #[test]
+    fn a_short_grace_period_is_kept_whole() {
+        let grace = Duration::from_secs(120);
+        let ends_in_90_seconds = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-23T12:01:30.000Z")),
+        );
+        assert_eq!(
+            plan(Some("2026-11-01"), Some(&ends_in_90_seconds), now(), grace),
+            Step::InGrace {
+                remove_after: "2026-11-23T12:01:30.000Z".into()
+            }
+        );
+        let ends_in_10_seconds = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-23T12:00:10.000Z")),
+        );
+        assert_eq!(
+            plan(Some("2026-11-01"), Some(&ends_in_10_seconds), now(), grace),
+            Step::Remove
+        );
+        let no_grace = status(
+            Status::Ready,
+            Some(notice("2026-11-01", "2026-11-23T12:00:01.000Z")),
+        );
+        assert!(matches!(
+            plan(Some("2026-11-01"), Some(&no_grace), now(), Duration::ZERO),
+            Step::InGrace { .. }
+        ));
     }
 
     #[test]
