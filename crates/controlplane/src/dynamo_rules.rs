@@ -45,6 +45,20 @@ const MIN_EXPONENT: i64 = -130;
 const MAX_EXPONENT: i64 = 125;
 const NUMBER_RANGE: &str = "1E-130 to 9.9999999999999999999999999999999999999E+125";
 
+/// The two tables (template.yaml's `TenantsTable` and `ControlTable`): each has its own
+/// indexes, so an attribute is a key in one and plain data in the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyTable {
+    /// The SPEC table: writers' rows.
+    Specs,
+    /// The control-plane table: what the control plane records.
+    Control,
+}
+
+const BOTH: &[KeyTable] = &[KeyTable::Specs, KeyTable::Control];
+const SPECS: &[KeyTable] = &[KeyTable::Specs];
+const CONTROL: &[KeyTable] = &[KeyTable::Control];
+
 /// A key attribute's role in the table or one of its indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyRole {
@@ -66,6 +80,8 @@ pub enum ScalarType {
 /// `TenantsTable` declares it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KeyAttribute {
+    /// The tables it is a key of.
+    pub tables: &'static [KeyTable],
     pub index: Option<&'static str>,
     pub name: &'static str,
     pub role: KeyRole,
@@ -76,48 +92,56 @@ pub struct KeyAttribute {
 /// declared type. A test compares this with template.yaml, so the two cannot drift.
 pub const TABLE_KEYS: &[KeyAttribute] = &[
     KeyAttribute {
+        tables: BOTH,
         index: None,
         name: "pk",
         role: KeyRole::Partition,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: BOTH,
         index: None,
         name: "sk",
         role: KeyRole::Sort,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: SPECS,
         index: Some(TENANTS_INDEX),
         name: "tenant_id",
         role: KeyRole::Partition,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: SPECS,
         index: Some(TENANTS_INDEX),
         name: "sk",
         role: KeyRole::Sort,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: CONTROL,
         index: Some(STATUSES_INDEX),
         name: "tenant_id",
         role: KeyRole::Partition,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: CONTROL,
         index: Some(STATUSES_INDEX),
         name: "sk",
         role: KeyRole::Sort,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: CONTROL,
         index: Some(BY_STATUS_INDEX),
         name: "status",
         role: KeyRole::Partition,
         declared: ScalarType::S,
     },
     KeyAttribute {
+        tables: CONTROL,
         index: Some(BY_STATUS_INDEX),
         name: "tenant_id",
         role: KeyRole::Sort,
@@ -201,11 +225,14 @@ pub fn type_name<A: DynamoValue>(value: &A) -> &'static str {
     }
 }
 
-/// Every rule DynamoDB applies to an item it stores (PutItem): names, values, the table's keys
-/// (required) and the indexes' keys (when present), and the item's size.
-pub fn check_item<A: DynamoValue>(item: &HashMap<String, A>) -> Result<(), Vec<FieldError>> {
+/// Every rule DynamoDB applies to an item `table` stores (PutItem): names, values, the table's
+/// keys (required) and its indexes' keys (when present), and the item's size.
+pub fn check_item<A: DynamoValue>(
+    table: KeyTable,
+    item: &HashMap<String, A>,
+) -> Result<(), Vec<FieldError>> {
     let mut errors = attribute_errors(item);
-    errors.extend(key_errors(item));
+    errors.extend(key_errors(table, item));
     if let Some(error) = size_error(item) {
         errors.push(error);
     }
@@ -351,13 +378,17 @@ fn set_errors<T: Eq + std::hash::Hash>(
 
 /// The table's keys are required; every key attribute present (the indexes are sparse) must be
 /// of its declared type, and not empty nor longer than its key may be.
-fn key_errors<A: DynamoValue>(item: &HashMap<String, A>) -> Vec<FieldError> {
-    let mut names: Vec<&str> = TABLE_KEYS.iter().map(|k| k.name).collect();
+fn key_errors<A: DynamoValue>(table: KeyTable, item: &HashMap<String, A>) -> Vec<FieldError> {
+    let keys: Vec<&KeyAttribute> = TABLE_KEYS
+        .iter()
+        .filter(|k| k.tables.contains(&table))
+        .collect();
+    let mut names: Vec<&str> = keys.iter().map(|k| k.name).collect();
     names.sort_unstable();
     names.dedup();
     let mut errors = Vec::new();
     for name in names {
-        let roles: Vec<&KeyAttribute> = TABLE_KEYS.iter().filter(|k| k.name == name).collect();
+        let roles: Vec<&KeyAttribute> = keys.iter().copied().filter(|k| k.name == name).collect();
         let described = roles
             .iter()
             .map(|k| describe_role(k))
@@ -662,7 +693,11 @@ mod tests {
     }
 
     fn errors(item: &HashMap<String, V>) -> Vec<(String, String)> {
-        check_item(item)
+        errors_in(KeyTable::Specs, item)
+    }
+
+    fn errors_in(table: KeyTable, item: &HashMap<String, V>) -> Vec<(String, String)> {
+        check_item(table, item)
             .err()
             .unwrap_or_default()
             .into_iter()
@@ -671,7 +706,11 @@ mod tests {
     }
 
     fn only(item: &HashMap<String, V>) -> (String, String) {
-        let found = errors(item);
+        only_in(KeyTable::Specs, item)
+    }
+
+    fn only_in(table: KeyTable, item: &HashMap<String, V>) -> (String, String) {
+        let found = errors_in(table, item);
         assert_eq!(found.len(), 1, "{found:?}");
         found.into_iter().next().unwrap_or_default()
     }
@@ -695,7 +734,7 @@ mod tests {
             ("numbers", V::Ns(vec!["1".into(), "2".into()])),
             ("blobs", V::Bs(vec![vec![1], vec![]])),
         ]);
-        assert_eq!(check_item(&valid), Ok(()));
+        assert_eq!(check_item(KeyTable::Specs, &valid), Ok(()));
     }
 
     #[test]
@@ -849,7 +888,10 @@ mod tests {
 
     #[test]
     fn nesting_stops_at_32_levels() {
-        assert_eq!(check_item(&item(&[("doc", nested(31))])), Ok(()));
+        assert_eq!(
+            check_item(KeyTable::Specs, &item(&[("doc", nested(31))])),
+            Ok(())
+        );
         let (field, message) = only(&item(&[("doc", nested(32))]));
         assert_eq!(field, format!("doc{}", ".n".repeat(32)));
         assert!(message.contains("32 levels"), "{message}");
@@ -873,7 +915,7 @@ mod tests {
                 ),
                 (
                     "sk".to_owned(),
-                    "is required: it is the table's sort key and the sort key of index \"tenants\" and the sort key of index \"statuses\""
+                    "is required: it is the table's sort key and the sort key of index \"tenants\""
                         .to_owned()
                 ),
             ]
@@ -887,13 +929,19 @@ mod tests {
             only(&item(&[("pk", n("1"))])).1.split(':').next(),
             Some("must be a string (S), got N")
         );
-        assert_eq!(check_item(&item(&[("pk", s(&"p".repeat(2048)))])), Ok(()));
+        assert_eq!(
+            check_item(KeyTable::Specs, &item(&[("pk", s(&"p".repeat(2048)))])),
+            Ok(())
+        );
         assert!(
             only(&item(&[("pk", s(&"p".repeat(2049)))]))
                 .1
                 .contains("at most 2048")
         );
-        assert_eq!(check_item(&item(&[("sk", s(&"s".repeat(1024)))])), Ok(()));
+        assert_eq!(
+            check_item(KeyTable::Specs, &item(&[("sk", s(&"s".repeat(1024)))])),
+            Ok(())
+        );
         assert!(
             only(&item(&[("sk", s(&"s".repeat(1025)))]))
                 .1
@@ -905,28 +953,39 @@ mod tests {
     fn index_keys_are_optional_but_of_their_declared_type() {
         let mut sparse = item(&[]);
         sparse.remove("tenant_id");
-        assert_eq!(check_item(&sparse), Ok(()));
+        assert_eq!(check_item(KeyTable::Specs, &sparse), Ok(()));
         assert_eq!(
             only(&item(&[("tenant_id", n("7"))])),
             (
                 "tenant_id".into(),
                 "must be a string (S), got N: DynamoDB requires it of the partition key of index \
-                 \"tenants\" and the partition key of index \"statuses\" and the sort key of \
-                 index \"by-status\""
+                 \"tenants\""
                     .into()
             )
         );
-        assert_eq!(only(&item(&[("status", V::Bool(true))])).0, "status");
+        // The control-plane table's indexes: `status` is a key there, `tenant_id` a sort key
+        // too (1024 bytes at most).
+        let control = KeyTable::Control;
+        assert_eq!(
+            only_in(control, &item(&[("status", V::Bool(true))])).0,
+            "status"
+        );
         assert!(
-            only(&item(&[("status", s(""))]))
+            only_in(control, &item(&[("status", s(""))]))
                 .1
                 .starts_with("must not be empty")
         );
-        // tenant_id is also a sort key: 1024 bytes at most.
         assert!(
-            only(&item(&[("tenant_id", s(&"t".repeat(1025)))]))
+            only_in(control, &item(&[("tenant_id", s(&"t".repeat(1025)))]))
                 .1
                 .contains("at most 1024")
+        );
+        assert_eq!(
+            check_item(
+                KeyTable::Specs,
+                &item(&[("tenant_id", s(&"t".repeat(1025)))])
+            ),
+            Ok(())
         );
     }
 
@@ -953,7 +1012,7 @@ mod tests {
         let fits = MAX_ITEM_BYTES - keys;
         let at_limit = item(&[("config", m(&[("seed", s(&"x".repeat(fits)))]))]);
         assert_eq!(item_size(&at_limit), MAX_ITEM_BYTES);
-        assert_eq!(check_item(&at_limit), Ok(()));
+        assert_eq!(check_item(KeyTable::Specs, &at_limit), Ok(()));
         // One byte more, and another entry (5 + 1 + 1 bytes): the largest part is named.
         let over = item(&[(
             "config",
@@ -995,12 +1054,27 @@ mod tests {
             ("count".to_owned(), Sdk::N("1".repeat(39))),
         ]
         .into();
-        let fields: Vec<String> = check_item(&item)
+        let fields: Vec<String> = check_item(KeyTable::Specs, &item)
             .expect_err("refused")
             .into_iter()
             .map(|e| e.field)
             .collect();
         assert_eq!(fields, ["bs[1]", "count", "selection.\"\""]);
+    }
+
+    /// Each table's own index keys: `status` is a key of the control-plane table's `by-status`
+    /// index, and plain data in the SPEC table, where DynamoDB takes any type.
+    #[test]
+    fn an_attribute_is_checked_as_a_key_only_in_the_table_that_indexes_it() {
+        let numbered = item(&[("status", n("7"))]);
+        assert_eq!(check_item(KeyTable::Specs, &numbered), Ok(()));
+        let refused = check_item(KeyTable::Control, &numbered).unwrap_err();
+        assert_eq!(refused[0].field, "status");
+        assert!(
+            refused[0].message.contains("index \"by-status\""),
+            "{}",
+            refused[0].message
+        );
     }
 
     /// The key attributes and types above are template.yaml's `TenantsTable` and
@@ -1012,9 +1086,12 @@ mod tests {
         let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("parses");
         let text_of = |v: &serde_yaml_ng::Value| v.as_str().unwrap_or_default().to_owned();
         let mut declared: HashMap<String, String> = HashMap::new();
-        let mut keys: Vec<(Option<String>, String, String, String)> = Vec::new();
-        for table in ["TenantsTable", "ControlTable"] {
-            let table = &template["Resources"][table]["Properties"];
+        let mut keys: Vec<(String, Option<String>, String, String, String)> = Vec::new();
+        for (resource, ours_of) in [
+            ("TenantsTable", KeyTable::Specs),
+            ("ControlTable", KeyTable::Control),
+        ] {
+            let table = &template["Resources"][resource]["Properties"];
             let ours: HashMap<String, String> = table["AttributeDefinitions"]
                 .as_sequence()
                 .expect("AttributeDefinitions")
@@ -1025,7 +1102,13 @@ mod tests {
                 for key in schema.as_sequence().expect("KeySchema") {
                     let name = text_of(&key["AttributeName"]);
                     let kind = ours.get(&name).cloned().unwrap_or_default();
-                    keys.push((index.clone(), name, text_of(&key["KeyType"]), kind));
+                    keys.push((
+                        format!("{ours_of:?}"),
+                        index.clone(),
+                        name,
+                        text_of(&key["KeyType"]),
+                        kind,
+                    ));
                 }
             };
             add(None, &table["KeySchema"]);
@@ -1045,19 +1128,21 @@ mod tests {
         }
         let mut in_template = keys;
         in_template.sort();
-        in_template.dedup();
-        let mut ours: Vec<(Option<String>, String, String, String)> = TABLE_KEYS
+        let mut ours: Vec<(String, Option<String>, String, String, String)> = TABLE_KEYS
             .iter()
-            .map(|k| {
-                (
-                    k.index.map(str::to_owned),
-                    k.name.to_owned(),
-                    match k.role {
-                        KeyRole::Partition => "HASH".to_owned(),
-                        KeyRole::Sort => "RANGE".to_owned(),
-                    },
-                    format!("{:?}", k.declared),
-                )
+            .flat_map(|k| {
+                k.tables.iter().map(move |table| {
+                    (
+                        format!("{table:?}"),
+                        k.index.map(str::to_owned),
+                        k.name.to_owned(),
+                        match k.role {
+                            KeyRole::Partition => "HASH".to_owned(),
+                            KeyRole::Sort => "RANGE".to_owned(),
+                        },
+                        format!("{:?}", k.declared),
+                    )
+                })
             })
             .collect();
         ours.sort();
@@ -1126,12 +1211,12 @@ mod tests {
             /// ways the project carries items: the SDK's type, and DynamoDB JSON (stream images).
             #[test]
             fn accepted_items_round_trip_unchanged(item in any_item()) {
-                let verdict = check_item(&item);
+                let verdict = check_item(KeyTable::Specs, &item);
                 if verdict.is_ok() {
                     let decoded = serde_dynamo::Item::from(item.clone());
                     let sdk: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
                         decoded.clone().into();
-                    prop_assert_eq!(check_item(&sdk), Ok(()));
+                    prop_assert_eq!(check_item(KeyTable::Specs, &sdk), Ok(()));
                     let back: HashMap<String, V> = serde_dynamo::Item::from(sdk).into();
                     prop_assert_eq!(&back, &item);
                     let json = serde_json::to_string(&decoded).expect("DynamoDB JSON");

@@ -156,9 +156,10 @@ impl TenantSpec {
     /// too). Unknown attributes are kept by the table and ignored here, but DynamoDB's rules
     /// apply to them as well.
     pub fn parse(key: &TenantKey, item: &Item) -> Result<Self, Vec<FieldError>> {
-        let refused = crate::dynamo_rules::check_item(item.inner())
-            .err()
-            .unwrap_or_default();
+        let refused =
+            crate::dynamo_rules::check_item(crate::dynamo_rules::KeyTable::Specs, item.inner())
+                .err()
+                .unwrap_or_default();
         let mut errors = Vec::new();
         let tenant_id = required_string(item, "tenant_id", &mut errors);
         let account_id = required_string(item, "account_id", &mut errors);

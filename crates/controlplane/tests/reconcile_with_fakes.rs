@@ -941,8 +941,7 @@ async fn specs_dynamodb_would_refuse_fail_naming_every_field_and_block_no_one() 
         (
             "number-id",
             "invalid SPEC: tenant_id: must be a string (S), got N: DynamoDB requires it of the \
-             partition key of index \"tenants\" and the partition key of index \"statuses\" and \
-             the sort key of index \"by-status\""
+             partition key of index \"tenants\""
                 .to_owned(),
         ),
         (

@@ -20,7 +20,7 @@ use tracing::warn;
 
 use super::AwsFailure;
 use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
-use crate::dynamo_rules::{check_item, check_values};
+use crate::dynamo_rules::{KeyTable, check_item, check_values};
 use crate::ports::{
     Healing, IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
 };
@@ -174,9 +174,14 @@ impl DynamoStore {
 
 type Row = HashMap<String, AttributeValue>;
 
-/// The item, if DynamoDB would store it.
+/// The item, if DynamoDB would store it in the control-plane table.
 fn storable(item: Row) -> Result<Row, StoreError> {
-    check_item(&item).map_err(StoreError::Unstorable)?;
+    storable_in(KeyTable::Control, item)
+}
+
+/// The item, if DynamoDB would store it in `table`.
+fn storable_in(table: KeyTable, item: Row) -> Result<Row, StoreError> {
+    check_item(table, &item).map_err(StoreError::Unstorable)?;
     Ok(item)
 }
 
@@ -230,7 +235,7 @@ pub(crate) fn spec_item(tenant: &TenantKey, spec: &Item) -> Result<Row, StoreErr
     let mut item: Row = spec.clone().into();
     item.insert("pk".into(), AttributeValue::S(tenant.pk()));
     item.insert("sk".into(), AttributeValue::S(SPEC_SK.into()));
-    storable(item)
+    storable_in(KeyTable::Specs, item)
 }
 
 /// A stored idempotent response, expiring after [`IDEMPOTENCY_TTL`].
