@@ -712,3 +712,42 @@ async fn a_tenant_is_read_from_its_two_tables_and_nothing_else_counts() {
         .expect_err("throttled");
     assert_eq!(error.healing(), Healing::Transient, "{error}");
 }
+
+/// A published version is written once: one whose body no longer hashes to the sha256 recorded
+/// when it was published (changed in place in the table) is refused, never deployed.
+#[tokio::test]
+async fn a_template_version_changed_after_publishing_is_refused() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use controlplane::ports::TemplateStore;
+
+    let record = |body: &str| {
+        let body = body.to_owned();
+        mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+            let text = |v: &str| AttributeValue::S(v.into());
+            GetItemOutput::builder()
+                .item("pk", text("TEMPLATES"))
+                .item("sk", text("VERSION#v2"))
+                .item("version", text("v2"))
+                .item("body", text(&body))
+                .item(
+                    "sha256",
+                    text(&controlplane::template_source::sha256_hex("Resources: {}")),
+                )
+                .item("published_by", text("ops"))
+                .item("published_at", text("2026-12-02T00:00:00Z"))
+                .build()
+        })
+    };
+    let kept = record("Resources: {}");
+    assert!(store(&[&kept]).template("v2").await.unwrap().is_some());
+    let swapped = record("Resources: {Evil: {}}");
+    let refused = store(&[&swapped]).template("v2").await.unwrap_err();
+    assert_eq!(refused.healing(), Healing::Permanent, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("changed after it was published"),
+        "{refused}"
+    );
+}
