@@ -726,9 +726,16 @@ impl ApiState {
         {
             return Err(Problem::precondition_failed());
         }
+        let now = chrono::Utc::now();
+        // Unique per request: two removals of the same content are two lines, never one.
+        let id = format!(
+            "api-delete-{}-{}",
+            etag_of(&current).trim_matches('"'),
+            now.timestamp_nanos_opt().unwrap_or_default()
+        );
         let entry = AuditEntry {
-            at: controlplane::reconcile::rfc3339(chrono::Utc::now()),
-            id: format!("api-delete-{}", &etag_of(&current).trim_matches('"')),
+            at: controlplane::reconcile::rfc3339(now),
+            id,
             action: "spec-removed".into(),
             actor: caller.subject.clone(),
             requested_by: None,
@@ -739,7 +746,9 @@ impl ApiState {
         match self.specs.delete_spec(&key, &current).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
+                // A line of its own beside the accepted one, which it must not replace.
                 let refused = AuditEntry {
+                    id: format!("{}-refused", entry.id),
                     result: "refused".into(),
                     reason: Some("the tenant changed meanwhile: not removed".into()),
                     ..entry

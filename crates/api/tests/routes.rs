@@ -493,6 +493,32 @@ async fn patch_needs_a_current_etag_and_merges_the_change() {
     assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Two removals of the same content, by two admins, are two lines of the timeline.
+#[tokio::test]
+async fn each_removal_is_a_line_of_its_own() {
+    let api = api();
+    let admin = api.admin();
+    for _ in 0..2 {
+        api.create("acme", "111111111111").await;
+        let deleted = api
+            .call("DELETE", "/tenants/acme", Some(&admin), None, &[])
+            .await;
+        assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.body);
+    }
+    api.create("acme", "111111111111").await;
+    let events = api
+        .call("GET", "/tenants/acme/events", Some(&admin), None, &[])
+        .await;
+    let removals: Vec<&Value> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "spec-removed")
+        .collect();
+    assert_eq!(removals.len(), 2, "{removals:?}");
+    assert_ne!(removals[0]["id"], removals[1]["id"]);
+}
+
 #[tokio::test]
 async fn retry_bumps_the_counter_and_delete_records_who_removed_it() {
     let api = api();

@@ -1010,8 +1010,10 @@ fn row_key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
 }
 
 /// Idempotency records live under their own pk, outside every tenant and index.
+/// The scope's length comes first, so no caller's scope and key can spell another's
+/// (`alice#x` + `y` is not `alice` + `x#y`).
 fn idempotency_pk(scope: &str, key: &str) -> String {
-    format!("IDEMPOTENCY#{scope}#{key}")
+    format!("IDEMPOTENCY#{}#{scope}#{key}", scope.len())
 }
 
 /// Template versions and the fleet's current one share one partition, outside every tenant.
@@ -1676,6 +1678,15 @@ mod tests {
         assert_eq!(values[":a2"], AttributeValue::S("M".into()));
         assert!(!names.contains_key("#a0"), "{names:?}");
         assert!(!names.values().any(String::is_empty), "{names:?}");
+    }
+
+    #[test]
+    fn one_callers_idempotency_key_never_spells_anothers() {
+        assert_ne!(
+            idempotency_pk("alice#x", "y"),
+            idempotency_pk("alice", "x#y")
+        );
+        assert_eq!(idempotency_pk("alice", "k"), idempotency_pk("alice", "k"));
     }
 
     #[test]
