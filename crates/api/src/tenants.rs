@@ -697,11 +697,13 @@ impl ApiState {
             return Err(Problem::not_found(tenant));
         }
         self.rewrite(&key, caller, |item| {
+            // A bump only has to change the value: past the largest it starts again at 0
+            // (saturating would leave it unchanged, and nothing would be retried).
             let next = match item.get("retry") {
                 Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(0),
                 _ => 0,
             }
-            .saturating_add(1);
+            .wrapping_add(1);
             item.insert("retry".into(), AttributeValue::N(next.to_string()));
         })
         .await

@@ -493,6 +493,26 @@ async fn patch_needs_a_current_etag_and_merges_the_change() {
     assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// A retry at the largest counter still changes the SPEC (so it is retried): it starts again.
+#[tokio::test]
+async fn a_retry_at_the_largest_counter_still_retries() {
+    let api = api();
+    let admin = api.admin();
+    // As a writer put it, straight into the table.
+    api.store.put_spec(
+        &TenantKey::new("rmax"),
+        controlplane::item_json::item_of_json(&json!({
+            "pk": "TENANT#rmax", "sk": "SPEC", "tenant_id": "rmax",
+            "account_id": "111111111111", "retry": 18446744073709551615u64,
+        })),
+    );
+    let retried = api
+        .call("POST", "/tenants/rmax/retry", Some(&admin), None, &[])
+        .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    assert_eq!(retried.body["retry"], 0);
+}
+
 /// Two removals of the same content, by two admins, are two lines of the timeline.
 #[tokio::test]
 async fn each_removal_is_a_line_of_its_own() {
