@@ -649,6 +649,21 @@ async fn removing_the_spec_deletes_the_stack() {
     assert_eq!(w.stacks.live_stacks().len(), 1);
 }
 
+/// The seed tenant ready, and its STATUS then naming a place in its account that holds another
+/// team's stack (not tagged for any tenant): that place.
+async fn ready_but_recorded_at_someone_elses_stack(w: &World, image: &Value) -> StackLocation {
+    w.ready_with(image).await;
+    let elsewhere = StackLocation {
+        stack_name: "someone-elses".into(),
+        ..location(ACCOUNT, SEED)
+    };
+    someone_elses_stack(w, &elsewhere).await;
+    let mut status = w.status(SEED);
+    status.location = Some(elsewhere.clone());
+    w.store.set_status(&key(SEED), status);
+    elsewhere
+}
+
 /// A stack at `at` that is not the control plane's (another team's, untagged for any tenant).
 async fn someone_elses_stack(w: &World, at: &StackLocation) {
     w.stacks
@@ -671,22 +686,14 @@ async fn someone_elses_stack(w: &World, at: &StackLocation) {
 
 /// STATUS names a place that does not hold the tenant's stack (a hand edit of the control-plane
 /// table, a bug, a name from another release): a stack there is trusted only if its own tags
-/// say it is the tenant's, and the tenant's account and region are searched by tag before
-/// anything is recorded `deleted`. So the delete reaches the real stack, and the one STATUS
+/// say it is the tenant's, and the tenant's stack name is looked for in the recorded account and
+/// region (confirmed by its tags) before anything is recorded `deleted`. So the delete reaches the real stack, and the one STATUS
 /// named is left alone.
 #[tokio::test]
 async fn a_stack_not_where_status_says_is_found_by_its_tags_and_deleted_not_orphaned() {
     let w = World::new();
     let image = seed_image();
-    w.ready_with(&image).await;
-    let elsewhere = StackLocation {
-        stack_name: "someone-elses".into(),
-        ..location(ACCOUNT, SEED)
-    };
-    someone_elses_stack(&w, &elsewhere).await;
-    let mut status = w.status(SEED);
-    status.location = Some(elsewhere.clone());
-    w.store.set_status(&key(SEED), status);
+    let elsewhere = ready_but_recorded_at_someone_elses_stack(&w, &image).await;
 
     w.remove(SEED);
     let report = w.handle(vec![remove(SEED, "200", &image)]).await;
@@ -713,15 +720,7 @@ async fn a_stack_not_where_status_says_is_found_by_its_tags_and_deleted_not_orph
 async fn someone_elses_stack_at_a_wrong_recorded_place_does_not_hide_the_tenants_own() {
     let w = World::new();
     let image = seed_image();
-    w.ready_with(&image).await;
-    let elsewhere = StackLocation {
-        stack_name: "someone-elses".into(),
-        ..location(ACCOUNT, SEED)
-    };
-    someone_elses_stack(&w, &elsewhere).await;
-    let mut status = w.status(SEED);
-    status.location = Some(elsewhere);
-    w.store.set_status(&key(SEED), status);
+    ready_but_recorded_at_someone_elses_stack(&w, &image).await;
 
     w.reconcile(SEED).await;
     // Not blocked as someone else's stack, not created again: the tenant's own is the one
