@@ -161,6 +161,30 @@ impl Problem {
         )
     }
 
+    /// A stored record failed its own integrity check (a template version whose body was
+    /// changed in place): the same request fails until an operator repairs it, so it is not
+    /// "try again". The detail is the control plane's own text, naming the record.
+    pub fn corrupt_record(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "/problems/corrupt-record",
+            "A stored record failed its integrity check",
+            detail,
+        )
+    }
+
+    /// The table refused the control plane's own request for good: not the caller's to retry.
+    /// What DynamoDB said is logged, not returned.
+    pub fn internal(reason: &str) -> Self {
+        tracing::error!(%reason, "the table refused the request");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "/problems/internal",
+            "The request could not be completed",
+            "the control plane's request was refused; the reason is in its log",
+        )
+    }
+
     /// A template version that breaks a rule: each problem in `errors`, under the field at
     /// fault (`version` or `body`).
     pub fn invalid_template(errors: Vec<FieldError>) -> Self {
@@ -297,6 +321,19 @@ impl From<controlplane::ports::StoreError> for Problem {
         match error {
             // The request would make an item DynamoDB refuses: a retry would be refused too.
             controlplane::ports::StoreError::Unstorable(errors) => Self::invalid(errors),
+            controlplane::ports::StoreError::Corrupt(reason) => Self::corrupt_record(reason),
+            controlplane::ports::StoreError::Rejected(reason) => Self::internal(&reason),
+            other => Self::unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<controlplane::ports::TemplateSourceError> for Problem {
+    fn from(error: controlplane::ports::TemplateSourceError) -> Self {
+        match error {
+            controlplane::ports::TemplateSourceError::Corrupt(reason) => {
+                Self::corrupt_record(reason)
+            }
             other => Self::unavailable(other.to_string()),
         }
     }

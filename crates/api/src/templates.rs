@@ -202,11 +202,7 @@ impl ApiState {
     /// Every version (shipped first, then published, oldest first) and the current one.
     pub async fn template_versions(&self, caller: &Caller) -> Result<TemplateVersions, Problem> {
         caller.require_admin("reads template versions")?;
-        let current = self
-            .templates
-            .current_version()
-            .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let current = self.templates.current_version().await?;
         let versions = self
             .templates
             .records()

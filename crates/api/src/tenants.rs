@@ -219,7 +219,7 @@ impl ApiState {
         match validate(key, &item, assigned, self.templates.as_ref()).await {
             Ok(Validation::Valid(_)) => Ok(item),
             Ok(Validation::Invalid(errors)) => Err(Problem::invalid(errors)),
-            Err(e) => Err(Problem::unavailable(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -25,6 +25,7 @@ const REJECTED_MARKER: &str = "Fn::NoSuchFunction";
 
 struct Fleet {
     app: Router,
+    store: Arc<InMemoryStore>,
     reconciler: Reconciler,
     stacks: Arc<FakeStacks>,
     driver: Arc<RolloutDriver>,
@@ -47,13 +48,14 @@ fn fleet() -> Fleet {
         .expect("the shipped template");
     let stacks = Arc::new(FakeStacks::default());
     let reconciler = Reconciler::new(
-        store,
+        store.clone(),
         stacks.clone(),
         state.templates.clone(),
         Settings::new("us-east-1"),
     );
     let tokens = LocalTokens::new("test-key");
     Fleet {
+        store,
         driver: state.rollouts.clone(),
         app: with_local_tokens(router(state), tokens.clone()),
         reconciler,
@@ -223,6 +225,72 @@ async fn a_version_is_published_once_and_a_repeat_is_harmless() {
             .await,
         StatusCode::NOT_FOUND,
     );
+}
+
+/// A published version whose body was changed in place in the table (its sha256 no longer
+/// matches) is refused for good with the reason, never "try again": reading it is a 500 of its
+/// own type, a tenant or rollout naming it is a 422, and its name stays taken.
+#[tokio::test]
+async fn a_version_changed_after_publishing_is_refused_for_good() {
+    let fleet = fleet();
+    let admin = fleet.admin();
+    assert_eq!(
+        fleet.publish("v2", &v2_body()).await.status,
+        StatusCode::CREATED
+    );
+    fleet
+        .store
+        .tamper_template("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
+
+    let read = fleet
+        .call("GET", "/template-versions/v2", &admin, None)
+        .await;
+    assert_problem(&read, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        read.body["type"], "/problems/corrupt-record",
+        "{}",
+        read.body
+    );
+    assert!(
+        read.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("changed after it was published")),
+        "{}",
+        read.body
+    );
+
+    let created = fleet
+        .call(
+            "POST",
+            "/tenants",
+            &admin,
+            Some(json!({"tenant_id": "acme", "account_id": "111111111111",
+                        "template_version": "v2",
+                        "config": {"difficulty": "hard", "player_count": 5}})),
+        )
+        .await;
+    assert_problem(&created, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&created), ["template_version"]);
+
+    let rollout = fleet
+        .call(
+            "POST",
+            "/rollouts",
+            &admin,
+            Some(json!({"target_version": "v2"})),
+        )
+        .await;
+    assert_problem(&rollout, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        rollout
+            .body
+            .to_string()
+            .contains("changed after it was published"),
+        "{}",
+        rollout.body
+    );
+
+    assert_problem(&fleet.publish("v2", &v2_body()).await, StatusCode::CONFLICT);
 }
 
 #[tokio::test]

@@ -100,6 +100,13 @@ impl InMemoryStore {
         lock(&self.state).statuses.remove(tenant);
     }
 
+    /// Changes a published version's body in place, as a hand edit of the table would.
+    pub fn tamper_template(&self, version: &str, body: &str) {
+        if let Some(record) = lock(&self.state).templates.get_mut(version) {
+            record.body = body.to_owned();
+        }
+    }
+
     pub fn set_status(&self, tenant: &TenantKey, status: TenantStatus) {
         lock(&self.state).statuses.insert(tenant.clone(), status);
     }
@@ -407,6 +414,16 @@ impl FakeStacks {
                 failure_reason: Some("seeded failure".into()),
             },
         );
+    }
+
+    /// Sets a tag on a stack, as anyone who may tag it in the tenant's account can.
+    pub fn set_tag(&self, location: &StackLocation, key: &str, value: &str) {
+        let mut state = lock(&self.state);
+        if let Some(stack) = state.stacks.get_mut(location) {
+            stack.tags.retain(|(k, _)| k != key);
+            stack.tags.push((key.to_owned(), value.to_owned()));
+            stack.observed.tags.insert(key.to_owned(), value.to_owned());
+        }
     }
 
     pub fn stack(&self, location: &StackLocation) -> Option<FakeStack> {

@@ -37,13 +37,18 @@ pub enum StoreError {
     /// sent, and the same write will always be refused, so it is never retried.
     #[error("DynamoDB would refuse this item: {}", crate::spec::joined(.0))]
     Unstorable(Vec<crate::spec::FieldError>),
+    /// A stored record fails its own integrity check (a published template version whose body
+    /// was changed in place): it is never used, and reading it again cannot help. The text is
+    /// the control plane's own, meant for the operator who can repair it.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
     pub fn healing(&self) -> Healing {
         match self {
             Self::Conflict | Self::Unavailable(_) => Healing::Transient,
-            Self::Rejected(_) | Self::Unstorable(_) => Healing::Permanent,
+            Self::Rejected(_) | Self::Unstorable(_) | Self::Corrupt(_) => Healing::Permanent,
         }
     }
 }
@@ -194,8 +199,24 @@ pub trait Stacks: Send + Sync {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("templates: {0}")]
-pub struct TemplateSourceError(pub String);
+pub enum TemplateSourceError {
+    /// The versions could not be read; may heal.
+    #[error("templates: {0}")]
+    Unavailable(String),
+    /// The version is stored but refused for good (its body changed after it was published):
+    /// a tenant on it fails with this reason instead of retrying forever.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for TemplateSourceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Corrupt(reason) => Self::Corrupt(reason),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
 
 /// Where tenant template versions come from.
 #[async_trait]

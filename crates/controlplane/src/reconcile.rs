@@ -17,7 +17,7 @@ use crate::decide::{
 };
 use crate::ports::{
     Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
-    StoreError, TemplateSource, TenantStore, UpdateStarted,
+    StoreError, TemplateSource, TemplateSourceError, TenantStore, UpdateStarted,
 };
 use crate::spec::{TenantKey, check_tenant_id, describe_errors};
 use crate::stack::{
@@ -866,6 +866,7 @@ impl Reconciler {
             && unpinned
             && let Some(running) = running
             && view.versions.assigned_version.as_deref() != Some(running.as_str())
+            && self.adoptable(&running).await?
         {
             info!(version = %running, "no version recorded: keeping the one the stack runs");
             let (desired, template, versions) =
@@ -875,6 +876,35 @@ impl Reconciler {
             view.versions = versions;
         }
         Ok(view)
+    }
+
+    /// Whether a stack's `template-version` tag names a version that can be kept: one that
+    /// exists and is not refused. Anyone who can tag the stack can write the tag, so a version
+    /// never published (or changed since) is not adopted: the tenant takes the fleet's current
+    /// version instead of failing on a version it was never given.
+    async fn adoptable(&self, version: &str) -> Result<bool, TransientError> {
+        if crate::spec::check_template_version(version).is_err() {
+            warn!(
+                version,
+                "the stack's template-version tag is not a version name: not kept"
+            );
+            return Ok(false);
+        }
+        match self.templates.get(version).await {
+            Ok(Some(_)) => Ok(true),
+            Ok(None) => {
+                warn!(
+                    version,
+                    "the stack's template-version tag names no published version: not kept"
+                );
+                Ok(false)
+            }
+            Err(TemplateSourceError::Corrupt(reason)) => {
+                warn!(version, %reason, "the version the stack's tag names is refused: not kept");
+                Ok(false)
+            }
+            Err(e) => Err(TransientError(e.to_string())),
+        }
     }
 
     /// Finds the tenant's stack. Where it was recorded, else where the SPEC wants it. A stack

@@ -52,14 +52,24 @@ pub enum RolloutError {
     Unstorable(Vec<crate::spec::FieldError>),
 }
 
+impl From<crate::ports::TemplateSourceError> for RolloutError {
+    fn from(e: crate::ports::TemplateSourceError) -> Self {
+        match e {
+            // A version refused for good is no target: say why, as for one never published.
+            crate::ports::TemplateSourceError::Corrupt(reason) => Self::Invalid(vec![reason]),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for RolloutError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => Self::Conflict,
             // Not the caller's fault either way: the rollout cannot be stepped now.
-            StoreError::Unavailable(reason) | StoreError::Rejected(reason) => {
-                Self::Unavailable(reason)
-            }
+            StoreError::Unavailable(reason)
+            | StoreError::Rejected(reason)
+            | StoreError::Corrupt(reason) => Self::Unavailable(reason),
             StoreError::Unstorable(errors) => Self::Unstorable(errors),
         }
     }
@@ -168,11 +178,7 @@ impl RolloutDriver {
         if request.selection.percent.is_some_and(|p| p == 0 || p > 100) {
             problems.push("selection percent must be from 1 to 100".into());
         }
-        let target = self
-            .templates
-            .get(&request.target_version)
-            .await
-            .map_err(|e| RolloutError::Unavailable(e.to_string()))?;
+        let target = self.templates.get(&request.target_version).await?;
         if target.is_none() {
             problems.push(format!(
                 "no template version {:?} is published",
@@ -182,11 +188,7 @@ impl RolloutDriver {
         if !problems.is_empty() {
             return Err(RolloutError::Invalid(problems));
         }
-        let previous_version = self
-            .templates
-            .current_version()
-            .await
-            .map_err(|e| RolloutError::Unavailable(e.to_string()))?;
+        let previous_version = self.templates.current_version().await?;
         let now = self.now();
         let id = rollout_id(now, &request.target_version, &request.created_by);
         let at = rfc3339(now);

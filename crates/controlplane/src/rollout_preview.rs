@@ -123,15 +123,11 @@ async fn target_template(
     target_version: &str,
     templates: &dyn TemplateSource,
 ) -> Result<Arc<Template>, RolloutError> {
-    templates
-        .get(target_version)
-        .await
-        .map_err(|e| RolloutError::Unavailable(e.to_string()))?
-        .ok_or_else(|| {
-            RolloutError::Invalid(vec![format!(
-                "no template version {target_version:?} is published"
-            )])
-        })
+    templates.get(target_version).await?.ok_or_else(|| {
+        RolloutError::Invalid(vec![format!(
+            "no template version {target_version:?} is published"
+        )])
+    })
 }
 
 /// Every tenant in preview order.

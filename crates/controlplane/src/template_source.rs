@@ -123,7 +123,25 @@ impl TableTemplates {
         {
             return Ok(Some(record));
         }
-        self.store.template(version).await
+        self.published(version).await
+    }
+
+    /// A published version, as stored, if its body is still the one published. Versions are
+    /// written once; a body changed in place afterwards (a hand edit of the table) is never
+    /// deployed or served as the version.
+    async fn published(&self, version: &str) -> Result<Option<TemplateRecord>, StoreError> {
+        let Some(record) = self.store.template(version).await? else {
+            return Ok(None);
+        };
+        let sha256 = sha256_hex(&record.body);
+        if sha256 != record.sha256 {
+            return Err(StoreError::Corrupt(format!(
+                "template version {version} was changed after it was published: its body's \
+                 sha256 is {sha256}, not the {} recorded; publish a new version",
+                record.sha256
+            )));
+        }
+        Ok(Some(record))
     }
 
     fn cached(&self, version: &str) -> Option<Arc<Template>> {
@@ -141,7 +159,7 @@ impl TemplateSource for TableTemplates {
         match self.store.current_template().await {
             Ok(Some(current)) => Ok(current.version),
             Ok(None) => self.bundled.current_version().await,
-            Err(e) => Err(TemplateSourceError(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -152,17 +170,14 @@ impl TemplateSource for TableTemplates {
         if let Some(template) = self.cached(version) {
             return Ok(Some(template));
         }
-        let Some(record) = self
-            .store
-            .template(version)
-            .await
-            .map_err(|e| TemplateSourceError(e.to_string()))?
-        else {
+        // Parsed once per process: a version read (and verified) before an in-place change
+        // keeps its published body here, which is still the version's true body.
+        let Some(record) = self.published(version).await? else {
             return Ok(None);
         };
         let template = Arc::new(
             Template::parse(&record.version, &record.body)
-                .map_err(|e| TemplateSourceError(e.to_string()))?,
+                .map_err(|e| TemplateSourceError::Corrupt(e.to_string()))?,
         );
         self.parsed
             .lock()
@@ -262,7 +277,13 @@ pub async fn publish(
         return Err(PublishError::Invalid(problems));
     }
     let sha256 = sha256_hex(&new.body);
-    if let Some(existing) = templates.record(&new.version).await? {
+    let existing = match templates.record(&new.version).await {
+        Ok(existing) => existing,
+        // Stored, though changed in place since: the version is taken all the same.
+        Err(StoreError::Corrupt(_)) => return Err(PublishError::Exists(new.version)),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(existing) = existing {
         return if existing.sha256 == sha256 {
             Ok(Published {
                 record: existing,
@@ -312,12 +333,13 @@ pub async fn publish(
             already: false,
         }),
         // Published concurrently: the same body is the same version.
-        Err(StoreError::Conflict) => match store.template(&record.version).await? {
-            Some(existing) if existing.sha256 == record.sha256 => Ok(Published {
+        Err(StoreError::Conflict) => match templates.record(&record.version).await {
+            Ok(Some(existing)) if existing.sha256 == record.sha256 => Ok(Published {
                 record: existing,
                 already: true,
             }),
-            _ => Err(PublishError::Exists(record.version)),
+            Ok(_) | Err(StoreError::Corrupt(_)) => Err(PublishError::Exists(record.version)),
+            Err(e) => Err(e.into()),
         },
         Err(e) => Err(e.into()),
     }

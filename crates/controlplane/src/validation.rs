@@ -50,11 +50,23 @@ pub async fn validate(
         .template_version
         .clone()
         .unwrap_or_else(|| assigned_version.clone());
-    let Some(template) = templates.get(&version).await? else {
-        return Ok(Validation::Invalid(vec![FieldError::new(
-            "template_version",
-            format!("no template version {version:?} exists"),
-        )]));
+    let template = match templates.get(&version).await {
+        Ok(Some(template)) => template,
+        Ok(None) => {
+            return Ok(Validation::Invalid(vec![FieldError::new(
+                "template_version",
+                format!("no template version {version:?} exists"),
+            )]));
+        }
+        // Refused for good: the tenant fails with the reason until the version is repaired
+        // (each later reconcile reads it again), instead of retrying forever.
+        Err(TemplateSourceError::Corrupt(reason)) => {
+            return Ok(Validation::Invalid(vec![FieldError::new(
+                "template_version",
+                reason,
+            )]));
+        }
+        Err(unavailable) => return Err(unavailable),
     };
     match stack_parameters(&spec, &template) {
         Ok(parameters) => Ok(Validation::Valid(Box::new(ValidSpec {

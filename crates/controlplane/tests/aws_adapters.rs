@@ -719,7 +719,6 @@ async fn a_tenant_is_read_from_its_two_tables_and_nothing_else_counts() {
 async fn a_template_version_changed_after_publishing_is_refused() {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::types::AttributeValue;
-    use controlplane::ports::TemplateStore;
 
     let record = |body: &str| {
         let body = body.to_owned();
@@ -739,15 +738,28 @@ async fn a_template_version_changed_after_publishing_is_refused() {
                 .build()
         })
     };
+    let templates = |rule: &aws_smithy_mocks::Rule| {
+        controlplane::template_source::TableTemplates::new(
+            Arc::new(store(&[rule])),
+            controlplane::template_source::BundledTemplates::sample().unwrap(),
+        )
+    };
     let kept = record("Resources: {}");
-    assert!(store(&[&kept]).template("v2").await.unwrap().is_some());
+    assert!(templates(&kept).record("v2").await.unwrap().is_some());
     let swapped = record("Resources: {Evil: {}}");
-    let refused = store(&[&swapped]).template("v2").await.unwrap_err();
+    let refused = templates(&swapped).record("v2").await.unwrap_err();
     assert_eq!(refused.healing(), Healing::Permanent, "{refused}");
     assert!(
-        refused
-            .to_string()
-            .contains("changed after it was published"),
+        matches!(&refused, StoreError::Corrupt(reason) if reason.contains("changed after it was published")),
+        "{refused}"
+    );
+    // Nor is it deployed: a tenant on it fails with that reason (never "try again").
+    let swapped = record("Resources: {Evil: {}}");
+    let refused = controlplane::ports::TemplateSource::get(&templates(&swapped), "v2")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, controlplane::ports::TemplateSourceError::Corrupt(reason) if reason.contains("sha256")),
         "{refused}"
     );
 }

@@ -968,3 +968,64 @@ async fn a_tenant_whose_status_is_lost_keeps_the_version_its_stack_runs() {
         Some("v1")
     );
 }
+
+/// The stack's `template-version` tag is only a hint: anyone who may tag the stack can write
+/// it. A tenant whose STATUS is lost and whose tag names a version never published (or no
+/// version name at all) takes the fleet's current version; it does not fail on a version it was
+/// never given (and `retry` or `update` are not refused for it).
+#[tokio::test]
+async fn a_forged_version_tag_is_not_adopted() {
+    for forged in ["v9", "not a version!"] {
+        let world = World::new(1).await;
+        let key = TenantKey::new("t000");
+        assert_eq!(world.version_of(&key).as_deref(), Some("v1"));
+        let location = world.location(&key);
+        world
+            .stacks
+            .set_tag(&location, TAG_TEMPLATE_VERSION, forged);
+        world.store.remove_status(&key);
+
+        world.reconciler.reconcile(&key).await.expect("reconcile");
+        world.stacks.finish_in_progress();
+        world.reconciler.reconcile(&key).await.expect("reconcile");
+        let status = world.store.status(&key).expect("STATUS recorded again");
+        assert_eq!(status.status, Status::Ready, "{forged}: {status:?}");
+        assert_eq!(status.reason, None, "{forged}");
+        assert_eq!(status.assigned_version.as_deref(), Some("v1"), "{forged}");
+        assert_eq!(status.template_version.as_deref(), Some("v1"), "{forged}");
+        // The stack is tagged with the version it really runs again.
+        assert_eq!(world.version_of(&key).as_deref(), Some("v1"), "{forged}");
+    }
+}
+
+/// A version whose body was changed in place after it was published fails the tenants on it
+/// with the reason (not a retry forever), and a cold instance never deploys it. Once the body
+/// is repaired, the next reconcile goes on.
+#[tokio::test]
+async fn a_version_changed_after_publishing_fails_its_tenants_with_the_reason() {
+    let mut world = World::new(0).await;
+    world
+        .store
+        .tamper_template("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
+    let key = world
+        .add_tenant("t100", &[("template_version", "v2")])
+        .await;
+    let status = world.store.status(&key).expect("STATUS");
+    assert_eq!(status.status, Status::Failed, "{status:?}");
+    assert!(
+        status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("changed after it was published")),
+        "{status:?}"
+    );
+    assert!(world.stacks.live_stacks().is_empty(), "nothing deployed");
+
+    world.store.tamper_template("v2", &v2_body());
+    world.reconciler.reconcile(&key).await.expect("reconcile");
+    world.stacks.finish_in_progress();
+    world.reconciler.reconcile(&key).await.expect("reconcile");
+    let status = world.store.status(&key).expect("STATUS");
+    assert_eq!(status.status, Status::Ready, "{status:?}");
+    assert_eq!(world.version_of(&key).as_deref(), Some("v2"));
+}

@@ -1263,25 +1263,10 @@ impl crate::ports::TemplateStore for DynamoStore {
         &self,
         version: &str,
     ) -> Result<Option<crate::ports::TemplateRecord>, StoreError> {
-        let Some(record) = self
-            .get(TEMPLATES_PK, &format!("{TEMPLATE_SK_PREFIX}{version}"))
+        self.get(TEMPLATES_PK, &format!("{TEMPLATE_SK_PREFIX}{version}"))
             .await?
             .map(decoded::<crate::ports::TemplateRecord>)
-            .transpose()?
-        else {
-            return Ok(None);
-        };
-        // Published versions are written once; a body changed in place afterwards (a hand
-        // edit of the table) is never deployed or served as the version.
-        let sha256 = crate::template_source::sha256_hex(&record.body);
-        if sha256 != record.sha256 {
-            return Err(StoreError::Rejected(format!(
-                "template version {version} was changed after it was published: its body's \
-                 sha256 is {sha256}, not the {} recorded; publish a new version",
-                record.sha256
-            )));
-        }
-        Ok(Some(record))
+            .transpose()
     }
 
     async fn list_templates(&self) -> Result<Vec<crate::ports::TemplateRecord>, StoreError> {
