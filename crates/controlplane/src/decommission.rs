@@ -20,10 +20,6 @@ use crate::spec::{TenantKey, decommission_instant};
 use crate::status::{DecommissionNotice, TenantStatus};
 use crate::sweep::for_each_tenant;
 
-/// How much earlier than the end of its grace period a run may remove a tenant: at most this,
-/// and never more than a tenth of the grace period itself (a grace of minutes is kept whole).
-pub const SCHEDULE_SLACK: chrono::Duration = chrono::Duration::minutes(15);
-
 /// What decommission does with one tenant now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -73,12 +69,10 @@ pub fn plan(
             let ends = DateTime::parse_from_rfc3339(&notice.remove_after)
                 .map(|t| t.with_timezone(&Utc))
                 .ok();
-            // A daily run comes back a few seconds earlier or later than the one that announced:
-            // the slack keeps that from adding a day to the grace period.
-            let slack = chrono::Duration::from_std(grace / 10)
-                .map_or(SCHEDULE_SLACK, |tenth| tenth.min(SCHEDULE_SLACK));
+            // The announced end is a promise: never removed a moment before it (the hourly
+            // schedule removes it within the hour after).
             match ends {
-                Some(ends) if ends > now + slack => Step::InGrace {
+                Some(ends) if ends > now => Step::InGrace {
                     remove_after: notice.remove_after.clone(),
                 },
                 // An unreadable end cannot hold a removal forever: the notice was given.
@@ -345,14 +339,16 @@ mod tests {
                 remove_after: "2026-11-23T12:30:00.000Z".into()
             }
         );
-        // A run a little early (the daily schedule's jitter) still removes on the day.
+        // Not even a run a few seconds early removes it: the announced end is a promise.
         let ends_in_seconds = status(
             Status::Ready,
             Some(notice("2026-11-01", "2026-11-23T12:00:05.000Z")),
         );
         assert_eq!(
             plan(Some("2026-11-01"), Some(&ends_in_seconds), now(), DAY),
-            Step::Remove
+            Step::InGrace {
+                remove_after: "2026-11-23T12:00:05.000Z".into()
+            }
         );
         let over = status(
             Status::Ready,
@@ -364,37 +360,32 @@ mod tests {
         );
     }
 
-    /// A short grace period (the local system's two minutes) is not eaten by the slack meant
-    /// for a daily run's jitter: removal waits for its end, less a tenth of it at most.
+    /// A grace period of any length is kept whole, to the millisecond: a run one second before
+    /// the announced end removes nothing, a run at the end removes the SPEC.
     #[test]
-    fn a_short_grace_period_is_kept_whole() {
-        let grace = Duration::from_secs(120);
-        let ends_in_90_seconds = status(
-            Status::Ready,
-            Some(notice("2026-11-01", "2026-11-23T12:01:30.000Z")),
-        );
-        assert_eq!(
-            plan(Some("2026-11-01"), Some(&ends_in_90_seconds), now(), grace),
-            Step::InGrace {
-                remove_after: "2026-11-23T12:01:30.000Z".into()
-            }
-        );
-        let ends_in_10_seconds = status(
-            Status::Ready,
-            Some(notice("2026-11-01", "2026-11-23T12:00:10.000Z")),
-        );
-        assert_eq!(
-            plan(Some("2026-11-01"), Some(&ends_in_10_seconds), now(), grace),
-            Step::Remove
-        );
-        let no_grace = status(
-            Status::Ready,
-            Some(notice("2026-11-01", "2026-11-23T12:00:01.000Z")),
-        );
-        assert!(matches!(
-            plan(Some("2026-11-01"), Some(&no_grace), now(), Duration::ZERO),
-            Step::InGrace { .. }
-        ));
+    fn a_grace_period_is_kept_whole_to_its_announced_end() {
+        for grace in [Duration::from_secs(120), DAY, Duration::ZERO] {
+            let ends_in_a_second = status(
+                Status::Ready,
+                Some(notice("2026-11-01", "2026-11-23T12:00:01.000Z")),
+            );
+            assert_eq!(
+                plan(Some("2026-11-01"), Some(&ends_in_a_second), now(), grace),
+                Step::InGrace {
+                    remove_after: "2026-11-23T12:00:01.000Z".into()
+                },
+                "{grace:?}"
+            );
+            let ends_now = status(
+                Status::Ready,
+                Some(notice("2026-11-01", "2026-11-23T12:00:00.000Z")),
+            );
+            assert_eq!(
+                plan(Some("2026-11-01"), Some(&ends_now), now(), grace),
+                Step::Remove,
+                "{grace:?}"
+            );
+        }
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn the_scheduled_event_samples_match_the_schedules_in_template_yaml() {
         (
             "scheduled-decommission.json",
             "DecommissionFunction",
-            "Daily",
+            "Hourly",
         ),
         ("scheduled-metrics.json", "MetricsFunction", "EveryMinute"),
         ("scheduled-rollout.json", "RolloutFunction", "EveryMinute"),

@@ -95,7 +95,7 @@ pub struct LocalConfig {
     pub idle_poll_cap: Duration,
     /// How often the scheduled reconciler runs locally (deployed: every 5 minutes).
     pub sweep_interval: Duration,
-    /// How often decommission runs locally (deployed: daily), and its grace period (deployed:
+    /// How often decommission runs locally (deployed: hourly), and its grace period (deployed:
     /// DECOMMISSION_GRACE_MINUTES, 7 days by default).
     pub decommission_interval: Duration,
     pub decommission_grace: Duration,

@@ -1,4 +1,4 @@
-//! Lambda: the daily decommission. Tenants whose `decommission_date` has passed are announced
+//! Lambda: the hourly decommission. Tenants whose `decommission_date` has passed are announced
 //! (their grace period starts); once it is over their SPEC is removed as the system actor, and
 //! the normal removal path deletes the stack.
 
