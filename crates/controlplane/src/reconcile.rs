@@ -33,6 +33,8 @@ pub use crate::stack::MANAGED_BY;
 
 /// `assigned_by` of a tenant given the current version when it was first written.
 pub const ASSIGNED_AT_CREATION: &str = "created";
+/// `assigned_by` of a tenant whose STATUS was rebuilt with the version its stack's tag names.
+pub const ASSIGNED_FROM_STACK_TAG: &str = "stack-tag";
 
 /// How the reconcile loop behaves; defaults suit production.
 #[derive(Clone, Debug)]
@@ -164,6 +166,8 @@ pub struct Reconciler {
 struct Versions {
     template_version: Option<String>,
     assigned_version: Option<String>,
+    /// The assigned version was read from the stack's tag (no STATUS recorded one).
+    from_stack_tag: bool,
 }
 
 /// One look at a tenant.
@@ -777,6 +781,7 @@ impl Reconciler {
                     Versions {
                         template_version: Some(pin.unwrap_or_else(|| assigned_version.clone())),
                         assigned_version: Some(assigned_version),
+                        from_stack_tag: false,
                     },
                 ));
             }
@@ -795,6 +800,7 @@ impl Reconciler {
         let versions = Versions {
             template_version: Some(template_version.clone()),
             assigned_version: Some(assigned_version.clone()),
+            from_stack_tag: false,
         };
         let desired = DesiredStack {
             fingerprint: fingerprint(&spec, &region, &template_version),
@@ -873,7 +879,10 @@ impl Reconciler {
                 self.desire(key, &view.snapshot, Some(&running)).await?;
             view.desired = desired;
             view.template = template;
-            view.versions = versions;
+            view.versions = Versions {
+                from_stack_tag: true,
+                ..versions
+            };
         }
         Ok(view)
     }
@@ -1281,7 +1290,14 @@ impl Reconciler {
             && let Some(assigned) = &view.versions.assigned_version
         {
             status.assigned_version = Some(assigned.clone());
-            status.assigned_by = Some(ASSIGNED_AT_CREATION.into());
+            status.assigned_by = Some(
+                if view.versions.from_stack_tag {
+                    ASSIGNED_FROM_STACK_TAG
+                } else {
+                    ASSIGNED_AT_CREATION
+                }
+                .into(),
+            );
         }
         self.stamp_event(&mut status);
         match self

@@ -960,6 +960,11 @@ async fn a_tenant_whose_status_is_lost_keeps_the_version_its_stack_runs() {
     let status = world.store.status(&moved).expect("STATUS recorded again");
     assert_eq!(status.status, Status::Ready, "{status:?}");
     assert_eq!(status.assigned_version.as_deref(), Some("v2"));
+    assert_eq!(
+        status.assigned_by.as_deref(),
+        Some("stack-tag"),
+        "says where it came from"
+    );
     assert_eq!(status.template_version.as_deref(), Some("v2"));
     assert_eq!(world.version_of(&moved).as_deref(), Some("v2"));
     // The other tenant, never moved, stays on v1.
@@ -992,6 +997,7 @@ async fn a_forged_version_tag_is_not_adopted() {
         assert_eq!(status.status, Status::Ready, "{forged}: {status:?}");
         assert_eq!(status.reason, None, "{forged}");
         assert_eq!(status.assigned_version.as_deref(), Some("v1"), "{forged}");
+        assert_eq!(status.assigned_by.as_deref(), Some("created"), "{forged}");
         assert_eq!(status.template_version.as_deref(), Some("v1"), "{forged}");
         // The stack is tagged with the version it really runs again.
         assert_eq!(world.version_of(&key).as_deref(), Some("v1"), "{forged}");
