@@ -154,6 +154,16 @@ fn assert_problem(reply: &Reply, status: StatusCode) {
     assert_eq!(reply.body["status"], status.as_u16());
 }
 
+fn assert_detail(reply: &Reply, text: &str) {
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(text)),
+        "{text:?} in {}",
+        reply.body
+    );
+}
+
 fn fields(reply: &Reply) -> Vec<String> {
     reply.body["errors"]
         .as_array()
@@ -186,13 +196,7 @@ async fn a_version_is_published_once_and_a_repeat_is_harmless() {
         .publish("v2", &format!("{}\n# edited\n", v2_body()))
         .await;
     assert_problem(&conflict, StatusCode::CONFLICT);
-    assert!(
-        conflict.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("publish a new version")),
-        "{}",
-        conflict.body
-    );
+    assert_detail(&conflict, "publish a new version");
     // v1 is shipped: it cannot be replaced either.
     assert_problem(&fleet.publish("v1", &v2_body()).await, StatusCode::CONFLICT);
 
@@ -251,13 +255,7 @@ async fn a_version_changed_after_publishing_is_refused_for_good() {
         "{}",
         read.body
     );
-    assert!(
-        read.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("changed after it was published")),
-        "{}",
-        read.body
-    );
+    assert_detail(&read, "changed after it was published");
 
     let created = fleet
         .call(
@@ -314,13 +312,7 @@ async fn an_invalid_version_or_one_that_breaks_tenants_is_refused_with_the_reaso
         )
         .await;
     assert_problem(&rejected, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        rejected.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("ValidateTemplate")),
-        "{}",
-        rejected.body
-    );
+    assert_detail(&rejected, "ValidateTemplate");
 
     let missing = fleet
         .call(
@@ -491,13 +483,7 @@ async fn a_rollout_starts_runs_alone_and_takes_commands() {
     let refused = command("resume").await;
     assert_problem(&refused, StatusCode::CONFLICT);
     assert_eq!(refused.body["type"], "/problems/rollout-state");
-    assert!(
-        refused.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("cannot resume a rollout that is cancelled")),
-        "{}",
-        refused.body
-    );
+    assert_detail(&refused, "cannot resume a rollout that is cancelled");
     assert_eq!(command("rollback").await.body["state"], "rolling_back");
 
     assert_problem(

@@ -339,29 +339,11 @@ mod tests {
                 remove_after: "2026-11-23T12:30:00.000Z".into()
             }
         );
-        // Not even a run a few seconds early removes it: the announced end is a promise.
-        let ends_in_seconds = status(
-            Status::Ready,
-            Some(notice("2026-11-01", "2026-11-23T12:00:05.000Z")),
-        );
-        assert_eq!(
-            plan(Some("2026-11-01"), Some(&ends_in_seconds), now(), DAY),
-            Step::InGrace {
-                remove_after: "2026-11-23T12:00:05.000Z".into()
-            }
-        );
-        let over = status(
-            Status::Ready,
-            Some(notice("2026-11-01", "2026-11-23T12:00:00.000Z")),
-        );
-        assert_eq!(
-            plan(Some("2026-11-01"), Some(&over), now(), DAY),
-            Step::Remove
-        );
     }
 
     /// A grace period of any length is kept whole, to the millisecond: a run one second before
-    /// the announced end removes nothing, a run at the end removes the SPEC.
+    /// the announced end removes nothing (not even a run early by the schedule's jitter), a
+    /// run at the end removes the SPEC.
     #[test]
     fn a_grace_period_is_kept_whole_to_its_announced_end() {
         for grace in [Duration::from_secs(120), DAY, Duration::ZERO] {
