@@ -91,12 +91,18 @@ pub fn sha256_hex(body: &str) -> String {
 
 /// The shipped versions and those published to the table; the current version is the table's
 /// once a rollout has set one, else the shipped one. Versions never change once stored, so
-/// each is read and parsed once per process.
+/// each is parsed once per process; its stored record is read again at most every
+/// [`TEMPLATE_RECHECK`], so a body changed in place is refused by every instance within that
+/// time, not only by those that never read it (which would make its tenants flap).
 pub struct TableTemplates {
     store: Arc<dyn TemplateStore>,
     bundled: BundledTemplates,
-    parsed: Mutex<BTreeMap<String, Arc<Template>>>,
+    parsed: Mutex<BTreeMap<String, (std::time::Instant, Arc<Template>)>>,
+    recheck: std::time::Duration,
 }
+
+/// How long a verified published version is used before its record is read and checked again.
+pub const TEMPLATE_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl TableTemplates {
     pub fn new(store: Arc<dyn TemplateStore>, bundled: BundledTemplates) -> Self {
@@ -104,7 +110,14 @@ impl TableTemplates {
             store,
             bundled,
             parsed: Mutex::new(BTreeMap::new()),
+            recheck: TEMPLATE_RECHECK,
         }
+    }
+
+    /// Reads a version's record again once it was verified this long ago.
+    pub fn with_recheck(mut self, recheck: std::time::Duration) -> Self {
+        self.recheck = recheck;
+        self
     }
 
     /// Every version: shipped first, then published, oldest first.
@@ -144,12 +157,14 @@ impl TableTemplates {
         Ok(Some(record))
     }
 
+    /// The parsed version, if it was verified less than `recheck` ago.
     fn cached(&self, version: &str) -> Option<Arc<Template>> {
         self.parsed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(version)
-            .cloned()
+            .filter(|(verified, _)| verified.elapsed() < self.recheck)
+            .map(|(_, template)| template.clone())
     }
 }
 
@@ -170,19 +185,41 @@ impl TemplateSource for TableTemplates {
         if let Some(template) = self.cached(version) {
             return Ok(Some(template));
         }
-        // Parsed once per process: a version read (and verified) before an in-place change
-        // keeps its published body here, which is still the version's true body.
-        let Some(record) = self.published(version).await? else {
-            return Ok(None);
+        let record = match self.published(version).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                // Refused (or unreadable) now: the parse kept from before is not used either.
+                if matches!(e, StoreError::Corrupt(_)) {
+                    self.parsed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(version);
+                }
+                return Err(e.into());
+            }
         };
-        let template = Arc::new(
-            Template::parse(&record.version, &record.body)
-                .map_err(|e| TemplateSourceError::Corrupt(e.to_string()))?,
-        );
+        let kept = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(version)
+            .filter(|(_, template)| template.body == record.body)
+            .map(|(_, template)| template.clone());
+        let template = match kept {
+            Some(template) => template,
+            None => Arc::new(
+                Template::parse(&record.version, &record.body)
+                    .map_err(|e| TemplateSourceError::Corrupt(e.to_string()))?,
+            ),
+        };
         self.parsed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(version.to_owned(), template.clone());
+            .insert(
+                version.to_owned(),
+                (std::time::Instant::now(), template.clone()),
+            );
         Ok(Some(template))
     }
 }

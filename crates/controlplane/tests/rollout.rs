@@ -1035,3 +1035,43 @@ async fn a_version_changed_after_publishing_fails_its_tenants_with_the_reason() 
     assert_eq!(status.status, Status::Ready, "{status:?}");
     assert_eq!(world.version_of(&key).as_deref(), Some("v2"));
 }
+
+/// A warm instance does not go on deploying a version changed in place: a verified version is
+/// checked against its record again once `recheck` has passed (a minute by default), so every
+/// instance refuses it within that time and its tenants do not flap between instances.
+#[tokio::test]
+async fn a_version_changed_in_place_is_refused_by_a_warm_instance_too() {
+    use controlplane::ports::{TemplateSource, TemplateSourceError};
+    let world = World::new(0).await;
+    let warm = |recheck| {
+        TableTemplates::new(world.store.clone(), BundledTemplates::sample().unwrap())
+            .with_recheck(recheck)
+    };
+    let rechecking = warm(std::time::Duration::ZERO);
+    let within_the_minute = warm(controlplane::template_source::TEMPLATE_RECHECK);
+    for templates in [&rechecking, &within_the_minute] {
+        assert!(
+            templates.get("v2").await.unwrap().is_some(),
+            "verified and kept"
+        );
+    }
+    world
+        .store
+        .tamper_template("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
+    match rechecking.get("v2").await {
+        Err(TemplateSourceError::Corrupt(reason)) => {
+            assert!(
+                reason.contains("changed after it was published"),
+                "{reason}"
+            )
+        }
+        other => panic!("refused, got {other:?}"),
+    }
+    // Within the minute, the body this instance verified (the published one) is still used.
+    let kept = within_the_minute.get("v2").await.unwrap().expect("kept");
+    assert_eq!(kept.body, v2_body());
+
+    world.store.tamper_template("v2", &v2_body());
+    let repaired = rechecking.get("v2").await.unwrap().expect("repaired");
+    assert_eq!(repaired.body, v2_body());
+}
