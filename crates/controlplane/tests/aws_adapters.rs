@@ -763,3 +763,59 @@ async fn a_template_version_changed_after_publishing_is_refused() {
         "{refused}"
     );
 }
+
+/// A STATUS `version` written by hand as a number that is no counter (`1.5`, 39 digits) reads
+/// as no version; the write over it is then conditioned on the exact value DynamoDB shows in
+/// its refusal (ALL_OLD), so the row is rewritten instead of every write being refused for
+/// good. A real counter in the refusal stays a conflict (someone wrote meanwhile).
+#[tokio::test]
+async fn a_status_version_that_is_no_counter_is_written_over_exactly() {
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let refused_showing = |stored: &'static str| {
+        mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                r.condition_expression()
+                    .is_some_and(|c| c.starts_with("attribute_not_exists"))
+                    && r.return_values_on_condition_check_failure()
+                        == Some(&aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+            })
+            .then_http_response(move || {
+                response(
+                    400,
+                    "application/x-amz-json-1.0",
+                    &format!(
+                        "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException\",\
+                         \"message\":\"The conditional request failed\",\
+                         \"Item\":{{\"pk\":{{\"S\":\"TENANT#x\"}},\"version\":{{\"N\":\"{stored}\"}}}}}}"
+                    ),
+                )
+            })
+    };
+    let over_exactly = |stored: &'static str| {
+        mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| {
+                r.condition_expression() == Some("#version = :expected")
+                    && r.expression_attribute_values()
+                        .and_then(|v| v.get(":expected"))
+                        == Some(&AttributeValue::N(stored.into()))
+            })
+            .then_output(|| PutItemOutput::builder().build())
+    };
+    for stored in ["1.5", "99999999999999999999999999999999999999"] {
+        let refused = refused_showing(stored);
+        let written = over_exactly(stored);
+        store(&[&refused, &written])
+            .put_status(&tenant(), &status(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{stored}: {e}"));
+    }
+    let refused = refused_showing("7");
+    let written = over_exactly("7");
+    assert_eq!(
+        store(&[&refused, &written])
+            .put_status(&tenant(), &status(), None)
+            .await,
+        Err(StoreError::Conflict)
+    );
+}

@@ -611,23 +611,58 @@ impl TenantStore for DynamoStore {
             .table_name(&self.control)
             .set_item(Some(item))
             .expression_attribute_names("#version", "version");
-        let request = match expected_version {
+        let expect =
+            |request: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+             version: String| {
+                request
+                    .condition_expression("#version = :expected")
+                    .expression_attribute_values(":expected", AttributeValue::N(version))
+            };
+        let first = match expected_version {
             // Also over a hand-written version that is not a number, which would otherwise
             // block every write.
             None => request
+                .clone()
                 .condition_expression(
                     "attribute_not_exists(#version) OR NOT attribute_type(#version, :number)",
                 )
-                .expression_attribute_values(":number", AttributeValue::S("N".into())),
-            Some(version) => request
-                .condition_expression("#version = :expected")
-                .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
+                .expression_attribute_values(":number", AttributeValue::S("N".into()))
+                // A refusal shows the row as stored (no read, no other grant).
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
+            Some(version) => expect(request.clone(), version.to_string()),
         };
-        request
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+        let error = match first.send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        // A hand-written version that is a number but no counter (`1.5`, 39 digits): the
+        // read found none, so the write above cannot hold. Write over exactly the value
+        // stored, so a row changed meanwhile still wins.
+        let odd_version = error
+            .as_service_error()
+            .and_then(|e| match e {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
+                    refused,
+                ) => refused.item()?.get("version"),
+                _ => None,
+            })
+            .and_then(|v| match v {
+                AttributeValue::N(n) if n.parse::<u64>().is_err() => Some(n.clone()),
+                _ => None,
+            });
+        match odd_version.filter(|_| expected_version.is_none()) {
+            Some(stored) => {
+                warn!(version = %stored, "STATUS version is not a counter; writing over it");
+                expect(request, stored)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
+            }
+            None => Err(conditional(AwsFailure::from_sdk(&error))),
+        }
     }
 
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
