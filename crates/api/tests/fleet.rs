@@ -126,6 +126,11 @@ impl Fleet {
         .await
     }
 
+    async fn start_rollout(&self, body: Value) -> Reply {
+        self.call("POST", "/rollouts", &self.admin(), Some(body))
+            .await
+    }
+
     /// A tenant created through the API and provisioned by the control plane (ready on v1).
     async fn ready_tenant(&self, tenant: &str, account: &str) {
         let created = self
@@ -270,14 +275,7 @@ async fn a_version_changed_after_publishing_is_refused_for_good() {
     assert_problem(&created, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fields(&created), ["template_version"]);
 
-    let rollout = fleet
-        .call(
-            "POST",
-            "/rollouts",
-            &admin,
-            Some(json!({"target_version": "v2"})),
-        )
-        .await;
+    let rollout = fleet.start_rollout(json!({"target_version": "v2"})).await;
     assert_problem(&rollout, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         rollout
@@ -366,14 +364,7 @@ async fn a_rollout_starts_runs_alone_and_takes_commands() {
     fleet.ready_tenant("acme", "111111111111").await;
     fleet.ready_tenant("globex", "222222222222").await;
 
-    let unpublished = fleet
-        .call(
-            "POST",
-            "/rollouts",
-            &admin,
-            Some(json!({"target_version": "v2"})),
-        )
-        .await;
+    let unpublished = fleet.start_rollout(json!({"target_version": "v2"})).await;
     assert_problem(&unpublished, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fields(&unpublished), ["target_version"]);
 
@@ -382,26 +373,16 @@ async fn a_rollout_starts_runs_alone_and_takes_commands() {
         StatusCode::CREATED
     );
     let bad_options = fleet
-        .call(
-            "POST",
-            "/rollouts",
-            &admin,
-            Some(json!({"target_version": "v2", "options": {"canary": "0", "growth": 0}})),
-        )
+        .start_rollout(json!({"target_version": "v2", "options": {"canary": "0", "growth": 0}}))
         .await;
     assert_problem(&bad_options, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fields(&bad_options), ["options.canary", "options.growth"]);
 
     let started = fleet
-        .call(
-            "POST",
-            "/rollouts",
-            &admin,
-            Some(json!({
-                "target_version": "v2",
-                "options": {"canary": 1, "bake_seconds": 0, "max_concurrency": "50%"}
-            })),
-        )
+        .start_rollout(json!({
+            "target_version": "v2",
+            "options": {"canary": 1, "bake_seconds": 0, "max_concurrency": "50%"}
+        }))
         .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
     let id = started.body["id"].as_str().expect("an id").to_owned();
@@ -416,14 +397,7 @@ async fn a_rollout_starts_runs_alone_and_takes_commands() {
     assert_eq!(started.body["options"]["auto_rollback"], true);
 
     // One rollout at a time.
-    let second = fleet
-        .call(
-            "POST",
-            "/rollouts",
-            &admin,
-            Some(json!({"target_version": "v2"})),
-        )
-        .await;
+    let second = fleet.start_rollout(json!({"target_version": "v2"})).await;
     assert_problem(&second, StatusCode::CONFLICT);
     assert_eq!(second.body["type"], "/problems/rollout-busy");
 

@@ -157,11 +157,15 @@ impl TableTemplates {
         Ok(Some(record))
     }
 
+    fn parsed(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, (std::time::Instant, Arc<Template>)>> {
+        self.parsed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The parsed version, if it was verified less than `recheck` ago.
     fn cached(&self, version: &str) -> Option<Arc<Template>> {
-        self.parsed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.parsed()
             .get(version)
             .filter(|(verified, _)| verified.elapsed() < self.recheck)
             .map(|(_, template)| template.clone())
@@ -185,24 +189,13 @@ impl TemplateSource for TableTemplates {
         if let Some(template) = self.cached(version) {
             return Ok(Some(template));
         }
-        let record = match self.published(version).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                // Refused (or unreadable) now: the parse kept from before is not used either.
-                if matches!(e, StoreError::Corrupt(_)) {
-                    self.parsed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(version);
-                }
-                return Err(e.into());
-            }
+        // Verified again (a stale parse is never used unverified); an unchanged body keeps its
+        // parse.
+        let Some(record) = self.published(version).await? else {
+            return Ok(None);
         };
         let kept = self
-            .parsed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .parsed()
             .get(version)
             .filter(|(_, template)| template.body == record.body)
             .map(|(_, template)| template.clone());
@@ -213,13 +206,10 @@ impl TemplateSource for TableTemplates {
                     .map_err(|e| TemplateSourceError::Corrupt(e.to_string()))?,
             ),
         };
-        self.parsed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                version.to_owned(),
-                (std::time::Instant::now(), template.clone()),
-            );
+        self.parsed().insert(
+            version.to_owned(),
+            (std::time::Instant::now(), template.clone()),
+        );
         Ok(Some(template))
     }
 }
