@@ -304,6 +304,10 @@ fn arn_of(on: Resource, control: &Declared) -> String {
             "arn:aws:ssm:{REGION}:{CONTROL_PLANE}:parameter{}",
             control.parameter("ExternalIdKeyParameter").unwrap()
         ),
+        Resource::PageTokenKey => format!(
+            "arn:aws:ssm:{REGION}:{CONTROL_PLANE}:parameter{}",
+            control.parameter("PageTokenKeyParameter").unwrap()
+        ),
         Resource::TenantRole => format!(
             "arn:aws:iam::{TENANT_ACCOUNT}:role/{}",
             control.parameter("TenantRoleName").unwrap()

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_cloudformation::types::Parameter;
 use clap::{Parser, Subcommand, ValueEnum};
 use controlplane::reconcile::Outcome;
-use controlplane::runtime::{ControlPlane, ControlPlaneConfig, ExternalIdKeySource};
+use controlplane::runtime::{ControlPlane, ControlPlaneConfig, KeySource};
 use controlplane::status::Status;
 use controlplane::stream::handle_batch;
 use local::event_source::EventSourceSettings;
@@ -669,7 +669,7 @@ async fn run_side(side: Side, tenants: usize) -> Result<Value> {
                 let mut config = ControlPlaneConfig::new(
                     controlplane::aws::dynamodb::Tables::of(TABLE),
                     ROLE_NAME,
-                    ExternalIdKeySource::Inline(EXTERNAL_ID_KEY.into()),
+                    KeySource::Inline(EXTERNAL_ID_KEY.into()),
                     REGION,
                 );
                 config.termination_protection = false;

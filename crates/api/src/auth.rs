@@ -103,6 +103,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// A caller with the admin role, for the routes only admins use (the fleet's, and creating
+/// tenants). As an extractor it runs before the body is read, so a tenant token gets 403
+/// whatever it sends, never a 413 or 415 that would answer for a body it may not send at all.
+#[derive(Clone, Debug)]
+pub struct Admin(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin(&format!("may {} {}", parts.method, parts.uri.path()))?;
+        Ok(Self(caller))
+    }
+}
+
 /// The local system's token key (`make up`, `tenantctl token`): documented, for local use only.
 pub const LOCAL_API_TOKEN_KEY: &str = "local-api-token-key";
 pub const LOCAL_ISSUER: &str = "tenant-control-plane-local";
@@ -114,6 +130,9 @@ struct LocalClaims {
     iss: String,
     aud: String,
     exp: i64,
+    /// Not before (seconds): checked as API Gateway's JWT authorizer checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_id: Option<String>,
@@ -143,6 +162,7 @@ impl LocalTokens {
             iss: LOCAL_ISSUER.to_owned(),
             aud: LOCAL_AUDIENCE.to_owned(),
             exp: (chrono::Utc::now() + chrono::Duration::hours(hours)).timestamp(),
+            nbf: None,
             role: if tenant.is_some() { "tenant" } else { "admin" }.to_owned(),
             tenant_id: tenant.map(str::to_owned),
         };
@@ -156,10 +176,14 @@ impl LocalTokens {
 
     /// The claims of an `Authorization` header's bearer token, if it verifies.
     pub fn verify(&self, authorization: Option<&str>) -> Result<Claims, Problem> {
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| h.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <token>"))?;
         let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_nbf = true;
         validation.set_issuer(&[LOCAL_ISSUER]);
         validation.set_audience(&[LOCAL_AUDIENCE]);
         let data = jsonwebtoken::decode::<LocalClaims>(
@@ -241,5 +265,46 @@ mod tests {
         );
         assert_eq!(tokens.verify(None).unwrap_err().status, 401);
         assert_eq!(tokens.verify(Some("Basic abc")).unwrap_err().status, 401);
+        // The scheme in any case.
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            assert!(tokens.verify(Some(&format!("{scheme} {token}"))).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let key = "k1";
+        let now = chrono::Utc::now().timestamp();
+        let token = |nbf: i64| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &LocalClaims {
+                    sub: "alice".into(),
+                    iss: LOCAL_ISSUER.into(),
+                    aud: LOCAL_AUDIENCE.into(),
+                    exp: now + 3600,
+                    nbf: Some(nbf),
+                    role: "admin".into(),
+                    tenant_id: None,
+                },
+                &EncodingKey::from_secret(key.as_bytes()),
+            )
+            .unwrap()
+        };
+        let tokens = LocalTokens::new(key);
+        let early = tokens
+            .verify(Some(&format!("Bearer {}", token(now + 600))))
+            .unwrap_err();
+        assert_eq!(early.status, 401);
+        assert!(
+            early.detail.contains("ImmatureSignature"),
+            "{}",
+            early.detail
+        );
+        assert!(
+            tokens
+                .verify(Some(&format!("Bearer {}", token(now - 5))))
+                .is_ok()
+        );
     }
 }

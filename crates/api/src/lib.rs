@@ -10,7 +10,10 @@
 
 pub mod auth;
 pub mod body;
+pub mod conditional;
+pub mod idempotency;
 pub mod lambda;
+pub mod paging;
 pub mod previews;
 pub mod problem;
 pub mod rollouts;
@@ -33,7 +36,8 @@ use controlplane::template::TemplateError;
 use controlplane::template_source::{BundledTemplates, TableTemplates};
 
 use crate::auth::LocalTokens;
-use crate::problem::Problem;
+use crate::paging::PageTokens;
+use crate::problem::{Problem, REQUEST_ID};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -55,6 +59,13 @@ pub struct ApiState {
     pub preview_queue: Option<Arc<dyn controlplane::rollout_preview::PreviewQueue>>,
     /// The region of a tenant whose SPEC names none (the control plane's).
     pub default_region: String,
+    /// Signs and opens the listings' page tokens.
+    pub page_tokens: PageTokens,
+    /// Whether a tenant token may delete its own tenant, and with it the stack (the
+    /// deployment's `TenantSelfServiceDelete`; off unless enabled).
+    pub tenant_self_delete: bool,
+    /// A listing's page is cut short before its items' JSON passes this many bytes.
+    pub max_page_bytes: usize,
 }
 
 impl From<controlplane::runtime::ApiConfig> for ApiState {
@@ -69,6 +80,11 @@ impl From<controlplane::runtime::ApiConfig> for ApiState {
             previews: config.previews,
             preview_queue: config.preview_queue,
             default_region: config.default_region,
+            page_tokens: config
+                .page_token_key
+                .map_or_else(PageTokens::ephemeral, PageTokens::new),
+            tenant_self_delete: config.tenant_self_delete,
+            max_page_bytes: tenants::MAX_PAGE_BYTES,
         }
     }
 }
@@ -104,6 +120,9 @@ impl ApiState {
             previews: table,
             preview_queue: None,
             default_region: default_region.into(),
+            page_tokens: PageTokens::ephemeral(),
+            tenant_self_delete: false,
+            max_page_bytes: tenants::MAX_PAGE_BYTES,
         })
     }
 }
@@ -138,17 +157,47 @@ pub fn router(state: ApiState) -> Router {
         .route("/rollout-previews", post(previews::start))
         .route("/rollout-previews/{id}", get(previews::get_one))
         .route("/health", get(tenants::health))
-        .fallback(|| async {
-            Problem {
-                kind: "/problems/not-found",
-                title: "No such route",
-                status: 404,
-                detail: "see the OpenAPI document (openapi.yaml)".into(),
-                errors: Vec::new(),
-            }
+        .route("/problems", get(problem::describe_all))
+        .route("/problems/{name}", get(problem::describe))
+        .fallback(|| async { Problem::no_route() })
+        // axum adds the `Allow` header to this answer.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            Problem::method_not_allowed(&method)
         })
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+/// Paths answered without a token: the health check and the problem types' descriptions.
+fn is_public(path: &str) -> bool {
+    path == "/health" || path == "/problems" || path.starts_with("/problems/")
+}
+
+/// Every request runs with an id: API Gateway's when deployed, a new one locally. A 5xx names
+/// it, the log lines of the request carry it, and the response's `X-Request-Id` says it.
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = match request
+        .extensions()
+        .get::<lambda_http::request::RequestContext>()
+    {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+            context.request_id.clone()
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = REQUEST_ID
+        .scope(
+            id.clone(),
+            tracing::Instrument::instrument(next.run(request), span),
+        )
+        .await;
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// The router with locally signed bearer tokens verified into claims (the local system).
@@ -161,7 +210,7 @@ async fn verify_local_token(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/health" {
+    if is_public(request.uri().path()) {
         return next.run(request).await;
     }
     let authorization = request

@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::rollout::Selection;
 use controlplane::rollout_preview::{MAX_SAMPLE, PreviewJob, PreviewState, TenantPreview, new_job};
@@ -16,11 +16,14 @@ use serde_json::Value;
 use tracing::warn;
 
 use crate::ApiState;
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::body::JsonBody;
+use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
+use crate::paging::Cursor;
 use crate::problem::Problem;
 use crate::rollouts::{object, rollout_problem, selection_of, target_version_of};
 use crate::templates::unknown_fields;
+use crate::tenants::{created_response, query};
 
 /// Tenant previews per page of `GET /rollout-previews/{id}`.
 pub const PREVIEWS_PAGE: usize = 100;
@@ -147,11 +150,7 @@ impl ApiState {
                  function's queue",
             ));
         };
-        let published = self
-            .templates
-            .record(&request.target_version)
-            .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let published = self.templates.record(&request.target_version).await?;
         if published.is_none() {
             return Err(Problem::invalid_rollout(vec![FieldError::new(
                 "target_version",
@@ -172,7 +171,7 @@ impl ApiState {
         self.previews
             .create_preview(&job)
             .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?;
+            .map_err(Problem::store_unreachable)?;
         if let Err(e) = queue.queue(&job.id).await {
             warn!(preview = %job.id, error = %e, "cannot queue a preview");
             // Not left pending for ever: recorded as failed, and the caller may ask again.
@@ -203,41 +202,54 @@ impl ApiState {
             .previews
             .preview(id)
             .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?
+            .map_err(Problem::store_unreachable)?
             .ok_or_else(|| Problem::no_preview(id))?;
+        let listing = format!("GET /rollout-previews/{id}");
+        let cursor = self.page_tokens.open(&listing, next.as_deref())?;
         let (previews, next) = self
             .previews
-            .preview_results(id, next, PREVIEWS_PAGE)
+            .preview_results(id, cursor.page, PREVIEWS_PAGE)
             .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?;
+            .map_err(Problem::store_unreachable)?;
+        let next = next.map(|page| {
+            self.page_tokens.issue(
+                &listing,
+                &Cursor {
+                    page: Some(page),
+                    after: None,
+                },
+            )
+        });
         Ok(PreviewDetails::of(job, previews, next))
     }
 }
 
 pub async fn start(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let started = state.start_preview(&caller, &body).await?;
-    let location = format!("/rollout-previews/{}", started.id);
-    let mut response = (StatusCode::ACCEPTED, Json(started)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let hash = request_hash("POST", "/rollout-previews", &body);
+    let once = idempotent(&state, &caller, &key, hash, || async {
+        let started = state.start_preview(&caller, &body).await?;
+        Ok(Once::new(started, StatusCode::ACCEPTED.as_u16(), None))
+    })
+    .await?;
+    let location = format!("/rollout-previews/{}", once.value.id);
+    Ok(created_response(once, &location))
 }
 
 pub async fn get_one(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    preview: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    Ok(Json(state.get_preview(&caller, &id, query.next).await?).into_response())
+    let preview = query(preview)?;
+    Ok(Json(state.get_preview(&caller, &id, preview.next).await?).into_response())
 }
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

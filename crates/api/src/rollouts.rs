@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::rollout::{
     Amount, Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection,
@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ApiState;
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::body::JsonBody;
+use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
 use crate::problem::Problem;
 use crate::templates::unknown_fields;
-use crate::tenants::Page;
+use crate::tenants::{Page, created_response, query};
 
 /// A rollout as the API shows it: what it does, where it is, and how its tenants fare.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,7 +393,7 @@ pub fn rollout_problem(error: RolloutError) -> Problem {
         RolloutError::Conflict => {
             Problem::unavailable("the rollout changed meanwhile; send the request again")
         }
-        RolloutError::Unavailable(reason) => Problem::unavailable(reason),
+        RolloutError::Unavailable(reason) => Problem::store_unreachable(reason),
         // Its paths are the request's own (`selection.config."": ...`).
         RolloutError::Unstorable(errors) => Problem::invalid_rollout(errors),
     }
@@ -490,16 +491,19 @@ impl ApiState {
 
 pub async fn start(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let started = state.start_rollout(&caller, &body).await?;
-    let location = format!("/rollouts/{}", started.id);
-    let mut response = (StatusCode::ACCEPTED, Json(started)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let hash = request_hash("POST", "/rollouts", &body);
+    let once = idempotent(&state, &caller, &key, hash, || async {
+        let started = state.start_rollout(&caller, &body).await?;
+        Ok(Once::new(started, StatusCode::ACCEPTED.as_u16(), None))
+    })
+    .await?;
+    let location = format!("/rollouts/{}", once.value.id);
+    Ok(created_response(once, &location))
 }
 
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
@@ -510,15 +514,15 @@ pub async fn get_one(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<RolloutQuery>, axum::extract::rejection::QueryRejection>,
+    rollout: Result<Query<RolloutQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    Ok(Json(state.get_rollout(&caller, &id, query.members).await?).into_response())
+    let rollout = query(rollout)?;
+    Ok(Json(state.get_rollout(&caller, &id, rollout.members).await?).into_response())
 }
 
 async fn command(
     state: ApiState,
-    caller: Caller,
+    Admin(caller): Admin,
     id: String,
     command: Command,
 ) -> Result<Response, Problem> {
@@ -527,7 +531,7 @@ async fn command(
 
 pub async fn pause(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     command(state, caller, id, Command::Pause).await
@@ -535,7 +539,7 @@ pub async fn pause(
 
 pub async fn resume(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     command(state, caller, id, Command::Resume).await
@@ -543,7 +547,7 @@ pub async fn resume(
 
 pub async fn cancel(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     command(state, caller, id, Command::Cancel).await
@@ -551,7 +555,7 @@ pub async fn cancel(
 
 pub async fn rollback(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     command(state, caller, id, Command::Rollback).await

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::ports::{TemplateRecord, TemplateSource};
 use controlplane::reconcile::rfc3339;
@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ApiState;
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::body::JsonBody;
+use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
 use crate::problem::Problem;
+use crate::tenants::created_response;
 
 /// A published version without its body (listings stay small).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,8 +161,8 @@ fn publish_problem(error: PublishError) -> Problem {
                 })
                 .collect(),
         ),
-        PublishError::Exists(version) => Problem::template_exists(&version),
-        PublishError::Unavailable(reason) => Problem::unavailable(reason),
+        exists @ PublishError::Exists(..) => Problem::template_exists(exists.to_string()),
+        PublishError::Unavailable(reason) => Problem::store_unreachable(reason),
         PublishError::Unstorable(errors) => Problem::invalid_template(errors),
     }
 }
@@ -235,21 +237,24 @@ impl ApiState {
 
 pub async fn publish(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let published = state.publish_template(&caller, &body).await?;
-    let location = format!("/template-versions/{}", published.template.version);
-    let status = if published.already {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    let mut response = (status, Json(published.template)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let hash = request_hash("POST", "/template-versions", &body);
+    let once = idempotent(&state, &caller, &key, hash, || async {
+        let published = state.publish_template(&caller, &body).await?;
+        let status = if published.already {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok(Once::new(published.template, status.as_u16(), None))
+    })
+    .await?;
+    let location = format!("/template-versions/{}", once.value.version);
+    Ok(created_response(once, &location))
 }
 
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
@@ -312,7 +317,7 @@ mod tests {
         assert_eq!(breaks.errors[1].field, "tenants");
         assert!(breaks.detail.contains("30"));
         assert_eq!(
-            publish_problem(PublishError::Exists("v2".into())).status,
+            publish_problem(PublishError::Exists("v2".into(), "body")).status,
             409
         );
         assert_eq!(

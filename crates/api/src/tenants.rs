@@ -1,6 +1,6 @@
 //! The tenant routes. Writes validate with the control plane's own validation, write the SPEC
-//! row conditionally, and return at once: the API never writes STATUS and never calls
-//! CloudFormation or STS.
+//! row conditionally, and return at once: the API never writes STATUS and never reaches a
+//! tenant account (no STS; its one CloudFormation call, ValidateTemplate, is for publishing).
 
 use std::collections::BTreeMap;
 
@@ -8,12 +8,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use controlplane::audit::AuditEntry;
 use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
 use controlplane::item_json;
-use controlplane::ports::{IdempotencyRecord, Snapshot, StoreError};
+use controlplane::ports::{Snapshot, StoreError};
 use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey, check_tenant_id};
 use controlplane::status::Status;
 use controlplane::validation::{Validation, validate};
@@ -24,8 +22,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::ApiState;
-use crate::auth::Caller;
-use crate::body::JsonBody;
+use crate::auth::{Admin, Caller, Role};
+use crate::body::{JsonBody, MergePatchBody};
+use crate::conditional::{IfMatch, IfNoneMatch};
+use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
+use crate::paging::Cursor;
 use crate::problem::Problem;
 
 /// What a reader sees of a tenant: its desired state and what the control plane last recorded.
@@ -92,16 +93,22 @@ fn spec_json(item: &Item) -> Map<String, Value> {
         .collect()
 }
 
-/// The SPEC's ETag: a hash of the whole stored item, so any writer's change (a direct put-item
-/// too) changes it.
-pub fn etag_of(item: &Item) -> String {
-    let value = Value::Object(item_json::item_to_json(item));
-    let digest = Sha256::digest(canonical(&value).as_bytes());
+/// The tenant's ETag: a hash of the whole stored SPEC item and of the representation served,
+/// so any writer's change (a direct put-item too) changes it, and so does anything the control
+/// plane records (status, reason, outputs).
+pub fn etag_of(item: &Item, view: &TenantView) -> String {
+    let view = serde_json::to_value(view).unwrap_or_default();
+    let digest = Sha256::digest(format!("{}\n{}", spec_text(item), canonical(&view)).as_bytes());
     format!("\"{}\"", hex::encode(&digest[..12]))
 }
 
+/// The whole stored SPEC item as one text (canonical JSON, numbers exact).
+fn spec_text(item: &Item) -> String {
+    canonical(&Value::Object(item_json::item_to_json(item)))
+}
+
 /// JSON with object keys sorted at every level: one text per value.
-fn canonical(value: &Value) -> String {
+pub(crate) fn canonical(value: &Value) -> String {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
@@ -154,7 +161,7 @@ impl ApiState {
         }
     }
 
-    async fn view(&self, key: &TenantKey, snapshot: &Snapshot) -> TenantView {
+    async fn view(&self, key: &TenantKey, snapshot: &Snapshot, caller: &Caller) -> TenantView {
         let spec = snapshot.spec.as_ref().map(spec_json).unwrap_or_default();
         let status = snapshot.status.as_ref();
         let observed = self.observed(key, snapshot).await;
@@ -175,7 +182,7 @@ impl ApiState {
             stack_template_version: status.and_then(|s| s.template_version.clone()),
             decommission_date: text(&spec, "decommission_date"),
             retry: spec.get("retry").cloned(),
-            updated_by: text(&spec, "updated_by"),
+            updated_by: text(&spec, "updated_by").map(|who| shown_actor(caller, who)),
             status: observed,
             reason: recorded.and_then(|s| s.reason.clone()),
             retryable: recorded.is_some_and(|s| s.retryable),
@@ -183,6 +190,15 @@ impl ApiState {
             outputs: status.map(|s| s.outputs.clone()).unwrap_or_default(),
             stack_status: status.and_then(|s| s.stack_status.clone()),
             status_updated_at: status.map(|s| s.updated_at.clone()),
+        }
+    }
+
+    /// The tenant as `caller` sees it, with its ETag (none once its SPEC is removed).
+    async fn tenant(&self, key: &TenantKey, snapshot: &Snapshot, caller: &Caller) -> Tenant {
+        let view = self.view(key, snapshot, caller).await;
+        Tenant {
+            etag: snapshot.spec.as_ref().map(|item| etag_of(item, &view)),
+            view,
         }
     }
 
@@ -224,7 +240,27 @@ impl ApiState {
     }
 }
 
-/// A tenant as an operation answers it: the view and the SPEC's ETag (none once removed).
+/// Who a caller is shown as having acted. A tenant sees its own identity and the control
+/// plane's (`system`, `unknown`), and `operator` for everyone else: admins' identities are
+/// for admins.
+pub fn shown_actor(caller: &Caller, actor: String) -> String {
+    match &caller.role {
+        Role::Admin => actor,
+        Role::Tenant(_)
+            if actor == caller.subject
+                || actor == controlplane::audit::SYSTEM_ACTOR
+                || actor == controlplane::audit::UNKNOWN_ACTOR =>
+        {
+            actor
+        }
+        Role::Tenant(_) => OPERATOR.to_owned(),
+    }
+}
+
+/// What a tenant sees in place of an admin's identity.
+pub const OPERATOR: &str = "operator";
+
+/// A tenant as an operation answers it: the view and its ETag (none once removed).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tenant {
     pub view: TenantView,
@@ -260,6 +296,29 @@ fn with_etag(mut response: Response, etag: Option<String>) -> Response {
     response
 }
 
+/// `Location` of what a POST made (on a replay too: it is the same resource).
+pub fn with_location(mut response: Response, location: &str) -> Response {
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A POST's answer: its status, `Location`, and `Idempotent-Replayed` on a replay.
+pub fn created_response<T: Serialize>(once: Once<T>, location: &str) -> Response {
+    let status = StatusCode::from_u16(once.status).unwrap_or(StatusCode::OK);
+    let mut response = with_location(
+        with_etag((status, Json(once.value)).into_response(), once.etag),
+        location,
+    );
+    if once.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
 fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Problem> {
     let unknown: Vec<FieldError> = body
         .keys()
@@ -278,150 +337,34 @@ fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Proble
     }
 }
 
-fn if_match(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok())
-}
-
-// ------------------------------------------------------------------------------------------------
-// Idempotency
-
-/// What an Idempotency-Key is bound to: the method, the path and the body (canonical JSON).
-pub fn request_hash(method: &str, path: &str, body: &Value) -> String {
-    let digest = Sha256::digest(format!("{method} {path} {}", canonical(body)).as_bytes());
-    hex::encode(digest)
-}
-
-/// Runs `write` once per idempotency key (per caller). The first request claims the key with a
-/// conditional write before it acts, so a concurrent duplicate gets 409 (retry shortly) instead of
-/// acting too; once it is done, a replay gets its answer, and the same key with another request
-/// gets 422. A write that fails gives the key back, having changed nothing.
-async fn idempotent<F, Fut>(
-    state: &ApiState,
-    caller: &Caller,
-    key: Option<&str>,
-    hash: String,
-    write: F,
-) -> Result<Created, Problem>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Tenant, Problem>>,
-{
-    let Some(key) = key else {
-        return Ok(Created {
-            tenant: write().await?,
-            replayed: false,
-        });
-    };
-    if key.is_empty() || key.len() > 255 {
-        return Err(Problem::bad_request(
-            "Idempotency-Key must be 1-255 characters",
-        ));
-    }
-    let scope = caller.subject.as_str();
-    let claim = IdempotencyRecord::claim(hash.clone(), chrono::Utc::now());
-    let mut claimed = false;
-    // Twice: a record that expires or is given back between the claim and the read is gone,
-    // and the key is free to claim again.
-    for _ in 0..2 {
-        match state.specs.claim_idempotency_key(scope, key, &claim).await {
-            Ok(()) => {
-                claimed = true;
-                break;
-            }
-            Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match state.specs.idempotency_record(scope, key).await? {
-            Some(stored) if stored.request_hash != hash => {
-                return Err(Problem::idempotency_mismatch());
-            }
-            Some(stored) if stored.in_flight() => return Err(Problem::idempotency_in_flight()),
-            Some(stored) => {
-                let view = serde_json::from_str(&stored.body).map_err(|e| {
-                    Problem::unavailable(format!(
-                        "the stored answer for this key is unreadable: {e}"
-                    ))
-                })?;
-                return Ok(Created {
-                    tenant: Tenant {
-                        view,
-                        etag: stored.etag,
-                    },
-                    replayed: true,
-                });
-            }
-            None => {}
-        }
-    }
-    if !claimed {
-        return Err(Problem::idempotency_in_flight());
-    }
-    let tenant = match write().await {
-        Ok(tenant) => tenant,
-        Err(problem) => {
-            if let Err(e) = state.specs.release_idempotency_key(scope, key, &hash).await {
-                // The claim then holds until it lapses (a minute), and a retry gets 409 till then.
-                tracing::warn!(error = %e, "idempotency claim not given back");
-            }
-            return Err(problem);
-        }
-    };
-    let record = IdempotencyRecord {
-        request_hash: hash,
-        status: StatusCode::ACCEPTED.as_u16(),
-        body: serde_json::to_string(&tenant.view).unwrap_or_default(),
-        etag: tenant.etag.clone(),
-        claimed_until: None,
-    };
-    if let Err(e) = state
-        .specs
-        .finish_idempotency_key(scope, key, &record)
-        .await
-    {
-        // The write happened; only a replay's answer is lost (it would act again after the
-        // claim lapses, and meet the tenant it created: 409).
-        tracing::warn!(error = %e, "idempotent response not stored");
-    }
-    Ok(Created {
-        tenant,
-        replayed: false,
-    })
-}
-
-/// The opaque `next` token: where the listing resumes.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Cursor {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page: Option<String>,
-    /// Entries of that page already returned (the status index pages are not limited).
-    #[serde(default)]
-    skip: usize,
-}
-
-fn decode_cursor(token: Option<&str>) -> Result<Cursor, Problem> {
-    let Some(token) = token else {
-        return Ok(Cursor::default());
-    };
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Problem::bad_request("`next` is not a token this API gave out"))
-}
-
-fn encode_cursor(cursor: &Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
-}
-
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
+/// A page's items are cut short before their JSON passes this: a Lambda function's response
+/// is at most 6 MB, and 100 tenants of up to 200 config values each could pass it.
+pub const MAX_PAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// `limit` as a listing takes it: 1-100, 50 if absent.
+fn checked_limit(limit: Option<usize>) -> Result<usize, Problem> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::invalid_query(vec![FieldError::new(
+            "limit",
+            format!("must be 1-{MAX_LIMIT}, got {limit}"),
+        )]))
+    }
+}
+
+/// A query string as the route takes it: 400 for one it cannot read (an unknown parameter, a
+/// `limit` that is no number).
+pub fn query<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, Problem> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| Problem::bad_request(e.body_text()))
+}
 
 /// What a listing of tenants asks for (`GET /tenants`' query).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -451,23 +394,17 @@ impl ApiState {
         &self,
         caller: &Caller,
         body: &Value,
-        idempotency_key: Option<&str>,
+        idempotency_key: &IdempotencyKey,
     ) -> Result<Created, Problem> {
+        caller.require_admin("creates tenants")?;
         let Value::Object(fields) = body.clone() else {
             return Err(Problem::bad_request("the body must be a JSON object"));
         };
         only_fields(&fields, CREATE_FIELDS)?;
         let tenant = text(&fields, "tenant_id").unwrap_or_default();
-        if !caller.is_admin() {
-            return Err(if caller.sees(&tenant) {
-                Problem::forbidden("only an admin creates tenants (and sets account_id)")
-            } else {
-                Problem::not_found(&tenant)
-            });
-        }
         let hash = request_hash("POST", "/tenants", body);
         let subject = caller.subject.clone();
-        idempotent(self, caller, idempotency_key, hash, || async move {
+        let once = idempotent(self, caller, idempotency_key, hash, || async move {
             let key = TenantKey::new(&tenant);
             let mut item = item_json::item_from_json(&fields);
             item.insert("updated_by".into(), AttributeValue::S(subject));
@@ -485,21 +422,27 @@ impl ApiState {
                 spec: Some(item.clone()),
                 ..Snapshot::default()
             };
-            Ok(Tenant {
-                view: self.view(&key, &snapshot).await,
-                etag: Some(etag_of(&item)),
-            })
+            let made = self.tenant(&key, &snapshot, caller).await;
+            Ok(Once::new(
+                made.view,
+                StatusCode::ACCEPTED.as_u16(),
+                made.etag,
+            ))
         })
-        .await
+        .await?;
+        Ok(Created {
+            tenant: Tenant {
+                view: once.value,
+                etag: once.etag,
+            },
+            replayed: once.replayed,
+        })
     }
 
     /// The tenant as `caller` may see it, with its ETag.
     pub async fn get_tenant(&self, caller: &Caller, tenant: &str) -> Result<Tenant, Problem> {
         let (key, snapshot) = self.visible(caller, tenant).await?;
-        Ok(Tenant {
-            view: self.view(&key, &snapshot).await,
-            etag: snapshot.spec.as_ref().map(etag_of),
-        })
+        Ok(self.tenant(&key, &snapshot, caller).await)
     }
 
     /// One page of the tenants `caller` may see, optionally only those in one status.
@@ -508,18 +451,12 @@ impl ApiState {
         caller: &Caller,
         query: &ListQuery,
     ) -> Result<Page<TenantView>, Problem> {
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "limit",
-                format!("must be 1-{MAX_LIMIT}, got {limit}"),
-            )]));
-        }
+        let limit = checked_limit(query.limit)?;
         let status_filter = match query.status.as_deref() {
             None => None,
             Some(text) => Some(
                 serde_json::from_value::<Status>(Value::String(text.to_owned())).map_err(|_| {
-                    Problem::invalid(vec![FieldError::new(
+                    Problem::invalid_query(vec![FieldError::new(
                         "status",
                         format!(
                             "must be one of creating, updating, deleting, ready, failed, deleted; got {text:?}"
@@ -528,13 +465,19 @@ impl ApiState {
                 })?,
             ),
         };
-        let cursor = decode_cursor(query.next.as_deref())?;
+        // The token belongs to this listing: the endpoint and its filter (`limit` may change
+        // from page to page).
+        let listing = match status_filter {
+            None => "GET /tenants".to_owned(),
+            Some(status) => format!("GET /tenants?status={}", status.as_str()),
+        };
+        let cursor = self.page_tokens.open(&listing, query.next.as_deref())?;
 
         // A tenant sees only itself.
-        if let crate::auth::Role::Tenant(own) = &caller.role {
+        if let Role::Tenant(own) = &caller.role {
             let items = match self.visible(caller, own).await {
                 Ok((key, snapshot)) => {
-                    let view = self.view(&key, &snapshot).await;
+                    let view = self.view(&key, &snapshot, caller).await;
                     let wanted = status_filter.is_none_or(|s| s.as_str() == view.status);
                     if wanted { vec![view] } else { Vec::new() }
                 }
@@ -543,68 +486,111 @@ impl ApiState {
             return Ok(Page { items, next: None });
         }
 
-        let (keys, next) = match status_filter {
+        // Each tenant with the index page it was read from (the status listing resumes there).
+        let (keys, mut next): (Vec<(TenantKey, Option<String>)>, _) = match status_filter {
             None => {
                 let (keys, next) = self.specs.list_specs(cursor.page, limit).await?;
                 (
-                    keys,
+                    keys.into_iter().map(|k| (k, None)).collect(),
                     next.map(|page| Cursor {
                         page: Some(page),
-                        skip: 0,
+                        after: None,
                     }),
                 )
             }
-            Some(status) => {
-                let (summaries, index_next) = self
-                    .store
-                    .list_in_status(status, cursor.page.clone())
-                    .await?;
-                let rest: Vec<TenantKey> = summaries
-                    .into_iter()
-                    .skip(cursor.skip)
-                    .map(|s| s.tenant)
-                    .collect();
-                if rest.len() > limit {
-                    let next = Cursor {
-                        page: cursor.page,
-                        skip: cursor.skip + limit,
-                    };
-                    (rest[..limit].to_vec(), Some(next))
-                } else {
-                    (
-                        rest,
-                        index_next.map(|page| Cursor {
-                            page: Some(page),
-                            skip: 0,
-                        }),
-                    )
-                }
-            }
+            Some(status) => self.in_status(status, cursor, limit).await?,
         };
-        let items: Vec<TenantView> = futures::stream::iter(keys)
+        let mut items = Vec::with_capacity(keys.len());
+        let mut bytes = 0usize;
+        let wanted: Vec<TenantKey> = keys.iter().map(|(key, _)| key.clone()).collect();
+        let mut views = futures::stream::iter(wanted)
             .map(|key| async move {
                 let snapshot = self.store.load(&key).await?;
-                Ok::<_, StoreError>(self.view(&key, &snapshot).await)
+                Ok::<_, StoreError>(self.view(&key, &snapshot, caller).await)
             })
-            .buffered(8)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+            .buffered(8);
+        while let Some(view) = views.next().await {
+            let view = view?;
+            bytes += serde_json::to_vec(&view).map_or(0, |v| v.len());
+            if bytes > self.max_page_bytes && !items.is_empty() {
+                // Cut short: the next page starts just after the last tenant returned.
+                let (last, page) = &keys[items.len() - 1];
+                next = Some(match status_filter {
+                    None => Cursor {
+                        page: Some(self.specs.resume_after(last)),
+                        after: None,
+                    },
+                    Some(_) => Cursor {
+                        page: page.clone(),
+                        after: Some(last.as_str().to_owned()),
+                    },
+                });
+                break;
+            }
+            items.push(view);
+        }
         Ok(Page {
             items,
-            next: next.as_ref().map(encode_cursor),
+            next: next.map(|cursor| self.page_tokens.issue(&listing, &cursor)),
         })
     }
 
-    /// Applies a JSON Merge Patch (RFC 7396) to the SPEC, only if its ETag is still `if_match`
-    /// (required).
+    /// Up to `limit` tenants in `status` from `cursor` on, and where the next page starts.
+    /// The index is read a page at a time, in tenant order; a page taken only in part is read
+    /// again next time and resumed after the last tenant returned, so a tenant moving in or out
+    /// of the status meanwhile never makes the listing skip another.
+    async fn in_status(
+        &self,
+        status: Status,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<(Vec<(TenantKey, Option<String>)>, Option<Cursor>), Problem> {
+        let mut page = cursor.page;
+        let mut after = cursor.after;
+        let mut keys: Vec<(TenantKey, Option<String>)> = Vec::new();
+        loop {
+            let (summaries, index_next) = self.store.list_in_status(status, page.clone()).await?;
+            let rest: Vec<TenantKey> = summaries
+                .into_iter()
+                .map(|s| s.tenant)
+                .filter(|t| after.as_deref().is_none_or(|a| t.as_str() > a))
+                .collect();
+            let room = limit - keys.len();
+            let taken = rest.len().min(room);
+            let more_here = rest.len() > room;
+            keys.extend(rest.into_iter().take(taken).map(|t| (t, page.clone())));
+            if more_here {
+                let last = keys.last().map(|(k, _)| k.as_str().to_owned());
+                return Ok((keys, Some(Cursor { page, after: last })));
+            }
+            match index_next {
+                // A page read whole; more pages, and room for them.
+                Some(next) if keys.len() < limit => {
+                    page = Some(next);
+                    after = None;
+                }
+                Some(next) => {
+                    return Ok((
+                        keys,
+                        Some(Cursor {
+                            page: Some(next),
+                            after: None,
+                        }),
+                    ));
+                }
+                None => return Ok((keys, None)),
+            }
+        }
+    }
+
+    /// Applies a JSON Merge Patch (RFC 7396) to the SPEC, only if `if_match` (required) names
+    /// the tenant's current ETag, or is `*`.
     pub async fn patch_tenant(
         &self,
         caller: &Caller,
         tenant: &str,
         body: &Value,
-        if_match: Option<&str>,
+        if_match: &IfMatch,
     ) -> Result<Tenant, Problem> {
         let Value::Object(changes) = body else {
             return Err(Problem::bad_request(
@@ -623,12 +609,11 @@ impl ApiState {
                 "only an admin changes account_id or region",
             ));
         }
-        let Some(expected_etag) = if_match else {
+        if if_match.is_absent() {
             return Err(Problem::precondition_required());
-        };
-        if expected_etag != etag_of(&current) {
-            return Err(Problem::precondition_failed());
         }
+        self.check_if_match(&key, &snapshot, caller, if_match)
+            .await?;
         // Applied to the stored item itself: attributes the patch does not name (a writer's own
         // included) stay as they are, and numbers keep their text.
         let mut item = current.clone();
@@ -644,20 +629,38 @@ impl ApiState {
             Err(e) => return Err(e.into()),
         }
         let snapshot = Snapshot {
-            spec: Some(item.clone()),
+            spec: Some(item),
             ..snapshot
         };
-        Ok(Tenant {
-            view: self.view(&key, &snapshot).await,
-            etag: Some(etag_of(&item)),
-        })
+        Ok(self.tenant(&key, &snapshot, caller).await)
+    }
+
+    /// 412 unless `if_match` passes for the tenant as `caller` sees it now.
+    async fn check_if_match(
+        &self,
+        key: &TenantKey,
+        snapshot: &Snapshot,
+        caller: &Caller,
+        if_match: &IfMatch,
+    ) -> Result<(), Problem> {
+        if if_match.is_absent() {
+            return Ok(());
+        }
+        let current = self.tenant(key, snapshot, caller).await;
+        if if_match.passes(current.etag.as_deref()) {
+            Ok(())
+        } else {
+            Err(Problem::precondition_failed())
+        }
     }
 
     /// Rewrites the SPEC with `change` applied, re-reading on a concurrent write (a few times).
+    /// With `if_match`, only the tenant it names is rewritten (a change meanwhile: 412).
     async fn rewrite(
         &self,
         key: &TenantKey,
         caller: &Caller,
+        if_match: &IfMatch,
         change: impl Fn(&mut Item),
     ) -> Result<Tenant, Problem> {
         for _ in 0..3 {
@@ -665,6 +668,8 @@ impl ApiState {
             let Some(current) = snapshot.spec.clone() else {
                 return Err(Problem::not_found(key.as_str()));
             };
+            self.check_if_match(key, &snapshot, caller, if_match)
+                .await?;
             let mut item = current.clone();
             change(&mut item);
             item.insert(
@@ -675,13 +680,10 @@ impl ApiState {
             match self.specs.replace_spec(key, &item, &current).await {
                 Ok(()) => {
                     let snapshot = Snapshot {
-                        spec: Some(item.clone()),
+                        spec: Some(item),
                         ..snapshot
                     };
-                    return Ok(Tenant {
-                        view: self.view(key, &snapshot).await,
-                        etag: Some(etag_of(&item)),
-                    });
+                    return Ok(self.tenant(key, &snapshot, caller).await);
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -690,13 +692,19 @@ impl ApiState {
         Err(Problem::unavailable("the tenant kept changing; try again"))
     }
 
-    /// Runs the tenant's operation again: bumps the SPEC's `retry`.
-    pub async fn retry_tenant(&self, caller: &Caller, tenant: &str) -> Result<Tenant, Problem> {
+    /// Runs the tenant's operation again: bumps the SPEC's `retry` (only on the tenant
+    /// `if_match` names, when given).
+    pub async fn retry_tenant(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        if_match: &IfMatch,
+    ) -> Result<Tenant, Problem> {
         let (key, snapshot) = self.visible(caller, tenant).await?;
         if snapshot.spec.is_none() {
             return Err(Problem::not_found(tenant));
         }
-        self.rewrite(&key, caller, |item| {
+        self.rewrite(&key, caller, if_match, |item| {
             // A bump only has to change the value: past the largest it starts again at 0
             // (saturating would leave it unchanged, and nothing would be retried).
             let next = match item.get("retry") {
@@ -709,30 +717,34 @@ impl ApiState {
         .await
     }
 
-    /// Removes the SPEC (only if its ETag is still `if_match`, when given). A DeleteItem names no
-    /// actor, so an audit line naming the caller is written first; `via` says how the request
-    /// came (its reason).
+    /// Removes the SPEC (only if `if_match`, when given, names the tenant's current ETag). A
+    /// DeleteItem names no actor, so an audit line naming the caller is written first; `via`
+    /// says how the request came (its reason). A tenant removes itself only where the
+    /// deployment allows it (`TENANT_SELF_SERVICE_DELETE`).
     pub async fn delete_tenant(
         &self,
         caller: &Caller,
         tenant: &str,
-        if_match: Option<&str>,
+        if_match: &IfMatch,
         via: &str,
     ) -> Result<Tenant, Problem> {
         let (key, snapshot) = self.visible(caller, tenant).await?;
+        if !caller.is_admin() && !self.tenant_self_delete {
+            return Err(Problem::forbidden(
+                "only an admin deletes tenants here (the deployment does not allow \
+                 self-service deletion: TenantSelfServiceDelete)",
+            ));
+        }
         let Some(current) = snapshot.spec.clone() else {
             return Err(Problem::not_found(tenant));
         };
-        if let Some(expected) = if_match
-            && expected != etag_of(&current)
-        {
-            return Err(Problem::precondition_failed());
-        }
+        self.check_if_match(&key, &snapshot, caller, if_match)
+            .await?;
         let now = chrono::Utc::now();
+        let spec_etag = hex::encode(&Sha256::digest(spec_text(&current).as_bytes())[..12]);
         // Unique per request: two removals of the same content are two lines, never one.
         let id = format!(
-            "api-delete-{}-{}",
-            etag_of(&current).trim_matches('"'),
+            "api-delete-{spec_etag}-{}",
             now.timestamp_nanos_opt().unwrap_or_default()
         );
         let entry = AuditEntry {
@@ -764,10 +776,7 @@ impl ApiState {
             spec: None,
             ..snapshot
         };
-        Ok(Tenant {
-            view: self.view(&key, &snapshot).await,
-            etag: None,
-        })
+        Ok(self.tenant(&key, &snapshot, caller).await)
     }
 
     /// One page of the tenant's audit timeline, oldest first.
@@ -777,17 +786,28 @@ impl ApiState {
         tenant: &str,
         query: &EventsQuery,
     ) -> Result<Page<AuditEntry>, Problem> {
+        let limit = checked_limit(query.limit)?;
         let (key, _) = self.visible(caller, tenant).await?;
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let cursor = decode_cursor(query.next.as_deref())?;
+        let listing = format!("GET /tenants/{}/events", key.as_str());
+        let cursor = self.page_tokens.open(&listing, query.next.as_deref())?;
         let (items, next) = self.store.audit_trail(&key, cursor.page, limit).await?;
         Ok(Page {
-            items,
-            next: next.map(|page| {
-                encode_cursor(&Cursor {
-                    page: Some(page),
-                    skip: 0,
+            items: items
+                .into_iter()
+                .map(|entry| AuditEntry {
+                    actor: shown_actor(caller, entry.actor),
+                    requested_by: entry.requested_by.map(|who| shown_actor(caller, who)),
+                    ..entry
                 })
+                .collect(),
+            next: next.map(|page| {
+                self.page_tokens.issue(
+                    &listing,
+                    &Cursor {
+                        page: Some(page),
+                        after: None,
+                    },
+                )
             }),
         })
     }
@@ -798,41 +818,47 @@ impl ApiState {
 
 pub async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let created = state
-        .create_tenant(&caller, &body, idempotency_key(&headers))
-        .await?;
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let created = state.create_tenant(&caller, &body, &key).await?;
     let location = format!("/tenants/{}", created.tenant.view.tenant_id);
-    let mut response = accepted(created.tenant);
-    if created.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    } else if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created_response(
+        Once {
+            value: created.tenant.view,
+            status: StatusCode::ACCEPTED.as_u16(),
+            etag: created.tenant.etag,
+            replayed: created.replayed,
+        },
+        &location,
+    ))
 }
 
 pub async fn get_one(
     State(state): State<ApiState>,
     caller: Caller,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let found = state.get_tenant(&caller, &tenant).await?;
+    if IfNoneMatch::from_headers(&headers).not_modified(found.etag.as_deref()) {
+        return Ok(with_etag(
+            StatusCode::NOT_MODIFIED.into_response(),
+            found.etag,
+        ));
+    }
     Ok(with_etag(Json(found.view).into_response(), found.etag))
 }
 
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    list: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    Ok(Json(state.list_tenants(&caller, &query).await?).into_response())
+    let list = query(list)?;
+    Ok(Json(state.list_tenants(&caller, &list).await?).into_response())
 }
 
 pub async fn patch(
@@ -840,10 +866,10 @@ pub async fn patch(
     caller: Caller,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    MergePatchBody(body): MergePatchBody,
 ) -> Result<Response, Problem> {
     let patched = state
-        .patch_tenant(&caller, &tenant, &body, if_match(&headers))
+        .patch_tenant(&caller, &tenant, &body, &IfMatch::from_headers(&headers))
         .await?;
     Ok(accepted(patched))
 }
@@ -852,8 +878,13 @@ pub async fn retry(
     State(state): State<ApiState>,
     caller: Caller,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    Ok(accepted(state.retry_tenant(&caller, &tenant).await?))
+    Ok(accepted(
+        state
+            .retry_tenant(&caller, &tenant, &IfMatch::from_headers(&headers))
+            .await?,
+    ))
 }
 
 pub async fn delete(
@@ -863,7 +894,12 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let deleted = state
-        .delete_tenant(&caller, &tenant, if_match(&headers), "DELETE /tenants/{id}")
+        .delete_tenant(
+            &caller,
+            &tenant,
+            &IfMatch::from_headers(&headers),
+            "DELETE /tenants/{id}",
+        )
         .await?;
     Ok(accepted(deleted))
 }
@@ -871,11 +907,11 @@ pub async fn delete(
 pub async fn events(
     State(state): State<ApiState>,
     caller: Caller,
+    events: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     Path(tenant): Path<String>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    Ok(Json(state.tenant_events(&caller, &tenant, &query).await?).into_response())
+    let events = query(events)?;
+    Ok(Json(state.tenant_events(&caller, &tenant, &events).await?).into_response())
 }
 
 pub async fn health() -> Json<Value> {

@@ -935,6 +935,10 @@ impl crate::ports::SpecStore for InMemoryStore {
         }
     }
 
+    fn resume_after(&self, tenant: &TenantKey) -> String {
+        tenant.as_str().to_owned()
+    }
+
     async fn idempotency_record(
         &self,
         scope: &str,

@@ -342,6 +342,9 @@ pub trait SpecStore: Send + Sync {
         page_token: Option<String>,
         limit: usize,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError>;
+    /// The page token that resumes a `list_specs` listing just after `tenant` (for a page cut
+    /// short: the API keeps each answer within Lambda's response size).
+    fn resume_after(&self, tenant: &TenantKey) -> String;
     /// The claim or response stored for `key` in `scope` (a caller), if any and not expired.
     async fn idempotency_record(
         &self,

@@ -31,8 +31,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
-    #[error("cannot read the ExternalId key from SSM parameter {name}: {reason}")]
-    ExternalIdKey { name: String, reason: String },
+    #[error("cannot read the key in SSM parameter {name}: {reason}")]
+    Key { name: String, reason: String },
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
 }
@@ -48,7 +48,7 @@ pub struct ControlPlaneConfig {
     pub tenant_role_name: String,
     /// EXTERNAL_ID_KEY_PARAMETER: SSM SecureString holding the ExternalId key (deployed), or
     /// EXTERNAL_ID_KEY: the key itself (local runs only).
-    pub external_id_key: ExternalIdKeySource,
+    pub external_id_key: KeySource,
     pub settings: Settings,
     pub stream: StreamSettings,
     /// TERMINATION_PROTECTION (default true): false only on emulators lacking
@@ -65,13 +65,14 @@ pub struct ControlPlaneConfig {
     pub decommission_grace: Duration,
 }
 
+/// Where a secret key is kept: an SSM SecureString (deployed), or the key itself (local runs).
 #[derive(Clone)]
-pub enum ExternalIdKeySource {
+pub enum KeySource {
     SsmParameter(String),
     Inline(String),
 }
 
-impl std::fmt::Debug for ExternalIdKeySource {
+impl std::fmt::Debug for KeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::SsmParameter(name) => f.debug_tuple("SsmParameter").field(name).finish(),
@@ -104,7 +105,7 @@ impl ControlPlaneConfig {
     pub fn new(
         tables: Tables,
         tenant_role_name: impl Into<String>,
-        external_id_key: ExternalIdKeySource,
+        external_id_key: KeySource,
         region: impl Into<String>,
     ) -> Self {
         Self {
@@ -152,8 +153,8 @@ impl ControlPlaneConfig {
             }
         };
         let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
-            (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
-            (None, Some(key)) => ExternalIdKeySource::Inline(key),
+            (Some(name), _) => KeySource::SsmParameter(name),
+            (None, Some(key)) => KeySource::Inline(key),
             (None, None) => return Err(ConfigError::Missing("EXTERNAL_ID_KEY_PARAMETER")),
         };
         Ok(Self {
@@ -216,20 +217,25 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 pub const EXTERNAL_ID_KEY_CALLS: &[Call] =
     &[Call::new("ssm:GetParameter", Resource::ExternalIdKey)];
 
-pub async fn external_ids(
-    sdk: &SdkConfig,
-    source: &ExternalIdKeySource,
-) -> Result<ExternalIds, ConfigError> {
+pub async fn external_ids(sdk: &SdkConfig, source: &KeySource) -> Result<ExternalIds, ConfigError> {
+    Ok(ExternalIds::new(read_key(sdk, source).await?))
+}
+
+/// The call of [`read_key`] for the page-token key when it is kept in SSM (the API's).
+pub const PAGE_TOKEN_KEY_CALLS: &[Call] = &[Call::new("ssm:GetParameter", Resource::PageTokenKey)];
+
+/// A secret key, read once at start.
+pub async fn read_key(sdk: &SdkConfig, source: &KeySource) -> Result<Vec<u8>, ConfigError> {
     match source {
-        ExternalIdKeySource::Inline(key) => Ok(ExternalIds::new(key.as_bytes().to_vec())),
-        ExternalIdKeySource::SsmParameter(name) => {
+        KeySource::Inline(key) => Ok(key.as_bytes().to_vec()),
+        KeySource::SsmParameter(name) => {
             let output = aws_sdk_ssm::Client::new(sdk)
                 .get_parameter()
                 .name(name)
                 .with_decryption(true)
                 .send()
                 .await
-                .map_err(|e| ConfigError::ExternalIdKey {
+                .map_err(|e| ConfigError::Key {
                     name: name.clone(),
                     // The service's own code and words, not the SDK's whole debug dump.
                     reason: match (e.code(), e.message()) {
@@ -242,28 +248,24 @@ pub async fn external_ids(
                 .parameter()
                 .and_then(|p| p.value())
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| ConfigError::ExternalIdKey {
+                .ok_or_else(|| ConfigError::Key {
                     name: name.clone(),
                     reason: "the parameter has no value".into(),
                 })?;
-            Ok(ExternalIds::new(key.as_bytes().to_vec()))
+            Ok(key.as_bytes().to_vec())
         }
     }
 }
 
 /// The tenant accounts' role `role_name`, assumed with the ExternalId key of `source`, read
 /// when a role is first assumed (a function that reaches no tenant account never reads it).
-fn role_credentials(
-    sdk: &SdkConfig,
-    role_name: &str,
-    source: &ExternalIdKeySource,
-) -> RoleCredentials {
+fn role_credentials(sdk: &SdkConfig, role_name: &str, source: &KeySource) -> RoleCredentials {
     let sts = aws_sdk_sts::Client::new(sdk);
     match source {
-        ExternalIdKeySource::Inline(key) => {
+        KeySource::Inline(key) => {
             RoleCredentials::new(sts, role_name, ExternalIds::new(key.as_bytes().to_vec()))
         }
-        ExternalIdKeySource::SsmParameter(_) => {
+        KeySource::SsmParameter(_) => {
             let (sdk, source) = (sdk.clone(), source.clone());
             RoleCredentials::with_key_loader(
                 sts,
@@ -394,13 +396,27 @@ pub struct ApiConfig {
     pub previews: Arc<dyn crate::ports::PreviewStore>,
     pub preview_queue: Option<Arc<dyn PreviewQueue>>,
     pub default_region: String,
+    /// The key page tokens are signed with (PAGE_TOKEN_KEY_PARAMETER: an SSM SecureString, as
+    /// the ExternalId key; PAGE_TOKEN_KEY: the key itself, local runs only). None: a key of the
+    /// process's own (`tenantctl --direct`, whose tokens never leave it).
+    pub page_token_key: Option<Vec<u8>>,
+    /// TENANT_SELF_SERVICE_DELETE (default false): whether a tenant token may delete its own
+    /// tenant, and with it the stack.
+    pub tenant_self_delete: bool,
 }
 
 impl ApiConfig {
     pub async fn from_env() -> Result<Self, ConfigError> {
         init_logs();
         let sdk = sdk_config().await;
-        Self::for_tables(&sdk, tables_from_env()?)
+        let mut config = Self::for_tables(&sdk, tables_from_env()?)?;
+        let key = match (var("PAGE_TOKEN_KEY_PARAMETER"), var("PAGE_TOKEN_KEY")) {
+            (Some(name), _) => KeySource::SsmParameter(name),
+            (None, Some(key)) => KeySource::Inline(key),
+            (None, None) => return Err(ConfigError::Missing("PAGE_TOKEN_KEY_PARAMETER")),
+        };
+        config.page_token_key = Some(read_key(&sdk, &key).await?);
+        Ok(config)
     }
 
     /// The same for tables named by the caller (`tenantctl --direct`), setting up no logging;
@@ -428,6 +444,8 @@ impl ApiConfig {
             previews: store,
             preview_queue: None,
             default_region,
+            page_token_key: None,
+            tenant_self_delete: parsed("TENANT_SELF_SERVICE_DELETE", false)?,
         };
         Ok(match var("PREVIEW_QUEUE_URL") {
             Some(url) => config.with_preview_queue(sdk, url),
@@ -698,6 +716,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::PREVIEW_ROWS,
             crate::aws::cloudformation::VALIDATOR_CALLS,
             crate::aws::sqs::PREVIEW_QUEUE_CALLS,
+            PAGE_TOKEN_KEY_CALLS,
         ],
         through_tenant_role: &[],
         through_preview_role: &[],

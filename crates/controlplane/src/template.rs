@@ -247,6 +247,10 @@ pub fn render_value(value: &ConfigValue) -> String {
     }
 }
 
+/// CloudFormation's limits: the bytes of one parameter value, and parameters per template.
+pub const PARAMETER_VALUE_MAX_BYTES: usize = 4096;
+pub const PARAMETERS_MAX: usize = 200;
+
 /// The stack parameters for a tenant, sorted by name, or every config key the template rejects.
 pub fn stack_parameters(
     spec: &TenantSpec,
@@ -265,6 +269,15 @@ pub fn stack_parameters(
             .join(", ")
     };
 
+    if spec.config.len() > PARAMETERS_MAX {
+        errors.push(FieldError::new(
+            "config",
+            format!(
+                "has {} entries; CloudFormation takes at most {PARAMETERS_MAX} parameters per stack",
+                spec.config.len()
+            ),
+        ));
+    }
     for (key, value) in &spec.config {
         let field = || format!("config.{key}");
         let name = template.parameter_for(key);
@@ -305,6 +318,17 @@ pub fn stack_parameters(
             continue;
         }
         let rendered = render_value(value);
+        if rendered.len() > PARAMETER_VALUE_MAX_BYTES {
+            errors.push(FieldError::new(
+                field(),
+                format!(
+                    "is {} bytes; CloudFormation takes at most {PARAMETER_VALUE_MAX_BYTES} bytes \
+                     per parameter value",
+                    rendered.len()
+                ),
+            ));
+            continue;
+        }
         if let Err(message) = check_value(decl, value, &rendered) {
             errors.push(FieldError::new(field(), format!("{name} {message}")));
             continue;
@@ -530,6 +554,26 @@ mod tests {
         assert_eq!(e[0].field, "config.colour");
         assert!(e[0].message.contains("has no parameter Colour"), "{}", e[0]);
         assert!(e[0].message.contains("PlayerCount"), "{}", e[0]);
+    }
+
+    #[test]
+    fn cloudformations_own_limits_are_enforced_with_the_field_named() {
+        let huge = "x".repeat(PARAMETER_VALUE_MAX_BYTES + 1);
+        let e = stack_parameters(&spec(&[("seed", text(&huge))]), &sample()).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].field, "config.seed");
+        assert!(e[0].message.contains("at most 4096 bytes"), "{}", e[0]);
+        let at_limit = "x".repeat(PARAMETER_VALUE_MAX_BYTES);
+        assert!(stack_parameters(&spec(&[("seed", text(&at_limit))]), &sample()).is_ok());
+
+        let keys: Vec<String> = (0..=PARAMETERS_MAX).map(|i| format!("k{i}")).collect();
+        let many: Vec<(&str, ConfigValue)> = keys.iter().map(|k| (k.as_str(), text("v"))).collect();
+        let e = stack_parameters(&spec(&many), &sample()).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| e.field == "config" && e.message.contains("at most 200 parameters")),
+            "{e:?}"
+        );
     }
 
     #[test]

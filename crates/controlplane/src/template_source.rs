@@ -227,9 +227,11 @@ pub enum PublishError {
     /// the first few `named` with the reason).
     #[error("the config of {count} tenants does not fit the template: {}", .named.join("; "))]
     BreaksTenants { count: usize, named: Vec<String> },
-    /// The version exists with another body: versions are immutable.
-    #[error("template version {0} already exists with another body; publish a new version")]
-    Exists(String),
+    /// The version exists with another body or description (`.1`): versions are immutable.
+    #[error(
+        "template version {0} already exists with another {1}; versions never change: publish a new version"
+    )]
+    Exists(String, &'static str),
     #[error("{0}")]
     Unavailable(String),
     /// DynamoDB would refuse the version's item: each field at fault. Nothing was stored.
@@ -307,18 +309,11 @@ pub async fn publish(
     let existing = match templates.record(&new.version).await {
         Ok(existing) => existing,
         // Stored, though changed in place since: the version is taken all the same.
-        Err(StoreError::Corrupt(_)) => return Err(PublishError::Exists(new.version)),
+        Err(StoreError::Corrupt(_)) => return Err(PublishError::Exists(new.version, "body")),
         Err(e) => return Err(e.into()),
     };
     if let Some(existing) = existing {
-        return if existing.sha256 == sha256 {
-            Ok(Published {
-                record: existing,
-                already: true,
-            })
-        } else {
-            Err(PublishError::Exists(new.version))
-        };
+        return same_version(existing, &sha256, new.description.as_ref());
     }
     match validator.validate_template(&new.body).await {
         Ok(()) => {}
@@ -361,14 +356,34 @@ pub async fn publish(
         }),
         // Published concurrently: the same body is the same version.
         Err(StoreError::Conflict) => match templates.record(&record.version).await {
-            Ok(Some(existing)) if existing.sha256 == record.sha256 => Ok(Published {
-                record: existing,
-                already: true,
-            }),
-            Ok(_) | Err(StoreError::Corrupt(_)) => Err(PublishError::Exists(record.version)),
+            Ok(Some(existing)) => {
+                same_version(existing, &record.sha256, record.description.as_ref())
+            }
+            Ok(None) | Err(StoreError::Corrupt(_)) => {
+                Err(PublishError::Exists(record.version, "body"))
+            }
             Err(e) => Err(e.into()),
         },
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A publish of a version that exists: a harmless repeat only if the body and the description
+/// are the same (nothing published is ever changed, so another description would be lost).
+fn same_version(
+    existing: TemplateRecord,
+    sha256: &str,
+    description: Option<&String>,
+) -> Result<Published, PublishError> {
+    if existing.sha256 != sha256 {
+        Err(PublishError::Exists(existing.version, "body"))
+    } else if existing.description.as_ref() != description {
+        Err(PublishError::Exists(existing.version, "description"))
+    } else {
+        Ok(Published {
+            record: existing,
+            already: true,
+        })
     }
 }
 

@@ -592,11 +592,11 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
     world.publish("v2", &v2_body()).await.expect("repeat");
     assert_eq!(
         world.publish("v2", SAMPLE_TEMPLATE).await,
-        Err(PublishError::Exists("v2".into()))
+        Err(PublishError::Exists("v2".into(), "body"))
     );
     assert!(matches!(
         world.publish("v1", "Resources: {}").await,
-        Err(PublishError::Exists(_) | PublishError::Invalid(_))
+        Err(PublishError::Exists(..) | PublishError::Invalid(_))
     ));
     // A version without the parameter the tenants' config sets.
     let without = SAMPLE_TEMPLATE.replace(

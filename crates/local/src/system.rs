@@ -22,8 +22,8 @@ use controlplane::on_failure::handle_on_failure_records;
 use controlplane::rollout_driver::RolloutDriver;
 use controlplane::rollout_preview::handle_preview_messages;
 use controlplane::runtime::{
-    ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, ExternalIdKeySource, MetricsJob,
-    PreviewWorker, rollout_driver,
+    ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, KeySource, MetricsJob, PreviewWorker,
+    read_key, rollout_driver,
 };
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
@@ -219,6 +219,10 @@ impl Default for LocalConfig {
 
 /// The SSM parameter the local ExternalId key is kept in (template.yaml's default).
 pub const EXTERNAL_ID_KEY_PARAMETER: &str = "/tenant-control-plane/external-id-key";
+/// The SSM parameter the API's page-token key is kept in (template.yaml's default), and the
+/// local key: documented, for local use only.
+pub const PAGE_TOKEN_KEY_PARAMETER: &str = "/tenant-control-plane/page-token-key";
+pub const LOCAL_PAGE_TOKEN_KEY: &str = "local-page-token-key";
 
 /// What the control plane's account holds before any function runs, created while moto still
 /// accepts unauthenticated calls: the table, queues and topic as template.yaml declares them,
@@ -272,6 +276,19 @@ impl Infrastructure {
                     aws_sdk_ssm::error::DisplayErrorContext(&e),
                 )
             })?;
+        aws_sdk_ssm::Client::new(&admin)
+            .put_parameter()
+            .name(PAGE_TOKEN_KEY_PARAMETER)
+            .value(LOCAL_PAGE_TOKEN_KEY)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .map_err(|e| {
+                setup(
+                    "keeping the page-token key in SSM",
+                    aws_sdk_ssm::error::DisplayErrorContext(&e),
+                )
+            })?;
         let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
         for account in &config.tenant_accounts {
             bootstrap_tenant_account(&admin, account, &external_ids, config).await?;
@@ -305,7 +322,7 @@ impl Infrastructure {
         let mut plane_config = ControlPlaneConfig::new(
             config.tables(),
             &config.role_name,
-            ExternalIdKeySource::SsmParameter(EXTERNAL_ID_KEY_PARAMETER.into()),
+            KeySource::SsmParameter(EXTERNAL_ID_KEY_PARAMETER.into()),
             &config.region,
         );
         // moto does not implement UpdateTerminationProtection.
@@ -553,11 +570,19 @@ impl RunningSystem {
         let tokens = LocalTokens::new(config.api_token_key.as_bytes().to_vec());
         // The same wiring as the deployed API function.
         let api_sdk = identities.function_sdk("ApiFunction").await?;
-        let api = api::router(ApiState::from(
-            ApiConfig::for_tables(&api_sdk, config.tables())
-                .map_err(|e| setup("the API", e))?
-                .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url),
-        ));
+        // The API reads its page-token key from SSM as deployed, with its own role.
+        let mut api_config = ApiConfig::for_tables(&api_sdk, config.tables())
+            .map_err(|e| setup("the API", e))?
+            .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url);
+        api_config.page_token_key = Some(
+            read_key(
+                &api_sdk,
+                &KeySource::SsmParameter(PAGE_TOKEN_KEY_PARAMETER.into()),
+            )
+            .await
+            .map_err(|e| setup("the API's page-token key", e))?,
+        );
+        let api = api::router(ApiState::from(api_config));
         let _ = api_router.set(with_local_tokens(api, tokens.clone()));
         health.up();
         Ok(Self {

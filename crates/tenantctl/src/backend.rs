@@ -191,7 +191,11 @@ impl Backend {
             }
             Self::Direct(d) => Ok(d
                 .state
-                .create_tenant(&d.caller, body, idempotency_key)
+                .create_tenant(
+                    &d.caller,
+                    body,
+                    &api::idempotency::IdempotencyKey::parse(idempotency_key)?,
+                )
                 .await?
                 .tenant),
         }
@@ -235,7 +239,12 @@ impl Backend {
             }
             Self::Direct(d) => Ok(d
                 .state
-                .patch_tenant(&d.caller, tenant, patch, Some(if_match))
+                .patch_tenant(
+                    &d.caller,
+                    tenant,
+                    patch,
+                    &api::conditional::IfMatch::header(Some(if_match)),
+                )
                 .await?),
         }
     }
@@ -246,7 +255,10 @@ impl Backend {
                 api.tenant(api.request(Method::POST, &["tenants", tenant, "retry"]))
                     .await
             }
-            Self::Direct(d) => Ok(d.state.retry_tenant(&d.caller, tenant).await?),
+            Self::Direct(d) => Ok(d
+                .state
+                .retry_tenant(&d.caller, tenant, &api::conditional::IfMatch::default())
+                .await?),
         }
     }
 
@@ -264,7 +276,7 @@ impl Backend {
                 .delete_tenant(
                     &d.caller,
                     tenant,
-                    if_match,
+                    &api::conditional::IfMatch::header(if_match),
                     "tenantctl tenants delete --direct",
                 )
                 .await?),

@@ -19,7 +19,7 @@ use api::tenants::{EventsQuery, ListQuery, Page, Tenant};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use controlplane::aws::dynamodb::Tables;
 use controlplane::aws::sts::ExternalIds;
-use controlplane::runtime::{ApiConfig, ExternalIdKeySource, external_ids, sdk_config};
+use controlplane::runtime::{ApiConfig, KeySource, external_ids, sdk_config};
 use serde_json::{Map, Value};
 
 use crate::backend::{ApiClient, Backend, Direct};
@@ -606,8 +606,8 @@ async fn read_external_ids(
     key: Option<String>,
 ) -> Result<ExternalIds, Failure> {
     let source = match (key_parameter, key) {
-        (Some(name), _) => ExternalIdKeySource::SsmParameter(name),
-        (None, Some(key)) => ExternalIdKeySource::Inline(key),
+        (Some(name), _) => KeySource::SsmParameter(name),
+        (None, Some(key)) => KeySource::Inline(key),
         (None, None) => {
             return Err(Failure::Usage("give --key-parameter (SSM) or --key".into()));
         }

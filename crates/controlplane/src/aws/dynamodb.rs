@@ -931,6 +931,19 @@ impl SpecStore for DynamoStore {
         }
     }
 
+    fn resume_after(&self, tenant: &TenantKey) -> String {
+        // The index position of the tenant's SPEC row: the table's keys and the index's.
+        let keys = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(tenant.pk())),
+            ("sk".to_owned(), AttributeValue::S(SPEC_SK.into())),
+            (
+                "tenant_id".to_owned(),
+                AttributeValue::S(tenant.as_str().to_owned()),
+            ),
+        ]);
+        page_token_of(Some(&keys)).unwrap_or_default()
+    }
+
     async fn idempotency_record(
         &self,
         scope: &str,

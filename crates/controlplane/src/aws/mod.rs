@@ -53,6 +53,8 @@ pub enum Resource {
     LifecycleTopic,
     /// The SSM SecureString holding the ExternalId key.
     ExternalIdKey,
+    /// The SSM SecureString holding the key the API signs page tokens with.
+    PageTokenKey,
     /// The role every tenant account's bootstrap creates.
     TenantRole,
     /// The change-set-only role every tenant account's bootstrap creates for previews.
