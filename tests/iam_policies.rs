@@ -917,7 +917,14 @@ fn the_writer_and_operator_policies_grant_what_their_users_run() {
     let control = control_plane(&control_plane_stack());
     let operator = control.managed_policy("TenantOperatorPolicy").unwrap();
     let api = FunctionCalls::of("ApiFunction").expect("the API's calls");
-    for call in api.own.iter().flat_map(|c| c.iter()) {
+    // Except the page-token key: `--direct` signs its tokens with a key of its own (they never
+    // leave the process).
+    for call in api
+        .own
+        .iter()
+        .flat_map(|c| c.iter())
+        .filter(|c| !matches!(c.on, Resource::PageTokenKey))
+    {
         let resource = arn_of(call.on, &control);
         assert!(
             grants(&operator, call.action, &resource),

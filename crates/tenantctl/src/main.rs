@@ -502,15 +502,26 @@ async fn tenants(
                 region,
             };
             let patch = request.patch().map_err(Failure::Usage)?;
-            let etag = match if_match {
-                Some(etag) => etag,
-                None => backend
-                    .get(&tenant)
-                    .await?
-                    .etag
-                    .ok_or_else(|| Failure::from(api::problem::Problem::not_found(&tenant)))?,
+            let updated = match if_match {
+                Some(etag) => backend.patch(&tenant, &patch, &etag).await?,
+                // Read just before: the ETag covers what the control plane records too, so a
+                // status written between the read and the change makes it stale (412). The
+                // change does not depend on what was read, so it is read and sent again.
+                None => {
+                    let mut attempt = 0;
+                    loop {
+                        let etag = backend.get(&tenant).await?.etag.ok_or_else(|| {
+                            Failure::from(api::problem::Problem::not_found(&tenant))
+                        })?;
+                        match backend.patch(&tenant, &patch, &etag).await {
+                            Err(Failure::Problem(p)) if p.status == 412 && attempt < 3 => {
+                                attempt += 1;
+                            }
+                            other => break other?,
+                        }
+                    }
+                }
             };
-            let updated = backend.patch(&tenant, &patch, &etag).await?;
             written(backend, updated, wait, format, false).await
         }
         TenantsCommand::Delete {

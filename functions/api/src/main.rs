@@ -1,5 +1,6 @@
 //! Lambda: the tenants API. API Gateway's JWT authorizer has verified the caller; the router
-//! validates, writes SPEC rows and reads STATUS. No STS, no CloudFormation.
+//! validates, writes SPEC rows and reads STATUS. No STS; its one CloudFormation call is
+//! ValidateTemplate (publishing a version).
 
 use api::lambda::with_authorizer_claims;
 use api::{ApiState, router};
