@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help up test soak bench bench-peer venv security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test soak bench bench-peer venv contract-tools contract security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
@@ -34,6 +34,12 @@ build-tools: $(VENV)/.build-tools
 
 $(VENV)/.build-tools: requirements-build.txt | venv
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
+	@touch $@
+
+contract-tools: $(VENV)/.contract-tools
+
+$(VENV)/.contract-tools: requirements-contract.txt | venv
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-contract.txt
 	@touch $@
 
 toolchain:
@@ -83,17 +89,27 @@ security-lint: $(SECURITY_VENV)/.installed
 
 test: venv toolchain features-check fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace
+	$(MAKE) contract
+
+# The API against its contract: schemathesis (every check, as admin and as a tenant, stateful
+# links) on a fresh local system of its own (own ports, own LOCAL_DIR), stopped afterwards.
+# A fixed seed and SCHEMATHESIS_MAX_EXAMPLES per operation bound it (25: about 2 minutes on an idle 2-core machine, 4-5 while cargo builds beside it).
+SCHEMATHESIS_MAX_EXAMPLES ?= 25
+contract: venv contract-tools toolchain
+	SCHEMATHESIS_MAX_EXAMPLES=$(SCHEMATHESIS_MAX_EXAMPLES) tests/contract/run-schemathesis
 
 # The long version of the reliability suite (RELIABILITY.md): many more property and fuzz cases,
 # and the load test at 250 tenants (about 10 minutes: moto slows as its table grows; 1,000
 # tenants take hours there). Figures are printed (--nocapture).
 SOAK_CASES ?= 20000
 SOAK_TENANTS ?= 250
-soak: venv toolchain
+SOAK_SCHEMATHESIS_EXAMPLES ?= 500
+soak: venv contract-tools toolchain
 	PROPTEST_CASES=$(SOAK_CASES) $(CARGO) test -p controlplane --test convergence --test fuzz_stream -- --nocapture
 	PROPTEST_CASES=$(SOAK_CASES) $(CARGO) test -p api --test fuzz_bodies -- --nocapture
 	$(CARGO) test -p controlplane --test rollout -- --nocapture
 	LOAD_TENANTS=$(SOAK_TENANTS) $(CARGO) test -p integration-tests --test load -- --nocapture
+	SCHEMATHESIS_MAX_EXAMPLES=$(SOAK_SCHEMATHESIS_EXAMPLES) tests/contract/run-schemathesis
 
 ## Benchmarks ------------------------------------------------------------------------------------
 

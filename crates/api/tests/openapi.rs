@@ -579,6 +579,20 @@ async fn every_operation_answers_as_the_document_declares() {
         );
     }
 
+    // A problem type's description needs no token; a name that is no problem type is 404.
+    assert_eq!(
+        api.call(
+            ("GET", "/problems/{name}"),
+            "/problems/no-such-problem",
+            Some(&admin),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        404
+    );
+
     // Every operation the document declares was exercised.
     let declared: BTreeSet<(String, String)> = api.document["paths"]
         .as_object()
