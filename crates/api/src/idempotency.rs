@@ -13,7 +13,7 @@ use crate::ApiState;
 use crate::auth::Caller;
 use crate::problem::Problem;
 
-/// The longest key taken.
+/// The longest header value taken (a quoted key's quotes included).
 pub const MAX_KEY_CHARS: usize = 255;
 
 /// The request's Idempotency-Key, if any. The draft makes it a Structured Field string
@@ -39,17 +39,31 @@ impl IdempotencyKey {
         let Some(text) = value else {
             return Ok(Self(None));
         };
-        let key = match sfv::Parser::new(text).parse_item::<sfv::Item>() {
-            Ok(item) => match item.bare_item {
-                sfv::BareItem::String(s) if item.params.is_empty() => s.as_str().to_owned(),
-                _ => text.trim().to_owned(),
-            },
-            Err(_) => text.trim().to_owned(),
+        let refused = || {
+            Problem::bad_request(format!(
+                "Idempotency-Key must be a Structured Field string (\"k\") or a bare key of \
+                 visible ASCII without quotes (k), at most {MAX_KEY_CHARS} characters"
+            ))
         };
-        if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
-            return Err(Problem::bad_request(format!(
-                "Idempotency-Key must be 1-{MAX_KEY_CHARS} characters"
-            )));
+        if text.len() > MAX_KEY_CHARS {
+            return Err(refused());
+        }
+        let key = if text.starts_with('"') {
+            match sfv::Parser::new(text).parse_item::<sfv::Item>() {
+                Ok(item) if item.params.is_empty() => match item.bare_item {
+                    sfv::BareItem::String(s) => s.as_str().to_owned(),
+                    _ => return Err(refused()),
+                },
+                _ => return Err(refused()),
+            }
+        } else if text.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+            // A bare key (a UUID, say), as most clients send it.
+            text.to_owned()
+        } else {
+            return Err(refused());
+        };
+        if key.is_empty() {
+            return Err(refused());
         }
         Ok(Self(Some(key)))
     }
@@ -185,7 +199,16 @@ mod tests {
             "123e4567-e89b-12d3-a456-426614174000"
         );
         assert_eq!(IdempotencyKey::parse(None).unwrap().0, None);
-        for bad in ["", "\"\"", &"x".repeat(MAX_KEY_CHARS + 1)] {
+        for bad in [
+            "",
+            "\"\"",
+            "\"unterminated",
+            "\"k\";param=1",
+            "a b",
+            "k\"x",
+            "é",
+            &"x".repeat(MAX_KEY_CHARS + 1),
+        ] {
             assert_eq!(
                 IdempotencyKey::parse(Some(bad)).unwrap_err().status,
                 400,

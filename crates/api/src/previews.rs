@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use controlplane::ports::StoreError;
 use controlplane::rollout::Selection;
 use controlplane::rollout_preview::{MAX_SAMPLE, PreviewJob, PreviewState, TenantPreview, new_job};
 use controlplane::spec::FieldError;
@@ -171,7 +172,11 @@ impl ApiState {
         self.previews
             .create_preview(&job)
             .await
-            .map_err(Problem::store_unreachable)?;
+            .map_err(|e| match e {
+                // Its paths are the request's own (`selection.config."": ...`).
+                StoreError::Unstorable(errors) => Problem::invalid_rollout(errors),
+                other => other.into(),
+            })?;
         if let Err(e) = queue.queue(&job.id).await {
             warn!(preview = %job.id, error = %e, "cannot queue a preview");
             // Not left pending for ever: recorded as failed, and the caller may ask again.

@@ -580,6 +580,16 @@ async fn every_operation_answers_as_the_document_declares() {
     }
 
     // A problem type's description needs no token; a name that is no problem type is 404.
+    for (uri, operation) in [
+        ("/problems", ("GET", "/problems")),
+        ("/problems/not-found", ("GET", "/problems/{name}")),
+    ] {
+        assert_eq!(
+            api.call(operation, uri, None, None, &[]).await.0,
+            200,
+            "{uri}"
+        );
+    }
     assert_eq!(
         api.call(
             ("GET", "/problems/{name}"),

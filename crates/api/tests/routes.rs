@@ -688,6 +688,25 @@ async fn requests_whose_item_dynamodb_would_refuse_get_422_naming_the_field() {
         "{}",
         reply.body
     );
+    // The contract tester's case: the same in a rollout preview (it was a 503).
+    let previewing = support::api_with(|state| {
+        state.preview_queue = Some(Arc::new(
+            controlplane::fakes::RecordingPreviewQueue::default(),
+        ));
+    });
+    let preview = previewing
+        .call(
+            "POST",
+            "/rollout-previews",
+            Some(&previewing.admin()),
+            Some(json!({"target_version": "v1", "selection": {"config": {"": ""}}})),
+            &[],
+        )
+        .await;
+    assert_problem(&preview, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(preview.body["type"], "/problems/invalid-rollout");
+    assert_eq!(error_fields(&preview), ["selection.config.\"\""]);
+
     // Nothing was stored: the rollout routes answer as before.
     let listed = api.call("GET", "/rollouts", Some(&admin), None, &[]).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);

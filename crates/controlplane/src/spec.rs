@@ -427,6 +427,13 @@ pub fn check_template_version(version: &str) -> Result<(), String> {
             "must be 1-{TEMPLATE_VERSION_MAX} of letters, digits, '-', '_' or '.', got {version:?}"
         ));
     }
+    // A path segment of its own (`/template-versions/..`) that clients remove (RFC 3986
+    // §5.2.4) before sending: it could never be read back.
+    if version == "." || version == ".." {
+        return Err(format!(
+            "must not be {version:?}: it names no path segment a client sends as is"
+        ));
+    }
     Ok(())
 }
 
@@ -681,7 +688,7 @@ mod tests {
             )
             .is_ok()
         );
-        for bad in ["", "v 1", "v/1", &"v".repeat(65)] {
+        for bad in ["", "v 1", "v/1", ".", "..", &"v".repeat(65)] {
             assert_eq!(
                 only_error(&with(&[("template_version", s(bad))])).field,
                 "template_version"

@@ -381,7 +381,7 @@ fn start_key_of(
         return Ok(None);
     };
     let keys: HashMap<String, String> = serde_json::from_str(&token)
-        .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))?;
+        .map_err(|e| StoreError::Rejected(format!("a page token the store never gave out: {e}")))?;
     Ok(Some(
         keys.into_iter()
             .map(|(k, v)| (k, AttributeValue::S(v)))
@@ -509,8 +509,9 @@ impl TenantStore for DynamoStore {
         let (part, start) = match page_token {
             None => (TenantsPart::Specs, None),
             Some(token) => {
-                let token: TenantsToken = serde_json::from_str(&token)
-                    .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))?;
+                let token: TenantsToken = serde_json::from_str(&token).map_err(|e| {
+                    StoreError::Rejected(format!("a page token the store never gave out: {e}"))
+                })?;
                 (token.part, Some(token.key))
             }
         };
@@ -704,8 +705,9 @@ impl TenantStore for DynamoStore {
         let limit = limit.clamp(1, 1000);
         let cursor: TrailCursor = match page_token {
             None => TrailCursor::default(),
-            Some(token) => serde_json::from_str(&token)
-                .map_err(|e| StoreError::Unavailable(format!("bad page token: {e}")))?,
+            Some(token) => serde_json::from_str(&token).map_err(|e| {
+                StoreError::Rejected(format!("a page token the store never gave out: {e}"))
+            })?,
         };
         let mut lines: Vec<(String, Side, Option<AuditEntry>)> = Vec::new();
         let mut more = [false, false];
