@@ -97,6 +97,25 @@ impl<T> Once<T> {
     }
 }
 
+/// A POST to `path` that makes something: `write` runs once per the request's Idempotency-Key
+/// (if it has one), bound to the path and the body.
+pub async fn post_once<T, F, Fut>(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Value,
+    write: F,
+) -> Result<Once<T>, Problem>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Once<T>, Problem>>,
+{
+    let key = IdempotencyKey::from_headers(headers)?;
+    idempotent(state, caller, &key, request_hash("POST", path, body), write).await
+}
+
 /// Runs `write` once per idempotency key (per caller). The first request claims the key with a
 /// conditional write before it acts, so a concurrent duplicate gets 409 (retry shortly) instead
 /// of acting too; once it is done, a replay gets its answer, and the same key with another

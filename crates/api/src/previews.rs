@@ -19,7 +19,7 @@ use tracing::warn;
 use crate::ApiState;
 use crate::auth::{Admin, Caller};
 use crate::body::JsonBody;
-use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
+use crate::idempotency::{Once, post_once};
 use crate::paging::Cursor;
 use crate::problem::Problem;
 use crate::rollouts::{object, rollout_problem, selection_of, target_version_of};
@@ -235,12 +235,17 @@ pub async fn start(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let key = IdempotencyKey::from_headers(&headers)?;
-    let hash = request_hash("POST", "/rollout-previews", &body);
-    let once = idempotent(&state, &caller, &key, hash, || async {
-        let started = state.start_preview(&caller, &body).await?;
-        Ok(Once::new(started, StatusCode::ACCEPTED.as_u16(), None))
-    })
+    let once = post_once(
+        &state,
+        &caller,
+        &headers,
+        "/rollout-previews",
+        &body,
+        || async {
+            let started = state.start_preview(&caller, &body).await?;
+            Ok(Once::new(started, StatusCode::ACCEPTED.as_u16(), None))
+        },
+    )
     .await?;
     let location = format!("/rollout-previews/{}", once.value.id);
     Ok(created_response(once, &location))

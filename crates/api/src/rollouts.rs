@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::ApiState;
 use crate::auth::{Admin, Caller};
 use crate::body::JsonBody;
-use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
+use crate::idempotency::{Once, post_once};
 use crate::problem::Problem;
 use crate::templates::unknown_fields;
 use crate::tenants::{Page, created_response, query};
@@ -495,9 +495,7 @@ pub async fn start(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let key = IdempotencyKey::from_headers(&headers)?;
-    let hash = request_hash("POST", "/rollouts", &body);
-    let once = idempotent(&state, &caller, &key, hash, || async {
+    let once = post_once(&state, &caller, &headers, "/rollouts", &body, || async {
         let started = state.start_rollout(&caller, &body).await?;
         Ok(Once::new(started, StatusCode::ACCEPTED.as_u16(), None))
     })

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::ApiState;
 use crate::auth::{Admin, Caller};
 use crate::body::JsonBody;
-use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
+use crate::idempotency::{Once, post_once};
 use crate::problem::Problem;
 use crate::tenants::created_response;
 
@@ -241,17 +241,22 @@ pub async fn publish(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let key = IdempotencyKey::from_headers(&headers)?;
-    let hash = request_hash("POST", "/template-versions", &body);
-    let once = idempotent(&state, &caller, &key, hash, || async {
-        let published = state.publish_template(&caller, &body).await?;
-        let status = if published.already {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        };
-        Ok(Once::new(published.template, status.as_u16(), None))
-    })
+    let once = post_once(
+        &state,
+        &caller,
+        &headers,
+        "/template-versions",
+        &body,
+        || async {
+            let published = state.publish_template(&caller, &body).await?;
+            let status = if published.already {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(Once::new(published.template, status.as_u16(), None))
+        },
+    )
     .await?;
     let location = format!("/template-versions/{}", once.value.version);
     Ok(created_response(once, &location))

@@ -2,11 +2,12 @@
 //! response's status is declared for its operation and its body validates against the declared
 //! schema (JSON Schema, through the `jsonschema` crate).
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, header};
+use axum::http::header;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -67,19 +68,7 @@ impl Checker {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Option<String>, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap();
+        let request = support::request(method, uri, token, body, headers);
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let content_type = response

@@ -169,13 +169,15 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
             "/tenants",
             Some(&admin),
             Some(body.clone()),
-            &[("idempotency-key", "k-1")],
+            // A Structured Field string: the same key as the bare one.
+            &[("idempotency-key", "\"k-1\"")],
         )
         .await;
     assert_eq!(replay.status, StatusCode::ACCEPTED, "a replay, not a 409");
     assert_eq!(replay.body, first.body);
     assert_eq!(replay.etag, first.etag);
     assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.headers[header::LOCATION], "/tenants/acme");
     let other = api
         .call(
             "POST",

@@ -224,6 +224,28 @@ pub const EXTERNAL_ID_KEY_PARAMETER: &str = "/tenant-control-plane/external-id-k
 pub const PAGE_TOKEN_KEY_PARAMETER: &str = "/tenant-control-plane/page-token-key";
 pub const LOCAL_PAGE_TOKEN_KEY: &str = "local-page-token-key";
 
+/// Keeps a key in SSM as a SecureString, as an operator does before deploying.
+async fn keep_secret(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+    what: &str,
+) -> Result<(), LocalError> {
+    ssm.put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            setup(
+                &format!("keeping {what} in SSM"),
+                aws_sdk_ssm::error::DisplayErrorContext(&e),
+            )
+        })
+}
+
 /// What the control plane's account holds before any function runs, created while moto still
 /// accepts unauthenticated calls: the table, queues and topic as template.yaml declares them,
 /// the ExternalId key in SSM, the tenant accounts bootstrapped by their owners, and the
@@ -263,32 +285,21 @@ impl Infrastructure {
             })?
             .topic_arn
             .unwrap_or_default();
-        aws_sdk_ssm::Client::new(&admin)
-            .put_parameter()
-            .name(EXTERNAL_ID_KEY_PARAMETER)
-            .value(&config.external_id_key)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .map_err(|e| {
-                setup(
-                    "keeping the ExternalId key in SSM",
-                    aws_sdk_ssm::error::DisplayErrorContext(&e),
-                )
-            })?;
-        aws_sdk_ssm::Client::new(&admin)
-            .put_parameter()
-            .name(PAGE_TOKEN_KEY_PARAMETER)
-            .value(LOCAL_PAGE_TOKEN_KEY)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .map_err(|e| {
-                setup(
-                    "keeping the page-token key in SSM",
-                    aws_sdk_ssm::error::DisplayErrorContext(&e),
-                )
-            })?;
+        let ssm = aws_sdk_ssm::Client::new(&admin);
+        keep_secret(
+            &ssm,
+            EXTERNAL_ID_KEY_PARAMETER,
+            &config.external_id_key,
+            "the ExternalId key",
+        )
+        .await?;
+        keep_secret(
+            &ssm,
+            PAGE_TOKEN_KEY_PARAMETER,
+            LOCAL_PAGE_TOKEN_KEY,
+            "the page-token key",
+        )
+        .await?;
         let external_ids = ExternalIds::new(config.external_id_key.as_bytes().to_vec());
         for account in &config.tenant_accounts {
             bootstrap_tenant_account(&admin, account, &external_ids, config).await?;

@@ -17,6 +17,29 @@ use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
 use controlplane::spec::TenantKey;
 
+/// A request as a client sends it: a bearer token, a JSON body, and any other headers.
+pub fn request(
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap()
+}
+
 pub struct Api {
     pub app: Router,
     pub store: Arc<InMemoryStore>,
@@ -80,18 +103,7 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        self.send(request.body(body).unwrap()).await
+        self.send(request(method, uri, token, body, headers)).await
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
