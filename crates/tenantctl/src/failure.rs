@@ -180,7 +180,7 @@ mod tests {
         let missing = Failure::Problem(api::problem::Problem::not_found("acme").into());
         assert_eq!(
             missing.to_string(),
-            "error: No such tenant (404)\n  there is no tenant \"acme\""
+            "error: Not found (404)\n  there is no tenant \"acme\""
         );
         assert_eq!(missing.exit(), Exit::NotFound);
     }
