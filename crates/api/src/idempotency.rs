@@ -23,9 +23,15 @@ pub struct IdempotencyKey(pub Option<String>);
 
 impl IdempotencyKey {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        let Some(value) = headers.get("idempotency-key") else {
+        let mut values = headers.get_all("idempotency-key").iter();
+        let Some(value) = values.next() else {
             return Ok(Self(None));
         };
+        if values.next().is_some() {
+            return Err(Problem::bad_request(
+                "send Idempotency-Key once: a request has one key",
+            ));
+        }
         let text = value.to_str().map_err(|_| {
             Problem::bad_request(
                 "Idempotency-Key must be visible ASCII (a Structured Field string)",

@@ -11,7 +11,9 @@ use crate::auth::Claims;
 
 /// The router reading the authorizer's claims (requests without them get 401).
 pub fn with_authorizer_claims(router: Router) -> Router {
-    router.layer(middleware::from_fn(claims_from_context))
+    router
+        .layer(middleware::from_fn(claims_from_context))
+        .layer(middleware::from_fn(crate::with_request_id))
 }
 
 async fn claims_from_context(mut request: Request, next: Next) -> Response {

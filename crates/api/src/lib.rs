@@ -165,7 +165,6 @@ pub fn router(state: ApiState) -> Router {
             Problem::method_not_allowed(&method)
         })
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(with_request_id))
         .with_state(state)
 }
 
@@ -174,9 +173,10 @@ fn is_public(path: &str) -> bool {
     path == "/health" || path == "/problems" || path.starts_with("/problems/")
 }
 
-/// Every request runs with an id: API Gateway's when deployed, a new one locally. A 5xx names
+/// Every request runs with an id: API Gateway's when deployed, a new one locally (the outermost
+/// layer of both wrappers, so a 401 has one too). A 5xx names
 /// it, the log lines of the request carry it, and the response's `X-Request-Id` says it.
-async fn with_request_id(request: Request, next: Next) -> Response {
+pub(crate) async fn with_request_id(request: Request, next: Next) -> Response {
     let id = match request
         .extensions()
         .get::<lambda_http::request::RequestContext>()
@@ -202,7 +202,9 @@ async fn with_request_id(request: Request, next: Next) -> Response {
 
 /// The router with locally signed bearer tokens verified into claims (the local system).
 pub fn with_local_tokens(router: Router, tokens: LocalTokens) -> Router {
-    router.layer(middleware::from_fn_with_state(tokens, verify_local_token))
+    router
+        .layer(middleware::from_fn_with_state(tokens, verify_local_token))
+        .layer(middleware::from_fn(with_request_id))
 }
 
 async fn verify_local_token(

@@ -351,7 +351,7 @@ fn checked_limit(limit: Option<usize>) -> Result<usize, Problem> {
     } else {
         Err(Problem::invalid_query(vec![FieldError::new(
             "limit",
-            format!("must be 1-{MAX_LIMIT}, got {limit}"),
+            format!("must be an integer 1-{MAX_LIMIT}"),
         )]))
     }
 }
@@ -366,10 +366,32 @@ pub fn query<T>(
         .map_err(|e| Problem::bad_request(e.body_text()))
 }
 
+/// `limit` as sent: any integer (one out of range is answered 422 by `checked_limit`, not
+/// refused unread); a negative one reads as 0, one too large for a number as the largest.
+fn any_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<usize>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(&text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom(format!(
+            "limit must be an integer, got {text:?}"
+        )));
+    }
+    Ok(Some(if text.starts_with('-') {
+        0
+    } else {
+        digits.parse().unwrap_or(usize::MAX)
+    }))
+}
+
 /// What a listing of tenants asks for (`GET /tenants`' query).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    #[serde(default, deserialize_with = "any_integer")]
     pub limit: Option<usize>,
     pub next: Option<String>,
     pub status: Option<String>,
@@ -379,6 +401,7 @@ pub struct ListQuery {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    #[serde(default, deserialize_with = "any_integer")]
     pub limit: Option<usize>,
     pub next: Option<String>,
 }
@@ -509,12 +532,20 @@ impl ApiState {
                 Ok::<_, StoreError>(self.view(&key, &snapshot, caller).await)
             })
             .buffered(8);
+        // How many of `keys` were read (a page cut short resumes after the last of them).
+        let mut read = 0usize;
         while let Some(view) = views.next().await {
             let view = view?;
+            // The index has the status STATUS recorded; the view says `pending` once the SPEC
+            // is newer than what was recorded: a listing by status shows only what has it.
+            if status_filter.is_some_and(|s| s.as_str() != view.status) {
+                read += 1;
+                continue;
+            }
             bytes += serde_json::to_vec(&view).map_or(0, |v| v.len());
             if bytes > self.max_page_bytes && !items.is_empty() {
-                // Cut short: the next page starts just after the last tenant returned.
-                let (last, page) = &keys[items.len() - 1];
+                // Cut short: the next page starts just after the last tenant read.
+                let (last, page) = &keys[read - 1];
                 next = Some(match status_filter {
                     None => Cursor {
                         page: Some(self.specs.resume_after(last)),
@@ -528,6 +559,7 @@ impl ApiState {
                 break;
             }
             items.push(view);
+            read += 1;
         }
         Ok(Page {
             items,

@@ -254,6 +254,8 @@ async fn a_401_names_the_bearer_scheme_and_the_scheme_is_case_insensitive() {
     let reply = api.call("GET", "/tenants", None, None, &[]).await;
     assert_problem(&reply, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.headers[header::WWW_AUTHENTICATE], "Bearer");
+    // Every answer names its request, this one too.
+    assert!(reply.headers.contains_key("x-request-id"));
     for scheme in ["bearer", "BEARER"] {
         let request = Request::builder()
             .uri("/tenants")
@@ -360,6 +362,10 @@ async fn limits_and_filters_are_validated_alike_with_a_query_problem() {
         "/tenants?status=sleeping",
         "/tenants/acme/events?limit=0",
         "/tenants/acme/events?limit=100000",
+        // The contract tester's: any integer out of range is the same 422.
+        "/tenants?limit=-1",
+        "/tenants?limit=99999999999999999999999",
+        "/tenants/acme/events?limit=-1",
     ] {
         let reply = api.call("GET", uri, Some(&admin), None, &[]).await;
         assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
@@ -543,6 +549,20 @@ async fn every_creating_post_takes_an_idempotency_key() {
     );
     let listed = api.call("GET", "/rollouts", Some(&admin), None, &[]).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+
+    // One key per request: two header lines are refused, not read as the first.
+    let mut twice = support::request(
+        "POST",
+        "/tenants",
+        Some(&admin),
+        Some(json!({"tenant_id": "globex", "account_id": "111111111111", "config": {}})),
+        &[("idempotency-key", "a1")],
+    );
+    twice
+        .headers_mut()
+        .append("idempotency-key", "a2".parse().unwrap());
+    assert_problem(&api.send(twice).await, StatusCode::BAD_REQUEST);
+    assert!(api.store.spec(&TenantKey::new("globex")).is_none());
 }
 
 #[tokio::test]
@@ -645,6 +665,33 @@ async fn paging_by_status_skips_no_tenant_when_one_moves_out_meanwhile() {
         )
         .await;
     assert_eq!(ids(&second), ["t-c", "t-d"]);
+
+    // The contract tester's: a tenant whose SPEC changed shows `pending`, and a listing by
+    // `ready` leaves it out (the index still has its last recorded status).
+    let current = api
+        .call("GET", "/tenants/t-c", Some(&admin), None, &[])
+        .await;
+    let patched = api
+        .call(
+            "PATCH",
+            "/tenants/t-c",
+            Some(&admin),
+            Some(json!({"config": {"player_count": 9}})),
+            &[("if-match", current.etag.as_deref().unwrap())],
+        )
+        .await;
+    assert_eq!(patched.body["status"], "pending");
+    let ready = api
+        .call("GET", "/tenants?status=ready", Some(&admin), None, &[])
+        .await;
+    assert_eq!(ids(&ready), ["t-b", "t-d", "t-e"]);
+    assert!(
+        ready.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "ready")
+    );
 }
 
 #[tokio::test]

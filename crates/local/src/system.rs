@@ -406,6 +406,9 @@ impl RunningSystem {
         let health = Health::starting();
         let serving = Router::new()
             .route("/health", axum::routing::get(health_report))
+            .method_not_allowed_fallback(|method: axum::http::Method| async move {
+                api::problem::Problem::method_not_allowed(&method)
+            })
             .with_state(health.clone())
             .fallback_service(
                 Router::new()

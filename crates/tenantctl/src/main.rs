@@ -119,9 +119,11 @@ enum Command {
         /// Act as this tenant (only its own tenant, no account changes); default: admin.
         #[arg(long)]
         tenant: Option<String>,
-        /// Who the token names (recorded as `updated_by`).
-        #[arg(long, default_value = "local-operator")]
-        subject: String,
+        /// Who the token names (recorded as `updated_by`); default: `local-operator` for an
+        /// admin, `user@<tenant>` for a tenant (never an admin's: a tenant is shown its own
+        /// identity, and `operator` for an admin's).
+        #[arg(long)]
+        subject: Option<String>,
         /// Hours the token is valid.
         #[arg(long, default_value_t = 12)]
         hours: i64,
@@ -386,6 +388,10 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             hours,
             key,
         } => {
+            let subject = subject.unwrap_or_else(|| match &tenant {
+                None => "local-operator".to_owned(),
+                Some(tenant) => format!("user@{tenant}"),
+            });
             let token = LocalTokens::new(key.into_bytes())
                 .mint(&subject, tenant.as_deref(), hours)
                 .map_err(|e| Failure::Other(format!("cannot sign the token: {e}")))?;
