@@ -1,9 +1,11 @@
 //! Page tokens: opaque to clients and tamper-evident. A token is the position a listing
-//! resumes from, signed (HMAC-SHA256) together with the listing it belongs to (the endpoint
-//! and its filter), so a forged token, a token edited by hand, or one listing's token sent to
-//! another is refused with 400 before anything reaches the store. The key is kept like the
-//! ExternalId key: an SSM SecureString deployed (PAGE_TOKEN_KEY_PARAMETER), local in `make up`.
+//! resumes from, sealed (AES-256-GCM-SIV: encrypted and authenticated) together with the
+//! listing it belongs to (the endpoint and its filter), so a client can neither read the
+//! table's keys in it nor forge or edit one, and one listing's token sent to another is refused
+//! with 400 before anything reaches the store. The key is kept like the ExternalId key: an SSM
+//! SecureString deployed (PAGE_TOKEN_KEY_PARAMETER), local in `make up`.
 
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -12,8 +14,6 @@ use sha2::Sha256;
 
 use crate::problem::Problem;
 
-/// Bytes of the MAC kept in a token (128 bits).
-const MAC_BYTES: usize = 16;
 /// Tokens longer than this are not ours (a position is a few hundred bytes).
 pub const MAX_TOKEN_CHARS: usize = 2048;
 
@@ -29,10 +29,11 @@ pub struct Cursor {
     pub after: Option<String>,
 }
 
-/// Signs and opens page tokens with one key.
+/// Seals and opens page tokens with one key.
 #[derive(Clone)]
 pub struct PageTokens {
-    key: Vec<u8>,
+    /// The sealing key, derived from the configured key (of any length).
+    key: [u8; 32],
 }
 
 impl std::fmt::Debug for PageTokens {
@@ -43,35 +44,52 @@ impl std::fmt::Debug for PageTokens {
 
 impl PageTokens {
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self { key: key.into() }
+        // HMAC takes keys of any length; its output is the 256-bit key AES needs.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.into())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"tenant-control-plane page tokens v1");
+        Self {
+            key: mac.finalize().into_bytes().into(),
+        }
     }
 
     /// A key of this process's own (tokens last as long as it does): for `tenantctl --direct`
     /// and tests, which page within one process.
     pub fn ephemeral() -> Self {
-        let key = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
-            .iter()
-            .flat_map(|id| id.as_bytes().to_vec())
-            .collect::<Vec<u8>>();
-        Self::new(key)
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key)
+            .unwrap_or_else(|_| unreachable!("the system's random source is available"));
+        Self { key }
     }
 
-    fn mac(&self, listing: &str, payload: &[u8]) -> Hmac<Sha256> {
-        // Any key length is valid for HMAC.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(listing.as_bytes());
-        mac.update(&[0]);
-        mac.update(payload);
-        mac
+    fn sealing_key(&self) -> LessSafeKey {
+        LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM_SIV, &self.key)
+                .unwrap_or_else(|_| unreachable!("a 256-bit key")),
+        )
     }
 
     /// The token of `cursor` in `listing` (`GET /tenants?status=ready`, say).
     pub fn issue(&self, listing: &str, cursor: &Cursor) -> String {
-        let payload = serde_json::to_vec(cursor).unwrap_or_default();
-        let tag = self.mac(listing, &payload).finalize().into_bytes();
-        let mut token = tag[..MAC_BYTES].to_vec();
-        token.extend_from_slice(&payload);
+        let mut nonce = [0u8; NONCE_LEN];
+        // GCM-SIV: a random nonce, and no harm should two ever repeat.
+        let _ = aws_lc_rs::rand::fill(&mut nonce);
+        let mut sealed = serde_json::to_vec(cursor).unwrap_or_default();
+        if self
+            .sealing_key()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(listing.as_bytes()),
+                &mut sealed,
+            )
+            .is_err()
+        {
+            // Not reachable for a payload this small; no token is then "no next page known",
+            // never a token that cannot be opened.
+            return String::new();
+        }
+        let mut token = nonce.to_vec();
+        token.extend_from_slice(&sealed);
         URL_SAFE_NO_PAD.encode(token)
     }
 
@@ -90,13 +108,15 @@ impl PageTokens {
         if token.len() > MAX_TOKEN_CHARS {
             return Err(refused());
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
-        if bytes.len() <= MAC_BYTES {
+        let mut bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
+        if bytes.len() <= NONCE_LEN {
             return Err(refused());
         }
-        let (tag, payload) = bytes.split_at(MAC_BYTES);
-        self.mac(listing, payload)
-            .verify_truncated_left(tag)
+        let mut sealed = bytes.split_off(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| refused())?;
+        let payload = self
+            .sealing_key()
+            .open_in_place(nonce, Aad::from(listing.as_bytes()), &mut sealed)
             .map_err(|_| refused())?;
         serde_json::from_slice(payload).map_err(|_| refused())
     }
@@ -123,6 +143,10 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
+        // Opaque: nothing of the position can be read from it.
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("TENANT") && !text.contains("acme"), "{text}");
         for (listing, key) in [
             ("GET /tenants?status=ready", "k1"),
             ("GET /tenants/acme/events", "k1"),
