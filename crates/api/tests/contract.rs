@@ -372,7 +372,12 @@ async fn limits_and_filters_are_validated_alike_with_a_query_problem() {
         assert_eq!(reply.body["type"], "/problems/invalid-query", "{uri}");
         assert_eq!(reply.body["title"], "The query is not valid", "{uri}");
     }
-    for uri in ["/tenants?limit=x", "/tenants/acme/events?page=2"] {
+    for uri in [
+        "/tenants?limit=x",
+        "/tenants?next=garbage",
+        "/tenants?colour=red",
+        "/tenants/acme/events?page=2",
+    ] {
         assert_problem(
             &api.call("GET", uri, Some(&admin), None, &[]).await,
             StatusCode::BAD_REQUEST,
