@@ -9,12 +9,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use controlplane::audit::AuditEntry;
-use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
 use controlplane::item_json;
 use controlplane::ports::{Snapshot, StoreError};
 use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey, check_tenant_id};
 use controlplane::status::Status;
-use controlplane::validation::{Validation, validate};
+use controlplane::validation::{Validation, answering_fingerprint, validate};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
@@ -137,23 +136,16 @@ impl ApiState {
         let Some(status) = &snapshot.status else {
             return "pending".into();
         };
-        let current = match &snapshot.spec {
-            None => Some(REMOVED_FINGERPRINT.to_owned()),
-            Some(item) => {
-                match validate(key, item, status.fleet_version(), self.templates.as_ref()).await {
-                    Ok(Validation::Valid(valid)) => {
-                        let region = valid
-                            .spec
-                            .region
-                            .clone()
-                            .unwrap_or_else(|| self.default_region.clone());
-                        Some(fingerprint(&valid.spec, &region, &valid.template_version))
-                    }
-                    // A SPEC that fails validation is recorded failed with no fingerprint.
-                    _ => None,
-                }
-            }
-        };
+        // A template source that cannot be read answers nothing: shown as pending.
+        let current = answering_fingerprint(
+            key,
+            snapshot.spec.as_ref(),
+            status.fleet_version(),
+            &self.default_region,
+            self.templates.as_ref(),
+        )
+        .await
+        .unwrap_or(None);
         if status.spec_fingerprint == current {
             status.status.as_str().into()
         } else {

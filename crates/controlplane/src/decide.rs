@@ -120,7 +120,8 @@ pub fn fingerprint(spec: &TenantSpec, region: &str, template_version: &str) -> S
 
 pub fn decide(o: &Observation<'_>) -> Decision {
     match o.desired {
-        Desired::Invalid { reason } => fail_once(o.status, reason.clone()),
+        // An invalid SPEC reflects no stack shape: its failure is recorded with no fingerprint.
+        Desired::Invalid { reason } => fail_once(o.status, None, reason.clone()),
         Desired::Present(desired) => bounded(o, decide_present(o, desired), &desired.fingerprint),
         Desired::Absent => bounded(o, decide_absent(o), REMOVED_FINGERPRINT),
     }
@@ -159,11 +160,13 @@ fn retry_due(status: &TenantStatus, now: DateTime<Utc>) -> bool {
 }
 
 fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
+    let this_spec = Some(desired.fingerprint.as_str());
     if let (Some(stack), Some(at)) = (o.stack, o.stack_location)
         && !stack.is_managed_for(o.tenant_id)
     {
         return blocked(
             o.status,
+            this_spec,
             format!(
                 "a stack named {} exists in account {} region {} but was not made by the \
                  control plane for this tenant; it is left untouched: remove or rename it",
@@ -189,6 +192,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
         }
         return blocked(
             o.status,
+            this_spec,
             format!(
                 "account_id and region cannot change while the tenant's stack exists \
                  (asked: {}; stack {} in account {} region {}); the stack is left untouched: \
@@ -333,7 +337,9 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                 Decision::Delete
             }
         }
-        StackPhase::ImportRollbackFailed | StackPhase::Unknown => operator_needed(o.status, stack),
+        StackPhase::ImportRollbackFailed | StackPhase::Unknown => {
+            operator_needed(o.status, this_spec, stack)
+        }
     }
 }
 
@@ -342,21 +348,23 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
         // Never recorded: no stack was ever started for this tenant.
         return Decision::Nothing;
     };
+    let removing = status.spec_fingerprint.as_deref() == Some(REMOVED_FINGERPRINT);
+    // Recorded once, for the removal itself (not for a SPEC that was there before).
+    let recorded_deleted = removing && status.status == Status::Deleted;
     // Someone else's stack under the tenant's name is never deleted: the tenant is gone.
     let stack = o.stack.filter(|s| s.is_managed_for(o.tenant_id));
     let Some(stack) = stack else {
-        return if status.status == Status::Deleted {
+        return if recorded_deleted {
             Decision::Nothing
         } else {
             Decision::Finalize(Terminal::Deleted)
         };
     };
-    let removing = status.spec_fingerprint.as_deref() == Some(REMOVED_FINGERPRINT);
     let settled_failure = removing && status.status == Status::Failed && !retry_due(status, o.now);
     match stack.status.phase() {
         StackPhase::InProgress => wait_or_time_out(o, stack),
-        // Like no stack at all: recorded once.
-        StackPhase::Deleted if status.status == Status::Deleted => Decision::Nothing,
+        // Like no stack at all.
+        StackPhase::Deleted if recorded_deleted => Decision::Nothing,
         StackPhase::Deleted => Decision::Finalize(Terminal::Deleted),
         StackPhase::DeleteFailed => {
             if removing && status.status == Status::Deleting {
@@ -370,7 +378,7 @@ fn decide_absent(o: &Observation<'_>) -> Decision {
             }
         }
         StackPhase::ImportRollbackFailed | StackPhase::Unknown => {
-            operator_needed(Some(status), stack)
+            operator_needed(Some(status), Some(REMOVED_FINGERPRINT), stack)
         }
         _ if settled_failure => Decision::Nothing,
         _ => Decision::Delete,
@@ -400,9 +408,14 @@ fn wait_or_time_out(o: &Observation<'_>, stack: &ObservedStack) -> Decision {
     }
 }
 
-fn operator_needed(status: Option<&TenantStatus>, stack: &ObservedStack) -> Decision {
+fn operator_needed(
+    status: Option<&TenantStatus>,
+    fingerprint: Option<&str>,
+    stack: &ObservedStack,
+) -> Decision {
     blocked(
         status,
+        fingerprint,
         format!(
             "the stack is {}, which the control plane cannot act on; \
              resolve it in the tenant account, then bump `retry`",
@@ -411,21 +424,34 @@ fn operator_needed(status: Option<&TenantStatus>, stack: &ObservedStack) -> Deci
     )
 }
 
-/// A permanent failure, recorded once: the same reason already on STATUS means nothing to do.
-fn fail_once(status: Option<&TenantStatus>, reason: String) -> Decision {
-    recorded_once(status, reason, false)
+/// A permanent failure, recorded once: the same reason already on STATUS for this very SPEC
+/// means nothing to do.
+fn fail_once(status: Option<&TenantStatus>, fingerprint: Option<&str>, reason: String) -> Decision {
+    recorded_once(status, fingerprint, reason, false)
 }
 
 /// A failure that lasts as long as something outside the SPEC does (a stack in the way, one that
 /// needs an operator): recorded once, retryable, and looked at again on every reconcile, so it
 /// clears by itself once the obstacle is gone.
-fn blocked(status: Option<&TenantStatus>, reason: String) -> Decision {
-    recorded_once(status, reason, true)
+fn blocked(status: Option<&TenantStatus>, fingerprint: Option<&str>, reason: String) -> Decision {
+    recorded_once(status, fingerprint, reason, true)
 }
 
-fn recorded_once(status: Option<&TenantStatus>, reason: String, retryable: bool) -> Decision {
+/// Nothing to do only when STATUS already answers this very SPEC (`fingerprint`, the one a
+/// failure for it is recorded with) with this very reason: a new SPEC is always answered, even
+/// when the obstacle and so the reason text are the same as for the one before.
+fn recorded_once(
+    status: Option<&TenantStatus>,
+    fingerprint: Option<&str>,
+    reason: String,
+    retryable: bool,
+) -> Decision {
     match status {
-        Some(s) if s.status == Status::Failed && s.reason.as_deref() == Some(reason.as_str()) => {
+        Some(s)
+            if s.status == Status::Failed
+                && s.spec_fingerprint.as_deref() == fingerprint
+                && s.reason.as_deref() == Some(reason.as_str()) =>
+        {
             Decision::Nothing
         }
         _ => Decision::Fail { reason, retryable },

@@ -13,7 +13,6 @@ use tracing::{debug, info, warn};
 use crate::audit;
 use crate::decide::{
     Decision, Desired, DesiredStack, Observation, REMOVED_FINGERPRINT, Terminal, decide,
-    fingerprint,
 };
 use crate::ports::{
     Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
@@ -786,6 +785,7 @@ impl Reconciler {
                 ));
             }
         };
+        let fingerprint = valid.fingerprint(&self.settings.default_region);
         let ValidSpec {
             spec,
             template_version,
@@ -803,7 +803,7 @@ impl Reconciler {
             from_stack_tag: false,
         };
         let desired = DesiredStack {
-            fingerprint: fingerprint(&spec, &region, &template_version),
+            fingerprint,
             location: StackLocation {
                 account_id: spec.account_id.clone(),
                 region,

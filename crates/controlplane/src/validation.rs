@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_dynamo::Item;
 
+use crate::decide::{REMOVED_FINGERPRINT, fingerprint};
 use crate::ports::{TemplateSource, TemplateSourceError};
 use crate::spec::{FieldError, TenantKey, TenantSpec};
 use crate::template::{Template, stack_parameters};
@@ -20,6 +21,44 @@ pub struct ValidSpec {
     pub assigned_version: String,
     pub template: Arc<Template>,
     pub parameters: Vec<(String, String)>,
+}
+
+impl ValidSpec {
+    /// The region the stack goes to: the SPEC's, else the deployment's default.
+    pub fn region<'a>(&'a self, default_region: &'a str) -> &'a str {
+        self.spec.region.as_deref().unwrap_or(default_region)
+    }
+
+    /// The fingerprint of the stack this SPEC asks for: what STATUS records once it answers it.
+    pub fn fingerprint(&self, default_region: &str) -> String {
+        fingerprint(
+            &self.spec,
+            self.region(default_region),
+            &self.template_version,
+        )
+    }
+}
+
+/// The fingerprint a STATUS row answering this SPEC carries: the stack's shape for a valid SPEC,
+/// `REMOVED_FINGERPRINT` for no SPEC, none for an invalid one (it is recorded failed with none).
+/// A STATUS carrying any other has not answered it yet: readers show the tenant `pending`, and
+/// `decide` never leaves it so.
+pub async fn answering_fingerprint(
+    key: &TenantKey,
+    spec: Option<&Item>,
+    assigned_version: Option<&str>,
+    default_region: &str,
+    templates: &dyn TemplateSource,
+) -> Result<Option<String>, TemplateSourceError> {
+    let Some(item) = spec else {
+        return Ok(Some(REMOVED_FINGERPRINT.to_owned()));
+    };
+    Ok(
+        match validate(key, item, assigned_version, templates).await? {
+            Validation::Valid(valid) => Some(valid.fingerprint(default_region)),
+            Validation::Invalid(_) => None,
+        },
+    )
 }
 
 #[derive(Clone, Debug)]

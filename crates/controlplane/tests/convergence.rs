@@ -7,7 +7,8 @@
 //!
 //! Checked after every step: never two live stacks for one tenant, every `failed` STATUS has a
 //! reason, no STATUS version ever goes back. Checked once the faults stop and the reconciler
-//! has run: every tenant matches its last SPEC (ready with the SPEC's parameters; deleted with
+//! has run: every STATUS answers its tenant's last SPEC (none is left `pending`), and every
+//! tenant matches that SPEC (ready with the SPEC's parameters; deleted with
 //! no stack; failed with the reason for an invalid one or a blocked move), with the documented
 //! remedy (a `retry` bump) for stack failures.
 //!
@@ -37,6 +38,7 @@ use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, handle_batch};
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use controlplane::validation::answering_fingerprint;
 
 const TENANTS: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
 const ACCOUNTS: [&str; 2] = ["111111111111", "222222222222"];
@@ -541,11 +543,32 @@ impl World {
     }
 
     /// Every tenant as its last SPEC says.
-    fn check_converged(&self) -> Result<(), TestCaseError> {
+    async fn check_converged(&self) -> Result<(), TestCaseError> {
         let live = self.stacks.live_stacks();
+        let templates = BundledTemplates::sample().expect("the sample templates");
         for tenant in TENANTS {
             let key = TenantKey::new(tenant);
             let status = self.store.status(&key);
+            // STATUS answers the last SPEC (a reader never sees it `pending`), whatever it says.
+            if let Some(status) = &status {
+                let answering = answering_fingerprint(
+                    &key,
+                    self.store.spec(&key).as_ref(),
+                    status.fleet_version(),
+                    "us-east-1",
+                    &templates,
+                )
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(
+                    &status.spec_fingerprint,
+                    &answering,
+                    "{} left pending: {:?} {:?}",
+                    tenant,
+                    status.status,
+                    status.reason
+                );
+            }
             let stack_name = format!("tenant-{tenant}");
             let stacks: Vec<_> = live.iter().filter(|l| l.stack_name == stack_name).collect();
             match self.specs.get(tenant).cloned().flatten() {
@@ -641,7 +664,7 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
         }
         world.settle().await;
         world.check_invariants(ops.len())?;
-        world.check_converged()
+        world.check_converged().await
     })?;
     CASES.fetch_add(1, Ordering::Relaxed);
     STEPS.fetch_add(ops.len() as u64, Ordering::Relaxed);

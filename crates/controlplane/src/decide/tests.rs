@@ -235,10 +235,14 @@ enum StatusCase {
     FailedRetryDue,
     FailedRetryLater,
     FailedRetryUnscheduled,
+    /// Failed with exactly the reason `decide` gives this world (a stack in the way, an invalid
+    /// SPEC...), recorded for the fingerprint of the SPEC case: the same obstacle met again by
+    /// a newer SPEC must still be answered.
+    FailedAsDecided,
     Deleted,
 }
 
-const STATUS_CASES: [StatusCase; 12] = [
+const STATUS_CASES: [StatusCase; 13] = [
     StatusCase::None,
     StatusCase::Creating(Operation::Create),
     StatusCase::Creating(Operation::Delete),
@@ -250,6 +254,7 @@ const STATUS_CASES: [StatusCase; 12] = [
     StatusCase::FailedRetryDue,
     StatusCase::FailedRetryLater,
     StatusCase::FailedRetryUnscheduled,
+    StatusCase::FailedAsDecided,
     StatusCase::Deleted,
 ];
 
@@ -271,6 +276,8 @@ impl StatusCase {
                 failed_retryable(fingerprint, Some(now() + Duration::minutes(1)))
             }
             Self::FailedRetryUnscheduled => failed_retryable(fingerprint, None),
+            // Its reason is filled in by `check_invariants`, which knows the world.
+            Self::FailedAsDecided => failed(fingerprint, "placeholder"),
             Self::Deleted => status_row(Status::Deleted, Some(Operation::Delete), fingerprint),
         };
         status.attempts = attempts;
@@ -325,6 +332,14 @@ fn check_invariants(case: &Case) -> Decision {
     }
     let observed = case.stack_status.clone().map(stack);
     let at = case.at.location();
+    if case.status_case == StatusCase::FailedAsDecided
+        && let Some(status) = &mut status
+        && let Decision::Fail { reason, retryable } =
+            run(&desired, None, observed.as_ref(), Some(&at))
+    {
+        status.reason = Some(reason);
+        status.retryable = retryable;
+    }
     let decision = run(&desired, status.as_ref(), observed.as_ref(), Some(&at));
     let ctx = format!(
         "spec {:?}, status {:?} (attempts {}), stack {:?} at {:?} => {decision:?}",
@@ -478,6 +493,19 @@ fn check_invariants(case: &Case) -> Decision {
     {
         assert!(operation.is_none(), "retries not bounded: {ctx}");
     }
+
+    // A SPEC that STATUS does not answer yet (readers see it `pending`) is never left alone:
+    // it is acted on, waited on while the stack is busy, or answered with its own failure.
+    if status
+        .as_ref()
+        .is_some_and(|s| s.spec_fingerprint.as_deref() != target_fp)
+    {
+        assert_ne!(
+            decision,
+            Decision::Nothing,
+            "a new SPEC left pending: {ctx}"
+        );
+    }
     decision
 }
 
@@ -513,9 +541,9 @@ fn every_combination_keeps_the_invariants() {
             }
         }
     }
-    // 6 SPEC cases x 12 STATUS cases x 2 attempt counts x 25 stacks x 3 locations.
-    assert_eq!(count, 6 * 12 * 2 * 25 * 3);
-    assert_eq!(count, 10_800);
+    // 6 SPEC cases x 13 STATUS cases x 2 attempt counts x 25 stacks x 3 locations.
+    assert_eq!(count, 6 * 13 * 2 * 25 * 3);
+    assert_eq!(count, 11_700);
     // The table reaches every decision there is.
     for kind in [
         "Nothing",
@@ -1183,8 +1211,25 @@ fn expected_rows() -> Vec<Row> {
         Some(S::CreateComplete),
         Is(D::Nothing),
     ));
-    // That last row is only meaningful with the stack elsewhere.
-    if let Some(last) = rows.last_mut() {
+    // The same failure recorded for the SPEC before (a config change after the account change
+    // that blocked it): the new SPEC is answered, with the same words, for itself.
+    let blocked_before = rows
+        .last()
+        .and_then(|r| r.status.clone())
+        .map(|s| TenantStatus {
+            spec_fingerprint: Some(OLD_FP.into()),
+            retryable: true,
+            ..s
+        });
+    rows.push(row(
+        "new SPEC, stack elsewhere, the same failure recorded for the SPEC before",
+        present(),
+        blocked_before,
+        Some(S::CreateComplete),
+        BlockedWith("cannot change"),
+    ));
+    // Those last rows are only meaningful with the stack elsewhere.
+    for last in rows.iter_mut().rev().take(2) {
         last.at = location(OTHER_ACCOUNT, REGION);
     }
     rows
