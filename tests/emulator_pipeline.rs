@@ -628,3 +628,59 @@ async fn every_tenant_is_listed_once_a_status_without_a_spec_included() -> Resul
     assert_eq!(listed, ["both", "orphaned", "spec-only"]);
     Ok(())
 }
+
+/// `007` and `5.50` (README's own example of a number written as text, and a DynamoDB N with a
+/// trailing zero) reach `ready` once, and the scheduled reconciler then leaves them alone: no
+/// stack update, no STATUS write, sweep after sweep, however moto echoes the Number back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_written_in_any_form_converge_once_and_stay_quiet() -> Result<()> {
+    let system = LocalSystem::start().await?;
+    let reconciler = system.function("ReconcilerFunction").await?;
+    let rows = [
+        ("zero07", json!({"S": "007"})),
+        ("five50", json!({"N": "5.50"})),
+    ];
+    for (tenant, players) in &rows {
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_json::from_value::<serde_dynamo::Item>(json!({
+                "pk": {"S": format!("TENANT#{tenant}")}, "sk": {"S": "SPEC"},
+                "tenant_id": {"S": tenant}, "account_id": {"S": ACCOUNT_A},
+                "config": {"M": {"player_count": players}},
+            }))?
+            .into();
+        system
+            .dynamo
+            .put_item()
+            .table_name(&system.table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+    }
+    controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
+    let mut versions = Vec::new();
+    for (tenant, _) in &rows {
+        let status = system.status(tenant).await?;
+        assert_eq!(status_of(&status), "ready", "{tenant}: {status:?}");
+        versions.push(status.as_ref().map(|s| s["version"].clone()));
+    }
+    for _ in 0..5 {
+        controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
+    }
+    for ((tenant, _), version) in rows.iter().zip(versions) {
+        let status = system.status(tenant).await?;
+        assert_eq!(status_of(&status), "ready", "{tenant}");
+        assert_eq!(
+            status.as_ref().map(|s| s["version"].clone()),
+            version,
+            "{tenant}: STATUS written again"
+        );
+        let stack = system.stack(ACCOUNT_A, tenant).await?.expect("the stack");
+        assert_eq!(
+            stack.stack_status().map(|s| s.as_str()),
+            Some("CREATE_COMPLETE"),
+            "{tenant}: the stack was updated"
+        );
+        assert!(stack.last_updated_time().is_none(), "{tenant}: updated");
+    }
+    Ok(())
+}

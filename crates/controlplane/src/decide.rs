@@ -1,7 +1,7 @@
 //! The decision: from what a tenant should be (SPEC), what was recorded (STATUS) and what exists
 //! (the stack), the one next step. Pure: no I/O, no clock but the one passed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::spec::{ConfigValue, TenantSpec};
 use crate::stack::{ObservedStack, StackPhase};
 use crate::status::{Operation, StackLocation, Status, TenantStatus};
+use crate::template::same_parameter_value;
 
 /// The fingerprint recorded while a tenant whose SPEC is gone is being removed.
 pub const REMOVED_FINGERPRINT: &str = "removed";
@@ -20,6 +21,8 @@ pub struct DesiredStack {
     pub location: StackLocation,
     pub template_version: String,
     pub parameters: Vec<(String, String)>,
+    /// The parameters the template types `Number`: compared as numbers, not as text.
+    pub number_parameters: BTreeSet<String>,
     pub fingerprint: String,
 }
 
@@ -229,12 +232,13 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
     // a recorded intent whose call never went through does not pass for done.
     let stack_is_current = stack.fingerprint().is_none_or(|f| f == desired.fingerprint);
     // NoEcho parameters read back as "****": they cannot be compared, so never count as drift.
+    // The rest are compared as CloudFormation echoes them (a Number in any form of its value).
     let params_drifted = !stack.parameters.is_empty()
         && desired.parameters.iter().any(|(name, value)| {
-            stack
-                .parameters
-                .get(name)
-                .is_none_or(|actual| actual != value && actual != "****")
+            let number = desired.number_parameters.contains(name);
+            stack.parameters.get(name).is_none_or(|actual| {
+                actual != "****" && !same_parameter_value(number, value, actual)
+            })
         });
 
     match stack.status.phase() {

@@ -810,6 +810,7 @@ impl Reconciler {
                 stack_name: self.settings.stack_name(key),
             },
             template_version,
+            number_parameters: template.number_parameters(),
             parameters,
         };
         Ok((Desired::Present(desired), Some(template), versions))

@@ -73,6 +73,15 @@ pub struct TemplateError {
 }
 
 impl Template {
+    /// The parameters typed `Number`.
+    pub fn number_parameters(&self) -> std::collections::BTreeSet<String> {
+        self.parameters
+            .iter()
+            .filter(|(_, decl)| decl.kind == "Number")
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Reads the parameter declarations of a YAML or JSON CloudFormation template.
     pub fn parse(version: &str, body: &str) -> Result<Self, TemplateError> {
         let error = |message: String| TemplateError {
@@ -247,6 +256,73 @@ pub fn render_value(value: &ConfigValue) -> String {
     }
 }
 
+/// A Number's one canonical decimal text: `007` → `7`, `5.50` → `5.5`, `1e3` → `1000`, `-0` →
+/// `0`. CloudFormation (and the emulator) may echo a Number parameter in another form than the
+/// one it was given, so Number parameters are sent in this form and read back through it: a
+/// ready stack never looks drifted for the way a number was written. `None` for anything but
+/// a plain decimal (digits, one optional point, an optional exponent up to ±400).
+pub fn canonical_number(text: &str) -> Option<String> {
+    let (negative, unsigned) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let exponent: i64 = match exponent {
+        None => 0,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            e.parse().ok().filter(|e: &i64| e.abs() <= 400)?
+        }
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    // The digits with the point `point` places from their start (may be outside them).
+    let digits = format!("{whole}{fraction}");
+    let point = i64::try_from(whole.len()).ok()? + exponent;
+    let (whole, fraction) = if point <= 0 {
+        (
+            String::new(),
+            format!("{}{digits}", "0".repeat(usize::try_from(-point).ok()?)),
+        )
+    } else if point >= i64::try_from(digits.len()).ok()? {
+        let zeros = usize::try_from(point).ok()? - digits.len();
+        (format!("{digits}{}", "0".repeat(zeros)), String::new())
+    } else {
+        let at = usize::try_from(point).ok()?;
+        (digits[..at].to_owned(), digits[at..].to_owned())
+    };
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    let magnitude = match (whole.is_empty(), fraction.is_empty()) {
+        (true, true) => return Some("0".to_owned()),
+        (_, true) => whole.to_owned(),
+        (true, false) => format!("0.{fraction}"),
+        (false, false) => format!("{whole}.{fraction}"),
+    };
+    Some(if negative {
+        format!("-{magnitude}")
+    } else {
+        magnitude
+    })
+}
+
+/// Whether a stack's parameter `actual` holds `desired` (as `stack_parameters` made it): exactly,
+/// or for a Number parameter, as the same number.
+pub fn same_parameter_value(number: bool, desired: &str, actual: &str) -> bool {
+    actual == desired || (number && canonical_number(actual).as_deref() == Some(desired))
+}
+
 /// CloudFormation's limits: the bytes of one parameter value, and parameters per template.
 pub const PARAMETER_VALUE_MAX_BYTES: usize = 4096;
 pub const PARAMETERS_MAX: usize = 200;
@@ -317,7 +393,12 @@ pub fn stack_parameters(
             ));
             continue;
         }
-        let rendered = render_value(value);
+        let mut rendered = render_value(value);
+        if decl.kind == "Number"
+            && let Some(canonical) = canonical_number(&rendered)
+        {
+            rendered = canonical;
+        }
         if rendered.len() > PARAMETER_VALUE_MAX_BYTES {
             errors.push(FieldError::new(
                 field(),
@@ -431,6 +512,67 @@ fn check_value(decl: &ParameterDecl, value: &ConfigValue, rendered: &str) -> Res
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_number_has_one_canonical_text() {
+        for (given, canonical) in [
+            ("7", "7"),
+            ("007", "7"),
+            ("+7", "7"),
+            ("5.50", "5.5"),
+            ("5.0", "5"),
+            ("5.", "5"),
+            (".5", "0.5"),
+            ("0", "0"),
+            ("-0", "0"),
+            ("-0.0e7", "0"),
+            ("000.000", "0"),
+            ("-007.250", "-7.25"),
+            ("1e3", "1000"),
+            ("1.5E+2", "150"),
+            ("15e-1", "1.5"),
+            ("25E-4", "0.0025"),
+            (
+                "12345678901234567890123456789012345678",
+                "12345678901234567890123456789012345678",
+            ),
+        ] {
+            assert_eq!(
+                canonical_number(given).as_deref(),
+                Some(canonical),
+                "{given}"
+            );
+        }
+        for not_plain in [
+            "", "-", ".", "e3", "1e", "1e+", "1.2.3", "0x10", " 7", "7 ", "inf", "NaN", "1e401",
+            "1_000", "١",
+        ] {
+            assert_eq!(canonical_number(not_plain), None, "{not_plain:?}");
+        }
+    }
+
+    #[test]
+    fn a_number_parameter_is_sent_canonical_and_compared_as_a_number() {
+        let t = Template::parse("v1", SAMPLE).unwrap();
+        let p = stack_parameters(
+            &spec(&[
+                ("player_count", ConfigValue::String("007".into())),
+                ("seed", ConfigValue::String("007".into())),
+            ]),
+            &t,
+        )
+        .unwrap();
+        let value = |name: &str| p.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("PlayerCount"), Some("7"));
+        // A String is CloudFormation's as given.
+        assert_eq!(value("Seed"), Some("007"));
+        assert_eq!(t.number_parameters(), ["PlayerCount".to_owned()].into());
+        assert!(same_parameter_value(true, "7", "7.0"));
+        assert!(same_parameter_value(true, "5.5", "5.50"));
+        assert!(!same_parameter_value(true, "7", "8"));
+        assert!(!same_parameter_value(false, "7", "007"));
+        assert!(same_parameter_value(false, "007", "007"));
+    }
+
     use super::*;
 
     #[test]

@@ -50,6 +50,7 @@ fn present() -> Desired {
         location: here(),
         template_version: "v1".into(),
         parameters: desired_parameters(),
+        number_parameters: ["PlayerCount".to_owned()].into(),
         fingerprint: DESIRED_FP.into(),
     })
 }
@@ -1002,6 +1003,37 @@ fn expected_rows() -> Vec<Row> {
             desired: present(),
             status: Some(ready(DESIRED_FP)),
             stack: Some(drifted.clone()),
+            at: here(),
+            expect: Is(D::Update),
+        },
+        // CloudFormation may echo a Number in another form than it was sent; a String never.
+        Row {
+            name: "no drift when a Number reads back in another form of its value",
+            desired: present(),
+            status: Some(ready(DESIRED_FP)),
+            stack: Some({
+                let mut s = stack(S::UpdateComplete);
+                s.parameters.insert("PlayerCount".into(), "5.0".into());
+                s
+            }),
+            at: here(),
+            expect: Is(D::Nothing),
+        },
+        Row {
+            name: "drift when a String reads back in another form of a number",
+            desired: Desired::Present(DesiredStack {
+                parameters: vec![("Seed".into(), "7".into())],
+                ..match present() {
+                    Desired::Present(d) => d,
+                    _ => unreachable!(),
+                }
+            }),
+            status: Some(ready(DESIRED_FP)),
+            stack: Some({
+                let mut s = stack(S::UpdateComplete);
+                s.parameters.insert("Seed".into(), "007".into());
+                s
+            }),
             at: here(),
             expect: Is(D::Update),
         },
