@@ -50,11 +50,23 @@ pub enum EmulatorError {
     Request(String),
 }
 
-/// The repository root (this crate lives in crates/local).
+/// The checkout the local system runs from: the working directory, or the nearest directory
+/// above it holding the project's `template.yaml` and `crates/local/moto_server.py` (`make up`
+/// runs at the root; cargo runs tests from their package's directory). Never the checkout the
+/// binary was built from: with a shared CARGO_TARGET_DIR, that may be another clone.
 pub fn workspace_root() -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    // Shown to people (paths in `make up`'s banner): without the `..`s when it can be.
-    root.canonicalize().unwrap_or(root)
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    project_root_above(&here).unwrap_or(here)
+}
+
+/// The nearest of `start` and the directories above it that is the project's root.
+pub fn project_root_above(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| {
+            dir.join("template.yaml").is_file() && dir.join("crates/local/moto_server.py").is_file()
+        })
+        .map(Path::to_path_buf)
 }
 
 /// `MOTO_PYTHON`, else the project venv's Python: it runs moto server (`moto_server.py`).

@@ -11,6 +11,10 @@ use local::emulator::{free_port, port_holder};
 
 const START_LIMIT: Duration = Duration::from_secs(120);
 
+/// One local system at a time: a port `free_port` gave one run must not be taken by another
+/// run's server before it binds it.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Run {
     child: Child,
     aws_port: u16,
@@ -38,15 +42,24 @@ fn local_dir(name: &str) -> PathBuf {
 /// Starts the binary on `aws_port` and a free API port; returns once `/health` answers 200
 /// and it has printed its live view's header (the last of its start).
 async fn start(name: &str, aws_port: u16) -> Result<Run> {
-    let api_port = free_port()?;
     let dir = local_dir(name);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_local-system"));
+    command.env("LOCAL_DIR", &dir);
+    start_command(command, dir, aws_port).await
+}
+
+/// Starts `command` (the binary, its LOCAL_DIR or working directory set) as `start` does, in a
+/// process group of its own, as a shell runs `make up` in a terminal.
+async fn start_command(mut command: Command, dir: PathBuf, aws_port: u16) -> Result<Run> {
+    use std::os::unix::process::CommandExt;
+    let api_port = free_port()?;
     std::fs::create_dir_all(&dir)?;
     let stdout = dir.join("stdout.log");
     let stderr = dir.join("stderr.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_local-system"))
+    let child = command
         .env("LOCAL_AWS_PORT", aws_port.to_string())
         .env("LOCAL_API_PORT", api_port.to_string())
-        .env("LOCAL_DIR", &dir)
+        .process_group(0)
         .stdout(std::fs::File::create(&stdout)?)
         .stderr(std::fs::File::create(&stderr)?)
         .spawn()
@@ -135,6 +148,7 @@ fn running(pid: u32) -> bool {
 /// old server answering its readiness check).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_local_system_takes_its_moto_server_with_it() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
     let aws_port = free_port()?;
     let mut first = start("kill-9", aws_port).await?;
     let moto = first.moto_pid()?;
@@ -172,6 +186,7 @@ async fn kill_9_of_the_local_system_takes_its_moto_server_with_it() -> Result<()
 /// made lived in moto), rather than serving on with `/health` 200 and nothing working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_its_moto_server_dies_the_local_system_exits_saying_why() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut run = start("moto-dies", free_port()?).await?;
     let moto = run.moto_pid()?;
     let status = Command::new("kill")
@@ -186,6 +201,177 @@ async fn when_its_moto_server_dies_the_local_system_exits_saying_why() -> Result
         stderr.contains(&format!("moto server (pid {moto}) exited"))
             && stderr.contains("run `make up` again"),
         "{stderr}"
+    );
+    Ok(())
+}
+
+/// The writer identity's DynamoDB client, from the `writer.env` the run wrote (as a user's
+/// `source .local/writer.env` would give it).
+async fn writer_dynamo(env_file: &std::path::Path) -> Result<aws_sdk_dynamodb::Client> {
+    let text = std::fs::read_to_string(env_file)?;
+    let vars: std::collections::BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+        .collect();
+    let var = |name: &str| {
+        vars.get(name)
+            .map(|v| (*v).to_owned())
+            .with_context(|| format!("{name} missing from {}", env_file.display()))
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(var("AWS_DEFAULT_REGION")?))
+        .endpoint_url(var("AWS_ENDPOINT_URL")?)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            var("AWS_ACCESS_KEY_ID")?,
+            var("AWS_SECRET_ACCESS_KEY")?,
+            None,
+            None,
+            "writer.env",
+        ))
+        .load()
+        .await;
+    Ok(aws_sdk_dynamodb::Client::new(&config))
+}
+
+/// Ctrl-C in the terminal (SIGINT to the whole process group: the local system and its moto
+/// server alike) while tenants are being written and provisioned stops everything, every
+/// time: the process exits 0 within seconds, saying it stops, and the port is free. It once
+/// kept running on with moto gone (a signal lost between loop turns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_load_stops_the_local_system_and_its_moto_server() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    for round in 0..3 {
+        let mut run = start(&format!("ctrl-c-{round}"), free_port()?).await?;
+        let moto = run.moto_pid()?;
+        let dynamo = writer_dynamo(&run.dir.join("writer.env")).await?;
+        let load = tokio::spawn(async move {
+            for n in 0..200 {
+                let tenant = format!("load{n:03}");
+                let _ = dynamo
+                    .put_item()
+                    .table_name("tenants")
+                    .item(
+                        "pk",
+                        aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{tenant}")),
+                    )
+                    .item(
+                        "sk",
+                        aws_sdk_dynamodb::types::AttributeValue::S("SPEC".into()),
+                    )
+                    .item(
+                        "tenant_id",
+                        aws_sdk_dynamodb::types::AttributeValue::S(tenant),
+                    )
+                    .item(
+                        "account_id",
+                        aws_sdk_dynamodb::types::AttributeValue::S("111111111111".into()),
+                    )
+                    .send()
+                    .await;
+            }
+        });
+        // Tenants are being provisioned: the interrupt lands while work is in flight (a
+        // different moment each round).
+        tokio::time::sleep(Duration::from_millis(1500 + 700 * round)).await;
+        // The terminal's SIGINT reaches every process of the group at once. Each is named
+        // (no negative process-group id: procps-ng's kill has read one as "every process").
+        let local_system = run.child.id();
+        let status = Command::new("kill")
+            .args(["-s", "INT", &local_system.to_string(), &moto.to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -s INT {local_system} {moto}");
+        let exit = run.wait_exit(Duration::from_secs(20))?;
+        load.abort();
+        let stdout = std::fs::read_to_string(&run.stdout).unwrap_or_default();
+        assert_eq!(
+            exit.and_then(|s| s.code()),
+            Some(0),
+            "round {round}: {exit:?}: {}",
+            run.stderr_text()
+        );
+        assert!(stdout.contains("stopping"), "round {round}: {stdout}");
+        for _ in 0..50 {
+            if !running(moto) && port_is_free(run.aws_port) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!running(moto), "round {round}: moto server still runs");
+        assert!(
+            port_is_free(run.aws_port),
+            "round {round}: the AWS port is held"
+        );
+    }
+    Ok(())
+}
+
+/// Another checkout running this build (as a second clone does with the shared
+/// CARGO_TARGET_DIR): the local system takes its files from the checkout it is run in (found
+/// from the working directory, here a subdirectory of it), writes its keys and metrics there,
+/// and names those paths; nothing of the checkout it was built from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_checkout_runs_on_its_own_files_and_writes_into_itself() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let built_from =
+        local::emulator::project_root_above(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .context("the checkout this test was built from")?;
+    let clone = local_dir("second-checkout");
+    let _ = std::fs::remove_dir_all(&clone);
+    std::fs::create_dir_all(clone.join("crates/local"))?;
+    std::fs::create_dir_all(clone.join("docs"))?;
+    for file in ["template.yaml", "crates/local/moto_server.py"] {
+        std::fs::copy(built_from.join(file), clone.join(file))?;
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_local-system"));
+    command
+        .current_dir(clone.join("docs"))
+        .env_remove("LOCAL_DIR");
+    if std::env::var_os("MOTO_PYTHON").is_none() {
+        command.env("MOTO_PYTHON", built_from.join(".venv/bin/python"));
+    }
+    let before = std::fs::metadata(built_from.join(".local/writer.env"))
+        .and_then(|m| m.modified())
+        .ok();
+    let run = start_command(command, clone.join(".local"), free_port()?).await?;
+    let stdout = std::fs::read_to_string(&run.stdout)?;
+    let ours = clone.join(".local");
+    for file in ["writer.env", "operator.env"] {
+        assert!(
+            ours.join(file).is_file(),
+            "{file} not in {}",
+            ours.display()
+        );
+        assert!(
+            stdout.contains(&ours.join(file).display().to_string()),
+            "the banner names another {file}: {stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains(&built_from.display().to_string()),
+        "the banner names the checkout the binary was built from: {stdout}"
+    );
+    let after = std::fs::metadata(built_from.join(".local/writer.env"))
+        .and_then(|m| m.modified())
+        .ok();
+    assert_eq!(before, after, "wrote into the checkout it was built from");
+    drop(run);
+    let _ = std::fs::remove_dir_all(&clone);
+    Ok(())
+}
+
+#[test]
+fn the_project_root_is_found_above_the_working_directory() -> Result<()> {
+    let root =
+        local::emulator::project_root_above(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .context("found from crates/local")?;
+    assert!(root.join("template.yaml").is_file());
+    assert_eq!(
+        local::emulator::project_root_above(&root.join("crates/local/src")),
+        Some(root.clone())
+    );
+    assert_eq!(
+        local::emulator::project_root_above(&std::env::temp_dir()),
+        None
     );
     Ok(())
 }

@@ -139,6 +139,9 @@ async fn main() -> Result<()> {
     tokio::pin!(next_look);
     let gone = loop {
         tokio::select! {
+            // Ctrl-C reaches moto server too (one process group): a stop asked for wins over
+            // the emulator's end it causes, whichever is noticed first.
+            biased;
             _ = interrupt.recv() => break None,
             _ = terminate.recv() => break None,
             reason = system.emulator_gone() => break Some(reason),
@@ -165,6 +168,20 @@ async fn main() -> Result<()> {
         }
     };
     metrics_task.abort();
+    // moto server may die of the terminal's Ctrl-C a moment before this process is told.
+    let interrupted = async {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    let gone = match gone {
+        Some(reason) => tokio::time::timeout(Duration::from_millis(500), interrupted)
+            .await
+            .is_err()
+            .then_some(reason),
+        None => None,
+    };
     if let Some(reason) = gone {
         system.shutdown().await;
         bail!(
