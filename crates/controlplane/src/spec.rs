@@ -89,19 +89,66 @@ pub const REASON_ERROR_MAX_BYTES: usize = 512;
 /// carry it, and each must stay within DynamoDB's 400 KB per item, however bad the SPEC.
 pub const REASON_MAX_BYTES: usize = 8 * 1024;
 
+/// How a reason made of a SPEC's field errors starts.
+pub const INVALID_SPEC_PREFIX: &str = "invalid SPEC: ";
+
 /// Joins field errors into the one readable `reason` a STATUS row carries, bounded.
 pub fn describe_errors(errors: &[FieldError]) -> String {
     let parts: Vec<String> = errors
         .iter()
         .map(|e| bounded(e.to_string(), REASON_ERROR_MAX_BYTES))
         .collect();
-    let reason = format!("invalid SPEC: {}", parts.join("; "));
+    let reason = format!("{INVALID_SPEC_PREFIX}{}", parts.join("; "));
     if reason.len() <= REASON_MAX_BYTES {
         return reason;
     }
     let mut cut = bounded(reason, REASON_MAX_BYTES);
     cut.push_str(&format!(" ({} fields at fault in all)", errors.len()));
     cut
+}
+
+/// A reason for one line of a console or a table: whole when it fits in `max_chars`, else, for
+/// a SPEC's field errors, the first ones that fit and how many more there are (`… and 297
+/// more`); anything else cut, marked `…`. The whole reason stays on STATUS.
+pub fn reason_summary(reason: &str, max_chars: usize) -> String {
+    let length = |text: &str| text.chars().count();
+    if length(reason) <= max_chars {
+        return reason.to_owned();
+    }
+    let cut = |text: &str, max: usize| -> String {
+        let mut kept: String = text.chars().take(max.saturating_sub(1)).collect();
+        kept.push('…');
+        kept
+    };
+    let Some(errors) = reason.strip_prefix(INVALID_SPEC_PREFIX) else {
+        return cut(reason, max_chars);
+    };
+    // A reason bounded by `describe_errors` says how many there were in all.
+    let (errors, in_all) = match errors
+        .strip_suffix(" fields at fault in all)")
+        .and_then(|rest| rest.rsplit_once(" ("))
+        .and_then(|(rest, count)| Some((rest, count.parse::<usize>().ok()?)))
+    {
+        Some((rest, count)) => (rest, Some(count)),
+        None => (errors, None),
+    };
+    let parts: Vec<&str> = errors.split("; ").collect();
+    let total = in_all.unwrap_or(parts.len()).max(parts.len());
+    let mut shown = INVALID_SPEC_PREFIX.to_owned();
+    for (index, part) in parts.iter().enumerate() {
+        let more = format!(" … and {} more", total - index);
+        let separator = if index == 0 { "" } else { "; " };
+        if length(&shown) + length(separator) + length(part) + length(&more) > max_chars {
+            if index == 0 {
+                return cut(reason, max_chars);
+            }
+            shown.push_str(&more);
+            return shown;
+        }
+        shown.push_str(separator);
+        shown.push_str(part);
+    }
+    shown
 }
 
 /// `text` cut to at most `max` bytes (on a character boundary), marked `…` when cut.
@@ -640,6 +687,50 @@ mod tests {
         );
         let few = describe_errors(&[FieldError::new("region", "bad")]);
         assert_eq!(few, "invalid SPEC: region: bad");
+    }
+
+    #[test]
+    fn a_long_reason_is_summarised_to_its_first_errors_and_a_count() {
+        let unknown: Vec<FieldError> = (0..300)
+            .map(|i| FieldError::new(format!("config.key{i}"), "template v1 has no parameter"))
+            .collect();
+        let reason = describe_errors(&unknown);
+        let line = reason_summary(&reason, 120);
+        assert!(line.chars().count() <= 120, "{line}");
+        assert!(
+            line.starts_with(
+                "invalid SPEC: config.key0: template v1 has no parameter; config.key1"
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with(" more"), "{line}");
+        let shown = line.matches("config.key").count();
+        assert!(
+            line.ends_with(&format!("… and {} more", 300 - shown)),
+            "{line}"
+        );
+        // Bounded by describe_errors (2,000 errors): the count is the whole one.
+        let many: Vec<FieldError> = (0..2000)
+            .map(|i| FieldError::new(format!("config.k{i}"), "unknown"))
+            .collect();
+        let line = reason_summary(&describe_errors(&many), 100);
+        let shown = line.matches("config.k").count();
+        assert!(
+            line.ends_with(&format!("… and {} more", 2000 - shown)),
+            "{line}"
+        );
+        // Short reasons whole; other long ones cut.
+        assert_eq!(
+            reason_summary("invalid SPEC: region: bad", 100),
+            "invalid SPEC: region: bad"
+        );
+        let cfn = "x".repeat(300);
+        let cut = reason_summary(&cfn, 100);
+        assert_eq!(cut.chars().count(), 100);
+        assert!(cut.ends_with('…'));
+        // One error longer than the line: cut too.
+        let one = describe_errors(&[FieldError::new("region", "y".repeat(300))]);
+        assert!(reason_summary(&one, 50).ends_with('…'));
     }
 
     #[test]

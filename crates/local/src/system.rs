@@ -25,6 +25,7 @@ use controlplane::runtime::{
     ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, KeySource, MetricsJob, PreviewWorker,
     read_key, rollout_driver,
 };
+use controlplane::spec::reason_summary;
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
 use serde_json::{Value, json};
@@ -1322,10 +1323,31 @@ pub async fn put_spec(
 }
 
 /// One line of the live status view.
+/// How much of a failure's reason the live view shows on its line.
+const REASON_COLUMNS: usize = 160;
+
+/// `text` with control characters (a terminal's escapes among them) shown escaped, not sent to
+/// the terminal: a reason quotes what a writer put in a SPEC.
+fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 pub fn status_line(tenant: &str, row: &Value) -> String {
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let text = |v: &Value| printable(v.as_str().unwrap_or("-"));
     let detail = match row["status"].as_str() {
-        Some("failed") => text(&row["reason"]),
+        // One line: the first errors and how many more (`tenantctl tenants get` shows all).
+        Some("failed") => printable(&reason_summary(
+            row["reason"].as_str().unwrap_or("-"),
+            REASON_COLUMNS,
+        )),
         Some("ready") => row["outputs"]
             .as_object()
             .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
@@ -1334,7 +1356,8 @@ pub fn status_line(tenant: &str, row: &Value) -> String {
         _ => text(&row["stack_status"]),
     };
     format!(
-        "{tenant:<16} {:<9} {:<12} {:<10} {detail}",
+        "{:<16} {:<9} {:<12} {:<10} {detail}",
+        printable(tenant),
         text(&row["status"]),
         text(&row["location"]["account_id"]),
         text(&row["location"]["region"]),

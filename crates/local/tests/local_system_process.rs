@@ -325,7 +325,8 @@ async fn a_second_checkout_runs_on_its_own_files_and_writes_into_itself() -> Res
     let mut command = Command::new(env!("CARGO_BIN_EXE_local-system"));
     command
         .current_dir(clone.join("docs"))
-        .env_remove("LOCAL_DIR");
+        .env_remove("LOCAL_DIR")
+        .arg("--demo");
     if std::env::var_os("MOTO_PYTHON").is_none() {
         command.env("MOTO_PYTHON", built_from.join(".venv/bin/python"));
     }
@@ -346,10 +347,53 @@ async fn a_second_checkout_runs_on_its_own_files_and_writes_into_itself() -> Res
             "the banner names another {file}: {stdout}"
         );
     }
+    // What a user needs from the banner: tenantctl pointed at this instance, and that its
+    // state does not outlive it.
+    assert!(
+        stdout.contains(&format!(
+            "export TENANTCTL_API_URL=http://127.0.0.1:{}",
+            run.api_port
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("gone when it stops"), "{stdout}");
     assert!(
         !stdout.contains(&built_from.display().to_string()),
         "the banner names the checkout the binary was built from: {stdout}"
     );
+    // The demo tenants reach ready, each line printed once: a new STATUS version that shows
+    // the same (its events published) prints nothing.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let out = std::fs::read_to_string(&run.stdout)?;
+        if out.lines().filter(|l| l.contains(" ready ")).count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Later STATUS writes (events published, the outbox cleared) come and show nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let view = std::fs::read_to_string(&run.stdout)?;
+    let lines: Vec<&str> = view
+        .lines()
+        .skip_while(|l| !l.starts_with("TENANT "))
+        .skip(1)
+        .collect();
+    for tenant in ["acme", "globex", "gs1234"] {
+        let mine: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.split_whitespace().next() == Some(tenant))
+            .collect();
+        assert!(
+            mine.last().is_some_and(|l| l.contains(" ready ")),
+            "{tenant}: {view}"
+        );
+        assert!(
+            mine.windows(2).all(|w| w[0] != w[1]),
+            "{tenant} printed the same line twice: {view}"
+        );
+    }
     let after = std::fs::metadata(built_from.join(".local/writer.env"))
         .and_then(|m| m.modified())
         .ok();

@@ -13,7 +13,6 @@ use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
 use controlplane::ports::TenantStore;
 use local::backoff::IdleBackoff;
 use local::system::{LocalConfig, RunningSystem, demo_rows, put_spec, status_line};
-use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -84,8 +83,11 @@ async fn main() -> Result<()> {
         "  operator keys  {}   (`source` it: tenantctl --direct; TenantOperatorPolicy)",
         operator_env.display()
     );
+    println!("  tenants API    http://{}", system.api_addr);
+    // tenantctl's default is port 3000: on another port (a second instance on a shared
+    // machine) it would talk to someone else's system.
     println!(
-        "  tenants API    http://{}   (token: cargo run -q -p tenantctl -- token [--tenant ID])",
+        "  tenantctl      export TENANTCTL_API_URL=http://{} TENANTCTL_TOKEN=$(cargo run -q -p tenantctl -- token)",
         system.api_addr
     );
     println!(
@@ -104,6 +106,11 @@ async fn main() -> Result<()> {
         "  tenant accounts {} (role {}, bootstrapped)",
         system.config.tenant_accounts.join(", "),
         system.config.role_name
+    );
+    println!();
+    println!(
+        "state lives only in this emulator: tenants, template versions and rollouts are gone \
+         when it stops (the next run starts empty)"
     );
     println!();
     println!("write a tenant (as the writer identity):");
@@ -131,7 +138,8 @@ async fn main() -> Result<()> {
     // The metrics job, with its own role.
     let metrics_task = tokio::spawn(emit_metrics(system.metrics.store.clone(), metrics_file));
 
-    let mut shown: BTreeMap<String, Value> = BTreeMap::new();
+    // The line last printed per tenant.
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
     // The live view reads the table quickly while statuses change, and less often (up to once
     // a second) while nothing does.
     let mut pace = IdleBackoff::new(Duration::from_millis(300), system.config.idle_poll_cap);
@@ -150,16 +158,18 @@ async fn main() -> Result<()> {
                     Ok(statuses) => {
                         let mut any = false;
                         for (tenant, row) in &statuses {
-                            let changed = shown.get(tenant).map(|old| (&old["status"], &old["version"])) != Some((&row["status"], &row["version"]));
-                            if changed {
-                                println!("{}", status_line(tenant, row));
+                            // A new STATUS version that shows the same (its events published,
+                            // say) is no news: printed only when the line itself changes.
+                            let line = status_line(tenant, row);
+                            if shown.get(tenant) != Some(&line) {
+                                println!("{line}");
+                                shown.insert(tenant.clone(), line);
                                 any = true;
                             }
                         }
                         if any {
                             pace.busy();
                         }
-                        shown = statuses;
                     }
                     Err(e) => eprintln!("cannot read statuses: {e}"),
                 }
