@@ -1363,3 +1363,35 @@ pub fn status_line(tenant: &str, row: &Value) -> String {
         text(&row["location"]["region"]),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_status_line_is_one_printable_line_whatever_the_reason() {
+        let reason = format!(
+            "invalid SPEC: {}",
+            (0..300)
+                .map(|i| format!("config.key{i}: template v1 has no parameter Key{i}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let line = status_line(
+            "acme",
+            &json!({"status": "failed", "reason": reason, "location": {"account_id": "111111111111", "region": "us-east-1"}}),
+        );
+        assert!(line.chars().count() < 220, "{line}");
+        assert!(
+            line.contains("config.key0") && line.contains("more"),
+            "{line}"
+        );
+        let line = status_line(
+            "acme",
+            &json!({"status": "failed", "reason": "got \"\u{1b}[2J\u{7}\"\nnext"}),
+        );
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("\\u{1b}[2J"), "{line}");
+    }
+}
