@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help up test soak bench bench-peer venv contract-tools contract security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test soak bench bench-peer venv docs-tools contract-tools contract security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
@@ -34,6 +34,14 @@ build-tools: $(VENV)/.build-tools
 
 $(VENV)/.build-tools: requirements-build.txt | venv
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
+	@touch $@
+
+# The AWS CLI (v1, as `pip install awscli` gives it) the docs' examples run with
+# (tests/docs_examples.rs): one resolver pass with the venv's own tools, since it pins botocore.
+docs-tools: $(VENV)/.docs-tools
+
+$(VENV)/.docs-tools: requirements-docs.txt requirements-local.txt | venv
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt -r requirements-docs.txt
 	@touch $@
 
 contract-tools: $(VENV)/.contract-tools
@@ -87,7 +95,7 @@ security-lint: $(SECURITY_VENV)/.installed
 	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  -f template.yaml -f templates/tenant-account-bootstrap.yaml -f templates/tenant-template.yaml
 
-test: venv toolchain features-check fmt-check clippy lint-templates security-lint
+test: venv docs-tools toolchain features-check fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace
 	$(MAKE) contract
 

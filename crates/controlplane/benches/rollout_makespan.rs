@@ -3,6 +3,55 @@
 //! fixed time L. Prints the makespan against the ideal for the same plan
 //! (canary wave + bake + ⌈remaining / C⌉ · L), the driver's own CPU time and the process's peak
 //! memory. `make bench` runs it; `--help` lists the knobs.
+//!
+//! The method and the last run's figures (BENCHMARKS.md keeps the summary table):
+//!
+//! # Rollout makespan
+//!
+//! **What is measured:** a whole-fleet rollout of template `v2` to 10,000 simulated tenants, each in
+//! its own account, on tokio's paused clock: the real rollout driver (`RolloutDriver::tick`, stepping
+//! every 5 s as the deployed function does) and the real reconcile, over the in-memory table and the
+//! fake CloudFormation, whose every update takes exactly L = 120 s. The driver's re-check request
+//! starts the reconcile (which starts the update); L later the stack settles and the reconcile
+//! records it, as the completion loop would. 1 % of the tenants after the canary (103) fail their
+//! update (injected, chosen by a hash of the seed and the tenant; a canary failure halts by design and
+//! is covered by the tests) under a 2 % tolerance (200). The makespan runs from `start` to
+//! `completed`; the ideal for the same plan is the canary wave (L) + the bake + ⌈remaining/C⌉·L.
+//!
+//! ```text
+//! | measure | value |
+//! |---|---|
+//! | state | completed |
+//! | tenants done / failed (injected) / other | 9897 / 103 (103) / 0 |
+//! | tenants ready on v2 | 9897 |
+//! | updated twice / never updated | 0 / 0 |
+//! | makespan (virtual) | 6975 s (1.94 h) |
+//! | ideal: L + bake + ⌈(N − canary)/C⌉·L | 6720 s = 120 + 600 + 50·120 |
+//! | makespan / ideal | **1.038** (goal ≤ 1.05) |
+//! | driver CPU time (all 1450 steps) | 12.29 s (8.47 ms per step) |
+//! | peak memory of the process (table, stacks and driver) | 147 MiB |
+//! ```
+//!
+//! **Reading it:**
+//!
+//! - The 3.8 % over the ideal is the driver's step interval: every update of a batch ends at the
+//!   same instant (L is fixed), and the freed slots are refilled at the driver's next step, up to 5 s
+//!   later: ⌈remaining/C⌉ + 2 steps ≈ 52 × 5 s = 260 s. With varied update times (real
+//!   CloudFormation) slots free one by one and the wait averages half a step. A shorter step
+//!   (`ROLLOUT_STEP_SECONDS`) trades table reads for makespan: `-- --step-seconds 2` gives
+//!   1.015× for the same plan.
+//! - Driver CPU is measured in the debug build (the dev profile, as for every row here), so it is an
+//!   upper bound: 8.5 ms per step, most of it reading and counting all 10,000 member rows, which
+//!   each step re-reads from the table (on DynamoDB: one paged Query of about 1 MB per step).
+//! - Peak memory is the whole process: the in-memory table (10,000 SPEC, STATUS and member rows
+//!   and their audit lines), the fake CloudFormation's 10,000 stacks and call log, and the driver.
+//! - No tenant was updated twice or skipped (the run fails otherwise), and every tenant that did
+//!   not fail ends `ready` on v2.
+//!
+//! **Re-run:** `make bench` (= `cargo bench -p controlplane --bench rollout_makespan --profile dev`;
+//! `-- --help` lists `--tenants`, `--update-seconds`, `--concurrency`, `--canary`, `--bake-seconds`,
+//! `--failure-percent`, `--tolerance-percent`, `--step-seconds`, `--seed`). Virtual time: the same
+//! output on any machine for the same options; about 25 s of real time.
 
 use std::collections::HashMap;
 use std::process::ExitCode;

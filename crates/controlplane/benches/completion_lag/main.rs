@@ -13,6 +13,87 @@
 //! options: `--tenants N` (1000), `--seed S` (42), `--requeue-after SECONDS` (the polling
 //! fallback's longest interval, `REQUEUE_AFTER_SECONDS`; 9). Exits non-zero if any tenant is
 //! left short of a terminal STATUS.
+//!
+//! The method and the last run's figures (BENCHMARKS.md keeps the summary table):
+//!
+//! # Completion lag
+//!
+//! **What is measured:** for each tenant and each of its operations, the time from the instant its
+//! CloudFormation stack reached its end state (`CREATE_COMPLETE`, `ROLLBACK_COMPLETE`,
+//! `UPDATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, `DELETE_COMPLETE`, `DELETE_FAILED`) to the instant
+//! the tenant's STATUS row was written terminal (`ready`, `failed`, `deleted`). When one SPEC change
+//! takes two operations (a failed create is deleted, then created again), the last one is measured.
+//!
+//! **How:** `crates/controlplane/benches/completion_lag/` runs the control plane's own code (the
+//! reconcile, the completion consumer `handle_rechecks`, the EventBridge event parsing) against a
+//! simulated AWS on tokio's paused clock (`start_paused(true)`; the reconcile's clock is mapped
+//! from the virtual instant). 1,000 tenants, each in its own account, are created, then updated,
+//! then deleted; each phase's SPEC writes arrive spread over 10 minutes, so several hundred
+//! operations run at once. Three designs run side by side on one virtual clock, over the same
+//! tenants, arrival times and stack operations (each operation's outcome and duration is drawn from
+//! the seed, the stack and the operation's number, not from the order of events):
+//!
+//! - **events + polling fallback (ours):** CloudFormation's status change event reaches the
+//!   re-check queue after the EventBridge delivery time; the delayed re-checks (2–9 s, an eighth
+//!   of the operation's age) keep running as the fallback.
+//! - **polling fallback only:** the same system with every event lost.
+//! - **a fixed 120 s wait loop** (labelled `seeds` in the output: the simple design of a trigger, a
+//!   120 s wait and a check, in a loop, which the bench compares against): the same
+//!   reconcile, looking again exactly 120 s after each look, with no queue in between.
+//!
+//! The run fails (non-zero exit, the stuck tenants named) if any tenant does not reach a terminal
+//! STATUS within 6 simulated hours of a phase, or a stack is left behind after the deletes.
+//!
+//! **The simulated AWS** (`sim.rs`, all uniform in the range, seeded):
+//!
+//! | part | model |
+//! |---|---|
+//! | CloudFormation operations | create 1–10 min, update 30 s–5 min, delete 30 s–4 min; 5 % of creates and updates fail part-way and roll back (30 s–3 min more), 2 % of deletes end `DELETE_FAILED`; CloudFormation's own rules (the `FakeStacks` fake: busy stacks, a failed create must be deleted first, ...) |
+//! | CloudFormation calls | DescribeStacks / DescribeStackEvents 100–300 ms; Create/Update/DeleteStack 200–500 ms |
+//! | DynamoDB | 5–15 ms per Query or PutItem; STATUS writes conditional as in the real table |
+//! | SQS | SendMessage 10–30 ms; a delayed message is visible after its whole-second `DelaySeconds`; Lambda picks it up 20–200 ms later (no batching window); a failed message returns after the 360 s visibility timeout |
+//! | EventBridge | stack end → tenant default bus → control plane bus → re-check queue: 0.5–2 s |
+//! | Lambda | 2 % of invocations start cold (+250–800 ms); 25 % need an AssumeRole into the tenant account first (+100–300 ms); the stream handler gets a SPEC write 0.2–1 s after it |
+//!
+//! Last run (1,000 tenants, seed 42, 3,053 stack operations per design of which 120 ended failed):
+//!
+//! ```text
+//! | design                               |   ops |      p50 |      p90 |      p99 |      max | p50/seeds | p99/seeds |
+//! |--------------------------------------|-------|----------|----------|----------|----------|-----------|-----------|
+//! | events + polling fallback (ours)     |  3000 |   1.51 s |   2.21 s |   2.51 s |   3.44 s |     0.026 |     0.021 |
+//! | polling fallback only (events lost)  |  3000 |   4.60 s |   8.41 s |   9.40 s |   9.90 s |     0.078 |     0.079 |
+//! | seeds: fixed 120 s wait loop         |  3000 |  58.60 s | 106.22 s | 119.06 s | 120.39 s |     1.000 |     1.000 |
+//! | goal                                 |       |   <= 2 s |          |  <= 10 s |          |           |           |
+//! ```
+//!
+//! Invocations of the functions over the run: 113,444 with events (107,391 re-checks sent, 3,053
+//! events), 108,060 with polling only, 9,795 for the fixed-wait loop: the 2–9 s polling costs about
+//! eleven times the fixed-wait loop's looks, and the events add 5 % to it: one invocation per event (3,053),
+//! and 2,331 more re-checks. Those come from the 53 tenants whose failed create had to be deleted
+//! and created again: the delete's event starts the create and its own re-check chain while the
+//! delete's chain still runs, so two chains follow that create until it ends (harmless, both stop
+//! there; not deduplicated yet).
+//!
+//! **Reading it:**
+//!
+//! - With events, the lag is the EventBridge delivery (0.5–2 s) plus one invocation and one
+//!   reconcile (a DescribeStacks, a few DynamoDB calls): both goals are met.
+//! - Without events the fallback alone is bounded by its longest interval (`REQUEUE_AFTER_SECONDS`,
+//!   9 s): p50 4.6 s misses the 2 s goal, which only the events can meet; p99 9.4 s meets the
+//!   10 s goal (the interval plus SQS's pickup and the reconcile). That is the design's worst case
+//!   when EventBridge loses everything. The default was 10 s until this measurement: p50 4.84 s,
+//!   p99 10.43 s (0.4 s over the goal), for 4 % fewer re-checks (`-- --requeue-after 10`).
+//! - The fixed-wait loop's lag is uniform over its 120 s wait, as expected: p50 ≈ 60 s, p99 ≈ 119 s.
+//! - Not modelled: CloudFormation or DynamoDB throttling, Lambda concurrency limits, the first
+//!   event a new account's rule sends, EventBridge's own retries. moto (the local emulator) emits
+//!   no EventBridge events at all: locally, the polling fallback does the work.
+//!
+//! **Re-run:** `make bench` (= `cargo bench -p controlplane --bench completion_lag --profile dev`;
+//! append `-- --tenants N --seed S --requeue-after SECONDS` to the cargo command for other sizes,
+//! draws or polling intervals). The lag is virtual time, so the table is the same on any machine
+//! for a given seed (checked: two runs of `make bench`, identical output); the dev profile is used
+//! because an optimised build would change only the wall-clock time (70–90 s per run here) and
+//! cost minutes of build.
 
 mod sim;
 
