@@ -41,6 +41,7 @@ $(VENV)/.build-tools: requirements-build.txt | venv
 docs-tools: $(VENV)/.docs-tools
 
 $(VENV)/.docs-tools: requirements-docs.txt requirements-local.txt | venv
+	@command -v jq >/dev/null && command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq jq curl; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt -r requirements-docs.txt
 	@touch $@
 

@@ -1,7 +1,7 @@
 //! The docs' examples, run as a user runs them: every ```sh and ```bash block of README.md and
 //! docs/*.md (found with a markdown parser, pulldown-cmark), against a fresh local system
-//! started as `make up` starts it (the `local-system` binary) on free ports, with a LOCAL_DIR of
-//! its own.
+//! started as `make up DEMO=1` starts it (the `local-system` binary, demo tenants included) on
+//! free ports, with a LOCAL_DIR of its own.
 //!
 //! - The documented defaults are replaced by the harness's own: `127.0.0.1:4566` /
 //!   `localhost:4566` (the emulator) and `:3000` (the API) by its ports, `.local/` by its
@@ -61,9 +61,7 @@ fn shell_blocks(file: &str, text: &str) -> Result<Vec<Block>> {
                 let line = text[..range.start].matches('\n').count() + 1;
                 let skip = match marker.take() {
                     // The marker counts only for the block right after it.
-                    Some((reason, end)) if text[end..range.start].trim().is_empty() => {
-                        Some(reason)
-                    }
+                    Some((reason, end)) if text[end..range.start].trim().is_empty() => Some(reason),
                     _ => None,
                 };
                 if lang == "sh" || lang == "bash" {
@@ -190,7 +188,10 @@ impl System {
         let local_dir = scratch.join(".local");
         let stdout = scratch.join("local-system.out");
         let stderr = scratch.join("local-system.err");
+        // With `make up DEMO=1`'s tenants (acme, globex, gs1234): an example that takes one of
+        // their ids clashes here as it would for a user who ran the demo.
         let child = Command::new(bin.join("local-system"))
+            .arg("--demo")
             .current_dir(scratch)
             .env("LOCAL_AWS_PORT", aws_port.to_string())
             .env("LOCAL_API_PORT", api_port.to_string())
@@ -255,12 +256,9 @@ fn substitute(code: &str, system: &System) -> String {
 
 /// The outcomes a block shows (`# umbrella: ready`), which its output must contain.
 fn shown_outcomes(code: &str) -> Vec<String> {
-    let shown = Regex::new(r"(?m)^# ([a-z][a-z0-9-]{2,39}: (?:ready|deleted|failed))\s*$")
-        .expect("regex");
-    shown
-        .captures_iter(code)
-        .map(|c| c[1].to_owned())
-        .collect()
+    let shown =
+        Regex::new(r"(?m)^# ([a-z][a-z0-9-]{2,39}: (?:ready|deleted|failed))\s*$").expect("regex");
+    shown.captures_iter(code).map(|c| c[1].to_owned()).collect()
 }
 
 /// Bash's own variables (and the ones every shell has), never carried from block to block.
@@ -275,7 +273,15 @@ fn shell_variables() -> Result<BTreeSet<String>> {
     // Still carried: what a user's shell keeps between pastes.
     names.remove("PATH");
     names.remove("HOME");
-    for name in ["PWD", "OLDPWD", "SHLVL", "_", "BASH_REMATCH", "PIPESTATUS", "IFS"] {
+    for name in [
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+        "_",
+        "BASH_REMATCH",
+        "PIPESTATUS",
+        "IFS",
+    ] {
         names.insert(name.to_owned());
     }
     Ok(names)
@@ -495,7 +501,8 @@ fn the_parser_finds_shell_blocks_and_their_skip_markers() -> Result<()> {
 
 #[test]
 fn the_documented_defaults_become_the_harness_ports() {
-    let shown = shown_outcomes("tenantctl tenants create x1 --wait\n# umbrella: ready\n# not: this one\n");
+    let shown =
+        shown_outcomes("tenantctl tenants create x1 --wait\n# umbrella: ready\n# not: this one\n");
     assert_eq!(shown, vec!["umbrella: ready"]);
     let local = Regex::new(r"(^|[^\w/~.])\.local/").expect("regex");
     assert!(local.is_match("source .local/writer.env"));

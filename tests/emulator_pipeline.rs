@@ -14,7 +14,7 @@ const ACCOUNT_A: &str = "111111111111";
 const ACCOUNT_B: &str = "222222222222";
 
 fn seed_row() -> Value {
-    // The row from the original design notes, as-is.
+    // The demo's sample row (docs/table-contract.md), as-is.
     json!({
         "pk": "TENANT#gs1234", "sk": "SPEC",
         "tenant_id": "gs1234", "account_id": ACCOUNT_A,

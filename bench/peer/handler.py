@@ -1,8 +1,8 @@
-"""The peer: the stream handler of the design notes (seed 003), completed so it runs.
+"""The peer: a stream handler as it is usually written for this design, completed so it runs.
 
-The seed's code is kept as it was written (its names, its loop, its client per use); only the
-parts the seed left out are filled in, and only the fixes listed in README.md are made, each
-marked `FIX` below. Nothing here is made slower than the seed; nothing is made faster either.
+The usual form is kept as it is written (its names, its loop, its client per use); only the
+parts it leaves out are filled in, and only the fixes listed in README.md are made, each
+marked `FIX` below. Nothing here is made slower than that form; nothing is made faster either.
 """
 
 import os
@@ -100,6 +100,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
                 cloudformation.update_stack(
                     StackName=stack_name, TemplateBody=TEMPLATE_BODY, Parameters=stack_params
                 )
-        # FIX (REMOVE, where the seed tests "DELETE", which DynamoDB never sends)
+        # FIX (REMOVE, where the usual form tests "DELETE", which DynamoDB never sends)
         elif record["eventName"] == "REMOVE":
             cloudformation.delete_stack(StackName=stack_name)

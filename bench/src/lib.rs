@@ -1,4 +1,4 @@
-//! Benchmarks against the Python peer of the design notes (`bench/peer/`) and the emulator's
+//! Benchmarks against a Python handler written the usual way (the peer, `bench/peer/`) and the emulator's
 //! own limit: the input both sides get, the metered emulator (`bench/moto_meter.py`), and the
 //! emulator setup. See BENCHMARKS.md; `make bench` runs them.
 
@@ -40,7 +40,7 @@ pub fn account_id(n: usize) -> String {
     (200_000_000_000u64 + n as u64).to_string()
 }
 
-/// The SPEC row of tenant `n`, shaped as the design notes' sample row (a config of three
+/// The SPEC row of tenant `n`, shaped as the demo's sample row (docs/table-contract.md) (a config of three
 /// entries), valid for the shipped template.
 pub fn spec_row(n: usize) -> Value {
     let id = tenant_id(n);

@@ -12,7 +12,7 @@ use serde_dynamo::{AttributeValue, Item};
 pub const PK_PREFIX: &str = "TENANT#";
 pub const SPEC_SK: &str = "SPEC";
 pub const STATUS_SK: &str = "STATUS";
-/// The attributes of the SPEC row's contract (README, "Table contract"); others are kept and
+/// The attributes of the SPEC row's contract (docs/table-contract.md); others are kept and
 /// ignored.
 pub const SPEC_ATTRIBUTES: &[&str] = &[
     "tenant_id",

@@ -861,7 +861,7 @@ enum Probe {
 /// process exited, or it lost the table or the identities), `gone` says why and the watch
 /// ends: the system does not re-create anything on a new emulator, because the tenants' rows
 /// and stacks, the roles and the keys in `.local/` lived in the old one, and a silently empty
-/// system would be worse than a stop (`make up` stops with the reason; README).
+/// system would be worse than a stop (`make up` stops with the reason; docs/testing.md).
 async fn watch_emulator(
     watched: EmulatorWatch,
     health: Health,
@@ -1281,7 +1281,7 @@ fn sdk_region(sdk: &SdkConfig) -> &str {
     sdk.region().map_or("us-east-1", |r| r.as_ref())
 }
 
-/// Demo tenants, the design notes' sample row first.
+/// Demo tenants, the sample row of docs/table-contract.md first.
 pub fn demo_rows() -> Vec<Value> {
     vec![
         json!({

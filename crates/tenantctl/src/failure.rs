@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use controlplane::spec::FieldError;
 use serde::{Deserialize, Serialize};
 
-/// The exit codes, as `--help` and the README document them.
+/// The exit codes, as `--help` and docs/cli.md document them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,

@@ -4,9 +4,9 @@
 //! Three designs run side by side on one virtual clock, over the same tenants and the same
 //! seeded stack operations: the control plane as built (stack status change events, with the
 //! delayed re-checks as fallback), the same with every event lost (re-checks alone), and the
-//! seeds' design (start, then wait a fixed 120 s and look, until done). Each world provisions
-//! every tenant, updates every tenant, then deletes every tenant; SPEC writes of a phase arrive
-//! spread over ten minutes. Time is tokio's paused clock, so hours of simulated AWS take
+//! fixed-wait design (start, then wait a fixed 120 s and look, until done; `seeds` in the
+//! output). Each world provisions every tenant, updates every tenant, then deletes every
+//! tenant; SPEC writes of a phase arrive spread over ten minutes. Time is tokio's paused clock, so hours of simulated AWS take
 //! seconds, and the lag measured does not depend on this machine's speed.
 //!
 //! `make bench` (or `cargo bench -p controlplane --bench completion_lag --profile dev`);
@@ -126,7 +126,7 @@ const ARRIVALS_OVER: Span = sim::seconds(0, 600);
 const PHASE_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 /// How often the driver looks whether a phase has settled (does not affect the lag measured).
 const SETTLE_CHECK: Duration = Duration::from_secs(5);
-/// The seeds' Step Functions Wait state.
+/// The fixed-wait design's Step Functions Wait state.
 const SEEDS_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! A simulated AWS on tokio's virtual clock: CloudFormation whose operations take realistic,
 //! seeded-random times, the tenants table, the re-check queue into the completion consumer,
-//! EventBridge carrying stack status changes, and the seeds' fixed wait loop. Every call costs
+//! EventBridge carrying stack status changes, and the fixed-wait loop. Every call costs
 //! virtual time as its AWS counterpart would; nothing here sleeps for real.
 
 use std::collections::HashMap;
@@ -589,7 +589,7 @@ pub enum Work {
     /// An SQS message on the re-check queue (a re-check or an EventBridge event), visible from
     /// `visible_at`: the completion function receives it.
     Message { body: String, visible_at: Instant },
-    /// The seeds' wait loop: after its fixed wait, the same execution looks again.
+    /// The fixed-wait loop: after its fixed wait, the same execution looks again.
     LookAgain { tenant: TenantKey, at: Instant },
 }
 
@@ -634,7 +634,7 @@ impl Requeue for SimulatedRecheckQueue {
     }
 }
 
-/// The seeds' design: Trigger, then Wait (a fixed 120 s) and Check, looping within one
+/// The fixed-wait design: Trigger, then Wait (a fixed 120 s) and Check, looping within one
 /// execution; no queue in between.
 pub struct FixedWaitLoop {
     work: mpsc::UnboundedSender<Work>,
@@ -659,7 +659,7 @@ impl Requeue for FixedWaitLoop {
     }
 }
 
-/// Lambda for the re-check queue (and the seeds' loop): each piece of work becomes an
+/// Lambda for the re-check queue (and the fixed-wait loop): each piece of work becomes an
 /// invocation when due. A message the function reports failed comes back after the queue's
 /// visibility timeout, as SQS would return it.
 pub async fn run_functions(

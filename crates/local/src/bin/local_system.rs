@@ -19,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(about = "Run the tenant control plane locally on moto server")]
 struct Args {
-    /// Also write demo tenants (including the design notes' sample row).
+    /// Also write demo tenants (acme, globex and gs1234, the sample row of docs/table-contract.md).
     #[arg(long)]
     demo: bool,
 }
@@ -56,7 +56,7 @@ async fn main() -> Result<()> {
             .identities
             .write_env(who, path, &system.config.table, &system.preview_queue_url)?;
     }
-    // Each function's own role, for running it by hand (README: Invoking a function by hand).
+    // Each function's own role, for running it by hand (docs/testing.md: Invoking a function by hand).
     system
         .identities
         .write_function_env(
