@@ -16,7 +16,7 @@
 # left idle (no tenant written; the scheduled reconciler, decommission, rollout driver, metrics job
 # and live view running as always): their CPU time (utime + stime from `/proc/<pid>/stat`) over
 # 30 s, after `/health` answered 200 and a 15 s warm-up, as a share of one core. Debug build, as
-# `make up` runs it. Two runs each, 2026-12-02, on the machine below (shared with other builds:
+# `make up` runs it. Two runs each, 2026-12-02, on the machine BENCHMARKS.md describes (shared with other builds:
 # load average 1–4).
 #
 # | | local-system | moto server | calls to moto per second |

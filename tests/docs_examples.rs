@@ -508,3 +508,27 @@ fn the_documented_defaults_become_the_harness_ports() {
     assert!(local.is_match("source .local/writer.env"));
     assert!(!local.is_match("> ~/.local/share/x"));
 }
+
+#[tokio::test]
+async fn a_failing_command_fails_its_block_and_a_files_blocks_share_one_session() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("docs-examples-unit-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("home"))?;
+    let state = dir.join("session.sh");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let internal = shell_variables()?;
+    let run = |code: &'static str| run_block(code, &dir, &state, &path, &internal);
+
+    let set = run("ADMIN=token-1\nexport REGION=eu-west-1\nJSON='{\n  \"a\": 1\n}'\n").await?;
+    assert!(set.ok, "{}", set.stderr);
+    let read = run("test \"$ADMIN\" = token-1\ntest \"$REGION\" = eu-west-1\nsh -c 'test \"$REGION\" = eu-west-1'\necho \"$JSON\" | grep -q '\"a\": 1'\n").await?;
+    assert!(read.ok, "{}", read.stderr);
+    let failed = run("echo before\nfalse\necho after\n").await?;
+    assert!(!failed.ok);
+    assert_eq!(failed.stdout, "before\n");
+    let unset = run("echo \"$NOT_SET_ANYWHERE\"\n").await?;
+    assert!(!unset.ok, "set -u");
+    let piped = run("false | cat\n").await?;
+    assert!(!piped.ok, "pipefail");
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -40,7 +40,7 @@
 //! 22 ms of its own, 11 ms of it CPU, against the peer's ~630 ms of python3 + boto3 import) and
 //! **missed on the total** (0.134×): three quarters of ours is moto answering its 13 calls (64 ms,
 //! ~5 ms each) against the peer's 2. On AWS the calls cost more, not less, so the total is about
-//! the calls: each beyond the minimum is justified under "End to end" below. What would close it:
+//! the calls: each beyond the minimum is justified under "End to end" in `peer_bench.rs`. What would close it:
 //! fewer calls on a tenant's first pass, the likeliest being the audit lines (three PutItems:
 //! the SPEC write and two transitions) written as one BatchWriteItem with the first transition,
 //! and the stream's own audit line joined to it; that would make 11.
