@@ -159,7 +159,9 @@ sam-build: build-tools
 
 ## Run -----------------------------------------------------------------------------------------------
 
+# tenantctl is built too: the banner puts it on PATH (one line to paste).
 up: venv toolchain
+	$(CARGO) build --quiet -p tenantctl
 	$(CARGO) run --quiet -p local --bin local-system -- $(if $(DEMO),--demo,)
 
 clean:

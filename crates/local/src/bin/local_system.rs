@@ -86,8 +86,16 @@ async fn main() -> Result<()> {
     println!("  tenants API    http://{}", system.api_addr);
     // tenantctl's default is port 3000: on another port (a second instance on a shared
     // machine) it would talk to someone else's system.
+    // `make up` builds tenantctl beside this binary: the line puts that one on PATH.
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+        .filter(|dir| dir.join("tenantctl").is_file());
+    let path = beside
+        .map(|dir| format!("export PATH=\"{}:$PATH\"; ", dir.display()))
+        .unwrap_or_default();
     println!(
-        "  tenantctl      export TENANTCTL_API_URL=http://{} TENANTCTL_TOKEN=$(cargo run -q -p tenantctl -- token)",
+        "  tenantctl      {path}export TENANTCTL_API_URL=http://{}; export TENANTCTL_TOKEN=$(tenantctl token)",
         system.api_addr
     );
     println!(
