@@ -40,20 +40,37 @@ pub struct TenantPreview {
     pub error: Option<String>,
 }
 
+/// A preview's changes by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    pub added: usize,
+    /// Modified in place (`Replacement: False`).
+    pub modified: usize,
+    /// Replaced (`Replacement: True`).
+    pub replaced: usize,
+    /// Modified, and perhaps replaced: `Replacement: Conditional`, or not reported at all (moto
+    /// leaves it out), which must never read as "nothing changes".
+    pub may_replace: usize,
+    pub removed: usize,
+}
+
 impl TenantPreview {
-    /// Changes of each kind: added, modified in place, replaced, removed.
-    pub fn summary(&self) -> (usize, usize, usize, usize) {
-        let count =
-            |f: &dyn Fn(&ResourceChange) -> bool| self.changes.iter().filter(|c| f(c)).count();
-        (
-            count(&|c| c.action == "Add"),
-            count(&|c| c.action == "Modify" && c.replacement.as_deref() == Some("False")),
-            count(&|c| {
-                c.action == "Modify"
-                    && matches!(c.replacement.as_deref(), Some("True" | "Conditional"))
-            }),
-            count(&|c| c.action == "Remove"),
-        )
+    /// Changes of each kind: added, modified in place, replaced, perhaps replaced, removed.
+    pub fn summary(&self) -> ChangeCounts {
+        let mut counts = ChangeCounts::default();
+        for change in &self.changes {
+            match change.action.as_str() {
+                "Add" => counts.added += 1,
+                "Remove" => counts.removed += 1,
+                // Modify, and any other action (Import, Dynamic): a change of unknown reach.
+                _ => match change.replacement.as_deref() {
+                    Some("False") => counts.modified += 1,
+                    Some("True") => counts.replaced += 1,
+                    _ => counts.may_replace += 1,
+                },
+            }
+        }
+        counts
     }
 }
 
@@ -548,4 +565,46 @@ pub async fn handle_preview_messages(
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(action: &str, replacement: Option<&str>) -> ResourceChange {
+        ResourceChange {
+            action: action.into(),
+            logical_id: "JobsQueue".into(),
+            resource_type: "AWS::SQS::Queue".into(),
+            replacement: replacement.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_modify_without_a_replacement_answer_counts_as_may_replace() {
+        let preview = TenantPreview {
+            tenant_id: "acme".into(),
+            from_version: "v1".into(),
+            changes: vec![
+                change("Add", None),
+                change("Modify", Some("False")),
+                change("Modify", Some("True")),
+                change("Modify", Some("Conditional")),
+                // moto's shape: no Replacement at all.
+                change("Modify", None),
+                change("Remove", None),
+            ],
+            error: None,
+        };
+        assert_eq!(
+            preview.summary(),
+            ChangeCounts {
+                added: 1,
+                modified: 1,
+                replaced: 1,
+                may_replace: 2,
+                removed: 1,
+            }
+        );
+    }
 }

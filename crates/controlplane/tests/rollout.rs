@@ -686,12 +686,18 @@ async fn a_preview_reports_added_modified_and_replaced_resources_and_cleans_up()
     for preview in &previews {
         assert_eq!(preview.error, None);
         assert_eq!(preview.from_version, "v1");
-        let (added, modified, replaced, removed) = preview.summary();
+        let counts = preview.summary();
         assert_eq!(
-            (added, modified, replaced, removed),
+            (
+                counts.added,
+                counts.modified,
+                counts.replaced,
+                counts.removed
+            ),
             (1, 0, 1, 0),
             "{preview:?}"
         );
+        assert_eq!(counts.may_replace, 0, "{preview:?}");
         let queue = preview
             .changes
             .iter()

@@ -1070,7 +1070,7 @@ mod tests {
             "acme",
             "globex",
             "v1 -> v3",
-            "+0 ~0 !1 -0",
+            "+0 ~0 !1 ?0 -0",
             "! JobsQueue (AWS::SQS::Queue) replaced",
             "2 tenant(s) previewed; 2 would have resources replaced",
         ] {

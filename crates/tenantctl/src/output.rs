@@ -453,10 +453,12 @@ pub fn rollout(rollout: &RolloutDetails) -> String {
 }
 
 /// The previews of a rollout to `target`: per tenant its versions and counts
-/// (`+added ~modified !replaced -removed`), then each replaced resource by name.
+/// (`+added ~modified !replaced ?may-replace -removed`), then each resource that is or may be
+/// replaced, by name.
 pub fn previews(previews: &[TenantPreview], target: &str) -> String {
     let mut out = table(&["TENANT", "VERSION", "CHANGES"]);
     let mut replacing = 0;
+    let mut maybe_replacing = 0;
     for preview in previews {
         let versions = format!("{} -> {target}", preview.from_version);
         if let Some(error) = &preview.error {
@@ -467,20 +469,27 @@ pub fn previews(previews: &[TenantPreview], target: &str) -> String {
             ]);
             continue;
         }
-        let (added, modified, replaced, removed) = preview.summary();
+        let counts = preview.summary();
         out.add_row(vec![
             preview.tenant_id.clone(),
             versions,
-            format!("+{added} ~{modified} !{replaced} -{removed}"),
+            format!(
+                "+{} ~{} !{} ?{} -{}",
+                counts.added, counts.modified, counts.replaced, counts.may_replace, counts.removed
+            ),
         ]);
-        if replaced > 0 {
+        if counts.replaced > 0 {
             replacing += 1;
+        } else if counts.may_replace > 0 {
+            maybe_replacing += 1;
         }
         for change in &preview.changes {
-            let how = match change.replacement.as_deref() {
-                Some("True") if change.action == "Modify" => "replaced",
-                Some("Conditional") if change.action == "Modify" => "may be replaced",
-                _ => continue,
+            let how = match (change.action.as_str(), change.replacement.as_deref()) {
+                ("Add" | "Remove", _) | (_, Some("False")) => continue,
+                (_, Some("True")) => "replaced",
+                (_, Some("Conditional")) => "may be replaced",
+                // moto, for one, never says.
+                (_, _) => "may be replaced (CloudFormation did not say)",
             };
             out.add_row(vec![
                 String::new(),
@@ -494,6 +503,10 @@ pub fn previews(previews: &[TenantPreview], target: &str) -> String {
         "\n\n{} tenant(s) previewed; {replacing} would have resources replaced",
         previews.len()
     ));
+    if maybe_replacing > 0 {
+        text.push_str(&format!(", {maybe_replacing} may"));
+    }
+    text.push_str("\n(+ added, ~ modified in place, ! replaced, ? may be replaced, - removed)");
     text
 }
 
@@ -502,6 +515,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_modify_moto_leaves_unanswered_shows_as_may_replace() {
+        // A change set as moto describes it: `Replacement` left out.
+        let preview: TenantPreview = serde_json::from_value(json!({
+            "tenant_id": "acme",
+            "from_version": "v1",
+            "changes": [{
+                "action": "Modify",
+                "logical_id": "JobsQueue",
+                "resource_type": "AWS::SQS::Queue"
+            }]
+        }))
+        .expect("a preview");
+        let text = previews(&[preview], "v2");
+        for expected in [
+            "+0 ~0 !0 ?1 -0",
+            "! JobsQueue (AWS::SQS::Queue) may be replaced (CloudFormation did not say)",
+            "1 tenant(s) previewed; 0 would have resources replaced, 1 may",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+    }
 
     #[test]
     fn each_account_gets_its_own_stack_instance_and_external_id() {
