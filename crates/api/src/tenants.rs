@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use controlplane::audit::AuditEntry;
 use controlplane::item_json;
 use controlplane::ports::{Snapshot, StoreError};
-use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey, check_tenant_id};
+use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey};
 use controlplane::status::Status;
 use controlplane::validation::{Validation, answering_fingerprint, validate};
 use futures::StreamExt;
@@ -200,10 +200,11 @@ impl ApiState {
         caller: &Caller,
         tenant: &str,
     ) -> Result<(TenantKey, Snapshot), Problem> {
-        if !caller.sees(tenant) || check_tenant_id(tenant).is_err() {
+        // Not `check_tenant_id`: a row written with an id it refuses is still a tenant, with
+        // its `failed` STATUS saying why, and must be readable and removable.
+        let Some(key) = TenantKey::addressable(tenant).filter(|_| caller.sees(tenant)) else {
             return Err(Problem::not_found(tenant));
-        }
-        let key = TenantKey::new(tenant);
+        };
         let snapshot = self.store.load(&key).await?;
         if snapshot.spec.is_none() && snapshot.status.is_none() {
             return Err(Problem::not_found(tenant));

@@ -823,3 +823,58 @@ async fn a_stored_spec_dynamodb_would_refuse_is_named_and_can_be_repaired() {
         .await;
     assert_eq!(read.body["status"], "ready", "{}", read.body);
 }
+
+/// A SPEC written around the API with an id the API refuses (`t1`: too short) is still a
+/// tenant: it is read, listed and removed by that id.
+#[tokio::test]
+async fn a_tenant_recorded_under_an_invalid_id_is_read_listed_and_removed() {
+    let api = api();
+    let admin = api.admin();
+    api.store.put_spec(
+        &TenantKey::new("t1"),
+        controlplane::item_json::item_of_json(&json!({
+            "pk": "TENANT#t1", "sk": "SPEC", "tenant_id": "t1", "account_id": "111111111111",
+        })),
+    );
+    api.reconcile("t1").await;
+
+    let read = api
+        .call("GET", "/tenants/t1", Some(&admin), None, &[])
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "failed");
+    assert!(
+        read.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tenant_id: must be 3-40"),
+        "{}",
+        read.body
+    );
+    let listed = api.call("GET", "/tenants", Some(&admin), None, &[]).await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["tenant_id"] == "t1" && t["status"] == "failed"),
+        "{}",
+        listed.body
+    );
+
+    let deleted = api
+        .call("DELETE", "/tenants/t1", Some(&admin), None, &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.body);
+    api.reconcile("t1").await;
+    let read = api
+        .call("GET", "/tenants/t1", Some(&admin), None, &[])
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "deleted");
+    // An id no row could have is still no tenant.
+    let nothing = api
+        .call("GET", "/tenants/t2", Some(&admin), None, &[])
+        .await;
+    assert_problem(&nothing, StatusCode::NOT_FOUND);
+}

@@ -42,6 +42,15 @@ impl TenantKey {
         Self(tenant_id.into())
     }
 
+    /// The key of a tenant id that may name a stored row, valid or not: any id DynamoDB takes
+    /// in a partition key. A SPEC written around the API with a bad id (`t1`) is recorded
+    /// `failed` under it, and must stay readable and removable by that id.
+    pub fn addressable(tenant_id: &str) -> Option<Self> {
+        let key = Self::new(tenant_id);
+        (!tenant_id.is_empty() && key.pk().len() <= crate::dynamo_rules::MAX_PARTITION_KEY_BYTES)
+            .then_some(key)
+    }
+
     pub fn pk(&self) -> String {
         format!("{PK_PREFIX}{}", self.0)
     }
@@ -908,5 +917,8 @@ mod tests {
         assert_eq!(TenantKey::from_pk("TENANT#"), None);
         assert_eq!(TenantKey::from_pk("ROLLOUT#1"), None);
         assert_eq!(TenantKey::new("abc").pk(), "TENANT#abc");
+        assert_eq!(TenantKey::addressable("t1"), Some(TenantKey::new("t1")));
+        assert_eq!(TenantKey::addressable(""), None);
+        assert_eq!(TenantKey::addressable(&"a".repeat(2048)), None);
     }
 }
