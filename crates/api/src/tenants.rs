@@ -27,6 +27,7 @@ use crate::conditional::{IfMatch, IfNoneMatch};
 use crate::idempotency::{IdempotencyKey, Once, idempotent, request_hash};
 use crate::paging::Cursor;
 use crate::problem::Problem;
+use crate::templates::unknown_fields;
 
 /// What a reader sees of a tenant: its desired state and what the control plane last recorded.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -212,6 +213,24 @@ impl ApiState {
         Ok((key, snapshot))
     }
 
+    /// The 422 of a body naming fields it may not have (`unknown`): those, and every error
+    /// validation finds in `known` (the item the rest of the body makes), so one answer names
+    /// everything to fix.
+    async fn refused_with_unknown(
+        &self,
+        key: &TenantKey,
+        snapshot: Option<&Snapshot>,
+        known: Item,
+        mut unknown: Vec<FieldError>,
+    ) -> Problem {
+        match self.checked_item(key, snapshot, known).await {
+            Ok(_) => {}
+            Err(problem) if !problem.errors.is_empty() => unknown.extend(problem.errors),
+            Err(problem) => return problem,
+        }
+        Problem::invalid(unknown)
+    }
+
     /// The SPEC item with its keys, validated as the control plane will: against the template
     /// version the tenant's STATUS (`snapshot`'s, if any) says the fleet gives it.
     async fn checked_item(
@@ -312,24 +331,6 @@ pub fn created_response<T: Serialize>(once: Once<T>, location: &str) -> Response
     response
 }
 
-fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Problem> {
-    let unknown: Vec<FieldError> = body
-        .keys()
-        .filter(|k| !allowed.contains(&k.as_str()))
-        .map(|k| {
-            FieldError::new(
-                k.clone(),
-                format!("unknown field; allowed: {}", allowed.join(", ")),
-            )
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(Problem::invalid(unknown))
-    }
-}
-
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 /// A page's items are cut short before their JSON passes this: a Lambda function's response
@@ -416,8 +417,20 @@ impl ApiState {
         let Value::Object(fields) = body.clone() else {
             return Err(Problem::bad_request("the body must be a JSON object"));
         };
-        only_fields(&fields, CREATE_FIELDS)?;
         let tenant = text(&fields, "tenant_id").unwrap_or_default();
+        let unknown = unknown_fields(&fields, CREATE_FIELDS, "");
+        if !unknown.is_empty() {
+            let mut known = fields.clone();
+            known.retain(|name, _| CREATE_FIELDS.contains(&name.as_str()));
+            let mut item = item_json::item_from_json(&known);
+            item.insert(
+                "updated_by".into(),
+                AttributeValue::S(caller.subject.clone()),
+            );
+            return Err(self
+                .refused_with_unknown(&TenantKey::new(&tenant), None, item, unknown)
+                .await);
+        }
         let hash = request_hash("POST", "/tenants", body);
         let subject = caller.subject.clone();
         let once = idempotent(self, caller, idempotency_key, hash, || async move {
@@ -626,7 +639,16 @@ impl ApiState {
         let Some(current) = snapshot.spec.clone() else {
             return Err(Problem::not_found(tenant));
         };
-        only_fields(changes, PATCH_FIELDS)?;
+        let unknown = unknown_fields(changes, PATCH_FIELDS, "");
+        if !unknown.is_empty() {
+            let mut known = changes.clone();
+            known.retain(|name, _| PATCH_FIELDS.contains(&name.as_str()));
+            let mut item = current.clone();
+            item_json::merge_patch(&mut item, &known);
+            return Err(self
+                .refused_with_unknown(&key, Some(&snapshot), item, unknown)
+                .await);
+        }
         if !caller.is_admin()
             && (changes.contains_key("account_id") || changes.contains_key("region"))
         {

@@ -878,3 +878,55 @@ async fn a_tenant_recorded_under_an_invalid_id_is_read_listed_and_removed() {
         .await;
     assert_problem(&nothing, StatusCode::NOT_FOUND);
 }
+
+/// A body with several faults, unknown fields among them, is answered with every one of them.
+#[tokio::test]
+async fn a_body_with_several_faults_names_every_one() {
+    let api = api();
+    let admin = api.admin();
+    let created = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(
+                json!({"tenant_id": "t1", "account_id": "12", "region": "mars",
+                        "status": "ready", "owner": "me"}),
+            ),
+            &[],
+        )
+        .await;
+    assert_problem(&created, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut fields = error_fields(&created);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["account_id", "owner", "region", "status", "tenant_id"],
+        "{}",
+        created.body
+    );
+
+    api.create("acme", "111111111111").await;
+    let read = api
+        .call("GET", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    let etag = read.etag.clone().unwrap_or_default();
+    let patched = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"region": "mars", "tenant_id": "other", "decommission_date": "soon"})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_problem(&patched, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut fields = error_fields(&patched);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["decommission_date", "region", "tenant_id"],
+        "{}",
+        patched.body
+    );
+}
