@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+/// The AWS SDK's shared configuration, as `sdk_config` loads it.
+pub use aws_config::SdkConfig;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use tracing_subscriber::EnvFilter;
 
@@ -187,6 +189,39 @@ impl ControlPlaneConfig {
 /// The SDK configuration from the environment (AWS_ENDPOINT_URL points it at an emulator).
 pub async fn sdk_config() -> SdkConfig {
     sdk_loader().load().await
+}
+
+/// What `sdk` lacks to call AWS (or an emulator) at all, each named by the variables that give
+/// it: a region, credentials. Empty when it has both.
+pub async fn missing_aws_settings(sdk: &SdkConfig) -> Vec<String> {
+    use aws_sdk_dynamodb::config::ProvideCredentials;
+
+    let mut missing = Vec::new();
+    if sdk.region().is_none() {
+        missing.push(
+            "a region: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1), or a profile's \
+             region"
+                .to_owned(),
+        );
+    }
+    let credentials = match sdk.credentials_provider() {
+        // The default chain ends with the instance metadata service, which may take seconds
+        // to answer that it is not there.
+        Some(provider) => {
+            tokio::time::timeout(Duration::from_secs(10), provider.provide_credentials())
+                .await
+                .map_err(|_| "none found within 10 s".to_owned())
+                .and_then(|found| found.map(|_| ()).map_err(|e| e.to_string()))
+        }
+        None => Err("no credentials provider".to_owned()),
+    };
+    if let Err(reason) = credentials {
+        missing.push(format!(
+            "credentials ({reason}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+             AWS_PROFILE"
+        ));
+    }
+    missing
 }
 
 /// The SDK's configuration loader, with one HTTPS client for every SDK client made from its

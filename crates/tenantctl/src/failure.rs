@@ -23,7 +23,8 @@ pub enum Exit {
     Conflict = 4,
     /// `--wait` ran out of time.
     Timeout = 5,
-    /// The API or the table could not be reached (network, 5xx).
+    /// The API or the table could not be reached (network, 5xx, `--direct` without the AWS
+    /// settings it needs).
     Unreachable = 6,
 }
 
@@ -44,7 +45,8 @@ Exit codes:
      template version exists with another body; another rollout is running; the rollout's
      state does not allow that command
   5  timed out waiting (--wait --timeout)
-  6  cannot reach the API or the table (network, 5xx)";
+  6  cannot reach the API or the table (network, 5xx; --direct without a region
+     or credentials)";
 
 /// An `application/problem+json` document, as the API sends it (and as `--direct` gets it from
 /// the same operations).
@@ -83,7 +85,10 @@ pub enum Failure {
     Timeout(String),
     /// Arguments that make no sense together (found after clap parsed them).
     Usage(String),
-    /// Anything else (local setup, such as a missing region).
+    /// What is needed to reach the table is not set (`--direct` without a region or
+    /// credentials): nothing could be sent.
+    Setup(String),
+    /// Anything else.
     Other(String),
 }
 
@@ -91,7 +96,7 @@ impl Failure {
     pub fn exit(&self) -> Exit {
         match self {
             Self::Problem(problem) => exit_for_status(problem.status),
-            Self::Unreachable(_) => Exit::Unreachable,
+            Self::Unreachable(_) | Self::Setup(_) => Exit::Unreachable,
             Self::Timeout(_) => Exit::Timeout,
             Self::Usage(_) => Exit::Usage,
             Self::Other(_) => Exit::Refused,
@@ -136,7 +141,9 @@ impl fmt::Display for Failure {
                 write!(f, "error: cannot reach the control plane\n  {detail}")
             }
             Self::Timeout(detail) => write!(f, "error: timed out\n  {detail}"),
-            Self::Usage(detail) | Self::Other(detail) => write!(f, "error: {detail}"),
+            Self::Usage(detail) | Self::Setup(detail) | Self::Other(detail) => {
+                write!(f, "error: {detail}")
+            }
         }
     }
 }

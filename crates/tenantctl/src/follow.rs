@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use api::tenants::TenantView;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::Backend;
 use crate::failure::Failure;
+use crate::progress::Progress;
 
 /// The statuses nothing moves on from by itself.
 pub const TERMINAL: &[&str] = &["ready", "failed", "deleted"];
@@ -21,11 +21,7 @@ pub async fn follow(
     timeout: Duration,
     gone_is_deleted: bool,
 ) -> Result<TenantView, Failure> {
-    let spinner = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        spinner.set_style(style);
-    }
-    spinner.enable_steady_tick(Duration::from_millis(120));
+    let mut spinner = Progress::on_stderr("{spinner} {msg} ({elapsed})");
     spinner.set_message(format!("{tenant}: waiting"));
     let started = Instant::now();
     let mut last = String::from("pending");
@@ -52,7 +48,7 @@ pub async fn follow(
         }
         tokio::time::sleep(POLL.min(timeout - elapsed)).await;
     };
-    spinner.finish_and_clear();
+    spinner.finish();
     result
 }
 

@@ -6,6 +6,7 @@ mod fleet;
 mod follow;
 mod output;
 mod plan;
+mod progress;
 mod request;
 mod watch;
 
@@ -19,7 +20,7 @@ use api::tenants::{EventsQuery, ListQuery, Page, Tenant};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use controlplane::aws::dynamodb::Tables;
 use controlplane::aws::sts::ExternalIds;
-use controlplane::runtime::{ApiConfig, KeySource, external_ids, sdk_config};
+use controlplane::runtime::{ApiConfig, KeySource, external_ids, missing_aws_settings, sdk_config};
 use serde_json::{Map, Value};
 
 use crate::backend::{ApiClient, Backend, Direct};
@@ -46,16 +47,26 @@ struct Cli {
 #[derive(Args)]
 #[command(next_help_heading = "Global options")]
 struct Global {
-    /// The tenants API.
+    /// The tenants API to talk to (optional: the local system's by default; set it for
+    /// another port or a deployed API).
     #[arg(
         long,
         global = true,
+        value_name = "URL",
         env = "TENANTCTL_API_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:3000"
     )]
     api_url: String,
-    /// Bearer token for the API (locally: `tenantctl token`).
-    #[arg(long, global = true, env = "TENANTCTL_TOKEN", hide_env_values = true)]
+    /// Bearer token for the API (optional: none is sent without it; locally: `tenantctl
+    /// token`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "TENANTCTL_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Talk to the tenants table instead of the API, through the API's own operations, as an
     /// admin (AWS credentials from the environment; AWS_ENDPOINT_URL for an emulator).
@@ -93,8 +104,17 @@ enum Command {
     /// Roll a template version out to the fleet in waves, follow it, steer it (admins).
     #[command(subcommand)]
     Rollout(RolloutCommand),
-    /// Print a shell completion script (e.g. `tenantctl completions bash > /etc/bash_completion.d/tenantctl`).
-    Completions { shell: clap_complete::Shell },
+    /// Print a shell completion script, or write it into a folder (made if missing).
+    ///
+    /// e.g. `tenantctl completions bash --output-dir ~/.local/share/bash-completion/completions`
+    /// or `tenantctl completions zsh > ~/.zfunc/_tenantctl`.
+    Completions {
+        shell: clap_complete::Shell,
+        /// Write the script into this folder, under the name the shell looks for
+        /// (`tenantctl.bash`, `_tenantctl`, `tenantctl.fish`...), making the folder first.
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<std::path::PathBuf>,
+    },
     /// Print the ExternalId a tenant account's bootstrap role must require.
     ///
     /// Give it to the account owner: it is derived from the account id with the control plane's
@@ -300,20 +320,28 @@ enum TenantsCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.global.output;
-    let had_token = cli.global.token.is_some() || cli.global.direct;
+    let direct = cli.global.direct;
+    let had_token = cli.global.token.is_some() || direct;
     match run(cli).await {
         Ok(exit) => exit.into(),
         Err(failure) => {
-            report(&failure, format, had_token);
+            report(&failure, format, had_token, direct);
             failure.exit().into()
         }
     }
 }
 
-fn report(failure: &Failure, format: Format, had_token: bool) {
+fn report(failure: &Failure, format: Format, had_token: bool, direct: bool) {
     match (failure, format) {
         (Failure::Problem(problem), Format::Json) => eprintln!("{}", output::json(problem)),
         _ => eprintln!("{failure}"),
+    }
+    // The operations' 5xx point to the API's log, which --direct has not got.
+    if let Failure::Problem(problem) = failure
+        && problem.status >= 500
+        && direct
+    {
+        eprintln!("{DIRECT_UNREACHABLE_HINT}");
     }
     if let Failure::Problem(problem) = failure
         && problem.status == 401
@@ -337,13 +365,24 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             let backend = backend(&cli.global).await?;
             fleet::rollout(&backend, command, cli.global.output).await
         }
-        Command::Completions { shell } => {
+        Command::Completions {
+            shell,
+            output_dir: None,
+        } => {
             clap_complete::generate(
                 shell,
                 &mut Cli::command(),
                 "tenantctl",
                 &mut std::io::stdout(),
             );
+            Ok(Exit::Ok)
+        }
+        Command::Completions {
+            shell,
+            output_dir: Some(dir),
+        } => {
+            let written = write_completions(shell, &dir)?;
+            println!("{}", written.display());
             Ok(Exit::Ok)
         }
         Command::ExternalId {
@@ -401,13 +440,53 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
     }
 }
 
+const DIRECT_UNREACHABLE_HINT: &str = "  with --direct, check AWS_ENDPOINT_URL (for the local \
+    system: the emulator's URL), AWS_REGION or AWS_DEFAULT_REGION, the credentials, and \
+    --table (`source .local/operator.env` sets them all for `make up`)";
+
+/// The completion script for `shell`, written into `dir` (made first, with its parents).
+fn write_completions(
+    shell: clap_complete::Shell,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Other(format!("cannot make {}: {e}", dir.display())))?;
+    clap_complete::generate_to(shell, &mut Cli::command(), "tenantctl", dir)
+        .map_err(|e| Failure::Other(format!("cannot write into {}: {e}", dir.display())))
+}
+
+/// Why `--direct` cannot reach the table with `sdk`, naming what to set; `None` when it has a
+/// region and credentials. (Without them the SDK fails each call with a bare dispatch error.)
+async fn direct_setup_problem(sdk: &controlplane::runtime::SdkConfig) -> Option<String> {
+    let missing = missing_aws_settings(sdk).await;
+    if missing.is_empty() {
+        return None;
+    }
+    let mut text = String::from("--direct needs AWS settings it did not find:");
+    for what in missing {
+        text.push_str(&format!("\n  - {what}"));
+    }
+    if sdk.endpoint_url().is_none() {
+        text.push_str(
+            "\n  - for the local system (`make up`), AWS_ENDPOINT_URL: the emulator's URL, \
+             which its banner prints",
+        );
+    }
+    text.push_str("\n  (`source .local/operator.env` sets them all for the local system)");
+    Some(text)
+}
+
 async fn backend(global: &Global) -> Result<Backend, Failure> {
     if global.direct {
         let mut tables = Tables::of(&global.table);
         if let Some(control) = &global.control_table {
             tables.control.clone_from(control);
         }
-        let config = ApiConfig::for_tables(&sdk_config().await, tables)
+        let sdk = sdk_config().await;
+        if let Some(problem) = direct_setup_problem(&sdk).await {
+            return Err(Failure::Setup(problem));
+        }
+        let config = ApiConfig::for_tables(&sdk, tables)
             .map_err(|e| Failure::Other(format!("--direct: {e}")))?;
         let actor = match global.actor.trim() {
             "" => "tenantctl",
@@ -721,6 +800,42 @@ mod tests {
             let error = Cli::try_parse_from(args).err().expect("refused");
             assert_eq!(error.exit_code(), Exit::Usage as i32, "{args:?}");
         }
+    }
+
+    #[test]
+    fn the_help_shows_the_api_url_and_token_as_optional_with_env_and_default() {
+        let mut command = Cli::command();
+        // Global arguments reach subcommands when the command is built.
+        command.build();
+        let get = command
+            .find_subcommand_mut("tenants")
+            .and_then(|tenants| tenants.find_subcommand_mut("get"))
+            .expect("tenants get");
+        let help = get.render_help().to_string();
+        let line = |flag: &str| {
+            help.lines()
+                .find(|l| l.trim_start().starts_with(flag))
+                .unwrap_or_else(|| panic!("{flag} in\n{help}"))
+                .to_owned()
+        };
+        let api_url = line("--api-url");
+        assert!(api_url.contains("--api-url <URL>"), "{api_url}");
+        assert!(api_url.contains("(optional"), "{api_url}");
+        assert!(api_url.contains("[env: TENANTCTL_API_URL]"), "{api_url}");
+        assert!(
+            api_url.contains("[default: http://127.0.0.1:3000]"),
+            "{api_url}"
+        );
+        let token = line("--token");
+        assert!(token.contains("--token <TOKEN>"), "{token}");
+        assert!(token.contains("(optional"), "{token}");
+        assert!(token.contains("[env: TENANTCTL_TOKEN]"), "{token}");
+        // Neither is in the usage line, where required arguments are.
+        let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap();
+        assert!(
+            !usage.contains("--api-url") && !usage.contains("--token"),
+            "{usage}"
+        );
     }
 
     #[tokio::test]

@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use api::previews::PreviewDetails;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::Backend;
 use crate::failure::Failure;
+use crate::progress::Progress;
 
 const POLL: Duration = Duration::from_secs(2);
 /// Reads that may fail in a row before following gives up.
@@ -21,11 +21,7 @@ pub async fn follow(
     id: &str,
     timeout: Duration,
 ) -> Result<PreviewDetails, Failure> {
-    let spinner = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
-        spinner.set_style(style);
-    }
-    spinner.enable_steady_tick(Duration::from_millis(120));
+    let mut spinner = Progress::on_stderr("{spinner} {msg}");
     let started = Instant::now();
     let mut failed_reads = 0;
     let finished = loop {
@@ -54,7 +50,7 @@ pub async fn follow(
         }
         tokio::time::sleep(POLL.min(timeout - elapsed)).await;
     };
-    spinner.finish_and_clear();
+    spinner.finish();
     let mut preview = finished?;
     // Every page, in tenant order.
     let mut next = preview.next.take();

@@ -1,14 +1,17 @@
 //! `rollout start --wait` and `rollout status --watch`: follow a rollout with a progress bar on
-//! stderr until it finishes (completed, rolled back, cancelled) or halts.
+//! stderr (off a terminal: a line per change of counts) until it finishes (completed, rolled
+//! back, cancelled) or halts.
 
 use std::time::{Duration, Instant};
 
 use api::rollouts::{RolloutDetails, at_rest};
-use indicatif::{ProgressBar, ProgressStyle};
+#[cfg(test)]
+use indicatif::ProgressStyle;
 
 use crate::backend::Backend;
 use crate::failure::Failure;
 use crate::output;
+use crate::progress::Progress;
 
 const POLL: Duration = Duration::from_secs(2);
 const BAR: &str = "{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})";
@@ -23,11 +26,7 @@ pub async fn watch(
     id: &str,
     timeout: Option<Duration>,
 ) -> Result<RolloutDetails, Failure> {
-    let bar = ProgressBar::new(0);
-    if let Ok(style) = ProgressStyle::with_template(BAR) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut bar = Progress::on_stderr(BAR);
     bar.set_message(format!("{id}: reading"));
     let started = Instant::now();
     let mut failed_reads = 0;
@@ -35,9 +34,11 @@ pub async fn watch(
         match backend.rollout(id, false).await {
             Ok(rollout) => {
                 failed_reads = 0;
-                bar.set_length(u64::from(rollout.counts.total));
-                bar.set_position(u64::from(rollout.settled()));
-                bar.set_message(output::progress_message(&rollout));
+                bar.set_position(
+                    u64::from(rollout.settled()),
+                    u64::from(rollout.counts.total),
+                );
+                bar.set_message(format!("{id}: {}", output::progress_message(&rollout)));
                 if at_rest(rollout.state) {
                     break Ok(rollout);
                 }
@@ -62,7 +63,7 @@ pub async fn watch(
             tokio::time::sleep(POLL).await;
         }
     };
-    bar.finish_and_clear();
+    bar.finish();
     result
 }
 
