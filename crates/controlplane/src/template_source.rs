@@ -68,6 +68,11 @@ impl TemplateSource for BundledTemplates {
     }
 }
 
+/// The `published_at` of a version shipped with the control plane: it was never published, so
+/// it has no time of its own (readers show it as unknown). The epoch keeps the field a valid
+/// RFC 3339 time, sorted before every published version.
+pub const SHIPPED_PUBLISHED_AT: &str = "1970-01-01T00:00:00.000Z";
+
 impl BundledTemplates {
     /// The versions shipped, as published records (`published_by` the control plane).
     pub fn records(&self) -> Vec<TemplateRecord> {
@@ -79,7 +84,7 @@ impl BundledTemplates {
                 sha256: sha256_hex(&template.body),
                 description: Some("shipped with the control plane".into()),
                 published_by: crate::audit::SYSTEM_ACTOR.into(),
-                published_at: "1970-01-01T00:00:00.000Z".into(),
+                published_at: SHIPPED_PUBLISHED_AT.into(),
             })
             .collect()
     }

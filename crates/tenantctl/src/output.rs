@@ -268,7 +268,12 @@ pub fn template_versions(versions: &TemplateVersions) -> String {
             },
             version.sha256.chars().take(12).collect(),
             version.published_by.clone(),
-            version.published_at.clone(),
+            // A shipped version was never published: no time to show.
+            if version.published_at == controlplane::template_source::SHIPPED_PUBLISHED_AT {
+                "-".into()
+            } else {
+                version.published_at.clone()
+            },
             or_dash(version.description.as_deref()),
         ]);
     }
@@ -718,5 +723,8 @@ mod tests {
             .find(|l| l.starts_with("v1"))
             .expect("v1's row");
         assert!(!v1.contains('*') && v1.contains("shipped"), "{text}");
+        // Shipped, never published: no time, not the epoch.
+        assert!(!v1.contains("1970"), "{text}");
+        assert!(v2.contains("2026-11-23T10:00:00.000Z"), "{text}");
     }
 }
