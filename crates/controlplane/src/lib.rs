@@ -22,6 +22,7 @@ pub mod stack;
 pub mod status;
 pub mod stream;
 pub mod sweep;
+pub mod table_lint;
 pub mod template;
 pub mod template_source;
 pub mod validation;

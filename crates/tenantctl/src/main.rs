@@ -1,6 +1,7 @@
 //! tenantctl: the operator's command line for the tenant control plane.
 
 mod backend;
+mod doctor;
 mod failure;
 mod fleet;
 mod follow;
@@ -18,7 +19,7 @@ use api::ApiState;
 use api::auth::{LOCAL_API_TOKEN_KEY, LocalTokens};
 use api::tenants::{EventsQuery, ListQuery, Page, Tenant};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use controlplane::aws::dynamodb::Tables;
+use controlplane::aws::dynamodb::{DynamoStore, Tables};
 use controlplane::aws::sts::ExternalIds;
 use controlplane::runtime::{ApiConfig, KeySource, external_ids, missing_aws_settings, sdk_config};
 use serde_json::{Map, Value};
@@ -129,6 +130,14 @@ enum Command {
         #[arg(long, env = "EXTERNAL_ID_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Find rows of the SPEC table that look like a tenant's but break the key contract.
+    ///
+    /// A lowercase `tenant#acme`, an sk other than `SPEC`, a SPEC without its `tenant_id` or
+    /// with another one, a key with whitespace, tenant fields under a pk without `TENANT#`: the
+    /// control plane never answers such a write. Reads the table itself, always (as --direct:
+    /// AWS settings from the environment; an admin's, with dynamodb:Scan on the table). Exit 0:
+    /// none found; 1: each is printed with its fix.
+    Doctor,
     /// Deploy the tenant-account bootstrap across an AWS Organization.
     #[command(subcommand)]
     Bootstrap(BootstrapCommand),
@@ -365,6 +374,11 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             let backend = backend(&cli.global).await?;
             fleet::rollout(&backend, command, cli.global.output).await
         }
+        Command::Doctor => {
+            let store = DynamoStore::for_sdk(&direct_sdk().await?, tables(&cli.global));
+            let findings = doctor::scan(&store).await?;
+            Ok(doctor::report(&findings, cli.global.output))
+        }
         Command::Completions {
             shell,
             output_dir: None,
@@ -476,17 +490,27 @@ async fn direct_setup_problem(sdk: &controlplane::runtime::SdkConfig) -> Option<
     Some(text)
 }
 
+/// The two tables `--table` and `--control-table` name.
+fn tables(global: &Global) -> Tables {
+    let mut tables = Tables::of(&global.table);
+    if let Some(control) = &global.control_table {
+        tables.control.clone_from(control);
+    }
+    tables
+}
+
+/// The SDK's configuration for reaching the table itself, once it has what that takes.
+async fn direct_sdk() -> Result<controlplane::runtime::SdkConfig, Failure> {
+    let sdk = sdk_config().await;
+    match direct_setup_problem(&sdk).await {
+        Some(problem) => Err(Failure::Setup(problem)),
+        None => Ok(sdk),
+    }
+}
+
 async fn backend(global: &Global) -> Result<Backend, Failure> {
     if global.direct {
-        let mut tables = Tables::of(&global.table);
-        if let Some(control) = &global.control_table {
-            tables.control.clone_from(control);
-        }
-        let sdk = sdk_config().await;
-        if let Some(problem) = direct_setup_problem(&sdk).await {
-            return Err(Failure::Setup(problem));
-        }
-        let config = ApiConfig::for_tables(&sdk, tables)
+        let config = ApiConfig::for_tables(&direct_sdk().await?, tables(global))
             .map_err(|e| Failure::Other(format!("--direct: {e}")))?;
         let actor = match global.actor.trim() {
             "" => "tenantctl",

@@ -457,6 +457,29 @@ pub fn rollout(rollout: &RolloutDetails) -> String {
     text
 }
 
+/// `doctor`'s findings: each row's key, what is wrong and how to fix it; then a count.
+pub fn row_problems(findings: &crate::doctor::Findings) -> String {
+    let mut text = String::new();
+    for found in &findings.problems {
+        text.push_str(&format!(
+            "pk {:?} sk {:?}: {}\n  fix: {}\n",
+            found.pk, found.sk, found.problem, found.fix
+        ));
+    }
+    let rows = findings.rows;
+    let table = &findings.table;
+    match findings.problems.len() {
+        0 => text.push_str(&format!(
+            "{rows} row(s) of {table} read: every tenant row keeps the key contract"
+        )),
+        problems => text.push_str(&format!(
+            "{rows} row(s) of {table} read: {problems} problem(s) with the key contract \
+             (pk \"TENANT#<tenant_id>\", sk \"SPEC\")"
+        )),
+    }
+    text
+}
+
 /// The previews of a rollout to `target`: per tenant its versions and counts
 /// (`+added ~modified !replaced ?may-replace -removed`), then each resource that is or may be
 /// replaced, by name.

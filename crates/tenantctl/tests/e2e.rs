@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::tenant_cloudformation;
 use local::emulator::free_port;
 use local::system::{LocalConfig, RunningSystem};
@@ -352,6 +353,19 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
     let rollout = rolled.json();
     assert_eq!(rollout["state"], "completed", "{rolled:?}");
     assert_eq!(rollout["counts"]["done"], 4, "{rolled:?}");
+    // stderr is no terminal here: plain progress lines, one per change, ending completed.
+    let progress: Vec<&str> = rolled
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" · state "))
+        .collect();
+    assert!(
+        progress
+            .last()
+            .is_some_and(|l| l.contains("done 4") && l.ends_with("state completed")),
+        "{rolled:?}"
+    );
+    assert!(progress.windows(2).all(|w| w[0] != w[1]), "{rolled:?}");
     let status = ctl.run(None, &["--direct", "rollout", "status"]).await?;
     assert_eq!(status.code, 0, "{status:?}");
     assert!(
@@ -542,5 +556,143 @@ async fn tenantctl_drives_the_local_system_through_the_api_and_directly() -> Res
     assert!(completions.stdout.contains("tenantctl"), "{completions:?}");
 
     system.shutdown().await;
+    Ok(())
+}
+
+/// A row of string attributes, as a writer puts it.
+fn row(attributes: &[(&str, &str)]) -> std::collections::HashMap<String, AttributeValue> {
+    attributes
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), AttributeValue::S((*value).to_owned())))
+        .collect()
+}
+
+/// Writes that break the key contract get no answer from the control plane: `doctor` names
+/// each (exit 1); and a SPEC under an id the API refuses (`t1`) is still a tenant, read, listed
+/// and removed by that id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_broken_keys_and_a_tenant_under_a_bad_id_is_still_reachable() -> Result<()> {
+    let system = RunningSystem::start(LocalConfig {
+        aws_port: free_port()?,
+        api_port: 0,
+        ..LocalConfig::default()
+    })
+    .await?;
+    let ctl = Ctl { system: &system };
+    let admin = system
+        .tokens
+        .mint("ops@example.com", None, 1)
+        .map_err(anyhow::Error::msg)?;
+    let admin = Some(admin.as_str());
+    let clean = ctl.run(None, &["doctor"]).await?;
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(clean.stdout.contains("keeps the key contract"), "{clean:?}");
+
+    // Put as an administrator would (the writer identity reaches `TENANT#*` partitions only).
+    let table = &system.config.table;
+    let dynamo = aws_sdk_dynamodb::Client::new(&system.sdk);
+    let account = ("account_id", "111111111111");
+    for item in [
+        row(&[
+            ("pk", "tenant#lower"),
+            ("sk", "SPEC"),
+            ("tenant_id", "lower"),
+            account,
+        ]),
+        row(&[
+            ("pk", "TENANT#lowsk"),
+            ("sk", "spec"),
+            ("tenant_id", "lowsk"),
+            account,
+        ]),
+        row(&[("pk", "TENANT#noid"), ("sk", "SPEC"), account]),
+        row(&[
+            ("pk", "TENANT#other"),
+            ("sk", "SPEC"),
+            ("tenant_id", "globex"),
+            account,
+        ]),
+        row(&[
+            ("pk", "TENANT#spaced "),
+            ("sk", "SPEC"),
+            ("tenant_id", "spaced"),
+            account,
+        ]),
+        row(&[
+            ("pk", "TENANT#oddsk"),
+            ("sk", "CONFIG"),
+            ("tenant_id", "oddsk"),
+            account,
+        ]),
+        row(&[
+            ("pk", "bare"),
+            ("sk", "SPEC"),
+            ("tenant_id", "bare"),
+            account,
+        ]),
+        row(&[
+            ("pk", "TENANT#t1"),
+            ("sk", "SPEC"),
+            ("tenant_id", "t1"),
+            account,
+        ]),
+    ] {
+        dynamo
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+    }
+    let found = ctl.run(None, &["doctor"]).await?;
+    assert_eq!(found.code, 1, "{found:?}");
+    for expected in [
+        "pk \"tenant#lower\" sk \"SPEC\": pk \"tenant#lower\" must start with \"TENANT#\" exactly",
+        "sk \"spec\" must be exactly \"SPEC\"",
+        "pk \"TENANT#noid\" sk \"SPEC\": tenant_id: is required",
+        "tenant_id: must equal the pk suffix",
+        "pk \"TENANT#spaced \" holds whitespace",
+        "sk \"CONFIG\" is unknown",
+        "pk \"bare\" lacks the \"TENANT#\" prefix",
+        "pk \"TENANT#t1\" sk \"SPEC\": tenant_id: must be 3-40",
+        "fix: put the row again under pk \"TENANT#lower\", sk \"SPEC\"",
+        "9 problem(s)",
+    ] {
+        assert!(found.stdout.contains(expected), "{expected:?} in {found:?}");
+    }
+    let json = ctl.run(None, &["doctor", "-o", "json"]).await?;
+    assert_eq!(json.code, 1, "{json:?}");
+    assert_eq!(json.json()["problems"].as_array().map(Vec::len), Some(9));
+
+    // t1's SPEC is invalid: the control plane records it failed, under its own id.
+    let mut read = ctl
+        .run(admin, &["tenants", "get", "t1", "-o", "json"])
+        .await?;
+    for _ in 0..60 {
+        if read.code == 0 && read.json()["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        read = ctl
+            .run(admin, &["tenants", "get", "t1", "-o", "json"])
+            .await?;
+    }
+    assert_eq!(read.code, 0, "{read:?}");
+    assert_eq!(read.json()["status"], "failed", "{read:?}");
+    let direct = ctl.run(None, &["--direct", "tenants", "get", "t1"]).await?;
+    assert_eq!(direct.code, 0, "{direct:?}");
+    assert!(
+        direct.stdout.contains("tenant_id: must be 3-40"),
+        "{direct:?}"
+    );
+    let listed = ctl.run(admin, &["tenants", "list", "-o", "json"]).await?;
+    assert!(ids(&listed.json()).contains(&"t1".to_owned()), "{listed:?}");
+    let deleted = ctl
+        .run(
+            admin,
+            &["tenants", "delete", "t1", "--wait", "--timeout", WAIT],
+        )
+        .await?;
+    assert_eq!(deleted.code, 0, "{deleted:?}");
     Ok(())
 }

@@ -165,6 +165,39 @@ impl DynamoStore {
         self.audit_retention = chrono::Duration::days(days.into());
         self
     }
+
+    /// The store of `tables`, with a client of `sdk`.
+    pub fn for_sdk(sdk: &aws_config::SdkConfig, tables: Tables) -> Self {
+        Self::new(Client::new(sdk), tables)
+    }
+
+    /// One page of every row of the SPEC table, whatever its keys, and the token of the next
+    /// (`tenantctl doctor`: rows that break the key contract are in no index, and the stream
+    /// handler passes them by).
+    pub async fn scan_spec_table(
+        &self,
+        page_token: Option<String>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.specs)
+            .set_exclusive_start_key(start_key_of(page_token)?)
+            .send()
+            .await
+            .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
+        let items = output
+            .items()
+            .iter()
+            .map(|row| row.clone().into())
+            .collect();
+        Ok((items, page_token_of(output.last_evaluated_key())))
+    }
+
+    /// The SPEC table's name.
+    pub fn spec_table(&self) -> &str {
+        &self.specs
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
