@@ -27,6 +27,10 @@ pub struct Cursor {
     /// resumes after it, whatever moved in or out of the page meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// In the listing of every tenant: past the SPECs, in the tenants with a STATUS the SPEC
+    /// listing leaves out (`SpecStore::list_unindexed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unindexed: bool,
 }
 
 /// Seals and opens page tokens with one key.
@@ -130,6 +134,7 @@ mod tests {
         Cursor {
             page: Some(r#"{"pk":"TENANT#acme"}"#.into()),
             after: Some("acme".into()),
+            unindexed: false,
         }
     }
 

@@ -221,7 +221,7 @@ impl ApiState {
                 &listing,
                 &Cursor {
                     page: Some(page),
-                    after: None,
+                    ..Cursor::default()
                 },
             )
         });

@@ -515,19 +515,24 @@ impl ApiState {
             return Ok(Page { items, next: None });
         }
 
-        // Each tenant with the index page it was read from (the status listing resumes there).
-        let (keys, mut next): (Vec<(TenantKey, Option<String>)>, _) = match status_filter {
-            None => {
-                let (keys, next) = self.specs.list_specs(cursor.page, limit).await?;
-                (
-                    keys.into_iter().map(|k| (k, None)).collect(),
-                    next.map(|page| Cursor {
-                        page: Some(page),
-                        after: None,
-                    }),
-                )
+        // Each tenant with where the listing resumes just after it (for a page cut short).
+        let (keys, mut next): (Vec<(TenantKey, Cursor)>, _) = match status_filter {
+            None => self.every_tenant(cursor, limit).await?,
+            Some(status) => {
+                let (keys, next) = self.in_status(status, cursor, limit).await?;
+                let keys = keys
+                    .into_iter()
+                    .map(|(key, page)| {
+                        let after = Cursor {
+                            page,
+                            after: Some(key.as_str().to_owned()),
+                            unindexed: false,
+                        };
+                        (key, after)
+                    })
+                    .collect();
+                (keys, next)
             }
-            Some(status) => self.in_status(status, cursor, limit).await?,
         };
         let mut items = Vec::with_capacity(keys.len());
         let mut bytes = 0usize;
@@ -551,17 +556,7 @@ impl ApiState {
             bytes += serde_json::to_vec(&view).map_or(0, |v| v.len());
             if bytes > self.max_page_bytes && !items.is_empty() {
                 // Cut short: the next page starts just after the last tenant read.
-                let (last, page) = &keys[read - 1];
-                next = Some(match status_filter {
-                    None => Cursor {
-                        page: Some(self.specs.resume_after(last)),
-                        after: None,
-                    },
-                    Some(_) => Cursor {
-                        page: page.clone(),
-                        after: Some(last.as_str().to_owned()),
-                    },
-                });
+                next = Some(keys[read - 1].1.clone());
                 break;
             }
             items.push(view);
@@ -571,6 +566,56 @@ impl ApiState {
             items,
             next: next.map(|cursor| self.page_tokens.issue(&listing, &cursor)),
         })
+    }
+
+    /// Up to `limit` of every tenant from `cursor` on, and where the next page starts: first
+    /// each SPEC (the `tenants` index), then each tenant with a STATUS that listing leaves out
+    /// (its SPEC gone, or invalid without a `tenant_id`): a tenant the control plane recorded
+    /// is listed, whatever its SPEC.
+    async fn every_tenant(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<(Vec<(TenantKey, Cursor)>, Option<Cursor>), Problem> {
+        let mut keys: Vec<(TenantKey, Cursor)> = Vec::new();
+        let mut unindexed_page = None;
+        if cursor.unindexed {
+            unindexed_page = cursor.page;
+        } else {
+            let (specs, next) = self.specs.list_specs(cursor.page, limit).await?;
+            keys.extend(specs.into_iter().map(|key| {
+                let after = Cursor {
+                    page: Some(self.specs.resume_after(&key)),
+                    ..Cursor::default()
+                };
+                (key, after)
+            }));
+            if let Some(page) = next {
+                let next = Cursor {
+                    page: Some(page),
+                    ..Cursor::default()
+                };
+                return Ok((keys, Some(next)));
+            }
+            if keys.len() >= limit {
+                let next = Cursor {
+                    unindexed: true,
+                    ..Cursor::default()
+                };
+                return Ok((keys, Some(next)));
+            }
+        }
+        let (rest, next) = self
+            .specs
+            .list_unindexed(unindexed_page, limit - keys.len())
+            .await?;
+        let unindexed = |page: String| Cursor {
+            page: Some(page),
+            after: None,
+            unindexed: true,
+        };
+        keys.extend(rest.into_iter().map(|(key, after)| (key, unindexed(after))));
+        Ok((keys, next.map(unindexed)))
     }
 
     /// Up to `limit` tenants in `status` from `cursor` on, and where the next page starts.
@@ -599,7 +644,14 @@ impl ApiState {
             keys.extend(rest.into_iter().take(taken).map(|t| (t, page.clone())));
             if more_here {
                 let last = keys.last().map(|(k, _)| k.as_str().to_owned());
-                return Ok((keys, Some(Cursor { page, after: last })));
+                return Ok((
+                    keys,
+                    Some(Cursor {
+                        page,
+                        after: last,
+                        unindexed: false,
+                    }),
+                ));
             }
             match index_next {
                 // A page read whole; more pages, and room for them.
@@ -612,7 +664,7 @@ impl ApiState {
                         keys,
                         Some(Cursor {
                             page: Some(next),
-                            after: None,
+                            ..Cursor::default()
                         }),
                     ));
                 }
@@ -852,7 +904,7 @@ impl ApiState {
                     &listing,
                     &Cursor {
                         page: Some(page),
-                        after: None,
+                        ..Cursor::default()
                     },
                 )
             }),

@@ -930,3 +930,56 @@ async fn a_body_with_several_faults_names_every_one() {
         patched.body
     );
 }
+
+/// The listing shows every tenant the control plane recorded, whatever its SPEC: one without a
+/// `tenant_id` (which the SPEC index leaves out) and one whose SPEC is gone, page by page.
+#[tokio::test]
+async fn the_listing_shows_every_tenant_with_a_status_whatever_its_spec() {
+    let api = api();
+    let admin = api.admin();
+    api.create("acme", "111111111111").await;
+    api.store.put_spec(
+        &TenantKey::new("noid"),
+        controlplane::item_json::item_of_json(&json!({
+            "pk": "TENANT#noid", "sk": "SPEC", "account_id": "111111111111",
+        })),
+    );
+    api.reconcile("noid").await;
+    api.create("gone", "111111111111").await;
+    api.reconcile("gone").await;
+    let deleted = api
+        .call("DELETE", "/tenants/gone", Some(&admin), None, &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.body);
+    api.reconcile("gone").await;
+
+    let mut seen = Vec::new();
+    let mut uri = "/tenants?limit=1".to_owned();
+    for _ in 0..10 {
+        let page = api.call("GET", &uri, Some(&admin), None, &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for tenant in page.body["items"].as_array().unwrap() {
+            seen.push(format!("{} {}", tenant["tenant_id"], tenant["status"]));
+        }
+        match page.body["next"].as_str() {
+            Some(next) => uri = format!("/tenants?limit=1&next={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "\"acme\" \"pending\"",
+            "\"gone\" \"deleted\"",
+            "\"noid\" \"failed\""
+        ]
+    );
+    // One page holds them all too.
+    let all = api.call("GET", "/tenants", Some(&admin), None, &[]).await;
+    assert_eq!(
+        all.body["items"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        all.body
+    );
+}

@@ -917,7 +917,18 @@ impl crate::ports::SpecStore for InMemoryStore {
         limit: usize,
     ) -> Result<(Vec<TenantKey>, Option<String>), StoreError> {
         let state = lock(&self.state);
-        let mut tenants: Vec<&TenantKey> = state.specs.keys().collect();
+        // As the `tenants` index: SPECs with a string tenant_id.
+        let mut tenants: Vec<&TenantKey> = state
+            .specs
+            .iter()
+            .filter(|(_, spec)| {
+                matches!(
+                    spec.get("tenant_id"),
+                    Some(serde_dynamo::AttributeValue::S(_))
+                )
+            })
+            .map(|(tenant, _)| tenant)
+            .collect();
         tenants.sort();
         let after = page_token.unwrap_or_default();
         let page: Vec<TenantKey> = tenants
@@ -937,6 +948,37 @@ impl crate::ports::SpecStore for InMemoryStore {
 
     fn resume_after(&self, tenant: &TenantKey) -> String {
         tenant.as_str().to_owned()
+    }
+
+    async fn list_unindexed(
+        &self,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<(TenantKey, String)>, Option<String>), StoreError> {
+        let state = lock(&self.state);
+        let after = page_token.unwrap_or_default();
+        let mut tenants: Vec<&TenantKey> = state
+            .statuses
+            .keys()
+            .filter(|tenant| {
+                !state.specs.get(*tenant).is_some_and(|spec| {
+                    matches!(
+                        spec.get("tenant_id"),
+                        Some(serde_dynamo::AttributeValue::S(_))
+                    )
+                })
+            })
+            .filter(|tenant| tenant.as_str() > after.as_str())
+            .collect();
+        tenants.sort();
+        let limit = limit.max(1);
+        let next = (tenants.len() > limit).then(|| tenants[limit - 1].as_str().to_owned());
+        let page = tenants
+            .into_iter()
+            .take(limit)
+            .map(|tenant| (tenant.clone(), tenant.as_str().to_owned()))
+            .collect();
+        Ok((page, next))
     }
 
     async fn idempotency_record(

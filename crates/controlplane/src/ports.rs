@@ -345,6 +345,15 @@ pub trait SpecStore: Send + Sync {
     /// The page token that resumes a `list_specs` listing just after `tenant` (for a page cut
     /// short: the API keeps each answer within Lambda's response size).
     fn resume_after(&self, tenant: &TenantKey) -> String;
+    /// One page of the tenants `list_specs` leaves out though they have a STATUS: their SPEC is
+    /// gone (deleted, or being deleted), or holds no string `tenant_id` (an invalid SPEC, which
+    /// the `tenants` index does not hold). At most `limit`, each with the page token that
+    /// resumes just after it, and the token of the next page.
+    async fn list_unindexed(
+        &self,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<(TenantKey, String)>, Option<String>), StoreError>;
     /// The claim or response stored for `key` in `scope` (a caller), if any and not expired.
     async fn idempotency_record(
         &self,

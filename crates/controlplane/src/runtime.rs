@@ -742,6 +742,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TENANT_READS,
             table::REQUEST_LINES,
             table::SPEC_PAGES,
+            table::UNINDEXED_PAGES,
             table::BY_STATUS,
             table::SPEC_WRITES,
             table::TEMPLATE_READS,

@@ -685,8 +685,29 @@ async fn doctor_names_broken_keys_and_a_tenant_under_a_bad_id_is_still_reachable
         direct.stdout.contains("tenant_id: must be 3-40"),
         "{direct:?}"
     );
-    let listed = ctl.run(admin, &["tenants", "list", "-o", "json"]).await?;
-    assert!(ids(&listed.json()).contains(&"t1".to_owned()), "{listed:?}");
+    // Listed, and so is the SPEC without a tenant_id (no index holds it), once recorded.
+    for _ in 0..60 {
+        let noid = ctl
+            .run(admin, &["tenants", "get", "noid", "-o", "json"])
+            .await?;
+        if noid.code == 0 && noid.json()["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for direct in [false, true] {
+        let args: &[&str] = if direct {
+            &["--direct", "tenants", "list", "-o", "json"]
+        } else {
+            &["tenants", "list", "-o", "json"]
+        };
+        let listed = ctl.run(admin, args).await?;
+        let listed_ids = ids(&listed.json());
+        assert!(
+            listed_ids.contains(&"t1".to_owned()) && listed_ids.contains(&"noid".to_owned()),
+            "{listed:?}"
+        );
+    }
     let deleted = ctl
         .run(
             admin,

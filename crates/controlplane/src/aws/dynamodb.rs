@@ -63,6 +63,12 @@ pub mod calls {
     ];
     /// Every SPEC, a page at a time (`list_specs`).
     pub const SPEC_PAGES: &[Call] = &[Call::new("dynamodb:Scan", Resource::TenantsIndex)];
+    /// Every tenant with a STATUS whose SPEC the `tenants` index does not hold
+    /// (`list_unindexed`): the STATUS rows, their SPECs read in batches.
+    pub const UNINDEXED_PAGES: &[Call] = &[
+        Call::new("dynamodb:Scan", Resource::StatusesIndex),
+        on_specs("dynamodb:BatchGetItem"),
+    ];
     /// Tenants in one status (`list_in_status`).
     pub const BY_STATUS: &[Call] = &[Call::new("dynamodb:Query", Resource::ByStatusIndex)];
     /// SPEC rows written and removed (the API, decommission): conditional puts and deletes.
@@ -581,7 +587,7 @@ impl TenantStore for DynamoStore {
         tenants.sort();
         tenants.dedup();
         if part == TenantsPart::Statuses {
-            let with_spec = self.with_spec(&tenants).await?;
+            let with_spec = self.with_spec(&tenants, false).await?;
             tenants.retain(|tenant| !with_spec.contains(tenant));
         }
         let next = match (page_token_of(output.last_evaluated_key()), part) {
@@ -966,6 +972,52 @@ impl SpecStore for DynamoStore {
         }
     }
 
+    async fn list_unindexed(
+        &self,
+        page_token: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<(TenantKey, String)>, Option<String>), StoreError> {
+        let limit = limit.max(1);
+        let mut start = start_key_of(page_token)?;
+        let mut found: Vec<(TenantKey, String)> = Vec::new();
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.control)
+                .index_name(STATUSES_INDEX)
+                // The table's keys and the index's: where a scan resumes after the row.
+                .projection_expression("pk, sk, tenant_id")
+                .limit(TENANTS_PAGE)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(AwsFailure::from_sdk(&e)))?;
+            let rows: Vec<(TenantKey, String)> = output
+                .items()
+                .iter()
+                .filter_map(|row| Some((tenant_of(row)?, page_token_of(Some(row))?)))
+                .collect();
+            let tenants: Vec<TenantKey> = rows.iter().map(|(tenant, _)| tenant.clone()).collect();
+            let indexed = self.with_spec(&tenants, true).await?;
+            found.extend(
+                rows.into_iter()
+                    .filter(|(tenant, _)| !indexed.contains(tenant)),
+            );
+            if found.len() > limit {
+                // More than a page: stop after the last one returned.
+                found.truncate(limit);
+                let next = found.last().map(|(_, resume)| resume.clone());
+                return Ok((found, next));
+            }
+            match output.last_evaluated_key {
+                Some(last) if found.len() < limit => start = Some(last),
+                Some(last) => return Ok((found, page_token_of(Some(&last)))),
+                None => return Ok((found, None)),
+            }
+        }
+    }
+
     fn resume_after(&self, tenant: &TenantKey) -> String {
         // The index position of the tenant's SPEC row: the table's keys and the index's.
         let keys = HashMap::from([
@@ -1217,13 +1269,16 @@ impl DynamoStore {
     /// Which of `tenants` have a SPEC, read by key in batches. A key DynamoDB leaves
     /// unprocessed (throttling) counts as having none: that tenant is listed twice in a sweep,
     /// which reconciling makes harmless, rather than not at all.
+    /// Which of `tenants` have a SPEC (`indexed`: one the `tenants` index holds, with a string
+    /// `tenant_id`).
     async fn with_spec(
         &self,
         tenants: &[TenantKey],
+        indexed: bool,
     ) -> Result<std::collections::HashSet<TenantKey>, StoreError> {
         let mut found = std::collections::HashSet::new();
         for chunk in tenants.chunks(BATCH_GET_KEYS) {
-            let mut keys = KeysAndAttributes::builder().projection_expression("pk");
+            let mut keys = KeysAndAttributes::builder().projection_expression("pk, tenant_id");
             for tenant in chunk {
                 keys = keys.keys(row_key(tenant.pk(), SPEC_SK));
             }
@@ -1243,6 +1298,9 @@ impl DynamoStore {
                     .and_then(|mut read| read.remove(&self.specs))
                     .unwrap_or_default()
                     .iter()
+                    .filter(|row| {
+                        !indexed || matches!(row.get("tenant_id"), Some(AttributeValue::S(_)))
+                    })
                     .filter_map(tenant_of),
             );
         }
