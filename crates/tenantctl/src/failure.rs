@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum Exit {
     Ok = 0,
     /// The tenant ended `failed` (with `--wait`), a followed rollout ended other than
-    /// completed (halted, rolled back, cancelled), or the request was refused (4xx).
+    /// completed (halted, rolled back, cancelled), the request was refused (4xx), or `doctor`
+    /// found rows that break the key contract.
     Refused = 1,
     /// A usage error (clap's own code).
     Usage = 2,
@@ -38,7 +39,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  ok (a followed rollout: completed)
   1  the tenant ended `failed` (with --wait); a followed rollout (start --wait,
-     status --watch) halted, rolled back or was cancelled; or the request was refused (4xx)
+     status --watch) halted, rolled back or was cancelled; the request was refused (4xx);
+     or doctor found rows that break the key contract
   2  usage error
   3  no such tenant (or not yours), template version or rollout
   4  conflict: the tenant exists already, or it changed since it was read (412); the
