@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod aws;
 pub mod completion;
+pub mod deadline;
 pub mod decide;
 pub mod decommission;
 pub mod dynamo_rules;

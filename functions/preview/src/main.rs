@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use controlplane::aws::cloudformation::CHANGE_SET_WAIT;
+use controlplane::deadline::{function_timeout_from_env, invocation_deadline};
 use controlplane::rollout_preview::handle_preview_messages;
 use controlplane::runtime::{PreviewWorker, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
@@ -18,10 +19,11 @@ const MARGIN: Duration = Duration::from_secs(CHANGE_SET_WAIT.as_secs() + 60);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let worker = &PreviewWorker::from_env().await?;
+    let timeout = function_timeout_from_env()?;
     run_with_metrics(
         init_metrics()?,
         move |event: LambdaEvent<Value>| async move {
-            let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let deadline = invocation_deadline(event.context.deadline, timeout);
             let left = deadline
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()

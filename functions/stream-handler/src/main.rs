@@ -1,8 +1,7 @@
 //! Lambda: the tenants table's stream (SPEC items only, by FilterCriteria) → reconcile each tenant
 //! named in the batch; transient failures come back as batch item failures.
 
-use std::time::{Duration, SystemTime};
-
+use controlplane::deadline::{function_timeout_from_env, invocation_deadline};
 use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::stream::handle_batch_until;
 use lambda_runtime::{Error, LambdaEvent};
@@ -11,11 +10,12 @@ use serde_json::value::RawValue;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let plane = &ControlPlane::from_env().await?;
+    let timeout = function_timeout_from_env()?;
     run_with_metrics(
         init_metrics()?,
         // The event stays text: each record is read once, by reference (`stream::record_ref`).
         move |event: LambdaEvent<Box<RawValue>>| async move {
-            let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let deadline = invocation_deadline(event.context.deadline, timeout);
             let report = handle_batch_until(
                 &plane.reconciler,
                 &plane.stream,
