@@ -117,6 +117,39 @@ fn parse_timeout(text: Option<&str>) -> Result<Duration, ConfigError> {
     Ok(timeout)
 }
 
+/// A function's timeouts as template.yaml declares them, Globals applied as SAM applies them (a
+/// function's own value over the global one; its variables merged into the global ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeclaredTimeout {
+    /// `Timeout:`, in seconds.
+    pub timeout: Option<u64>,
+    /// FUNCTION_TIMEOUT_SECONDS in its environment.
+    pub stated: Option<u64>,
+}
+
+/// The timeouts template.yaml (`template`, parsed) declares for the function `function` (its
+/// logical id); `None` where the template does not say, or the function is not in it.
+pub fn declared_timeout(template: &serde_yaml_ng::Value, function: &str) -> DeclaredTimeout {
+    let globals = &template["Globals"]["Function"];
+    let properties = &template["Resources"][function]["Properties"];
+    let seconds = |value: &serde_yaml_ng::Value| match value {
+        serde_yaml_ng::Value::Number(n) => n.as_u64(),
+        serde_yaml_ng::Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    let own_or_global = |own: Option<&serde_yaml_ng::Value>,
+                         global: Option<&serde_yaml_ng::Value>| {
+        own.or(global).and_then(seconds)
+    };
+    DeclaredTimeout {
+        timeout: own_or_global(properties.get("Timeout"), globals.get("Timeout")),
+        stated: own_or_global(
+            properties["Environment"]["Variables"].get(FUNCTION_TIMEOUT_VAR),
+            globals["Environment"]["Variables"].get(FUNCTION_TIMEOUT_VAR),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
