@@ -11,13 +11,14 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tenant-control-plane/target
 export MOTO_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help up test soak bench bench-peer venv docs-tools contract-tools contract security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
+.PHONY: help up test watch-test soak bench bench-peer venv docs-tools contract-tools contract security-lint build-tools toolchain features-check build fmt fmt-check clippy lint-templates sam-build clean
 
 help:
 	@echo "make up     run the control plane locally on moto server"
 	@echo "make test   run every test (unit, emulator, lint)"
 	@echo "make soak   run the long reliability suite (RELIABILITY.md)"
 	@echo "make bench  run the benchmarks (BENCHMARKS.md)"
+	@echo "make watch-test  invoke functions under cargo lambda watch (README: Invoking a function by hand)"
 	@echo "make sam-build   build the Lambda artefacts (arm64, release) for sam deploy"
 
 ## Tools -------------------------------------------------------------------------------------------
@@ -96,8 +97,9 @@ security-lint: $(SECURITY_VENV)/.installed
 	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  -f template.yaml -f templates/tenant-account-bootstrap.yaml -f templates/tenant-template.yaml
 
-test: venv docs-tools toolchain features-check fmt-check clippy lint-templates security-lint
+test: venv docs-tools build-tools toolchain features-check fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace
+	$(MAKE) watch-test
 	$(MAKE) contract
 
 # The API against its contract: schemathesis (every check, as admin and as a tenant, stateful
@@ -106,6 +108,15 @@ test: venv docs-tools toolchain features-check fmt-check clippy lint-templates s
 SCHEMATHESIS_MAX_EXAMPLES ?= 25
 contract: venv contract-tools toolchain
 	SCHEMATHESIS_MAX_EXAMPLES=$(SCHEMATHESIS_MAX_EXAMPLES) tests/contract/run-schemathesis
+
+# The README's "Invoking a function by hand", run as a user runs it: `cargo lambda watch
+# --env-file` serves the stream handler, then the completion function, against a local system of
+# its own (own ports and LOCAL_DIR); `cargo lambda invoke` sends each a sample event from events/
+# (tests/watch/run-watch-test says what passes). Part of `make test`: watch runs `cargo run` on
+# this CARGO_TARGET_DIR and the dev profile, so it builds only the function's own crate (2-3 s
+# after `cargo test --workspace`; the test takes about 15 s, and build-tools about 13 s to install).
+watch-test: venv build-tools toolchain
+	tests/watch/run-watch-test
 
 # The long version of the reliability suite (RELIABILITY.md): many more property and fuzz cases,
 # and the load test at 250 tenants (about 10 minutes: moto slows as its table grows; 1,000

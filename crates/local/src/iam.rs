@@ -388,12 +388,15 @@ impl Identities {
             .await)
     }
 
-    /// Writes a session of `function`'s role for running it by hand (`cargo lambda watch`), valid
-    /// for 12 hours: `source` it, and the function runs with its own role as deployed.
+    /// Writes a session of `function`'s role for running it by hand, valid for 12 hours, with
+    /// the function's own environment `env` (template.yaml's names): `source` it, or pass it to
+    /// `cargo lambda watch --env-file`, and the function runs with its own role as deployed.
+    /// Values are quoted, so both read them whole (a session token may end in `=`).
     pub async fn write_function_env(
         &self,
         function: &str,
         path: &Path,
+        env: &[(&str, String)],
     ) -> Result<(), EmulatorError> {
         let role = self
             .roles
@@ -412,20 +415,29 @@ impl Identities {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| failed("writing .local", e))?;
         }
-        let text = format!(
-            "# A session of {function}'s role (valid 12 hours), written by `make up`.\n\
-             export AWS_ACCESS_KEY_ID={}\n\
-             export AWS_SECRET_ACCESS_KEY={}\n\
-             export AWS_SESSION_TOKEN={}\n\
-             export AWS_REGION={region}\n\
-             export AWS_DEFAULT_REGION={region}\n\
-             export AWS_ENDPOINT_URL={}\n",
-            issued.access_key_id(),
-            issued.secret_access_key(),
-            issued.session_token(),
-            self.endpoint,
-            region = self.region,
+        let mut text = format!(
+            "# A session of {function}'s role (valid 12 hours) and its environment, written by `make up`.\n"
         );
+        let session = [
+            ("AWS_ACCESS_KEY_ID", issued.access_key_id()),
+            ("AWS_SECRET_ACCESS_KEY", issued.secret_access_key()),
+            ("AWS_SESSION_TOKEN", issued.session_token()),
+            ("AWS_REGION", &self.region),
+            ("AWS_DEFAULT_REGION", &self.region),
+            ("AWS_ENDPOINT_URL", &self.endpoint),
+        ];
+        for (name, value) in session
+            .into_iter()
+            .chain(env.iter().map(|(name, value)| (*name, value.as_str())))
+        {
+            if value.contains(['"', '\\', '$', '`', '\n']) {
+                return Err(failed(
+                    "writing .local",
+                    format!("{name} cannot be written quoted: {value:?}"),
+                ));
+            }
+            text.push_str(&format!("export {name}=\"{value}\"\n"));
+        }
         std::fs::write(path, text).map_err(|e| failed("writing .local", e))
     }
 

@@ -367,6 +367,8 @@ pub struct RunningSystem {
     pub config: LocalConfig,
     /// The stream handler, as its function runs it.
     pub plane: Arc<ControlPlane>,
+    /// The settings the reconciling functions run with here (`function_env`).
+    pub plane_config: ControlPlaneConfig,
     /// The rollout driver the system runs (tests step or inspect rollouts through it).
     pub rollouts: Arc<RolloutDriver>,
     /// The metrics job's view of the table (its own role).
@@ -606,6 +608,7 @@ impl RunningSystem {
             identities: infrastructure.identities.clone(),
             config,
             plane,
+            plane_config,
             rollouts,
             metrics,
             stream_arn: infrastructure.stream_arn.clone(),
@@ -634,6 +637,53 @@ impl RunningSystem {
             // The watch stopped (the system is stopping): never gone.
             None => std::future::pending().await,
         }
+    }
+
+    /// The environment a reconciling function (`function`, its logical id: the stream handler,
+    /// the completion loop) reads here, by template.yaml's names, for running its binary by hand
+    /// (`cargo lambda watch --env-file`); its timeout as template.yaml declares it.
+    pub fn function_env(&self, function: &str) -> Result<Vec<(&'static str, String)>, LocalError> {
+        let c = &self.plane_config;
+        let external_id_key = match &c.external_id_key {
+            KeySource::SsmParameter(name) => ("EXTERNAL_ID_KEY_PARAMETER", name.clone()),
+            KeySource::Inline(key) => ("EXTERNAL_ID_KEY", key.clone()),
+        };
+        let mut env = vec![
+            ("TABLE_NAME", c.tables.specs.clone()),
+            ("CONTROL_TABLE_NAME", c.tables.control.clone()),
+            ("TENANT_ROLE_NAME", c.tenant_role_name.clone()),
+            external_id_key,
+            (
+                "TERMINATION_PROTECTION",
+                c.termination_protection.to_string(),
+            ),
+            ("AUDIT_RETENTION_DAYS", c.audit_retention_days.to_string()),
+            ("LOG_LEVEL", "info".to_owned()),
+        ];
+        env.extend(
+            c.recheck_queue_url
+                .clone()
+                .map(|url| ("RECHECK_QUEUE_URL", url)),
+        );
+        env.extend(
+            c.lifecycle_topic_arn
+                .clone()
+                .map(|arn| ("LIFECYCLE_TOPIC_ARN", arn)),
+        );
+        let path = workspace_root().join("template.yaml");
+        let template: serde_yaml_ng::Value = std::fs::read_to_string(&path)
+            .map_err(|e| setup("reading template.yaml", e))
+            .and_then(|text| {
+                serde_yaml_ng::from_str(&text).map_err(|e| setup("parsing template.yaml", e))
+            })?;
+        let declared = controlplane::deadline::declared_timeout(&template, function);
+        env.extend(declared.stated.map(|seconds| {
+            (
+                controlplane::deadline::FUNCTION_TIMEOUT_VAR,
+                seconds.to_string(),
+            )
+        }));
+        Ok(env)
     }
 
     /// The table as the harness sees it (setup and inspection).

@@ -56,14 +56,21 @@ async fn main() -> Result<()> {
             .identities
             .write_env(who, path, &system.config.table, &system.preview_queue_url)?;
     }
-    // Each function's own role, for running it by hand (docs/testing.md: Invoking a function by hand).
-    system
-        .identities
-        .write_function_env(
-            "StreamHandlerFunction",
-            &local_dir.join("roles/stream-handler.env"),
-        )
-        .await?;
+    // Each reconciling function's own role and environment, for running it by hand
+    // (docs/testing.md: Invoking a function by hand; `cargo lambda watch --env-file`).
+    for (function, file) in [
+        ("StreamHandlerFunction", "roles/stream-handler.env"),
+        ("CompletionFunction", "roles/completion.env"),
+    ] {
+        system
+            .identities
+            .write_function_env(
+                function,
+                &local_dir.join(file),
+                &system.function_env(function)?,
+            )
+            .await?;
+    }
     println!();
     println!("tenant control plane is up");
     println!(
