@@ -23,18 +23,29 @@ help:
 
 ## Tools -------------------------------------------------------------------------------------------
 
+# uv installs the Python tools: itself a wheel from PyPI, installed into the venv by pip (no
+# other download), then every requirement from PyPI, wheels only, in one resolver pass, with the
+# versions requirements-local.lock pins. From nothing, 13 s where pip took 61 s (medians of 3 fresh
+# directories, no cache either way; pip 23 fetches one wheel at a time and compiles every module).
+# After changing requirements-local.txt, pin anew (the command heads the lock):
+#   .venv/bin/uv pip compile --universal --only-binary :all: --python-version 3.11 requirements-local.txt -o requirements-local.lock
+# Behind a package mirror, set UV_INDEX_URL (uv does not read pip's settings).
+UV_VERSION ?= 0.13.8
+UV_INSTALL = $(VENV)/bin/uv pip install --quiet --only-binary :all:
+
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-local.txt
+$(VENV)/.installed: requirements-local.txt requirements-local.lock
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary :all: uv==$(UV_VERSION)
+	$(UV_INSTALL) --python $(VENV)/bin/python -r requirements-local.txt -c requirements-local.lock
 	@touch $@
 
 build-tools: $(VENV)/.build-tools
 
 $(VENV)/.build-tools: requirements-build.txt | venv
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
+	$(UV_INSTALL) --python $(VENV)/bin/python -r requirements-build.txt
 	@touch $@
 
 # The AWS CLI (v1, as `pip install awscli` gives it) the docs' examples run with
@@ -49,7 +60,7 @@ $(VENV)/.docs-tools: requirements-docs.txt requirements-local.txt | venv
 contract-tools: $(VENV)/.contract-tools
 
 $(VENV)/.contract-tools: requirements-contract.txt | venv
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-contract.txt
+	$(UV_INSTALL) --python $(VENV)/bin/python -r requirements-contract.txt
 	@touch $@
 
 toolchain:
@@ -87,9 +98,10 @@ lint-templates: venv
 
 SECURITY_VENV ?= .venv-security
 
-$(SECURITY_VENV)/.installed: requirements-security.txt
+# Its own venv, installed by the main venv's uv.
+$(SECURITY_VENV)/.installed: requirements-security.txt | venv
 	$(PYTHON) -m venv $(SECURITY_VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(SECURITY_VENV); }
-	$(SECURITY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-security.txt
+	$(UV_INSTALL) --python $(SECURITY_VENV)/bin/python -r requirements-security.txt
 	@touch $@
 
 # checkov on every template: zero failed checks; every skip is justified inline (Metadata).
@@ -148,7 +160,7 @@ PEER_BENCH_OUT ?= $(CARGO_TARGET_DIR)/peer-bench
 PEER_BENCH = $(CARGO_TARGET_DIR)/release/peer-bench
 
 $(VENV)/.bench-peer: bench/peer/requirements.txt | venv
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+	$(UV_INSTALL) --python $(VENV)/bin/python -r bench/peer/requirements.txt
 	@touch $@
 
 bench-peer: venv build-tools toolchain $(VENV)/.bench-peer
