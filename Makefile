@@ -27,8 +27,9 @@ help:
 # other download), then every requirement from PyPI, wheels only, in one resolver pass, with the
 # versions requirements-local.lock pins. From nothing, 13 s where pip took 61 s (medians of 3 fresh
 # directories, no cache either way; pip 23 fetches one wheel at a time and compiles every module).
-# After changing requirements-local.txt, pin anew (the command heads the lock):
-#   .venv/bin/uv pip compile --universal --only-binary :all: --python-version 3.11 requirements-local.txt -o requirements-local.lock
+# The lock pins the docs' AWS CLI too (docs-tools), so that both installs agree on botocore.
+# After changing requirements-local.txt or requirements-docs.txt, pin anew (the lock's header):
+#   .venv/bin/uv pip compile --universal --only-binary :all: --python-version 3.11 requirements-local.txt requirements-docs.txt -o requirements-local.lock
 # Behind a package mirror, set UV_INDEX_URL (uv does not read pip's settings).
 UV_VERSION ?= 0.13.8
 UV_INSTALL = $(VENV)/bin/uv pip install --quiet --only-binary :all:
@@ -52,9 +53,9 @@ $(VENV)/.build-tools: requirements-build.txt | venv
 # (tests/docs_examples.rs): one resolver pass with the venv's own tools, since it pins botocore.
 docs-tools: $(VENV)/.docs-tools
 
-$(VENV)/.docs-tools: requirements-docs.txt requirements-local.txt | venv
+$(VENV)/.docs-tools: requirements-docs.txt requirements-local.txt requirements-local.lock | venv
 	@command -v jq >/dev/null && command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq jq curl; }
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt -r requirements-docs.txt
+	$(UV_INSTALL) --python $(VENV)/bin/python -r requirements-local.txt -r requirements-docs.txt -c requirements-local.lock
 	@touch $@
 
 contract-tools: $(VENV)/.contract-tools
