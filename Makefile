@@ -18,7 +18,7 @@ help:
 	@echo "make test   run every test (unit, emulator, lint)"
 	@echo "make soak   run the long reliability suite (RELIABILITY.md)"
 	@echo "make bench  run the benchmarks (BENCHMARKS.md)"
-	@echo "make watch-test  invoke functions under cargo lambda watch (README: Invoking a function by hand)"
+	@echo "make watch-test  invoke functions under cargo lambda watch (docs/testing.md: Invoking a function by hand)"
 	@echo "make sam-build   build the Lambda artefacts (arm64, release) for sam deploy"
 
 ## Tools -------------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ SCHEMATHESIS_MAX_EXAMPLES ?= 25
 contract: venv contract-tools toolchain
 	SCHEMATHESIS_MAX_EXAMPLES=$(SCHEMATHESIS_MAX_EXAMPLES) tests/contract/run-schemathesis
 
-# The README's "Invoking a function by hand", run as a user runs it: `cargo lambda watch
+# docs/testing.md's "Invoking a function by hand", run as a user runs it: `cargo lambda watch
 # --env-file` serves the stream handler, then the completion function, against a local system of
 # its own (own ports and LOCAL_DIR); `cargo lambda invoke` sends each a sample event from events/
 # (tests/watch/run-watch-test says what passes). Part of `make test`: watch runs `cargo run` on
