@@ -334,7 +334,7 @@ pub async fn publish(
         }
     }
     let template = parsed.map_err(|e| PublishError::Invalid(vec![e.message]))?;
-    let mut broken = tenants_it_breaks(&template, tenants).await?;
+    let mut broken = tenants_it_breaks(&template, templates, tenants).await?;
     if !broken.is_empty() {
         let count = broken.len();
         if count > NAMED_TENANTS {
@@ -396,20 +396,34 @@ fn same_version(
 /// with the reason, sorted.
 async fn tenants_it_breaks(
     template: &Template,
+    templates: &TableTemplates,
     tenants: &dyn TenantStore,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<String>, PublishError> {
     let keys: Vec<TenantKey> = crate::sweep::all_tenants(tenants).await?;
     let broken: Vec<Option<String>> = futures::stream::iter(keys)
         .map(|key| async move {
             let snapshot = tenants.load(&key).await?;
             let Some(item) = snapshot.spec else {
-                return Ok(None);
+                return Ok::<_, PublishError>(None);
             };
             // An invalid SPEC already fails on its own; a pinned one does not follow the fleet.
             let Ok(spec) = TenantSpec::parse(&key, &item) else {
                 return Ok(None);
             };
             if spec.template_version.is_some() {
+                return Ok(None);
+            }
+            // Nor does one that fails on the version it is on (an unknown key, a value out of
+            // range): it stays failed whatever is published, and must not hold the fleet back.
+            let on_its_version = crate::validation::validate(
+                &key,
+                &item,
+                snapshot.status.as_ref().and_then(|s| s.fleet_version()),
+                templates,
+            )
+            .await
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+            if matches!(on_its_version, crate::validation::Validation::Invalid(_)) {
                 return Ok(None);
             }
             Ok(stack_parameters(&spec, template)

@@ -613,6 +613,37 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
         named[0].contains("t000") && named[0].contains("player_count"),
         "{named:?}"
     );
+    // A tenant that already fails on the version it is on (a key no template has) holds
+    // nothing back: it stays failed whatever is published, with its own reason.
+    let mut world = world;
+    let mut broken = spec("t-broken", &[]);
+    broken.insert(
+        "config".into(),
+        AttributeValue::M(
+            [("colour".to_owned(), AttributeValue::S("red".into()))]
+                .into_iter()
+                .collect(),
+        ),
+    );
+    let key = TenantKey::new("t-broken");
+    world.store.put_spec(&key, broken);
+    world.reconciler.reconcile(&key).await.expect("reconcile");
+    let status = world.store.status(&key).expect("recorded");
+    assert!(
+        status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("colour")),
+        "{status:?}"
+    );
+    world
+        .publish(
+            "v2b",
+            &v2_body().replace("Description: Game", "Description: A game"),
+        )
+        .await
+        .expect("a tenant failing on its own version does not block a publish");
+    world.tenants.push(key);
     // Bad names, bodies and CloudFormation's own rejection.
     assert!(matches!(
         world.publish("v 4", &v2_body()).await,
