@@ -183,8 +183,9 @@ sam-build: build-tools
 
 ## Run -----------------------------------------------------------------------------------------------
 
-# tenantctl is built too: the banner puts it on PATH (one line to paste).
-up: venv toolchain
+# tenantctl is built too: the banner puts it on PATH (one line to paste). docs-tools: the AWS CLI
+# the README's examples use.
+up: venv docs-tools toolchain
 	$(CARGO) build --quiet -p tenantctl
 	$(CARGO) run --quiet -p local --bin local-system -- $(if $(DEMO),--demo,)
 

@@ -1398,9 +1398,15 @@ pub fn status_line(tenant: &str, row: &Value) -> String {
             row["reason"].as_str().unwrap_or("-"),
             REASON_COLUMNS,
         )),
+        // Sorted: an item's attributes come back in any order, and the line must not change
+        // (and be printed again) for that.
         Some("ready") => row["outputs"]
             .as_object()
-            .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+            .map(|o| {
+                let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                printable(&keys.join(", "))
+            })
             .map(|keys| format!("outputs: {keys}"))
             .unwrap_or_default(),
         _ => text(&row["stack_status"]),
@@ -1443,5 +1449,23 @@ mod tests {
         );
         assert!(!line.chars().any(char::is_control), "{line:?}");
         assert!(line.contains("\\u{1b}[2J"), "{line}");
+        // Whatever order the item's attributes came back in: one line.
+        let outputs = ["JobsQueueUrl", "SettingsParameterName", "JobsQueueArn"];
+        let lines: std::collections::BTreeSet<String> = (0..outputs.len())
+            .map(|first| {
+                let mut map = serde_json::Map::new();
+                for key in outputs.iter().cycle().skip(first).take(outputs.len()) {
+                    map.insert((*key).to_owned(), json!("x"));
+                }
+                status_line("acme", &json!({"status": "ready", "outputs": map}))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.ends_with("outputs: JobsQueueArn, JobsQueueUrl, SettingsParameterName")),
+            "{lines:?}"
+        );
     }
 }

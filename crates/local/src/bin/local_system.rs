@@ -90,7 +90,10 @@ async fn main() -> Result<()> {
         "  operator keys  {}   (`source` it: tenantctl --direct; TenantOperatorPolicy)",
         operator_env.display()
     );
-    println!("  tenants API    http://{}", system.api_addr);
+    println!(
+        "  tenants API    http://{0}   (health: http://{0}/health)",
+        system.api_addr
+    );
     // tenantctl's default is port 3000: on another port (a second instance on a shared
     // machine) it would talk to someone else's system.
     // `make up` builds tenantctl beside this binary: the line puts that one on PATH.
@@ -118,7 +121,7 @@ async fn main() -> Result<()> {
     );
     println!("  lifecycle      {}", system.lifecycle_topic_arn);
     println!(
-        "  tenant accounts {} (role {}, bootstrapped)",
+        "  tenant accts   {}   (role {}, bootstrapped)",
         system.config.tenant_accounts.join(", "),
         system.config.role_name
     );
@@ -128,8 +131,11 @@ async fn main() -> Result<()> {
          when it stops (the next run starts empty)"
     );
     println!();
-    println!("write a tenant (as the writer identity):");
-    println!("  source {}", writer_env.display());
+    println!("write a tenant (as the writer identity; the AWS CLI is .venv/bin/aws):");
+    println!(
+        "  export PATH=\"$PWD/.venv/bin:$PATH\"; source {}",
+        writer_env.display()
+    );
     println!(
         "  aws dynamodb put-item --table-name {} --item \\",
         system.config.table
@@ -145,6 +151,7 @@ async fn main() -> Result<()> {
         }
         println!("demo: wrote {} tenants", demo_rows().len());
     }
+    println!("Ctrl-C stops it all.");
     println!(
         "{:<16} {:<9} {:<12} {:<10} detail",
         "TENANT", "STATUS", "ACCOUNT", "REGION"
@@ -216,6 +223,7 @@ async fn main() -> Result<()> {
     }
     println!("\nstopping ...");
     system.shutdown().await;
+    println!("stopped: moto server and every function with it");
     Ok(())
 }
 
