@@ -88,11 +88,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use controlplane::decide::{Decision, Desired, DesiredStack, Observation, decide, fingerprint};
+use controlplane::decide::{Decision, Desired, Observation, decide};
 use controlplane::fakes::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
 use controlplane::spec::TenantKey;
-use controlplane::status::{StackLocation, Status};
+use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, batch_records, handle_batch_until, record_ref};
 use controlplane::template_source::BundledTemplates;
 use controlplane::validation::{Validation, validate};
@@ -127,21 +127,10 @@ async fn decode_validate_decide(
             panic!("a valid SPEC");
         };
         // As `Reconciler::desire` builds it.
-        let region = valid
-            .spec
-            .region
-            .clone()
-            .unwrap_or_else(|| settings.default_region.clone());
-        let desired = Desired::Present(DesiredStack {
-            fingerprint: fingerprint(&valid.spec, &region, &valid.template_version),
-            location: StackLocation {
-                account_id: valid.spec.account_id.clone(),
-                region,
-                stack_name: settings.stack_name(&record.tenant),
-            },
-            template_version: valid.template_version.clone(),
-            parameters: valid.parameters.clone(),
-        });
+        let desired = Desired::Present(valid.desired_stack(
+            &settings.default_region,
+            settings.stack_name(&record.tenant),
+        ));
         let decision = decide(&Observation {
             tenant_id: record.tenant.as_str(),
             desired: &desired,

@@ -11,9 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tracing::{debug, info, warn};
 
 use crate::audit;
-use crate::decide::{
-    Decision, Desired, DesiredStack, Observation, REMOVED_FINGERPRINT, Terminal, decide,
-};
+use crate::decide::{Decision, Desired, Observation, REMOVED_FINGERPRINT, Terminal, decide};
 use crate::ports::{
     Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StoreError, TemplateSource, TemplateSourceError, TenantStore, UpdateStarted,
@@ -26,7 +24,7 @@ use crate::status::{
     DecommissionNotice, LifecycleEvent, Operation, StackLocation, Status, TenantStatus,
 };
 use crate::template::Template;
-use crate::validation::{ValidSpec, Validation, validate};
+use crate::validation::{Validation, validate};
 
 pub use crate::stack::MANAGED_BY;
 
@@ -785,34 +783,14 @@ impl Reconciler {
                 ));
             }
         };
-        let fingerprint = valid.fingerprint(&self.settings.default_region);
-        let ValidSpec {
-            spec,
-            template_version,
-            assigned_version,
-            template,
-            parameters,
-        } = *valid;
-        let region = spec
-            .region
-            .clone()
-            .unwrap_or_else(|| self.settings.default_region.clone());
+        let desired =
+            valid.desired_stack(&self.settings.default_region, self.settings.stack_name(key));
         let versions = Versions {
-            template_version: Some(template_version.clone()),
-            assigned_version: Some(assigned_version.clone()),
+            template_version: Some(valid.template_version),
+            assigned_version: Some(valid.assigned_version),
             from_stack_tag: false,
         };
-        let desired = DesiredStack {
-            fingerprint,
-            location: StackLocation {
-                account_id: spec.account_id.clone(),
-                region,
-                stack_name: self.settings.stack_name(key),
-            },
-            template_version,
-            number_parameters: template.number_parameters(),
-            parameters,
-        };
+        let template = valid.template;
         Ok((Desired::Present(desired), Some(template), versions))
     }
 

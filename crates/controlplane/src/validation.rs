@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use serde_dynamo::Item;
 
-use crate::decide::{REMOVED_FINGERPRINT, fingerprint};
+use crate::decide::{DesiredStack, REMOVED_FINGERPRINT, fingerprint};
 use crate::ports::{TemplateSource, TemplateSourceError};
 use crate::spec::{FieldError, TenantKey, TenantSpec};
+use crate::status::StackLocation;
 use crate::template::{Template, stack_parameters};
 
 /// A SPEC that passed every rule, with what the stack is built from.
@@ -36,6 +37,22 @@ impl ValidSpec {
             self.region(default_region),
             &self.template_version,
         )
+    }
+
+    /// The stack this SPEC asks for, named `stack_name`: what `decide` compares with the one
+    /// that exists.
+    pub fn desired_stack(&self, default_region: &str, stack_name: String) -> DesiredStack {
+        DesiredStack {
+            fingerprint: self.fingerprint(default_region),
+            location: StackLocation {
+                account_id: self.spec.account_id.clone(),
+                region: self.region(default_region).to_owned(),
+                stack_name,
+            },
+            template_version: self.template_version.clone(),
+            number_parameters: self.template.number_parameters(),
+            parameters: self.parameters.clone(),
+        }
     }
 }
 
