@@ -421,13 +421,7 @@ async fn a_spec_with_a_39_digit_number_written_to_the_table_ends_failed_naming_t
     if let Some(AttributeValue::M(config)) = item.get_mut("config") {
         config.insert("player_count".into(), AttributeValue::N("1".repeat(39)));
     }
-    system
-        .dynamo
-        .put_item()
-        .table_name(&system.table)
-        .set_item(Some(item))
-        .send()
-        .await?;
+    system.put_item(item).await?;
 
     let stats = system.drain(&mut poller).await?;
     assert_eq!(stats.records_sent_to_on_failure, 0, "{stats:?}");
@@ -641,20 +635,12 @@ async fn numbers_written_in_any_form_converge_once_and_stay_quiet() -> Result<()
         ("five50", json!({"N": "5.50"})),
     ];
     for (tenant, players) in &rows {
-        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-            serde_json::from_value::<serde_dynamo::Item>(json!({
-                "pk": {"S": format!("TENANT#{tenant}")}, "sk": {"S": "SPEC"},
-                "tenant_id": {"S": tenant}, "account_id": {"S": ACCOUNT_A},
-                "config": {"M": {"player_count": players}},
-            }))?
-            .into();
-        system
-            .dynamo
-            .put_item()
-            .table_name(&system.table)
-            .set_item(Some(item))
-            .send()
-            .await?;
+        let item = serde_json::from_value::<serde_dynamo::Item>(json!({
+            "pk": {"S": format!("TENANT#{tenant}")}, "sk": {"S": "SPEC"},
+            "tenant_id": {"S": tenant}, "account_id": {"S": ACCOUNT_A},
+            "config": {"M": {"player_count": players}},
+        }))?;
+        system.put_item(item.into()).await?;
     }
     controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
     let mut versions = Vec::new();

@@ -120,8 +120,12 @@ impl LocalSystem {
 
     /// Writes a SPEC row as automation would (`aws dynamodb put-item`): JSON → DynamoDB item.
     pub async fn put_spec(&self, row: Value) -> Result<()> {
-        let item: HashMap<String, AttributeValue> =
-            controlplane::item_json::item_of_json(&row).into();
+        self.put_item(controlplane::item_json::item_of_json(&row).into())
+            .await
+    }
+
+    /// Writes `item` exactly as given (typed DynamoDB values) into the SPEC table, as the writer.
+    pub async fn put_item(&self, item: HashMap<String, AttributeValue>) -> Result<()> {
         self.dynamo
             .put_item()
             .table_name(&self.table)
