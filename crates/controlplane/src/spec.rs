@@ -160,6 +160,20 @@ pub fn reason_summary(reason: &str, max_chars: usize) -> String {
     shown
 }
 
+/// `text` with control characters (a terminal's escapes among them, and line breaks) shown
+/// escaped, not sent to the terminal: a reason quotes what a writer put in a SPEC.
+pub fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 /// `text` cut to at most `max` bytes (on a character boundary), marked `…` when cut.
 fn bounded(mut text: String, max: usize) -> String {
     if text.len() <= max {

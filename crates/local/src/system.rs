@@ -25,7 +25,7 @@ use controlplane::runtime::{
     ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, KeySource, MetricsJob, PreviewWorker,
     read_key, rollout_driver,
 };
-use controlplane::spec::reason_summary;
+use controlplane::spec::{printable, reason_summary};
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
 use serde_json::{Value, json};
@@ -1375,20 +1375,6 @@ pub async fn put_spec(
 /// One line of the live status view.
 /// How much of a failure's reason the live view shows on its line.
 const REASON_COLUMNS: usize = 160;
-
-/// `text` with control characters (a terminal's escapes among them) shown escaped, not sent to
-/// the terminal: a reason quotes what a writer put in a SPEC.
-fn printable(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
-}
 
 pub fn status_line(tenant: &str, row: &Value) -> String {
     let text = |v: &Value| printable(v.as_str().unwrap_or("-"));

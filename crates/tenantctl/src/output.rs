@@ -7,6 +7,7 @@ use comfy_table::{Table, presets};
 use controlplane::audit::AuditEntry;
 use controlplane::rollout::{Counts, Selection};
 use controlplane::rollout_preview::TenantPreview;
+use controlplane::spec::{printable, reason_summary};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -28,15 +29,19 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-/// The table without the borders' padding at the line ends.
+/// The table without the borders' padding at the line ends, and nothing a terminal would act
+/// on: a control character a writer put in a SPEC (an escape sequence) is shown escaped.
 fn render(table: &Table) -> String {
     table
         .to_string()
         .lines()
-        .map(|line| line.strip_prefix(' ').unwrap_or(line).trim_end())
+        .map(|line| printable(line.strip_prefix(' ').unwrap_or(line).trim_end()))
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// How much of a reason a listing shows (the tenant's own view shows all of it).
+const LISTED_REASON_CHARS: usize = 100;
 
 fn or_dash(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty()).unwrap_or("-").to_owned()
@@ -179,7 +184,12 @@ pub fn tenants(views: &[TenantView]) -> String {
             or_dash(view.region.as_deref()),
             template_of(view),
             or_dash(view.updated_by.as_deref()),
-            or_dash(view.reason.as_deref()),
+            or_dash(
+                view.reason
+                    .as_deref()
+                    .map(|reason| reason_summary(reason, LISTED_REASON_CHARS))
+                    .as_deref(),
+            ),
         ]);
     }
     render(&out)
@@ -243,9 +253,9 @@ pub fn events(entries: &[AuditEntry]) -> String {
 pub fn summary(view: &TenantView) -> String {
     match &view.reason {
         Some(reason) if !reason.is_empty() => {
-            format!("{}: {} ({reason})", view.tenant_id, view.status)
+            printable(&format!("{}: {} ({reason})", view.tenant_id, view.status))
         }
-        _ => format!("{}: {}", view.tenant_id, view.status),
+        _ => printable(&format!("{}: {}", view.tenant_id, view.status)),
     }
 }
 
@@ -305,7 +315,7 @@ pub fn rollout_line(rollout: &RolloutDetails) -> String {
         rollout.id, rollout.state, rollout.previous_version, rollout.target_version
     );
     match &rollout.reason {
-        Some(reason) if !reason.is_empty() => format!("{line}: {reason}"),
+        Some(reason) if !reason.is_empty() => printable(&format!("{line}: {reason}")),
         _ => line,
     }
 }
@@ -633,6 +643,29 @@ mod tests {
         v.template_version = None;
         v.stack_template_version = Some("v2".into());
         assert_eq!(template_of(&v), "v2");
+    }
+
+    #[test]
+    fn nothing_a_writer_put_in_a_spec_reaches_the_terminal_as_a_control_sequence() {
+        let mut hostile = view();
+        hostile.reason = Some(format!(
+            "invalid SPEC: {}",
+            (0..300)
+                .map(|i| format!("config.k{i}: \u{1b}]0;owned\u{7} unknown"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        let listed = tenants(std::slice::from_ref(&hostile));
+        assert!(
+            !listed.chars().any(|c| c.is_control() && c != '\n'),
+            "{listed:?}"
+        );
+        // The listing summarises; one line per tenant.
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        assert!(listed.contains("more"), "{listed}");
+        let line = summary(&hostile);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("\\u{1b}]0;owned"), "{line}");
     }
 
     #[test]
