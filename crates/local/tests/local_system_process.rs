@@ -357,6 +357,16 @@ async fn a_second_checkout_runs_on_its_own_files_and_writes_into_itself() -> Res
         "{stdout}"
     );
     assert!(stdout.contains("gone when it stops"), "{stdout}");
+    // The banner's own example writes a tenant the contract accepts (it once used `t1`).
+    let example = stdout
+        .split("TENANT#")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("the banner's put-item example")?;
+    assert!(
+        controlplane::spec::check_tenant_id(example).is_ok(),
+        "the banner's example tenant {example:?} is invalid"
+    );
     assert!(
         !stdout.contains(&built_from.display().to_string()),
         "the banner names the checkout the binary was built from: {stdout}"
