@@ -13,7 +13,7 @@ use api::ApiState;
 use api::auth::LocalTokens;
 use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
 use controlplane::spec::TenantKey;
-use support::{Reply, api, assert_problem};
+use support::{Api, Reply, api, assert_problem};
 
 #[tokio::test]
 async fn health_needs_no_token_and_everything_else_does() {
@@ -768,6 +768,31 @@ async fn a_direct_write_over_400_kb_is_refused_naming_the_field() {
     assert!(store.spec(&TenantKey::new("acme")).is_none());
 }
 
+/// Reconciles `tenant`, then reads it as an admin: `failed`, its reason containing `part`.
+async fn reconciled_failed_with(api: &Api, tenant: &str, part: &str) -> Reply {
+    api.reconcile(tenant).await;
+    let read = api
+        .call(
+            "GET",
+            &format!("/tenants/{tenant}"),
+            Some(&api.admin()),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "failed", "{}", read.body);
+    assert!(
+        read.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(part),
+        "{}",
+        read.body
+    );
+    read
+}
+
 /// A SPEC real DynamoDB could never have stored (written straight to the emulator) is readable,
 /// refused where the API would write it back unchanged, and can be repaired or removed.
 #[tokio::test]
@@ -785,21 +810,12 @@ async fn a_stored_spec_dynamodb_would_refuse_is_named_and_can_be_repaired() {
         );
     }
     api.store.put_spec(&key, stored);
-    api.reconcile("acme").await;
-
-    let read = api
-        .call("GET", "/tenants/acme", Some(&admin), None, &[])
-        .await;
-    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    assert_eq!(read.body["status"], "failed");
-    assert!(
-        read.body["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("config.player_count: \"111111111111111111111111111111111111111\" has 39 significant digits"),
-        "{}",
-        read.body
-    );
+    let read = reconciled_failed_with(
+        &api,
+        "acme",
+        "config.player_count: \"111111111111111111111111111111111111111\" has 39 significant digits",
+    )
+    .await;
     let retry = api
         .call("POST", "/tenants/acme/retry", Some(&admin), None, &[])
         .await;
@@ -836,21 +852,7 @@ async fn a_tenant_recorded_under_an_invalid_id_is_read_listed_and_removed() {
             "pk": "TENANT#t1", "sk": "SPEC", "tenant_id": "t1", "account_id": "111111111111",
         })),
     );
-    api.reconcile("t1").await;
-
-    let read = api
-        .call("GET", "/tenants/t1", Some(&admin), None, &[])
-        .await;
-    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    assert_eq!(read.body["status"], "failed");
-    assert!(
-        read.body["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("tenant_id: must be 3-40"),
-        "{}",
-        read.body
-    );
+    reconciled_failed_with(&api, "t1", "tenant_id: must be 3-40").await;
     let listed = api.call("GET", "/tenants", Some(&admin), None, &[]).await;
     assert!(
         listed.body["items"]
