@@ -442,7 +442,11 @@ pub enum Step {
     CatchUp,
     /// Done forward.
     Complete,
-    /// Done backward (whole fleet and the target was made current: restore the previous one).
+    /// Rolling back after the target was made current (whole fleet): the previous version is
+    /// made current again first, so a tenant created while the fleet rolls back starts on it,
+    /// not on the version being taken away.
+    RestoreCurrent,
+    /// Done backward.
     RolledBack,
     /// Nothing to do until members in flight settle, or the bake ends (`until`).
     Wait {
@@ -468,6 +472,7 @@ pub fn next_step(rollout: &Rollout, members: &[Member], now: DateTime<Utc>) -> S
         | RolloutState::Completed
         | RolloutState::Cancelled
         | RolloutState::RolledBack => Step::Idle,
+        RolloutState::RollingBack if rollout.current_set => Step::RestoreCurrent,
         RolloutState::RollingBack => roll_back(members, &plan),
         RolloutState::Running => run(rollout, members, &plan, now),
     }

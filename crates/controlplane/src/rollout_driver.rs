@@ -509,19 +509,17 @@ impl RolloutDriver {
             Step::Complete => {
                 rollout.state = RolloutState::Completed;
             }
-            Step::RolledBack => {
-                if rollout.current_set {
-                    let current = self.template_store.current_template().await?;
-                    if let Some(current) = current.filter(|c| c.version == rollout.target_version) {
-                        self.template_store
-                            .set_current_template(
-                                &rollout.previous_version,
-                                Some(current.row_version),
-                            )
-                            .await?;
-                    }
-                    rollout.current_set = false;
+            Step::RestoreCurrent => {
+                let current = self.template_store.current_template().await?;
+                if let Some(current) = current.filter(|c| c.version == rollout.target_version) {
+                    self.template_store
+                        .set_current_template(&rollout.previous_version, Some(current.row_version))
+                        .await?;
                 }
+                info!(rollout = %id, version = %rollout.previous_version, "fleet current version restored");
+                rollout.current_set = false;
+            }
+            Step::RolledBack => {
                 rollout.state = RolloutState::RolledBack;
                 let failed_back = members
                     .iter()
@@ -998,6 +996,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::MoveBack { .. } => "move_back",
         Step::Halt { .. } => "halt",
         Step::SetCurrent => "set_current",
+        Step::RestoreCurrent => "restore_current",
         Step::CatchUp => "catch_up",
         Step::Complete => "complete",
         Step::RolledBack => "rolled_back",

@@ -282,6 +282,24 @@ fn rollback_moves_back_every_tenant_moved_and_ends_rolled_back() {
 }
 
 #[test]
+fn a_rollback_after_the_target_was_made_current_restores_the_previous_version_first() {
+    let mut r = rollout(3, options(1, 2, 0, 0));
+    r.state = RolloutState::RollingBack;
+    r.current_set = true;
+    // Before any member moves back: a tenant created from now on starts on the previous one.
+    let m = members(&[Done, Done, Done], 0);
+    assert_eq!(next_step(&r, &m, at(0)), Step::RestoreCurrent);
+    r.current_set = false;
+    assert_eq!(
+        next_step(&r, &m, at(0)),
+        Step::MoveBack {
+            candidates: vec![0, 1, 2],
+            slots: 2
+        }
+    );
+}
+
+#[test]
 fn paused_halted_and_finished_rollouts_move_nothing() {
     for state in [
         RolloutState::Paused,
