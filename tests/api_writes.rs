@@ -256,7 +256,7 @@ async fn a_status_a_writer_forges_in_the_spec_table_is_never_read() -> Result<()
         admin,
     } = start().await?;
     let writer = system.writer_dynamo().await;
-    let spec = controlplane::item_json::item_of_json(&json!({
+    let spec = model::item_json::item_of_json(&json!({
         "pk": "TENANT#acme", "sk": "SPEC", "tenant_id": "acme", "account_id": "222222222222",
     }));
     writer
@@ -271,7 +271,7 @@ async fn a_status_a_writer_forges_in_the_spec_table_is_never_read() -> Result<()
         })
         .await?;
 
-    let forged = controlplane::item_json::item_of_json(&json!({
+    let forged = model::item_json::item_of_json(&json!({
         "pk": "TENANT#acme", "sk": "STATUS", "tenant_id": "acme", "status": "failed",
         "retryable": false, "reason": "forged", "version": 999, "updated_at": "2026-12-02T00:00:00Z",
         "outputs": {"JobsQueueUrl": "https://evil.example/steal"},

@@ -275,8 +275,8 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decommission_and_the_audit_timeline_on_the_real_table() -> Result<()> {
-    use controlplane::spec::TenantKey;
-    use controlplane::status::Status;
+    use model::spec::TenantKey;
+    use model::status::Status;
 
     let system = LocalSystem::start().await?;
     let mut row = seed_row();
@@ -360,7 +360,7 @@ async fn the_scheduled_reconciler_alone_provisions_rows_whose_records_were_never
 async fn conditional_spec_writes_see_any_concurrent_change_on_the_real_table() -> Result<()> {
     use controlplane::aws::dynamodb::DynamoStore;
     use controlplane::ports::{SpecStore, StoreError};
-    use controlplane::spec::TenantKey;
+    use model::spec::TenantKey;
 
     let system = LocalSystem::start().await?;
     let specs = DynamoStore::new(
@@ -373,7 +373,7 @@ async fn conditional_spec_writes_see_any_concurrent_change_on_the_real_table() -
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
             row[k] = v;
         }
-        Ok(controlplane::item_json::item_of_json(&row))
+        Ok(model::item_json::item_of_json(&row))
     };
     let first = item(json!({"updated_by": "alice", "notes": null}))?;
     specs.create_spec(&tenant, &first).await?;
@@ -413,7 +413,7 @@ async fn a_spec_with_a_39_digit_number_written_to_the_table_ends_failed_naming_t
     system.put_spec(seed_row()).await?;
     // As `aws dynamodb put-item` sends it: DynamoDB's N text (a JSON number would be an f64).
     let mut item: std::collections::HashMap<String, AttributeValue> =
-        controlplane::item_json::item_of_json(&json!({
+        model::item_json::item_of_json(&json!({
             "pk": "TENANT#precise", "sk": "SPEC", "tenant_id": "precise", "account_id": ACCOUNT_B,
             "config": {"difficulty": "hard"}
         }))

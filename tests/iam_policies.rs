@@ -581,7 +581,7 @@ fn cloudformation_can_make_the_tenant_templates_resources_with_the_tenant_role()
         let mut deployment = Deployment::new(REGION, TENANT_ACCOUNT, &format!("{STACK_PREFIX}t1"));
         deployment.parameters.insert("TenantId".into(), "t1".into());
         let declared = Declared::parse(&text, deployment).unwrap();
-        let template = controlplane::template::Template::parse("check", &text).unwrap();
+        let template = model::template::Template::parse("check", &text).unwrap();
         for transform in &template.transforms {
             let arn = format!(
                 "arn:aws:cloudformation:{REGION}:aws:transform/{}",
@@ -863,7 +863,7 @@ fn the_tenant_account_roles_grant_only_what_the_control_plane_and_cloudformation
         );
         // Every transform a published version may use can be expanded, by a stack and a
         // preview alike.
-        for transform in controlplane::template::AWS_TRANSFORMS {
+        for transform in model::template::AWS_TRANSFORMS {
             let arn = format!(
                 "arn:aws:cloudformation:{REGION}:aws:transform/{}",
                 transform.trim_start_matches("AWS::")

@@ -468,8 +468,8 @@ async fn stack_template(system: &RunningSystem, account: &str, tenant: &str) -> 
 async fn wait_for_rollout(
     system: &RunningSystem,
     id: &str,
-    state: controlplane::rollout::RolloutState,
-) -> Result<controlplane::rollout_driver::RolloutView> {
+    state: model::rollout::RolloutState,
+) -> Result<controlplane::rollout::driver::RolloutView> {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let view = system.rollouts.view(id).await?;
@@ -490,11 +490,11 @@ async fn wait_for_rollout(
 async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_them_back()
 -> Result<()> {
     use controlplane::ports::TemplateStore;
-    use controlplane::rollout::{Amount, Command, RolloutOptions, RolloutState, Selection};
-    use controlplane::rollout_driver::StartRollout;
+    use controlplane::rollout::driver::StartRollout;
     use controlplane::template_source::{
         BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, publish,
     };
+    use model::rollout::{Amount, Command, RolloutOptions, RolloutState, Selection};
     use std::sync::Arc;
 
     let system = start().await?;

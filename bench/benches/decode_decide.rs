@@ -88,15 +88,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use controlplane::decide::{Decision, Desired, Observation, decide};
 use controlplane::fakes::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, batch_records, handle_batch_until, record_ref};
 use controlplane::template_source::BundledTemplates;
 use controlplane::validation::{Validation, validate};
 use criterion::{BatchSize, Criterion, Throughput};
+use model::decide::{Decision, Desired, Observation, decide};
+use model::spec::TenantKey;
+use model::status::Status;
 use peer_bench::{insert_event_bytes, python, workspace_root};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};

@@ -67,7 +67,7 @@ pub fn insert_event(rows: &[Value]) -> Result<Value> {
         .iter()
         .enumerate()
         .map(|(i, row)| {
-            let image: serde_dynamo::Item = controlplane::item_json::item_of_json(row);
+            let image: serde_dynamo::Item = model::item_json::item_of_json(row);
             let mut keys =
                 serde_dynamo::Item::from(HashMap::<String, serde_dynamo::AttributeValue>::new());
             for key in ["pk", "sk"] {

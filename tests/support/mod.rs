@@ -120,7 +120,7 @@ impl LocalSystem {
 
     /// Writes a SPEC row as automation would (`aws dynamodb put-item`): JSON → DynamoDB item.
     pub async fn put_spec(&self, row: Value) -> Result<()> {
-        self.put_item(controlplane::item_json::item_of_json(&row).into())
+        self.put_item(model::item_json::item_of_json(&row).into())
             .await
     }
 

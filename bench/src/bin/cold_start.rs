@@ -89,8 +89,8 @@ use std::time::{Duration, SystemTime};
 
 use controlplane::reconcile::Outcome;
 use controlplane::runtime::{ControlPlane, init_metrics};
-use controlplane::status::Status;
 use controlplane::stream::handle_batch_until;
+use model::status::Status;
 use serde_json::value::RawValue;
 
 /// The function's timeout in template.yaml (Globals): the deadline of its invocation.

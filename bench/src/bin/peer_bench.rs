@@ -117,10 +117,10 @@ use aws_sdk_cloudformation::types::Parameter;
 use clap::{Parser, Subcommand, ValueEnum};
 use controlplane::reconcile::Outcome;
 use controlplane::runtime::{ControlPlane, ControlPlaneConfig, KeySource};
-use controlplane::status::Status;
 use controlplane::stream::handle_batch;
 use local::event_source::EventSourceSettings;
 use local::stream_poller::{Invocation, StreamPoller};
+use model::status::Status;
 use peer_bench::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -590,7 +590,7 @@ fn parameters_of(n: usize) -> Vec<Parameter> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            parameters.push((controlplane::template::parameter_name(key), text));
+            parameters.push((model::template::parameter_name(key), text));
         }
     }
     parameters

@@ -31,9 +31,9 @@ use axum::routing::{get, post};
 use controlplane::ports::{
     PreviewStore, RolloutStore, SpecStore, TemplateStore, TemplateValidator, TenantStore,
 };
-use controlplane::rollout_driver::RolloutDriver;
-use controlplane::template::TemplateError;
+use controlplane::rollout::driver::RolloutDriver;
 use controlplane::template_source::{BundledTemplates, TableTemplates};
+use model::template::TemplateError;
 
 use crate::auth::LocalTokens;
 use crate::paging::PageTokens;
@@ -56,7 +56,7 @@ pub struct ApiState {
     /// Rollout previews, as stored (the preview function computes them).
     pub previews: Arc<dyn PreviewStore>,
     /// The preview function's queue; none: previews cannot be made here.
-    pub preview_queue: Option<Arc<dyn controlplane::rollout_preview::PreviewQueue>>,
+    pub preview_queue: Option<Arc<dyn controlplane::rollout::preview::PreviewQueue>>,
     /// The region of a tenant whose SPEC names none (the control plane's).
     pub default_region: String,
     /// Signs and opens the listings' page tokens.

@@ -9,9 +9,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::ports::StoreError;
-use controlplane::rollout::Selection;
-use controlplane::rollout_preview::{MAX_SAMPLE, PreviewJob, PreviewState, TenantPreview, new_job};
-use controlplane::spec::FieldError;
+use controlplane::rollout::preview::{
+    MAX_SAMPLE, PreviewJob, PreviewState, TenantPreview, new_job,
+};
+use model::rollout::Selection;
+use model::spec::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::warn;

@@ -7,7 +7,7 @@
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use controlplane::spec::FieldError;
+use model::spec::FieldError;
 use serde::Serialize;
 use serde_json::json;
 
@@ -194,7 +194,7 @@ impl Problem {
     }
 
     fn detail_from_errors(mut self) -> Self {
-        self.detail = controlplane::spec::joined(&self.errors);
+        self.detail = model::spec::joined(&self.errors);
         self
     }
 

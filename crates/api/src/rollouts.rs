@@ -7,11 +7,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use controlplane::rollout::{
+use controlplane::rollout::driver::{RolloutError, StartRollout, wave_counts};
+use model::rollout::{
     Amount, Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection,
 };
-use controlplane::rollout_driver::{RolloutError, StartRollout, wave_counts};
-use controlplane::spec::{FieldError, check_tenant_id};
+use model::spec::{FieldError, check_tenant_id};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

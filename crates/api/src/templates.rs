@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::ports::{TemplateRecord, TemplateSource};
 use controlplane::reconcile::rfc3339;
-use controlplane::spec::{FieldError, check_template_version};
 use controlplane::template_source::{self, NewTemplate, PublishError};
+use model::spec::{FieldError, check_template_version};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

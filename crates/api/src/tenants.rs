@@ -8,13 +8,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use controlplane::audit::AuditEntry;
-use controlplane::item_json;
 use controlplane::ports::{Snapshot, StoreError};
-use controlplane::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey};
-use controlplane::status::Status;
 use controlplane::validation::{Validation, answering_fingerprint, validate};
 use futures::StreamExt;
+use model::audit::AuditEntry;
+use model::item_json;
+use model::spec::{FieldError, SPEC_ATTRIBUTES, SPEC_SK, TenantKey};
+use model::status::Status;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
 use serde_json::{Map, Value, json};
@@ -260,8 +260,8 @@ pub fn shown_actor(caller: &Caller, actor: String) -> String {
         Role::Admin => actor,
         Role::Tenant(_)
             if actor == caller.subject
-                || actor == controlplane::audit::SYSTEM_ACTOR
-                || actor == controlplane::audit::UNKNOWN_ACTOR =>
+                || actor == model::audit::SYSTEM_ACTOR
+                || actor == model::audit::UNKNOWN_ACTOR =>
         {
             actor
         }

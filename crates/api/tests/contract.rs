@@ -12,8 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use controlplane::ports::StoreError;
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
+use model::spec::TenantKey;
+use model::status::Status;
 use support::{Api, Reply, api, api_with, assert_problem};
 
 fn raw(method: &str, uri: &str, token: &str, content_type: &str, body: &str) -> Request<Body> {

@@ -16,9 +16,9 @@ use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
 use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::rollout_driver::RolloutDriver;
-use controlplane::spec::TenantKey;
+use controlplane::rollout::driver::RolloutDriver;
 use controlplane::template_source::SAMPLE_TEMPLATE;
+use model::spec::TenantKey;
 
 /// ValidateTemplate (faked) refuses bodies holding this.
 const REJECTED_MARKER: &str = "Fn::NoSuchFunction";

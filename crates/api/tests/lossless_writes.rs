@@ -18,7 +18,7 @@ use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
 use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
+use model::spec::TenantKey;
 
 /// Cases per property: 256, or `PROPTEST_CASES` (e.g. a long soak).
 fn cases() -> u32 {

@@ -540,7 +540,7 @@ async fn every_operation_answers_as_the_document_declares() {
         .await;
     assert_eq!(status, 202, "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
-    let runner = controlplane::rollout_preview::PreviewRunner::new(
+    let runner = controlplane::rollout::preview::PreviewRunner::new(
         store.clone(),
         store.clone(),
         Arc::new(controlplane::fakes::FakeStacks::default()),

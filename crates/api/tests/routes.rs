@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use api::ApiState;
 use api::auth::LocalTokens;
 use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
-use controlplane::spec::TenantKey;
+use model::spec::TenantKey;
 use support::{Api, Reply, api, assert_problem};
 
 #[tokio::test]
@@ -390,7 +390,7 @@ async fn a_retry_at_the_largest_counter_still_retries() {
     // As a writer put it, straight into the table.
     api.store.put_spec(
         &TenantKey::new("rmax"),
-        controlplane::item_json::item_of_json(&json!({
+        model::item_json::item_of_json(&json!({
             "pk": "TENANT#rmax", "sk": "SPEC", "tenant_id": "rmax",
             "account_id": "111111111111", "retry": 18446744073709551615u64,
         })),
@@ -848,7 +848,7 @@ async fn a_tenant_recorded_under_an_invalid_id_is_read_listed_and_removed() {
     let admin = api.admin();
     api.store.put_spec(
         &TenantKey::new("t1"),
-        controlplane::item_json::item_of_json(&json!({
+        model::item_json::item_of_json(&json!({
             "pk": "TENANT#t1", "sk": "SPEC", "tenant_id": "t1", "account_id": "111111111111",
         })),
     );
@@ -942,7 +942,7 @@ async fn the_listing_shows_every_tenant_with_a_status_whatever_its_spec() {
     api.create("acme", "111111111111").await;
     api.store.put_spec(
         &TenantKey::new("noid"),
-        controlplane::item_json::item_of_json(&json!({
+        model::item_json::item_of_json(&json!({
             "pk": "TENANT#noid", "sk": "SPEC", "account_id": "111111111111",
         })),
     );

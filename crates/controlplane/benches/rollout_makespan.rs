@@ -68,13 +68,13 @@ use tokio::time::Instant;
 use controlplane::fakes::{Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::ports::{Requeue, RequeueError, RolloutStore};
 use controlplane::reconcile::{Clock, Reconciler, Settings};
-use controlplane::rollout::{Amount, MemberState, RolloutOptions, RolloutState, Selection};
-use controlplane::rollout_driver::{RolloutDriver, StartRollout};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
+use controlplane::rollout::driver::{RolloutDriver, StartRollout};
 use controlplane::template_source::{
     BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, publish,
 };
+use model::rollout::{Amount, MemberState, RolloutOptions, RolloutState, Selection};
+use model::spec::TenantKey;
+use model::status::Status;
 
 #[derive(Parser, Debug)]
 #[command(about = "Rollout makespan on a virtual clock (BENCHMARKS.md)")]
@@ -145,7 +145,7 @@ fn spec(tenant: &str, account: usize) -> Item {
         "account_id": format!("{:012}", 100_000_000_000usize + account),
         "config": {"player_count": 4}, "updated_by": "bench"
     });
-    controlplane::item_json::item_of_json(&json)
+    model::item_json::item_of_json(&json)
 }
 
 fn failing(seed: &str, tenant: &str, percent: f64) -> bool {

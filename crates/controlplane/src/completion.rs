@@ -19,9 +19,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::aws::sqs::Recheck;
 use crate::reconcile::{Outcome, Reconciler, Settings};
-use crate::spec::TenantKey;
-use crate::stack::stack_name_of_id;
 use crate::stream::StreamSettings;
+use model::spec::TenantKey;
+use model::stack::stack_name_of_id;
 
 /// The `source` of CloudFormation's events.
 pub const CLOUDFORMATION_SOURCE: &str = "aws.cloudformation";

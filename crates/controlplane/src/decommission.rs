@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde_dynamo::AttributeValue;
 use tracing::{info, warn};
 
-use crate::audit::{AuditEntry, SYSTEM_ACTOR};
 use crate::ports::{Snapshot, StoreError, TenantStore};
 use crate::reconcile::{Reconciler, rfc3339};
-use crate::spec::{TenantKey, decommission_instant};
-use crate::status::{DecommissionNotice, TenantStatus};
 use crate::sweep::for_each_tenant;
+use model::audit::{AuditEntry, SYSTEM_ACTOR};
+use model::spec::{TenantKey, decommission_instant};
+use model::status::{DecommissionNotice, TenantStatus};
 
 /// What decommission does with one tenant now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -249,7 +249,7 @@ pub async fn decommission(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{Operation, Status};
+    use model::status::{Operation, Status};
 
     const DAY: Duration = Duration::from_secs(86_400);
 

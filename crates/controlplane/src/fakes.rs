@@ -7,16 +7,16 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_dynamo::Item;
 
-use crate::audit::AuditEntry;
 use crate::aws::dynamodb as items;
 use crate::ports::{
     CurrentTemplate, RolloutStore, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StatusSummary, StoreError, TemplateRecord, TemplateStore, TenantStore, UpdateStarted,
 };
-use crate::rollout::{Member, MemberState, Rollout};
-use crate::spec::TenantKey;
-use crate::stack::{MANAGED_BY, ObservedStack, StackStatus, TAG_MANAGED_BY, TAG_TENANT_ID};
-use crate::status::{StackLocation, Status, TenantStatus};
+use model::audit::AuditEntry;
+use model::rollout::{Member, MemberState, Rollout};
+use model::spec::TenantKey;
+use model::stack::{MANAGED_BY, ObservedStack, StackStatus, TAG_MANAGED_BY, TAG_TENANT_ID};
+use model::status::{StackLocation, Status, TenantStatus};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A test that panicked while holding the lock already failed; keep going for its report.
@@ -40,8 +40,8 @@ struct StoreState {
     rollouts: BTreeMap<String, Rollout>,
     members: HashMap<String, BTreeMap<String, Member>>,
     active_rollout: Option<String>,
-    previews: BTreeMap<String, crate::rollout_preview::PreviewJob>,
-    preview_results: HashMap<String, BTreeMap<String, crate::rollout_preview::TenantPreview>>,
+    previews: BTreeMap<String, crate::rollout::preview::PreviewJob>,
+    preview_results: HashMap<String, BTreeMap<String, crate::rollout::preview::TenantPreview>>,
     /// The rollout driver's lease: holder, and when it ends (epoch seconds).
     driver_lease: Option<(String, i64)>,
     /// Writes left before the store "crashes" (every later write fails), if set.
@@ -223,7 +223,7 @@ impl TenantStore for InMemoryStore {
     }
 
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
-        let retention = chrono::Duration::days(crate::audit::DEFAULT_RETENTION_DAYS.into());
+        let retention = chrono::Duration::days(model::audit::DEFAULT_RETENTION_DAYS.into());
         items::audit_item(tenant, entry, retention)?;
         let mut state = lock(&self.state);
         state.write()?;
@@ -629,7 +629,7 @@ impl Stacks for FakeStacks {
                 at.location.stack_name
             )));
         };
-        use crate::stack::StackPhase as P;
+        use model::stack::StackPhase as P;
         if !matches!(
             stack.observed.status.phase(),
             P::Healthy | P::UpdateRolledBack | P::UpdateFailed
@@ -753,7 +753,7 @@ impl RecordingPreviewQueue {
 }
 
 #[async_trait]
-impl crate::rollout_preview::PreviewQueue for RecordingPreviewQueue {
+impl crate::rollout::preview::PreviewQueue for RecordingPreviewQueue {
     async fn queue(&self, preview_id: &str) -> Result<(), crate::ports::RequeueError> {
         if *lock(&self.failing) {
             return Err(crate::ports::RequeueError("queue unavailable".into()));
@@ -798,12 +798,12 @@ impl crate::ports::Requeue for RecordingRequeue {
 /// Records every lifecycle event published; can be made to fail.
 #[derive(Default)]
 pub struct RecordingEvents {
-    published: Mutex<Vec<crate::status::LifecycleEvent>>,
+    published: Mutex<Vec<model::status::LifecycleEvent>>,
     failing: Mutex<bool>,
 }
 
 impl RecordingEvents {
-    pub fn published(&self) -> Vec<crate::status::LifecycleEvent> {
+    pub fn published(&self) -> Vec<model::status::LifecycleEvent> {
         lock(&self.published).clone()
     }
 
@@ -816,7 +816,7 @@ impl RecordingEvents {
 impl crate::ports::LifecycleEvents for RecordingEvents {
     async fn publish(
         &self,
-        event: &crate::status::LifecycleEvent,
+        event: &model::status::LifecycleEvent,
     ) -> Result<(), crate::ports::PublishError> {
         if *lock(&self.failing) {
             return Err(crate::ports::PublishError("topic unavailable".into()));
@@ -1234,7 +1234,7 @@ impl RolloutStore for InMemoryStore {
 impl crate::ports::PreviewStore for InMemoryStore {
     async fn create_preview(
         &self,
-        job: &crate::rollout_preview::PreviewJob,
+        job: &crate::rollout::preview::PreviewJob,
     ) -> Result<(), StoreError> {
         items::preview_item(job)?;
         let mut state = lock(&self.state);
@@ -1249,13 +1249,13 @@ impl crate::ports::PreviewStore for InMemoryStore {
     async fn preview(
         &self,
         id: &str,
-    ) -> Result<Option<crate::rollout_preview::PreviewJob>, StoreError> {
+    ) -> Result<Option<crate::rollout::preview::PreviewJob>, StoreError> {
         Ok(lock(&self.state).previews.get(id).cloned())
     }
 
     async fn put_preview(
         &self,
-        job: &crate::rollout_preview::PreviewJob,
+        job: &crate::rollout::preview::PreviewJob,
         expected: u64,
     ) -> Result<(), StoreError> {
         items::preview_item(job)?;
@@ -1271,7 +1271,7 @@ impl crate::ports::PreviewStore for InMemoryStore {
     async fn put_preview_results(
         &self,
         id: &str,
-        results: &[crate::rollout_preview::TenantPreview],
+        results: &[crate::rollout::preview::TenantPreview],
     ) -> Result<(), StoreError> {
         for result in results {
             items::preview_result_item(id, result)?;
@@ -1290,7 +1290,7 @@ impl crate::ports::PreviewStore for InMemoryStore {
         id: &str,
         page_token: Option<String>,
         limit: usize,
-    ) -> Result<(Vec<crate::rollout_preview::TenantPreview>, Option<String>), StoreError> {
+    ) -> Result<(Vec<crate::rollout::preview::TenantPreview>, Option<String>), StoreError> {
         let state = lock(&self.state);
         let Some(stored) = state.preview_results.get(id) else {
             return Ok((Vec::new(), None));
@@ -1313,7 +1313,7 @@ impl crate::ports::PreviewStore for InMemoryStore {
 /// As CloudFormation: a template that uses transforms is refused unless the call acknowledges
 /// CAPABILITY_AUTO_EXPAND (moto accepts it either way).
 fn acknowledged(request: &StackRequest) -> Result<(), StackError> {
-    let expands = crate::template::Template::parse("fake", &request.template_body)
+    let expands = model::template::Template::parse("fake", &request.template_body)
         .is_ok_and(|t| t.expands_transforms());
     if expands && !request.auto_expand {
         return Err(StackError::Rejected(

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ports::{StoreError, TenantStore};
-use crate::status::{Status, TenantStatus};
+use model::status::{Status, TenantStatus};
 
 pub const TENANTS_BY_STATUS: &str = "TenantsByStatus";
 pub const TENANTS_STUCK: &str = "TenantsStuck";

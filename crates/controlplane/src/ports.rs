@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_dynamo::Item;
 
-use crate::audit::AuditEntry;
-use crate::spec::TenantKey;
-use crate::stack::ObservedStack;
-use crate::status::{StackLocation, Status, TenantStatus};
-use crate::template::Template;
+use model::audit::AuditEntry;
+use model::spec::TenantKey;
+use model::stack::ObservedStack;
+use model::status::{StackLocation, Status, TenantStatus};
+use model::template::Template;
 
 /// Whether an error may heal by itself. Decides retry versus `failed` with the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub enum StoreError {
     Rejected(String),
     /// DynamoDB would refuse the item (each rule broken, under its attribute path): nothing was
     /// sent, and the same write will always be refused, so it is never retried.
-    #[error("DynamoDB would refuse this item: {}", crate::spec::joined(.0))]
-    Unstorable(Vec<crate::spec::FieldError>),
+    #[error("DynamoDB would refuse this item: {}", model::spec::joined(.0))]
+    Unstorable(Vec<model::spec::FieldError>),
     /// A stored record fails its own integrity check (a published template version whose body
     /// was changed in place): it is never used, and reading it again cannot help. The text is
     /// the control plane's own, meant for the operator who can repair it.
@@ -249,7 +249,7 @@ pub struct PublishError(pub String);
 /// Where lifecycle events go (SNS).
 #[async_trait]
 pub trait LifecycleEvents: Send + Sync {
-    async fn publish(&self, event: &crate::status::LifecycleEvent) -> Result<(), PublishError>;
+    async fn publish(&self, event: &model::status::LifecycleEvent) -> Result<(), PublishError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -429,14 +429,14 @@ pub trait TemplateStore: Send + Sync {
 #[async_trait]
 pub trait RolloutStore: Send + Sync {
     /// Stores a new rollout; `Conflict` when the id exists.
-    async fn create_rollout(&self, rollout: &crate::rollout::Rollout) -> Result<(), StoreError>;
-    async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError>;
+    async fn create_rollout(&self, rollout: &model::rollout::Rollout) -> Result<(), StoreError>;
+    async fn rollout(&self, id: &str) -> Result<Option<model::rollout::Rollout>, StoreError>;
     /// Every rollout, newest first.
-    async fn list_rollouts(&self) -> Result<Vec<crate::rollout::Rollout>, StoreError>;
+    async fn list_rollouts(&self) -> Result<Vec<model::rollout::Rollout>, StoreError>;
     /// Writes the rollout if its stored `version` is still `expected`.
     async fn put_rollout(
         &self,
-        rollout: &crate::rollout::Rollout,
+        rollout: &model::rollout::Rollout,
         expected: u64,
     ) -> Result<(), StoreError>;
     /// The rollout that holds the fleet (at most one runs at a time).
@@ -447,19 +447,19 @@ pub trait RolloutStore: Send + Sync {
     /// Frees the fleet if `id` holds it (a no-op otherwise).
     async fn release_active(&self, id: &str) -> Result<(), StoreError>;
     /// Every member of the rollout, sorted by `order`.
-    async fn members(&self, id: &str) -> Result<Vec<crate::rollout::Member>, StoreError>;
+    async fn members(&self, id: &str) -> Result<Vec<model::rollout::Member>, StoreError>;
     /// Adds members; one already stored is kept as it is (planning a page twice is harmless).
     async fn add_members(
         &self,
         id: &str,
-        members: &[crate::rollout::Member],
+        members: &[model::rollout::Member],
     ) -> Result<(), StoreError>;
     /// Writes a member if its stored state is still `expected`.
     async fn put_member(
         &self,
         id: &str,
-        member: &crate::rollout::Member,
-        expected: crate::rollout::MemberState,
+        member: &model::rollout::Member,
+        expected: model::rollout::MemberState,
     ) -> Result<(), StoreError>;
     /// Takes or renews the driver lease for `holder` until `until` (epoch seconds): granted when
     /// no lease is stored, `holder` has it, or the stored one ended before `now`; `Conflict`
@@ -476,23 +476,23 @@ pub trait PreviewStore: Send + Sync {
     /// Stores a new preview job; `Conflict` when the id exists.
     async fn create_preview(
         &self,
-        job: &crate::rollout_preview::PreviewJob,
+        job: &crate::rollout::preview::PreviewJob,
     ) -> Result<(), StoreError>;
     async fn preview(
         &self,
         id: &str,
-    ) -> Result<Option<crate::rollout_preview::PreviewJob>, StoreError>;
+    ) -> Result<Option<crate::rollout::preview::PreviewJob>, StoreError>;
     /// Writes the job if its stored `version` is still `expected`.
     async fn put_preview(
         &self,
-        job: &crate::rollout_preview::PreviewJob,
+        job: &crate::rollout::preview::PreviewJob,
         expected: u64,
     ) -> Result<(), StoreError>;
     /// Stores tenants' previews (one written again replaces the earlier one).
     async fn put_preview_results(
         &self,
         id: &str,
-        results: &[crate::rollout_preview::TenantPreview],
+        results: &[crate::rollout::preview::TenantPreview],
     ) -> Result<(), StoreError>;
     /// A page of the job's tenant previews, by tenant id, and the token of the next page.
     async fn preview_results(
@@ -500,7 +500,7 @@ pub trait PreviewStore: Send + Sync {
         id: &str,
         page_token: Option<String>,
         limit: usize,
-    ) -> Result<(Vec<crate::rollout_preview::TenantPreview>, Option<String>), StoreError>;
+    ) -> Result<(Vec<crate::rollout::preview::TenantPreview>, Option<String>), StoreError>;
 }
 
 /// CloudFormation's own check of a template body (ValidateTemplate, in the control plane's

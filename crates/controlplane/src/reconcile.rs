@@ -10,23 +10,23 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tracing::{debug, info, warn};
 
-use crate::audit;
-use crate::decide::{Decision, Desired, Observation, REMOVED_FINGERPRINT, Terminal, decide};
 use crate::ports::{
     Healing, LifecycleEvents, Requeue, Snapshot, StackError, StackRequest, StackTarget, Stacks,
     StoreError, TemplateSource, TemplateSourceError, TenantStore, UpdateStarted,
 };
-use crate::spec::{TenantKey, check_tenant_id, describe_errors};
-use crate::stack::{
+use crate::validation::{Validation, validate};
+use model::audit;
+use model::decide::{Decision, Desired, Observation, REMOVED_FINGERPRINT, Terminal, decide};
+use model::spec::{TenantKey, check_tenant_id, describe_errors};
+use model::stack::{
     ObservedStack, TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID,
 };
-use crate::status::{
+use model::status::{
     DecommissionNotice, LifecycleEvent, Operation, StackLocation, Status, TenantStatus,
 };
-use crate::template::Template;
-use crate::validation::{Validation, validate};
+use model::template::Template;
 
-pub use crate::stack::MANAGED_BY;
+pub use model::stack::MANAGED_BY;
 
 /// `assigned_by` of a tenant given the current version when it was first written.
 pub const ASSIGNED_AT_CREATION: &str = "created";
@@ -764,7 +764,7 @@ impl Reconciler {
                 // copied onto STATUS.
                 let pin = match item.get("template_version") {
                     Some(serde_dynamo::AttributeValue::S(pin))
-                        if crate::spec::check_template_version(pin).is_ok() =>
+                        if model::spec::check_template_version(pin).is_ok() =>
                     {
                         Some(pin.clone())
                     }
@@ -871,7 +871,7 @@ impl Reconciler {
     /// never published (or changed since) is not adopted: the tenant takes the fleet's current
     /// version instead of failing on a version it was never given.
     async fn adoptable(&self, version: &str) -> Result<bool, TransientError> {
-        if crate::spec::check_template_version(version).is_err() {
+        if model::spec::check_template_version(version).is_err() {
             warn!(
                 version,
                 "the stack's template-version tag is not a version name: not kept"

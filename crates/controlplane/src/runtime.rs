@@ -10,7 +10,6 @@ pub use aws_config::SdkConfig;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use tracing_subscriber::EnvFilter;
 
-use crate::audit::DEFAULT_RETENTION_DAYS;
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::calls as table;
 use crate::aws::dynamodb::{DynamoStore, Tables};
@@ -22,10 +21,11 @@ use crate::aws::{Call, Resource};
 use crate::metrics;
 use crate::ports::{StreamRecords, TenantStore};
 use crate::reconcile::{Reconciler, Settings};
-use crate::rollout_driver::RolloutDriver;
-use crate::rollout_preview::{PreviewQueue, PreviewRunner};
+use crate::rollout::driver::RolloutDriver;
+use crate::rollout::preview::{PreviewQueue, PreviewRunner};
 use crate::stream::StreamSettings;
 use crate::template_source::{BundledTemplates, TableTemplates};
+use model::audit::DEFAULT_RETENTION_DAYS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,7 +36,7 @@ pub enum ConfigError {
     #[error("cannot read the key in SSM parameter {name}: {reason}")]
     Key { name: String, reason: String },
     #[error(transparent)]
-    Template(#[from] crate::template::TemplateError),
+    Template(#[from] model::template::TemplateError),
 }
 
 pub const DEFAULT_DECOMMISSION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);

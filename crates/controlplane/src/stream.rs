@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::audit::{AuditEntry, UNKNOWN_ACTOR};
 use crate::reconcile::{Outcome, Reconciler, rfc3339};
-use crate::spec::{SPEC_SK, TenantKey};
+use model::audit::{AuditEntry, UNKNOWN_ACTOR};
+use model::spec::{SPEC_SK, TenantKey};
 
 /// Time kept free before an invocation's deadline: one tenant's reconcile (a few AWS calls).
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);

@@ -10,7 +10,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::ports::{StoreError, TenantStore};
 use crate::reconcile::{Outcome, Reconciler};
-use crate::spec::TenantKey;
+use model::spec::TenantKey;
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

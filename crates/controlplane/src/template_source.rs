@@ -13,8 +13,8 @@ use crate::ports::{
     StackError, StoreError, TemplateRecord, TemplateSource, TemplateSourceError, TemplateStore,
     TemplateValidator, TenantStore,
 };
-use crate::spec::{TenantKey, TenantSpec, check_template_version, describe_errors};
-use crate::template::{Template, TemplateError, stack_parameters};
+use model::spec::{TenantKey, TenantSpec, check_template_version, describe_errors};
+use model::template::{Template, TemplateError, stack_parameters};
 
 pub const SAMPLE_TEMPLATE: &str = include_str!("../../../templates/tenant-template.yaml");
 pub const SAMPLE_VERSION: &str = "v1";
@@ -83,7 +83,7 @@ impl BundledTemplates {
                 body: template.body.clone(),
                 sha256: sha256_hex(&template.body),
                 description: Some("shipped with the control plane".into()),
-                published_by: crate::audit::SYSTEM_ACTOR.into(),
+                published_by: model::audit::SYSTEM_ACTOR.into(),
                 published_at: SHIPPED_PUBLISHED_AT.into(),
             })
             .collect()
@@ -240,8 +240,8 @@ pub enum PublishError {
     #[error("{0}")]
     Unavailable(String),
     /// DynamoDB would refuse the version's item: each field at fault. Nothing was stored.
-    #[error("DynamoDB would refuse the template version: {}", crate::spec::joined(.0))]
-    Unstorable(Vec<crate::spec::FieldError>),
+    #[error("DynamoDB would refuse the template version: {}", model::spec::joined(.0))]
+    Unstorable(Vec<model::spec::FieldError>),
 }
 
 impl From<StoreError> for PublishError {
@@ -302,7 +302,7 @@ pub async fn publish(
                     "Transform {name} is a macro: it runs code of its own in every tenant \
                      account, which neither the tenant accounts nor their role provide; \
                      publish the expanded template instead (only {} are run)",
-                    crate::template::AWS_TRANSFORMS.join(", ")
+                    model::template::AWS_TRANSFORMS.join(", ")
                 ));
             }
         }

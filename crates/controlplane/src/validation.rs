@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use serde_dynamo::Item;
 
-use crate::decide::{DesiredStack, REMOVED_FINGERPRINT, fingerprint};
 use crate::ports::{TemplateSource, TemplateSourceError};
-use crate::spec::{FieldError, TenantKey, TenantSpec};
-use crate::status::StackLocation;
-use crate::template::{Template, stack_parameters};
+use model::decide::{DesiredStack, REMOVED_FINGERPRINT, fingerprint};
+use model::spec::{FieldError, TenantKey, TenantSpec};
+use model::status::StackLocation;
+use model::template::{Template, stack_parameters};
 
 /// A SPEC that passed every rule, with what the stack is built from.
 #[derive(Clone, Debug)]

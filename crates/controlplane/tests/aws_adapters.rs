@@ -17,9 +17,9 @@ use controlplane::ports::{
     Healing, StackError, StackRequest, StackTarget, Stacks, StoreError, TemplateValidator,
     TenantStore, UpdateStarted,
 };
-use controlplane::spec::TenantKey;
-use controlplane::stack::StackStatus;
-use controlplane::status::{StackLocation, Status, TenantStatus};
+use model::spec::TenantKey;
+use model::stack::StackStatus;
+use model::status::{StackLocation, Status, TenantStatus};
 
 const ACCOUNT: &str = "111111111111";
 const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/TenantControlRole";

@@ -11,10 +11,10 @@ use controlplane::fakes::{
     Behaviour, FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue,
 };
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, handle_batch};
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::status::Status;
 use serde_json::{Value, json};
 
 use common::{event, seed_image};
@@ -140,7 +140,7 @@ async fn a_stack_status_change_event_records_the_end_without_waiting_for_the_re_
     // CloudFormation finishes; its event arrives before the scheduled re-check.
     assert_eq!(
         l.stacks.finish(&location),
-        Some(controlplane::stack::StackStatus::CreateComplete)
+        Some(model::stack::StackStatus::CreateComplete)
     );
     let response = handle_rechecks(
         &l.reconciler,
@@ -324,7 +324,7 @@ async fn a_failed_look_at_an_operation_in_flight_keeps_the_operation() {
 
 #[tokio::test]
 async fn each_transition_publishes_one_lifecycle_event() {
-    use controlplane::status::LifecycleKind;
+    use model::status::LifecycleKind;
     let l = setup();
     put_seed(&l);
     let tenant = TenantKey::new("gs1234");
@@ -405,7 +405,7 @@ async fn a_failed_publish_keeps_the_state_and_the_event_until_it_goes_out() {
 
 #[tokio::test]
 async fn an_invalid_spec_publishes_a_failed_event_with_its_reason() {
-    use controlplane::status::LifecycleKind;
+    use model::status::LifecycleKind;
     let l = setup();
     let tenant = TenantKey::new("gs1234");
     let mut image = event("stream-insert.json")["Records"][0]["dynamodb"]["NewImage"].clone();

@@ -32,13 +32,13 @@ use controlplane::ports::{
     StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
 };
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::stack::ObservedStack;
-use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, handle_batch};
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
 use controlplane::validation::answering_fingerprint;
+use model::spec::TenantKey;
+use model::stack::ObservedStack;
+use model::status::Status;
 
 const TENANTS: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
 const ACCOUNTS: [&str; 2] = ["111111111111", "222222222222"];
@@ -244,7 +244,7 @@ fn spec_item(tenant: &str, variant: u8, account: usize, retry: u32) -> Item {
     if retry > 0 {
         row["retry"] = json!(retry);
     }
-    controlplane::item_json::item_of_json(&row)
+    model::item_json::item_of_json(&row)
 }
 
 /// What the table's stream carries for a write.

@@ -12,10 +12,10 @@ use serde_dynamo::{AttributeValue, Item};
 use controlplane::decommission::decommission;
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingEvents};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::{LifecycleKind, Status};
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::status::{LifecycleKind, Status};
 
 use common::seed_image;
 

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::status::Status;
 use controlplane::stream::{StreamSettings, handle_batch, handle_batch_until, record_ref};
 use controlplane::template_source::BundledTemplates;
+use model::status::Status;
 
 use common::event;
 

@@ -11,10 +11,10 @@ use serde_json::Value;
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::status::Status;
 
 use common::seed_image;
 

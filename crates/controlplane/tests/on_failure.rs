@@ -10,10 +10,10 @@ use controlplane::fakes::{FakeStacks, FakeStreamRecords, InMemoryStore, Recordin
 use controlplane::on_failure::handle_on_failure_records;
 use controlplane::ports::{ShardRange, StackError, StoreError};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
 use controlplane::stream::StreamSettings;
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::status::Status;
 
 use common::{event, seed_image};
 

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::ports::{StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::stack::ObservedStack;
-use controlplane::status::Status;
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::stack::ObservedStack;
+use model::status::Status;
 
 const SWEEPS: usize = 12;
 

@@ -14,17 +14,17 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_dynamo::Item;
 use serde_json::{Value, json};
 
-use controlplane::decide::{REMOVED_FINGERPRINT, fingerprint};
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::ports::{
     StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
 };
 use controlplane::reconcile::{Outcome, Reconciler, Settings, rfc3339};
-use controlplane::spec::{TenantKey, TenantSpec};
-use controlplane::stack::{ObservedStack, StackStatus};
-use controlplane::status::{Operation, StackLocation, Status, TenantStatus};
 use controlplane::stream::{BatchReport, SkippedRecord, StreamSettings, handle_batch};
 use controlplane::template_source::{BundledTemplates, SAMPLE_TEMPLATE};
+use model::decide::{REMOVED_FINGERPRINT, fingerprint};
+use model::spec::{TenantKey, TenantSpec};
+use model::stack::{ObservedStack, StackStatus};
+use model::status::{Operation, StackLocation, Status, TenantStatus};
 
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "111111111111";

@@ -15,19 +15,17 @@ use controlplane::fakes::{
 };
 use controlplane::ports::{RolloutStore, TemplateStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::rollout::{
-    Amount, Command, MemberState, RolloutOptions, RolloutState, Selection,
-};
-use controlplane::rollout_driver::{RolloutDriver, RolloutError, StartRollout};
-use controlplane::rollout_preview::{
+use controlplane::rollout::driver::{RolloutDriver, RolloutError, StartRollout};
+use controlplane::rollout::preview::{
     PreviewProgress, PreviewRunner, PreviewState, TenantPreview, new_job,
 };
-use controlplane::spec::TenantKey;
-use controlplane::stack::TAG_TEMPLATE_VERSION;
-use controlplane::status::{StackLocation, Status};
 use controlplane::template_source::{
     BundledTemplates, NewTemplate, PublishError, SAMPLE_TEMPLATE, TableTemplates, publish,
 };
+use model::rollout::{Amount, Command, MemberState, RolloutOptions, RolloutState, Selection};
+use model::spec::TenantKey;
+use model::stack::TAG_TEMPLATE_VERSION;
+use model::status::{StackLocation, Status};
 
 use common::seed_image;
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use controlplane::completion::handle_rechecks;
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
 use controlplane::stream::{SkippedRecord, StreamSettings, handle_batch};
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::status::Status;
 use serde_json::Value;
 
 use common::event;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::status::Status;
 use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::status::Status;
 
 use common::{event, seed_image};
 

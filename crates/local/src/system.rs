@@ -19,15 +19,15 @@ use controlplane::aws::sts::ExternalIds;
 use controlplane::completion::handle_rechecks;
 use controlplane::decommission::decommission;
 use controlplane::on_failure::handle_on_failure_records;
-use controlplane::rollout_driver::RolloutDriver;
-use controlplane::rollout_preview::handle_preview_messages;
+use controlplane::rollout::driver::RolloutDriver;
+use controlplane::rollout::preview::handle_preview_messages;
 use controlplane::runtime::{
     ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, KeySource, MetricsJob, PreviewWorker,
     read_key, rollout_driver,
 };
-use controlplane::spec::{printable, reason_summary};
 use controlplane::stream::handle_batch;
 use controlplane::sweep::sweep;
+use model::spec::{printable, reason_summary};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -1356,7 +1356,7 @@ pub async fn put_spec(
     table: &str,
     row: Value,
 ) -> Result<(), LocalError> {
-    let item: HashMap<String, AttributeValue> = controlplane::item_json::item_of_json(&row).into();
+    let item: HashMap<String, AttributeValue> = model::item_json::item_of_json(&row).into();
     dynamo
         .put_item()
         .table_name(table)

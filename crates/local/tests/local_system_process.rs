@@ -364,7 +364,7 @@ async fn a_second_checkout_runs_on_its_own_files_and_writes_into_itself() -> Res
         .and_then(|rest| rest.split('"').next())
         .context("the banner's put-item example")?;
     assert!(
-        controlplane::spec::check_tenant_id(example).is_ok(),
+        model::spec::check_tenant_id(example).is_ok(),
         "the banner's example tenant {example:?} is invalid"
     );
     assert!(

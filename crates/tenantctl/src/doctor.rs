@@ -3,7 +3,7 @@
 //! where a writer finds out.
 
 use controlplane::aws::dynamodb::DynamoStore;
-use controlplane::table_lint::{RowProblem, spec_table_row_problems};
+use model::table_lint::{RowProblem, spec_table_row_problems};
 use serde::Serialize;
 
 use crate::failure::{Exit, Failure};

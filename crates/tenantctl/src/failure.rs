@@ -3,7 +3,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use controlplane::spec::FieldError;
+use model::spec::FieldError;
 use serde::{Deserialize, Serialize};
 
 /// The exit codes, as `--help` and docs/cli.md document them.

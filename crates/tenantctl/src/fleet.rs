@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api::rollouts::RolloutDetails;
 use clap::{Args, Subcommand};
-use controlplane::rollout::{Amount, Command as RolloutCommandKind, RolloutState};
+use model::rollout::{Amount, Command as RolloutCommandKind, RolloutState};
 use serde_json::{Map, Value, json};
 
 use crate::backend::Backend;
@@ -75,8 +75,8 @@ impl SelectionArgs {
     }
 
     #[cfg(test)]
-    pub fn selection(&self) -> controlplane::rollout::Selection {
-        controlplane::rollout::Selection {
+    pub fn selection(&self) -> model::rollout::Selection {
+        model::rollout::Selection {
             tenants: self.tenants.clone(),
             config: self.config.iter().cloned().collect(),
             percent: self.percent,
@@ -382,7 +382,7 @@ pub async fn rollout(
                 }
             }
             Ok(match previews.state {
-                controlplane::rollout_preview::PreviewState::Done => Exit::Ok,
+                controlplane::rollout::preview::PreviewState::Done => Exit::Ok,
                 _ => Exit::Refused,
             })
         }

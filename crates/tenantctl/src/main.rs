@@ -743,7 +743,7 @@ mod tests {
     use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
     use controlplane::ports::StackError;
     use controlplane::reconcile::{Reconciler, Settings};
-    use controlplane::spec::TenantKey;
+    use model::spec::TenantKey;
 
     use super::*;
 
@@ -961,7 +961,7 @@ mod tests {
         assert_eq!(options.wave_bake, Some(Duration::from_secs(30)));
         assert_eq!(
             options.max_concurrency,
-            Some(controlplane::rollout::Amount::Percent(10))
+            Some(model::rollout::Amount::Percent(10))
         );
         assert!(options.no_auto_rollback && wait && timeout.is_none());
 
@@ -1116,12 +1116,12 @@ mod tests {
         assert_eq!(busy.exit(), Exit::Conflict);
         fleet
             .backend
-            .command_rollout(&first.id, controlplane::rollout::Command::Cancel)
+            .command_rollout(&first.id, model::rollout::Command::Cancel)
             .await
             .expect("cancelled");
         let illegal = fleet
             .backend
-            .command_rollout(&first.id, controlplane::rollout::Command::Resume)
+            .command_rollout(&first.id, model::rollout::Command::Resume)
             .await
             .expect_err("refused");
         assert_eq!(illegal.exit(), Exit::Conflict);
@@ -1147,7 +1147,7 @@ mod tests {
         let done = watch::watch(&fleet.backend, &second.id, Some(Duration::from_secs(5)))
             .await
             .expect("completed");
-        assert_eq!(done.state, controlplane::rollout::RolloutState::Completed);
+        assert_eq!(done.state, model::rollout::RolloutState::Completed);
         assert_eq!(done.counts.done, 1);
         assert_eq!(fleet::exit_of(done.state), Exit::Ok);
         let rollouts = fleet.backend.rollouts().await.expect("listed");
@@ -1168,7 +1168,7 @@ mod tests {
     #[tokio::test]
     async fn a_plan_names_every_replaced_resource() {
         use controlplane::fakes::RecordingPreviewQueue;
-        use controlplane::rollout_preview::{PreviewProgress, PreviewRunner};
+        use controlplane::rollout::preview::{PreviewProgress, PreviewRunner};
 
         let fleet = fleet();
         fleet.ready("acme").await;

@@ -4,10 +4,10 @@ use api::rollouts::RolloutDetails;
 use api::templates::TemplateVersions;
 use api::tenants::{Tenant, TenantView};
 use comfy_table::{Table, presets};
-use controlplane::audit::AuditEntry;
-use controlplane::rollout::{Counts, Selection};
-use controlplane::rollout_preview::TenantPreview;
-use controlplane::spec::{printable, reason_summary};
+use controlplane::rollout::preview::TenantPreview;
+use model::audit::AuditEntry;
+use model::rollout::{Counts, Selection};
+use model::spec::{printable, reason_summary};
 use serde::Serialize;
 use serde_json::{Map, Value};
 

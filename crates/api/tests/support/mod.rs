@@ -15,7 +15,7 @@ use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
 use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::spec::TenantKey;
+use model::spec::TenantKey;
 
 /// A request as a client sends it: a bearer token, a JSON body, and any other headers.
 pub fn request(

@@ -104,10 +104,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use controlplane::reconcile::{Clock, Reconciler, Settings};
-use controlplane::spec::TenantKey;
-use controlplane::stack::StackStatus;
-use controlplane::status::StackLocation;
 use controlplane::template_source::BundledTemplates;
+use model::spec::TenantKey;
+use model::stack::StackStatus;
+use model::status::StackLocation;
 use serde_dynamo::Item;
 use serde_json::json;
 use sim::{

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use controlplane::audit::AuditEntry;
 use controlplane::completion::{CLOUDFORMATION_SOURCE, STACK_STATUS_CHANGE, handle_rechecks};
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::ports::{
@@ -17,10 +16,11 @@ use controlplane::ports::{
     StoreError, TenantStore, UpdateStarted,
 };
 use controlplane::reconcile::{Outcome, Reconciler, rfc3339};
-use controlplane::spec::TenantKey;
-use controlplane::stack::{ObservedStack, StackPhase, StackStatus};
-use controlplane::status::{StackLocation, Status, TenantStatus};
 use controlplane::stream::StreamSettings;
+use model::audit::AuditEntry;
+use model::spec::TenantKey;
+use model::stack::{ObservedStack, StackPhase, StackStatus};
+use model::status::{StackLocation, Status, TenantStatus};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};

@@ -17,7 +17,7 @@ use lru::LruCache;
 use super::sts::RoleCredentials;
 use super::{AwsFailure, QUOTA_ERRORS};
 use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
-use crate::stack::{ObservedStack, StackStatus};
+use model::stack::{ObservedStack, StackStatus};
 
 /// The calls of [`CloudFormationStacks`]' `Stacks`, made through the tenant role. CreateStack
 /// and UpdateStack with tags also need `cloudformation:TagResource` (CloudFormation checks it on

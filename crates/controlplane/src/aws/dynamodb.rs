@@ -19,13 +19,13 @@ use serde_dynamo::Item;
 use tracing::warn;
 
 use super::AwsFailure;
-use crate::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
-use crate::dynamo_rules::{KeyTable, check_item, check_values};
 use crate::ports::{
     Healing, IdempotencyRecord, Snapshot, SpecStore, StatusSummary, StoreError, TenantStore,
 };
-use crate::spec::{SPEC_ATTRIBUTES, SPEC_SK, STATUS_SK, TenantKey};
-use crate::status::{StackLocation, Status, TenantStatus};
+use model::audit::{AuditEntry, DEFAULT_RETENTION_DAYS, EVENT_SK_PREFIX};
+use model::dynamo_rules::{KeyTable, check_item, check_values};
+use model::spec::{SPEC_ATTRIBUTES, SPEC_SK, STATUS_SK, TenantKey};
+use model::status::{StackLocation, Status, TenantStatus};
 
 /// The calls of [`DynamoStore`], by what they serve (a function's role needs those of the parts
 /// it uses).
@@ -108,7 +108,7 @@ pub mod calls {
     ];
 }
 
-pub use crate::dynamo_rules::{BY_STATUS_INDEX, STATUSES_INDEX, TENANTS_INDEX};
+pub use model::dynamo_rules::{BY_STATUS_INDEX, STATUSES_INDEX, TENANTS_INDEX};
 /// Index entries per page of every tenant.
 const TENANTS_PAGE: i32 = 1000;
 /// BatchGetItem takes at most 100 keys.
@@ -218,10 +218,12 @@ fn storable(item: Row) -> Result<Row, StoreError> {
     storable_in(KeyTable::Control, item)
 }
 
-/// The item, if DynamoDB would store it in `table`.
+/// The item, if DynamoDB would store it in `table`. The rules read serde_dynamo's values (the
+/// model has no SDK); the conversion moves the values, it copies none.
 fn storable_in(table: KeyTable, item: Row) -> Result<Row, StoreError> {
-    check_item(table, &item).map_err(StoreError::Unstorable)?;
-    Ok(item)
+    let plain = serde_dynamo::Item::from(item);
+    check_item(table, plain.inner()).map_err(StoreError::Unstorable)?;
+    Ok(plain.into())
 }
 
 /// The key of a DeleteItem, if DynamoDB would take it.
@@ -236,7 +238,7 @@ fn key_of(pk: String, sk: String) -> Result<Row, StoreError> {
 /// (a SPEC's attributes, its decommission date) need it: the others are versions, ids and
 /// holders the control plane makes, always strings or integers DynamoDB takes.
 fn comparable(values: &Row) -> Result<(), StoreError> {
-    check_values(values).map_err(StoreError::Unstorable)
+    check_values(serde_dynamo::Item::from(values.clone()).inner()).map_err(StoreError::Unstorable)
 }
 
 /// A STATUS row.
@@ -324,7 +326,7 @@ pub(crate) fn current_template_item(version: &str, row_version: u64) -> Result<R
 }
 
 /// A rollout.
-pub(crate) fn rollout_item(rollout: &crate::rollout::Rollout) -> Result<Row, StoreError> {
+pub(crate) fn rollout_item(rollout: &model::rollout::Rollout) -> Result<Row, StoreError> {
     storable(encode(
         rollout,
         ROLLOUTS_PK.into(),
@@ -852,25 +854,28 @@ fn unchanged(
     let mut parts = vec!["attribute_exists(pk)".to_owned()];
     let mut names = HashMap::new();
     let mut values = HashMap::new();
-    let plain: HashMap<String, AttributeValue> = expected.clone().into();
-    let mut attributes: Vec<(String, AttributeValue)> = plain.into_iter().collect();
-    attributes.sort_by(|a, b| a.0.cmp(&b.0));
-    for (index, (name, value)) in attributes.iter().enumerate() {
+    let mut attributes: Vec<(&String, &serde_dynamo::AttributeValue)> =
+        expected.inner().iter().collect();
+    attributes.sort_by(|a, b| a.0.cmp(b.0));
+    for (index, (name, value)) in attributes.iter().copied().enumerate() {
         if name == "pk" || name == "sk" || name.is_empty() {
             continue;
         }
         let refused = check_values(&HashMap::from([(name.clone(), value.clone())])).is_err();
         // A NULL cannot be compared with `=`: check its type instead.
         let (part, operand) = match value {
-            AttributeValue::Null(_) => (
+            serde_dynamo::AttributeValue::Null(_) => (
                 format!("attribute_type(#a{index}, :a{index})"),
                 AttributeValue::S("NULL".into()),
             ),
             other if refused => (
                 format!("attribute_type(#a{index}, :a{index})"),
-                AttributeValue::S(crate::dynamo_rules::type_name(other).into()),
+                AttributeValue::S(model::dynamo_rules::type_name(other).into()),
             ),
-            other => (format!("#a{index} = :a{index}"), other.clone()),
+            other => (
+                format!("#a{index} = :a{index}"),
+                AttributeValue::from(other.clone()),
+            ),
         };
         parts.push(part);
         names.insert(format!("#a{index}"), name.clone());
@@ -878,7 +883,7 @@ fn unchanged(
     }
     // A field another writer added meanwhile changes the SPEC too.
     for (index, field) in SPEC_ATTRIBUTES.iter().enumerate() {
-        if !attributes.iter().any(|(name, _)| name == field) {
+        if !attributes.iter().any(|(name, _)| name.as_str() == *field) {
             parts.push(format!("attribute_not_exists(#n{index})"));
             names.insert(format!("#n{index}"), (*field).to_owned());
         }
@@ -1192,7 +1197,7 @@ fn members_pk(rollout: &str) -> String {
 /// A rollout member (its tenant under another name: no index holds members).
 pub(crate) fn member_item(
     rollout: &str,
-    member: &crate::rollout::Member,
+    member: &model::rollout::Member,
 ) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let mut item = encode(
         member,
@@ -1471,18 +1476,18 @@ impl crate::ports::TemplateStore for DynamoStore {
 
 #[async_trait]
 impl crate::ports::RolloutStore for DynamoStore {
-    async fn create_rollout(&self, rollout: &crate::rollout::Rollout) -> Result<(), StoreError> {
+    async fn create_rollout(&self, rollout: &model::rollout::Rollout) -> Result<(), StoreError> {
         self.put_new(&self.control, rollout_item(rollout)?).await
     }
 
-    async fn rollout(&self, id: &str) -> Result<Option<crate::rollout::Rollout>, StoreError> {
+    async fn rollout(&self, id: &str) -> Result<Option<model::rollout::Rollout>, StoreError> {
         self.get(ROLLOUTS_PK, &format!("{ROLLOUT_SK_PREFIX}{id}"))
             .await?
             .map(decoded)
             .transpose()
     }
 
-    async fn list_rollouts(&self) -> Result<Vec<crate::rollout::Rollout>, StoreError> {
+    async fn list_rollouts(&self) -> Result<Vec<model::rollout::Rollout>, StoreError> {
         // Ids start with their creation time: newest first is the sort key's reverse order.
         self.query_all(ROLLOUTS_PK, ROLLOUT_SK_PREFIX, false)
             .await?
@@ -1493,7 +1498,7 @@ impl crate::ports::RolloutStore for DynamoStore {
 
     async fn put_rollout(
         &self,
-        rollout: &crate::rollout::Rollout,
+        rollout: &model::rollout::Rollout,
         expected: u64,
     ) -> Result<(), StoreError> {
         let item = rollout_item(rollout)?;
@@ -1546,7 +1551,7 @@ impl crate::ports::RolloutStore for DynamoStore {
         self.delete_held(ACTIVE_ROLLOUT_SK, "rollout_id", id).await
     }
 
-    async fn members(&self, id: &str) -> Result<Vec<crate::rollout::Member>, StoreError> {
+    async fn members(&self, id: &str) -> Result<Vec<model::rollout::Member>, StoreError> {
         self.query_all(&members_pk(id), MEMBER_SK_PREFIX, true)
             .await?
             .into_iter()
@@ -1562,7 +1567,7 @@ impl crate::ports::RolloutStore for DynamoStore {
     async fn add_members(
         &self,
         id: &str,
-        members: &[crate::rollout::Member],
+        members: &[model::rollout::Member],
     ) -> Result<(), StoreError> {
         // One conditional put each: a member already stored (a page planned twice) is kept.
         let items = members
@@ -1586,8 +1591,8 @@ impl crate::ports::RolloutStore for DynamoStore {
     async fn put_member(
         &self,
         id: &str,
-        member: &crate::rollout::Member,
-        expected: crate::rollout::MemberState,
+        member: &model::rollout::Member,
+        expected: model::rollout::MemberState,
     ) -> Result<(), StoreError> {
         let expected = serde_json::to_value(expected)
             .ok()
@@ -1644,12 +1649,12 @@ fn preview_results_pk(id: &str) -> String {
 
 /// When a preview item expires (the table's TTL): `PREVIEW_RETENTION` after it was written.
 fn preview_expiry() -> AttributeValue {
-    let at = chrono::Utc::now() + crate::rollout_preview::PREVIEW_RETENTION;
+    let at = chrono::Utc::now() + crate::rollout::preview::PREVIEW_RETENTION;
     AttributeValue::N(at.timestamp().to_string())
 }
 
 /// A preview job.
-pub(crate) fn preview_item(job: &crate::rollout_preview::PreviewJob) -> Result<Row, StoreError> {
+pub(crate) fn preview_item(job: &crate::rollout::preview::PreviewJob) -> Result<Row, StoreError> {
     let mut item = encode(
         job,
         PREVIEWS_PK.into(),
@@ -1662,7 +1667,7 @@ pub(crate) fn preview_item(job: &crate::rollout_preview::PreviewJob) -> Result<R
 /// One tenant's preview (its tenant under another name: no index holds previews).
 pub(crate) fn preview_result_item(
     id: &str,
-    result: &crate::rollout_preview::TenantPreview,
+    result: &crate::rollout::preview::TenantPreview,
 ) -> Result<Row, StoreError> {
     let mut item = encode(
         result,
@@ -1680,7 +1685,7 @@ pub(crate) fn preview_result_item(
 impl crate::ports::PreviewStore for DynamoStore {
     async fn create_preview(
         &self,
-        job: &crate::rollout_preview::PreviewJob,
+        job: &crate::rollout::preview::PreviewJob,
     ) -> Result<(), StoreError> {
         self.put_new(&self.control, preview_item(job)?).await
     }
@@ -1688,7 +1693,7 @@ impl crate::ports::PreviewStore for DynamoStore {
     async fn preview(
         &self,
         id: &str,
-    ) -> Result<Option<crate::rollout_preview::PreviewJob>, StoreError> {
+    ) -> Result<Option<crate::rollout::preview::PreviewJob>, StoreError> {
         self.get(PREVIEWS_PK, &format!("{PREVIEW_SK_PREFIX}{id}"))
             .await?
             .map(decoded)
@@ -1697,7 +1702,7 @@ impl crate::ports::PreviewStore for DynamoStore {
 
     async fn put_preview(
         &self,
-        job: &crate::rollout_preview::PreviewJob,
+        job: &crate::rollout::preview::PreviewJob,
         expected: u64,
     ) -> Result<(), StoreError> {
         let item = preview_item(job)?;
@@ -1717,7 +1722,7 @@ impl crate::ports::PreviewStore for DynamoStore {
     async fn put_preview_results(
         &self,
         id: &str,
-        results: &[crate::rollout_preview::TenantPreview],
+        results: &[crate::rollout::preview::TenantPreview],
     ) -> Result<(), StoreError> {
         let items = results
             .iter()
@@ -1746,7 +1751,7 @@ impl crate::ports::PreviewStore for DynamoStore {
         id: &str,
         page_token: Option<String>,
         limit: usize,
-    ) -> Result<(Vec<crate::rollout_preview::TenantPreview>, Option<String>), StoreError> {
+    ) -> Result<(Vec<crate::rollout::preview::TenantPreview>, Option<String>), StoreError> {
         // The page token is the last sort key read.
         let (items, next) = self
             .page_of(
@@ -1772,6 +1777,44 @@ impl crate::ports::PreviewStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sdks_items_are_checked_by_the_models_rules_and_come_back_unchanged() {
+        use aws_sdk_dynamodb::primitives::Blob;
+        use aws_sdk_dynamodb::types::AttributeValue as Sdk;
+        let item: HashMap<String, Sdk> = [
+            ("pk".to_owned(), Sdk::S("ROLLOUTS".into())),
+            ("sk".to_owned(), Sdk::S("ROLLOUT#r-1".into())),
+            (
+                "selection".to_owned(),
+                Sdk::M([("".to_owned(), Sdk::S("x".into()))].into()),
+            ),
+            (
+                "bs".to_owned(),
+                Sdk::Bs(vec![Blob::new([1]), Blob::new([1])]),
+            ),
+            ("count".to_owned(), Sdk::N("1".repeat(39))),
+        ]
+        .into();
+        let Err(StoreError::Unstorable(refused)) = storable_in(KeyTable::Specs, item) else {
+            panic!("refused");
+        };
+        let fields: Vec<String> = refused.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["bs[1]", "count", "selection.\"\""]);
+        // And what is storable comes back as it was given.
+        let fine: HashMap<String, Sdk> = [
+            ("pk".to_owned(), Sdk::S("ROLLOUTS".into())),
+            ("sk".to_owned(), Sdk::S("ROLLOUT#r-1".into())),
+            (
+                "bs".to_owned(),
+                Sdk::Bs(vec![Blob::new([1]), Blob::new([2])]),
+            ),
+            ("count".to_owned(), Sdk::N("1".repeat(38))),
+            ("flag".to_owned(), Sdk::Bool(true)),
+        ]
+        .into();
+        assert_eq!(storable_in(KeyTable::Specs, fine.clone()).ok(), Some(fine));
+    }
 
     #[test]
     fn a_stored_value_dynamodb_refuses_is_compared_by_its_type_only() {

@@ -7,7 +7,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::AwsFailure;
 use crate::ports::{LifecycleEvents, PublishError};
-use crate::status::LifecycleEvent;
+use model::status::LifecycleEvent;
 
 /// The calls of [`SnsEvents`].
 pub const CALLS: &[super::Call] = &[super::Call::new(

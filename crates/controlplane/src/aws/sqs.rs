@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AwsFailure;
 use crate::ports::{Requeue, RequeueError};
-use crate::spec::TenantKey;
+use model::spec::TenantKey;
 
 /// The calls of [`SqsRequeue`].
 pub const RECHECK_CALLS: &[super::Call] = &[super::Call::new(
@@ -80,9 +80,9 @@ impl SqsPreviewQueue {
 }
 
 #[async_trait]
-impl crate::rollout_preview::PreviewQueue for SqsPreviewQueue {
+impl crate::rollout::preview::PreviewQueue for SqsPreviewQueue {
     async fn queue(&self, preview_id: &str) -> Result<(), RequeueError> {
-        let body = serde_json::to_string(&crate::rollout_preview::PreviewMessage {
+        let body = serde_json::to_string(&crate::rollout::preview::PreviewMessage {
             preview_id: preview_id.to_owned(),
         })
         .map_err(|e| RequeueError(e.to_string()))?;

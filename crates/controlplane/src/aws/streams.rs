@@ -7,7 +7,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 
 use super::AwsFailure;
 use crate::ports::{Healing, ShardRange, StreamReadError, StreamRecords};
-use crate::spec::{SPEC_SK, TenantKey};
+use model::spec::{SPEC_SK, TenantKey};
 
 /// Pages read for one range at most: Lambda batches hold at most 10,000 records, a page 1,000.
 const MAX_PAGES: usize = 20;

@@ -16,18 +16,19 @@ use chrono::{DateTime, Utc};
 use serde_dynamo::{AttributeValue, Item};
 use tracing::{info, warn};
 
-use crate::audit::{self, AuditEntry};
+use super::rollout_id;
 use crate::ports::{
     Requeue, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore, TenantStore,
 };
 use crate::reconcile::{Clock, rfc3339};
-use crate::rollout::{
-    Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection, Step,
-    catch_up_order, member_order, next_step, rollout_id,
-};
-use crate::spec::{TenantKey, TenantSpec, describe_errors};
-use crate::status::{Status, TenantStatus};
 use crate::validation::{Validation, validate};
+use model::audit::{self, AuditEntry};
+use model::rollout::{
+    Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection, Step,
+    catch_up_order, member_order, next_step,
+};
+use model::spec::{TenantKey, TenantSpec, describe_errors};
+use model::status::{Status, TenantStatus};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RolloutError {
@@ -48,8 +49,8 @@ pub enum RolloutError {
     Unavailable(String),
     /// DynamoDB would refuse the rollout's item (e.g. an empty key in `selection.config`): each
     /// field at fault, by its path in the rollout. Nothing was stored.
-    #[error("DynamoDB would refuse the rollout: {}", crate::spec::joined(.0))]
-    Unstorable(Vec<crate::spec::FieldError>),
+    #[error("DynamoDB would refuse the rollout: {}", model::spec::joined(.0))]
+    Unstorable(Vec<model::spec::FieldError>),
 }
 
 impl From<crate::ports::TemplateSourceError> for RolloutError {
@@ -1007,7 +1008,7 @@ fn step_name(step: &Step) -> &'static str {
 
 /// Counts of a rollout's members per wave, for progress displays.
 pub fn wave_counts(rollout: &Rollout, members: &[Member]) -> BTreeMap<usize, Counts> {
-    let plan = crate::rollout::plan(rollout.planned as usize, &rollout.options);
+    let plan = model::rollout::plan(rollout.planned as usize, &rollout.options);
     let mut waves: BTreeMap<usize, Vec<&Member>> = BTreeMap::new();
     for (position, member) in members.iter().enumerate() {
         waves

@@ -118,7 +118,7 @@ fn failed_retryable(
 ) -> TenantStatus {
     TenantStatus {
         retryable: true,
-        next_attempt_at: next_attempt_at.map(crate::reconcile::rfc3339),
+        next_attempt_at: next_attempt_at.map(crate::time::rfc3339),
         ..failed(fingerprint, "Rate exceeded; will retry")
     }
 }

@@ -20,13 +20,13 @@ use crate::ports::{
     TemplateSource, TenantStore,
 };
 use crate::reconcile::{Clock, MANAGED_BY, rfc3339};
-use crate::rollout::{Selection, member_order};
-use crate::rollout_driver::RolloutError;
-use crate::spec::{TenantKey, TenantSpec};
-use crate::stack::{TAG_MANAGED_BY, TAG_TEMPLATE_VERSION, TAG_TENANT_ID};
-use crate::status::TenantStatus;
-use crate::template::Template;
+use crate::rollout::driver::RolloutError;
 use crate::validation::{Validation, validate};
+use model::rollout::{Selection, member_order};
+use model::spec::{TenantKey, TenantSpec};
+use model::stack::{TAG_MANAGED_BY, TAG_TEMPLATE_VERSION, TAG_TENANT_ID};
+use model::status::TenantStatus;
+use model::template::Template;
 
 /// One tenant's preview.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,7 +220,7 @@ async fn preview_one(
         Ok(Validation::Invalid(errors)) => {
             return Err(format!(
                 "its config does not fit {target_version}: {}",
-                crate::spec::describe_errors(&errors)
+                model::spec::describe_errors(&errors)
             ));
         }
         Err(e) => return Err(e.to_string()),
@@ -317,7 +317,7 @@ pub fn new_job(
             "sample must be from 1 to {MAX_SAMPLE} (omit it to preview every tenant), got {n}"
         ));
     }
-    if let Err(reason) = crate::spec::check_template_version(target_version) {
+    if let Err(reason) = model::spec::check_template_version(target_version) {
         problems.push(format!("target_version {reason}"));
     }
     if !problems.is_empty() {
@@ -325,7 +325,7 @@ pub fn new_job(
     }
     let at = rfc3339(now);
     Ok(PreviewJob {
-        id: crate::rollout::unique_id("p", now, target_version, requested_by),
+        id: super::unique_id("p", now, target_version, requested_by),
         target_version: target_version.to_owned(),
         selection,
         sample,
