@@ -260,7 +260,7 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination() -> Resu
         "awsRegion": "us-east-1"
     }]});
     let consumer = system.function("StreamFailuresFunction").await?;
-    let response = controlplane::on_failure::handle_on_failure_records(
+    let response = controlplane::triggers::stream_failures::handle_stream_failures(
         &consumer.reconciler,
         consumer.stream_records.as_ref(),
         &consumer.stream,
@@ -292,9 +292,11 @@ async fn decommission_and_the_audit_timeline_on_the_real_table() -> Result<()> {
     let store = decommissioning.store.as_ref();
     let reconciler = &decommissioning.reconciler;
     let grace = std::time::Duration::ZERO;
-    let first = controlplane::decommission::decommission(store, reconciler, grace, 4).await?;
+    let first =
+        controlplane::triggers::decommission::decommission(store, reconciler, grace, 4).await?;
     assert_eq!((first.announced, first.removed), (1, 0));
-    let second = controlplane::decommission::decommission(store, reconciler, grace, 4).await?;
+    let second =
+        controlplane::triggers::decommission::decommission(store, reconciler, grace, 4).await?;
     assert_eq!(second.removed, 1);
     // The normal removal path: the stream's REMOVE record deletes the stack.
     system.drain(&mut poller).await?;
@@ -344,13 +346,15 @@ async fn the_scheduled_reconciler_alone_provisions_rows_whose_records_were_never
     // The stream trigger is "off": no poller runs.
     system.put_spec(seed_row()).await?;
     let report =
-        controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
+        controlplane::triggers::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4)
+            .await?;
     assert_eq!(report.tenants, 1);
     assert_eq!(status_of(&system.status("gs1234").await?), "ready");
     assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_some());
     // And a row removed while the trigger is off: the stack goes.
     system.delete_spec("gs1234").await?;
-    controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
+    controlplane::triggers::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4)
+        .await?;
     assert_eq!(status_of(&system.status("gs1234").await?), "deleted");
     assert!(system.stack(ACCOUNT_A, "gs1234").await?.is_none());
     Ok(())
@@ -642,7 +646,8 @@ async fn numbers_written_in_any_form_converge_once_and_stay_quiet() -> Result<()
         }))?;
         system.put_item(item.into()).await?;
     }
-    controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
+    controlplane::triggers::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4)
+        .await?;
     let mut versions = Vec::new();
     for (tenant, _) in &rows {
         let status = system.status(tenant).await?;
@@ -650,7 +655,8 @@ async fn numbers_written_in_any_form_converge_once_and_stay_quiet() -> Result<()
         versions.push(status.as_ref().map(|s| s["version"].clone()));
     }
     for _ in 0..5 {
-        controlplane::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4).await?;
+        controlplane::triggers::sweep::sweep(reconciler.store.as_ref(), &reconciler.reconciler, 4)
+            .await?;
     }
     for ((tenant, _), version) in rows.iter().zip(versions) {
         let status = system.status(tenant).await?;

@@ -90,8 +90,10 @@ use std::time::Duration;
 use chrono::Utc;
 use controlplane::fakes::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::stream::{StreamSettings, batch_records, handle_batch_until, record_ref};
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::stream::{
+    StreamSettings, batch_records, handle_batch_until, record_ref,
+};
 use controlplane::validation::{Validation, validate};
 use criterion::{BatchSize, Criterion, Throughput};
 use model::decide::{Decision, Desired, Observation, decide};

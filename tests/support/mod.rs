@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use controlplane::runtime::{ControlPlane, ControlPlaneConfig};
-use controlplane::stream::handle_batch;
+use controlplane::triggers::stream::handle_batch;
 use local::emulator::{Emulator, free_port, workspace_root};
 use local::event_source::EventSourceSettings;
 use local::stream_poller::{Invocation, PollerStats, StreamPoller};

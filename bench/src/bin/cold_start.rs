@@ -89,7 +89,7 @@ use std::time::{Duration, SystemTime};
 
 use controlplane::reconcile::Outcome;
 use controlplane::runtime::{ControlPlane, init_metrics};
-use controlplane::stream::handle_batch_until;
+use controlplane::triggers::stream::handle_batch_until;
 use model::status::Status;
 use serde_json::value::RawValue;
 

@@ -117,7 +117,7 @@ use aws_sdk_cloudformation::types::Parameter;
 use clap::{Parser, Subcommand, ValueEnum};
 use controlplane::reconcile::Outcome;
 use controlplane::runtime::{ControlPlane, ControlPlaneConfig, KeySource};
-use controlplane::stream::handle_batch;
+use controlplane::triggers::stream::handle_batch;
 use local::event_source::EventSourceSettings;
 use local::stream_poller::{Invocation, StreamPoller};
 use model::status::Status;

@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::ports::{TemplateRecord, TemplateSource};
-use controlplane::reconcile::rfc3339;
 use controlplane::template_source::{self, NewTemplate, PublishError};
 use model::spec::{FieldError, check_template_version};
+use model::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

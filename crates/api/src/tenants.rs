@@ -847,7 +847,7 @@ impl ApiState {
             now.timestamp_nanos_opt().unwrap_or_default()
         );
         let entry = AuditEntry {
-            at: controlplane::reconcile::rfc3339(now),
+            at: model::time::rfc3339(now),
             id,
             action: "spec-removed".into(),
             actor: caller.subject.clone(),

@@ -274,15 +274,11 @@ impl TenantStore for InMemoryStore {
     ) -> Result<(), StoreError> {
         self.append_audit(tenant, audit).await?;
         let mut state = lock(&self.state);
-        let date_now =
-            state
-                .specs
-                .get(tenant)
-                .and_then(|spec| match spec.get("decommission_date") {
-                    Some(serde_dynamo::AttributeValue::S(date)) => Some(date.clone()),
-                    _ => None,
-                });
-        if date_now.as_deref() != Some(decommission_date) {
+        let date_now = state
+            .specs
+            .get(tenant)
+            .and_then(|spec| model::spec::SpecRow(spec).decommission_date());
+        if date_now != Some(decommission_date) {
             return Err(StoreError::Conflict);
         }
         state.specs.remove(tenant);

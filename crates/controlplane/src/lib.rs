@@ -2,17 +2,15 @@
 //! rollout driver, and the AWS adapters of its ports. The pure domain is the `model` crate.
 
 pub mod aws;
-pub mod completion;
 pub mod deadline;
-pub mod decommission;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 pub mod metrics;
-pub mod on_failure;
 pub mod ports;
 pub mod reconcile;
 pub mod rollout;
 pub mod runtime;
-pub mod stream;
-pub mod sweep;
+pub mod status_writer;
 pub mod template_source;
+pub mod triggers;
 pub mod validation;

@@ -23,8 +23,8 @@ use crate::ports::{StreamRecords, TenantStore};
 use crate::reconcile::{Reconciler, Settings};
 use crate::rollout::driver::RolloutDriver;
 use crate::rollout::preview::{PreviewQueue, PreviewRunner};
-use crate::stream::StreamSettings;
 use crate::template_source::{BundledTemplates, TableTemplates};
+use crate::triggers::stream::StreamSettings;
 use model::audit::DEFAULT_RETENTION_DAYS;
 
 #[derive(Debug, thiserror::Error)]

@@ -399,7 +399,7 @@ async fn tenants_it_breaks(
     templates: &TableTemplates,
     tenants: &dyn TenantStore,
 ) -> Result<Vec<String>, PublishError> {
-    let keys: Vec<TenantKey> = crate::sweep::all_tenants(tenants).await?;
+    let keys: Vec<TenantKey> = crate::triggers::sweep::all_tenants(tenants).await?;
     let broken: Vec<Option<String>> = futures::stream::iter(keys)
         .map(|key| async move {
             let snapshot = tenants.load(&key).await?;

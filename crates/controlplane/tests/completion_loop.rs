@@ -6,13 +6,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use controlplane::completion::handle_rechecks;
 use controlplane::fakes::{
     Behaviour, FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue,
 };
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::stream::{StreamSettings, handle_batch};
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::completion::handle_rechecks;
+use controlplane::triggers::reconcile_now;
+use controlplane::triggers::stream::{StreamSettings, handle_batch};
 use model::spec::TenantKey;
 use model::status::Status;
 use serde_json::{Value, json};
@@ -126,7 +127,9 @@ async fn a_stack_status_change_event_records_the_end_without_waiting_for_the_re_
     put_seed(&l);
     l.stacks.set_hanging("tenant-gs1234", true);
     let tenant = TenantKey::new("gs1234");
-    l.reconciler.reconcile(&tenant).await.expect("started");
+    reconcile_now(&l.reconciler, &tenant)
+        .await
+        .expect("started");
     let started = l.store.status(&tenant).expect("status");
     assert_eq!(started.status, Status::Creating);
     let location = started.location.clone().expect("location");
@@ -172,7 +175,9 @@ async fn a_stack_status_change_event_is_a_trigger_not_the_truth() {
     put_seed(&l);
     l.stacks.set_hanging("tenant-gs1234", true);
     let tenant = TenantKey::new("gs1234");
-    l.reconciler.reconcile(&tenant).await.expect("started");
+    reconcile_now(&l.reconciler, &tenant)
+        .await
+        .expect("started");
     let location = l
         .store
         .status(&tenant)
@@ -237,12 +242,12 @@ async fn a_re_check_that_cannot_be_scheduled_is_retried_by_the_trigger() {
     assert_eq!(report.response.batch_item_failures.len(), 1);
     let tenant = TenantKey::new("gs1234");
     assert!(matches!(
-        l.reconciler.reconcile(&tenant).await,
-        Err(e) if e.0.contains("cannot schedule a re-check")
+        reconcile_now(&l.reconciler, &tenant).await,
+        Err(e) if e.0.contains("could not be scheduled")
     ));
     l.requeue.set_failing(false);
     assert!(matches!(
-        l.reconciler.reconcile(&tenant).await,
+        reconcile_now(&l.reconciler, &tenant).await,
         Ok(Outcome::InFlight { .. })
     ));
 }
@@ -282,14 +287,16 @@ async fn a_retry_that_backs_off_is_scheduled_through_the_queue() {
     for _ in 0..=quick {
         l.stacks
             .fail_next("create", StackError::Transient("Rate exceeded".into()));
-        l.reconciler.reconcile(&tenant).await.expect("recorded");
+        reconcile_now(&l.reconciler, &tenant)
+            .await
+            .expect("recorded");
     }
-    // The quick ones are the trigger's; the first backed-off one is due in 30 s, and the
-    // completion loop is asked to look then.
-    assert_eq!(
-        l.requeue.requests(),
-        [(tenant.clone(), Duration::from_secs(30))]
-    );
+    // Through the queue, a quick retry is a re-check at the shortest delay; the first
+    // backed-off one is due in 30 s, and the completion loop is asked to look then.
+    let quick_look = (tenant.clone(), Settings::new("us-east-1").requeue_min);
+    let mut expected = vec![quick_look; quick as usize];
+    expected.push((tenant.clone(), Duration::from_secs(30)));
+    assert_eq!(l.requeue.requests(), expected);
     let status = l.store.status(&tenant).expect("status");
     assert_eq!((status.status, status.retryable), (Status::Failed, true));
 }
@@ -301,13 +308,17 @@ async fn a_failed_look_at_an_operation_in_flight_keeps_the_operation() {
     put_seed(&l);
     l.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
     let tenant = TenantKey::new("gs1234");
-    l.reconciler.reconcile(&tenant).await.expect("started");
+    reconcile_now(&l.reconciler, &tenant)
+        .await
+        .expect("started");
     let started = l.store.status(&tenant).expect("status");
     assert_eq!(started.status, Status::Creating);
 
     l.stacks
         .fail_next("describe", StackError::Transient("Rate exceeded".into()));
-    l.reconciler.reconcile(&tenant).await.expect("recorded");
+    reconcile_now(&l.reconciler, &tenant)
+        .await
+        .expect("recorded");
     let status = l.store.status(&tenant).expect("status");
     // Still our create in flight, with the reason of the failed look.
     assert_eq!(status.status, Status::Creating);
@@ -317,7 +328,7 @@ async fn a_failed_look_at_an_operation_in_flight_keeps_the_operation() {
     // When CloudFormation ends, the create's end is recorded as such.
     l.stacks.finish_in_progress();
     assert_eq!(
-        l.reconciler.reconcile(&tenant).await,
+        reconcile_now(&l.reconciler, &tenant).await,
         Ok(Outcome::Converged(Some(Status::Ready)))
     );
 }
@@ -412,7 +423,9 @@ async fn an_invalid_spec_publishes_a_failed_event_with_its_reason() {
     image["account_id"] = json!({"S": "12"});
     l.store
         .put_spec(&tenant, serde_json::from_value(image).expect("image"));
-    l.reconciler.reconcile(&tenant).await.expect("recorded");
+    reconcile_now(&l.reconciler, &tenant)
+        .await
+        .expect("recorded");
     let published = l.events.published();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].kind, LifecycleKind::Failed);

@@ -32,9 +32,9 @@ use controlplane::ports::{
     StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
 };
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::stream::{StreamSettings, handle_batch};
-use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::stream::{StreamSettings, handle_batch};
+use controlplane::triggers::sweep::sweep;
 use controlplane::validation::answering_fingerprint;
 use model::spec::TenantKey;
 use model::stack::ObservedStack;

@@ -9,11 +9,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_dynamo::{AttributeValue, Item};
 
-use controlplane::decommission::decommission;
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingEvents};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::decommission::decommission;
+use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
 use model::status::{LifecycleKind, Status};
 

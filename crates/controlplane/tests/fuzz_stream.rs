@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::stream::{StreamSettings, handle_batch, handle_batch_until, record_ref};
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::stream::{
+    StreamSettings, handle_batch, handle_batch_until, record_ref,
+};
 use model::status::Status;
 
 use common::event;

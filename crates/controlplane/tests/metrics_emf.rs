@@ -11,8 +11,8 @@ use serde_json::Value;
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
 use model::status::Status;
 

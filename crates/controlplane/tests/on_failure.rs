@@ -7,11 +7,11 @@ mod common;
 use std::sync::Arc;
 
 use controlplane::fakes::{FakeStacks, FakeStreamRecords, InMemoryStore, RecordingRequeue};
-use controlplane::on_failure::handle_on_failure_records;
 use controlplane::ports::{ShardRange, StackError, StoreError};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::stream::StreamSettings;
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::stream::StreamSettings;
+use controlplane::triggers::stream_failures::handle_stream_failures;
 use model::spec::TenantKey;
 use model::status::Status;
 
@@ -58,7 +58,7 @@ fn sample_range() -> ShardRange {
 }
 
 async fn handle(world: &World, event: &serde_json::Value) -> Vec<String> {
-    handle_on_failure_records(
+    handle_stream_failures(
         &world.reconciler,
         &world.stream,
         &StreamSettings::default(),

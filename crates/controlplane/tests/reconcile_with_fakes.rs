@@ -18,13 +18,14 @@ use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::ports::{
     StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
 };
-use controlplane::reconcile::{Outcome, Reconciler, Settings, rfc3339};
-use controlplane::stream::{BatchReport, SkippedRecord, StreamSettings, handle_batch};
+use controlplane::reconcile::{Outcome, Reconciler, Settings};
 use controlplane::template_source::{BundledTemplates, SAMPLE_TEMPLATE};
+use controlplane::triggers::stream::{BatchReport, SkippedRecord, StreamSettings, handle_batch};
 use model::decide::{REMOVED_FINGERPRINT, fingerprint};
 use model::spec::{TenantKey, TenantSpec};
 use model::stack::{ObservedStack, StackStatus};
 use model::status::{Operation, StackLocation, Status, TenantStatus};
+use model::time::rfc3339;
 
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "111111111111";
@@ -1841,7 +1842,7 @@ async fn near_the_invocation_deadline_no_tenant_is_started() {
     let image = seed_image();
     w.put(&image);
     let deadline = std::time::SystemTime::now() + Duration::from_secs(5);
-    let report = controlplane::stream::handle_batch_until(
+    let report = controlplane::triggers::stream::handle_batch_until(
         &w.reconciler,
         &w.stream,
         &json!({ "Records": [insert(SEED, "100", &image)] }).to_string(),

@@ -7,11 +7,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use controlplane::completion::handle_rechecks;
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::stream::{SkippedRecord, StreamSettings, handle_batch};
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::completion::handle_rechecks;
+use controlplane::triggers::stream::{SkippedRecord, StreamSettings, handle_batch};
 use model::spec::TenantKey;
 use model::status::Status;
 use serde_json::Value;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::sweep::sweep;
 use controlplane::template_source::BundledTemplates;
+use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
 use model::status::Status;
 

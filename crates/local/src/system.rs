@@ -16,17 +16,17 @@ use axum::Router;
 use axum::extract::State;
 use controlplane::aws::dynamodb::Tables;
 use controlplane::aws::sts::ExternalIds;
-use controlplane::completion::handle_rechecks;
-use controlplane::decommission::decommission;
-use controlplane::on_failure::handle_on_failure_records;
 use controlplane::rollout::driver::RolloutDriver;
 use controlplane::rollout::preview::handle_preview_messages;
 use controlplane::runtime::{
     ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, KeySource, MetricsJob, PreviewWorker,
     read_key, rollout_driver,
 };
-use controlplane::stream::handle_batch;
-use controlplane::sweep::sweep;
+use controlplane::triggers::completion::handle_rechecks;
+use controlplane::triggers::decommission::decommission;
+use controlplane::triggers::stream::handle_batch;
+use controlplane::triggers::stream_failures::handle_stream_failures;
+use controlplane::triggers::sweep::sweep;
 use model::spec::{printable, reason_summary};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -511,7 +511,7 @@ impl RunningSystem {
             move |event: Value| {
                 let plane = consumer.clone();
                 async move {
-                    handle_on_failure_records(
+                    handle_stream_failures(
                         &plane.reconciler,
                         plane.stream_records.as_ref(),
                         &plane.stream,

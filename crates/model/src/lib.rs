@@ -4,8 +4,11 @@
 
 pub mod audit;
 pub mod decide;
+pub mod decommission;
 pub mod dynamo_rules;
 pub mod item_json;
+pub mod next_status;
+pub mod retry;
 pub mod rollout;
 pub mod spec;
 pub mod stack;

@@ -507,6 +507,41 @@ pub fn check_template_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The attributes of a stored SPEC row the control plane reads before (or without) validating
+/// it: the one place they are read by name. Each is `None` when absent or not a string.
+#[derive(Clone, Copy, Debug)]
+pub struct SpecRow<'a>(pub &'a Item);
+
+impl<'a> SpecRow<'a> {
+    fn string(&self, name: &str) -> Option<&'a str> {
+        match self.0.get(name) {
+            Some(AttributeValue::S(value)) => Some(value.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The version the SPEC pins, as written (not yet checked to name a version).
+    pub fn pin(&self) -> Option<&'a str> {
+        self.string("template_version")
+    }
+
+    /// Whether the SPEC has a `template_version` attribute at all (of any type): an unpinned
+    /// SPEC follows the fleet.
+    pub fn is_pinned(&self) -> bool {
+        self.0.get("template_version").is_some()
+    }
+
+    /// Who wrote the SPEC last, as the writer said.
+    pub fn updated_by(&self) -> Option<&'a str> {
+        self.string("updated_by")
+    }
+
+    /// The decommission date, as written.
+    pub fn decommission_date(&self) -> Option<&'a str> {
+        self.string("decommission_date")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! the stream and the completion loop missed, and running retries that are due.
 
 use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
-use controlplane::sweep::{SweepReport, sweep};
+use controlplane::triggers::sweep::{SweepReport, sweep};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

@@ -2,8 +2,8 @@
 //! its records are re-read from the stream and every tenant they name is reconciled (or recorded
 //! failed, saying its records were exhausted). Unhandled messages go back to the queue.
 
-use controlplane::on_failure::handle_on_failure_records;
 use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
+use controlplane::triggers::stream_failures::handle_stream_failures;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
         init_metrics()?,
         move |event: LambdaEvent<Value>| async move {
             Ok::<_, Error>(
-                handle_on_failure_records(
+                handle_stream_failures(
                     &plane.reconciler,
                     plane.stream_records.as_ref(),
                     &plane.stream,

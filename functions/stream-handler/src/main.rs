@@ -3,7 +3,7 @@
 
 use controlplane::deadline::{function_timeout_from_env, invocation_deadline};
 use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
-use controlplane::stream::handle_batch_until;
+use controlplane::triggers::stream::handle_batch_until;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;
 
@@ -45,8 +45,9 @@ mod tests {
         let payload: Box<RawValue> =
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&sample))
                 .expect("the payload");
-        let records = controlplane::stream::batch_records(payload.get()).expect("Records");
+        let records =
+            controlplane::triggers::stream::batch_records(payload.get()).expect("Records");
         assert_eq!(records.len(), 1);
-        assert!(controlplane::stream::record_ref(0, records[0].get()).is_ok());
+        assert!(controlplane::triggers::stream::record_ref(0, records[0].get()).is_ok());
     }
 }

@@ -9,18 +9,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use controlplane::completion::{CLOUDFORMATION_SOURCE, STACK_STATUS_CHANGE, handle_rechecks};
 use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::ports::{
     Requeue, RequeueError, Snapshot, StackError, StackRequest, StackTarget, Stacks, StatusSummary,
     StoreError, TenantStore, UpdateStarted,
 };
-use controlplane::reconcile::{Outcome, Reconciler, rfc3339};
-use controlplane::stream::StreamSettings;
+use controlplane::reconcile::Reconciler;
+use controlplane::triggers::completion::{
+    CLOUDFORMATION_SOURCE, STACK_STATUS_CHANGE, handle_rechecks,
+};
+use controlplane::triggers::stream::StreamSettings;
+use controlplane::triggers::{Medium, reconcile_in, reconcile_now};
 use model::audit::AuditEntry;
 use model::spec::TenantKey;
 use model::stack::{ObservedStack, StackPhase, StackStatus};
 use model::status::{StackLocation, Status, TenantStatus};
+use model::time::rfc3339;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -704,7 +708,7 @@ pub async fn run_functions(
                 tokio::spawn(async move {
                     sleep_until(at + overhead).await;
                     Counters::bump(&counters.invocations);
-                    if reconciler.reconcile(&tenant).await.is_err() {
+                    if reconcile_now(&reconciler, &tenant).await.is_err() {
                         // The execution's retry of the Check step.
                         let _ = sender.send(Work::LookAgain {
                             tenant,
@@ -765,15 +769,14 @@ pub async fn stream_trigger(
     for _ in 0..10 {
         sleep(model.invocation_overhead(&mut rng)).await;
         Counters::bump(&counters.invocations);
-        match reconciler.reconcile(&tenant).await {
-            Ok(Outcome::Retrying {
-                retry_now: true, ..
-            })
-            | Err(_) => {
-                Counters::bump(&counters.stream_retries);
-                sleep(Duration::from_secs(1)).await;
-            }
-            Ok(_) => return,
+        // Reported back to Lambda: a quick retry, or a failure that could not be recorded.
+        if !reconcile_in(&reconciler, Medium::Stream, &tenant)
+            .await
+            .redeliver
+        {
+            return;
         }
+        Counters::bump(&counters.stream_retries);
+        sleep(Duration::from_secs(1)).await;
     }
 }

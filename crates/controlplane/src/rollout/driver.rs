@@ -13,22 +13,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_dynamo::{AttributeValue, Item};
+use serde_dynamo::Item;
 use tracing::{info, warn};
 
 use super::rollout_id;
 use crate::ports::{
     Requeue, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore, TenantStore,
 };
-use crate::reconcile::{Clock, rfc3339};
+use crate::reconcile::Clock;
+use crate::status_writer::{Change, Over, StatusWriter};
 use crate::validation::{Validation, validate};
 use model::audit::{self, AuditEntry};
 use model::rollout::{
     Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection, Step,
     catch_up_order, member_order, next_step,
 };
-use model::spec::{TenantKey, TenantSpec, describe_errors};
+use model::spec::{SpecRow, TenantKey, TenantSpec, describe_errors};
 use model::status::{Status, TenantStatus};
+use model::time::rfc3339;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RolloutError {
@@ -133,6 +135,9 @@ pub struct RolloutDriver {
     /// picks them up.
     requeue: Option<Arc<dyn Requeue>>,
     clock: Clock,
+    /// Writes the assignments (the one STATUS writer, without events: an assignment is no
+    /// transition subscribers hear of).
+    writer: StatusWriter,
     /// Tenants read per planning step.
     pub planning_page: usize,
 }
@@ -144,13 +149,15 @@ impl RolloutDriver {
         template_store: Arc<dyn TemplateStore>,
         templates: Arc<dyn TemplateSource>,
     ) -> Self {
+        let clock: Clock = Arc::new(Utc::now);
         Self {
+            writer: StatusWriter::new(tenants.clone(), clock.clone()),
             tenants,
             rollouts,
             template_store,
             templates,
             requeue: None,
-            clock: Arc::new(Utc::now),
+            clock,
             planning_page: 500,
         }
     }
@@ -161,6 +168,7 @@ impl RolloutDriver {
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.writer = StatusWriter::new(self.tenants.clone(), clock.clone());
         self.clock = clock;
         self
     }
@@ -886,22 +894,30 @@ impl RolloutDriver {
         let mut next = status.clone();
         next.assigned_version = Some(version.to_owned());
         next.assigned_by = Some(by.to_owned());
-        next.version = snapshot.status_version.unwrap_or(0).saturating_add(1);
-        self.tenants
-            .put_status(key, &next, snapshot.status_version)
-            .await?;
         let entry = AuditEntry {
             at: rfc3339(self.now()),
-            id: format!("assign-{}-{}", by.replace(' ', "-"), next.version),
+            id: format!(
+                "assign-{}-{}",
+                by.replace(' ', "-"),
+                model::next_status::next_version(snapshot.status_version)
+            ),
             action: "template-assigned".into(),
             actor: audit::SYSTEM_ACTOR.into(),
             requested_by: Some(rollout.created_by.clone()),
             result: version.to_owned(),
             reason: Some(format!("{by}: template {from} -> {version}")),
         };
-        if let Err(e) = self.tenants.append_audit(key, &entry).await {
-            warn!(tenant_id = %key.as_str(), error = %e, "audit entry not written");
-        }
+        self.writer
+            .write(
+                key,
+                Over::read(snapshot),
+                next,
+                Change::Note {
+                    entry: Box::new(entry),
+                    event: None,
+                },
+            )
+            .await?;
         info!(tenant_id = %key.as_str(), rollout = %rollout.id, %from, to = %version, "template assigned");
         Ok(())
     }
@@ -909,10 +925,7 @@ impl RolloutDriver {
 
 /// A SPEC's pin, read without validating the rest.
 fn pinned(item: &Item) -> Option<&str> {
-    match item.get("template_version") {
-        Some(AttributeValue::S(pin)) => Some(pin.as_str()),
-        _ => None,
-    }
+    SpecRow(item).pin()
 }
 
 /// What became of a member in flight, from its tenant's SPEC and STATUS (`None`: still on its

@@ -19,7 +19,7 @@ use crate::ports::{
     ChangePreviews, PreviewStore, ResourceChange, StackRequest, StackTarget, StoreError,
     TemplateSource, TenantStore,
 };
-use crate::reconcile::{Clock, MANAGED_BY, rfc3339};
+use crate::reconcile::{Clock, MANAGED_BY};
 use crate::rollout::driver::RolloutError;
 use crate::validation::{Validation, validate};
 use model::rollout::{Selection, member_order};
@@ -27,6 +27,7 @@ use model::spec::{TenantKey, TenantSpec};
 use model::stack::{TAG_MANAGED_BY, TAG_TEMPLATE_VERSION, TAG_TENANT_ID};
 use model::status::TenantStatus;
 use model::template::Template;
+use model::time::rfc3339;
 
 /// One tenant's preview.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +152,7 @@ async fn target_template(
 async fn tenants_in_order(
     tenants: &dyn TenantStore,
 ) -> Result<Vec<(String, TenantKey)>, StoreError> {
-    let mut keys: Vec<(String, TenantKey)> = crate::sweep::all_tenants(tenants)
+    let mut keys: Vec<(String, TenantKey)> = crate::triggers::sweep::all_tenants(tenants)
         .await?
         .into_iter()
         .map(|key| (preview_order(&key), key))
@@ -512,7 +513,7 @@ pub async fn handle_preview_messages(
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
     let mut response = SqsBatchResponse::default();
-    for message in crate::completion::sqs_messages(event) {
+    for message in crate::triggers::completion::sqs_messages(event) {
         let message_id = message.message_id.clone().unwrap_or_default();
         let named = message
             .body

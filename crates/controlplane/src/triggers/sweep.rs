@@ -1,4 +1,4 @@
-//! The scheduled reconciler: pages through every tenant and calls the same reconcile as every
+//! The sweep (the scheduled reconciler): pages through every tenant and calls the same reconcile as every
 //! other trigger. It catches what the others missed (records lost or given up, re-checks in the
 //! dead-letter queue, SPECs written while the trigger was off, orphaned stacks, drift) and runs
 //! retries that are due. Two reconciles of one tenant never both act: every act is preceded by a
@@ -8,8 +8,9 @@ use futures::StreamExt;
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::{Medium, fan_out};
 use crate::ports::{StoreError, TenantStore};
-use crate::reconcile::{Outcome, Reconciler};
+use crate::reconcile::{Action, Outcome, Reconciler};
 use model::spec::TenantKey;
 
 /// What one sweep did.
@@ -23,32 +24,61 @@ pub struct SweepReport {
     pub errors: usize,
 }
 
-/// Reconciles every tenant, `concurrency` at a time, page by page.
+/// Reconciles every tenant, `concurrency` at a time, page by page. A tenant whose reconcile
+/// asks for a quick retry gets it in the next pass over its page, up to `quick_retries` more
+/// passes (STATUS counts each, so the retry policy moves it to backoff after them); it does
+/// not wait for the next sweep.
 pub async fn sweep(
     store: &dyn TenantStore,
     reconciler: &Reconciler,
     concurrency: usize,
 ) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
-    for_each_tenant(
-        store,
-        concurrency,
-        |tenant| async move { reconciler.reconcile(&tenant).await },
-        |outcome| {
-            report.tenants += 1;
-            match outcome {
-                Ok(Outcome::Converged(_)) => report.converged += 1,
-                Ok(Outcome::InFlight { .. }) => report.in_flight += 1,
-                Ok(Outcome::Failed { .. }) => report.failed += 1,
-                Ok(Outcome::Retrying { .. }) => report.retrying += 1,
-                Err(error) => {
-                    warn!(%error, "reconcile failed; the next sweep tries again");
-                    report.errors += 1;
+    let mut token = None;
+    loop {
+        let (page, next) = store.list_tenants(token).await?;
+        report.tenants += page.len();
+        let mut work: Vec<(TenantKey, ())> = page.into_iter().map(|t| (t, ())).collect();
+        for pass in 0..=reconciler.settings().quick_retries {
+            let last = pass == reconciler.settings().quick_retries;
+            let handled = fan_out(
+                reconciler,
+                Medium::Sweep,
+                concurrency,
+                work,
+                |tenant| async move { reconciler.reconcile(&tenant).await },
+            )
+            .await;
+            work = Vec::new();
+            for handled in handled {
+                if handled.action == Action::RetryNow && !last {
+                    work.push((handled.tenant, ()));
+                    continue;
+                }
+                match handled.result {
+                    Ok(Outcome::Converged(_)) => report.converged += 1,
+                    Ok(Outcome::InFlight { .. }) => report.in_flight += 1,
+                    Ok(Outcome::Failed { .. }) => report.failed += 1,
+                    Ok(Outcome::Retrying { .. }) => report.retrying += 1,
+                    Ok(Outcome::Unpublished { outcome, .. }) => match *outcome {
+                        Outcome::Failed { .. } => report.failed += 1,
+                        _ => report.converged += 1,
+                    },
+                    Err(error) => {
+                        warn!(%error, "reconcile failed; the next sweep tries again");
+                        report.errors += 1;
+                    }
                 }
             }
-        },
-    )
-    .await?;
+            if work.is_empty() {
+                break;
+            }
+        }
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
     info!(?report, "sweep done");
     Ok(report)
 }

@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
-use futures::StreamExt;
 use serde::Deserialize;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
+use super::stream::StreamSettings;
+use super::{Medium, fan_out};
 use crate::aws::sqs::Recheck;
-use crate::reconcile::{Outcome, Reconciler, Settings};
-use crate::stream::StreamSettings;
+use crate::reconcile::{Reconciler, Settings};
 use model::spec::TenantKey;
 use model::stack::stack_name_of_id;
 
@@ -134,33 +134,18 @@ pub async fn handle_rechecks(
         }
     }
 
-    let failed = futures::stream::iter(tenants)
-        .map(|(tenant, message_ids)| {
-            let span = info_span!("tenant", tenant_id = %tenant);
-            async move {
-                let result = reconciler.reconcile(&tenant).await;
-                info!(outcome = ?result, "re-checked");
-                match result {
-                    // A quick retry through the queue itself: a redelivered message would only
-                    // come back after the visibility timeout.
-                    Ok(Outcome::Retrying {
-                        retry_now: true, ..
-                    }) => match reconciler
-                        .schedule_recheck(&tenant, reconciler.settings().requeue_min)
-                        .await
-                    {
-                        Ok(()) => Vec::new(),
-                        Err(_) => message_ids,
-                    },
-                    Err(_) => message_ids,
-                    Ok(_) => Vec::new(),
-                }
-            }
-            .instrument(span)
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+    let handled = fan_out(
+        reconciler,
+        Medium::Queue,
+        settings.concurrency,
+        tenants,
+        |tenant| async move { reconciler.reconcile(&tenant).await },
+    )
+    .await;
+    let failed = handled
+        .into_iter()
+        .filter(|handled| handled.redeliver)
+        .map(|handled| handled.payload);
 
     let mut response = SqsBatchResponse::default();
     for id in failed.into_iter().flatten().filter(|id| !id.is_empty()) {

@@ -1,24 +1,15 @@
-//! Decommission: a tenant whose `decommission_date` has passed is announced (a
-//! `decommission_scheduled` lifecycle event; its grace period starts), and once the grace period
-//! is over its SPEC is removed as the system actor. The normal removal path does the rest: the
-//! stream's REMOVE record (or the reconciler) deletes the stack and records `deleted`.
-//!
-//! The grace period runs from the announcement, not from the date: a job that ran late never
-//! removes a tenant its subscribers were not told about.
+//! What decommission does with one tenant now, decided from its SPEC's `decommission_date`
+//! and its STATUS: pure. The grace period runs from the announcement, not from the date: a job
+//! that ran late never removes a tenant its subscribers were not told about. The job that acts
+//! on it is controlplane's `triggers::decommission`.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_dynamo::AttributeValue;
-use tracing::{info, warn};
 
-use crate::ports::{Snapshot, StoreError, TenantStore};
-use crate::reconcile::{Reconciler, rfc3339};
-use crate::sweep::for_each_tenant;
-use model::audit::{AuditEntry, SYSTEM_ACTOR};
-use model::spec::{TenantKey, decommission_instant};
-use model::status::{DecommissionNotice, TenantStatus};
+use crate::spec::decommission_instant;
+use crate::status::{DecommissionNotice, TenantStatus};
+use crate::time::rfc3339;
 
 /// What decommission does with one tenant now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,162 +85,10 @@ pub fn plan(
     }
 }
 
-/// What one decommission run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct DecommissionReport {
-    pub tenants: usize,
-    pub not_due: usize,
-    pub announced: usize,
-    /// Announced decommissions whose date the writer cleared or moved.
-    pub withdrawn: usize,
-    pub in_grace: usize,
-    pub removed: usize,
-    /// Mid-operation or not provisioned yet: picked up next time.
-    pub skipped: usize,
-    /// The SPEC or STATUS changed while deciding: picked up next time.
-    pub changed: usize,
-    pub errors: usize,
-}
-
-#[derive(Debug)]
-enum Done {
-    NotDue,
-    Announced,
-    Withdrawn,
-    InGrace,
-    Removed,
-    Skipped,
-    Changed,
-    Error,
-}
-
-fn date_of(snapshot: &Snapshot) -> Option<&str> {
-    match snapshot.spec.as_ref()?.get("decommission_date") {
-        Some(AttributeValue::S(date)) => Some(date),
-        _ => None,
-    }
-}
-
-async fn decommission_one(
-    store: &dyn TenantStore,
-    reconciler: &Reconciler,
-    grace: Duration,
-    key: TenantKey,
-) -> Done {
-    let snapshot = match store.load(&key).await {
-        Ok(snapshot) => snapshot,
-        Err(e) => {
-            warn!(error = %e, "cannot read the tenant; next run tries again");
-            return Done::Error;
-        }
-    };
-    // No SPEC: nothing is left to decommission (the reconcile deletes the stack); its notice
-    // is not withdrawn either.
-    if snapshot.spec.is_none() {
-        return Done::NotDue;
-    }
-    let date = date_of(&snapshot);
-    let now = reconciler.now();
-    let step = plan(date, snapshot.status.as_ref(), now, grace);
-    let result = match &step {
-        Step::NotDue => return Done::NotDue,
-        Step::NotProvisioned | Step::Busy => {
-            info!(?step, "decommission due; skipped until the next run");
-            return Done::Skipped;
-        }
-        Step::InGrace { remove_after } => {
-            info!(%remove_after, "decommission announced; grace period runs");
-            return Done::InGrace;
-        }
-        Step::Announce(notice) => {
-            info!(remove_after = %notice.remove_after, "decommission due: announcing the grace period");
-            reconciler
-                .record_decommission_notice(&key, &snapshot, Some(notice.clone()))
-                .await
-                .map(|()| Done::Announced)
-        }
-        Step::Withdraw => {
-            info!("decommission date cleared or moved: withdrawing the notice");
-            reconciler
-                .record_decommission_notice(&key, &snapshot, None)
-                .await
-                .map(|()| Done::Withdrawn)
-        }
-        Step::Remove => {
-            let date = date.unwrap_or_default();
-            let entry = AuditEntry {
-                at: rfc3339(now),
-                id: format!("decommission-remove-{date}"),
-                action: "decommission".into(),
-                actor: SYSTEM_ACTOR.into(),
-                requested_by: None,
-                result: "accepted".into(),
-                reason: Some(format!(
-                    "decommission_date {date} passed and the grace period is over: SPEC removed"
-                )),
-            };
-            info!(%date, "grace period over: removing the SPEC");
-            let removed = store.remove_spec_for_decommission(&key, date, &entry).await;
-            if removed == Err(StoreError::Conflict) {
-                // The line was written first (a DeleteItem names no actor); say it did not happen.
-                let skipped = AuditEntry {
-                    result: "skipped".into(),
-                    reason: Some("the SPEC changed meanwhile: not removed".into()),
-                    ..entry
-                };
-                reconciler.append_audit(&key, &skipped).await;
-            }
-            removed.map(|()| Done::Removed)
-        }
-    };
-    match result {
-        Ok(done) => done,
-        Err(StoreError::Conflict) => {
-            info!("the tenant changed meanwhile; next run decides again");
-            Done::Changed
-        }
-        Err(e) => {
-            warn!(error = %e, "decommission step failed; next run tries again");
-            Done::Error
-        }
-    }
-}
-
-/// One decommission run over every tenant, `concurrency` at a time.
-pub async fn decommission(
-    store: &dyn TenantStore,
-    reconciler: &Reconciler,
-    grace: Duration,
-    concurrency: usize,
-) -> Result<DecommissionReport, StoreError> {
-    let mut report = DecommissionReport::default();
-    for_each_tenant(
-        store,
-        concurrency,
-        |key| decommission_one(store, reconciler, grace, key),
-        |done| {
-            report.tenants += 1;
-            match done {
-                Done::NotDue => report.not_due += 1,
-                Done::Announced => report.announced += 1,
-                Done::Withdrawn => report.withdrawn += 1,
-                Done::InGrace => report.in_grace += 1,
-                Done::Removed => report.removed += 1,
-                Done::Skipped => report.skipped += 1,
-                Done::Changed => report.changed += 1,
-                Done::Error => report.errors += 1,
-            }
-        },
-    )
-    .await?;
-    info!(?report, "decommission run done");
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::status::{Operation, Status};
+    use crate::status::{Operation, Status};
 
     const DAY: Duration = Duration::from_secs(86_400);
 

@@ -12,14 +12,15 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{error, warn};
 
-use crate::reconcile::{Outcome, Reconciler, rfc3339};
+use super::{Medium, fan_out};
+use crate::reconcile::{Outcome, Reconciler, TransientError};
 use model::audit::{AuditEntry, UNKNOWN_ACTOR};
 use model::spec::{SPEC_SK, TenantKey};
+use model::time::rfc3339;
 
 /// Time kept free before an invocation's deadline: one tenant's reconcile (a few AWS calls).
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
@@ -293,52 +294,44 @@ pub async fn handle_batch_until(
         }
     }
 
-    let results = futures::stream::iter(tenants)
-        .map(|(tenant, (sequence_number, _))| {
-            let span = info_span!("tenant", tenant_id = %tenant);
-            let audit = writes.remove(&tenant).unwrap_or_default();
-            async move {
-                for entry in &audit {
-                    reconciler.append_audit(&tenant, entry).await;
-                }
-                let out_of_time = deadline.is_some_and(|d| {
-                    d.duration_since(SystemTime::now()).unwrap_or_default() < DEADLINE_MARGIN
-                });
-                if out_of_time {
-                    warn!("too close to the invocation deadline; leaving the tenant to the retry");
-                    let result =
-                        Err("not started: too close to the invocation deadline".to_owned());
-                    return (tenant, result, sequence_number);
-                }
-                let result = reconciler.reconcile(&tenant).await;
-                // Reported back to Lambda, which retries from the lowest such record: a quick
-                // retry the STATUS row already shows, or a failure that could not even be recorded.
-                let failure = match &result {
-                    Ok(Outcome::Retrying {
-                        retry_now: true, ..
-                    })
-                    | Err(_) => {
-                        warn!(outcome = ?result, "reporting the record for Lambda to retry");
-                        sequence_number.clone()
-                    }
-                    Ok(_) => None,
-                };
-                info!(outcome = ?result, "tenant reconciled");
-                (tenant, result.map_err(|e| e.to_string()), failure)
+    let now = SystemTime::now;
+    let writes = &writes;
+    let handled = fan_out(
+        reconciler,
+        Medium::Stream,
+        settings.concurrency,
+        tenants
+            .into_iter()
+            .map(|(tenant, (sequence_number, _))| (tenant, sequence_number)),
+        |tenant| async move {
+            for entry in writes.get(&tenant).into_iter().flatten() {
+                reconciler.writer().append_audit(&tenant, entry).await;
             }
-            .instrument(span)
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+            let out_of_time = deadline
+                .is_some_and(|d| d.duration_since(now()).unwrap_or_default() < DEADLINE_MARGIN);
+            if out_of_time {
+                warn!("too close to the invocation deadline; leaving the tenant to the retry");
+                return Err(TransientError(
+                    "not started: too close to the invocation deadline".to_owned(),
+                ));
+            }
+            reconciler.reconcile(&tenant).await
+        },
+    )
+    .await;
 
-    for (tenant, result, failure) in results {
-        if let Some(sequence_number) = failure {
+    for handled in handled {
+        // Reported back to Lambda, which retries from the lowest such record: a quick retry
+        // the STATUS row already shows, or a failure that could not even be recorded.
+        if let (true, Some(sequence_number)) = (handled.redeliver, handled.payload) {
+            warn!(tenant_id = %handled.tenant, "reporting the record for Lambda to retry");
             let mut item = DynamoDbBatchItemFailure::default();
             item.item_identifier = Some(sequence_number);
             report.response.batch_item_failures.push(item);
         }
-        report.outcomes.insert(tenant, result);
+        report
+            .outcomes
+            .insert(handled.tenant, handled.result.map_err(|e| e.to_string()));
     }
     report
 }

@@ -10,13 +10,13 @@
 //! reconciler converges those tenants meanwhile.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use futures::StreamExt;
 use serde::Deserialize;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use super::stream::StreamSettings;
+use super::{Medium, fan_out};
 use crate::ports::{ShardRange, StreamReadError, StreamRecords};
-use crate::reconcile::{Outcome, Reconciler};
-use crate::stream::StreamSettings;
+use crate::reconcile::Reconciler;
 
 /// Lambda's OnFailure record for a DynamoDB stream batch (the parts the consumer needs).
 #[derive(Debug, Deserialize)]
@@ -44,7 +44,7 @@ struct RequestContext {
 
 /// Why a whole message could not be handled (it goes back to the queue).
 #[derive(Debug, thiserror::Error)]
-pub enum OnFailureError {
+pub enum StreamFailuresError {
     #[error("not a Lambda OnFailure record for a DynamoDB stream: {0}")]
     Undecodable(String),
     #[error(transparent)]
@@ -54,16 +54,16 @@ pub enum OnFailureError {
 }
 
 /// Handles one SQS event of OnFailure messages; messages not fully handled are reported back.
-pub async fn handle_on_failure_records(
+pub async fn handle_stream_failures(
     reconciler: &Reconciler,
     stream: &dyn StreamRecords,
     settings: &StreamSettings,
     event: &serde_json::Value,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    for message in crate::completion::sqs_messages(event) {
+    for message in super::completion::sqs_messages(event) {
         let id = message.message_id.clone().unwrap_or_default();
-        let span = info_span!("on_failure_message", message_id = %id);
+        let span = info_span!("stream_failure_message", message_id = %id);
         let result = handle_message(reconciler, stream, settings, message.body.as_deref())
             .instrument(span)
             .await;
@@ -84,9 +84,9 @@ async fn handle_message(
     stream: &dyn StreamRecords,
     settings: &StreamSettings,
     body: Option<&str>,
-) -> Result<(), OnFailureError> {
+) -> Result<(), StreamFailuresError> {
     let record: OnFailureRecord = serde_json::from_str(body.unwrap_or_default())
-        .map_err(|e| OnFailureError::Undecodable(e.to_string()))?;
+        .map_err(|e| StreamFailuresError::Undecodable(e.to_string()))?;
     let condition = record
         .request_context
         .and_then(|c| c.condition)
@@ -104,44 +104,34 @@ async fn handle_message(
     let tenants = stream.tenants_in(&range).await?;
     info!(tenants = tenants.len(), records = %described, "re-reading a batch Lambda gave up on");
 
-    let unrecorded = futures::stream::iter(tenants)
-        .map(|tenant| {
-            let span = info_span!("tenant", tenant_id = %tenant);
-            let described = described.as_str();
-            async move {
-                let reconciled = reconciler.reconcile(&tenant).await;
-                if let Err(e) = &reconciled {
-                    warn!(error = %e, "still cannot be processed; recording it");
-                }
-                let outcome = reconciler
-                    .record_exhausted(&tenant, described, reconciled)
-                    .await;
-                info!(?outcome, "reconciled from its given-up records");
-                let result = match outcome {
-                    // A quick retry is due now: no trigger retries this one, so the completion
-                    // loop does.
-                    Ok(Outcome::Retrying {
-                        retry_now: true, ..
-                    }) => {
-                        reconciler
-                            .schedule_recheck(&tenant, reconciler.settings().requeue_min)
-                            .await
-                    }
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                result.err().map(|e| OnFailureError::Unrecorded {
-                    tenant: tenant.to_string(),
-                    error: e.to_string(),
-                })
+    let described = described.as_str();
+    let handled = fan_out(
+        reconciler,
+        Medium::Queue,
+        settings.concurrency,
+        tenants.into_iter().map(|tenant| (tenant, ())),
+        |tenant| async move {
+            let reconciled = reconciler.reconcile(&tenant).await;
+            if let Err(e) = &reconciled {
+                warn!(error = %e, "still cannot be processed; recording it");
             }
-            .instrument(span)
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .filter_map(|failure| async move { failure })
-        .collect::<Vec<_>>()
-        .await;
-    match unrecorded.into_iter().next() {
+            reconciler
+                .record_exhausted(&tenant, described, reconciled)
+                .await
+        },
+    )
+    .await;
+    let mut unrecorded = handled
+        .into_iter()
+        .filter(|handled| handled.redeliver)
+        .map(|handled| StreamFailuresError::Unrecorded {
+            tenant: handled.tenant.to_string(),
+            error: match handled.result {
+                Err(e) => e.to_string(),
+                Ok(_) => "its re-check could not be scheduled".to_owned(),
+            },
+        });
+    match unrecorded.next() {
         Some(first) => Err(first),
         None => Ok(()),
     }

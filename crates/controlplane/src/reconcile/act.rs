@@ -1,0 +1,264 @@
+//! Act: write the intent (so the stack can always be found again), call CloudFormation, and
+//! record what came of it. Every write goes through the status writer, conditional on the
+//! version this look read (or this reconcile just wrote).
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use model::decide::{Decision, Desired, Terminal};
+use model::next_status;
+use model::spec::SpecRow;
+use model::stack::{TAG_MANAGED_BY, TAG_SPEC_FINGERPRINT, TAG_TEMPLATE_VERSION, TAG_TENANT_ID};
+use model::status::{Operation, Status, TenantStatus};
+use tracing::{debug, info, warn};
+
+use super::failure::TransientFailure;
+use super::observe::View;
+use super::{
+    ASSIGNED_AT_CREATION, ASSIGNED_FROM_STACK_TAG, MANAGED_BY, Outcome, Reconciler, TransientError,
+};
+use crate::ports::{Healing, Snapshot, StackError, StackRequest, StoreError, UpdateStarted};
+use crate::status_writer::{Change, Over, Written};
+
+/// How a step that did not finish the reconcile ends.
+pub(super) enum Step {
+    /// Look again and decide anew (a write lost to a newer one, or the table is not known).
+    Again,
+    /// A stack operation was started: look again at the stack, the table being as given.
+    Started(Box<Snapshot>),
+    Transient(TransientFailure),
+    /// CloudFormation refused for good; already recorded as failed.
+    Rejected(Outcome),
+    /// Finished without waiting for the stack; already recorded.
+    Done(Outcome),
+}
+
+impl Reconciler {
+    /// Writes the intent (so the stack can always be found again), then calls CloudFormation.
+    pub(super) async fn start(&self, view: &View, decision: &Decision, now: DateTime<Utc>) -> Step {
+        let (Some(operation), Some(target)) = (decision.operation(), view.target()) else {
+            return Step::Again;
+        };
+        let previous = view.snapshot.status.as_ref();
+        let fingerprint = view.fingerprint().map(str::to_owned);
+        let same = previous.and_then(|s| s.spec_fingerprint.as_deref()) == fingerprint.as_deref();
+        let mut intent = next_status::carried(view.key.as_str(), previous, now);
+        intent.status = match (&view.desired, operation) {
+            // Deleting a failed create or a change-set stack is a step towards a new stack.
+            (Desired::Present(_), Operation::Create | Operation::Delete) => Status::Creating,
+            (Desired::Present(_), _) => Status::Updating,
+            _ => Status::Deleting,
+        };
+        intent.operation = Some(operation);
+        intent.attempts = if same {
+            previous.map_or(0, |s| s.attempts).saturating_add(1)
+        } else {
+            1
+        };
+        if !same {
+            intent.retries = 0;
+        }
+        intent.spec_fingerprint = match (operation, previous) {
+            // Continuing a rollback finishes the failed update's story, not this SPEC's: keep its
+            // fingerprint, so a SPEC written meanwhile is still applied afterwards.
+            (Operation::ContinueUpdateRollback, Some(previous))
+                if previous.spec_fingerprint.is_some() =>
+            {
+                previous.spec_fingerprint.clone()
+            }
+            _ => fingerprint.clone(),
+        };
+        intent.location = Some(target.location.clone());
+        if let Desired::Present(d) = &view.desired {
+            intent.template_version = Some(d.template_version.clone());
+        }
+        if let Some(stack) = &view.stack {
+            intent.stack_id = Some(stack.stack_id.clone());
+            intent.stack_status = Some(stack.status.as_str().to_owned());
+        }
+        let written = match self.record(view, intent, Over::read(&view.snapshot)).await {
+            Ok(written) => written,
+            Err(step) => return step,
+        };
+        let intent = &written.status;
+
+        let token = client_request_token(
+            operation,
+            fingerprint.as_deref().unwrap_or("x"),
+            intent.version,
+        );
+        info!(
+            ?operation,
+            stack = %target.location.stack_name,
+            account = %target.location.account_id,
+            region = %target.location.region,
+            "starting stack operation"
+        );
+        let mut no_changes = false;
+        let result = match (operation, &view.desired) {
+            (Operation::Create | Operation::Update, Desired::Present(d)) => {
+                let request = StackRequest {
+                    template_body: view
+                        .template
+                        .as_ref()
+                        .map(|t| t.body.clone())
+                        .unwrap_or_default(),
+                    auto_expand: view
+                        .template
+                        .as_ref()
+                        .is_some_and(|t| t.expands_transforms()),
+                    parameters: d.parameters.clone(),
+                    tags: vec![
+                        (TAG_TENANT_ID.into(), view.key.as_str().to_owned()),
+                        (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
+                        (TAG_TEMPLATE_VERSION.into(), d.template_version.clone()),
+                        (TAG_SPEC_FINGERPRINT.into(), d.fingerprint.clone()),
+                    ],
+                    client_request_token: token,
+                };
+                if operation == Operation::Create {
+                    self.stacks.create(&target, &request).await
+                } else {
+                    self.stacks.update(&target, &request).await.map(|started| {
+                        if started == UpdateStarted::NoChanges {
+                            debug!("no updates are to be performed");
+                            no_changes = true;
+                        }
+                    })
+                }
+            }
+            (Operation::Delete, _) => self.stacks.delete(&target, &token).await,
+            (Operation::ContinueUpdateRollback, _) => {
+                self.stacks.continue_update_rollback(&target, &token).await
+            }
+            // Create and update are only decided for a present SPEC.
+            _ => Ok(()),
+        };
+        // The next write goes over the intent, as stored now.
+        let over = written.over();
+        match result {
+            // The stack already runs this SPEC and its status will not move (it may still show
+            // an earlier failed update's UPDATE_ROLLBACK_COMPLETE): ready now, or a look again
+            // would take that old failure for this update's.
+            Ok(()) if no_changes => {
+                let mut ready = self.finalized(view, &Terminal::Ready, now).await;
+                ready.operation = intent.operation;
+                let state = ready.status;
+                match self.record(view, ready, over).await {
+                    Ok(_) => Step::Done(Outcome::Converged(Some(state))),
+                    Err(step) => step,
+                }
+            }
+            // The table is as this reconcile just wrote it (conditionally): the next look reads
+            // only the stack.
+            Ok(()) | Err(StackError::AlreadyExists) => match &written.outbox.current {
+                Some(status) => Step::Started(Box::new(Snapshot {
+                    spec: view.snapshot.spec.clone(),
+                    status_version: Some(status.version),
+                    status: Some(status.clone()),
+                })),
+                None => Step::Again,
+            },
+            Err(e) if e.healing() == Healing::Transient => Step::Transient(TransientFailure {
+                error: TransientError(format!(
+                    "{} of stack {}: {e}",
+                    operation.as_str(),
+                    target.location.stack_name
+                )),
+                after_intent: true,
+            }),
+            Err(e) => {
+                let reason = format!("CloudFormation rejected the {}: {e}", operation.as_str());
+                warn!(%reason, "stack operation rejected");
+                let mut failed = intent.clone();
+                failed.status = Status::Failed;
+                failed.reason = Some(reason.clone());
+                match self.record(view, failed, over).await {
+                    Ok(_) => Step::Rejected(Outcome::Failed { reason }),
+                    Err(step) => step,
+                }
+            }
+        }
+    }
+
+    /// The end of an operation, with the stack events' own words for a failure.
+    pub(super) async fn finalized(
+        &self,
+        view: &View,
+        terminal: &Terminal,
+        now: DateTime<Utc>,
+    ) -> TenantStatus {
+        let cause = match (terminal, view.target()) {
+            (Terminal::FailedFromStack { .. }, Some(target)) => {
+                self.stacks.failure_reason(&target).await.ok().flatten()
+            }
+            _ => None,
+        };
+        next_status::finalized(&view.seen(now), terminal, cause)
+    }
+
+    /// Writes STATUS over the version this view read.
+    pub(super) async fn record_read(&self, view: &View, status: TenantStatus) -> Result<(), Step> {
+        self.record(view, status, Over::read(&view.snapshot))
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes `status` over `over` (conditionally), as a transition of the tenant.
+    pub(super) async fn record(
+        &self,
+        view: &View,
+        mut status: TenantStatus,
+        over: Over<'_>,
+    ) -> Result<Written, Step> {
+        // A tenant's first write fixes the version the fleet gives it; from then on only a
+        // rollout moves it, never the passing of time.
+        if status.assigned_version.is_none()
+            && !matches!(view.desired, Desired::Absent)
+            && let Some(assigned) = &view.versions.assigned_version
+        {
+            status.assigned_version = Some(assigned.clone());
+            status.assigned_by = Some(
+                if view.versions.from_stack_tag {
+                    ASSIGNED_FROM_STACK_TAG
+                } else {
+                    ASSIGNED_AT_CREATION
+                }
+                .into(),
+            );
+        }
+        let requested_by = view
+            .snapshot
+            .spec
+            .as_ref()
+            .and_then(|spec| SpecRow(spec).updated_by());
+        match self
+            .writer
+            .write(&view.key, over, status, Change::Transition { requested_by })
+            .await
+        {
+            Ok(written) => {
+                if written.outbox.unpublished {
+                    view.unpublished.store(true, Ordering::Relaxed);
+                }
+                Ok(written)
+            }
+            Err(StoreError::Conflict) => {
+                debug!("status changed concurrently; deciding again");
+                Err(Step::Again)
+            }
+            Err(e) => Err(Step::Transient(TransientFailure::before_any_call(e.into()))),
+        }
+    }
+}
+
+/// One token per recorded intent: the SDK's retries of that call are idempotent, and no two
+/// intents (even for the same SPEC after a revert) share a token.
+pub fn client_request_token(
+    operation: Operation,
+    fingerprint: &str,
+    intent_version: u64,
+) -> String {
+    let short = fingerprint.get(..16).unwrap_or(fingerprint);
+    format!("{}-{short}-{intent_version}", operation.as_str())
+}
