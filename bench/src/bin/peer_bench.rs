@@ -115,9 +115,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_cloudformation::types::Parameter;
 use clap::{Parser, Subcommand, ValueEnum};
+use controlplane::config::{ControlPlaneConfig, KeySource};
 use controlplane::reconcile::Outcome;
-use controlplane::runtime::{ControlPlane, ControlPlaneConfig, KeySource};
 use controlplane::triggers::stream::handle_batch;
+use controlplane::wiring::ControlPlane;
 use local::event_source::EventSourceSettings;
 use local::stream_poller::{Invocation, StreamPoller};
 use model::status::Status;
@@ -532,7 +533,7 @@ struct Progress {
     invocations: usize,
 }
 
-/// JSON logs at the deployed level (info), as `controlplane::runtime::init_logs` sets them up,
+/// JSON logs at the deployed level (info), as `controlplane::wiring::init_logs` sets them up,
 /// written nowhere: their cost is counted, the terminal is spared.
 fn init_sink_logs() {
     let _ = tracing_subscriber::fmt()

@@ -68,8 +68,8 @@ pub struct ApiState {
     pub max_page_bytes: usize,
 }
 
-impl From<controlplane::runtime::ApiConfig> for ApiState {
-    fn from(config: controlplane::runtime::ApiConfig) -> Self {
+impl From<controlplane::wiring::ApiConfig> for ApiState {
+    fn from(config: controlplane::wiring::ApiConfig) -> Self {
         Self {
             store: config.store,
             specs: config.specs,

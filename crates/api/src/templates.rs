@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::ports::{TemplateRecord, TemplateSource};
-use controlplane::template_source::{self, NewTemplate, PublishError};
+use controlplane::template_source::{self, NewTemplate, TemplatePublishError};
 use model::spec::{FieldError, check_template_version};
 use model::time::rfc3339;
 use serde::{Deserialize, Serialize};
@@ -139,9 +139,9 @@ pub(crate) fn unknown_fields(
 }
 
 /// Why publishing failed, as the problem the API answers.
-fn publish_problem(error: PublishError) -> Problem {
+fn publish_problem(error: TemplatePublishError) -> Problem {
     match error {
-        PublishError::Invalid(problems) => Problem::invalid_template(
+        TemplatePublishError::Invalid(problems) => Problem::invalid_template(
             problems
                 .into_iter()
                 .map(|problem| match problem.strip_prefix("version ") {
@@ -150,7 +150,7 @@ fn publish_problem(error: PublishError) -> Problem {
                 })
                 .collect(),
         ),
-        PublishError::BreaksTenants { count, named } => Problem::template_breaks_tenants(
+        TemplatePublishError::BreaksTenants { count, named } => Problem::template_breaks_tenants(
             count,
             named
                 .into_iter()
@@ -161,9 +161,9 @@ fn publish_problem(error: PublishError) -> Problem {
                 })
                 .collect(),
         ),
-        exists @ PublishError::Exists(..) => Problem::template_exists(exists.to_string()),
-        PublishError::Unavailable(reason) => Problem::store_unreachable(reason),
-        PublishError::Unstorable(errors) => Problem::invalid_template(errors),
+        exists @ TemplatePublishError::Exists(..) => Problem::template_exists(exists.to_string()),
+        TemplatePublishError::Unavailable(reason) => Problem::store_unreachable(reason),
+        TemplatePublishError::Unstorable(errors) => Problem::invalid_template(errors),
     }
 }
 
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn publish_errors_become_field_level_problems() {
-        let invalid = publish_problem(PublishError::Invalid(vec![
+        let invalid = publish_problem(TemplatePublishError::Invalid(vec![
             "version must be 1-64 of letters".into(),
             "CloudFormation ValidateTemplate: nope".into(),
         ]));
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(invalid.errors[0].field, "version");
         assert_eq!(invalid.errors[0].message, "must be 1-64 of letters");
         assert_eq!(invalid.errors[1].field, "body");
-        let breaks = publish_problem(PublishError::BreaksTenants {
+        let breaks = publish_problem(TemplatePublishError::BreaksTenants {
             count: 30,
             named: vec!["acme: config.x: unknown".into(), "and 10 more".into()],
         });
@@ -322,11 +322,11 @@ mod tests {
         assert_eq!(breaks.errors[1].field, "tenants");
         assert!(breaks.detail.contains("30"));
         assert_eq!(
-            publish_problem(PublishError::Exists("v2".into(), "body")).status,
+            publish_problem(TemplatePublishError::Exists("v2".into(), "body")).status,
             409
         );
         assert_eq!(
-            publish_problem(PublishError::Unavailable("down".into())).status,
+            publish_problem(TemplatePublishError::Unavailable("down".into())).status,
             503
         );
     }

@@ -849,7 +849,7 @@ impl ApiState {
         let entry = AuditEntry {
             at: model::time::rfc3339(now),
             id,
-            action: "spec-removed".into(),
+            action: model::audit::AuditAction::SpecRemoved,
             actor: caller.subject.clone(),
             requested_by: None,
             result: "accepted".into(),

@@ -14,10 +14,10 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
 use controlplane::rollout::driver::RolloutDriver;
 use controlplane::template_source::SAMPLE_TEMPLATE;
+use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use model::spec::TenantKey;
 
 /// ValidateTemplate (faked) refuses bodies holding this.

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
+use controlplane::testing::{FakeTemplateValidator, InMemoryStore};
 
 /// Cases per property: 512, or `PROPTEST_CASES` (e.g. a long soak).
 fn cases() -> u32 {

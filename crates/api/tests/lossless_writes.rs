@@ -16,8 +16,8 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use model::spec::TenantKey;
 
 /// Cases per property: 256, or `PROPTEST_CASES` (e.g. a long soak).

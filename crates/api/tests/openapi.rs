@@ -14,8 +14,8 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
 use controlplane::template_source::SAMPLE_TEMPLATE;
+use controlplane::testing::{FakeTemplateValidator, InMemoryStore};
 
 const BASE: &str = "https://tenant-api.invalid/openapi";
 
@@ -132,7 +132,7 @@ async fn every_operation_answers_as_the_document_declares() {
     )
     .expect("the shipped template");
     state.preview_queue = Some(Arc::new(
-        controlplane::fakes::RecordingPreviewQueue::default(),
+        controlplane::testing::RecordingPreviewQueue::default(),
     ));
     let templates = state.templates.clone();
     let mut api = Checker {
@@ -543,7 +543,7 @@ async fn every_operation_answers_as_the_document_declares() {
     let runner = controlplane::rollout::preview::PreviewRunner::new(
         store.clone(),
         store.clone(),
-        Arc::new(controlplane::fakes::FakeStacks::default()),
+        Arc::new(controlplane::testing::FakeStacks::default()),
         templates,
     );
     runner

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use api::ApiState;
 use api::auth::LocalTokens;
-use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
+use controlplane::testing::{FakeTemplateValidator, InMemoryStore};
 use model::spec::TenantKey;
 use support::{Api, Reply, api, assert_problem};
 
@@ -678,7 +678,7 @@ async fn requests_whose_item_dynamodb_would_refuse_get_422_naming_the_field() {
     // The contract tester's case: the same in a rollout preview (it was a 503).
     let previewing = support::api_with(|state| {
         state.preview_queue = Some(Arc::new(
-            controlplane::fakes::RecordingPreviewQueue::default(),
+            controlplane::testing::RecordingPreviewQueue::default(),
         ));
     });
     let preview = previewing

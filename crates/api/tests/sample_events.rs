@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use api::lambda::with_authorizer_claims;
 use api::{ApiState, router};
-use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
+use controlplane::testing::{FakeTemplateValidator, InMemoryStore};
 
 fn sample(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -65,13 +65,13 @@ use serde_dynamo::Item;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use controlplane::fakes::{Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore};
-use controlplane::ports::{Requeue, RequeueError, RolloutStore};
+use controlplane::ports::{Recheck, RecheckError, RolloutStore};
 use controlplane::reconcile::{Clock, Reconciler, Settings};
 use controlplane::rollout::driver::{RolloutDriver, StartRollout};
 use controlplane::template_source::{
     BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, publish,
 };
+use controlplane::testing::{Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore};
 use model::rollout::{Amount, MemberState, RolloutOptions, RolloutState, Selection};
 use model::spec::TenantKey;
 use model::status::Status;
@@ -120,8 +120,8 @@ struct SimulatedCompletionLoop {
 }
 
 #[async_trait]
-impl Requeue for SimulatedCompletionLoop {
-    async fn requeue(&self, tenant: &TenantKey, _after: Duration) -> Result<(), RequeueError> {
+impl Recheck for SimulatedCompletionLoop {
+    async fn schedule(&self, tenant: &TenantKey, _after: Duration) -> Result<(), RecheckError> {
         let reconciler = self.reconciler.clone();
         let stacks = self.stacks.clone();
         let store = self.store.clone();
@@ -222,7 +222,7 @@ async fn run(options: Options) -> Result<(), String> {
         store.clone(),
         templates.clone(),
     )
-    .with_requeue(Arc::new(SimulatedCompletionLoop {
+    .with_recheck(Arc::new(SimulatedCompletionLoop {
         reconciler: reconciler.clone(),
         stacks: stacks.clone(),
         store: store.clone(),

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use tracing::warn;
 
-use crate::runtime::ConfigError;
+use crate::config::ConfigError;
 
 /// The environment variable that states the function's configured timeout, in seconds.
 pub const FUNCTION_TIMEOUT_VAR: &str = "FUNCTION_TIMEOUT_SECONDS";

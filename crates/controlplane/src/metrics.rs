@@ -98,7 +98,7 @@ impl FleetCounts {
         *self.by_status.entry(status.as_str()).or_default() += 1;
         self.total += 1;
         if status.is_in_flight() {
-            let started = DateTime::parse_from_rfc3339(updated_at).map(|t| t.with_timezone(&Utc));
+            let started = model::time::parse(updated_at);
             // An unreadable start cannot prove the operation is young.
             let running = started.map_or(Duration::MAX, |t| (now - t).to_std().unwrap_or_default());
             if running > stuck_after {
@@ -160,8 +160,8 @@ pub fn record_transition(previous: Option<&TenantStatus>, next: &TenantStatus, n
     let Some(operation) = previous.operation else {
         return;
     };
-    if let Ok(started) = DateTime::parse_from_rfc3339(&previous.updated_at)
-        && let Ok(took) = (now - started.with_timezone(&Utc)).to_std()
+    if let Some(started) = model::time::parse(&previous.updated_at)
+        && let Ok(took) = (now - started).to_std()
     {
         metrics::histogram!(OPERATION_DURATION, "Operation" => operation.as_str())
             .record(took.as_millis() as f64);

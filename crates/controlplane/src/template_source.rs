@@ -224,7 +224,7 @@ pub const TEMPLATE_BODY_MAX: usize = 51_200;
 
 /// Why a version was not published.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PublishError {
+pub enum TemplatePublishError {
     /// The version or its body breaks a rule; every problem found, readable.
     #[error("the template version is not valid: {}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -244,7 +244,7 @@ pub enum PublishError {
     Unstorable(Vec<model::spec::FieldError>),
 }
 
-impl From<StoreError> for PublishError {
+impl From<StoreError> for TemplatePublishError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unstorable(errors) => Self::Unstorable(errors),
@@ -282,7 +282,7 @@ pub async fn publish(
     store: &dyn TemplateStore,
     tenants: &dyn TenantStore,
     validator: &dyn TemplateValidator,
-) -> Result<Published, PublishError> {
+) -> Result<Published, TemplatePublishError> {
     let mut problems = Vec::new();
     if let Err(reason) = check_template_version(&new.version) {
         problems.push(format!("version {reason}"));
@@ -308,13 +308,15 @@ pub async fn publish(
         }
     }
     if !problems.is_empty() {
-        return Err(PublishError::Invalid(problems));
+        return Err(TemplatePublishError::Invalid(problems));
     }
     let sha256 = sha256_hex(&new.body);
     let existing = match templates.record(&new.version).await {
         Ok(existing) => existing,
         // Stored, though changed in place since: the version is taken all the same.
-        Err(StoreError::Corrupt(_)) => return Err(PublishError::Exists(new.version, "body")),
+        Err(StoreError::Corrupt(_)) => {
+            return Err(TemplatePublishError::Exists(new.version, "body"));
+        }
         Err(e) => return Err(e.into()),
     };
     if let Some(existing) = existing {
@@ -323,17 +325,17 @@ pub async fn publish(
     match validator.validate_template(&new.body).await {
         Ok(()) => {}
         Err(StackError::Rejected(reason)) => {
-            return Err(PublishError::Invalid(vec![format!(
+            return Err(TemplatePublishError::Invalid(vec![format!(
                 "CloudFormation ValidateTemplate: {reason}"
             )]));
         }
         Err(e) => {
-            return Err(PublishError::Unavailable(format!(
+            return Err(TemplatePublishError::Unavailable(format!(
                 "cannot validate the template: {e}"
             )));
         }
     }
-    let template = parsed.map_err(|e| PublishError::Invalid(vec![e.message]))?;
+    let template = parsed.map_err(|e| TemplatePublishError::Invalid(vec![e.message]))?;
     let mut broken = tenants_it_breaks(&template, templates, tenants).await?;
     if !broken.is_empty() {
         let count = broken.len();
@@ -341,7 +343,7 @@ pub async fn publish(
             broken.truncate(NAMED_TENANTS);
             broken.push(format!("and {} more", count - NAMED_TENANTS));
         }
-        return Err(PublishError::BreaksTenants {
+        return Err(TemplatePublishError::BreaksTenants {
             count,
             named: broken,
         });
@@ -365,7 +367,7 @@ pub async fn publish(
                 same_version(existing, &record.sha256, record.description.as_ref())
             }
             Ok(None) | Err(StoreError::Corrupt(_)) => {
-                Err(PublishError::Exists(record.version, "body"))
+                Err(TemplatePublishError::Exists(record.version, "body"))
             }
             Err(e) => Err(e.into()),
         },
@@ -379,11 +381,14 @@ fn same_version(
     existing: TemplateRecord,
     sha256: &str,
     description: Option<&String>,
-) -> Result<Published, PublishError> {
+) -> Result<Published, TemplatePublishError> {
     if existing.sha256 != sha256 {
-        Err(PublishError::Exists(existing.version, "body"))
+        Err(TemplatePublishError::Exists(existing.version, "body"))
     } else if existing.description.as_ref() != description {
-        Err(PublishError::Exists(existing.version, "description"))
+        Err(TemplatePublishError::Exists(
+            existing.version,
+            "description",
+        ))
     } else {
         Ok(Published {
             record: existing,
@@ -398,13 +403,13 @@ async fn tenants_it_breaks(
     template: &Template,
     templates: &TableTemplates,
     tenants: &dyn TenantStore,
-) -> Result<Vec<String>, PublishError> {
+) -> Result<Vec<String>, TemplatePublishError> {
     let keys: Vec<TenantKey> = crate::triggers::sweep::all_tenants(tenants).await?;
     let broken: Vec<Option<String>> = futures::stream::iter(keys)
         .map(|key| async move {
             let snapshot = tenants.load(&key).await?;
             let Some(item) = snapshot.spec else {
-                return Ok::<_, PublishError>(None);
+                return Ok::<_, TemplatePublishError>(None);
             };
             // An invalid SPEC already fails on its own; a pinned one does not follow the fleet.
             let Ok(spec) = TenantSpec::parse(&key, &item) else {
@@ -422,7 +427,7 @@ async fn tenants_it_breaks(
                 templates,
             )
             .await
-            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+            .map_err(|e| TemplatePublishError::Unavailable(e.to_string()))?;
             if matches!(on_its_version, crate::validation::Validation::Invalid(_)) {
                 return Ok(None);
             }

@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use controlplane::fakes::{
-    Behaviour, FakeStacks, InMemoryStore, RecordingEvents, RecordingRequeue,
-};
-use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::reconcile::{Outcome, Settings};
+use controlplane::testing::{Behaviour, World};
 use controlplane::triggers::completion::handle_rechecks;
 use controlplane::triggers::reconcile_now;
 use controlplane::triggers::stream::{StreamSettings, handle_batch};
@@ -20,37 +16,11 @@ use serde_json::{Value, json};
 
 use common::{event, seed_image};
 
-struct Loop {
-    store: Arc<InMemoryStore>,
-    stacks: Arc<FakeStacks>,
-    requeue: Arc<RecordingRequeue>,
-    events: Arc<RecordingEvents>,
-    reconciler: Reconciler,
+fn setup() -> World {
+    World::builder().with_rechecks().with_events().build()
 }
 
-fn setup() -> Loop {
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let requeue = Arc::new(RecordingRequeue::default());
-    let events = Arc::new(RecordingEvents::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample template")),
-        Settings::new("us-east-1"),
-    )
-    .with_requeue(requeue.clone())
-    .with_events(events.clone());
-    Loop {
-        store,
-        stacks,
-        requeue,
-        events,
-        reconciler,
-    }
-}
-
-fn put_seed(l: &Loop) {
+fn put_seed(l: &World) {
     l.store.put_spec(&TenantKey::new("gs1234"), seed_image());
 }
 
@@ -77,7 +47,7 @@ async fn an_operation_in_flight_is_followed_to_its_end() {
         Some(Status::Creating)
     );
     // A re-check is scheduled, soon (the operation has only just started).
-    let requests = l.requeue.requests();
+    let requests = l.recheck.requests();
     assert_eq!(requests, [(tenant.clone(), Duration::from_secs(2))]);
 
     // Still running at the re-check: another is scheduled; nothing is recorded.
@@ -89,7 +59,7 @@ async fn an_operation_in_flight_is_followed_to_its_end() {
     )
     .await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(l.requeue.requests().len(), 2);
+    assert_eq!(l.recheck.requests().len(), 2);
     assert_eq!(l.store.status_writes(), writes);
 
     // CloudFormation finishes: the next re-check records ready with the outputs.
@@ -105,7 +75,7 @@ async fn an_operation_in_flight_is_followed_to_its_end() {
     assert_eq!(status.status, Status::Ready);
     assert!(!status.outputs.is_empty());
     // Converged: no more re-checks.
-    assert_eq!(l.requeue.requests().len(), 2);
+    assert_eq!(l.recheck.requests().len(), 2);
 }
 
 /// The message EventBridge puts on the re-check queue when a stack changes status.
@@ -135,7 +105,7 @@ async fn a_stack_status_change_event_records_the_end_without_waiting_for_the_re_
     let location = started.location.clone().expect("location");
     let stack_id = l.stacks.stack(&location).expect("stack").observed.stack_id;
     assert_eq!(
-        l.requeue.requests().len(),
+        l.recheck.requests().len(),
         1,
         "the polling fallback is armed"
     );
@@ -158,7 +128,7 @@ async fn a_stack_status_change_event_records_the_end_without_waiting_for_the_re_
     assert!(!status.outputs.is_empty());
     // Converged: the event scheduled no further look; the fallback re-check, when it comes,
     // finds nothing to do.
-    assert_eq!(l.requeue.requests().len(), 1);
+    assert_eq!(l.recheck.requests().len(), 1);
     let writes = l.store.status_writes();
     handle_rechecks(
         &l.reconciler,
@@ -200,7 +170,7 @@ async fn a_stack_status_change_event_is_a_trigger_not_the_truth() {
         Some(Status::Creating)
     );
     assert_eq!(l.store.status_writes(), writes);
-    assert_eq!(l.requeue.requests().len(), 2);
+    assert_eq!(l.recheck.requests().len(), 2);
 
     // An event about another stack (not the control plane's prefix) reconciles no one.
     let foreign = stack_id.replace("tenant-gs1234", "billing-db");
@@ -211,7 +181,7 @@ async fn a_stack_status_change_event_is_a_trigger_not_the_truth() {
     )
     .await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(l.requeue.requests().len(), 2);
+    assert_eq!(l.recheck.requests().len(), 2);
 
     // An event whose status disagrees with the stack: the stack's own status is recorded.
     l.stacks.finish(&location);
@@ -231,7 +201,7 @@ async fn a_re_check_that_cannot_be_scheduled_is_retried_by_the_trigger() {
     let l = setup();
     put_seed(&l);
     l.stacks.set_behaviour("tenant-gs1234", Behaviour::Hang);
-    l.requeue.set_failing(true);
+    l.recheck.set_failing(true);
     let report = handle_batch(
         &l.reconciler,
         &StreamSettings::default(),
@@ -245,7 +215,7 @@ async fn a_re_check_that_cannot_be_scheduled_is_retried_by_the_trigger() {
         reconcile_now(&l.reconciler, &tenant).await,
         Err(e) if e.0.contains("could not be scheduled")
     ));
-    l.requeue.set_failing(false);
+    l.recheck.set_failing(false);
     assert!(matches!(
         reconcile_now(&l.reconciler, &tenant).await,
         Ok(Outcome::InFlight { .. })
@@ -296,7 +266,7 @@ async fn a_retry_that_backs_off_is_scheduled_through_the_queue() {
     let quick_look = (tenant.clone(), Settings::new("us-east-1").requeue_min);
     let mut expected = vec![quick_look; quick as usize];
     expected.push((tenant.clone(), Duration::from_secs(30)));
-    assert_eq!(l.requeue.requests(), expected);
+    assert_eq!(l.recheck.requests(), expected);
     let status = l.store.status(&tenant).expect("status");
     assert_eq!((status.status, status.retryable), (Status::Failed, true));
 }
@@ -395,7 +365,7 @@ async fn a_failed_publish_keeps_the_state_and_the_event_until_it_goes_out() {
     assert_eq!(status.pending_events.len(), 1);
     let id = status.pending_events[0].id.clone();
     assert!(l.events.published().is_empty());
-    assert_eq!(l.requeue.requests().len(), 1);
+    assert_eq!(l.recheck.requests().len(), 1);
 
     // The re-check publishes it, under the same id, and empties the outbox.
     l.events.set_failing(false);

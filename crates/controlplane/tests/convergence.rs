@@ -27,12 +27,12 @@ use proptest::prelude::*;
 use serde_dynamo::Item;
 use serde_json::{Value, json};
 
-use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingEvents};
 use controlplane::ports::{
     StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
 };
-use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::reconcile::Settings;
 use controlplane::template_source::BundledTemplates;
+use controlplane::testing::{self, Behaviour, FakeStacks, InMemoryStore};
 use controlplane::triggers::stream::{StreamSettings, handle_batch};
 use controlplane::triggers::sweep::sweep;
 use controlplane::validation::answering_fingerprint;
@@ -274,13 +274,10 @@ fn record(sequence: u64, tenant: &str, new: Option<&Item>, old: Option<&Item>) -
     })
 }
 
+/// The fakes, reached through the fault injector, and the model of what was written.
 struct World {
-    store: Arc<InMemoryStore>,
-    stacks: Arc<FakeStacks>,
+    fakes: testing::World,
     faulty: Arc<FaultyStacks>,
-    events: Arc<RecordingEvents>,
-    clock: Arc<Mutex<DateTime<Utc>>>,
-    reconciler: Reconciler,
     /// The stream: every record written, and how many were delivered.
     records: Vec<Value>,
     delivered: usize,
@@ -289,6 +286,14 @@ struct World {
     retries: BTreeMap<String, u32>,
     versions: BTreeMap<String, u64>,
     sequence: u64,
+}
+
+impl std::ops::Deref for World {
+    type Target = testing::World;
+
+    fn deref(&self) -> &testing::World {
+        &self.fakes
+    }
 }
 
 impl World {
@@ -300,31 +305,24 @@ impl World {
             store: store.clone(),
             plan: Mutex::new(HashMap::new()),
         });
-        let events = Arc::new(RecordingEvents::default());
-        let clock = Arc::new(Mutex::new(
-            DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ));
-        let read = clock.clone();
         let mut settings = Settings::new("us-east-1");
         // Enough attempts that the injected faults never exhaust them.
         settings.max_attempts = 40;
-        let reconciler = Reconciler::new(
-            store.clone(),
-            faulty.clone(),
-            Arc::new(BundledTemplates::sample().unwrap()),
-            settings,
-        )
-        .with_events(events.clone())
-        .with_clock(Arc::new(move || *read.lock().unwrap()));
+        let fakes = testing::World::builder()
+            .settings(settings)
+            .with_events()
+            .starting_at(
+                DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            )
+            .store(store)
+            .stacks(stacks)
+            .reached_through(faulty.clone())
+            .build();
         Self {
-            store,
-            stacks,
+            fakes,
             faulty,
-            events,
-            clock,
-            reconciler,
             records: Vec::new(),
             delivered: 0,
             specs: BTreeMap::new(),
@@ -461,7 +459,8 @@ impl World {
                 let _ = sweep(self.store.as_ref(), &self.reconciler, 4).await;
             }
             Op::Advance { seconds } => {
-                *self.clock.lock().unwrap() += chrono::Duration::seconds(i64::from(*seconds));
+                self.clock
+                    .advance(chrono::Duration::seconds(i64::from(*seconds)));
             }
         }
     }
@@ -520,7 +519,7 @@ impl World {
         }
         for round in 0..12 {
             self.stacks.finish_in_progress();
-            *self.clock.lock().unwrap() += chrono::Duration::hours(2);
+            self.clock.advance(chrono::Duration::hours(2));
             let _ = sweep(self.store.as_ref(), &self.reconciler, 4).await;
             if round == 5 {
                 // The documented remedy for a failure of CloudFormation's own: bump `retry`.

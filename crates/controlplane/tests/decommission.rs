@@ -3,15 +3,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_dynamo::{AttributeValue, Item};
 
-use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore, RecordingEvents};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::reconcile::Settings;
+use controlplane::testing::{Behaviour, World};
 use controlplane::triggers::decommission::decommission;
 use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
@@ -38,37 +36,12 @@ fn time(text: &str) -> DateTime<Utc> {
 }
 
 /// The table, CloudFormation, the lifecycle topic and a settable clock, all in memory.
-struct World {
-    store: Arc<InMemoryStore>,
-    stacks: Arc<FakeStacks>,
-    events: Arc<RecordingEvents>,
-    clock: Arc<Mutex<DateTime<Utc>>>,
-    reconciler: Reconciler,
-}
-
-impl World {
-    fn new(settings: Settings) -> Self {
-        let store = Arc::new(InMemoryStore::default());
-        let stacks = Arc::new(FakeStacks::default());
-        let events = Arc::new(RecordingEvents::default());
-        let clock = Arc::new(Mutex::new(time("2026-11-20T09:00:00Z")));
-        let read = clock.clone();
-        let reconciler = Reconciler::new(
-            store.clone(),
-            stacks.clone(),
-            Arc::new(BundledTemplates::sample().expect("sample")),
-            settings,
-        )
-        .with_events(events.clone())
-        .with_clock(Arc::new(move || *read.lock().unwrap()));
-        Self {
-            store,
-            stacks,
-            events,
-            clock,
-            reconciler,
-        }
-    }
+fn world(settings: Settings) -> World {
+    World::builder()
+        .settings(settings)
+        .with_events()
+        .starting_at(time("2026-11-20T09:00:00Z"))
+        .build()
 }
 
 #[tokio::test]
@@ -82,7 +55,8 @@ async fn past_date_tenants_are_announced_then_removed_and_the_others_untouched()
         events,
         clock,
         reconciler,
-    } = World::new(settings);
+        ..
+    } = world(settings);
 
     let past = TenantKey::new("past-date");
     let future = TenantKey::new("future-date");
@@ -126,7 +100,7 @@ async fn past_date_tenants_are_announced_then_removed_and_the_others_untouched()
     assert_eq!(status_of(&past), Some(Status::Ready));
 
     // The next days: still in grace; nothing is announced twice.
-    *clock.lock().unwrap() = time("2026-11-26T09:00:00Z");
+    clock.set(time("2026-11-26T09:00:00Z"));
     let report = decommission(store.as_ref(), &reconciler, GRACE, 4)
         .await
         .expect("decommission");
@@ -137,7 +111,7 @@ async fn past_date_tenants_are_announced_then_removed_and_the_others_untouched()
     assert_eq!(events.published().len(), scheduled.len() + 3); // + the three provisioned
 
     // Grace over: the SPEC is removed as the system actor; the normal path deletes the stack.
-    *clock.lock().unwrap() = time("2026-11-27T09:00:00Z");
+    clock.set(time("2026-11-27T09:00:00Z"));
     let report = decommission(store.as_ref(), &reconciler, GRACE, 4)
         .await
         .expect("decommission");
@@ -174,7 +148,7 @@ async fn a_date_moved_during_the_grace_period_is_not_removed() {
         clock,
         reconciler,
         ..
-    } = World::new(Settings::new("us-east-1"));
+    } = world(Settings::new("us-east-1"));
     let tenant = TenantKey::new("extended");
     store.put_spec(&tenant, spec("extended", Some("2026-11-19")));
     sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
@@ -184,7 +158,7 @@ async fn a_date_moved_during_the_grace_period_is_not_removed() {
 
     // The customer extends: the writer moves the date past the end of the grace period.
     store.put_spec(&tenant, spec("extended", Some("2027-01-31")));
-    *clock.lock().unwrap() = time("2026-12-01T09:00:00Z");
+    clock.set(time("2026-12-01T09:00:00Z"));
     let report = decommission(store.as_ref(), &reconciler, GRACE, 1)
         .await
         .expect("decommission");
@@ -203,7 +177,7 @@ async fn a_cleared_date_withdraws_the_notice_and_a_recreated_tenant_is_announced
         clock,
         reconciler,
         ..
-    } = World::new(Settings::new("us-east-1"));
+    } = world(Settings::new("us-east-1"));
     let tenant = TenantKey::new("cancelled");
     let announcements = || {
         events
@@ -225,7 +199,7 @@ async fn a_cleared_date_withdraws_the_notice_and_a_recreated_tenant_is_announced
 
     // Weeks later the same date is set again: announced again with a new grace period; nothing
     // is removed on the spot.
-    *clock.lock().unwrap() = time("2026-12-20T09:00:00Z");
+    clock.set(time("2026-12-20T09:00:00Z"));
     store.put_spec(&tenant, spec("cancelled", Some("2026-11-19")));
     let report = run().await.expect("run");
     assert_eq!((report.announced, report.removed), (1, 0));
@@ -233,7 +207,7 @@ async fn a_cleared_date_withdraws_the_notice_and_a_recreated_tenant_is_announced
 
     // Removed after that grace, then created again with the same (copied) SPEC: the deleted
     // tenant kept no notice, so it is announced afresh rather than removed at once.
-    *clock.lock().unwrap() = time("2026-12-27T09:00:00Z");
+    clock.set(time("2026-12-27T09:00:00Z"));
     assert_eq!(run().await.expect("run").removed, 1);
     sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
     assert_eq!(store.status(&tenant).unwrap().status, Status::Deleted);

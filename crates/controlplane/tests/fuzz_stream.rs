@@ -4,14 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use controlplane::fakes::{FakeStacks, InMemoryStore};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::testing::World;
 use controlplane::triggers::stream::{
     StreamSettings, handle_batch, handle_batch_until, record_ref,
 };
@@ -81,13 +77,9 @@ fn check_batch(records: Vec<Value>) -> Result<(), TestCaseError> {
         .enable_all()
         .build()
         .expect("runtime");
-    let store = Arc::new(InMemoryStore::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        Arc::new(FakeStacks::default()),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        Settings::new("us-east-1"),
-    );
+    let World {
+        store, reconciler, ..
+    } = World::builder().build();
     // The table holds whatever SPEC the records carry, as the writer left it.
     for record in &records {
         if let (Ok(found), Some(image)) = (
@@ -153,12 +145,7 @@ proptest! {
         // As Lambda hands the event over: text, read by reference.
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let reconciler = Reconciler::new(
-                Arc::new(InMemoryStore::default()),
-                Arc::new(FakeStacks::default()),
-                Arc::new(BundledTemplates::sample().expect("sample")),
-                Settings::new("us-east-1"),
-            );
+            let reconciler = World::builder().build().reconciler;
             let report = runtime.block_on(handle_batch_until(&reconciler, &StreamSettings::default(), text, None));
             for skipped in &report.skipped {
                 prop_assert!(!skipped.to_string().is_empty());

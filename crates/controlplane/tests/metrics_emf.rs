@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::metrics::{DEFAULT_STUCK_AFTER, count_fleet, describe};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::testing::{Behaviour, World};
 use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
 use model::status::Status;
@@ -39,18 +35,14 @@ async fn fleet_counts_and_operation_metrics_are_emitted_as_emf() {
         .expect("the recorder installs");
     describe();
 
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
     let start: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
-    let clock = Arc::new(Mutex::new(start));
-    let read = clock.clone();
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        Settings::new("us-east-1"),
-    )
-    .with_clock(Arc::new(move || *read.lock().unwrap()));
+    let World {
+        store,
+        stacks,
+        clock,
+        reconciler,
+        ..
+    } = World::builder().starting_at(start).build();
 
     // Two ready at once; one whose create runs 90 seconds; one that hangs for two hours.
     for tenant in ["ready-one", "ready-two"] {
@@ -64,7 +56,7 @@ async fn fleet_counts_and_operation_metrics_are_emitted_as_emf() {
     stacks.set_behaviour("tenant-slow-one", Behaviour::Succeed);
     stacks.finish_in_progress();
     stacks.set_behaviour("tenant-stuck-one", Behaviour::Hang);
-    *clock.lock().unwrap() = start + Duration::seconds(90);
+    clock.set(start + Duration::seconds(90));
     reconciler
         .reconcile(&TenantKey::new("slow-one"))
         .await

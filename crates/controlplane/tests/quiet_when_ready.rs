@@ -10,10 +10,8 @@ use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use controlplane::fakes::{FakeStacks, InMemoryStore};
 use controlplane::ports::{StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::testing::{FakeStacks, World};
 use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
 use model::stack::ObservedStack;
@@ -33,7 +31,7 @@ enum Echo {
 
 /// The fake CloudFormation, echoing Number parameters in one `Echo` form, counting updates.
 struct Echoing {
-    inner: FakeStacks,
+    inner: Arc<FakeStacks>,
     echo: Echo,
     updates: Mutex<usize>,
 }
@@ -147,25 +145,26 @@ fn run_case(config: Value, echo: Echo) -> Result<(), TestCaseError> {
         .build()
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     runtime.block_on(async {
-        let store = Arc::new(InMemoryStore::default());
+        let fake = Arc::new(FakeStacks::default());
         let stacks = Arc::new(Echoing {
-            inner: FakeStacks::default(),
+            inner: fake.clone(),
             echo,
             updates: Mutex::new(0),
         });
-        let clock = Arc::new(Mutex::new(
-            DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ));
-        let read = clock.clone();
-        let reconciler = Reconciler::new(
-            store.clone(),
-            stacks.clone(),
-            Arc::new(BundledTemplates::sample().unwrap()),
-            Settings::new("us-east-1"),
-        )
-        .with_clock(Arc::new(move || *read.lock().unwrap()));
+        let World {
+            store,
+            clock,
+            reconciler,
+            ..
+        } = World::builder()
+            .starting_at(
+                DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            )
+            .stacks(fake)
+            .reached_through(stacks.clone())
+            .build();
         let key = TenantKey::new("acme");
         let item: serde_dynamo::Item = serde_json::from_value(json!({
             "pk": {"S": "TENANT#acme"}, "sk": {"S": "SPEC"}, "tenant_id": {"S": "acme"},
@@ -176,7 +175,7 @@ fn run_case(config: Value, echo: Echo) -> Result<(), TestCaseError> {
 
         let sweep_once = || async {
             stacks.inner.finish_in_progress();
-            *clock.lock().unwrap() += chrono::Duration::minutes(5);
+            clock.advance(chrono::Duration::minutes(5));
             let _ = sweep(store.as_ref(), &reconciler, 4).await;
         };
         for _ in 0..4 {

@@ -14,12 +14,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_dynamo::Item;
 use serde_json::{Value, json};
 
-use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::ports::{
     StackError, StackRequest, StackTarget, Stacks, StoreError, UpdateStarted,
 };
-use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::template_source::{BundledTemplates, SAMPLE_TEMPLATE};
+use controlplane::reconcile::{Outcome, Settings};
+use controlplane::template_source::SAMPLE_TEMPLATE;
+use controlplane::testing::{self, Behaviour, FakeStacks};
 use controlplane::triggers::stream::{BatchReport, SkippedRecord, StreamSettings, handle_batch};
 use model::decide::{REMOVED_FINGERPRINT, fingerprint};
 use model::spec::{TenantKey, TenantSpec};
@@ -89,49 +89,48 @@ impl Stacks for Spy {
     }
 }
 
+/// The fakes, reached through the spy, with the clock at ten seconds after the records were
+/// written (young records).
 struct World {
-    store: Arc<InMemoryStore>,
-    stacks: Arc<FakeStacks>,
+    fakes: testing::World,
     spy: Arc<Spy>,
-    clock: Arc<Mutex<DateTime<Utc>>>,
-    reconciler: Reconciler,
     stream: StreamSettings,
+}
+
+impl std::ops::Deref for World {
+    type Target = testing::World;
+
+    fn deref(&self) -> &testing::World {
+        &self.fakes
+    }
 }
 
 impl World {
     fn new() -> Self {
-        let store = Arc::new(InMemoryStore::default());
         let stacks = Arc::new(FakeStacks::default());
         let spy = Arc::new(Spy {
             inner: stacks.clone(),
             calls: Mutex::new(Vec::new()),
         });
-        // Ten seconds after the records were written: young records.
-        let clock = Arc::new(Mutex::new(at(RECORD_TIME + 10)));
-        let read = clock.clone();
-        let reconciler = Reconciler::new(
-            store.clone(),
-            spy.clone(),
-            Arc::new(BundledTemplates::sample().expect("the sample template parses")),
-            Settings::new(REGION),
-        )
-        .with_clock(Arc::new(move || *read.lock().unwrap()));
+        let fakes = testing::World::builder()
+            .settings(Settings::new(REGION))
+            .starting_at(at(RECORD_TIME + 10))
+            .stacks(stacks)
+            .reached_through(spy.clone())
+            .build();
         Self {
-            store,
-            stacks,
+            fakes,
             spy,
-            clock,
-            reconciler,
             stream: StreamSettings::default(),
         }
     }
 
     fn set_now(&self, time: DateTime<Utc>) {
-        *self.clock.lock().unwrap() = time;
+        self.clock.set(time);
     }
 
     fn now(&self) -> DateTime<Utc> {
-        *self.clock.lock().unwrap()
+        self.clock.now()
     }
 
     /// Writes a SPEC row to the table (what the writer did before the batch is handled).
@@ -168,7 +167,7 @@ impl World {
             .unwrap_or_else(|| panic!("{tenant} has no STATUS"))
     }
 
-    fn stack(&self, tenant: &str) -> controlplane::fakes::FakeStack {
+    fn stack(&self, tenant: &str) -> controlplane::testing::FakeStack {
         self.stacks
             .stack(&location(ACCOUNT, tenant))
             .unwrap_or_else(|| panic!("{tenant} has no stack"))
@@ -1916,7 +1915,7 @@ async fn every_action_is_on_the_tenants_audit_timeline_in_order() {
         .store
         .audit(&key(SEED))
         .into_iter()
-        .map(|e| (e.action, e.actor, e.result, e.requested_by))
+        .map(|e| (e.action.into(), e.actor, e.result, e.requested_by))
         .collect();
     let alice = Some("alice@example.com".to_owned());
     let line = |action: &str, actor: &str, result: &str, requested_by: &Option<String>| {

@@ -10,9 +10,6 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use serde_dynamo::{AttributeValue, Item};
 
-use controlplane::fakes::{
-    Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore, RecordingRequeue,
-};
 use controlplane::ports::{RolloutStore, TemplateStore};
 use controlplane::reconcile::{Reconciler, Settings};
 use controlplane::rollout::driver::{RolloutDriver, RolloutError, StartRollout};
@@ -20,7 +17,10 @@ use controlplane::rollout::preview::{
     PreviewProgress, PreviewRunner, PreviewState, TenantPreview, new_job,
 };
 use controlplane::template_source::{
-    BundledTemplates, NewTemplate, PublishError, SAMPLE_TEMPLATE, TableTemplates, publish,
+    BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, TemplatePublishError, publish,
+};
+use controlplane::testing::{
+    Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore, RecordingRecheck,
 };
 use model::rollout::{Amount, Command, MemberState, RolloutOptions, RolloutState, Selection};
 use model::spec::TenantKey;
@@ -91,7 +91,7 @@ impl World {
             store.clone(),
             templates.clone(),
         )
-        .with_requeue(Arc::new(RecordingRequeue::default()))
+        .with_recheck(Arc::new(RecordingRecheck::default()))
         .with_clock(now);
         let mut world = Self {
             store,
@@ -117,7 +117,7 @@ impl World {
         key
     }
 
-    async fn publish(&self, version: &str, body: &str) -> Result<(), PublishError> {
+    async fn publish(&self, version: &str, body: &str) -> Result<(), TemplatePublishError> {
         publish(
             NewTemplate {
                 version: version.into(),
@@ -594,11 +594,11 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
     world.publish("v2", &v2_body()).await.expect("repeat");
     assert_eq!(
         world.publish("v2", SAMPLE_TEMPLATE).await,
-        Err(PublishError::Exists("v2".into(), "body"))
+        Err(TemplatePublishError::Exists("v2".into(), "body"))
     );
     assert!(matches!(
         world.publish("v1", "Resources: {}").await,
-        Err(PublishError::Exists(..) | PublishError::Invalid(_))
+        Err(TemplatePublishError::Exists(..) | TemplatePublishError::Invalid(_))
     ));
     // A version without the parameter the tenants' config sets.
     let without = SAMPLE_TEMPLATE.replace(
@@ -606,7 +606,8 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
         "",
     );
     assert_ne!(without, SAMPLE_TEMPLATE);
-    let Err(PublishError::BreaksTenants { count, named }) = world.publish("v3", &without).await
+    let Err(TemplatePublishError::BreaksTenants { count, named }) =
+        world.publish("v3", &without).await
     else {
         panic!("expected the tenants to be named");
     };
@@ -649,11 +650,11 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
     // Bad names, bodies and CloudFormation's own rejection.
     assert!(matches!(
         world.publish("v 4", &v2_body()).await,
-        Err(PublishError::Invalid(_))
+        Err(TemplatePublishError::Invalid(_))
     ));
     assert!(matches!(
         world.publish("v4", "not: [yaml").await,
-        Err(PublishError::Invalid(_))
+        Err(TemplatePublishError::Invalid(_))
     ));
     let rejected = publish(
         NewTemplate {
@@ -671,7 +672,7 @@ async fn publishing_checks_the_template_and_every_following_tenant() {
         },
     )
     .await;
-    let Err(PublishError::Invalid(problems)) = rejected else {
+    let Err(TemplatePublishError::Invalid(problems)) = rejected else {
         panic!("{rejected:?}");
     };
     assert!(problems[0].contains("ValidateTemplate"), "{problems:?}");
@@ -893,7 +894,7 @@ async fn a_version_using_aws_transforms_deploys_with_auto_expand_and_a_macro_is_
 
     let with_macro = format!("Transform: [AWS::Include, Acme::Expand]\n{}", v2_body());
     match world.publish("v4", &with_macro).await {
-        Err(PublishError::Invalid(problems)) => assert!(
+        Err(TemplatePublishError::Invalid(problems)) => assert!(
             problems
                 .iter()
                 .any(|p| p.contains("Transform Acme::Expand is a macro")),

@@ -7,9 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use controlplane::fakes::{FakeStacks, InMemoryStore};
-use controlplane::reconcile::{Outcome, Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::reconcile::Outcome;
+use controlplane::testing::{FakeStacks, InMemoryStore, World};
 use controlplane::triggers::completion::handle_rechecks;
 use controlplane::triggers::stream::{SkippedRecord, StreamSettings, handle_batch};
 use model::spec::TenantKey;
@@ -29,14 +28,12 @@ struct Handled {
 /// Puts each tenant's last image in the table (none after a REMOVE), then handles the event.
 async fn handle(name: &str, before: &[(&str, &str)]) -> Handled {
     let event = event(name);
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample template")),
-        Settings::new("us-east-1"),
-    );
+    let World {
+        store,
+        stacks,
+        reconciler,
+        ..
+    } = World::builder().build();
     // Tenants that existed before this batch (so MODIFY and REMOVE have something to act on).
     for (tenant, source) in before {
         let earlier = self::event(source);
@@ -145,14 +142,12 @@ async fn a_malformed_record_never_fails_the_batch() {
 
 #[tokio::test]
 async fn a_stack_status_change_event_records_the_end_of_the_operation() {
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample template")),
-        Settings::new("us-east-1"),
-    );
+    let World {
+        store,
+        stacks,
+        reconciler,
+        ..
+    } = World::builder().build();
     let tenant = TenantKey::new("gs1234");
     store.put_spec(&tenant, common::seed_image());
     stacks.set_hanging("tenant-gs1234", true);

@@ -2,11 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use controlplane::fakes::{FakeStacks, InMemoryStore};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::ports::StackError;
+use controlplane::testing::World;
 use controlplane::triggers::sweep::sweep;
 use model::spec::TenantKey;
 use model::status::Status;
@@ -15,14 +12,12 @@ use common::{event, seed_image};
 
 #[tokio::test]
 async fn a_spec_written_while_the_trigger_was_off_is_provisioned_and_an_orphan_removed() {
-    let store = Arc::new(InMemoryStore::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        Settings::new("us-east-1"),
-    );
+    let World {
+        store,
+        stacks,
+        reconciler,
+        ..
+    } = World::builder().build();
     let tenant = TenantKey::new("gs1234");
     // Written directly; no stream record is ever handled.
     store.put_spec(&tenant, seed_image());
@@ -43,6 +38,37 @@ async fn a_spec_written_while_the_trigger_was_off_is_provisioned_and_an_orphan_r
     let writes = store.status_writes();
     sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
     assert_eq!(store.status_writes(), writes);
+}
+
+/// A quick retry is a retry now, in every trigger: the sweep runs it in its next pass over the
+/// page, in the same invocation, instead of leaving it for the sweep five minutes later.
+#[tokio::test]
+async fn a_failure_that_may_heal_is_retried_within_the_same_sweep() {
+    let World {
+        store,
+        stacks,
+        reconciler,
+        ..
+    } = World::builder().build();
+    let tenant = TenantKey::new("gs1234");
+    store.put_spec(&tenant, seed_image());
+    stacks.fail_next(
+        "create",
+        StackError::Transient("Throttling: Rate exceeded".into()),
+    );
+    let report = sweep(store.as_ref(), &reconciler, 4).await.expect("sweep");
+    assert_eq!(
+        (report.tenants, report.converged, report.retrying),
+        (1, 1, 0)
+    );
+    assert_eq!(store.status(&tenant).map(|s| s.status), Some(Status::Ready));
+    // The throttled call never reached CloudFormation: the one it saw is the retry's.
+    assert_eq!(stacks.count_calls("create"), 1, "{:?}", stacks.calls());
+    let retried = store.audit(&tenant);
+    assert!(
+        retried.iter().any(|e| e.result == "retrying"),
+        "the failure was recorded before the retry: {retried:?}"
+    );
 }
 
 /// Each scheduled sample is what EventBridge sends for a Schedule event template.yaml declares.

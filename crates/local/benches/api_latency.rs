@@ -42,7 +42,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Body;
 use axum::http::{Request, header};
 use clap::Parser;
-use controlplane::fakes::{FakeTemplateValidator, InMemoryStore};
+use controlplane::testing::{FakeTemplateValidator, InMemoryStore};
 use http_body_util::BodyExt;
 use local::emulator::free_port;
 use local::system::{LocalConfig, RunningSystem};

@@ -367,7 +367,7 @@ impl Drop for Emulator {
 /// SDK configuration for an emulator endpoint, with placeholder credentials (moto maps them to
 /// its default account 123456789012).
 pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
-    controlplane::runtime::sdk_loader()
+    controlplane::wiring::sdk_loader()
         .region(Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "local"))

@@ -179,7 +179,7 @@ async fn create_user(
 /// The HTTP client every local SDK client uses: AWS's answers where moto's differ, and the
 /// guard of a function's calls.
 fn http_client(guard: Option<Guard>) -> SharedHttpClient {
-    strict_client(controlplane::runtime::https_client(), guard)
+    strict_client(controlplane::wiring::https_client(), guard)
 }
 
 impl Identities {
@@ -305,7 +305,7 @@ impl Identities {
         credentials: impl aws_sdk_dynamodb::config::ProvideCredentials + 'static,
         guard: Option<Guard>,
     ) -> SdkConfig {
-        controlplane::runtime::sdk_loader_with(http_client(guard))
+        controlplane::wiring::sdk_loader_with(http_client(guard))
             .region(aws_config::Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(credentials)
@@ -364,10 +364,10 @@ impl Identities {
 
     /// What `function`'s code runs with: its role's credentials, and only its declared calls.
     pub async fn function_sdk(&self, function: &str) -> Result<SdkConfig, EmulatorError> {
-        let declared = controlplane::runtime::FunctionCalls::of(function).ok_or_else(|| {
+        let declared = controlplane::wiring::FunctionCalls::of(function).ok_or_else(|| {
             failed(
                 "local identities",
-                format!("{function} has no declared calls (controlplane::runtime::FUNCTION_CALLS)"),
+                format!("{function} has no declared calls (controlplane::wiring::FUNCTION_CALLS)"),
             )
         })?;
         let guard = Guard {

@@ -7,7 +7,7 @@
 //!   control plane classifies it as it would on AWS; so is an access key moto does not know
 //!   (after a reset: `UnrecognizedClientException`).
 //! - A function's call whose IAM action is missing from its declared calls
-//!   (`controlplane::runtime::FUNCTION_CALLS`) is refused before it is sent, with the code
+//!   (`controlplane::wiring::FUNCTION_CALLS`) is refused before it is sent, with the code
 //!   `UndeclaredOperation`, and recorded: the local system and the emulator tests fail on it, so
 //!   the lists (and through the permission check, the roles) cannot drift from the code.
 
@@ -52,7 +52,7 @@ impl Violations {
         if !undeclared.is_empty() && !std::thread::panicking() {
             panic!(
                 "functions made AWS calls they do not declare \
-                 (controlplane::runtime::FUNCTION_CALLS): {undeclared:?}"
+                 (controlplane::wiring::FUNCTION_CALLS): {undeclared:?}"
             );
         }
     }
@@ -223,7 +223,7 @@ impl HttpConnector for StrictConnector {
             if let Some(action) = needed.into_iter().find(|a| !allowed.contains(a)) {
                 let message = format!(
                     "{} calls {action}, which its declared calls \
-                     (controlplane::runtime::FUNCTION_CALLS) lack",
+                     (controlplane::wiring::FUNCTION_CALLS) lack",
                     guard.function
                 );
                 guard

@@ -16,17 +16,17 @@ use axum::Router;
 use axum::extract::State;
 use controlplane::aws::dynamodb::Tables;
 use controlplane::aws::sts::ExternalIds;
+use controlplane::config::{ConfigError, ControlPlaneConfig, KeySource};
 use controlplane::rollout::driver::RolloutDriver;
 use controlplane::rollout::preview::handle_preview_messages;
-use controlplane::runtime::{
-    ApiConfig, ConfigError, ControlPlane, ControlPlaneConfig, KeySource, MetricsJob, PreviewWorker,
-    read_key, rollout_driver,
-};
 use controlplane::triggers::completion::handle_rechecks;
 use controlplane::triggers::decommission::decommission;
 use controlplane::triggers::stream::handle_batch;
 use controlplane::triggers::stream_failures::handle_stream_failures;
 use controlplane::triggers::sweep::sweep;
+use controlplane::wiring::{
+    ApiConfig, ControlPlane, MetricsJob, PreviewWorker, read_key, rollout_driver,
+};
 use model::spec::{printable, reason_summary};
 use serde_json::{Value, json};
 use tokio::sync::watch;

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::status::{Status, TenantStatus};
+use crate::status::{Operation, Status, TenantStatus};
 
 pub const EVENT_SK_PREFIX: &str = "EVENT#";
 /// Who the control plane acts as: the reconciler, the completion loop, decommission.
@@ -25,9 +25,8 @@ pub struct AuditEntry {
     /// Unique per action within the tenant (with `at`, the item's key: writing the same entry
     /// again replaces it). Lines from stream records may repeat under redelivery, same `id`.
     pub id: String,
-    /// What was done: `spec-written`, `spec-removed`, `create`, `update`, `delete`,
-    /// `continue-update-rollback`, `reconcile`, `decommission-scheduled`, `decommission`.
-    pub action: String,
+    /// What was done.
+    pub action: AuditAction,
     /// Who did it: the writer's `updated_by`, or `system` for the control plane.
     pub actor: String,
     /// For the control plane's actions: who wrote the SPEC it acted on.
@@ -37,6 +36,90 @@ pub struct AuditEntry {
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What an audit line says was done. Stored and shown as its text (`spec-written`, ...); a text
+/// this build does not name (written by a newer one) is kept as it is, never refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum AuditAction {
+    /// A writer wrote the SPEC (from its stream record).
+    SpecWritten,
+    /// A writer, or decommission's request, removed the SPEC.
+    SpecRemoved,
+    /// A stack operation started or ended.
+    Operation(Operation),
+    /// A STATUS change that follows no operation (a SPEC that failed validation, a stack
+    /// already gone).
+    Reconcile,
+    DecommissionScheduled,
+    DecommissionWithdrawn,
+    /// Decommission removed the SPEC once the grace period was over.
+    Decommission,
+    /// A rollout assigned the tenant a template version.
+    TemplateAssigned,
+    /// A text this build does not name.
+    Other(String),
+}
+
+impl AuditAction {
+    const NAMED: [Self; 11] = [
+        Self::SpecWritten,
+        Self::SpecRemoved,
+        Self::Operation(Operation::Create),
+        Self::Operation(Operation::Update),
+        Self::Operation(Operation::Delete),
+        Self::Operation(Operation::ContinueUpdateRollback),
+        Self::Reconcile,
+        Self::DecommissionScheduled,
+        Self::DecommissionWithdrawn,
+        Self::Decommission,
+        Self::TemplateAssigned,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::SpecWritten => "spec-written",
+            Self::SpecRemoved => "spec-removed",
+            Self::Operation(operation) => operation.as_str(),
+            Self::Reconcile => "reconcile",
+            Self::DecommissionScheduled => "decommission-scheduled",
+            Self::DecommissionWithdrawn => "decommission-withdrawn",
+            Self::Decommission => "decommission",
+            Self::TemplateAssigned => "template-assigned",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+impl From<String> for AuditAction {
+    fn from(text: String) -> Self {
+        Self::NAMED
+            .into_iter()
+            .find(|named| named.as_str() == text)
+            .unwrap_or(Self::Other(text))
+    }
+}
+
+impl From<AuditAction> for String {
+    fn from(action: AuditAction) -> Self {
+        match action {
+            AuditAction::Other(text) => text,
+            named => named.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for AuditAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 impl AuditEntry {
@@ -77,14 +160,14 @@ pub fn status_transition(
     let following_operation =
         next.status.is_in_flight() || previous.is_some_and(|p| p.status.is_in_flight());
     let action = match next.operation {
-        Some(operation) if following_operation => operation.as_str(),
-        _ => "reconcile",
+        Some(operation) if following_operation => AuditAction::Operation(operation),
+        _ => AuditAction::Reconcile,
     };
     Some(AuditEntry {
         at: at.to_owned(),
         // Padded: within equal times, version 10 sorts after version 9.
         id: format!("status-{:020}", next.version),
-        action: action.to_owned(),
+        action,
         actor: SYSTEM_ACTOR.to_owned(),
         requested_by: requested_by.map(str::to_owned),
         result: result.to_owned(),
@@ -95,7 +178,6 @@ pub fn status_transition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::Operation;
 
     fn status(status: Status, operation: Option<Operation>, version: u64) -> TenantStatus {
         TenantStatus {
@@ -127,6 +209,20 @@ mod tests {
             (entry.action.as_str(), entry.result.as_str()),
             ("create", "ready")
         );
+    }
+
+    #[test]
+    fn every_action_reads_back_as_itself_and_unknown_text_is_kept() {
+        for named in AuditAction::NAMED {
+            let text = String::from(named.clone());
+            assert_eq!(AuditAction::from(text), named);
+        }
+        let later = AuditAction::from("quarantined".to_owned());
+        assert_eq!(later, AuditAction::Other("quarantined".into()));
+        assert_eq!(String::from(later), "quarantined");
+        let json =
+            serde_json::to_string(&AuditAction::Operation(Operation::ContinueUpdateRollback));
+        assert_eq!(json.ok().as_deref(), Some("\"continue-update-rollback\""));
     }
 
     #[test]

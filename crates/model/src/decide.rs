@@ -158,7 +158,7 @@ fn retry_due(status: &TenantStatus, now: DateTime<Utc>) -> bool {
         && status
             .next_attempt_at
             .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .and_then(crate::time::parse)
             .is_none_or(|t| t <= now)
 }
 
@@ -396,10 +396,10 @@ fn wait_or_time_out(o: &Observation<'_>, stack: &ObservedStack) -> Decision {
     let Some(status) = o.status.filter(|s| s.status.is_in_flight()) else {
         return Decision::Wait;
     };
-    let started = DateTime::parse_from_rfc3339(&status.updated_at).ok();
+    let started = crate::time::parse(&status.updated_at);
     let limit = chrono::Duration::from_std(o.operation_timeout).unwrap_or(chrono::Duration::MAX);
     match started {
-        Some(started) if o.now - started.with_timezone(&Utc) > limit => Decision::Fail {
+        Some(started) if o.now - started > limit => Decision::Fail {
             reason: format!(
                 "the {} did not finish within {} minutes: the stack is still {}",
                 status.operation.map_or("operation", Operation::as_str),

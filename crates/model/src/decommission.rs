@@ -57,9 +57,7 @@ pub fn plan(
     }
     match &status.decommission_notice {
         Some(notice) if notice.date == date => {
-            let ends = DateTime::parse_from_rfc3339(&notice.remove_after)
-                .map(|t| t.with_timezone(&Utc))
-                .ok();
+            let ends = crate::time::parse(&notice.remove_after);
             // The announced end is a promise: never removed a moment before it (the hourly
             // schedule removes it within the hour after).
             match ends {

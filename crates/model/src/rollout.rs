@@ -457,9 +457,7 @@ pub enum Step {
 }
 
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    crate::time::parse(text)
 }
 
 /// The next step of `rollout`, whose members are `members` sorted by `order`.

@@ -239,7 +239,7 @@ pub fn events(entries: &[AuditEntry]) -> String {
     for entry in entries {
         out.add_row(vec![
             entry.at.clone(),
-            entry.action.clone(),
+            entry.action.to_string(),
             entry.actor.clone(),
             or_dash(entry.requested_by.as_deref()),
             entry.result.clone(),

@@ -4,7 +4,7 @@
 
 use api::lambda::with_authorizer_claims;
 use api::{ApiState, router};
-use controlplane::runtime::ApiConfig;
+use controlplane::wiring::ApiConfig;
 use lambda_http::{Error, run};
 
 #[tokio::main]

@@ -1,8 +1,8 @@
 //! Lambda: the completion loop. Each delayed re-check message names a tenant whose stack
 //! operation was in flight; reconciling it records the end or schedules the next look.
 
-use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::triggers::completion::handle_rechecks;
+use controlplane::wiring::{ControlPlane, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

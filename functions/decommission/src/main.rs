@@ -2,8 +2,8 @@
 //! (their grace period starts); once it is over their SPEC is removed as the system actor, and
 //! the normal removal path deletes the stack.
 
-use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::triggers::decommission::{DecommissionReport, decommission};
+use controlplane::wiring::{ControlPlane, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

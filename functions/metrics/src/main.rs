@@ -2,7 +2,7 @@
 //! operations stuck in flight through the `by-status` index, emitted as CloudWatch EMF lines.
 
 use controlplane::metrics::{FleetCounts, count_fleet};
-use controlplane::runtime::{MetricsJob, init_metrics, run_with_metrics};
+use controlplane::wiring::{MetricsJob, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use controlplane::aws::cloudformation::CHANGE_SET_WAIT;
 use controlplane::deadline::{function_timeout_from_env, invocation_deadline};
 use controlplane::rollout::preview::handle_preview_messages;
-use controlplane::runtime::{PreviewWorker, init_metrics, run_with_metrics};
+use controlplane::wiring::{PreviewWorker, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

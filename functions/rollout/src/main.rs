@@ -3,7 +3,7 @@
 //! the table. One driver at a time: each run holds the lease in the table while it steps (a run
 //! that finds another holding it stops at once); every write is conditional anyway.
 
-use controlplane::runtime::{RolloutJob, init_metrics, run_with_metrics};
+use controlplane::wiring::{RolloutJob, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 

@@ -2,8 +2,8 @@
 //! its records are re-read from the stream and every tenant they name is reconciled (or recorded
 //! failed, saying its records were exhausted). Unhandled messages go back to the queue.
 
-use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::triggers::stream_failures::handle_stream_failures;
+use controlplane::wiring::{ControlPlane, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

@@ -2,8 +2,8 @@
 //! named in the batch; transient failures come back as batch item failures.
 
 use controlplane::deadline::{function_timeout_from_env, invocation_deadline};
-use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::triggers::stream::handle_batch_until;
+use controlplane::wiring::{ControlPlane, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;
 

@@ -13,8 +13,8 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::fakes::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
 use model::spec::TenantKey;
 
 /// A request as a client sends it: a bearer token, a JSON body, and any other headers.

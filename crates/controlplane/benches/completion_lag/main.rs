@@ -233,7 +233,7 @@ impl World {
         if let Some(longest) = options.requeue_after() {
             settings.requeue_after = longest;
         }
-        let requeue: Arc<dyn controlplane::ports::Requeue> = match design {
+        let recheck: Arc<dyn controlplane::ports::Recheck> = match design {
             Design::SeedsFixedWait => {
                 // The reconcile asks to look again after exactly the fixed wait.
                 settings.requeue_min = SEEDS_WAIT;
@@ -255,7 +255,7 @@ impl World {
                 Arc::new(templates),
                 settings,
             )
-            .with_requeue(requeue)
+            .with_recheck(recheck)
             .with_clock(clock.clone()),
         );
         let mut tasks = vec![tokio::spawn(sim::run_functions(

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use controlplane::fakes::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::ports::{
-    Requeue, RequeueError, Snapshot, StackError, StackRequest, StackTarget, Stacks, StatusSummary,
+    Recheck, RecheckError, Snapshot, StackError, StackRequest, StackTarget, Stacks, StatusSummary,
     StoreError, TenantStore, UpdateStarted,
 };
 use controlplane::reconcile::Reconciler;
+use controlplane::testing::{Behaviour, FakeStacks, InMemoryStore};
 use controlplane::triggers::completion::{
     CLOUDFORMATION_SOURCE, STACK_STATUS_CHANGE, handle_rechecks,
 };
@@ -622,8 +622,8 @@ impl SimulatedRecheckQueue {
 }
 
 #[async_trait]
-impl Requeue for SimulatedRecheckQueue {
-    async fn requeue(&self, tenant: &TenantKey, after: Duration) -> Result<(), RequeueError> {
+impl Recheck for SimulatedRecheckQueue {
+    async fn schedule(&self, tenant: &TenantKey, after: Duration) -> Result<(), RecheckError> {
         let latency = lock(&self.latency).within(self.model.queue_send);
         sleep(latency).await;
         let delay = Duration::from_secs(after.min(Duration::from_secs(900)).as_secs());
@@ -634,7 +634,7 @@ impl Requeue for SimulatedRecheckQueue {
                 body,
                 visible_at: Instant::now() + delay,
             })
-            .map_err(|_| RequeueError("the simulated queue is gone".into()))
+            .map_err(|_| RecheckError("the simulated queue is gone".into()))
     }
 }
 
@@ -652,14 +652,14 @@ impl FixedWaitLoop {
 }
 
 #[async_trait]
-impl Requeue for FixedWaitLoop {
-    async fn requeue(&self, tenant: &TenantKey, _after: Duration) -> Result<(), RequeueError> {
+impl Recheck for FixedWaitLoop {
+    async fn schedule(&self, tenant: &TenantKey, _after: Duration) -> Result<(), RecheckError> {
         self.work
             .send(Work::LookAgain {
                 tenant: tenant.clone(),
                 at: Instant::now() + self.wait,
             })
-            .map_err(|_| RequeueError("the simulated loop is gone".into()))
+            .map_err(|_| RecheckError("the simulated loop is gone".into()))
     }
 }
 

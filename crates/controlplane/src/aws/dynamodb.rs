@@ -260,9 +260,10 @@ pub(crate) fn audit_item(
         .map_err(|e| StoreError::Unavailable(format!("cannot encode an audit entry: {e}")))?;
     item.insert("pk".into(), AttributeValue::S(tenant.pk()));
     item.insert("sk".into(), AttributeValue::S(entry.sort_key()));
-    let written = chrono::DateTime::parse_from_rfc3339(&entry.at)
-        .map(|t| t.timestamp())
-        .unwrap_or_else(|_| chrono::Utc::now().timestamp());
+    // An unreadable time (never written by the control plane) expires as if written now.
+    let written = model::time::parse(&entry.at)
+        .unwrap_or_else(chrono::Utc::now)
+        .timestamp();
     let expires_at = written.saturating_add(retention.num_seconds());
     item.insert(
         "expires_at".into(),

@@ -15,7 +15,7 @@ use crate::ports::Healing;
 
 /// One AWS call an adapter makes: the IAM action it needs and what it acts on. Each adapter
 /// lists its calls beside its code; each function's calls are those of the adapters it is
-/// wired with ([`crate::runtime::FUNCTION_CALLS`]). The permission check (tests/iam_policies.rs)
+/// wired with ([`crate::wiring::FUNCTION_CALLS`]). The permission check (tests/iam_policies.rs)
 /// holds them against the function's role in template.yaml, and the local system refuses any
 /// call a function makes that its list lacks, so the lists cannot drift from the code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::AwsFailure;
-use crate::ports::{LifecycleEvents, PublishError};
+use crate::ports::{EventPublishError, LifecycleEvents};
 use model::status::LifecycleEvent;
 
 /// The calls of [`SnsEvents`].
@@ -29,18 +29,18 @@ impl SnsEvents {
     }
 }
 
-fn attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
+fn attribute(value: &str) -> Result<MessageAttributeValue, EventPublishError> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| PublishError(e.to_string()))
+        .map_err(|e| EventPublishError(e.to_string()))
 }
 
 #[async_trait]
 impl LifecycleEvents for SnsEvents {
-    async fn publish(&self, event: &LifecycleEvent) -> Result<(), PublishError> {
-        let body = serde_json::to_string(event).map_err(|e| PublishError(e.to_string()))?;
+    async fn publish(&self, event: &LifecycleEvent) -> Result<(), EventPublishError> {
+        let body = serde_json::to_string(event).map_err(|e| EventPublishError(e.to_string()))?;
         let kind = serde_json::to_value(event.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -55,6 +55,6 @@ impl LifecycleEvents for SnsEvents {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| PublishError(AwsFailure::from_sdk(&e).message))
+            .map_err(|e| EventPublishError(AwsFailure::from_sdk(&e).message))
     }
 }

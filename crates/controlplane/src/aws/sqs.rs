@@ -7,10 +7,10 @@ use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
 
 use super::AwsFailure;
-use crate::ports::{Requeue, RequeueError};
+use crate::ports::{Recheck, RecheckError};
 use model::spec::TenantKey;
 
-/// The calls of [`SqsRequeue`].
+/// The calls of [`SqsRecheck`].
 pub const RECHECK_CALLS: &[super::Call] = &[super::Call::new(
     "sqs:SendMessage",
     super::Resource::RecheckQueue,
@@ -27,16 +27,16 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 /// The body of a re-check message: only the tenant (the truth is re-read).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recheck {
+pub struct RecheckMessage {
     pub tenant_id: String,
 }
 
-pub struct SqsRequeue {
+pub struct SqsRecheck {
     client: Client,
     queue_url: String,
 }
 
-impl SqsRequeue {
+impl SqsRecheck {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
@@ -46,12 +46,12 @@ impl SqsRequeue {
 }
 
 #[async_trait]
-impl Requeue for SqsRequeue {
-    async fn requeue(&self, tenant: &TenantKey, after: Duration) -> Result<(), RequeueError> {
-        let body = serde_json::to_string(&Recheck {
+impl Recheck for SqsRecheck {
+    async fn schedule(&self, tenant: &TenantKey, after: Duration) -> Result<(), RecheckError> {
+        let body = serde_json::to_string(&RecheckMessage {
             tenant_id: tenant.as_str().to_owned(),
         })
-        .map_err(|e| RequeueError(e.to_string()))?;
+        .map_err(|e| RecheckError(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -60,7 +60,7 @@ impl Requeue for SqsRequeue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| RequeueError(AwsFailure::from_sdk(&e).message))
+            .map_err(|e| RecheckError(AwsFailure::from_sdk(&e).message))
     }
 }
 
@@ -81,11 +81,11 @@ impl SqsPreviewQueue {
 
 #[async_trait]
 impl crate::rollout::preview::PreviewQueue for SqsPreviewQueue {
-    async fn queue(&self, preview_id: &str) -> Result<(), RequeueError> {
+    async fn queue(&self, preview_id: &str) -> Result<(), RecheckError> {
         let body = serde_json::to_string(&crate::rollout::preview::PreviewMessage {
             preview_id: preview_id.to_owned(),
         })
-        .map_err(|e| RequeueError(e.to_string()))?;
+        .map_err(|e| RecheckError(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -93,6 +93,6 @@ impl crate::rollout::preview::PreviewQueue for SqsPreviewQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| RequeueError(AwsFailure::from_sdk(&e).message))
+            .map_err(|e| RecheckError(AwsFailure::from_sdk(&e).message))
     }
 }

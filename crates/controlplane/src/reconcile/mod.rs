@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
-use crate::ports::{LifecycleEvents, Requeue, Stacks, TemplateSource, TenantStore};
+use crate::ports::{LifecycleEvents, Recheck, Stacks, TemplateSource, TenantStore};
 use crate::status_writer::StatusWriter;
 use model::decide::{Decision, Observation, decide};
 use model::next_status;
@@ -118,7 +118,7 @@ pub struct Reconciler {
     templates: Arc<dyn TemplateSource>,
     /// Where the triggers send the looks an [`Action::RequeueAfter`] asks for (the completion
     /// loop); none: the caller follows up itself. The reconcile itself never uses it.
-    requeue: Option<Arc<dyn Requeue>>,
+    recheck: Option<Arc<dyn Recheck>>,
     /// Where lifecycle events go (through the writer's outbox); none: no events are recorded.
     events: Option<Arc<dyn LifecycleEvents>>,
     settings: Settings,
@@ -139,7 +139,7 @@ impl Reconciler {
             store,
             stacks,
             templates,
-            requeue: None,
+            recheck: None,
             events: None,
             settings,
             clock,
@@ -159,8 +159,8 @@ impl Reconciler {
     }
 
     /// Where the triggers follow every operation in flight to its end.
-    pub fn with_requeue(mut self, requeue: Arc<dyn Requeue>) -> Self {
-        self.requeue = Some(requeue);
+    pub fn with_recheck(mut self, recheck: Arc<dyn Recheck>) -> Self {
+        self.recheck = Some(recheck);
         self
     }
 
@@ -179,8 +179,8 @@ impl Reconciler {
     }
 
     /// Where [`Action::RequeueAfter`] goes, if anywhere.
-    pub fn requeue(&self) -> Option<&Arc<dyn Requeue>> {
-        self.requeue.as_ref()
+    pub fn recheck(&self) -> Option<&Arc<dyn Recheck>> {
+        self.recheck.as_ref()
     }
 
     /// The one writer of this reconciler's STATUS rows (its audit lines and outbox too).
@@ -203,9 +203,7 @@ impl Reconciler {
 
     /// How long to wait before looking again at an operation that started at `since`.
     fn recheck_delay(&self, status: Option<&TenantStatus>, now: DateTime<Utc>) -> Duration {
-        let started = status
-            .and_then(|s| DateTime::parse_from_rfc3339(&s.updated_at).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let started = status.and_then(|s| model::time::parse(&s.updated_at));
         let elapsed = started
             .and_then(|t| (now - t).to_std().ok())
             .unwrap_or_default();

@@ -18,12 +18,12 @@ use tracing::{info, warn};
 
 use super::rollout_id;
 use crate::ports::{
-    Requeue, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore, TenantStore,
+    Recheck, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore, TenantStore,
 };
 use crate::reconcile::Clock;
 use crate::status_writer::{Change, Over, StatusWriter};
 use crate::validation::{Validation, validate};
-use model::audit::{self, AuditEntry};
+use model::audit::{self, AuditAction, AuditEntry};
 use model::rollout::{
     Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection, Step,
     catch_up_order, member_order, next_step,
@@ -133,7 +133,7 @@ pub struct RolloutDriver {
     templates: Arc<dyn TemplateSource>,
     /// Where moved tenants' re-checks go (the completion loop); none: the reconciler's sweep
     /// picks them up.
-    requeue: Option<Arc<dyn Requeue>>,
+    recheck: Option<Arc<dyn Recheck>>,
     clock: Clock,
     /// Writes the assignments (the one STATUS writer, without events: an assignment is no
     /// transition subscribers hear of).
@@ -156,14 +156,14 @@ impl RolloutDriver {
             rollouts,
             template_store,
             templates,
-            requeue: None,
+            recheck: None,
             clock,
             planning_page: 500,
         }
     }
 
-    pub fn with_requeue(mut self, requeue: Arc<dyn Requeue>) -> Self {
-        self.requeue = Some(requeue);
+    pub fn with_recheck(mut self, recheck: Arc<dyn Recheck>) -> Self {
+        self.recheck = Some(recheck);
         self
     }
 
@@ -728,8 +728,8 @@ impl RolloutDriver {
                 .await?;
             if matches!(state, MemberState::Moving | MemberState::RollingBack) {
                 moved += 1;
-                if let Some(requeue) = &self.requeue
-                    && let Err(e) = requeue.requeue(&key, Duration::ZERO).await
+                if let Some(recheck) = &self.recheck
+                    && let Err(e) = recheck.schedule(&key, Duration::ZERO).await
                 {
                     // The reconciler's sweep picks the tenant up anyway.
                     warn!(tenant_id = %key.as_str(), error = %e, "re-check not scheduled");
@@ -901,7 +901,7 @@ impl RolloutDriver {
                 by.replace(' ', "-"),
                 model::next_status::next_version(snapshot.status_version)
             ),
-            action: "template-assigned".into(),
+            action: AuditAction::TemplateAssigned,
             actor: audit::SYSTEM_ACTOR.into(),
             requested_by: Some(rollout.created_by.clone()),
             result: version.to_owned(),

@@ -488,7 +488,7 @@ impl PreviewRunner {
 /// Queues a preview job for the preview function (an SQS message naming it).
 #[async_trait::async_trait]
 pub trait PreviewQueue: Send + Sync {
-    async fn queue(&self, preview_id: &str) -> Result<(), crate::ports::RequeueError>;
+    async fn queue(&self, preview_id: &str) -> Result<(), crate::ports::RecheckError>;
 }
 
 /// The body of a preview queue message: only the job (the rest is read from the table).

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::stream::StreamSettings;
 use super::{Medium, fan_out};
-use crate::aws::sqs::Recheck;
+use crate::aws::sqs::RecheckMessage;
 use crate::reconcile::{Reconciler, Settings};
 use model::spec::TenantKey;
 use model::stack::stack_name_of_id;
@@ -66,7 +66,7 @@ pub enum UnknownMessage {
 /// The tenant a re-check queue message body names: a re-check's tenant, or the owner of the stack
 /// a stack status change event is about (through the stack name prefix in `settings`).
 pub fn tenant_of_message(settings: &Settings, body: &str) -> Result<TenantKey, UnknownMessage> {
-    if let Ok(recheck) = serde_json::from_str::<Recheck>(body) {
+    if let Ok(recheck) = serde_json::from_str::<RecheckMessage>(body) {
         return Ok(TenantKey::new(recheck.tenant_id));
     }
     let event: EventBridgeEvent<serde_json::Value> =

@@ -15,7 +15,7 @@ use super::sweep::for_each_tenant;
 use crate::ports::{Snapshot, StoreError, TenantStore};
 use crate::reconcile::Reconciler;
 use crate::status_writer::{Change, Over};
-use model::audit::{AuditEntry, SYSTEM_ACTOR};
+use model::audit::{AuditAction, AuditEntry, SYSTEM_ACTOR};
 use model::decommission::{Step, plan};
 use model::spec::{SpecRow, TenantKey};
 use model::status::{DecommissionNotice, LifecycleEvent};
@@ -69,7 +69,7 @@ async fn record_notice(
             AuditEntry {
                 at: notice.announced_at.clone(),
                 id: format!("decommission-{}", notice.date),
-                action: "decommission-scheduled".into(),
+                action: AuditAction::DecommissionScheduled,
                 actor: SYSTEM_ACTOR.into(),
                 requested_by: None,
                 result: "scheduled".into(),
@@ -87,7 +87,7 @@ async fn record_notice(
                     model::next_status::next_version(snapshot.status_version)
                 ),
                 at: rfc3339(reconciler.now()),
-                action: "decommission-withdrawn".into(),
+                action: AuditAction::DecommissionWithdrawn,
                 actor: SYSTEM_ACTOR.into(),
                 requested_by: None,
                 result: "withdrawn".into(),
@@ -166,7 +166,7 @@ async fn decommission_one(
             let entry = AuditEntry {
                 at: rfc3339(now),
                 id: format!("decommission-remove-{date}"),
-                action: "decommission".into(),
+                action: AuditAction::Decommission,
                 actor: SYSTEM_ACTOR.into(),
                 requested_by: None,
                 result: "accepted".into(),

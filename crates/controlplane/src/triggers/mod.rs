@@ -105,19 +105,19 @@ async fn carry_out(
         // A quick retry through the queue itself: a redelivered message would only come back
         // after the visibility timeout.
         (Action::RetryNow, Medium::Queue) => {
-            !requeue(reconciler, tenant, reconciler.settings().requeue_min).await
+            !schedule_recheck(reconciler, tenant, reconciler.settings().requeue_min).await
         }
-        (Action::RequeueAfter(after), _) => !requeue(reconciler, tenant, after).await,
+        (Action::RequeueAfter(after), _) => !schedule_recheck(reconciler, tenant, after).await,
     }
 }
 
 /// Schedules a re-check of `tenant` after `after` (nothing to do without a queue: the caller
 /// follows up itself); whether it was scheduled.
-async fn requeue(reconciler: &Reconciler, tenant: &TenantKey, after: Duration) -> bool {
-    let Some(requeue) = reconciler.requeue() else {
+async fn schedule_recheck(reconciler: &Reconciler, tenant: &TenantKey, after: Duration) -> bool {
+    let Some(recheck) = reconciler.recheck() else {
         return true;
     };
-    match requeue.requeue(tenant, after).await {
+    match recheck.schedule(tenant, after).await {
         Ok(()) => {
             debug!(after_s = after.as_secs(), "re-check scheduled");
             true

@@ -18,7 +18,7 @@ use tracing::{error, warn};
 
 use super::{Medium, fan_out};
 use crate::reconcile::{Outcome, Reconciler, TransientError};
-use model::audit::{AuditEntry, UNKNOWN_ACTOR};
+use model::audit::{AuditAction, AuditEntry, UNKNOWN_ACTOR};
 use model::spec::{SPEC_SK, TenantKey};
 use model::time::rfc3339;
 
@@ -70,11 +70,10 @@ impl RecordRef {
             at: rfc3339(seen),
             id,
             action: if removed {
-                "spec-removed"
+                AuditAction::SpecRemoved
             } else {
-                "spec-written"
-            }
-            .to_owned(),
+                AuditAction::SpecWritten
+            },
             actor: match (&self.updated_by, removed) {
                 (Some(who), false) => who.clone(),
                 _ => UNKNOWN_ACTOR.to_owned(),

@@ -1,8 +1,8 @@
-//! Lambda: the scheduled reconciler. Every tenant is reconciled on a schedule, catching whatever
+//! Lambda: the sweep (deployed as the scheduled `reconciler`). Every tenant is reconciled on a schedule, catching whatever
 //! the stream and the completion loop missed, and running retries that are due.
 
-use controlplane::runtime::{ControlPlane, init_metrics, run_with_metrics};
 use controlplane::triggers::sweep::{SweepReport, sweep};
+use controlplane::wiring::{ControlPlane, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

@@ -1,5 +1,5 @@
-//! Building the control plane from its environment: shared by every Lambda's `main.rs` and by the
-//! local runner, so wiring lives in one place.
+//! Building the control plane's components from its configuration: shared by every Lambda's
+//! `main.rs`, the API, the local system and the tests, so wiring lives in one place.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,177 +14,20 @@ use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::calls as table;
 use crate::aws::dynamodb::{DynamoStore, Tables};
 use crate::aws::sns::SnsEvents;
-use crate::aws::sqs::{SqsPreviewQueue, SqsRequeue};
+use crate::aws::sqs::{SqsPreviewQueue, SqsRecheck};
 use crate::aws::streams::DynamoStreams;
 use crate::aws::sts::{ExternalIds, RoleCredentials};
 use crate::aws::{Call, Resource};
 use crate::metrics;
 use crate::ports::{StreamRecords, TenantStore};
-use crate::reconcile::{Reconciler, Settings};
+use crate::reconcile::Reconciler;
 use crate::rollout::driver::RolloutDriver;
 use crate::rollout::preview::{PreviewQueue, PreviewRunner};
 use crate::template_source::{BundledTemplates, TableTemplates};
 use crate::triggers::stream::StreamSettings;
 use model::audit::DEFAULT_RETENTION_DAYS;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-    #[error("cannot read the key in SSM parameter {name}: {reason}")]
-    Key { name: String, reason: String },
-    #[error(transparent)]
-    Template(#[from] model::template::TemplateError),
-}
-
-pub const DEFAULT_DECOMMISSION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// The control plane's settings, from environment variables (names as in template.yaml).
-#[derive(Clone, Debug)]
-pub struct ControlPlaneConfig {
-    /// TABLE_NAME and CONTROL_TABLE_NAME
-    pub tables: Tables,
-    /// TENANT_ROLE_NAME: the role each tenant account's bootstrap creates.
-    pub tenant_role_name: String,
-    /// EXTERNAL_ID_KEY_PARAMETER: SSM SecureString holding the ExternalId key (deployed), or
-    /// EXTERNAL_ID_KEY: the key itself (local runs only).
-    pub external_id_key: KeySource,
-    pub settings: Settings,
-    pub stream: StreamSettings,
-    /// TERMINATION_PROTECTION (default true): false only on emulators lacking
-    /// UpdateTerminationProtection (moto).
-    pub termination_protection: bool,
-    /// RECHECK_QUEUE_URL: the completion loop's queue (operations in flight are followed there).
-    pub recheck_queue_url: Option<String>,
-    /// LIFECYCLE_TOPIC_ARN: where lifecycle events are published.
-    pub lifecycle_topic_arn: Option<String>,
-    /// AUDIT_RETENTION_DAYS (default 90): how long audit items live (the table's TTL).
-    pub audit_retention_days: u32,
-    /// DECOMMISSION_GRACE_MINUTES (default 7 days): from the announcement of a decommission to
-    /// the removal of the SPEC.
-    pub decommission_grace: Duration,
-}
-
-/// Where a secret key is kept: an SSM SecureString (deployed), or the key itself (local runs).
-#[derive(Clone)]
-pub enum KeySource {
-    SsmParameter(String),
-    Inline(String),
-}
-
-impl std::fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::SsmParameter(name) => f.debug_tuple("SsmParameter").field(name).finish(),
-            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
-        }
-    }
-}
-
-fn var(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(text) => text.parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name,
-            reason: e.to_string(),
-        }),
-    }
-}
-
-impl ControlPlaneConfig {
-    /// The defaults of every setting, for the tables `tables` in `region`; the
-    /// re-check queue and lifecycle topic are left out (set them to follow operations and
-    /// publish events).
-    pub fn new(
-        tables: Tables,
-        tenant_role_name: impl Into<String>,
-        external_id_key: KeySource,
-        region: impl Into<String>,
-    ) -> Self {
-        Self {
-            tables,
-            tenant_role_name: tenant_role_name.into(),
-            external_id_key,
-            settings: Settings::new(region),
-            stream: StreamSettings::default(),
-            termination_protection: true,
-            recheck_queue_url: None,
-            lifecycle_topic_arn: None,
-            audit_retention_days: DEFAULT_RETENTION_DAYS,
-            decommission_grace: DEFAULT_DECOMMISSION_GRACE,
-        }
-    }
-
-    pub fn from_env(sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let region = sdk
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .ok_or(ConfigError::Missing("AWS_REGION"))?;
-        let mut settings = Settings::new(region);
-        if let Some(prefix) = var("STACK_NAME_PREFIX") {
-            settings.stack_name_prefix = prefix;
-        }
-        settings.max_attempts = parsed("MAX_ATTEMPTS", settings.max_attempts)?;
-        settings.requeue_after = Duration::from_secs(parsed(
-            "REQUEUE_AFTER_SECONDS",
-            settings.requeue_after.as_secs(),
-        )?);
-        let mut stream = StreamSettings::default();
-        stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
-        settings.quick_retries = parsed("QUICK_RETRIES", settings.quick_retries)?;
-        let minutes: u64 = parsed(
-            "OPERATION_TIMEOUT_MINUTES",
-            settings.operation_timeout.as_secs() / 60,
-        )?;
-        settings.operation_timeout = match minutes.checked_mul(60) {
-            Some(seconds) if minutes >= 1 => Duration::from_secs(seconds),
-            _ => {
-                return Err(ConfigError::Invalid {
-                    name: "OPERATION_TIMEOUT_MINUTES",
-                    reason: format!("must be a number of minutes from 1, got {minutes}"),
-                });
-            }
-        };
-        let external_id_key = match (var("EXTERNAL_ID_KEY_PARAMETER"), var("EXTERNAL_ID_KEY")) {
-            (Some(name), _) => KeySource::SsmParameter(name),
-            (None, Some(key)) => KeySource::Inline(key),
-            (None, None) => return Err(ConfigError::Missing("EXTERNAL_ID_KEY_PARAMETER")),
-        };
-        Ok(Self {
-            tables: tables_from_env()?,
-            tenant_role_name: var("TENANT_ROLE_NAME")
-                .ok_or(ConfigError::Missing("TENANT_ROLE_NAME"))?,
-            external_id_key,
-            settings,
-            stream,
-            termination_protection: parsed("TERMINATION_PROTECTION", true)?,
-            // Without it, operations in flight would never be looked at again.
-            recheck_queue_url: Some(
-                var("RECHECK_QUEUE_URL").ok_or(ConfigError::Missing("RECHECK_QUEUE_URL"))?,
-            ),
-            lifecycle_topic_arn: Some(
-                var("LIFECYCLE_TOPIC_ARN").ok_or(ConfigError::Missing("LIFECYCLE_TOPIC_ARN"))?,
-            ),
-            audit_retention_days: parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
-            decommission_grace: Duration::from_secs(
-                parsed(
-                    "DECOMMISSION_GRACE_MINUTES",
-                    DEFAULT_DECOMMISSION_GRACE.as_secs() / 60,
-                )?
-                .saturating_mul(60),
-            ),
-        })
-    }
-}
+use crate::config::{ConfigError, ControlPlaneConfig, KeySource, parsed, tables_from_env, var};
 
 /// The SDK configuration from the environment (AWS_ENDPOINT_URL points it at an emulator).
 pub async fn sdk_config() -> SdkConfig {
@@ -366,7 +209,7 @@ impl ControlPlane {
             )));
         }
         if let Some(queue_url) = &config.recheck_queue_url {
-            reconciler = reconciler.with_requeue(Arc::new(SqsRequeue::new(
+            reconciler = reconciler.with_recheck(Arc::new(SqsRecheck::new(
                 aws_sdk_sqs::Client::new(sdk),
                 queue_url.clone(),
             )));
@@ -573,14 +416,6 @@ impl PreviewWorker {
     }
 }
 
-/// TABLE_NAME (the SPEC table) and CONTROL_TABLE_NAME (the control-plane table).
-fn tables_from_env() -> Result<Tables, ConfigError> {
-    Ok(Tables {
-        specs: var("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
-        control: var("CONTROL_TABLE_NAME").ok_or(ConfigError::Missing("CONTROL_TABLE_NAME"))?,
-    })
-}
-
 /// The two tables (audit lines kept AUDIT_RETENTION_DAYS) and the template versions in the
 /// control-plane table beside the shipped ones.
 fn table_and_templates(
@@ -608,8 +443,8 @@ pub fn rollout_driver(
 ) -> Result<RolloutDriver, ConfigError> {
     let (store, templates) = table_and_templates(sdk, tables)?;
     Ok(
-        RolloutDriver::new(store.clone(), store.clone(), store, templates).with_requeue(Arc::new(
-            SqsRequeue::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),
+        RolloutDriver::new(store.clone(), store.clone(), store, templates).with_recheck(Arc::new(
+            SqsRecheck::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),
         )),
     )
 }

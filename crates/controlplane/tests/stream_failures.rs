@@ -4,12 +4,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use controlplane::fakes::{FakeStacks, FakeStreamRecords, InMemoryStore, RecordingRequeue};
 use controlplane::ports::{ShardRange, StackError, StoreError};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::template_source::BundledTemplates;
+use controlplane::testing::{FakeStreamRecords, World};
 use controlplane::triggers::stream::StreamSettings;
 use controlplane::triggers::stream_failures::handle_stream_failures;
 use model::spec::TenantKey;
@@ -17,31 +13,24 @@ use model::status::Status;
 
 use common::{event, seed_image};
 
-struct World {
-    store: Arc<InMemoryStore>,
-    stacks: Arc<FakeStacks>,
+/// The reconciler's fakes, and the stream the consumer re-reads.
+struct Consumer {
+    fakes: World,
     stream: FakeStreamRecords,
-    requeue: Arc<RecordingRequeue>,
-    reconciler: Reconciler,
 }
 
-fn world() -> World {
-    let store = Arc::new(InMemoryStore::default());
-    let requeue = Arc::new(RecordingRequeue::default());
-    let stacks = Arc::new(FakeStacks::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        Arc::new(BundledTemplates::sample().expect("sample")),
-        Settings::new("us-east-1"),
-    )
-    .with_requeue(requeue.clone());
-    World {
-        store,
-        stacks,
+impl std::ops::Deref for Consumer {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.fakes
+    }
+}
+
+fn world() -> Consumer {
+    Consumer {
+        fakes: World::builder().with_rechecks().build(),
         stream: FakeStreamRecords::default(),
-        requeue,
-        reconciler,
     }
 }
 
@@ -57,7 +46,7 @@ fn sample_range() -> ShardRange {
     }
 }
 
-async fn handle(world: &World, event: &serde_json::Value) -> Vec<String> {
+async fn handle(world: &Consumer, event: &serde_json::Value) -> Vec<String> {
     handle_stream_failures(
         &world.reconciler,
         &world.stream,
@@ -112,7 +101,7 @@ async fn a_tenant_that_still_cannot_be_processed_ends_failed_saying_its_records_
         "{reason}"
     );
     // The retry is not left to chance: it is scheduled.
-    assert!(world.requeue.requests().iter().any(|(t, _)| t == &tenant));
+    assert!(world.recheck.requests().iter().any(|(t, _)| t == &tenant));
 }
 
 #[tokio::test]
@@ -180,5 +169,5 @@ async fn a_tenant_still_failing_says_its_records_were_exhausted_and_why() {
         "{reason}"
     );
     // Its next attempt is scheduled through the completion loop.
-    assert!(world.requeue.requests().iter().any(|(t, _)| t == &tenant));
+    assert!(world.recheck.requests().iter().any(|(t, _)| t == &tenant));
 }
