@@ -676,3 +676,48 @@ async fn numbers_written_in_any_form_converge_once_and_stay_quiet() -> Result<()
     }
     Ok(())
 }
+
+/// In a fleet whose STATUS rows are nearly all listed by their SPEC, one call of the listing of
+/// the others (deleted tenants, invalid SPECs) reads a bounded number of index pages: it answers
+/// with what it found, perhaps nothing, and where to go on, instead of scanning the whole index
+/// within one API request. Followed page by page, it finds each of them once.
+#[tokio::test]
+async fn the_listing_of_tenants_without_a_spec_reads_a_bounded_number_of_index_pages() -> Result<()>
+{
+    use controlplane::ports::{SpecStore, TenantStore};
+    use model::spec::TenantKey;
+    use model::status::{Status, TenantStatus};
+
+    let system = LocalSystem::start().await?;
+    let store = system.inspector().with_scan_page(3);
+    for i in 0..12 {
+        let id = format!("t{i:02}");
+        let status = TenantStatus::new(&id, Status::Ready, "2026-12-03T10:00:00.000Z");
+        store
+            .put_status(&TenantKey::new(&id), &status, None)
+            .await?;
+        if i < 10 {
+            system
+                .put_spec(json!({
+                    "pk": format!("TENANT#{id}"), "sk": "SPEC", "tenant_id": id,
+                    "account_id": ACCOUNT_A, "config": {}
+                }))
+                .await?;
+        }
+    }
+    // Two pages of three index entries cannot cover twelve: the first call stops early.
+    let (first, mut next) = store.list_unindexed(None, 10).await?;
+    assert!(first.len() <= 2 && next.is_some(), "{first:?} {next:?}");
+    let mut found: Vec<String> = first.iter().map(|(t, _)| t.as_str().to_owned()).collect();
+    let mut calls = 1;
+    while let Some(token) = next {
+        let (page, after) = store.list_unindexed(Some(token), 10).await?;
+        found.extend(page.iter().map(|(t, _)| t.as_str().to_owned()));
+        next = after;
+        calls += 1;
+        assert!(calls <= 12, "the listing does not end");
+    }
+    found.sort();
+    assert_eq!(found, vec!["t10", "t11"]);
+    Ok(())
+}

@@ -90,7 +90,7 @@ use std::time::Duration;
 use chrono::Utc;
 use controlplane::reconcile::{Outcome, Reconciler, Settings};
 use controlplane::template_source::BundledTemplates;
-use controlplane::testing::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRecheck};
+use controlplane::testing::{InMemoryStore, World};
 use controlplane::triggers::stream::{
     StreamSettings, batch_records, handle_batch_until, record_ref,
 };
@@ -172,14 +172,12 @@ fn fresh_reconciler(bytes: &[u8]) -> Reconciler {
     for (tenant, item) in spec_rows(bytes) {
         store.put_spec(&tenant, item);
     }
-    Reconciler::new(
-        store,
-        Arc::new(FakeStacks::default()),
-        Arc::new(BundledTemplates::sample().expect("the sample template")),
-        Settings::new("us-east-1"),
-    )
-    .with_events(Arc::new(RecordingEvents::default()))
-    .with_recheck(Arc::new(RecordingRecheck::default()))
+    World::builder()
+        .store(store)
+        .with_events()
+        .with_rechecks()
+        .build()
+        .reconciler
 }
 
 async fn handler_on_fakes(reconciler: &Reconciler, stream: &StreamSettings, bytes: &[u8]) -> usize {

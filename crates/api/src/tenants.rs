@@ -181,7 +181,8 @@ impl ApiState {
             retryable: recorded.is_some_and(|s| s.retryable),
             next_attempt_at: recorded.and_then(|s| s.next_attempt_at.clone()),
             outputs: status.map(|s| s.outputs.clone()).unwrap_or_default(),
-            stack_status: status.and_then(|s| s.stack_status.clone()),
+            stack_status: status
+                .and_then(|s| s.stack_status.as_ref().map(|t| t.as_str().to_owned())),
             status_updated_at: status.map(|s| s.updated_at.clone()),
         }
     }

@@ -14,10 +14,10 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::reconcile::{Reconciler, Settings};
+use controlplane::reconcile::Reconciler;
 use controlplane::rollout::driver::RolloutDriver;
 use controlplane::template_source::SAMPLE_TEMPLATE;
-use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
+use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore, World};
 use model::spec::TenantKey;
 
 /// ValidateTemplate (faked) refuses bodies holding this.
@@ -46,13 +46,12 @@ fn fleet() -> Fleet {
     };
     let state = ApiState::on_table(store.clone(), Arc::new(validator), "us-east-1")
         .expect("the shipped template");
-    let stacks = Arc::new(FakeStacks::default());
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        state.templates.clone(),
-        Settings::new("us-east-1"),
-    );
+    let World {
+        stacks, reconciler, ..
+    } = World::builder()
+        .store(store.clone())
+        .templates(state.templates.clone())
+        .build();
     let tokens = LocalTokens::new("test-key");
     Fleet {
         store,

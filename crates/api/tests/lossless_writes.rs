@@ -16,8 +16,8 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
+use controlplane::reconcile::Reconciler;
+use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore, World};
 use model::spec::TenantKey;
 
 /// Cases per property: 256, or `PROPTEST_CASES` (e.g. a long soak).
@@ -48,12 +48,12 @@ fn fixture() -> Fixture {
         "us-east-1",
     )
     .unwrap();
-    let reconciler = Reconciler::new(
-        store.clone(),
-        stacks.clone(),
-        state.templates.clone(),
-        Settings::new("us-east-1"),
-    );
+    let reconciler = World::builder()
+        .store(store.clone())
+        .stacks(stacks.clone())
+        .templates(state.templates.clone())
+        .build()
+        .reconciler;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,12 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use controlplane::reconcile::{Outcome, Settings};
-use controlplane::testing::{Behaviour, World};
+use std::sync::{Arc, Mutex};
+
+use controlplane::ports::{StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
+use controlplane::reconcile::{Action, Outcome, Settings, action_of};
+use controlplane::testing::{Behaviour, FakeStacks, World};
 use controlplane::triggers::completion::handle_rechecks;
 use controlplane::triggers::reconcile_now;
 use controlplane::triggers::stream::{StreamSettings, handle_batch};
 use model::spec::TenantKey;
+use model::stack::ObservedStack;
 use model::status::Status;
 use serde_json::{Value, json};
 
@@ -124,7 +128,10 @@ async fn a_stack_status_change_event_records_the_end_without_waiting_for_the_re_
     assert!(response.batch_item_failures.is_empty());
     let status = l.store.status(&tenant).expect("status");
     assert_eq!(status.status, Status::Ready);
-    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("CREATE_COMPLETE")
+    );
     assert!(!status.outputs.is_empty());
     // Converged: the event scheduled no further look; the fallback re-check, when it comes,
     // finds nothing to do.
@@ -193,7 +200,10 @@ async fn a_stack_status_change_event_is_a_trigger_not_the_truth() {
     .await;
     let status = l.store.status(&tenant).expect("status");
     assert_eq!(status.status, Status::Ready);
-    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("CREATE_COMPLETE")
+    );
 }
 
 #[tokio::test]
@@ -406,4 +416,101 @@ async fn an_invalid_spec_publishes_a_failed_event_with_its_reason() {
             .unwrap_or_default()
             .contains("account_id")
     );
+}
+
+/// The fake stacks, with one look at them failing after a given number of good ones.
+struct LaterLookFails {
+    inner: Arc<FakeStacks>,
+    /// Good looks left before the one that fails.
+    good_looks: Mutex<Option<usize>>,
+}
+
+#[async_trait::async_trait]
+impl Stacks for LaterLookFails {
+    async fn describe(&self, at: &StackTarget) -> Result<Option<ObservedStack>, StackError> {
+        let fails = {
+            let mut left = self.good_looks.lock().unwrap();
+            let fails = *left == Some(0);
+            *left = left.and_then(|n| n.checked_sub(1));
+            fails
+        };
+        if fails {
+            return Err(StackError::Transient("Throttling: Rate exceeded".into()));
+        }
+        self.inner.describe(at).await
+    }
+    async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
+        self.inner.create(at, request).await
+    }
+    async fn update(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<UpdateStarted, StackError> {
+        self.inner.update(at, request).await
+    }
+    async fn delete(&self, at: &StackTarget, token: &str) -> Result<(), StackError> {
+        self.inner.delete(at, token).await
+    }
+    async fn continue_update_rollback(
+        &self,
+        at: &StackTarget,
+        token: &str,
+    ) -> Result<(), StackError> {
+        self.inner.continue_update_rollback(at, token).await
+    }
+    async fn failure_reason(&self, at: &StackTarget) -> Result<Option<String>, StackError> {
+        self.inner.failure_reason(at).await
+    }
+}
+
+/// A failure for good whose event could not be published asks for a look again soon, even when
+/// the reconcile that tried to publish it then fails to look at the stack: the event waits
+/// seconds, not until the next sweep.
+#[tokio::test]
+async fn an_unpublished_failure_is_looked_at_again_even_when_the_next_look_fails() {
+    let stacks = Arc::new(FakeStacks::default());
+    let looks = Arc::new(LaterLookFails {
+        inner: stacks.clone(),
+        good_looks: Mutex::new(None),
+    });
+    let l = World::builder()
+        .with_rechecks()
+        .with_events()
+        .stacks(stacks)
+        .reached_through(looks.clone())
+        .build();
+    put_seed(&l);
+    let tenant = TenantKey::new("gs1234");
+    l.events.set_failing(true);
+    l.stacks.fail_next(
+        "create",
+        StackError::Rejected("ValidationError: bad template".into()),
+    );
+    let first = l.reconciler.reconcile(&tenant).await.expect("recorded");
+    assert!(matches!(first, Outcome::Unpublished { .. }), "{first:?}");
+
+    // The look before the publish is good; the one after it fails.
+    *looks.good_looks.lock().unwrap() = Some(1);
+    let second = l.reconciler.reconcile(&tenant).await.expect("recorded");
+    assert_eq!(
+        *looks.good_looks.lock().unwrap(),
+        None,
+        "the failing look was not reached"
+    );
+    let Outcome::Unpublished { outcome, .. } = &second else {
+        panic!("the pending event was forgotten: {second:?}");
+    };
+    assert!(matches!(**outcome, Outcome::Failed { .. }), "{outcome:?}");
+    assert_eq!(
+        action_of(&Ok(second.clone())),
+        Action::RequeueAfter(Settings::new("us-east-1").requeue_after)
+    );
+
+    l.events.set_failing(false);
+    l.reconciler.reconcile(&tenant).await.expect("recorded");
+    let status = l.store.status(&tenant).unwrap();
+    assert_eq!(status.status, Status::Failed);
+    assert!(status.pending_events.is_empty());
+    assert_eq!(l.events.published().len(), 1, "{:?}", l.events.published());
 }

@@ -217,3 +217,53 @@ async fn a_cleared_date_withdraws_the_notice_and_a_recreated_tenant_is_announced
     assert_eq!((report.announced, report.removed), (1, 0));
     assert_eq!(store.status(&tenant).unwrap().status, Status::Ready);
 }
+
+/// A notice whose event the topic refused stays in the outbox, and the tenant is looked at
+/// again within seconds to publish it, not at the next sweep.
+#[tokio::test]
+async fn an_unpublished_notice_is_looked_at_again_soon() {
+    let World {
+        store,
+        events,
+        recheck,
+        reconciler,
+        ..
+    } = World::builder()
+        .with_events()
+        .with_rechecks()
+        .starting_at(time("2026-11-20T09:00:00Z"))
+        .build();
+    let tenant = TenantKey::new("past-date");
+    store.put_spec(&tenant, spec("past-date", Some("2026-11-20")));
+    sweep(store.as_ref(), &reconciler, 1).await.expect("sweep");
+    events.set_failing(true);
+    let before = recheck.requests().len();
+    let report = decommission(store.as_ref(), &reconciler, GRACE, 1)
+        .await
+        .expect("decommission");
+    assert_eq!(report.announced, 1);
+    let status = store.status(&tenant).unwrap();
+    assert!(status.decommission_notice.is_some());
+    assert_eq!(
+        status.pending_events.len(),
+        1,
+        "{:?}",
+        status.pending_events
+    );
+    let asked: Vec<_> = recheck.requests().into_iter().skip(before).collect();
+    assert_eq!(
+        asked,
+        vec![(tenant.clone(), reconciler.settings().requeue_after)]
+    );
+
+    // The look publishes it.
+    events.set_failing(false);
+    reconciler.reconcile(&tenant).await.expect("reconciled");
+    assert!(store.status(&tenant).unwrap().pending_events.is_empty());
+    assert!(
+        events
+            .published()
+            .iter()
+            .any(|e| e.kind == LifecycleKind::DecommissionScheduled)
+    );
+}

@@ -436,7 +436,10 @@ async fn the_seed_row_becomes_a_ready_stack() {
         status.stack_id.as_deref(),
         Some(stack.observed.stack_id.as_str())
     );
-    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("CREATE_COMPLETE")
+    );
     assert_eq!(status.template_version.as_deref(), Some("v1"));
     assert_eq!(status.operation, Some(Operation::Create));
     // Success resets the count of operations tried for this SPEC.
@@ -586,7 +589,10 @@ async fn a_config_change_updates_once_and_an_unchanged_rewrite_does_nothing() {
     assert_eq!(status.spec_fingerprint, Some(fingerprint_of(&v2)));
     assert_ne!(status.spec_fingerprint, Some(fingerprint_of(&v1)));
     assert_eq!(status.operation, Some(Operation::Update));
-    assert_eq!(status.stack_status.as_deref(), Some("UPDATE_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("UPDATE_COMPLETE")
+    );
     assert_eq!(status.outputs["DifficultyEcho"], "hard");
 
     // Rewritten with the same content (only who wrote it differs): no update, no write.
@@ -629,7 +635,10 @@ async fn removing_the_spec_deletes_the_stack() {
         Some(REMOVED_FINGERPRINT)
     );
     assert!(status.outputs.is_empty());
-    assert_eq!(status.stack_status.as_deref(), Some("DELETE_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("DELETE_COMPLETE")
+    );
     // Where the stack was stays recorded.
     assert_eq!(status.location, Some(location(ACCOUNT, SEED)));
 
@@ -1320,7 +1329,10 @@ async fn a_failed_create_then_a_retry_bump_recreates_the_stack() {
         Some("the create failed and was rolled back: JobsQueue: Resource limit exceeded")
     );
     assert!(!status.retryable);
-    assert_eq!(status.stack_status.as_deref(), Some("ROLLBACK_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("ROLLBACK_COMPLETE")
+    );
     assert!(matches!(
         report.outcomes.get(&key(SEED)),
         Some(Ok(Outcome::Failed { reason })) if reason.contains("Resource limit exceeded")
@@ -1552,7 +1564,10 @@ async fn a_hanging_create_is_finalized_by_a_later_reconcile() {
     );
     let status = w.status(SEED);
     assert_eq!(status.status, Status::Ready);
-    assert_eq!(status.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(
+        status.stack_status.as_ref().map(|s| s.as_str()),
+        Some("CREATE_COMPLETE")
+    );
     assert_eq!(w.mutating_calls(SEED), ["create"]);
 }
 

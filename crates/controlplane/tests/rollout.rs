@@ -5,13 +5,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_dynamo::{AttributeValue, Item};
 
 use controlplane::ports::{RolloutStore, TemplateStore};
-use controlplane::reconcile::{Reconciler, Settings};
 use controlplane::rollout::driver::{RolloutDriver, RolloutError, StartRollout};
 use controlplane::rollout::preview::{
     PreviewProgress, PreviewRunner, PreviewState, TenantPreview, new_job,
@@ -20,7 +19,7 @@ use controlplane::template_source::{
     BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, TemplatePublishError, publish,
 };
 use controlplane::testing::{
-    Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore, RecordingRecheck,
+    self, Behaviour, FakeTemplateValidator, InMemoryStore, RecordingRecheck, TestClock,
 };
 use model::rollout::{Amount, Command, MemberState, RolloutOptions, RolloutState, Selection};
 use model::spec::TenantKey;
@@ -52,39 +51,45 @@ fn spec(tenant: &str, extra: &[(&str, &str)]) -> Item {
     item
 }
 
+/// The driver's clock: the reconciler's.
+fn clock_of(clock: &TestClock) -> controlplane::reconcile::Clock {
+    let clock = clock.clone();
+    Arc::new(move || clock.now())
+}
+
+/// The fakes, on the table's template versions, with the rollout driver beside the reconciler.
 struct World {
-    store: Arc<InMemoryStore>,
-    stacks: Arc<FakeStacks>,
+    fakes: testing::World,
     templates: Arc<TableTemplates>,
-    reconciler: Reconciler,
     driver: RolloutDriver,
-    clock: Arc<Mutex<DateTime<Utc>>>,
     tenants: Vec<TenantKey>,
+}
+
+impl std::ops::Deref for World {
+    type Target = testing::World;
+
+    fn deref(&self) -> &testing::World {
+        &self.fakes
+    }
 }
 
 impl World {
     /// `count` tenants, all provisioned on v1; v2 published.
     async fn new(count: usize) -> Self {
         let store = Arc::new(InMemoryStore::default());
-        let stacks = Arc::new(FakeStacks::default());
-        let clock = Arc::new(Mutex::new(
-            DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ));
-        let read = clock.clone();
-        let now: controlplane::reconcile::Clock = Arc::new(move || *read.lock().unwrap());
         let templates = Arc::new(TableTemplates::new(
             store.clone(),
             BundledTemplates::sample().unwrap(),
         ));
-        let reconciler = Reconciler::new(
-            store.clone(),
-            stacks.clone(),
-            templates.clone(),
-            Settings::new("us-east-1"),
-        )
-        .with_clock(now.clone());
+        let fakes = testing::World::builder()
+            .store(store.clone())
+            .templates(templates.clone())
+            .starting_at(
+                DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            )
+            .build();
         let driver = RolloutDriver::new(
             store.clone(),
             store.clone(),
@@ -92,14 +97,11 @@ impl World {
             templates.clone(),
         )
         .with_recheck(Arc::new(RecordingRecheck::default()))
-        .with_clock(now);
+        .with_clock(clock_of(&fakes.clock));
         let mut world = Self {
-            store,
-            stacks,
+            fakes,
             templates,
-            reconciler,
             driver,
-            clock,
             tenants: Vec::new(),
         };
         for i in 0..count {
@@ -136,7 +138,7 @@ impl World {
     }
 
     fn advance(&self, seconds: i64) {
-        *self.clock.lock().unwrap() += Duration::seconds(seconds);
+        self.clock.advance(Duration::seconds(seconds));
     }
 
     async fn start(&self, options: RolloutOptions, selection: Selection) -> String {
@@ -814,7 +816,7 @@ async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
         async move { store.rollout(&id).await.unwrap().unwrap().version }
     };
     // A driver that died holding the lease (it never released it).
-    let now = world.clock.lock().unwrap().timestamp();
+    let now = world.clock.now().timestamp();
     world
         .store
         .hold_driver_lease("crashed", now, now + 120)
@@ -845,10 +847,7 @@ async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
         world.store.clone(),
         world.templates.clone(),
     )
-    .with_clock({
-        let clock = world.clock.clone();
-        Arc::new(move || *clock.lock().unwrap())
-    });
+    .with_clock(clock_of(&world.clock));
     let first = world
         .driver
         .drive(Wall::from_millis(800), Wall::from_millis(20));
@@ -867,7 +866,7 @@ async fn one_driver_steps_at_a_time_and_a_crashed_drivers_lease_runs_out() {
         waited < Wall::from_secs(1),
         "the second run waited {waited:?}"
     );
-    let now = world.clock.lock().unwrap().timestamp();
+    let now = world.clock.now().timestamp();
     world
         .store
         .hold_driver_lease("next", now, now + 30)

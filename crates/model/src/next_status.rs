@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::decide::Terminal;
-use crate::stack::ObservedStack;
+use crate::stack::{ObservedStack, StackStatus};
 use crate::status::{StackLocation, Status, TenantStatus};
 use crate::time::rfc3339;
 
@@ -78,7 +78,7 @@ pub fn failed(seen: &Seen, reason: String, retryable: bool) -> TenantStatus {
         status.template_version = Some(version.to_owned());
     }
     if let Some(stack) = seen.stack {
-        status.stack_status = Some(stack.status.as_str().to_owned());
+        status.stack_status = Some(stack.status.clone());
     }
     status
 }
@@ -102,7 +102,7 @@ pub fn finalized(seen: &Seen, terminal: &Terminal, cause: Option<String>) -> Ten
             status.status = Status::Ready;
             status.outputs = stack.outputs.clone();
             status.stack_id = Some(stack.stack_id.clone());
-            status.stack_status = Some(stack.status.as_str().to_owned());
+            status.stack_status = Some(stack.status.clone());
         }
         (Terminal::Deleted, _) | (Terminal::Ready, None) => {
             status.attempts = 0;
@@ -118,7 +118,7 @@ pub fn finalized(seen: &Seen, terminal: &Terminal, cause: Option<String>) -> Ten
             status.stack_status = status
                 .stack_id
                 .as_ref()
-                .map(|_| "DELETE_COMPLETE".to_owned());
+                .map(|_| StackStatus::DeleteComplete);
         }
         (Terminal::FailedFromStack { what }, stack) => {
             status.status = Status::Failed;
@@ -127,7 +127,7 @@ pub fn finalized(seen: &Seen, terminal: &Terminal, cause: Option<String>) -> Ten
                 .unwrap_or_else(|| "CloudFormation gave no reason".into());
             status.reason = Some(format!("{what}: {cause}"));
             if let Some(stack) = stack {
-                status.stack_status = Some(stack.status.as_str().to_owned());
+                status.stack_status = Some(stack.status.clone());
                 status.stack_id = Some(stack.stack_id.clone());
             }
         }
@@ -138,7 +138,7 @@ pub fn finalized(seen: &Seen, terminal: &Terminal, cause: Option<String>) -> Ten
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::StackStatus;
+
     use crate::status::Operation;
 
     fn now() -> DateTime<Utc> {
@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(ready.outputs["Url"], "https://new");
         assert_eq!(ready.template_version.as_deref(), Some("v2"));
         assert_eq!(ready.spec_fingerprint.as_deref(), Some("f2"));
-        assert_eq!(ready.stack_status.as_deref(), Some("UPDATE_COMPLETE"));
+        assert_eq!(
+            ready.stack_status.as_ref().map(StackStatus::as_str),
+            Some("UPDATE_COMPLETE")
+        );
     }
 
     #[test]
@@ -218,7 +221,10 @@ mod tests {
         assert_eq!(deleted.status, Status::Deleted);
         assert!(deleted.outputs.is_empty());
         assert_eq!(deleted.assigned_version, None);
-        assert_eq!(deleted.stack_status.as_deref(), Some("DELETE_COMPLETE"));
+        assert_eq!(
+            deleted.stack_status.as_ref().map(StackStatus::as_str),
+            Some("DELETE_COMPLETE")
+        );
         let never = finalized(
             &Seen {
                 previous: None,

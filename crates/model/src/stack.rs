@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
-/// Every CloudFormation stack status, plus any future one we do not know yet.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Every CloudFormation stack status, plus any future one we do not know yet. Stored (on STATUS)
+/// as CloudFormation's own text; a text this build does not know reads back as `Unknown`, kept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum StackStatus {
     CreateInProgress,
     CreateFailed,
@@ -149,6 +151,27 @@ impl StackStatus {
             // A status newer than this code: if it says an operation runs, wait it out.
             Self::Unknown(text) if text.ends_with("_IN_PROGRESS") => P::InProgress,
             Self::Unknown(_) => P::Unknown,
+        }
+    }
+}
+
+impl From<String> for StackStatus {
+    fn from(text: String) -> Self {
+        Self::parse(&text)
+    }
+}
+
+impl From<&str> for StackStatus {
+    fn from(text: &str) -> Self {
+        Self::parse(text)
+    }
+}
+
+impl From<StackStatus> for String {
+    fn from(status: StackStatus) -> Self {
+        match status {
+            StackStatus::Unknown(text) => text,
+            known => known.as_str().to_owned(),
         }
     }
 }

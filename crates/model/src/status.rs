@@ -97,7 +97,8 @@ pub struct TenantStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack_status: Option<String>,
+    /// CloudFormation's status of the stack when last seen.
+    pub stack_status: Option<crate::stack::StackStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_version: Option<String>,
     /// The template version the fleet assigned this tenant: the current version when it was

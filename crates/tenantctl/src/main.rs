@@ -62,8 +62,8 @@ mod tests {
     use std::sync::Arc;
 
     use controlplane::ports::StackError;
-    use controlplane::reconcile::{Reconciler, Settings};
-    use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
+    use controlplane::reconcile::Reconciler;
+    use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore, World};
     use model::spec::TenantKey;
 
     use std::time::Duration;
@@ -88,12 +88,12 @@ mod tests {
             "us-east-1",
         )
         .expect("the shipped template");
-        let reconciler = Reconciler::new(
-            store,
-            stacks.clone(),
-            state.templates.clone(),
-            Settings::new("us-east-1"),
-        );
+        let reconciler = World::builder()
+            .store(store)
+            .stacks(stacks.clone())
+            .templates(state.templates.clone())
+            .build()
+            .reconciler;
         (
             Backend::Direct(Direct::new(state, "tester")),
             reconciler,
@@ -371,12 +371,12 @@ mod tests {
             "us-east-1",
         )
         .expect("the shipped template");
-        let reconciler = Reconciler::new(
-            store.clone(),
-            stacks.clone(),
-            state.templates.clone(),
-            Settings::new("us-east-1"),
-        );
+        let reconciler = World::builder()
+            .store(store.clone())
+            .stacks(stacks.clone())
+            .templates(state.templates.clone())
+            .build()
+            .reconciler;
         Fleet {
             backend: Backend::Direct(Direct::new(state.clone(), "tester")),
             state,

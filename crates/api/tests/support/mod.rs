@@ -13,8 +13,8 @@ use tower::ServiceExt;
 
 use api::auth::LocalTokens;
 use api::{ApiState, router, with_local_tokens};
-use controlplane::reconcile::{Reconciler, Settings};
-use controlplane::testing::{FakeStacks, FakeTemplateValidator, InMemoryStore};
+use controlplane::reconcile::Reconciler;
+use controlplane::testing::{FakeTemplateValidator, InMemoryStore, World};
 use model::spec::TenantKey;
 
 /// A request as a client sends it: a bearer token, a JSON body, and any other headers.
@@ -70,12 +70,11 @@ pub fn api_with(configure: impl FnOnce(&mut ApiState)) -> Api {
     )
     .expect("the shipped template");
     configure(&mut state);
-    let reconciler = Reconciler::new(
-        store.clone(),
-        Arc::new(FakeStacks::default()),
-        state.templates.clone(),
-        Settings::new("us-east-1"),
-    );
+    let reconciler = World::builder()
+        .store(store.clone())
+        .templates(state.templates.clone())
+        .build()
+        .reconciler;
     Api {
         app: with_local_tokens(router(state), tokens.clone()),
         store,

@@ -111,6 +111,11 @@ pub mod calls {
 pub use model::dynamo_rules::{BY_STATUS_INDEX, STATUSES_INDEX, TENANTS_INDEX};
 /// Index entries per page of every tenant.
 const TENANTS_PAGE: i32 = 1000;
+/// Index pages one call of `list_unindexed` reads at most: in a large fleet with few unlisted
+/// tenants, a call that scanned until it found a page of them would read the whole index in
+/// one API request (and run past its timeout). Past this, the call answers with what it found,
+/// perhaps nothing, and where to go on.
+const UNINDEXED_SCAN_PAGES: usize = 2;
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_KEYS: usize = 100;
 
@@ -154,6 +159,8 @@ pub struct DynamoStore {
     specs: String,
     control: String,
     audit_retention: chrono::Duration,
+    /// Index entries per scan page of the `statuses` index (`TENANTS_PAGE`; smaller in tests).
+    scan_page: i32,
 }
 
 impl DynamoStore {
@@ -163,7 +170,15 @@ impl DynamoStore {
             specs: tables.specs,
             control: tables.control,
             audit_retention: chrono::Duration::days(DEFAULT_RETENTION_DAYS.into()),
+            scan_page: TENANTS_PAGE,
         }
+    }
+
+    /// Index entries per scan page of the `statuses` index, where a fleet's worth of rows
+    /// would otherwise be needed to see a page boundary (tests).
+    pub fn with_scan_page(mut self, entries: i32) -> Self {
+        self.scan_page = entries.max(1);
+        self
     }
 
     /// How long audit items live before the table's TTL removes them.
@@ -986,7 +1001,9 @@ impl SpecStore for DynamoStore {
         let limit = limit.max(1);
         let mut start = start_key_of(page_token)?;
         let mut found: Vec<(TenantKey, String)> = Vec::new();
+        let mut scanned = 0;
         loop {
+            scanned += 1;
             let output = self
                 .client
                 .scan()
@@ -994,7 +1011,7 @@ impl SpecStore for DynamoStore {
                 .index_name(STATUSES_INDEX)
                 // The table's keys and the index's: where a scan resumes after the row.
                 .projection_expression("pk, sk, tenant_id")
-                .limit(TENANTS_PAGE)
+                .limit(self.scan_page)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -1017,7 +1034,9 @@ impl SpecStore for DynamoStore {
                 return Ok((found, next));
             }
             match output.last_evaluated_key {
-                Some(last) if found.len() < limit => start = Some(last),
+                Some(last) if found.len() < limit && scanned < UNINDEXED_SCAN_PAGES => {
+                    start = Some(last)
+                }
                 Some(last) => return Ok((found, page_token_of(Some(&last)))),
                 None => return Ok((found, None)),
             }

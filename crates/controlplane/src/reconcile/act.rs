@@ -74,7 +74,7 @@ impl Reconciler {
         }
         if let Some(stack) = &view.stack {
             intent.stack_id = Some(stack.stack_id.clone());
-            intent.stack_status = Some(stack.status.as_str().to_owned());
+            intent.stack_status = Some(stack.status.clone());
         }
         let written = match self.record(view, intent, Over::read(&view.snapshot)).await {
             Ok(written) => written,
@@ -134,8 +134,13 @@ impl Reconciler {
             // Create and update are only decided for a present SPEC.
             _ => Ok(()),
         };
-        // The next write goes over the intent, as stored now.
-        let over = written.over();
+        // The next write goes over the intent, as stored now; it is not a transition from the
+        // intent (a call that changed nothing or was refused took no operation's time).
+        let intent_now = written.over();
+        let over = Over {
+            status: None,
+            version: intent_now.version,
+        };
         match result {
             // The stack already runs this SPEC and its status will not move (it may still show
             // an earlier failed update's UPDATE_ROLLBACK_COMPLETE): ready now, or a look again
@@ -170,7 +175,8 @@ impl Reconciler {
             Err(e) => {
                 let reason = format!("CloudFormation rejected the {}: {e}", operation.as_str());
                 warn!(%reason, "stack operation rejected");
-                let mut failed = intent.clone();
+                // From the intent as stored now: its outbox is already published.
+                let mut failed = intent_now.status.cloned().unwrap_or_else(|| intent.clone());
                 failed.status = Status::Failed;
                 failed.reason = Some(reason.clone());
                 match self.record(view, failed, over).await {

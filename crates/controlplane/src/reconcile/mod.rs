@@ -192,12 +192,28 @@ impl Reconciler {
     /// A failure that may heal is recorded on STATUS (as `Outcome::Retrying`); only when even
     /// that write fails does an error come back ([`error_policy`]: the trigger redelivers).
     pub async fn reconcile(&self, key: &TenantKey) -> Result<Outcome, TransientError> {
-        match self.converge(key).await {
-            Ok(outcome) => Ok(outcome),
+        // Some lifecycle event could not be published: the tenant is looked at again soon, to
+        // publish it, even when nothing else is left to do (and when the converge then failed).
+        let mut unpublished = false;
+        match self.converge(key, &mut unpublished).await {
+            Ok(outcome) => Ok(self.publishing_later(outcome, unpublished)),
             Err(failure) => {
                 warn!(error = %failure.error, "failure that may heal");
-                self.record_transient(key, &failure).await
+                let outcome = self.record_transient(key, &failure).await?;
+                Ok(self.publishing_later(outcome, unpublished))
             }
+        }
+    }
+
+    /// `outcome`, asking for a look again soon when an event is still to be published and
+    /// nothing else would bring the tenant back.
+    fn publishing_later(&self, outcome: Outcome, unpublished: bool) -> Outcome {
+        match outcome {
+            Outcome::Converged(_) | Outcome::Failed { .. } if unpublished => Outcome::Unpublished {
+                outcome: Box::new(outcome),
+                retry_after: self.settings.requeue_after,
+            },
+            outcome => outcome,
         }
     }
 
@@ -210,11 +226,12 @@ impl Reconciler {
         (elapsed / 8).clamp(self.settings.requeue_min, self.settings.requeue_after)
     }
 
-    async fn converge(&self, key: &TenantKey) -> Result<Outcome, TransientFailure> {
+    async fn converge(
+        &self,
+        key: &TenantKey,
+        unpublished: &mut bool,
+    ) -> Result<Outcome, TransientFailure> {
         let mut outbox_tried = false;
-        // Some lifecycle event could not be published: the tenant is looked at again soon, to
-        // publish it, even when nothing else is left to do.
-        let mut unpublished = false;
         let mut known = None;
         for _ in 0..self.settings.max_steps {
             let view = self
@@ -230,7 +247,7 @@ impl Reconciler {
                     .filter(|s| !s.pending_events.is_empty())
             {
                 outbox_tried = true;
-                unpublished |= self.writer.publish_pending(key, status).await.unpublished;
+                *unpublished |= self.writer.publish_pending(key, status).await.unpublished;
                 continue;
             }
             let now = self.now();
@@ -273,30 +290,20 @@ impl Reconciler {
                 // After an act, look again: it may be done already, or the next step due.
                 operation => Err(self.start(&view, &operation, now).await),
             };
-            unpublished |= view.unpublished.load(Ordering::Relaxed);
-            let outcome = match recorded {
+            *unpublished |= view.unpublished.load(Ordering::Relaxed);
+            return match recorded {
                 Ok(outcome) => {
                     info!(?outcome, "recorded");
-                    outcome
+                    Ok(outcome)
                 }
                 Err(Step::Again) => continue,
                 Err(Step::Started(snapshot)) => {
                     known = Some(*snapshot);
                     continue;
                 }
-                Err(Step::Transient(failure)) => return Err(failure),
-                Err(Step::Rejected(outcome) | Step::Done(outcome)) => outcome,
+                Err(Step::Transient(failure)) => Err(failure),
+                Err(Step::Rejected(outcome) | Step::Done(outcome)) => Ok(outcome),
             };
-            // Nothing else to wait for, but an event to publish: look again soon for it.
-            return Ok(match outcome {
-                Outcome::Converged(_) | Outcome::Failed { .. } if unpublished => {
-                    Outcome::Unpublished {
-                        outcome: Box::new(outcome),
-                        retry_after: self.settings.requeue_after,
-                    }
-                }
-                outcome => outcome,
-            });
         }
         // Every round lost to a concurrent write or needed another act: let the trigger retry
         // (bounded by its own retries) rather than loop here.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::{FakeStacks, InMemoryStore, RecordingEvents, RecordingRecheck, lock};
-use crate::ports::Stacks;
+use crate::ports::{Stacks, TemplateSource};
 use crate::reconcile::{Reconciler, Settings};
 use crate::template_source::BundledTemplates;
 
@@ -44,7 +44,7 @@ pub struct World {
     pub reconciler: Reconciler,
 }
 
-/// How a [`World`] is built: by default the shipped sample template, `Settings::new("us-east-1")`,
+/// How a [`World`] is built: by default a new table, the shipped sample template, `Settings::new("us-east-1")`,
 /// the wall clock, no re-check queue and no lifecycle topic.
 pub struct WorldBuilder {
     settings: Settings,
@@ -52,6 +52,7 @@ pub struct WorldBuilder {
     rechecks: bool,
     events: bool,
     store: Option<Arc<InMemoryStore>>,
+    templates: Option<Arc<dyn TemplateSource>>,
     stacks: Option<Arc<FakeStacks>>,
     reached_through: Option<Arc<dyn Stacks>>,
 }
@@ -64,6 +65,7 @@ impl World {
             rechecks: false,
             events: false,
             store: None,
+            templates: None,
             stacks: None,
             reached_through: None,
         }
@@ -100,6 +102,13 @@ impl WorldBuilder {
         self
     }
 
+    /// Template versions from `templates` (the API's, published into the table) instead of
+    /// the shipped sample alone.
+    pub fn templates(mut self, templates: Arc<dyn TemplateSource>) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
     /// These fake stacks, made by the test (to wrap them before the world is built).
     pub fn stacks(mut self, stacks: Arc<FakeStacks>) -> Self {
         self.stacks = Some(stacks);
@@ -119,9 +128,10 @@ impl WorldBuilder {
         let recheck = Arc::new(RecordingRecheck::default());
         let events = Arc::new(RecordingEvents::default());
         let reached: Arc<dyn Stacks> = self.reached_through.unwrap_or_else(|| stacks.clone());
-        let templates = BundledTemplates::sample().expect("the shipped sample template parses");
-        let mut reconciler =
-            Reconciler::new(store.clone(), reached, Arc::new(templates), self.settings);
+        let templates = self.templates.unwrap_or_else(|| {
+            Arc::new(BundledTemplates::sample().expect("the shipped sample template parses"))
+        });
+        let mut reconciler = Reconciler::new(store.clone(), reached, templates, self.settings);
         if self.rechecks {
             reconciler = reconciler.with_recheck(recheck.clone());
         }

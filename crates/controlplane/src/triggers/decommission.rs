@@ -100,7 +100,7 @@ async fn record_notice(
         ),
     };
     status.decommission_notice = notice;
-    reconciler
+    let written = reconciler
         .writer()
         .write(
             key,
@@ -111,8 +111,17 @@ async fn record_notice(
                 event: event.map(Box::new),
             },
         )
-        .await
-        .map(|_| ())
+        .await?;
+    // The notice stays in the outbox; a look again soon publishes it (not the next sweep).
+    if written.outbox.unpublished
+        && let Some(recheck) = reconciler.recheck()
+        && let Err(e) = recheck
+            .schedule(key, reconciler.settings().requeue_after)
+            .await
+    {
+        warn!(error = %e, "no re-check for the unpublished notice; the sweep publishes it");
+    }
+    Ok(())
 }
 
 async fn decommission_one(

@@ -57,6 +57,8 @@ pub async fn sweep(
                 }
                 match handled.result {
                     Ok(Outcome::Converged(_)) => report.converged += 1,
+                    // Its re-check could not be scheduled: only the next sweep looks again.
+                    Ok(Outcome::InFlight { .. }) if handled.redeliver => report.errors += 1,
                     Ok(Outcome::InFlight { .. }) => report.in_flight += 1,
                     Ok(Outcome::Failed { .. }) => report.failed += 1,
                     Ok(Outcome::Retrying { .. }) => report.retrying += 1,
