@@ -5,16 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use std::sync::{Arc, Mutex};
-
-use controlplane::ports::{StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
+use controlplane::ports::StackError;
 use controlplane::reconcile::{Action, Outcome, Settings, action_of};
-use controlplane::testing::{Behaviour, FakeStacks, World};
+use controlplane::testing::{Behaviour, World};
 use controlplane::triggers::completion::handle_rechecks;
 use controlplane::triggers::reconcile_now;
 use controlplane::triggers::stream::{StreamSettings, handle_batch};
 use model::spec::TenantKey;
-use model::stack::ObservedStack;
 use model::status::Status;
 use serde_json::{Value, json};
 
@@ -418,68 +415,12 @@ async fn an_invalid_spec_publishes_a_failed_event_with_its_reason() {
     );
 }
 
-/// The fake stacks, with one look at them failing after a given number of good ones.
-struct LaterLookFails {
-    inner: Arc<FakeStacks>,
-    /// Good looks left before the one that fails.
-    good_looks: Mutex<Option<usize>>,
-}
-
-#[async_trait::async_trait]
-impl Stacks for LaterLookFails {
-    async fn describe(&self, at: &StackTarget) -> Result<Option<ObservedStack>, StackError> {
-        let fails = {
-            let mut left = self.good_looks.lock().unwrap();
-            let fails = *left == Some(0);
-            *left = left.and_then(|n| n.checked_sub(1));
-            fails
-        };
-        if fails {
-            return Err(StackError::Transient("Throttling: Rate exceeded".into()));
-        }
-        self.inner.describe(at).await
-    }
-    async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
-        self.inner.create(at, request).await
-    }
-    async fn update(
-        &self,
-        at: &StackTarget,
-        request: &StackRequest,
-    ) -> Result<UpdateStarted, StackError> {
-        self.inner.update(at, request).await
-    }
-    async fn delete(&self, at: &StackTarget, token: &str) -> Result<(), StackError> {
-        self.inner.delete(at, token).await
-    }
-    async fn continue_update_rollback(
-        &self,
-        at: &StackTarget,
-        token: &str,
-    ) -> Result<(), StackError> {
-        self.inner.continue_update_rollback(at, token).await
-    }
-    async fn failure_reason(&self, at: &StackTarget) -> Result<Option<String>, StackError> {
-        self.inner.failure_reason(at).await
-    }
-}
-
 /// A failure for good whose event could not be published asks for a look again soon, even when
 /// the reconcile that tried to publish it then fails to look at the stack: the event waits
 /// seconds, not until the next sweep.
 #[tokio::test]
 async fn an_unpublished_failure_is_looked_at_again_even_when_the_next_look_fails() {
-    let stacks = Arc::new(FakeStacks::default());
-    let looks = Arc::new(LaterLookFails {
-        inner: stacks.clone(),
-        good_looks: Mutex::new(None),
-    });
-    let l = World::builder()
-        .with_rechecks()
-        .with_events()
-        .stacks(stacks)
-        .reached_through(looks.clone())
-        .build();
+    let l = setup();
     put_seed(&l);
     let tenant = TenantKey::new("gs1234");
     l.events.set_failing(true);
@@ -491,11 +432,15 @@ async fn an_unpublished_failure_is_looked_at_again_even_when_the_next_look_fails
     assert!(matches!(first, Outcome::Unpublished { .. }), "{first:?}");
 
     // The look before the publish is good; the one after it fails.
-    *looks.good_looks.lock().unwrap() = Some(1);
+    l.stacks.fail_after(
+        "describe",
+        1,
+        StackError::Transient("Throttling: Rate exceeded".into()),
+    );
     let second = l.reconciler.reconcile(&tenant).await.expect("recorded");
     assert_eq!(
-        *looks.good_looks.lock().unwrap(),
-        None,
+        l.stacks.later_faults_left(),
+        0,
         "the failing look was not reached"
     );
     let Outcome::Unpublished { outcome, .. } = &second else {

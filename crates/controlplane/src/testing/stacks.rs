@@ -46,6 +46,8 @@ struct CfnState {
     /// Stack names whose operations stay in progress until finished.
     hanging: HashSet<String>,
     faults: VecDeque<(String, StackError)>,
+    /// Faults that wait for that many good calls of their operation first.
+    later_faults: Vec<(String, usize, StackError)>,
     calls: Vec<(String, StackLocation)>,
     next_id: u64,
     open_change_sets: usize,
@@ -83,6 +85,19 @@ impl FakeStacks {
         lock(&self.state)
             .faults
             .push_back((operation.to_owned(), error));
+    }
+
+    /// Faults set by [`Self::fail_after`] that have not struck yet.
+    pub fn later_faults_left(&self) -> usize {
+        lock(&self.state).later_faults.len()
+    }
+
+    /// The call of `operation` after `good` more good ones fails with `error` (a later look
+    /// failing, say, where the first one in a reconcile must succeed).
+    pub fn fail_after(&self, operation: &str, good: usize, error: StackError) {
+        lock(&self.state)
+            .later_faults
+            .push((operation.to_owned(), good, error));
     }
 
     /// Puts a stack of the control plane's (tagged for the tenant its name says) in any state,
@@ -197,6 +212,16 @@ impl FakeStacks {
     }
 
     fn take_fault(state: &mut CfnState, operation: &str) -> Option<StackError> {
+        if let Some(position) = state
+            .later_faults
+            .iter()
+            .position(|(op, _, _)| op == operation)
+        {
+            match &mut state.later_faults[position] {
+                (_, 0, _) => return Some(state.later_faults.remove(position).2),
+                (_, good, _) => *good -= 1,
+            }
+        }
         let position = state.faults.iter().position(|(op, _)| op == operation)?;
         state.faults.remove(position).map(|(_, e)| e)
     }
