@@ -108,7 +108,8 @@ $(SECURITY_VENV)/.installed: requirements-security.txt | venv
 # checkov on every template: zero failed checks; every skip is justified inline (Metadata).
 security-lint: $(SECURITY_VENV)/.installed
 	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
-	  -f template.yaml -f templates/tenant-account-bootstrap.yaml -f templates/tenant-template.yaml
+	  -f template.yaml -f templates/tenant-account-bootstrap.yaml -f templates/tenant-template.yaml \
+	  -f templates/template-bucket.yaml
 
 test: venv docs-tools build-tools toolchain features-check fmt-check clippy lint-templates security-lint
 	$(CARGO) test --workspace

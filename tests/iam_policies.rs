@@ -319,6 +319,15 @@ fn arn_of(on: Resource, control: &Declared) -> String {
         Resource::TenantStack => format!(
             "arn:aws:cloudformation:eu-west-1:{TENANT_ACCOUNT}:stack/{STACK_PREFIX}t1/0a1b2c3d"
         ),
+        Resource::TemplateObjects => format!(
+            "{}/templates/0a1b2c3d.yaml",
+            attribute("TemplateBucket.Arn")
+        ),
+        // The copy in a region tenants use (the bucket's name ends with its region).
+        Resource::TemplateCopies => format!(
+            "{}/templates/0a1b2c3d.json",
+            attribute("TemplateBucket.Arn").replace(REGION, "eu-west-1")
+        ),
         Resource::Unscoped => "*".into(),
     }
 }
@@ -380,7 +389,10 @@ fn tenant_templates() -> Vec<(String, String)> {
     for entry in std::fs::read_dir(workspace_root().join("templates")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "tenant-account-bootstrap.yaml" || !name.ends_with(".yaml") {
+        // The bootstrap and the control plane's per-region bucket are no tenant templates.
+        if ["tenant-account-bootstrap.yaml", "template-bucket.yaml"].contains(&name.as_str())
+            || !name.ends_with(".yaml")
+        {
             continue;
         }
         found.push((name, std::fs::read_to_string(&path).unwrap()));

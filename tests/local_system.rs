@@ -491,9 +491,7 @@ async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_
 -> Result<()> {
     use controlplane::ports::TemplateStore;
     use controlplane::rollout::driver::StartRollout;
-    use controlplane::template_source::{
-        BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, publish,
-    };
+    use controlplane::template_source::{BundledTemplates, NewTemplate, TableTemplates, publish};
     use model::rollout::{Amount, Command, RolloutOptions, RolloutState, Selection};
     use std::sync::Arc;
 
@@ -523,15 +521,24 @@ async fn a_rollout_moves_tenants_to_a_new_template_version_and_a_rollback_moves_
         })
         .await?;
 
-    // Publish v2 through the real checks (moto's ValidateTemplate included).
+    // Publish v2, a CDK-synthesised (bootstrapless) 200 KB template, about four times CloudFormation's inline
+    // limit, through the real checks: stored in the template buckets, validated through its
+    // URL (moto's ValidateTemplate), deployed with TemplateURL.
     let store = Arc::new(controlplane::aws::dynamodb::DynamoStore::new(
         dynamo.clone(),
         controlplane::aws::dynamodb::Tables::of(&table),
     ));
-    let templates = TableTemplates::new(store.clone(), BundledTemplates::sample()?);
-    let v2 = SAMPLE_TEMPLATE.replace(
-        "MessageRetentionPeriod: 345600",
-        "MessageRetentionPeriod: 1209600",
+    let buckets = controlplane::aws::s3::TemplateBuckets::local("us-east-1");
+    let objects = Arc::new(controlplane::aws::s3::S3TemplateObjects::new(
+        &system.sdk,
+        buckets.clone(),
+    ));
+    let templates = TableTemplates::new(store.clone(), objects, BundledTemplates::sample()?);
+    let v2 = controlplane::testing::cdk_style_template(1_209_600, 200_000);
+    assert!(
+        v2.len() >= 200_000 && v2.len() > model::template::TEMPLATE_BODY_MAX,
+        "{}",
+        v2.len()
     );
     publish(
         NewTemplate {

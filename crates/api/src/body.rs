@@ -14,9 +14,10 @@ use crate::problem::Problem;
 
 /// Bodies larger than this are refused (a SPEC row is at most a few KB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// `POST /template-versions` takes more: a template body (at most 51,200 bytes, as
-/// CloudFormation takes it inline) grows when escaped into a JSON string.
-pub const MAX_TEMPLATE_BODY_BYTES: usize = 256 * 1024;
+/// `POST /template-versions` takes more: a template body (at most 1 MB, what CloudFormation
+/// reads from a TemplateURL) grows when escaped into a JSON string. Under Lambda's 6 MB limit
+/// of a request.
+pub const MAX_TEMPLATE_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 pub const JSON: &str = "application/json";
 /// JSON Merge Patch (RFC 7396).

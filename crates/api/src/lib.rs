@@ -91,10 +91,12 @@ impl From<controlplane::wiring::ApiConfig> for ApiState {
 
 impl ApiState {
     /// Everything on one table (the in-memory fake in tests, or any store that is all four),
-    /// with the shipped template as `v1`: the same wiring as `ApiConfig`, without AWS.
+    /// with the shipped template as `v1` and published bodies in `objects`: the same wiring as
+    /// `ApiConfig`, without AWS.
     pub fn on_table<T>(
         table: Arc<T>,
         validator: Arc<dyn TemplateValidator>,
+        objects: Arc<dyn controlplane::ports::TemplateObjects>,
         default_region: impl Into<String>,
     ) -> Result<Self, TemplateError>
     where
@@ -102,6 +104,7 @@ impl ApiState {
     {
         let templates = Arc::new(TableTemplates::new(
             table.clone(),
+            objects,
             BundledTemplates::sample()?,
         ));
         let rollouts = Arc::new(RolloutDriver::new(

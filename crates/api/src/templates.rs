@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use controlplane::ports::{TemplateRecord, TemplateSource};
+use controlplane::template_source::TemplateVersion;
 use controlplane::template_source::{self, NewTemplate, TemplatePublishError};
 use model::spec::{FieldError, check_template_version};
 use model::time::rfc3339;
@@ -27,6 +28,12 @@ pub struct TemplateSummary {
     pub version: String,
     /// Hex SHA-256 of the body.
     pub sha256: String,
+    /// The body's size in bytes.
+    #[serde(default)]
+    pub size: usize,
+    /// The body's key in the template buckets (none for a shipped version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub published_by: String,
@@ -39,6 +46,8 @@ impl From<&TemplateRecord> for TemplateSummary {
         Self {
             version: record.version.clone(),
             sha256: record.sha256.clone(),
+            size: record.size,
+            key: record.key.clone(),
             description: record.description.clone(),
             published_by: record.published_by.clone(),
             published_at: record.published_at.clone(),
@@ -220,13 +229,13 @@ impl ApiState {
         &self,
         caller: &Caller,
         version: &str,
-    ) -> Result<TemplateRecord, Problem> {
+    ) -> Result<TemplateVersion, Problem> {
         caller.require_admin("reads template versions")?;
         if check_template_version(version).is_err() {
             return Err(Problem::no_template(version));
         }
         self.templates
-            .record(version)
+            .version(version)
             .await?
             .ok_or_else(|| Problem::no_template(version))
     }

@@ -28,6 +28,8 @@ struct Fleet {
     store: Arc<InMemoryStore>,
     reconciler: Reconciler,
     stacks: Arc<FakeStacks>,
+    /// The template buckets published versions' bodies are in.
+    objects: Arc<controlplane::testing::FakeTemplateObjects>,
     driver: Arc<RolloutDriver>,
     tokens: LocalTokens,
 }
@@ -44,8 +46,14 @@ fn fleet() -> Fleet {
     let validator = FakeTemplateValidator {
         rejects: Some(REJECTED_MARKER.into()),
     };
-    let state = ApiState::on_table(store.clone(), Arc::new(validator), "us-east-1")
-        .expect("the shipped template");
+    let objects = Arc::new(controlplane::testing::FakeTemplateObjects::default());
+    let state = ApiState::on_table(
+        store.clone(),
+        Arc::new(validator),
+        objects.clone(),
+        "us-east-1",
+    )
+    .expect("the shipped template");
     let World {
         stacks, reconciler, ..
     } = World::builder()
@@ -55,6 +63,7 @@ fn fleet() -> Fleet {
     let tokens = LocalTokens::new("test-key");
     Fleet {
         store,
+        objects,
         driver: state.rollouts.clone(),
         app: with_local_tokens(router(state), tokens.clone()),
         reconciler,
@@ -246,9 +255,10 @@ async fn a_version_changed_after_publishing_is_refused_for_good() {
         fleet.publish("v2", &v2_body()).await.status,
         StatusCode::CREATED
     );
+    let key = fleet.store.template_key("v2").expect("published");
     fleet
-        .store
-        .tamper_template("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
+        .objects
+        .overwrite(&key, "Resources: {Evil: {Type: AWS::SQS::Queue}}");
 
     let read = fleet
         .call("GET", "/template-versions/v2", &admin, None)
@@ -285,7 +295,20 @@ async fn a_version_changed_after_publishing_is_refused_for_good() {
         rollout.body
     );
 
-    assert_problem(&fleet.publish("v2", &v2_body()).await, StatusCode::CONFLICT);
+    // The version stays taken by its body; publishing that very body again repairs the
+    // buckets, and the version reads again.
+    assert_problem(
+        &fleet
+            .publish("v2", "Resources: {Other: {Type: AWS::SQS::Queue}}")
+            .await,
+        StatusCode::CONFLICT,
+    );
+    assert_eq!(fleet.publish("v2", &v2_body()).await.status, StatusCode::OK);
+    let repaired = fleet
+        .call("GET", "/template-versions/v2", &admin, None)
+        .await;
+    assert_eq!(repaired.status, StatusCode::OK, "{}", repaired.body);
+    assert_eq!(repaired.body["body"], v2_body());
 }
 
 #[tokio::test]
@@ -343,17 +366,65 @@ async fn an_invalid_version_or_one_that_breaks_tenants_is_refused_with_the_reaso
     );
 }
 
+/// A template of any size CloudFormation reads from a TemplateURL (1 MB) is published: the body
+/// goes to every region's bucket, the item keeps its key, size and sha256, and a tenant's stack
+/// is created from the URL of its region's copy, never with the body inline.
 #[tokio::test]
-async fn a_template_body_near_cloudformations_limit_fits_the_request() {
+async fn a_template_past_the_inline_limit_is_published_to_the_buckets_and_deployed_by_url() {
     let fleet = fleet();
-    // Under 51,200 bytes of template that escapes to more than the tenant routes' 64 KiB.
-    let padding = "\"\\".repeat(23_000);
-    let body = format!("{}\n# {padding}\n", v2_body());
-    assert!(body.len() < 51_200 && json!(body).to_string().len() > 64 * 1024);
+    let admin = fleet.admin();
+    let body = controlplane::testing::cdk_style_template(1_209_600, 200_000);
+    assert!(body.len() > 200_000 && body.len() > 51_200);
     let published = fleet.publish("v2", &body).await;
     assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
-    let too_big = fleet.publish("v3", &"#".repeat(60_000)).await;
+    assert_eq!(published.body["size"], body.len());
+    let key = published.body["key"].as_str().expect("a key").to_owned();
+    assert_eq!(
+        key,
+        format!(
+            "templates/{}.json",
+            published.body["sha256"].as_str().unwrap()
+        )
+    );
+    for region in ["us-east-1", "eu-west-1"] {
+        assert_eq!(fleet.objects.keys_in(region), std::slice::from_ref(&key), "{region}");
+    }
+    let item = controlplane::ports::TemplateStore::template(fleet.store.as_ref(), "v2")
+        .await
+        .unwrap()
+        .expect("the item");
+    assert_eq!(item.inline_body, None, "no body in the item");
+    let shown = fleet
+        .call("GET", "/template-versions/v2", &admin, None)
+        .await;
+    assert_eq!(shown.body["body"], body.as_str());
+
+    let created = fleet
+        .call(
+            "POST",
+            "/tenants",
+            &admin,
+            Some(json!({"tenant_id": "acme", "account_id": "111111111111",
+                        "region": "eu-west-1", "template_version": "v2"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    let key_of = TenantKey::new("acme");
+    fleet.reconciler.reconcile(&key_of).await.unwrap();
+    let location = fleet
+        .stacks
+        .live_stacks()
+        .into_iter()
+        .find(|l| l.region == "eu-west-1")
+        .expect("the stack");
+    let stack = fleet.stacks.stack(&location).expect("the stack");
+    let url = stack.template_url.expect("created from a TemplateURL");
+    assert!(url.contains("eu-west-1") && url.ends_with(&key), "{url}");
+    assert_eq!(stack.template_body, body);
+
+    let too_big = fleet.publish("v3", &"#".repeat(1_048_577)).await;
     assert_problem(&too_big, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_detail(&too_big, "at most 1048576 (1 MB)");
 }
 
 #[tokio::test]

@@ -71,6 +71,7 @@ fn fixture() -> Fixture {
             ApiState::on_table(
                 store,
                 Arc::new(FakeTemplateValidator::default()),
+                Arc::new(controlplane::testing::FakeTemplateObjects::default()),
                 "us-east-1",
             )
             .unwrap(),

@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
     let state = ApiState::on_table(
         store.clone(),
         Arc::new(FakeTemplateValidator::default()),
+        Arc::new(controlplane::testing::FakeTemplateObjects::default()),
         "us-east-1",
     )
     .unwrap();

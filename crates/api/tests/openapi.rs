@@ -128,6 +128,7 @@ async fn every_operation_answers_as_the_document_declares() {
     let mut state = ApiState::on_table(
         store.clone(),
         Arc::new(FakeTemplateValidator::default()),
+        Arc::new(controlplane::testing::FakeTemplateObjects::default()),
         "us-east-1",
     )
     .expect("the shipped template");
@@ -400,7 +401,7 @@ async fn every_operation_answers_as_the_document_declares() {
             .0,
         401
     );
-    let huge = new_version("v5", &"#".repeat(300 * 1024));
+    let huge = new_version("v5", &"#".repeat(5 * 1024 * 1024));
     assert_eq!(
         api.call(publish, "/template-versions", Some(&admin), Some(huge), &[])
             .await

@@ -744,6 +744,7 @@ async fn a_direct_write_over_400_kb_is_refused_naming_the_field() {
     let state = ApiState::on_table(
         store.clone(),
         Arc::new(FakeTemplateValidator::default()),
+        Arc::new(controlplane::testing::FakeTemplateObjects::default()),
         "us-east-1",
     )
     .expect("the shipped template");

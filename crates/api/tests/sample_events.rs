@@ -73,6 +73,7 @@ async fn every_api_sample_is_served_by_the_function() {
     let state = ApiState::on_table(
         store.clone(),
         Arc::new(FakeTemplateValidator::default()),
+        Arc::new(controlplane::testing::FakeTemplateObjects::default()),
         "us-east-1",
     )
     .expect("the shipped template");

@@ -174,6 +174,7 @@ async fn run(options: Options) -> Result<(), String> {
     });
     let templates = Arc::new(TableTemplates::new(
         store.clone(),
+        Arc::new(controlplane::testing::FakeTemplateObjects::default()),
         BundledTemplates::sample().map_err(|e| e.to_string())?,
     ));
     let mut settings = Settings::new("us-east-1");

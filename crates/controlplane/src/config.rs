@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use crate::aws::dynamodb::Tables;
+use crate::aws::s3::TemplateBuckets;
 use crate::reconcile::Settings;
 use crate::triggers::stream::StreamSettings;
 use model::audit::DEFAULT_RETENTION_DAYS;
@@ -48,6 +49,8 @@ pub struct ControlPlaneConfig {
     /// DECOMMISSION_GRACE_MINUTES (default 7 days): from the announcement of a decommission to
     /// the removal of the SPEC.
     pub decommission_grace: Duration,
+    /// TEMPLATE_BUCKET_PREFIX and TEMPLATE_REGIONS: where published versions' bodies are.
+    pub template_buckets: TemplateBuckets,
 }
 
 /// Where a secret key is kept: an SSM SecureString (deployed), or the key itself (local runs).
@@ -93,7 +96,9 @@ impl ControlPlaneConfig {
         external_id_key: KeySource,
         region: impl Into<String>,
     ) -> Self {
+        let region = region.into();
         Self {
+            template_buckets: TemplateBuckets::local(&region),
             tables,
             tenant_role_name: tenant_role_name.into(),
             external_id_key,
@@ -142,6 +147,7 @@ impl ControlPlaneConfig {
             (None, Some(key)) => KeySource::Inline(key),
             (None, None) => return Err(ConfigError::Missing("EXTERNAL_ID_KEY_PARAMETER")),
         };
+        let template_buckets = TemplateBuckets::from_env(&settings.default_region)?;
         Ok(Self {
             tables: tables_from_env()?,
             tenant_role_name: var("TENANT_ROLE_NAME")
@@ -158,6 +164,7 @@ impl ControlPlaneConfig {
                 var("LIFECYCLE_TOPIC_ARN").ok_or(ConfigError::Missing("LIFECYCLE_TOPIC_ARN"))?,
             ),
             audit_retention_days: parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
+            template_buckets,
             decommission_grace: Duration::from_secs(
                 parsed(
                     "DECOMMISSION_GRACE_MINUTES",

@@ -10,11 +10,13 @@ use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::ports::{
-    StackError, StoreError, TemplateRecord, TemplateSource, TemplateSourceError, TemplateStore,
-    TemplateValidator, TenantStore,
+    StackError, StoreError, TemplateObjects, TemplateRecord, TemplateSource, TemplateSourceError,
+    TemplateStore, TemplateValidator, TenantStore, template_object_key,
 };
 use model::spec::{TenantKey, TenantSpec, check_template_version, describe_errors};
-use model::template::{Template, TemplateError, stack_parameters};
+use model::template::{
+    StoredTemplate, TEMPLATE_URL_MAX, Template, TemplateError, TemplateLocation, stack_parameters,
+};
 
 pub const SAMPLE_TEMPLATE: &str = include_str!("../../../templates/tenant-template.yaml");
 pub const SAMPLE_VERSION: &str = "v1";
@@ -80,8 +82,10 @@ impl BundledTemplates {
             .values()
             .map(|template| TemplateRecord {
                 version: template.version.clone(),
-                body: template.body.clone(),
+                key: None,
+                size: template.body.len(),
                 sha256: sha256_hex(&template.body),
+                inline_body: None,
                 description: Some("shipped with the control plane".into()),
                 published_by: model::audit::SYSTEM_ACTOR.into(),
                 published_at: SHIPPED_PUBLISHED_AT.into(),
@@ -94,13 +98,23 @@ pub fn sha256_hex(body: &str) -> String {
     hex::encode(Sha256::digest(body.as_bytes()))
 }
 
-/// The shipped versions and those published to the table; the current version is the table's
-/// once a rollout has set one, else the shipped one. Versions never change once stored, so
-/// each is parsed once per process; its stored record is read again at most every
-/// [`TEMPLATE_RECHECK`], so a body changed in place is refused by every instance within that
-/// time, not only by those that never read it (which would make its tenants flap).
+/// A version's record with its body, as `GET /template-versions/{version}` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TemplateVersion {
+    #[serde(flatten)]
+    pub record: TemplateRecord,
+    pub body: String,
+}
+
+/// The shipped versions and those published to the table, whose bodies are S3 objects; the
+/// current version is the table's once a rollout has set one, else the shipped one. Versions
+/// never change once stored, so each is parsed once per process; its record and object are read
+/// again at most every [`TEMPLATE_RECHECK`], so a body changed in place (an object overwritten
+/// in the bucket) is refused by every instance within that time, not only by those that never
+/// read it (which would make its tenants flap).
 pub struct TableTemplates {
     store: Arc<dyn TemplateStore>,
+    objects: Arc<dyn TemplateObjects>,
     bundled: BundledTemplates,
     parsed: Mutex<BTreeMap<String, (std::time::Instant, Arc<Template>)>>,
     recheck: std::time::Duration,
@@ -110,9 +124,14 @@ pub struct TableTemplates {
 pub const TEMPLATE_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl TableTemplates {
-    pub fn new(store: Arc<dyn TemplateStore>, bundled: BundledTemplates) -> Self {
+    pub fn new(
+        store: Arc<dyn TemplateStore>,
+        objects: Arc<dyn TemplateObjects>,
+        bundled: BundledTemplates,
+    ) -> Self {
         Self {
             store,
+            objects,
             bundled,
             parsed: Mutex::new(BTreeMap::new()),
             recheck: TEMPLATE_RECHECK,
@@ -125,6 +144,10 @@ impl TableTemplates {
         self
     }
 
+    pub fn objects(&self) -> &dyn TemplateObjects {
+        self.objects.as_ref()
+    }
+
     /// Every version: shipped first, then published, oldest first.
     pub async fn records(&self) -> Result<Vec<TemplateRecord>, StoreError> {
         let mut records = self.bundled.records();
@@ -132,6 +155,7 @@ impl TableTemplates {
         Ok(records)
     }
 
+    /// A version's record as stored (its body not read).
     pub async fn record(&self, version: &str) -> Result<Option<TemplateRecord>, StoreError> {
         if let Some(record) = self
             .bundled
@@ -141,25 +165,59 @@ impl TableTemplates {
         {
             return Ok(Some(record));
         }
-        self.published(version).await
+        self.store.template(version).await
     }
 
-    /// A published version, as stored, if its body is still the one published. Versions are
-    /// written once; a body changed in place afterwards (a hand edit of the table) is never
-    /// deployed or served as the version.
-    async fn published(&self, version: &str) -> Result<Option<TemplateRecord>, StoreError> {
+    /// A version with its body, verified as [`TemplateSource::get`] verifies it.
+    pub async fn version(
+        &self,
+        version: &str,
+    ) -> Result<Option<TemplateVersion>, TemplateSourceError> {
+        let Some(record) = self.record(version).await? else {
+            return Ok(None);
+        };
+        let Some(template) = self.get(version).await? else {
+            return Ok(None);
+        };
+        Ok(Some(TemplateVersion {
+            record,
+            body: template.body.clone(),
+        }))
+    }
+
+    /// A published version's record and body, if the body is still the one published. Versions
+    /// are written once; a body changed in place afterwards (an object overwritten by hand) is
+    /// never deployed or served as the version.
+    async fn published(
+        &self,
+        version: &str,
+    ) -> Result<Option<(TemplateRecord, String)>, TemplateSourceError> {
         let Some(record) = self.store.template(version).await? else {
             return Ok(None);
         };
-        let sha256 = sha256_hex(&record.body);
+        let body = match (&record.key, &record.inline_body) {
+            (Some(key), _) => self.objects.get(key).await?.ok_or_else(|| {
+                TemplateSourceError::Corrupt(format!(
+                    "template version {version}'s body is gone from the template bucket \
+                     ({key}); publish it again as a new version"
+                ))
+            })?,
+            (None, Some(body)) => body.clone(),
+            (None, None) => {
+                return Err(TemplateSourceError::Corrupt(format!(
+                    "template version {version} names no object for its body"
+                )));
+            }
+        };
+        let sha256 = sha256_hex(&body);
         if sha256 != record.sha256 {
-            return Err(StoreError::Corrupt(format!(
+            return Err(TemplateSourceError::Corrupt(format!(
                 "template version {version} was changed after it was published: its body's \
                  sha256 is {sha256}, not the {} recorded; publish a new version",
                 record.sha256
             )));
         }
-        Ok(Some(record))
+        Ok(Some((record, body)))
     }
 
     fn parsed(
@@ -175,6 +233,14 @@ impl TableTemplates {
             .filter(|(verified, _)| verified.elapsed() < self.recheck)
             .map(|(_, template)| template.clone())
     }
+}
+
+/// Where a stored version's copies are, for stack calls (none for an inline legacy body).
+fn stored(objects: &dyn TemplateObjects, record: &TemplateRecord) -> Option<StoredTemplate> {
+    record.key.as_ref().map(|key| StoredTemplate {
+        key: key.clone(),
+        urls: objects.urls(key),
+    })
 }
 
 #[async_trait]
@@ -196,20 +262,24 @@ impl TemplateSource for TableTemplates {
         }
         // Verified again (a stale parse is never used unverified); an unchanged body keeps its
         // parse.
-        let Some(record) = self.published(version).await? else {
+        let Some((record, body)) = self.published(version).await? else {
             return Ok(None);
         };
         let kept = self
             .parsed()
             .get(version)
-            .filter(|(_, template)| template.body == record.body)
+            .filter(|(_, template)| template.body == body)
             .map(|(_, template)| template.clone());
         let template = match kept {
             Some(template) => template,
-            None => Arc::new(
-                Template::parse(&record.version, &record.body)
-                    .map_err(|e| TemplateSourceError::Corrupt(e.to_string()))?,
-            ),
+            None => {
+                let parsed = Template::parse(&record.version, &body)
+                    .map_err(|e| TemplateSourceError::Corrupt(e.to_string()))?;
+                Arc::new(match stored(self.objects.as_ref(), &record) {
+                    Some(stored) => parsed.stored_at(stored),
+                    None => parsed,
+                })
+            }
         };
         self.parsed().insert(
             version.to_owned(),
@@ -218,9 +288,6 @@ impl TemplateSource for TableTemplates {
         Ok(Some(template))
     }
 }
-
-/// The most CloudFormation takes as an inline TemplateBody.
-pub const TEMPLATE_BODY_MAX: usize = 51_200;
 
 /// Why a version was not published.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -287,9 +354,10 @@ pub async fn publish(
     if let Err(reason) = check_template_version(&new.version) {
         problems.push(format!("version {reason}"));
     }
-    if new.body.len() > TEMPLATE_BODY_MAX {
+    if new.body.len() > TEMPLATE_URL_MAX {
         problems.push(format!(
-            "the body is {} bytes; CloudFormation takes at most {TEMPLATE_BODY_MAX} inline",
+            "the body is {} bytes; CloudFormation reads at most {TEMPLATE_URL_MAX} (1 MB) from \
+             a TemplateURL",
             new.body.len()
         ));
     }
@@ -305,24 +373,41 @@ pub async fn publish(
                     model::template::AWS_TRANSFORMS.join(", ")
                 ));
             }
+            problems.extend(template.cdk_bootstrap_needs().iter().cloned());
         }
     }
     if !problems.is_empty() {
         return Err(TemplatePublishError::Invalid(problems));
     }
     let sha256 = sha256_hex(&new.body);
-    let existing = match templates.record(&new.version).await {
-        Ok(existing) => existing,
-        // Stored, though changed in place since: the version is taken all the same.
-        Err(StoreError::Corrupt(_)) => {
-            return Err(TemplatePublishError::Exists(new.version, "body"));
+    if let Some(existing) = templates.record(&new.version).await? {
+        let repeat = same_version(existing, &sha256, new.description.as_ref())?;
+        // The very body again: its objects are written again, which restores a copy that was
+        // deleted or overwritten in a bucket since (the key is the body's hash).
+        if let Some(key) = &repeat.record.key {
+            templates.objects().put(key, &new.body).await.map_err(|e| {
+                TemplatePublishError::Unavailable(format!("cannot store the template body: {e}"))
+            })?;
         }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(existing) = existing {
-        return same_version(existing, &sha256, new.description.as_ref());
+        return Ok(repeat);
     }
-    match validator.validate_template(&new.body).await {
+    // The body goes to every region's bucket first: a version is never recorded before its
+    // copies exist. The key is the body's hash, so a repeat (or a retry) writes the same object.
+    let key = template_object_key(&sha256, &new.body);
+    let objects = templates.objects();
+    objects.put(&key, &new.body).await.map_err(|e| {
+        TemplatePublishError::Unavailable(format!("cannot store the template body: {e}"))
+    })?;
+    let home = objects.home_region().to_owned();
+    let Some(url) = objects.urls(&key).remove(&home) else {
+        return Err(TemplatePublishError::Unavailable(format!(
+            "no template bucket in the home region {home}"
+        )));
+    };
+    match validator
+        .validate_template(&TemplateLocation::Url(url))
+        .await
+    {
         Ok(()) => {}
         Err(StackError::Rejected(reason)) => {
             return Err(TemplatePublishError::Invalid(vec![format!(
@@ -350,8 +435,10 @@ pub async fn publish(
     }
     let record = TemplateRecord {
         version: new.version.clone(),
+        key: Some(key),
+        size: new.body.len(),
         sha256,
-        body: new.body,
+        inline_body: None,
         description: new.description,
         published_by: new.published_by,
         published_at: new.published_at,
@@ -362,14 +449,9 @@ pub async fn publish(
             already: false,
         }),
         // Published concurrently: the same body is the same version.
-        Err(StoreError::Conflict) => match templates.record(&record.version).await {
-            Ok(Some(existing)) => {
-                same_version(existing, &record.sha256, record.description.as_ref())
-            }
-            Ok(None) | Err(StoreError::Corrupt(_)) => {
-                Err(TemplatePublishError::Exists(record.version, "body"))
-            }
-            Err(e) => Err(e.into()),
+        Err(StoreError::Conflict) => match templates.record(&record.version).await? {
+            Some(existing) => same_version(existing, &record.sha256, record.description.as_ref()),
+            None => Err(TemplatePublishError::Exists(record.version, "body")),
         },
         Err(e) => Err(e.into()),
     }

@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use crate::aws::cloudformation::CloudFormationStacks;
 use crate::aws::dynamodb::calls as table;
 use crate::aws::dynamodb::{DynamoStore, Tables};
+use crate::aws::s3::{S3TemplateObjects, TemplateBuckets};
 use crate::aws::sns::SnsEvents;
 use crate::aws::sqs::{SqsPreviewQueue, SqsRecheck};
 use crate::aws::streams::DynamoStreams;
@@ -191,7 +192,11 @@ impl ControlPlane {
                 .with_audit_retention(config.audit_retention_days),
         );
         let store: Arc<dyn TenantStore> = table.clone();
-        let templates = Arc::new(TableTemplates::new(table, BundledTemplates::sample()?));
+        let templates = Arc::new(TableTemplates::new(
+            table,
+            Arc::new(S3TemplateObjects::new(sdk, config.template_buckets.clone())),
+            BundledTemplates::sample()?,
+        ));
         let mut reconciler = Reconciler::new(
             store.clone(),
             Arc::new(CloudFormationStacks::new(
@@ -287,7 +292,8 @@ impl ApiConfig {
     pub async fn from_env() -> Result<Self, ConfigError> {
         init_logs();
         let sdk = sdk_config().await;
-        let mut config = Self::for_tables(&sdk, tables_from_env()?)?;
+        let buckets = TemplateBuckets::from_env(&region_of(&sdk)?)?;
+        let mut config = Self::for_tables(&sdk, tables_from_env()?, &buckets)?;
         let key = match (var("PAGE_TOKEN_KEY_PARAMETER"), var("PAGE_TOKEN_KEY")) {
             (Some(name), _) => KeySource::SsmParameter(name),
             (None, Some(key)) => KeySource::Inline(key),
@@ -299,12 +305,13 @@ impl ApiConfig {
 
     /// The same for tables named by the caller (`tenantctl --direct`), setting up no logging;
     /// AUDIT_RETENTION_DAYS and PREVIEW_QUEUE_URL are read as `from_env` reads them.
-    pub fn for_tables(sdk: &SdkConfig, tables: Tables) -> Result<Self, ConfigError> {
-        let default_region = sdk
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .ok_or(ConfigError::Missing("AWS_REGION"))?;
-        let (store, templates) = table_and_templates(sdk, tables)?;
+    pub fn for_tables(
+        sdk: &SdkConfig,
+        tables: Tables,
+        buckets: &TemplateBuckets,
+    ) -> Result<Self, ConfigError> {
+        let default_region = region_of(sdk)?;
+        let (store, templates) = table_and_templates(sdk, tables, buckets)?;
         let config = Self {
             store: store.clone(),
             specs: store.clone(),
@@ -359,8 +366,9 @@ impl RolloutJob {
         let sdk = sdk_config().await;
         let queue_url =
             var("RECHECK_QUEUE_URL").ok_or(ConfigError::Missing("RECHECK_QUEUE_URL"))?;
+        let buckets = TemplateBuckets::from_env(&region_of(&sdk)?)?;
         Ok(Self {
-            driver: rollout_driver(&sdk, tables_from_env()?, queue_url)?,
+            driver: rollout_driver(&sdk, tables_from_env()?, &buckets, queue_url)?,
             run_for: Duration::from_secs(parsed("ROLLOUT_RUN_SECONDS", 50)?),
             step_every: Duration::from_secs(parsed("ROLLOUT_STEP_SECONDS", 5)?),
         })
@@ -396,7 +404,8 @@ impl PreviewWorker {
         queue_url: impl Into<String>,
     ) -> Result<Self, ConfigError> {
         let credentials = Arc::new(role_credentials(sdk, preview_role, &config.external_id_key));
-        let (store, templates) = table_and_templates(sdk, config.tables.clone())?;
+        let (store, templates) =
+            table_and_templates(sdk, config.tables.clone(), &config.template_buckets)?;
         Ok(Self {
             runner: PreviewRunner::new(
                 store.clone(),
@@ -417,10 +426,11 @@ impl PreviewWorker {
 }
 
 /// The two tables (audit lines kept AUDIT_RETENTION_DAYS) and the template versions in the
-/// control-plane table beside the shipped ones.
+/// control-plane table beside the shipped ones, their bodies in the template buckets.
 fn table_and_templates(
     sdk: &SdkConfig,
     tables: Tables,
+    buckets: &TemplateBuckets,
 ) -> Result<(Arc<DynamoStore>, Arc<TableTemplates>), ConfigError> {
     let audit_retention_days = parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
     let store = Arc::new(
@@ -429,6 +439,7 @@ fn table_and_templates(
     );
     let templates = Arc::new(TableTemplates::new(
         store.clone(),
+        Arc::new(S3TemplateObjects::new(sdk, buckets.clone())),
         BundledTemplates::sample()?,
     ));
     Ok((store, templates))
@@ -439,9 +450,10 @@ fn table_and_templates(
 pub fn rollout_driver(
     sdk: &SdkConfig,
     tables: Tables,
+    buckets: &TemplateBuckets,
     recheck_queue_url: impl Into<String>,
 ) -> Result<RolloutDriver, ConfigError> {
-    let (store, templates) = table_and_templates(sdk, tables)?;
+    let (store, templates) = table_and_templates(sdk, tables, buckets)?;
     Ok(
         RolloutDriver::new(store.clone(), store.clone(), store, templates).with_recheck(Arc::new(
             SqsRecheck::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),
@@ -480,12 +492,20 @@ impl FunctionCalls {
     }
 }
 
+/// The region the SDK is set up for (the control plane's own).
+fn region_of(sdk: &SdkConfig) -> Result<String, ConfigError> {
+    sdk.region()
+        .map(|r| r.as_ref().to_owned())
+        .ok_or(ConfigError::Missing("AWS_REGION"))
+}
+
 /// What [`ControlPlane`] calls for a reconcile: the tenant's rows and the template versions,
 /// the tenant role, the ExternalId key, the re-check queue and the lifecycle topic.
 const RECONCILE: &[&[Call]] = &[
     table::TENANT_READS,
     table::STATUS_WRITES,
     table::TEMPLATE_READS,
+    crate::aws::s3::READ_CALLS,
     crate::aws::sts::CALLS,
     EXTERNAL_ID_KEY_CALLS,
     crate::aws::sqs::RECHECK_CALLS,
@@ -512,6 +532,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TENANT_READS,
             table::STATUS_WRITES,
             table::TEMPLATE_READS,
+            crate::aws::s3::READ_CALLS,
             table::TENANT_PAGES,
             crate::aws::sts::CALLS,
             EXTERNAL_ID_KEY_CALLS,
@@ -527,6 +548,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TENANT_READS,
             table::STATUS_WRITES,
             table::TEMPLATE_READS,
+            crate::aws::s3::READ_CALLS,
             crate::aws::streams::CALLS,
             crate::aws::sts::CALLS,
             EXTERNAL_ID_KEY_CALLS,
@@ -563,6 +585,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TENANT_READS,
             table::STATUS_WRITES,
             table::TEMPLATE_READS,
+            crate::aws::s3::READ_CALLS,
             table::TEMPLATE_WRITES,
             table::TENANT_PAGES,
             table::ROLLOUT_ROWS,
@@ -581,7 +604,9 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::BY_STATUS,
             table::SPEC_WRITES,
             table::TEMPLATE_READS,
+            crate::aws::s3::READ_CALLS,
             table::TEMPLATE_WRITES,
+            crate::aws::s3::WRITE_CALLS,
             table::ROLLOUT_ROWS,
             table::IDEMPOTENCY,
             table::PREVIEW_ROWS,
@@ -597,6 +622,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
         own: &[
             table::TENANT_READS,
             table::TEMPLATE_READS,
+            crate::aws::s3::READ_CALLS,
             table::TENANT_PAGES,
             table::PREVIEW_ROWS,
             crate::aws::sts::PREVIEW_ROLE_CALLS,

@@ -14,8 +14,8 @@ use controlplane::aws::cloudformation::{CloudFormationStacks, CloudFormationVali
 use controlplane::aws::dynamodb::{DynamoStore, Tables};
 use controlplane::aws::sts::{ExternalIds, RoleCredentials};
 use controlplane::ports::{
-    Healing, StackError, StackRequest, StackTarget, Stacks, StoreError, TemplateValidator,
-    TenantStore, UpdateStarted,
+    Healing, StackError, StackRequest, StackTarget, Stacks, StoreError, TemplateLocation,
+    TemplateValidator, TenantStore, UpdateStarted,
 };
 use model::spec::TenantKey;
 use model::stack::StackStatus;
@@ -167,9 +167,12 @@ fn target() -> StackTarget {
     }
 }
 
+/// A published version's copy in the stack's region (eu-west-1).
+const TEMPLATE_URL: &str = "https://tenant-templates-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com/templates/0a1b2c3d.json";
+
 fn request() -> StackRequest {
     StackRequest {
-        template_body: "Resources: {}".into(),
+        template: TemplateLocation::Url(TEMPLATE_URL.into()),
         auto_expand: false,
         parameters: vec![("Plan".into(), "standard".into())],
         tags: vec![("tenant_id".into(), "x".into())],
@@ -242,6 +245,81 @@ async fn delete_of_a_stack_that_does_not_exist_is_done_without_a_delete_call() {
         .await;
     assert_eq!(result, Ok(()));
     assert_eq!(deleted.num_calls(), 0);
+}
+
+/// moto takes a 200 KB inline TemplateBody, so only the request itself can show that a
+/// published version goes to CloudFormation as a TemplateURL: CreateStack, UpdateStack and
+/// ValidateTemplate carry the URL and no TemplateBody (AWS refuses a body over 51,200 bytes).
+#[tokio::test]
+async fn published_versions_go_to_cloudformation_as_a_template_url_never_a_body() {
+    use aws_sdk_cloudformation::operation::create_stack::CreateStackOutput;
+    use aws_sdk_cloudformation::operation::update_stack::UpdateStackOutput;
+    use aws_sdk_cloudformation::operation::validate_template::ValidateTemplateOutput;
+    let created = mock!(aws_sdk_cloudformation::Client::create_stack)
+        .match_requests(|r| r.template_url() == Some(TEMPLATE_URL) && r.template_body().is_none())
+        .then_output(|| CreateStackOutput::builder().stack_id(STACK_ARN).build());
+    let updated = mock!(aws_sdk_cloudformation::Client::update_stack)
+        .match_requests(|r| r.template_url() == Some(TEMPLATE_URL) && r.template_body().is_none())
+        .then_output(|| UpdateStackOutput::builder().stack_id(STACK_ARN).build());
+    let stacks = stacks(&[&created, &updated]);
+    stacks
+        .create(&target(), &request())
+        .await
+        .expect("created from the URL");
+    assert_eq!(
+        stacks.update(&target(), &request()).await,
+        Ok(UpdateStarted::Started)
+    );
+    assert_eq!((created.num_calls(), updated.num_calls()), (1, 1));
+
+    let validated = mock!(aws_sdk_cloudformation::Client::validate_template)
+        .match_requests(|r| r.template_url() == Some(TEMPLATE_URL) && r.template_body().is_none())
+        .then_output(|| ValidateTemplateOutput::builder().build());
+    let client = aws_sdk_cloudformation::Client::from_conf(
+        cloudformation_config(RetryConfig::disabled(), &[&validated]).build(),
+    );
+    CloudFormationValidator::with_client(client)
+        .validate_template(&TemplateLocation::Url(TEMPLATE_URL.into()))
+        .await
+        .expect("validated through the URL");
+    assert_eq!(validated.num_calls(), 1);
+
+    // A shipped version (no object) still goes inline, and never with a URL.
+    let inline = mock!(aws_sdk_cloudformation::Client::create_stack)
+        .match_requests(|r| {
+            r.template_url().is_none() && r.template_body() == Some("Resources: {}")
+        })
+        .then_output(|| CreateStackOutput::builder().stack_id(STACK_ARN).build());
+    let shipped = StackRequest {
+        template: TemplateLocation::Body("Resources: {}".into()),
+        ..request()
+    };
+    stacks_with_retries(RetryConfig::disabled(), &[&inline])
+        .create(&target(), &shipped)
+        .await
+        .expect("created inline");
+    assert_eq!(inline.num_calls(), 1);
+}
+
+/// CloudFormation's answer when the caller cannot read the TemplateURL (the bucket policy or
+/// the tenant role lacks s3:GetObject): refused for good, in its words, so the tenant fails
+/// with the reason the operator needs.
+#[tokio::test]
+async fn a_template_url_the_tenant_role_cannot_read_is_rejected_in_cloudformations_words() {
+    let denied = mock!(aws_sdk_cloudformation::Client::create_stack).then_http_response(|| {
+        cloudformation_error(
+            400,
+            "ValidationError",
+            "S3 error: Access Denied For more information check http://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html",
+        )
+    });
+    let result = stacks(&[&denied]).create(&target(), &request()).await;
+    match result {
+        Err(StackError::Rejected(reason)) => {
+            assert!(reason.contains("S3 error: Access Denied"), "{reason}")
+        }
+        other => panic!("rejected, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -424,7 +502,7 @@ async fn validate_template_rejects_a_malformed_template_in_cloudformations_words
         cloudformation_config(RetryConfig::disabled(), &[&invalid]).build(),
     );
     let result = CloudFormationValidator::with_client(client)
-        .validate_template("Resources:\n  - [")
+        .validate_template(&TemplateLocation::Body("Resources:\n  - [".into()))
         .await;
     assert_eq!(
         result,
@@ -714,7 +792,8 @@ async fn a_tenant_is_read_from_its_two_tables_and_nothing_else_counts() {
 }
 
 /// A published version is written once: one whose body no longer hashes to the sha256 recorded
-/// when it was published (changed in place in the table) is refused, never deployed.
+/// when it was published (an item written before bodies moved to S3, its inline body changed in
+/// place in the table) is refused, never deployed.
 #[tokio::test]
 async fn a_template_version_changed_after_publishing_is_refused() {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
@@ -741,16 +820,17 @@ async fn a_template_version_changed_after_publishing_is_refused() {
     let templates = |rule: &aws_smithy_mocks::Rule| {
         controlplane::template_source::TableTemplates::new(
             Arc::new(store(&[rule])),
+            Arc::new(controlplane::testing::FakeTemplateObjects::default()),
             controlplane::template_source::BundledTemplates::sample().unwrap(),
         )
     };
     let kept = record("Resources: {}");
-    assert!(templates(&kept).record("v2").await.unwrap().is_some());
+    let read = templates(&kept).version("v2").await.unwrap().expect("kept");
+    assert_eq!(read.body, "Resources: {}");
     let swapped = record("Resources: {Evil: {}}");
-    let refused = templates(&swapped).record("v2").await.unwrap_err();
-    assert_eq!(refused.healing(), Healing::Permanent, "{refused}");
+    let refused = templates(&swapped).version("v2").await.unwrap_err();
     assert!(
-        matches!(&refused, StoreError::Corrupt(reason) if reason.contains("changed after it was published")),
+        matches!(&refused, controlplane::ports::TemplateSourceError::Corrupt(reason) if reason.contains("changed after it was published")),
         "{refused}"
     );
     // Nor is it deployed: a tenant on it fails with that reason (never "try again").

@@ -682,7 +682,7 @@ async fn someone_elses_stack(w: &World, at: &StackLocation) {
                 location: at.clone(),
             },
             &StackRequest {
-                template_body: SAMPLE_TEMPLATE.into(),
+                template: controlplane::ports::TemplateLocation::Body(SAMPLE_TEMPLATE.into()),
                 auto_expand: false,
                 parameters: Vec::new(),
                 tags: vec![("owner".into(), "another team".into())],

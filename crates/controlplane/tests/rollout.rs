@@ -61,6 +61,8 @@ fn clock_of(clock: &TestClock) -> controlplane::reconcile::Clock {
 struct World {
     fakes: testing::World,
     templates: Arc<TableTemplates>,
+    /// The template buckets the published versions' bodies are in.
+    objects: Arc<testing::FakeTemplateObjects>,
     driver: RolloutDriver,
     tenants: Vec<TenantKey>,
 }
@@ -77,8 +79,10 @@ impl World {
     /// `count` tenants, all provisioned on v1; v2 published.
     async fn new(count: usize) -> Self {
         let store = Arc::new(InMemoryStore::default());
+        let objects = Arc::new(testing::FakeTemplateObjects::default());
         let templates = Arc::new(TableTemplates::new(
             store.clone(),
+            objects.clone(),
             BundledTemplates::sample().unwrap(),
         ));
         let fakes = testing::World::builder()
@@ -101,6 +105,7 @@ impl World {
         let mut world = Self {
             fakes,
             templates,
+            objects,
             driver,
             tenants: Vec::new(),
         };
@@ -109,6 +114,15 @@ impl World {
         }
         world.publish("v2", &v2_body()).await.expect("publish v2");
         world
+    }
+
+    /// Overwrites a published version's object in the buckets, as a hand edit would.
+    fn tamper(&self, version: &str, body: &str) {
+        let key = self
+            .store
+            .template_key(version)
+            .expect("a published version");
+        self.objects.overwrite(&key, body);
     }
 
     async fn add_tenant(&mut self, id: &str, extra: &[(&str, &str)]) -> TenantKey {
@@ -1049,9 +1063,7 @@ async fn a_forged_version_tag_is_not_adopted() {
 #[tokio::test]
 async fn a_version_changed_after_publishing_fails_its_tenants_with_the_reason() {
     let mut world = World::new(0).await;
-    world
-        .store
-        .tamper_template("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
+    world.tamper("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
     let key = world
         .add_tenant("t100", &[("template_version", "v2")])
         .await;
@@ -1066,7 +1078,7 @@ async fn a_version_changed_after_publishing_fails_its_tenants_with_the_reason() 
     );
     assert!(world.stacks.live_stacks().is_empty(), "nothing deployed");
 
-    world.store.tamper_template("v2", &v2_body());
+    world.tamper("v2", &v2_body());
     world.reconciler.reconcile(&key).await.expect("reconcile");
     world.stacks.finish_in_progress();
     world.reconciler.reconcile(&key).await.expect("reconcile");
@@ -1083,8 +1095,12 @@ async fn a_version_changed_in_place_is_refused_by_a_warm_instance_too() {
     use controlplane::ports::{TemplateSource, TemplateSourceError};
     let world = World::new(0).await;
     let warm = |recheck| {
-        TableTemplates::new(world.store.clone(), BundledTemplates::sample().unwrap())
-            .with_recheck(recheck)
+        TableTemplates::new(
+            world.store.clone(),
+            world.objects.clone(),
+            BundledTemplates::sample().unwrap(),
+        )
+        .with_recheck(recheck)
     };
     let rechecking = warm(std::time::Duration::ZERO);
     let within_the_minute = warm(controlplane::template_source::TEMPLATE_RECHECK);
@@ -1094,9 +1110,7 @@ async fn a_version_changed_in_place_is_refused_by_a_warm_instance_too() {
             "verified and kept"
         );
     }
-    world
-        .store
-        .tamper_template("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
+    world.tamper("v2", "Resources: {Evil: {Type: AWS::SQS::Queue}}");
     match rechecking.get("v2").await {
         Err(TemplateSourceError::Corrupt(reason)) => {
             assert!(
@@ -1110,7 +1124,7 @@ async fn a_version_changed_in_place_is_refused_by_a_warm_instance_too() {
     let kept = within_the_minute.get("v2").await.unwrap().expect("kept");
     assert_eq!(kept.body, v2_body());
 
-    world.store.tamper_template("v2", &v2_body());
+    world.tamper("v2", &v2_body());
     let repaired = rechecking.get("v2").await.unwrap().expect("repaired");
     assert_eq!(repaired.body, v2_body());
 }

@@ -84,6 +84,7 @@ async fn in_process(requests: usize) -> Result<(Vec<Duration>, Vec<Duration>), S
             ApiState::on_table(
                 store,
                 Arc::new(FakeTemplateValidator::default()),
+                Arc::new(controlplane::testing::FakeTemplateObjects::default()),
                 "us-east-1",
             )
             .map_err(|e| e.to_string())?,

@@ -111,6 +111,17 @@ pub fn iam_action(request: &HttpRequest) -> Option<String> {
         .split([',', ' '])
         .next()?;
     let service = scope.split('/').nth(3)?;
+    // S3's REST calls are named by their method (the control plane reads and writes objects
+    // only; HeadObject is granted by s3:GetObject).
+    if service == "s3" {
+        let action = match request.method() {
+            "GET" | "HEAD" => "GetObject",
+            "PUT" => "PutObject",
+            "DELETE" => "DeleteObject",
+            other => return Some(format!("s3:{other}")),
+        };
+        return Some(format!("s3:{action}"));
+    }
     let operation = match request.headers().get("x-amz-target") {
         Some(target) => target.rsplit('.').next()?.to_owned(),
         None => {
@@ -146,6 +157,15 @@ fn transaction_actions(request: &HttpRequest) -> Vec<String> {
             other => format!("dynamodb:TransactWriteItems({other})"),
         })
         .collect()
+}
+
+/// Whether a CloudFormation (query protocol) request passes a TemplateURL.
+fn takes_template_url(request: &HttpRequest) -> bool {
+    request
+        .body()
+        .bytes()
+        .and_then(|body| std::str::from_utf8(body).ok())
+        .is_some_and(|body| body.split('&').any(|pair| pair.starts_with("TemplateURL=")))
 }
 
 fn is_json_protocol(request: &HttpRequest) -> bool {
@@ -216,10 +236,15 @@ impl HttpConnector for StrictConnector {
         {
             let action = iam_action(&request).unwrap_or_else(|| "<unsigned request>".into());
             // IAM has no TransactWriteItems action: AWS checks each item's own.
-            let needed = match action.as_str() {
+            let mut needed = match action.as_str() {
                 "dynamodb:TransactWriteItems" => transaction_actions(&request),
                 _ => vec![action.clone()],
             };
+            // CloudFormation reads a TemplateURL with the caller's credentials (moto reads it
+            // unchecked).
+            if action.starts_with("cloudformation:") && takes_template_url(&request) {
+                needed.push("s3:GetObject".into());
+            }
             if let Some(action) = needed.into_iter().find(|a| !allowed.contains(a)) {
                 let message = format!(
                     "{} calls {action}, which its declared calls \

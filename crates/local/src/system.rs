@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::extract::State;
 use controlplane::aws::dynamodb::Tables;
+use controlplane::aws::s3::TemplateBuckets;
 use controlplane::aws::sts::ExternalIds;
 use controlplane::config::{ConfigError, ControlPlaneConfig, KeySource};
 use controlplane::rollout::driver::RolloutDriver;
@@ -174,9 +175,19 @@ impl LocalConfig {
         Tables::of(&self.table)
     }
 
+    /// The template buckets: template.yaml's default names in the emulator's account, at home
+    /// and in eu-west-1, where the demo's tenants are.
+    pub fn template_buckets(&self) -> TemplateBuckets {
+        TemplateBuckets::local(&self.region)
+    }
+
     /// The names of the resources the local system creates, by logical id.
-    fn resource_names(&self) -> [(&'static str, String); 6] {
+    fn resource_names(&self) -> [(&'static str, String); 7] {
         [
+            (
+                "TemplateBucket",
+                self.template_buckets().bucket(&self.region),
+            ),
             ("TenantsTable", self.table.clone()),
             ("ControlTable", self.tables().control),
             (
@@ -273,6 +284,7 @@ impl Infrastructure {
         // The completion loop's queue: operations in flight are re-checked through it.
         let recheck_queue_url = create_queue(&sqs, &names["RecheckQueue"]).await?;
         let preview_queue_url = create_queue(&sqs, &names["PreviewQueue"]).await?;
+        create_template_buckets(&admin, &config.template_buckets()).await?;
         let lifecycle_topic_arn = aws_sdk_sns::Client::new(&admin)
             .create_topic()
             .name(&names["LifecycleTopic"])
@@ -342,6 +354,7 @@ impl Infrastructure {
         plane_config.recheck_queue_url = Some(self.recheck_queue_url.clone());
         plane_config.lifecycle_topic_arn = Some(self.lifecycle_topic_arn.clone());
         plane_config.decommission_grace = config.decommission_grace;
+        plane_config.template_buckets = config.template_buckets();
         plane_config
     }
 
@@ -570,6 +583,7 @@ impl RunningSystem {
             rollout_driver(
                 &identities.function_sdk("RolloutFunction").await?,
                 config.tables(),
+                &config.template_buckets(),
                 &infrastructure.recheck_queue_url,
             )
             .map_err(|e| setup("the rollout driver", e))?,
@@ -588,9 +602,10 @@ impl RunningSystem {
         // The same wiring as the deployed API function.
         let api_sdk = identities.function_sdk("ApiFunction").await?;
         // The API reads its page-token key from SSM as deployed, with its own role.
-        let mut api_config = ApiConfig::for_tables(&api_sdk, config.tables())
-            .map_err(|e| setup("the API", e))?
-            .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url);
+        let mut api_config =
+            ApiConfig::for_tables(&api_sdk, config.tables(), &config.template_buckets())
+                .map_err(|e| setup("the API", e))?
+                .with_preview_queue(&api_sdk, &infrastructure.preview_queue_url);
         api_config.page_token_key = Some(
             read_key(
                 &api_sdk,
@@ -1086,6 +1101,47 @@ async fn as_lambda<R: serde::Serialize + Send + 'static>(
         },
         Err(e) => Invocation::FunctionError(format!("the function crashed: {e}")),
     }
+}
+
+/// A template bucket in each region, as template.yaml (home) and the per-region bucket
+/// template (the others) create them.
+async fn create_template_buckets(
+    admin: &SdkConfig,
+    buckets: &TemplateBuckets,
+) -> Result<(), LocalError> {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    for region in &buckets.regions {
+        let name = buckets.bucket(region);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(admin)
+                .region(aws_sdk_s3::config::Region::new(region.clone()))
+                .force_path_style(true)
+                .build(),
+        );
+        let mut create = s3.create_bucket().bucket(&name);
+        // us-east-1 takes no location constraint; every other region needs its own.
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                    .build(),
+            );
+        }
+        match create.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error().is_some_and(|e| {
+                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                }) => {}
+            Err(e) => {
+                return Err(setup(
+                    &format!("creating template bucket {name}"),
+                    aws_sdk_s3::error::DisplayErrorContext(&e),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, LocalError> {

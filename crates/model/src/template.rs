@@ -63,7 +63,34 @@ pub struct Template {
     /// `PlayerCount`), those that [`parameter_name`] maps back to it: worked out once here
     /// rather than for every SPEC checked.
     config_keys: HashMap<String, String>,
+    /// What in the template needs an account bootstrapped by the CDK (its asset parameters, its
+    /// `BootstrapVersion` parameter and `CheckBootstrapVersion` rule), one line each.
+    cdk_bootstrap_needs: Vec<String>,
+    /// Where the version is stored for CloudFormation to read (`None`: passed inline, as the
+    /// shipped versions are).
+    pub stored: Option<StoredTemplate>,
 }
+
+/// A published version's objects: its content-addressed key, and the URL of its copy in each
+/// region that has a template bucket (CloudFormation reads a TemplateURL in the stack's region).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTemplate {
+    pub key: String,
+    pub urls: BTreeMap<String, String>,
+}
+
+/// How a stack call passes its template: inline (at most [`TEMPLATE_BODY_MAX`] bytes) or as
+/// the URL of an S3 object (at most [`TEMPLATE_URL_MAX`] bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateLocation {
+    Body(String),
+    Url(String),
+}
+
+/// The most CloudFormation takes as an inline TemplateBody.
+pub const TEMPLATE_BODY_MAX: usize = 51_200;
+/// The most CloudFormation reads from a TemplateURL (1 MB).
+pub const TEMPLATE_URL_MAX: usize = 1_048_576;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("template {version}: {message}")]
@@ -158,10 +185,42 @@ impl Template {
         Ok(Self {
             version: version.to_owned(),
             body: body.to_owned(),
+            cdk_bootstrap_needs: cdk_bootstrap_needs(&document, &parameters),
             parameters,
             transforms,
             config_keys,
+            stored: None,
         })
+    }
+
+    /// The version as stored under `stored` (read from there by CloudFormation).
+    pub fn stored_at(mut self, stored: StoredTemplate) -> Self {
+        self.stored = Some(stored);
+        self
+    }
+
+    /// How a stack call in `region` passes this version: the URL of the region's copy, or the
+    /// body inline for a version that is not stored. `Err` names the missing copy.
+    pub fn location(&self, region: &str) -> Result<TemplateLocation, String> {
+        let Some(stored) = &self.stored else {
+            return Ok(TemplateLocation::Body(self.body.clone()));
+        };
+        match stored.urls.get(region) {
+            Some(url) => Ok(TemplateLocation::Url(url.clone())),
+            None => Err(format!(
+                "template version {} has no copy in {region}: CloudFormation reads a \
+                 TemplateURL from a bucket in the stack's region, and the template buckets are in \
+                 {}; add {region} to the deployment's TemplateCopyRegions and publish again",
+                self.version,
+                stored.urls.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// What in the template fails in an account the CDK has not bootstrapped, one line each
+    /// (empty for a template synthesised with the bootstrapless synthesizer, or not by the CDK).
+    pub fn cdk_bootstrap_needs(&self) -> &[String] {
+        &self.cdk_bootstrap_needs
     }
 
     /// Whether its stack calls must pass CAPABILITY_AUTO_EXPAND.
@@ -199,6 +258,45 @@ pub const AWS_TRANSFORMS: &[&str] = &[
     "AWS::Include",
     "AWS::LanguageExtensions",
 ];
+
+/// How to synthesise a CDK stack that tenant accounts can take.
+const BOOTSTRAPLESS: &str = "synthesise the stack with the CDK's BootstraplessSynthesizer \
+    (`synthesizer: new BootstraplessSynthesizer()`), which keeps every asset out of the template";
+
+fn cdk_bootstrap_needs(
+    document: &Value,
+    parameters: &BTreeMap<String, ParameterDecl>,
+) -> Vec<String> {
+    let mut needs = Vec::new();
+    let assets: Vec<&str> = parameters
+        .keys()
+        .map(String::as_str)
+        .filter(|name| name.starts_with("AssetParameters"))
+        .collect();
+    if !assets.is_empty() {
+        needs.push(format!(
+            "parameters {} are CDK asset parameters: the assets live in the CDK's staging \
+             bucket of the synthesising account, which tenant accounts cannot read; {BOOTSTRAPLESS}",
+            assets.join(", ")
+        ));
+    }
+    if parameters.contains_key("BootstrapVersion") {
+        needs.push(format!(
+            "parameter BootstrapVersion reads /cdk-bootstrap/.../version from SSM, which exists \
+             only in CDK-bootstrapped accounts; {BOOTSTRAPLESS}"
+        ));
+    }
+    if document
+        .get("Rules")
+        .and_then(|rules| rules.get("CheckBootstrapVersion"))
+        .is_some()
+    {
+        needs.push(format!(
+            "rule CheckBootstrapVersion fails in accounts the CDK has not bootstrapped; {BOOTSTRAPLESS}"
+        ));
+    }
+    needs
+}
 
 /// Collects transform names: the top-level `Transform` (a name or a list of names) and every
 /// `Fn::Transform` (`!Transform`) `Name` below.
@@ -574,6 +672,76 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_cdk_template_that_needs_the_cdk_bootstrap_says_what_and_how_to_synthesise_instead() {
+        let default_synth = r#"{
+            "Parameters": {
+                "AssetParameters1a2bS3Bucket": {"Type": "String"},
+                "BootstrapVersion": {"Type": "AWS::SSM::Parameter::Value<String>",
+                                     "Default": "/cdk-bootstrap/hnb659fds/version"}},
+            "Rules": {"CheckBootstrapVersion": {"Assertions": []}},
+            "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}"#;
+        let needs = Template::parse("v2", default_synth)
+            .unwrap()
+            .cdk_bootstrap_needs()
+            .to_vec();
+        assert_eq!(needs.len(), 3, "{needs:?}");
+        assert!(
+            needs[0].contains("AssetParameters1a2bS3Bucket"),
+            "{needs:?}"
+        );
+        assert!(
+            needs[1].starts_with("parameter BootstrapVersion"),
+            "{needs:?}"
+        );
+        assert!(
+            needs[2].starts_with("rule CheckBootstrapVersion"),
+            "{needs:?}"
+        );
+        assert!(needs.iter().all(|n| n.contains("BootstraplessSynthesizer")));
+        let bootstrapless = r#"{"Resources": {"Q": {"Type": "AWS::SQS::Queue",
+            "Metadata": {"aws:cdk:path": "TenantStack/Q/Resource"}}}}"#;
+        assert!(
+            Template::parse("v2", bootstrapless)
+                .unwrap()
+                .cdk_bootstrap_needs()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_stored_version_is_passed_by_the_url_of_its_copy_in_the_stacks_region() {
+        let inline = Template::parse("v1", "Resources: {}").unwrap();
+        assert_eq!(
+            inline.location("eu-west-1"),
+            Ok(TemplateLocation::Body("Resources: {}".into()))
+        );
+        let stored = inline.stored_at(StoredTemplate {
+            key: "templates/ab.yaml".into(),
+            urls: BTreeMap::from([
+                (
+                    "us-east-1".into(),
+                    "https://b-us-east-1/templates/ab.yaml".into(),
+                ),
+                (
+                    "eu-west-1".into(),
+                    "https://b-eu-west-1/templates/ab.yaml".into(),
+                ),
+            ]),
+        });
+        assert_eq!(
+            stored.location("eu-west-1"),
+            Ok(TemplateLocation::Url(
+                "https://b-eu-west-1/templates/ab.yaml".into()
+            ))
+        );
+        let missing = stored.location("ap-south-1").unwrap_err();
+        assert!(
+            missing.contains("no copy in ap-south-1") && missing.contains("eu-west-1, us-east-1"),
+            "{missing}"
+        );
+    }
 
     #[test]
     fn transforms_are_found_at_the_top_and_in_fn_transform() {

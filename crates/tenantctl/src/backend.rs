@@ -7,7 +7,7 @@ use api::previews::PreviewDetails;
 use api::rollouts::RolloutDetails;
 use api::templates::{PublishedTemplate, TemplateVersions};
 use api::tenants::{EventsQuery, ListQuery, Page, Tenant, TenantView};
-use controlplane::ports::TemplateRecord;
+use controlplane::template_source::TemplateVersion;
 use model::audit::AuditEntry;
 use model::rollout::Command;
 use reqwest::header::{CONTENT_TYPE, ETAG, IF_MATCH};
@@ -328,7 +328,7 @@ impl Backend {
         }
     }
 
-    pub async fn template_version(&self, version: &str) -> Result<TemplateRecord, Failure> {
+    pub async fn template_version(&self, version: &str) -> Result<TemplateVersion, Failure> {
         match self {
             Self::Api(api) => Ok(api
                 .send(api.request(Method::GET, &["template-versions", version]))

@@ -60,6 +60,24 @@ pub(crate) struct Global {
     /// as template.yaml names it).
     #[arg(long, global = true, env = "CONTROL_TABLE_NAME")]
     pub(crate) control_table: Option<String>,
+    /// The template buckets' names before their region (with --direct; template.yaml's
+    /// TEMPLATE_BUCKET_PREFIX, `<TemplateBucketPrefix><account>-`; default: the local system's).
+    #[arg(
+        long = "bucket-prefix",
+        global = true,
+        env = "TEMPLATE_BUCKET_PREFIX",
+        value_name = "PREFIX"
+    )]
+    pub(crate) template_bucket_prefix: Option<String>,
+    /// The regions with a template bucket besides the control plane's (with --direct;
+    /// comma-separated, template.yaml's TEMPLATE_REGIONS; default: the local system's).
+    #[arg(
+        long = "bucket-regions",
+        global = true,
+        env = "TEMPLATE_REGIONS",
+        value_name = "REGIONS"
+    )]
+    pub(crate) template_regions: Option<String>,
     /// Who is acting (with --direct): recorded as `updated_by` and in the timeline.
     #[arg(
         long = "as",

@@ -19,9 +19,18 @@ use crate::print;
 pub enum TemplateCommand {
     /// Publish a tenant template version (checked by CloudFormation's ValidateTemplate and
     /// against every tenant's config first). Versions never change once published.
+    ///
+    /// FILE is a template (YAML or JSON; `sam package` output too), or a CDK cloud assembly
+    /// folder (`cdk.out`): its stack's template is published (--stack names it when the
+    /// assembly has several). Synthesise with the BootstraplessSynthesizer: tenant accounts are
+    /// not CDK-bootstrapped, so asset parameters, the BootstrapVersion parameter and the
+    /// CheckBootstrapVersion rule are refused.
     Publish {
-        /// The CloudFormation template (YAML or JSON).
+        /// The CloudFormation template, or a CDK cloud assembly folder.
         file: PathBuf,
+        /// The stack of the cloud assembly to publish (FILE a `cdk.out` folder).
+        #[arg(long, value_name = "STACK")]
+        stack: Option<String>,
         /// Its version name (letters, digits, '-', '_', '.').
         #[arg(long = "version", value_name = "VERSION")]
         version: String,
@@ -250,9 +259,11 @@ pub async fn template(
     match command {
         TemplateCommand::Publish {
             file,
+            stack,
             version,
             description,
         } => {
+            let file = template_file(&file, stack.as_deref())?;
             let body = std::fs::read_to_string(&file).map_err(|e| {
                 Failure::Other(format!("cannot read the template {}: {e}", file.display()))
             })?;
@@ -294,6 +305,76 @@ pub async fn template(
             Ok(Exit::Ok)
         }
     }
+}
+
+/// The template to publish: `path` itself, or the template of a cloud assembly's stack when
+/// `path` is a CDK cloud assembly folder (its `manifest.json` lists the stacks).
+fn template_file(path: &std::path::Path, stack: Option<&str>) -> Result<PathBuf, Failure> {
+    if !path.is_dir() {
+        if let Some(stack) = stack {
+            return Err(Failure::Other(format!(
+                "--stack {stack} names a stack of a CDK cloud assembly, and {} is a file",
+                path.display()
+            )));
+        }
+        return Ok(path.to_owned());
+    }
+    let manifest_path = path.join("manifest.json");
+    let manifest: Value = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Failure::Other(format!(
+                "{} is a folder but not a CDK cloud assembly ({}: {e})",
+                path.display(),
+                manifest_path.display()
+            ))
+        })?;
+    let stacks: Vec<(&String, &str)> = manifest["artifacts"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, artifact)| artifact["type"] == "aws:cloudformation:stack")
+        .filter_map(|(name, artifact)| {
+            Some((name, artifact["properties"]["templateFile"].as_str()?))
+        })
+        .collect();
+    let names = || {
+        stacks
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen = match stack {
+        Some(wanted) => stacks
+            .iter()
+            .find(|(name, _)| name.as_str() == wanted)
+            .ok_or_else(|| {
+                Failure::Other(format!(
+                    "the cloud assembly {} has no stack {wanted} (it has: {})",
+                    path.display(),
+                    names()
+                ))
+            })?,
+        None => match stacks.as_slice() {
+            [only] => only,
+            [] => {
+                return Err(Failure::Other(format!(
+                    "the cloud assembly {} has no stack",
+                    path.display()
+                )));
+            }
+            _ => {
+                return Err(Failure::Other(format!(
+                    "the cloud assembly {} has several stacks ({}): name one with --stack",
+                    path.display(),
+                    names()
+                )));
+            }
+        },
+    };
+    Ok(path.join(chosen.1))
 }
 
 pub async fn rollout(

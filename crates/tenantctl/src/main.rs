@@ -85,6 +85,7 @@ mod tests {
         let state = ApiState::on_table(
             store.clone(),
             Arc::new(FakeTemplateValidator::default()),
+            Arc::new(controlplane::testing::FakeTemplateObjects::default()),
             "us-east-1",
         )
         .expect("the shipped template");
@@ -368,6 +369,7 @@ mod tests {
         let state = ApiState::on_table(
             store.clone(),
             Arc::new(FakeTemplateValidator::default()),
+            Arc::new(controlplane::testing::FakeTemplateObjects::default()),
             "us-east-1",
         )
         .expect("the shipped template");
@@ -423,6 +425,93 @@ mod tests {
             "MessageRetentionPeriod: 345600",
             "MessageRetentionPeriod: 1209600",
         )
+    }
+
+    /// A CDK cloud assembly, as `cdk synth` writes it: the manifest and each stack's template.
+    fn cloud_assembly(name: &str, stacks: &[(&str, String)]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tenantctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cdk.out");
+        let mut artifacts = serde_json::Map::new();
+        artifacts.insert("Tree".into(), serde_json::json!({"type": "cdk:tree"}));
+        for (stack, template) in stacks {
+            let file = format!("{stack}.template.json");
+            std::fs::write(dir.join(&file), template).expect("template");
+            artifacts.insert(
+                (*stack).into(),
+                serde_json::json!({"type": "aws:cloudformation:stack",
+                                   "environment": "aws://unknown-account/unknown-region",
+                                   "properties": {"templateFile": file}}),
+            );
+        }
+        let manifest = serde_json::json!({"version": "36.0.0", "artifacts": artifacts});
+        std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
+        dir
+    }
+
+    /// `template publish cdk.out` publishes the assembly's stack template (over CloudFormation's
+    /// inline limit too); a template synthesised with the default synthesizer is refused,
+    /// naming the bootstrapless one; an assembly of several stacks needs --stack.
+    #[tokio::test]
+    async fn a_cdk_cloud_assembly_is_published_from_its_folder() {
+        use crate::fleet::TemplateCommand;
+        let fleet = fleet();
+        let bootstrapless = controlplane::testing::cdk_style_template(1_209_600, 80_000);
+        let mut default_synth: serde_json::Value =
+            serde_json::from_str(&bootstrapless).expect("json");
+        default_synth["Parameters"]["BootstrapVersion"] = serde_json::json!({
+            "Type": "AWS::SSM::Parameter::Value<String>",
+            "Default": "/cdk-bootstrap/hnb659fds/version"});
+        default_synth["Rules"] = serde_json::json!({"CheckBootstrapVersion": {"Assertions": []}});
+        let one = cloud_assembly("one", &[("TenantStack", bootstrapless.clone())]);
+        let publish = |file: std::path::PathBuf, stack: Option<&str>, version: &str| {
+            TemplateCommand::Publish {
+                file,
+                stack: stack.map(str::to_owned),
+                version: version.into(),
+                description: None,
+            }
+        };
+        fleet::template(&fleet.backend, publish(one, None, "v2"), Format::Json)
+            .await
+            .expect("published");
+        let shown = fleet.backend.template_version("v2").await.expect("v2");
+        assert_eq!(shown.body, bootstrapless);
+        assert_eq!(shown.record.size, bootstrapless.len());
+
+        let two = cloud_assembly(
+            "two",
+            &[
+                ("TenantStack", bootstrapless.clone()),
+                ("DefaultSynth", default_synth.to_string()),
+            ],
+        );
+        let unnamed = fleet::template(
+            &fleet.backend,
+            publish(two.clone(), None, "v3"),
+            Format::Json,
+        )
+        .await
+        .expect_err("which stack?");
+        assert!(
+            unnamed.to_string().contains("name one with --stack"),
+            "{unnamed}"
+        );
+        let refused = fleet::template(
+            &fleet.backend,
+            publish(two, Some("DefaultSynth"), "v3"),
+            Format::Json,
+        )
+        .await
+        .expect_err("needs a CDK bootstrap");
+        let refused = format!("{refused:?}");
+        for named in [
+            "BootstrapVersion",
+            "CheckBootstrapVersion",
+            "BootstraplessSynthesizer",
+        ] {
+            assert!(refused.contains(named), "{named}: {refused}");
+        }
     }
 
     #[tokio::test]

@@ -66,6 +66,7 @@ pub fn api_with(configure: impl FnOnce(&mut ApiState)) -> Api {
     let mut state = ApiState::on_table(
         store.clone(),
         Arc::new(FakeTemplateValidator::default()),
+        Arc::new(controlplane::testing::FakeTemplateObjects::default()),
         "us-east-1",
     )
     .expect("the shipped template");

@@ -16,7 +16,9 @@ use lru::LruCache;
 
 use super::sts::RoleCredentials;
 use super::{AwsFailure, QUOTA_ERRORS};
-use crate::ports::{Healing, StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
+use crate::ports::{
+    Healing, StackError, StackRequest, StackTarget, Stacks, TemplateLocation, UpdateStarted,
+};
 use model::stack::{ObservedStack, StackStatus};
 
 /// The calls of [`CloudFormationStacks`]' `Stacks`, made through the tenant role. CreateStack
@@ -33,6 +35,8 @@ pub const STACK_CALLS: &[super::Call] = &{
         Call::new("cloudformation:ContinueUpdateRollback", TenantStack),
         Call::new("cloudformation:DescribeStackEvents", TenantStack),
         Call::new("cloudformation:TagResource", TenantStack),
+        // CloudFormation reads a TemplateURL with the caller's credentials.
+        Call::new("s3:GetObject", super::Resource::TemplateCopies),
     ]
 };
 
@@ -43,14 +47,16 @@ pub const PREVIEW_CALLS: &[super::Call] = &{
         Call::new("cloudformation:CreateChangeSet", TenantStack),
         Call::new("cloudformation:DescribeChangeSet", TenantStack),
         Call::new("cloudformation:DeleteChangeSet", TenantStack),
+        Call::new("s3:GetObject", super::Resource::TemplateCopies),
     ]
 };
 
 /// The calls of [`CloudFormationValidator`], in the control plane's own account.
-pub const VALIDATOR_CALLS: &[super::Call] = &[super::Call::new(
-    "cloudformation:ValidateTemplate",
-    super::Resource::Unscoped,
-)];
+pub const VALIDATOR_CALLS: &[super::Call] = &[
+    super::Call::new("cloudformation:ValidateTemplate", super::Resource::Unscoped),
+    // A version is validated through its URL in the home region's bucket.
+    super::Call::new("s3:GetObject", super::Resource::TemplateObjects),
+];
 
 /// (account, region, tenant)
 type ClientKey = (String, String, String);
@@ -306,7 +312,8 @@ impl Stacks for CloudFormationStacks {
         client
             .create_stack()
             .stack_name(&at.location.stack_name)
-            .template_body(&request.template_body)
+            .set_template_body(inline_body(&request.template))
+            .set_template_url(template_url(&request.template))
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_capabilities(Some(capabilities(request)))
@@ -327,7 +334,8 @@ impl Stacks for CloudFormationStacks {
         match client
             .update_stack()
             .stack_name(&at.location.stack_name)
-            .template_body(&request.template_body)
+            .set_template_body(inline_body(&request.template))
+            .set_template_url(template_url(&request.template))
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_capabilities(Some(capabilities(request)))
@@ -466,11 +474,12 @@ impl CloudFormationValidator {
 
 #[async_trait]
 impl crate::ports::TemplateValidator for CloudFormationValidator {
-    async fn validate_template(&self, body: &str) -> Result<(), StackError> {
+    async fn validate_template(&self, template: &TemplateLocation) -> Result<(), StackError> {
         match self
             .client
             .validate_template()
-            .template_body(body)
+            .set_template_body(inline_body(template))
+            .set_template_url(template_url(template))
             .send()
             .await
         {
@@ -483,6 +492,22 @@ impl crate::ports::TemplateValidator for CloudFormationValidator {
                 })
             }
         }
+    }
+}
+
+/// The TemplateBody a call passes: a shipped version's (never with a TemplateURL).
+fn inline_body(template: &TemplateLocation) -> Option<String> {
+    match template {
+        TemplateLocation::Body(body) => Some(body.clone()),
+        TemplateLocation::Url(_) => None,
+    }
+}
+
+/// The TemplateURL a call passes: a published version's copy in the stack's region.
+fn template_url(template: &TemplateLocation) -> Option<String> {
+    match template {
+        TemplateLocation::Url(url) => Some(url.clone()),
+        TemplateLocation::Body(_) => None,
     }
 }
 
@@ -514,7 +539,8 @@ impl crate::ports::ChangePreviews for CloudFormationStacks {
             .stack_name(&at.location.stack_name)
             .change_set_name(&name)
             .change_set_type(ChangeSetType::Update)
-            .template_body(&request.template_body)
+            .set_template_body(inline_body(&request.template))
+            .set_template_url(template_url(&request.template))
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_capabilities(Some(capabilities(request)))

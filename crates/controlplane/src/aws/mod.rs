@@ -2,6 +2,7 @@
 
 pub mod cloudformation;
 pub mod dynamodb;
+pub mod s3;
 pub mod sns;
 pub mod sqs;
 pub mod streams;
@@ -59,6 +60,11 @@ pub enum Resource {
     TenantRole,
     /// The change-set-only role every tenant account's bootstrap creates for previews.
     TenantPreviewRole,
+    /// The published template versions' objects in the home region's template bucket.
+    TemplateObjects,
+    /// The published template versions' objects in every region's template bucket (read by
+    /// CloudFormation with the caller's credentials, through a TemplateURL).
+    TemplateCopies,
     /// A tenant's stack, reached through the tenant role or the preview role (the bootstrap's
     /// grants).
     TenantStack,

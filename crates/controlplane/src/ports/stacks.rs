@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use model::stack::ObservedStack;
 use model::status::StackLocation;
+pub use model::template::TemplateLocation;
 
 use super::Healing;
 
@@ -42,7 +43,8 @@ pub struct StackTarget {
 /// A create or update request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackRequest {
-    pub template_body: String,
+    /// A published version's URL in the stack's region, or a shipped version's body.
+    pub template: TemplateLocation,
     /// The template uses CloudFormation's transforms: acknowledged with CAPABILITY_AUTO_EXPAND
     /// (without it CloudFormation refuses the call with InsufficientCapabilities).
     pub auto_expand: bool,

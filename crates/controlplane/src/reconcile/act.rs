@@ -17,7 +17,9 @@ use super::observe::View;
 use super::{
     ASSIGNED_AT_CREATION, ASSIGNED_FROM_STACK_TAG, MANAGED_BY, Outcome, Reconciler, TransientError,
 };
-use crate::ports::{Healing, Snapshot, StackError, StackRequest, StoreError, UpdateStarted};
+use crate::ports::{
+    Healing, Snapshot, StackError, StackRequest, StoreError, TemplateLocation, UpdateStarted,
+};
 use crate::status_writer::{Change, Over, Written};
 
 /// How a step that did not finish the reconcile ends.
@@ -96,13 +98,19 @@ impl Reconciler {
         );
         let mut no_changes = false;
         let result = match (operation, &view.desired) {
-            (Operation::Create | Operation::Update, Desired::Present(d)) => {
+            (Operation::Create | Operation::Update, Desired::Present(d)) => 'call: {
+                let template = match view.template.as_ref() {
+                    Some(template) => template.location(&target.location.region),
+                    None => Ok(TemplateLocation::Body(String::new())),
+                };
+                let template = match template {
+                    Ok(template) => template,
+                    // No copy of the version in the stack's region: a deployment setting only
+                    // the operator can change.
+                    Err(reason) => break 'call Err(StackError::Rejected(reason)),
+                };
                 let request = StackRequest {
-                    template_body: view
-                        .template
-                        .as_ref()
-                        .map(|t| t.body.clone())
-                        .unwrap_or_default(),
+                    template,
                     auto_expand: view
                         .template
                         .as_ref()

@@ -231,7 +231,7 @@ async fn preview_one(
         location: location.clone(),
     };
     let request = StackRequest {
-        template_body: template.body.clone(),
+        template: template.location(&location.region)?,
         auto_expand: template.expands_transforms(),
         parameters: valid.parameters,
         tags: vec![

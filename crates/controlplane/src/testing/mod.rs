@@ -8,6 +8,7 @@ mod recheck;
 mod stacks;
 mod store;
 mod stream_records;
+mod template_objects;
 mod template_validator;
 mod world;
 
@@ -17,6 +18,7 @@ pub use recheck::*;
 pub use stacks::*;
 pub use store::*;
 pub use stream_records::*;
+pub use template_objects::*;
 pub use template_validator::*;
 pub use world::*;
 

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::lock;
-use crate::ports::{StackError, StackRequest, StackTarget, Stacks, UpdateStarted};
+use crate::ports::{
+    StackError, StackRequest, StackTarget, Stacks, TemplateLocation, UpdateStarted,
+};
 use model::stack::{MANAGED_BY, ObservedStack, StackStatus, TAG_MANAGED_BY, TAG_TENANT_ID};
 use model::status::StackLocation;
 
@@ -33,6 +35,8 @@ pub struct FakeStack {
     pub observed: ObservedStack,
     pub termination_protection: bool,
     pub template_body: String,
+    /// The TemplateURL the stack was last created or updated from (`None`: a body inline).
+    pub template_url: Option<String>,
     pub tags: Vec<(String, String)>,
     /// The status an in-progress operation ends in when finished.
     pending: Option<StackStatus>,
@@ -144,6 +148,7 @@ impl FakeStacks {
                 },
                 termination_protection: true,
                 template_body: String::new(),
+                template_url: None,
                 tags,
                 pending: None,
                 failure_reason: Some("seeded failure".into()),
@@ -306,7 +311,7 @@ impl Stacks for FakeStacks {
     }
 
     async fn create(&self, at: &StackTarget, request: &StackRequest) -> Result<(), StackError> {
-        acknowledged(request)?;
+        let body = acknowledged(request)?;
         let mut state = lock(&self.state);
         let (behaviour, hang) = Self::begin(&mut state, "create", at)?;
         if state
@@ -331,7 +336,8 @@ impl Stacks for FakeStacks {
                 tags: request.tags.iter().cloned().collect(),
             },
             termination_protection: true,
-            template_body: request.template_body.clone(),
+            template_body: body,
+            template_url: url_of(request),
             tags: request.tags.clone(),
             pending: None,
             failure_reason: None,
@@ -361,7 +367,7 @@ impl Stacks for FakeStacks {
         at: &StackTarget,
         request: &StackRequest,
     ) -> Result<UpdateStarted, StackError> {
-        acknowledged(request)?;
+        let body = acknowledged(request)?;
         let mut state = lock(&self.state);
         let (behaviour, hang) = Self::begin(&mut state, "update", at)?;
         let Some(stack) = state
@@ -388,7 +394,7 @@ impl Stacks for FakeStacks {
         let tags: BTreeMap<String, String> = request.tags.iter().cloned().collect();
         // As CloudFormation: new tags alone are an update.
         if parameters == stack.observed.parameters
-            && request.template_body == stack.template_body
+            && body == stack.template_body
             && tags == stack.observed.tags
         {
             return Ok(UpdateStarted::NoChanges);
@@ -406,7 +412,8 @@ impl Stacks for FakeStacks {
             stack.observed.parameters = parameters;
             stack.observed.outputs = outputs_for(&at.location, &request.parameters);
             stack.observed.tags = request.tags.iter().cloned().collect();
-            stack.template_body = request.template_body.clone();
+            stack.template_body = body;
+            stack.template_url = url_of(request);
             stack.tags = request.tags.clone();
         }
         Self::settle(
@@ -480,18 +487,39 @@ impl Stacks for FakeStacks {
     }
 }
 
+/// The template a call passes, as CloudFormation reads it: inline, or the object its URL names.
+fn template_of(request: &StackRequest) -> Result<String, StackError> {
+    match &request.template {
+        TemplateLocation::Body(body) => Ok(body.clone()),
+        TemplateLocation::Url(url) => super::object_at(url).ok_or_else(|| {
+            StackError::Rejected(format!(
+                "ValidationError: TemplateURL must reference a valid S3 object to which you have \
+                 access: {url}"
+            ))
+        }),
+    }
+}
+
+fn url_of(request: &StackRequest) -> Option<String> {
+    match &request.template {
+        TemplateLocation::Url(url) => Some(url.clone()),
+        TemplateLocation::Body(_) => None,
+    }
+}
+
 /// As CloudFormation: a template that uses transforms is refused unless the call acknowledges
-/// CAPABILITY_AUTO_EXPAND (moto accepts it either way).
-fn acknowledged(request: &StackRequest) -> Result<(), StackError> {
-    let expands = model::template::Template::parse("fake", &request.template_body)
-        .is_ok_and(|t| t.expands_transforms());
+/// CAPABILITY_AUTO_EXPAND (moto accepts it either way). The template read, when it may be used.
+fn acknowledged(request: &StackRequest) -> Result<String, StackError> {
+    let body = template_of(request)?;
+    let expands =
+        model::template::Template::parse("fake", &body).is_ok_and(|t| t.expands_transforms());
     if expands && !request.auto_expand {
         return Err(StackError::Rejected(
             "InsufficientCapabilitiesException: Requires capabilities : [CAPABILITY_AUTO_EXPAND]"
                 .into(),
         ));
     }
-    Ok(())
+    Ok(body)
 }
 
 /// The resources of a template body: logical id -> (type, properties).
@@ -530,7 +558,7 @@ impl crate::ports::ChangePreviews for FakeStacks {
         at: &StackTarget,
         request: &StackRequest,
     ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
-        acknowledged(request)?;
+        let body = acknowledged(request)?;
         let current = {
             let mut state = lock(&self.state);
             state.calls.push(("preview".into(), at.location.clone()));
@@ -552,7 +580,7 @@ impl crate::ports::ChangePreviews for FakeStacks {
             body
         };
         let before = resources_of(&current);
-        let after = resources_of(&request.template_body);
+        let after = resources_of(&body);
         let mut changes = Vec::new();
         for (id, (kind, properties)) in &after {
             let change = |action: &str, replacement: Option<&str>| crate::ports::ResourceChange {

@@ -93,11 +93,12 @@ impl InMemoryStore {
         lock(&self.state).statuses.remove(tenant);
     }
 
-    /// Changes a published version's body in place, as a hand edit of the table would.
-    pub fn tamper_template(&self, version: &str, body: &str) {
-        if let Some(record) = lock(&self.state).templates.get_mut(version) {
-            record.body = body.to_owned();
-        }
+    /// The key a published version's body is stored under.
+    pub fn template_key(&self, version: &str) -> Option<String> {
+        lock(&self.state)
+            .templates
+            .get(version)
+            .and_then(|record| record.key.clone())
     }
 
     pub fn set_status(&self, tenant: &TenantKey, status: TenantStatus) {

@@ -172,7 +172,24 @@ pub(crate) async fn direct_sdk() -> Result<controlplane::wiring::SdkConfig, Fail
 
 pub(crate) async fn backend(global: &Global) -> Result<Backend, Failure> {
     if global.direct {
-        let config = ApiConfig::for_tables(&direct_sdk().await?, tables(global))
+        let sdk = direct_sdk().await?;
+        let home = sdk
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_default();
+        let local = controlplane::aws::s3::TemplateBuckets::local(&home);
+        let buckets = controlplane::aws::s3::TemplateBuckets::new(
+            global
+                .template_bucket_prefix
+                .clone()
+                .unwrap_or(local.prefix),
+            home,
+            match &global.template_regions {
+                Some(regions) => regions.split(',').map(str::to_owned).collect(),
+                None => local.regions,
+            },
+        );
+        let config = ApiConfig::for_tables(&sdk, tables(global), &buckets)
             .map_err(|e| Failure::Other(format!("--direct: {e}")))?;
         let actor = match global.actor.trim() {
             "" => "tenantctl",
