@@ -152,6 +152,8 @@ soak: venv contract-tools toolchain
 bench: venv toolchain
 	$(CARGO) bench -p controlplane --bench completion_lag --profile dev
 	$(CARGO) bench -p controlplane --bench rollout_makespan --profile dev
+	$(CARGO) bench -p controlplane --bench rollout_makespan --profile dev -- --breach-at-seconds 403
+	$(CARGO) bench -p controlplane --bench rollout_makespan --profile dev -- --breach-at-seconds 1003
 	$(CARGO) bench -p local --bench api_latency --profile dev
 	$(MAKE) bench-peer
 

@@ -146,6 +146,7 @@ const OPTION_FIELDS: &[&str] = &[
     "max_concurrency",
     "failure_tolerance",
     "auto_rollback",
+    "alarms",
 ];
 
 /// A rollout to start, read from a `POST /rollouts` body. Options not given keep their defaults.
@@ -326,7 +327,22 @@ fn options_of(fields: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Roll
         &mut o.auto_rollback,
         errors,
     );
+    set_option(fields, "alarms", alarm_names, &mut o.alarms, errors);
     o
+}
+
+fn alarm_names(value: &Value, field: &str) -> Result<Vec<String>, FieldError> {
+    let names = value
+        .as_array()
+        .ok_or_else(|| FieldError::new(field, "must be a list of CloudWatch alarm names"))?;
+    names
+        .iter()
+        .map(|name| {
+            name.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| FieldError::new(field, "must be a list of CloudWatch alarm names"))
+        })
+        .collect()
 }
 
 impl RolloutRequest {
@@ -369,6 +385,8 @@ fn field_of(reason: &str) -> &'static str {
         ("growth", "options.growth"),
         ("max_concurrency", "options.max_concurrency"),
         ("bake", "options.bake_seconds"),
+        ("at most 100 alarms", "options.alarms"),
+        ("alarm name", "options.alarms"),
         ("selection percent", "selection.percent"),
         ("no template version", "target_version"),
     ];

@@ -387,7 +387,11 @@ async fn a_template_past_the_inline_limit_is_published_to_the_buckets_and_deploy
         )
     );
     for region in ["us-east-1", "eu-west-1"] {
-        assert_eq!(fleet.objects.keys_in(region), std::slice::from_ref(&key), "{region}");
+        assert_eq!(
+            fleet.objects.keys_in(region),
+            std::slice::from_ref(&key),
+            "{region}"
+        );
     }
     let item = controlplane::ports::TemplateStore::template(fleet.store.as_ref(), "v2")
         .await

@@ -65,13 +65,15 @@ use serde_dynamo::Item;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use controlplane::ports::{Recheck, RecheckError, RolloutStore};
+use controlplane::ports::{AlarmError, Alarms, Breach, Recheck, RecheckError, RolloutStore};
 use controlplane::reconcile::{Clock, Reconciler, Settings};
 use controlplane::rollout::driver::{RolloutDriver, StartRollout};
 use controlplane::template_source::{
     BundledTemplates, NewTemplate, SAMPLE_TEMPLATE, TableTemplates, publish,
 };
-use controlplane::testing::{Behaviour, FakeStacks, FakeTemplateValidator, InMemoryStore};
+use controlplane::testing::{
+    Behaviour, FakeAlarms, FakeStacks, FakeTemplateValidator, InMemoryStore,
+};
 use model::rollout::{Amount, MemberState, RolloutOptions, RolloutState, Selection};
 use model::spec::TenantKey;
 use model::status::Status;
@@ -105,9 +107,28 @@ struct Options {
     step_seconds: u64,
     #[arg(long, default_value = "42")]
     seed: String,
+    /// Watch a CloudWatch alarm (DescribeAlarms answering in 40 ms) and put it in ALARM this
+    /// many seconds after the start: measures the time from the breach to the halt, and to the
+    /// last tenant moved back (the run must end rolled back).
+    #[arg(long)]
+    breach_at_seconds: Option<u64>,
     // `cargo bench` passes --bench.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// CloudWatch's DescribeAlarms, answering after `latency`.
+struct SimulatedCloudWatch {
+    alarms: Arc<FakeAlarms>,
+    latency: Duration,
+}
+
+#[async_trait]
+impl Alarms for SimulatedCloudWatch {
+    async fn breached(&self, names: &[String]) -> Result<Option<Breach>, AlarmError> {
+        tokio::time::sleep(self.latency).await;
+        self.alarms.breached(names).await
+    }
 }
 
 /// A CloudFormation update that takes L: the driver's re-check request starts the reconcile
@@ -230,6 +251,19 @@ async fn run(options: Options) -> Result<(), String> {
         update_time,
     }))
     .with_clock(clock.clone());
+    let alarms = Arc::new(FakeAlarms::default());
+    alarms.add(WATCHED_ALARM);
+    let driver = match options.breach_at_seconds {
+        // The deployment's alarm (ROLLOUT_ALARMS), watched by the rollout.
+        Some(_) => driver.with_alarms(
+            Arc::new(SimulatedCloudWatch {
+                alarms: alarms.clone(),
+                latency: Duration::from_millis(40),
+            }),
+            vec![WATCHED_ALARM.into()],
+        ),
+        None => driver,
+    };
     let rollout_options = RolloutOptions {
         canary: Amount::Count(options.canary),
         bake_seconds: options.bake_seconds,
@@ -238,6 +272,7 @@ async fn run(options: Options) -> Result<(), String> {
         max_concurrency: Amount::Count(options.concurrency),
         failure_tolerance: Amount::Percent(options.tolerance_percent),
         auto_rollback: true,
+        alarms: Vec::new(),
     };
     let started = Instant::now();
     let rollout = driver
@@ -258,11 +293,32 @@ async fn run(options: Options) -> Result<(), String> {
     let mut failures_injected = false;
     let mut failing_tenants = 0usize;
     let deadline = started + Duration::from_secs(30 * 86_400);
+    // The alarm goes into ALARM on its own clock, between the driver's steps.
+    let breach = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    if let Some(at) = options.breach_at_seconds {
+        let (alarms, breach) = (alarms.clone(), breach.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(started + Duration::from_secs(at)).await;
+            alarms.breach(WATCHED_ALARM, "Threshold Crossed: injected breach");
+            *breach.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        });
+    }
+    let breached = || *breach.lock().unwrap_or_else(|p| p.into_inner());
+    let mut halted_at = None;
+    let mut moved_after_breach = 0usize;
     let last = loop {
         let cpu = std::time::Instant::now();
         let tick = driver.tick(&rollout.id).await.map_err(|e| e.to_string())?;
         driver_cpu += cpu.elapsed();
         steps += 1;
+        if breached().is_some() {
+            if halted_at.is_none() && tick.step == "halt" {
+                halted_at = Some(Instant::now());
+            }
+            if halted_at.is_none() && tick.step == "move" {
+                moved_after_breach += tick.moved;
+            }
+        }
         if !failures_injected && tick.rollout.state == RolloutState::Running {
             // Planned: 1 % of the tenants after the canary fail their update (a failure in
             // the canary halts by design, which the tests cover).
@@ -364,14 +420,16 @@ async fn run(options: Options) -> Result<(), String> {
         makespan.as_secs_f64(),
         makespan.as_secs_f64() / 3600.0
     );
-    println!(
-        "| ideal: L + bake + ⌈(N − canary)/C⌉·L | {} s = {} + {} + {batches}·{} |",
-        ideal.as_secs(),
-        canary_time,
-        options.bake_seconds,
-        options.update_seconds
-    );
-    println!("| makespan / ideal | **{ratio:.3}** (goal ≤ 1.05) |");
+    if options.breach_at_seconds.is_none() {
+        println!(
+            "| ideal: L + bake + ⌈(N − canary)/C⌉·L | {} s = {} + {} + {batches}·{} |",
+            ideal.as_secs(),
+            canary_time,
+            options.bake_seconds,
+            options.update_seconds
+        );
+        println!("| makespan / ideal | **{ratio:.3}** (goal ≤ 1.05) |");
+    }
     println!(
         "| driver CPU time (all {steps} steps) | {:.2} s ({:.2} ms per step) |",
         driver_cpu.as_secs_f64(),
@@ -386,6 +444,42 @@ async fn run(options: Options) -> Result<(), String> {
         setup.as_secs_f64()
     );
 
+    if let (Some(breached), Some(at)) = (breached(), options.breach_at_seconds) {
+        let to_halt = halted_at.map(|h| h - breached);
+        let back = Instant::now() - breached;
+        println!(
+            "| alarm in ALARM at (virtual) | {at} s after the start (driver step {} s, DescribeAlarms 40 ms) |",
+            options.step_seconds
+        );
+        println!(
+            "| breach → halt (virtual) | **{}** |",
+            to_halt.map_or("never".into(), |t| format!("{:.2} s", t.as_secs_f64()))
+        );
+        println!("| tenants moved between breach and halt | {moved_after_breach} |");
+        println!(
+            "| breach → every moved tenant back on v1 (virtual) | {:.0} s |",
+            back.as_secs_f64()
+        );
+        let on_v1 = tenants
+            .iter()
+            .filter(|t| {
+                store.status(t).is_some_and(|s| {
+                    s.status == Status::Ready && s.template_version.as_deref() == Some("v1")
+                })
+            })
+            .count();
+        println!("| tenants ready on v1 after the rollback | {on_v1} |");
+        if last.rollout.state != RolloutState::RolledBack || on_v1 != tenants.len() {
+            return Err(format!(
+                "the breached rollout ended {} with {on_v1} tenants on v1 ({:?})",
+                last.rollout.state, last.rollout.reason
+            ));
+        }
+        return match to_halt {
+            Some(t) if t <= Duration::from_secs(options.step_seconds + 1) => Ok(()),
+            _ => Err(format!("breach → halt {to_halt:?}, over one driver step")),
+        };
+    }
     if last.rollout.state != RolloutState::Completed {
         return Err(format!(
             "the rollout ended {} ({:?})",
@@ -404,6 +498,9 @@ async fn run(options: Options) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The alarm a breach run watches.
+const WATCHED_ALARM: &str = "tenant-fleet-errors";
 
 fn main() -> ExitCode {
     let options = Options::parse();

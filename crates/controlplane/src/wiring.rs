@@ -11,6 +11,7 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use tracing_subscriber::EnvFilter;
 
 use crate::aws::cloudformation::CloudFormationStacks;
+use crate::aws::cloudwatch::CloudWatchAlarms;
 use crate::aws::dynamodb::calls as table;
 use crate::aws::dynamodb::{DynamoStore, Tables};
 use crate::aws::s3::{S3TemplateObjects, TemplateBuckets};
@@ -320,11 +321,9 @@ impl ApiConfig {
             validator: Arc::new(crate::aws::cloudformation::CloudFormationValidator::new(
                 sdk,
             )),
-            rollouts: Arc::new(RolloutDriver::new(
-                store.clone(),
-                store.clone(),
-                store.clone(),
-                templates,
+            rollouts: Arc::new(watching_alarms(
+                sdk,
+                RolloutDriver::new(store.clone(), store.clone(), store.clone(), templates),
             )),
             previews: store,
             preview_queue: None,
@@ -454,10 +453,29 @@ pub fn rollout_driver(
     recheck_queue_url: impl Into<String>,
 ) -> Result<RolloutDriver, ConfigError> {
     let (store, templates) = table_and_templates(sdk, tables, buckets)?;
-    Ok(
-        RolloutDriver::new(store.clone(), store.clone(), store, templates).with_recheck(Arc::new(
-            SqsRecheck::new(aws_sdk_sqs::Client::new(sdk), recheck_queue_url.into()),
-        )),
+    Ok(watching_alarms(
+        sdk,
+        RolloutDriver::new(store.clone(), store.clone(), store, templates),
+    )
+    .with_recheck(Arc::new(SqsRecheck::new(
+        aws_sdk_sqs::Client::new(sdk),
+        recheck_queue_url.into(),
+    ))))
+}
+
+/// Rollouts watching their CloudWatch alarms, and the deployment's (ROLLOUT_ALARMS,
+/// comma-separated) besides.
+fn watching_alarms(sdk: &SdkConfig, driver: RolloutDriver) -> RolloutDriver {
+    let defaults = var("ROLLOUT_ALARMS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    driver.with_alarms(
+        Arc::new(CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(sdk))),
+        defaults,
     )
 }
 
@@ -590,6 +608,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TENANT_PAGES,
             table::ROLLOUT_ROWS,
             crate::aws::sqs::RECHECK_CALLS,
+            crate::aws::cloudwatch::CALLS,
         ],
         through_tenant_role: &[],
         through_preview_role: &[],
@@ -612,6 +631,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::PREVIEW_ROWS,
             crate::aws::cloudformation::VALIDATOR_CALLS,
             crate::aws::sqs::PREVIEW_QUEUE_CALLS,
+            crate::aws::cloudwatch::CALLS,
             PAGE_TOKEN_KEY_CALLS,
         ],
         through_tenant_role: &[],

@@ -899,3 +899,109 @@ async fn a_status_version_that_is_no_counter_is_written_over_exactly() {
         Err(StoreError::Conflict)
     );
 }
+
+/// moto does not serve the Rust CloudWatch client (rpc-v2-CBOR: HTTP 404), so the adapter is
+/// held here against DescribeAlarms' answers: metric and composite alarms read in one call, the
+/// first in ALARM (by name) with CloudWatch's reason, a name CloudWatch does not know an error.
+#[tokio::test]
+async fn the_rollouts_alarms_are_read_from_describe_alarms() {
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
+    use controlplane::aws::cloudwatch::CloudWatchAlarms;
+    use controlplane::ports::{Alarms, Breach};
+
+    let client = |rules: &[&Rule]| {
+        let mut config = aws_sdk_cloudwatch::Config::builder()
+            .with_test_defaults_v2()
+            .http_client(create_mock_http_client())
+            .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled());
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        config = config.interceptor(interceptor);
+        CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::from_conf(config.build()))
+    };
+    let metric = |name: &str, state: StateValue, reason: &str| {
+        MetricAlarm::builder()
+            .alarm_name(name)
+            .state_value(state)
+            .state_reason(reason)
+            .build()
+    };
+    let answered = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| {
+            r.alarm_names() == ["api-5xx", "checkout-latency", "fleet-health"]
+                && r.alarm_types() == [AlarmType::MetricAlarm, AlarmType::CompositeAlarm]
+        })
+        .then_output(move || {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(metric(
+                    "checkout-latency",
+                    StateValue::Alarm,
+                    "Threshold Crossed: p99 2.1s",
+                ))
+                .metric_alarms(metric(
+                    "api-5xx",
+                    StateValue::Ok,
+                    "Threshold Crossed: no datapoints were breaching",
+                ))
+                .composite_alarms(
+                    CompositeAlarm::builder()
+                        .alarm_name("fleet-health")
+                        .state_value(StateValue::Alarm)
+                        .state_reason(
+                            "arn:aws:cloudwatch:...:alarm:checkout-latency transitioned to ALARM",
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let names: Vec<String> = ["api-5xx", "checkout-latency", "fleet-health"]
+        .map(str::to_owned)
+        .to_vec();
+    assert_eq!(
+        client(&[&answered]).breached(&names).await,
+        Ok(Some(Breach {
+            alarm: "checkout-latency".into(),
+            reason: "Threshold Crossed: p99 2.1s".into()
+        }))
+    );
+
+    let healthy = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(move || {
+        DescribeAlarmsOutput::builder()
+            .metric_alarms(metric(
+                "api-5xx",
+                StateValue::InsufficientData,
+                "Unchecked: Initial alarm creation",
+            ))
+            .build()
+    });
+    assert_eq!(
+        client(&[&healthy]).breached(&["api-5xx".to_owned()]).await,
+        Ok(None),
+        "INSUFFICIENT_DATA is not a breach"
+    );
+
+    let unknown = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .then_output(|| DescribeAlarmsOutput::builder().build());
+    let missing = client(&[&unknown])
+        .breached(&["api-5xx".to_owned()])
+        .await
+        .unwrap_err();
+    assert!(missing.0.contains("no such alarm: api-5xx"), "{missing}");
+
+    let throttled = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(|| {
+        aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError::generic(
+            aws_sdk_cloudwatch::error::ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let error = client(&[&throttled])
+        .breached(&["api-5xx".to_owned()])
+        .await
+        .unwrap_err();
+    assert!(error.0.contains("Throttling: Rate exceeded"), "{error}");
+}

@@ -63,6 +63,8 @@ struct World {
     templates: Arc<TableTemplates>,
     /// The template buckets the published versions' bodies are in.
     objects: Arc<testing::FakeTemplateObjects>,
+    /// The CloudWatch alarms rollouts watch.
+    alarms: Arc<testing::FakeAlarms>,
     driver: RolloutDriver,
     tenants: Vec<TenantKey>,
 }
@@ -102,10 +104,13 @@ impl World {
         )
         .with_recheck(Arc::new(RecordingRecheck::default()))
         .with_clock(clock_of(&fakes.clock));
+        let alarms = Arc::new(testing::FakeAlarms::default());
+        let driver = driver.with_alarms(alarms.clone(), Vec::new());
         let mut world = Self {
             fakes,
             templates,
             objects,
+            alarms,
             driver,
             tenants: Vec::new(),
         };
@@ -229,6 +234,7 @@ fn options(canary: u32, concurrency: u32, tolerance: u32) -> RolloutOptions {
         max_concurrency: Amount::Count(concurrency),
         failure_tolerance: Amount::Count(tolerance),
         auto_rollback: true,
+        alarms: Vec::new(),
     }
 }
 
@@ -304,6 +310,88 @@ async fn the_canary_bakes_before_the_next_waves() {
         moved.moved, 5,
         "after the bake every remaining tenant moves"
     );
+}
+
+/// An alarm the rollout watches going into ALARM during the canary's bake halts the rollout and
+/// rolls the canary back, with the alarm and CloudWatch's reason on the rollout; no later wave
+/// ever moves.
+#[tokio::test]
+async fn a_breached_alarm_during_the_bake_halts_the_rollout_and_rolls_it_back() {
+    let world = World::new(6).await;
+    world.alarms.add("api-5xx");
+    let watched = RolloutOptions {
+        alarms: vec!["api-5xx".into()],
+        ..options(1, 10, 0)
+    };
+    let id = world.start(watched, Selection::default()).await;
+    world.driver.tick(&id).await.unwrap(); // plan
+    assert_eq!(world.driver.tick(&id).await.unwrap().moved, 1, "the canary");
+    world.reconcile_all().await;
+    world.driver.tick(&id).await.unwrap(); // canary done: the bake starts
+    world.advance(120);
+    assert_eq!(world.driver.tick(&id).await.unwrap().step, "wait");
+    world.alarms.breach(
+        "api-5xx",
+        "Threshold Crossed: 1 out of the last 1 datapoints [12.0] was greater than the threshold (5.0)",
+    );
+    let halted = world.driver.tick(&id).await.unwrap();
+    assert_eq!(halted.step, "halt");
+    assert_eq!(world.run(&id).await, RolloutState::RolledBack);
+    let view = world.driver.view(&id).await.unwrap();
+    let reason = view.rollout.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("halted and rolling back: alarm api-5xx is in ALARM: Threshold Crossed"),
+        "{reason}"
+    );
+    assert_eq!(view.counts.rolled_back, 1, "{:?}", view.counts);
+    assert_eq!(view.counts.pending, 5, "no later wave moved");
+    for key in &world.tenants {
+        assert_eq!(world.version_of(key).as_deref(), Some("v1"), "{key:?}");
+    }
+}
+
+/// While the alarms cannot be read, no tenant moves (the rollout waits, it does not halt); once
+/// they are read again it goes on. An alarm that does not exist is refused at the start.
+#[tokio::test]
+async fn unreadable_alarms_move_nobody_and_a_missing_alarm_is_refused_at_the_start() {
+    let world = World::new(3).await;
+    let missing = world
+        .driver
+        .start(StartRollout {
+            target_version: "v2".into(),
+            selection: Selection::default(),
+            options: RolloutOptions {
+                alarms: vec!["no-such-alarm".into()],
+                ..options(1, 10, 0)
+            },
+            created_by: "ops".into(),
+        })
+        .await
+        .expect_err("refused");
+    assert!(
+        missing.to_string().contains("no such alarm: no-such-alarm"),
+        "{missing}"
+    );
+
+    world.alarms.add("api-5xx");
+    let id = world
+        .start(
+            RolloutOptions {
+                alarms: vec!["api-5xx".into()],
+                bake_seconds: 0,
+                ..options(1, 10, 0)
+            },
+            Selection::default(),
+        )
+        .await;
+    world.driver.tick(&id).await.unwrap(); // plan
+    world
+        .alarms
+        .set_unreadable(Some("Throttling: Rate exceeded"));
+    let waiting = world.driver.tick(&id).await.unwrap();
+    assert_eq!((waiting.step, waiting.moved), ("wait", 0));
+    world.alarms.set_unreadable(None);
+    assert_eq!(world.run(&id).await, RolloutState::Completed);
 }
 
 #[tokio::test]

@@ -70,6 +70,20 @@ impl From<Amount> for String {
     }
 }
 
+/// The most alarms a rollout watches: what one DescribeAlarms call reads.
+pub const MAX_ALARMS: usize = 100;
+
+/// What the watched alarms said, as the driver read them before a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// No alarm watched, or none in ALARM.
+    Healthy,
+    /// An alarm in ALARM: its name and CloudWatch's reason.
+    Breached { alarm: String, reason: String },
+    /// The alarms could not be read (the reason): no tenant moves until they can.
+    Unknown(String),
+}
+
 /// How a rollout proceeds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutOptions {
@@ -88,6 +102,11 @@ pub struct RolloutOptions {
     pub failure_tolerance: Amount,
     /// Move the tenants already updated back to their previous version when the rollout halts.
     pub auto_rollback: bool,
+    /// CloudWatch alarms watched while the rollout runs (its bakes included): any in ALARM
+    /// halts it, and rolls it back when `auto_rollback` says so. The deployment's own alarms
+    /// (ROLLOUT_ALARMS) are added when the rollout starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
 }
 
 impl Default for RolloutOptions {
@@ -100,6 +119,7 @@ impl Default for RolloutOptions {
             max_concurrency: Amount::Count(10),
             failure_tolerance: Amount::Count(0),
             auto_rollback: true,
+            alarms: Vec::new(),
         }
     }
 }
@@ -120,6 +140,19 @@ impl RolloutOptions {
         const WEEK: u64 = 7 * 24 * 3600;
         if self.bake_seconds > WEEK || self.wave_bake_seconds > WEEK {
             errors.push("bake times are at most 7 days".to_owned());
+        }
+        if self.alarms.len() > MAX_ALARMS {
+            errors.push(format!("at most {MAX_ALARMS} alarms are watched"));
+        }
+        // CloudWatch's own rule for an alarm name: 1 to 255 characters, no control characters.
+        if let Some(bad) = self
+            .alarms
+            .iter()
+            .find(|a| a.is_empty() || a.chars().count() > 255 || a.chars().any(char::is_control))
+        {
+            errors.push(format!(
+                "alarm name {bad:?} is not a CloudWatch alarm name (1 to 255 characters, no control characters)"
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -473,6 +506,27 @@ pub fn next_step(rollout: &Rollout, members: &[Member], now: DateTime<Utc>) -> S
         RolloutState::RollingBack if rollout.current_set => Step::RestoreCurrent,
         RolloutState::RollingBack => roll_back(members, &plan),
         RolloutState::Running => run(rollout, members, &plan, now),
+    }
+}
+
+/// [`next_step`], watching the rollout's alarms: a running rollout halts on an alarm in ALARM,
+/// and moves no tenant while the alarms cannot be read (failures still halt it).
+pub fn next_step_watching(
+    rollout: &Rollout,
+    members: &[Member],
+    now: DateTime<Utc>,
+    health: &Health,
+) -> Step {
+    let step = next_step(rollout, members, now);
+    if rollout.state != RolloutState::Running {
+        return step;
+    }
+    match (health, step) {
+        (Health::Breached { alarm, reason }, _) => Step::Halt {
+            reason: format!("alarm {alarm} is in ALARM: {reason}"),
+        },
+        (Health::Unknown(_), Step::Move { .. }) => Step::Wait { until: None },
+        (_, step) => step,
     }
 }
 

@@ -117,6 +117,10 @@ pub struct OptionArgs {
     /// Halt without moving the updated tenants back (default: roll back on halt).
     #[arg(long)]
     pub no_auto_rollback: bool,
+    /// A CloudWatch alarm to watch (repeatable): in ALARM, it halts the rollout (the
+    /// deployment's RolloutAlarms are watched too).
+    #[arg(long = "alarm", value_name = "NAME")]
+    pub alarms: Vec<String>,
 }
 
 impl OptionArgs {
@@ -141,6 +145,9 @@ impl OptionArgs {
         }
         if self.no_auto_rollback {
             options.insert("auto_rollback".into(), json!(false));
+        }
+        if !self.alarms.is_empty() {
+            options.insert("alarms".into(), json!(self.alarms));
         }
         options
     }
@@ -569,6 +576,7 @@ mod tests {
             max_concurrency: Some(Amount::Count(10)),
             failure_tolerance: Some(Amount::Percent(2)),
             no_auto_rollback: true,
+            alarms: vec!["api-5xx".into()],
         };
         assert_eq!(
             start_body("v2", &selection, &options),
@@ -576,7 +584,8 @@ mod tests {
                 "target_version": "v2",
                 "selection": {"tenants": ["acme", "globex"], "config": {"tier": "gold"}, "percent": 50},
                 "options": {"canary": "5%", "bake_seconds": 600, "growth": 3, "wave_bake_seconds": 0,
-                            "max_concurrency": "10", "failure_tolerance": "2%", "auto_rollback": false}
+                            "max_concurrency": "10", "failure_tolerance": "2%", "auto_rollback": false,
+                            "alarms": ["api-5xx"]}
             })
         );
         // The body is what the API reads back into the same rollout.
@@ -586,6 +595,7 @@ mod tests {
         assert_eq!(request.selection, selection.selection());
         assert_eq!(request.options.growth, 3);
         assert!(!request.options.auto_rollback);
+        assert_eq!(request.options.alarms, ["api-5xx"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The SDK adapters of the ports, and the classification of SDK errors.
 
 pub mod cloudformation;
+pub mod cloudwatch;
 pub mod dynamodb;
 pub mod s3;
 pub mod sns;

@@ -1,6 +1,7 @@
 //! The small traits AWS sits behind, one file per port. One SDK adapter each (`crate::aws`),
 //! one fake each (`crate::testing`, behind the `test-util` feature).
 
+mod alarms;
 mod change_previews;
 mod lifecycle_events;
 mod preview_store;
@@ -15,6 +16,7 @@ mod template_store;
 mod template_validator;
 mod tenant_store;
 
+pub use alarms::*;
 pub use change_previews::*;
 pub use lifecycle_events::*;
 pub use preview_store::*;

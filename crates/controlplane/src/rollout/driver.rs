@@ -18,15 +18,16 @@ use tracing::{info, warn};
 
 use super::rollout_id;
 use crate::ports::{
-    Recheck, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore, TenantStore,
+    Alarms, Breach, Recheck, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore,
+    TenantStore,
 };
 use crate::reconcile::Clock;
 use crate::status_writer::{Change, Over, StatusWriter};
 use crate::validation::{Validation, validate};
 use model::audit::{self, AuditAction, AuditEntry};
 use model::rollout::{
-    Command, Counts, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection, Step,
-    catch_up_order, member_order, next_step,
+    Command, Counts, Health, Member, MemberState, Rollout, RolloutOptions, RolloutState, Selection,
+    Step, catch_up_order, member_order, next_step_watching,
 };
 use model::spec::{SpecRow, TenantKey, TenantSpec, describe_errors};
 use model::status::{Status, TenantStatus};
@@ -140,6 +141,10 @@ pub struct RolloutDriver {
     writer: StatusWriter,
     /// Tenants read per planning step.
     pub planning_page: usize,
+    /// Where the rollouts' alarms are read (none: a rollout naming alarms is refused).
+    alarms: Option<Arc<dyn Alarms>>,
+    /// The deployment's alarms (ROLLOUT_ALARMS), watched by every rollout.
+    default_alarms: Vec<String>,
 }
 
 impl RolloutDriver {
@@ -159,7 +164,17 @@ impl RolloutDriver {
             recheck: None,
             clock,
             planning_page: 500,
+            alarms: None,
+            default_alarms: Vec::new(),
         }
+    }
+
+    /// Rollouts watch their alarms through `alarms`; every rollout watches `default_alarms`
+    /// (the deployment's) besides its own.
+    pub fn with_alarms(mut self, alarms: Arc<dyn Alarms>, default_alarms: Vec<String>) -> Self {
+        self.alarms = Some(alarms);
+        self.default_alarms = default_alarms;
+        self
     }
 
     pub fn with_recheck(mut self, recheck: Arc<dyn Recheck>) -> Self {
@@ -179,8 +194,26 @@ impl RolloutDriver {
 
     /// Starts a rollout of `request.target_version`: checked, then stored as `planning` and made
     /// the active one (the driver's next step plans it).
-    pub async fn start(&self, request: StartRollout) -> Result<Rollout, RolloutError> {
+    pub async fn start(&self, mut request: StartRollout) -> Result<Rollout, RolloutError> {
         let mut problems = Vec::new();
+        let alarms = &mut request.options.alarms;
+        alarms.extend(self.default_alarms.iter().cloned());
+        alarms.sort();
+        alarms.dedup();
+        match (&self.alarms, alarms.is_empty()) {
+            (_, true) => {}
+            (None, false) => problems.push(format!(
+                "alarm names {}: this deployment reads no CloudWatch alarms",
+                alarms.join(", ")
+            )),
+            // Read once now: a misspelt alarm would otherwise halt the rollout later, or never
+            // be seen.
+            (Some(reader), false) => {
+                if let Err(e) = reader.breached(alarms).await {
+                    problems.push(format!("alarm names {}: {e}", alarms.join(", ")));
+                }
+            }
+        }
         if let Err(errors) = request.options.check() {
             problems.extend(errors);
         }
@@ -451,6 +484,24 @@ impl RolloutDriver {
         }
     }
 
+    /// What the running rollout's alarms say now (read only while it runs and names alarms).
+    async fn health(&self, rollout: &Rollout) -> Health {
+        if rollout.state != RolloutState::Running || rollout.options.alarms.is_empty() {
+            return Health::Healthy;
+        }
+        let Some(alarms) = &self.alarms else {
+            return Health::Unknown("this deployment reads no CloudWatch alarms".into());
+        };
+        match alarms.breached(&rollout.options.alarms).await {
+            Ok(None) => Health::Healthy,
+            Ok(Some(Breach { alarm, reason })) => Health::Breached { alarm, reason },
+            Err(e) => {
+                warn!(rollout = %rollout.id, error = %e, "alarms unreadable: no tenant moves until they are read");
+                Health::Unknown(e.to_string())
+            }
+        }
+    }
+
     /// One step of rollout `id`.
     pub async fn tick(&self, id: &str) -> Result<Tick, RolloutError> {
         let mut rollout = self.load(id).await?;
@@ -465,7 +516,8 @@ impl RolloutDriver {
             self.observe_in_flight(&rollout, &mut members).await?;
         }
         let now = self.now();
-        let step = next_step(&rollout, &members, now);
+        let health = self.health(&rollout).await;
+        let step = next_step_watching(&rollout, &members, now, &health);
         let mut tick = Tick {
             rollout: rollout.clone(),
             step: step_name(&step),

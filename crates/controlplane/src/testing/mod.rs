@@ -2,6 +2,7 @@
 //! the domain and for the faults the emulator cannot produce (moto never fails a stack the way
 //! CloudFormation does). Never part of a Lambda's build.
 
+mod alarms;
 mod lifecycle_events;
 mod preview_queue;
 mod recheck;
@@ -12,6 +13,7 @@ mod template_objects;
 mod template_validator;
 mod world;
 
+pub use alarms::*;
 pub use lifecycle_events::*;
 pub use preview_queue::*;
 pub use recheck::*;

@@ -55,6 +55,7 @@ fn options(canary: u32, concurrency: u32, tolerance: u32, bake: u64) -> RolloutO
         max_concurrency: Amount::Count(concurrency),
         failure_tolerance: Amount::Count(tolerance),
         auto_rollback: true,
+        alarms: Vec::new(),
     }
 }
 
@@ -420,4 +421,75 @@ fn resuming_a_halt_accepts_its_failures_and_counts_anew() {
         panic!("two new failures pass a tolerance of one");
     };
     assert!(reason.contains("since the 2 accepted"), "{reason}");
+}
+
+#[test]
+fn a_breached_alarm_halts_a_running_rollout_in_its_bake_and_an_unreadable_one_moves_nobody() {
+    let r = rollout(10, options(1, 10, 0, 600));
+    let mut states = vec![Done];
+    states.extend([Pending; 9]);
+    let baking = members(&states, 0);
+    // Healthy: the canary bakes (nothing to do until the bake ends).
+    assert!(matches!(
+        next_step_watching(&r, &baking, at(60), &Health::Healthy),
+        Step::Wait { until: Some(_) }
+    ));
+    let breached = Health::Breached {
+        alarm: "api-5xx".into(),
+        reason: "Threshold Crossed: 1 datapoint [7.0] was greater than the threshold (5.0)".into(),
+    };
+    let Step::Halt { reason } = next_step_watching(&r, &baking, at(60), &breached) else {
+        panic!("an alarm in ALARM halts the rollout");
+    };
+    assert!(
+        reason.starts_with("alarm api-5xx is in ALARM: Threshold Crossed"),
+        "{reason}"
+    );
+    // After the bake, an unreadable alarm moves no tenant; it does not halt either.
+    let unknown = Health::Unknown("throttled".into());
+    assert_eq!(
+        next_step_watching(&r, &baking, at(700), &unknown),
+        Step::Wait { until: None }
+    );
+    assert!(matches!(
+        next_step_watching(&r, &baking, at(700), &Health::Healthy),
+        Step::Move { .. }
+    ));
+    // A failure still halts whatever the alarms say.
+    let failed = members(&[Failed, Pending, Pending], 0);
+    assert!(matches!(
+        next_step_watching(
+            &rollout(3, options(1, 10, 0, 600)),
+            &failed,
+            at(0),
+            &unknown
+        ),
+        Step::Halt { .. }
+    ));
+    // Only a running rollout watches: a paused one stays paused.
+    let mut paused = r.clone();
+    paused.state = RolloutState::Paused;
+    assert_eq!(
+        next_step_watching(&paused, &baking, at(60), &breached),
+        Step::Idle
+    );
+}
+
+#[test]
+fn alarm_names_are_checked_as_cloudwatch_checks_them() {
+    let o = RolloutOptions {
+        alarms: vec!["ok-name".into(), String::new(), "x".repeat(256)],
+        ..RolloutOptions::default()
+    };
+    let errors = o.check().unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("alarm name \"\""), "{errors:?}");
+    let many = RolloutOptions {
+        alarms: (0..=MAX_ALARMS).map(|i| format!("a{i}")).collect(),
+        ..RolloutOptions::default()
+    };
+    assert_eq!(
+        many.check().unwrap_err(),
+        ["at most 100 alarms are watched"]
+    );
 }
