@@ -159,6 +159,21 @@ fn transaction_actions(request: &HttpRequest) -> Vec<String> {
         .collect()
 }
 
+/// The IAM actions AWS checks for a request: its own, each item's of a transaction (IAM has no
+/// TransactWriteItems action), and s3:GetObject for a CloudFormation call passing a TemplateURL
+/// (CloudFormation reads it with the caller's credentials; moto reads it unchecked).
+pub fn needed_actions(request: &HttpRequest) -> Vec<String> {
+    let action = iam_action(request).unwrap_or_else(|| "<unsigned request>".into());
+    let mut needed = match action.as_str() {
+        "dynamodb:TransactWriteItems" => transaction_actions(request),
+        _ => vec![action.clone()],
+    };
+    if action.starts_with("cloudformation:") && takes_template_url(request) {
+        needed.push("s3:GetObject".into());
+    }
+    needed
+}
+
 /// Whether a CloudFormation (query protocol) request passes a TemplateURL.
 fn takes_template_url(request: &HttpRequest) -> bool {
     request
@@ -234,18 +249,10 @@ impl HttpConnector for StrictConnector {
         if let Some(guard) = &self.guard
             && let Some(allowed) = &guard.allowed
         {
-            let action = iam_action(&request).unwrap_or_else(|| "<unsigned request>".into());
-            // IAM has no TransactWriteItems action: AWS checks each item's own.
-            let mut needed = match action.as_str() {
-                "dynamodb:TransactWriteItems" => transaction_actions(&request),
-                _ => vec![action.clone()],
-            };
-            // CloudFormation reads a TemplateURL with the caller's credentials (moto reads it
-            // unchecked).
-            if action.starts_with("cloudformation:") && takes_template_url(&request) {
-                needed.push("s3:GetObject".into());
-            }
-            if let Some(action) = needed.into_iter().find(|a| !allowed.contains(a)) {
+            if let Some(action) = needed_actions(&request)
+                .into_iter()
+                .find(|a| !allowed.contains(a))
+            {
                 let message = format!(
                     "{} calls {action}, which its declared calls \
                      (controlplane::wiring::FUNCTION_CALLS) lack",
@@ -326,6 +333,34 @@ mod tests {
         );
         assert_eq!(iam_action(&query).as_deref(), Some("sts:AssumeRole"));
         assert_eq!(iam_action(&request(&[], "Action=X")), None);
+    }
+
+    #[test]
+    fn a_call_passing_a_template_url_needs_s3_get_object_and_s3_calls_are_named_by_method() {
+        const SIGNED_CLOUDFORMATION: &str = "AWS4-HMAC-SHA256 Credential=AKIA/20261202/eu-west-1/cloudformation/aws4_request, SignedHeaders=host, Signature=x";
+        let by_url = request(
+            &[("authorization", SIGNED_CLOUDFORMATION)],
+            "Action=CreateStack&StackName=tenant-x&TemplateURL=https%3A%2F%2Fb.s3.eu-west-1.amazonaws.com%2Ftemplates%2Fa.json",
+        );
+        assert_eq!(
+            needed_actions(&by_url),
+            ["cloudformation:CreateStack", "s3:GetObject"]
+        );
+        let inline = request(
+            &[("authorization", SIGNED_CLOUDFORMATION)],
+            "Action=CreateStack&StackName=tenant-x&TemplateBody=Resources%3A%20%7B%7D",
+        );
+        assert_eq!(needed_actions(&inline), ["cloudformation:CreateStack"]);
+        const SIGNED_S3: &str = "AWS4-HMAC-SHA256 Credential=AKIA/20261202/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x";
+        for (method, action) in [
+            ("GET", "s3:GetObject"),
+            ("HEAD", "s3:GetObject"),
+            ("PUT", "s3:PutObject"),
+        ] {
+            let mut object = request(&[("authorization", SIGNED_S3)], "");
+            object.set_method(method).expect("a method");
+            assert_eq!(needed_actions(&object), [action], "{method}");
+        }
     }
 
     #[test]
