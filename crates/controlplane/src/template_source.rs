@@ -151,7 +151,7 @@ impl TableTemplates {
     /// Every version: shipped first, then published, oldest first.
     pub async fn records(&self) -> Result<Vec<TemplateRecord>, StoreError> {
         let mut records = self.bundled.records();
-        records.extend(self.store.list_templates().await?);
+        records.extend(self.store.list_templates().await?.into_iter().map(sized));
         Ok(records)
     }
 
@@ -165,7 +165,7 @@ impl TableTemplates {
         {
             return Ok(Some(record));
         }
-        self.store.template(version).await
+        Ok(self.store.template(version).await?.map(sized))
     }
 
     /// A version with its body, verified as [`TemplateSource::get`] verifies it.
@@ -233,6 +233,14 @@ impl TableTemplates {
             .filter(|(verified, _)| verified.elapsed() < self.recheck)
             .map(|(_, template)| template.clone())
     }
+}
+
+/// A record with its size, also when written before sizes were (its body inline).
+fn sized(mut record: TemplateRecord) -> TemplateRecord {
+    if let (0, Some(body)) = (record.size, &record.inline_body) {
+        record.size = body.len();
+    }
+    record
 }
 
 /// Where a stored version's copies are, for stack calls (none for an inline legacy body).

@@ -989,7 +989,10 @@ async fn the_rollouts_alarms_are_read_from_describe_alarms() {
         .breached(&["api-5xx".to_owned()])
         .await
         .unwrap_err();
-    assert!(missing.0.contains("no such alarm: api-5xx"), "{missing}");
+    assert_eq!(
+        missing,
+        controlplane::ports::AlarmError::Missing(vec!["api-5xx".into()])
+    );
 
     let throttled = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(|| {
         aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError::generic(
@@ -1003,5 +1006,8 @@ async fn the_rollouts_alarms_are_read_from_describe_alarms() {
         .breached(&["api-5xx".to_owned()])
         .await
         .unwrap_err();
-    assert!(error.0.contains("Throttling: Rate exceeded"), "{error}");
+    assert!(
+        matches!(&error, controlplane::ports::AlarmError::Unavailable(m) if m.contains("Throttling: Rate exceeded")),
+        "{error}"
+    );
 }

@@ -392,6 +392,53 @@ async fn unreadable_alarms_move_nobody_and_a_missing_alarm_is_refused_at_the_sta
     assert_eq!((waiting.step, waiting.moved), ("wait", 0));
     world.alarms.set_unreadable(None);
     assert_eq!(world.run(&id).await, RolloutState::Completed);
+
+    // One already in ALARM is refused too (the rollout would halt on its first step).
+    world.alarms.breach("api-5xx", "Threshold Crossed");
+    let breached = world
+        .driver
+        .start(StartRollout {
+            target_version: "v1".into(),
+            selection: Selection::default(),
+            options: RolloutOptions {
+                alarms: vec!["api-5xx".into()],
+                ..options(1, 10, 0)
+            },
+            created_by: "ops".into(),
+        })
+        .await
+        .expect_err("refused");
+    assert!(
+        breached.to_string().contains("api-5xx is in ALARM now"),
+        "{breached}"
+    );
+}
+
+/// An alarm deleted while the rollout runs halts it: its signal is gone for good, and the
+/// rollout says which.
+#[tokio::test]
+async fn an_alarm_deleted_mid_rollout_halts_it_naming_the_alarm() {
+    let world = World::new(4).await;
+    world.alarms.add("api-5xx");
+    let id = world
+        .start(
+            RolloutOptions {
+                alarms: vec!["api-5xx".into()],
+                ..options(1, 10, 0)
+            },
+            Selection::default(),
+        )
+        .await;
+    world.driver.tick(&id).await.unwrap(); // plan
+    world.alarms.delete("api-5xx");
+    assert_eq!(world.run(&id).await, RolloutState::RolledBack);
+    let reason = world.driver.view(&id).await.unwrap().rollout.reason;
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.contains("alarm api-5xx no longer exists")),
+        "{reason:?}"
+    );
 }
 
 #[tokio::test]

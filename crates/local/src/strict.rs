@@ -248,27 +248,25 @@ impl HttpConnector for StrictConnector {
         let json = is_json_protocol(&request);
         if let Some(guard) = &self.guard
             && let Some(allowed) = &guard.allowed
-        {
-            if let Some(action) = needed_actions(&request)
+            && let Some(action) = needed_actions(&request)
                 .into_iter()
                 .find(|a| !allowed.contains(a))
-            {
-                let message = format!(
-                    "{} calls {action}, which its declared calls \
-                     (controlplane::wiring::FUNCTION_CALLS) lack",
-                    guard.function
-                );
-                guard
-                    .violations
-                    .record(format!("{}: {action}", guard.function));
-                tracing::error!(function = %guard.function, %action, "undeclared AWS call refused");
-                return HttpConnectorFuture::ready(Ok(error_response(
-                    json,
-                    400,
-                    "UndeclaredOperation",
-                    &message,
-                )));
-            }
+        {
+            let message = format!(
+                "{} calls {action}, which its declared calls \
+                 (controlplane::wiring::FUNCTION_CALLS) lack",
+                guard.function
+            );
+            guard
+                .violations
+                .record(format!("{}: {action}", guard.function));
+            tracing::error!(function = %guard.function, %action, "undeclared AWS call refused");
+            return HttpConnectorFuture::ready(Ok(error_response(
+                json,
+                400,
+                "UndeclaredOperation",
+                &message,
+            )));
         }
         let inner = self.inner.clone();
         HttpConnectorFuture::new(async move {

@@ -70,7 +70,7 @@ impl From<Amount> for String {
     }
 }
 
-/// The most alarms a rollout watches: what one DescribeAlarms call reads.
+/// The most alarms a rollout names (the deployment's are added to them).
 pub const MAX_ALARMS: usize = 100;
 
 /// What the watched alarms said, as the driver read them before a step.
@@ -80,8 +80,10 @@ pub enum Health {
     Healthy,
     /// An alarm in ALARM: its name and CloudWatch's reason.
     Breached { alarm: String, reason: String },
-    /// The alarms could not be read (the reason): no tenant moves until they can.
+    /// The alarms could not be read (the reason): the rollout goes no further until they can.
     Unknown(String),
+    /// A watched alarm no longer exists (deleted or renamed): the signal is gone for good.
+    Gone { alarm: String },
 }
 
 /// How a rollout proceeds.
@@ -509,8 +511,9 @@ pub fn next_step(rollout: &Rollout, members: &[Member], now: DateTime<Utc>) -> S
     }
 }
 
-/// [`next_step`], watching the rollout's alarms: a running rollout halts on an alarm in ALARM,
-/// and moves no tenant while the alarms cannot be read (failures still halt it).
+/// [`next_step`], watching the rollout's alarms: a running rollout halts on an alarm in ALARM
+/// (or one deleted), and goes no further while the alarms cannot be read (failures still halt
+/// it).
 pub fn next_step_watching(
     rollout: &Rollout,
     members: &[Member],
@@ -525,7 +528,13 @@ pub fn next_step_watching(
         (Health::Breached { alarm, reason }, _) => Step::Halt {
             reason: format!("alarm {alarm} is in ALARM: {reason}"),
         },
-        (Health::Unknown(_), Step::Move { .. }) => Step::Wait { until: None },
+        (Health::Gone { alarm }, _) => Step::Halt {
+            reason: format!("alarm {alarm} no longer exists: the rollout cannot watch it"),
+        },
+        // Failures still halt; nothing goes forward unwatched (no tenant moves, the version is
+        // not made current, the rollout does not complete).
+        (Health::Unknown(_), step @ Step::Halt { .. }) => step,
+        (Health::Unknown(_), _) => Step::Wait { until: None },
         (_, step) => step,
     }
 }

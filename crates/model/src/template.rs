@@ -185,7 +185,7 @@ impl Template {
         Ok(Self {
             version: version.to_owned(),
             body: body.to_owned(),
-            cdk_bootstrap_needs: cdk_bootstrap_needs(&document, &parameters),
+            cdk_bootstrap_needs: cdk_bootstrap_needs(body, &document, &parameters),
             parameters,
             transforms,
             config_keys,
@@ -264,6 +264,7 @@ const BOOTSTRAPLESS: &str = "synthesise the stack with the CDK's BootstraplessSy
     (`synthesizer: new BootstraplessSynthesizer()`), which keeps every asset out of the template";
 
 fn cdk_bootstrap_needs(
+    body: &str,
     document: &Value,
     parameters: &BTreeMap<String, ParameterDecl>,
 ) -> Vec<String> {
@@ -293,6 +294,25 @@ fn cdk_bootstrap_needs(
     {
         needs.push(format!(
             "rule CheckBootstrapVersion fails in accounts the CDK has not bootstrapped; {BOOTSTRAPLESS}"
+        ));
+    }
+    // The default synthesizer's staging buckets and repositories (`cdk-<qualifier>-assets-...`,
+    // `cdk-<qualifier>-container-assets-...`), also without the rule
+    // (`generateBootstrapVersionRule: false`).
+    let staging = ["-assets-", "-container-assets-"].iter().any(|kind| {
+        body.match_indices("cdk-").any(|(at, _)| {
+            let rest = &body[at + 4..];
+            let qualifier: String = rest
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            !qualifier.is_empty() && rest[qualifier.len()..].starts_with(kind)
+        })
+    });
+    if staging {
+        needs.push(format!(
+            "the template references the CDK's staging bucket or repository (cdk-<qualifier>-assets-...), \
+             which exists only in CDK-bootstrapped accounts; {BOOTSTRAPLESS}"
         ));
     }
     needs
@@ -700,6 +720,15 @@ mod tests {
             "{needs:?}"
         );
         assert!(needs.iter().all(|n| n.contains("BootstraplessSynthesizer")));
+        let staged = r#"{"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Code": {"S3Bucket": {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"},
+                     "S3Key": "0a1b.zip"}}}}}"#;
+        let needs = Template::parse("v2", staged)
+            .unwrap()
+            .cdk_bootstrap_needs()
+            .to_vec();
+        assert_eq!(needs.len(), 1, "{needs:?}");
+        assert!(needs[0].contains("staging bucket"), "{needs:?}");
         let bootstrapless = r#"{"Resources": {"Q": {"Type": "AWS::SQS::Queue",
             "Metadata": {"aws:cdk:path": "TenantStack/Q/Resource"}}}}"#;
         assert!(

@@ -26,48 +26,46 @@ impl Alarms for CloudWatchAlarms {
         if names.is_empty() {
             return Ok(None);
         }
-        let answer = self
-            .client
-            .describe_alarms()
-            .set_alarm_names(Some(names.to_vec()))
-            .alarm_types(AlarmType::MetricAlarm)
-            .alarm_types(AlarmType::CompositeAlarm)
-            .max_records(100)
-            .send()
-            .await
-            .map_err(|e| AlarmError(AwsFailure::from_sdk(&e).message))?;
-        let mut states: Vec<(String, StateValue, String)> = answer
-            .metric_alarms()
-            .iter()
-            .map(|a| {
+        let mut states: Vec<(String, StateValue, String)> = Vec::new();
+        // DescribeAlarms takes at most 100 names a call.
+        for chunk in names.chunks(100) {
+            let answer = self
+                .client
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .max_records(100)
+                .send()
+                .await
+                .map_err(|e| AlarmError::Unavailable(AwsFailure::from_sdk(&e).message))?;
+            let state = |name: Option<&str>, value: Option<&StateValue>, reason: Option<&str>| {
                 (
-                    a.alarm_name().unwrap_or_default().to_owned(),
-                    a.state_value()
-                        .cloned()
-                        .unwrap_or(StateValue::InsufficientData),
-                    a.state_reason().unwrap_or_default().to_owned(),
+                    name.unwrap_or_default().to_owned(),
+                    value.cloned().unwrap_or(StateValue::InsufficientData),
+                    reason.unwrap_or_default().to_owned(),
                 )
-            })
-            .chain(answer.composite_alarms().iter().map(|a| {
-                (
-                    a.alarm_name().unwrap_or_default().to_owned(),
-                    a.state_value()
-                        .cloned()
-                        .unwrap_or(StateValue::InsufficientData),
-                    a.state_reason().unwrap_or_default().to_owned(),
-                )
-            }))
-            .collect();
-        let missing: Vec<&str> = names
+            };
+            states.extend(
+                answer
+                    .metric_alarms()
+                    .iter()
+                    .map(|a| state(a.alarm_name(), a.state_value(), a.state_reason())),
+            );
+            states.extend(
+                answer
+                    .composite_alarms()
+                    .iter()
+                    .map(|a| state(a.alarm_name(), a.state_value(), a.state_reason())),
+            );
+        }
+        let missing: Vec<String> = names
             .iter()
             .filter(|name| !states.iter().any(|(found, _, _)| found == *name))
-            .map(String::as_str)
+            .cloned()
             .collect();
         if !missing.is_empty() {
-            return Err(AlarmError(format!(
-                "no such alarm: {} (DescribeAlarms answered without it)",
-                missing.join(", ")
-            )));
+            return Err(AlarmError::Missing(missing));
         }
         states.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(states

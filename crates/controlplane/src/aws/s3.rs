@@ -173,7 +173,13 @@ impl TemplateObjects for S3TemplateObjects {
             .map(|region| {
                 // AWS's own form, on an emulator too: moto reads it from its own S3.
                 let bucket = self.buckets.bucket(region);
-                let url = format!("https://{bucket}.s3.{region}.amazonaws.com/{key}");
+                // The China partition has its own domain.
+                let domain = if region.starts_with("cn-") {
+                    "amazonaws.com.cn"
+                } else {
+                    "amazonaws.com"
+                };
+                let url = format!("https://{bucket}.s3.{region}.{domain}/{key}");
                 (region.clone(), url)
             })
             .collect()

@@ -3,8 +3,15 @@
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot read the rollout's alarms: {0}")]
-pub struct AlarmError(pub String);
+pub enum AlarmError {
+    /// CloudWatch has no alarm of these names (misspelt, deleted, or in another account or
+    /// region): the signal will not come back by waiting.
+    #[error("no such alarm: {} (DescribeAlarms answered without it)", .0.join(", "))]
+    Missing(Vec<String>),
+    /// The alarms could not be read (throttled, denied, unreachable): may heal.
+    #[error("cannot read the rollout's alarms: {0}")]
+    Unavailable(String),
+}
 
 /// An alarm in ALARM.
 #[derive(Clone, Debug, PartialEq, Eq)]

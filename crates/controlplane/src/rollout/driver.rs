@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use super::rollout_id;
 use crate::ports::{
-    Alarms, Breach, Recheck, RolloutStore, Snapshot, StoreError, TemplateSource, TemplateStore,
-    TenantStore,
+    AlarmError, Alarms, Breach, Recheck, RolloutStore, Snapshot, StoreError, TemplateSource,
+    TemplateStore, TenantStore,
 };
 use crate::reconcile::Clock;
 use crate::status_writer::{Change, Over, StatusWriter};
@@ -196,26 +196,34 @@ impl RolloutDriver {
     /// the active one (the driver's next step plans it).
     pub async fn start(&self, mut request: StartRollout) -> Result<Rollout, RolloutError> {
         let mut problems = Vec::new();
+        // The rollout's own options are checked as given; the deployment's alarms join after.
+        if let Err(errors) = request.options.check() {
+            problems.extend(errors);
+        }
         let alarms = &mut request.options.alarms;
         alarms.extend(self.default_alarms.iter().cloned());
         alarms.sort();
         alarms.dedup();
-        match (&self.alarms, alarms.is_empty()) {
+        match (&self.alarms, alarms.is_empty() || !problems.is_empty()) {
             (_, true) => {}
             (None, false) => problems.push(format!(
                 "alarm names {}: this deployment reads no CloudWatch alarms",
                 alarms.join(", ")
             )),
-            // Read once now: a misspelt alarm would otherwise halt the rollout later, or never
-            // be seen.
+            // Read once now: a misspelt alarm would otherwise halt the rollout at once, and
+            // one already in ALARM would halt it on its first step.
             (Some(reader), false) => {
-                if let Err(e) = reader.breached(alarms).await {
-                    problems.push(format!("alarm names {}: {e}", alarms.join(", ")));
+                match reader.breached(alarms).await {
+                    Ok(None) => {}
+                    Ok(Some(Breach { alarm, reason })) => problems.push(format!(
+                        "alarm names: {alarm} is in ALARM now ({reason}); start the rollout once it is OK"
+                    )),
+                    Err(e @ AlarmError::Missing(_)) => problems.push(format!("alarm names: {e}")),
+                    Err(e @ AlarmError::Unavailable(_)) => {
+                        return Err(RolloutError::Unavailable(e.to_string()));
+                    }
                 }
             }
-        }
-        if let Err(errors) = request.options.check() {
-            problems.extend(errors);
         }
         if request.selection.percent.is_some_and(|p| p == 0 || p > 100) {
             problems.push("selection percent must be from 1 to 100".into());
@@ -495,6 +503,9 @@ impl RolloutDriver {
         match alarms.breached(&rollout.options.alarms).await {
             Ok(None) => Health::Healthy,
             Ok(Some(Breach { alarm, reason })) => Health::Breached { alarm, reason },
+            Err(AlarmError::Missing(names)) => Health::Gone {
+                alarm: names.join(", "),
+            },
             Err(e) => {
                 warn!(rollout = %rollout.id, error = %e, "alarms unreadable: no tenant moves until they are read");
                 Health::Unknown(e.to_string())

@@ -27,6 +27,11 @@ impl FakeAlarms {
         lock(&self.alarms).insert(name.to_owned(), Some(reason.to_owned()));
     }
 
+    /// Deletes the alarm.
+    pub fn delete(&self, name: &str) {
+        lock(&self.alarms).remove(name);
+    }
+
     /// Back to OK.
     pub fn clear(&self, name: &str) {
         lock(&self.alarms).insert(name.to_owned(), None);
@@ -47,11 +52,16 @@ impl Alarms for FakeAlarms {
     async fn breached(&self, names: &[String]) -> Result<Option<Breach>, AlarmError> {
         *lock(&self.reads) += 1;
         if let Some(reason) = lock(&self.unreadable).clone() {
-            return Err(AlarmError(reason));
+            return Err(AlarmError::Unavailable(reason));
         }
         let alarms = lock(&self.alarms);
-        if let Some(missing) = names.iter().find(|n| !alarms.contains_key(*n)) {
-            return Err(AlarmError(format!("no such alarm: {missing}")));
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| !alarms.contains_key(*n))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(AlarmError::Missing(missing));
         }
         let mut watched: Vec<&String> = names.iter().collect();
         watched.sort();

@@ -455,6 +455,19 @@ fn a_breached_alarm_halts_a_running_rollout_in_its_bake_and_an_unreadable_one_mo
         next_step_watching(&r, &baking, at(700), &Health::Healthy),
         Step::Move { .. }
     ));
+    // Nor does it complete unwatched: every member done, the alarms unreadable.
+    let done = members(&[Done, Done], 0);
+    assert_eq!(
+        next_step_watching(&rollout(2, options(1, 10, 0, 0)), &done, at(700), &unknown),
+        Step::Wait { until: None }
+    );
+    let gone = Health::Gone {
+        alarm: "api-5xx".into(),
+    };
+    let Step::Halt { reason } = next_step_watching(&r, &baking, at(60), &gone) else {
+        panic!("a deleted alarm halts");
+    };
+    assert!(reason.contains("api-5xx no longer exists"), "{reason}");
     // A failure still halts whatever the alarms say.
     let failed = members(&[Failed, Pending, Pending], 0);
     assert!(matches!(

@@ -178,11 +178,21 @@ pub(crate) async fn backend(global: &Global) -> Result<Backend, Failure> {
             .map(|r| r.as_ref().to_owned())
             .unwrap_or_default();
         let local = controlplane::aws::s3::TemplateBuckets::local(&home);
+        // Bucket names are global: the local system's default is no guess to make on AWS.
+        let prefix = match (&global.template_bucket_prefix, sdk.endpoint_url()) {
+            (Some(prefix), _) => prefix.clone(),
+            (None, Some(_)) => local.prefix,
+            (None, None) => {
+                return Err(Failure::Setup(
+                    "--direct on AWS needs the template buckets: set TEMPLATE_BUCKET_PREFIX \
+                     (or --bucket-prefix) to the control plane's `<TemplateBucketPrefix><account \
+                     id>-`, and TEMPLATE_REGIONS to its TemplateCopyRegions"
+                        .into(),
+                ));
+            }
+        };
         let buckets = controlplane::aws::s3::TemplateBuckets::new(
-            global
-                .template_bucket_prefix
-                .clone()
-                .unwrap_or(local.prefix),
+            prefix,
             home,
             match &global.template_regions {
                 Some(regions) => regions.split(',').map(str::to_owned).collect(),
