@@ -328,6 +328,7 @@ fn arn_of(on: Resource, control: &Declared) -> String {
             "{}/templates/0a1b2c3d.json",
             attribute("TemplateBucket.Arn").replace(REGION, "eu-west-1")
         ),
+        Resource::Alarms => format!("arn:aws:cloudwatch:{REGION}:{CONTROL_PLANE}:alarm:api-5xx"),
         Resource::Unscoped => "*".into(),
     }
 }

@@ -7,8 +7,8 @@ use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use super::{AwsFailure, Call, Resource};
 use crate::ports::{AlarmError, Alarms, Breach};
 
-/// The calls of [`CloudWatchAlarms`]. DescribeAlarms takes no resource-level permission.
-pub const CALLS: &[Call] = &[Call::new("cloudwatch:DescribeAlarms", Resource::Unscoped)];
+/// The calls of [`CloudWatchAlarms`]: the alarms of the control plane's account and region.
+pub const CALLS: &[Call] = &[Call::new("cloudwatch:DescribeAlarms", Resource::Alarms)];
 
 pub struct CloudWatchAlarms {
     client: Client,
