@@ -328,6 +328,10 @@ fn arn_of(on: Resource, control: &Declared) -> String {
             "{}/templates/0a1b2c3d.json",
             attribute("TemplateBucket.Arn").replace(REGION, "eu-west-1")
         ),
+        Resource::TenantDeployRole => format!(
+            "arn:aws:iam::{TENANT_ACCOUNT}:role/{}",
+            control.parameter("TenantDeployRoleName").unwrap()
+        ),
         Resource::Alarms => format!("arn:aws:cloudwatch:{REGION}:{CONTROL_PLANE}:alarm:api-5xx"),
         Resource::Unscoped => "*".into(),
     }
@@ -587,8 +591,14 @@ fn tenant_resource_arn(declared: &Declared, id: &str) -> Option<String> {
 }
 
 #[test]
-fn cloudformation_can_make_the_tenant_templates_resources_with_the_tenant_role() {
-    let tenant_role = tenant_role_statements(&bootstrap());
+fn cloudformation_can_make_the_tenant_templates_resources_with_the_default_deploy_policy() {
+    let bootstrap = bootstrap();
+    let tenant_role = tenant_role_statements(&bootstrap);
+    // The resources are made with the deploy role (RoleARN), by default its DefaultDeployPolicy;
+    // the transforms are expanded with the caller's credentials (the tenant role's).
+    let deploy = bootstrap
+        .managed_policy("DefaultDeployPolicy")
+        .expect("the default deploy policy");
     let mut problems = Vec::new();
     for (name, text) in tenant_templates() {
         let mut deployment = Deployment::new(REGION, TENANT_ACCOUNT, &format!("{STACK_PREFIX}t1"));
@@ -611,15 +621,15 @@ fn cloudformation_can_make_the_tenant_templates_resources_with_the_tenant_role()
             let arn = tenant_resource_arn(&declared, id).unwrap_or_else(|| "*".into());
             for action in handler_permissions(kind) {
                 let granted = if arn == "*" {
-                    tenant_role
+                    deploy
                         .iter()
                         .any(|s| s.effect == "Allow" && s.actions.contains(&action))
                 } else {
-                    grants(&tenant_role, &action, &arn)
+                    grants(&deploy, &action, &arn)
                 };
                 if !granted {
                     problems.push(format!(
-                        "{name}: {id} ({kind}) needs {action} on {arn}, which the tenant role lacks"
+                        "{name}: {id} ({kind}) needs {action} on {arn}, which the default deploy policy lacks"
                     ));
                 }
             }
@@ -821,9 +831,9 @@ fn the_overlap_of_an_iam_pattern_and_an_arn_format_is_decided_exactly() {
 fn the_tenant_account_roles_grant_only_what_the_control_plane_and_cloudformation_use() {
     let bootstrap = bootstrap();
     // What CloudFormation's resource handlers need for the tenant templates' resources (with the
-    // role that manages stacks), and AWS::Include reading its snippets with the caller's
-    // credentials (a stack's and a preview's).
-    let mut handlers: BTreeSet<String> = tenant_templates()
+    // deploy role), and AWS::Include reading its snippets with the caller's credentials (a
+    // stack's and a preview's).
+    let handlers: BTreeSet<String> = tenant_templates()
         .iter()
         .flat_map(|(_, text)| {
             let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
@@ -835,7 +845,22 @@ fn the_tenant_account_roles_grant_only_what_the_control_plane_and_cloudformation
                 .collect::<Vec<_>>()
         })
         .collect();
-    handlers.insert("s3:GetObject".into());
+    // The default deploy policy grants what the handlers use, and nothing else.
+    let deploy_unused: Vec<String> = bootstrap
+        .managed_policy("DefaultDeployPolicy")
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.actions.iter().map(move |a| (a, &s.sid)))
+        .filter(|(a, _)| !handlers.contains(*a))
+        .map(|(a, sid)| format!("{sid}: {a}"))
+        .collect();
+    assert!(
+        deploy_unused.is_empty(),
+        "the default deploy policy grants what nothing uses: {deploy_unused:?}"
+    );
+    // The tenant role itself makes no resource: it keeps stack operations, passes the deploy
+    // role, and reads what CloudFormation reads with the caller's credentials.
+    let caller_reads = BTreeSet::from(["s3:GetObject".to_owned()]);
     let through = |pick: fn(&FunctionCalls) -> &'static [&'static [Call]]| -> BTreeSet<String> {
         FUNCTION_CALLS
             .iter()
@@ -844,7 +869,7 @@ fn the_tenant_account_roles_grant_only_what_the_control_plane_and_cloudformation
             .collect()
     };
     let mut tenant_used: BTreeSet<String> = through(|f| f.through_tenant_role)
-        .union(&handlers)
+        .union(&caller_reads)
         .cloned()
         .collect();
     // CreateStack and UpdateStack of a version with a transform expand it in a change set made

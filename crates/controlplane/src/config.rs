@@ -122,6 +122,9 @@ impl ControlPlaneConfig {
             settings.stack_name_prefix = prefix;
         }
         settings.max_attempts = parsed("MAX_ATTEMPTS", settings.max_attempts)?;
+        if let Some(role) = var("TENANT_DEPLOY_ROLE_NAME") {
+            settings.deploy_role_name = role;
+        }
         settings.requeue_after = Duration::from_secs(parsed(
             "REQUEUE_AFTER_SECONDS",
             settings.requeue_after.as_secs(),

@@ -167,12 +167,16 @@ fn target() -> StackTarget {
     }
 }
 
+/// The tenant account's deploy role, passed to CloudFormation.
+const DEPLOY_ROLE_ARN: &str = "arn:aws:iam::111111111111:role/TenantControlDeployRole";
+
 /// A published version's copy in the stack's region (eu-west-1).
 const TEMPLATE_URL: &str = "https://tenant-templates-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com/templates/0a1b2c3d.json";
 
 fn request() -> StackRequest {
     StackRequest {
         template: TemplateLocation::Url(TEMPLATE_URL.into()),
+        role_arn: Some(DEPLOY_ROLE_ARN.into()),
         auto_expand: false,
         parameters: vec![("Plan".into(), "standard".into())],
         tags: vec![("tenant_id".into(), "x".into())],
@@ -250,16 +254,25 @@ async fn delete_of_a_stack_that_does_not_exist_is_done_without_a_delete_call() {
 /// moto takes a 200 KB inline TemplateBody, so only the request itself can show that a
 /// published version goes to CloudFormation as a TemplateURL: CreateStack, UpdateStack and
 /// ValidateTemplate carry the URL and no TemplateBody (AWS refuses a body over 51,200 bytes).
+/// Stacks are created and updated with the account's deploy role (RoleARN).
 #[tokio::test]
 async fn published_versions_go_to_cloudformation_as_a_template_url_never_a_body() {
     use aws_sdk_cloudformation::operation::create_stack::CreateStackOutput;
     use aws_sdk_cloudformation::operation::update_stack::UpdateStackOutput;
     use aws_sdk_cloudformation::operation::validate_template::ValidateTemplateOutput;
     let created = mock!(aws_sdk_cloudformation::Client::create_stack)
-        .match_requests(|r| r.template_url() == Some(TEMPLATE_URL) && r.template_body().is_none())
+        .match_requests(|r| {
+            r.template_url() == Some(TEMPLATE_URL)
+                && r.template_body().is_none()
+                && r.role_arn() == Some(DEPLOY_ROLE_ARN)
+        })
         .then_output(|| CreateStackOutput::builder().stack_id(STACK_ARN).build());
     let updated = mock!(aws_sdk_cloudformation::Client::update_stack)
-        .match_requests(|r| r.template_url() == Some(TEMPLATE_URL) && r.template_body().is_none())
+        .match_requests(|r| {
+            r.template_url() == Some(TEMPLATE_URL)
+                && r.template_body().is_none()
+                && r.role_arn() == Some(DEPLOY_ROLE_ARN)
+        })
         .then_output(|| UpdateStackOutput::builder().stack_id(STACK_ARN).build());
     let stacks = stacks(&[&created, &updated]);
     stacks

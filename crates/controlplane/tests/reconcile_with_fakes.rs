@@ -683,6 +683,7 @@ async fn someone_elses_stack(w: &World, at: &StackLocation) {
             },
             &StackRequest {
                 template: controlplane::ports::TemplateLocation::Body(SAMPLE_TEMPLATE.into()),
+                role_arn: None,
                 auto_expand: false,
                 parameters: Vec::new(),
                 tags: vec![("owner".into(), "another team".into())],

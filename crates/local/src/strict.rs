@@ -168,19 +168,26 @@ pub fn needed_actions(request: &HttpRequest) -> Vec<String> {
         "dynamodb:TransactWriteItems" => transaction_actions(request),
         _ => vec![action.clone()],
     };
-    if action.starts_with("cloudformation:") && takes_template_url(request) {
-        needed.push("s3:GetObject".into());
+    if action.starts_with("cloudformation:") {
+        if passes(request, "TemplateURL") {
+            needed.push("s3:GetObject".into());
+        }
+        // A service role is passed: IAM checks iam:PassRole on it (moto does not).
+        if passes(request, "RoleARN") {
+            needed.push("iam:PassRole".into());
+        }
     }
     needed
 }
 
-/// Whether a CloudFormation (query protocol) request passes a TemplateURL.
-fn takes_template_url(request: &HttpRequest) -> bool {
+/// Whether a CloudFormation (query protocol) request passes `field`.
+fn passes(request: &HttpRequest, field: &str) -> bool {
+    let prefix = format!("{field}=");
     request
         .body()
         .bytes()
         .and_then(|body| std::str::from_utf8(body).ok())
-        .is_some_and(|body| body.split('&').any(|pair| pair.starts_with("TemplateURL=")))
+        .is_some_and(|body| body.split('&').any(|pair| pair.starts_with(&prefix)))
 }
 
 fn is_json_protocol(request: &HttpRequest) -> bool {
@@ -338,11 +345,11 @@ mod tests {
         const SIGNED_CLOUDFORMATION: &str = "AWS4-HMAC-SHA256 Credential=AKIA/20261202/eu-west-1/cloudformation/aws4_request, SignedHeaders=host, Signature=x";
         let by_url = request(
             &[("authorization", SIGNED_CLOUDFORMATION)],
-            "Action=CreateStack&StackName=tenant-x&TemplateURL=https%3A%2F%2Fb.s3.eu-west-1.amazonaws.com%2Ftemplates%2Fa.json",
+            "Action=CreateStack&StackName=tenant-x&TemplateURL=https%3A%2F%2Fb.s3.eu-west-1.amazonaws.com%2Ftemplates%2Fa.json&RoleARN=arn%3Aaws%3Aiam%3A%3A111111111111%3Arole%2FTenantControlDeployRole",
         );
         assert_eq!(
             needed_actions(&by_url),
-            ["cloudformation:CreateStack", "s3:GetObject"]
+            ["cloudformation:CreateStack", "s3:GetObject", "iam:PassRole"]
         );
         let inline = request(
             &[("authorization", SIGNED_CLOUDFORMATION)],

@@ -673,6 +673,21 @@ impl RunningSystem {
                 c.termination_protection.to_string(),
             ),
             ("AUDIT_RETENTION_DAYS", c.audit_retention_days.to_string()),
+            ("TEMPLATE_BUCKET_PREFIX", c.template_buckets.prefix.clone()),
+            (
+                "TEMPLATE_REGIONS",
+                c.template_buckets
+                    .regions
+                    .iter()
+                    .filter(|r| **r != c.template_buckets.home_region)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "TENANT_DEPLOY_ROLE_NAME",
+                c.settings.deploy_role_name.clone(),
+            ),
             ("LOG_LEVEL", "info".to_owned()),
         ];
         env.extend(

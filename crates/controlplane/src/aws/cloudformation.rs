@@ -37,6 +37,8 @@ pub const STACK_CALLS: &[super::Call] = &{
         Call::new("cloudformation:TagResource", TenantStack),
         // CloudFormation reads a TemplateURL with the caller's credentials.
         Call::new("s3:GetObject", super::Resource::TemplateCopies),
+        // Stacks are created and updated with the account's deploy role.
+        Call::new("iam:PassRole", super::Resource::TenantDeployRole),
     ]
 };
 
@@ -314,6 +316,7 @@ impl Stacks for CloudFormationStacks {
             .stack_name(&at.location.stack_name)
             .set_template_body(inline_body(&request.template))
             .set_template_url(template_url(&request.template))
+            .set_role_arn(request.role_arn.clone())
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_capabilities(Some(capabilities(request)))
@@ -336,6 +339,7 @@ impl Stacks for CloudFormationStacks {
             .stack_name(&at.location.stack_name)
             .set_template_body(inline_body(&request.template))
             .set_template_url(template_url(&request.template))
+            .set_role_arn(request.role_arn.clone())
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_capabilities(Some(capabilities(request)))

@@ -66,6 +66,9 @@ pub enum Resource {
     /// The published template versions' objects in every region's template bucket (read by
     /// CloudFormation with the caller's credentials, through a TemplateURL).
     TemplateCopies,
+    /// The CloudFormation service role every tenant account's bootstrap creates (passed by the
+    /// tenant role).
+    TenantDeployRole,
     /// The control plane's CloudWatch alarms (those rollouts watch).
     Alarms,
     /// A tenant's stack, reached through the tenant role or the preview role (the bootstrap's

@@ -45,6 +45,9 @@ pub struct StackTarget {
 pub struct StackRequest {
     /// A published version's URL in the stack's region, or a shipped version's body.
     pub template: TemplateLocation,
+    /// The CloudFormation service role the stack's resources are made with (the tenant account's
+    /// deploy role); `None`: the caller's credentials.
+    pub role_arn: Option<String>,
     /// The template uses CloudFormation's transforms: acknowledged with CAPABILITY_AUTO_EXPAND
     /// (without it CloudFormation refuses the call with InsufficientCapabilities).
     pub auto_expand: bool,

@@ -111,6 +111,12 @@ impl Reconciler {
                 };
                 let request = StackRequest {
                     template,
+                    role_arn: Some(format!(
+                        "arn:{}:iam::{}:role/{}",
+                        crate::aws::sts::partition(&target.location.region),
+                        target.location.account_id,
+                        self.settings.deploy_role_name
+                    )),
                     auto_expand: view
                         .template
                         .as_ref()

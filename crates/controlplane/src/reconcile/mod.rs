@@ -66,7 +66,13 @@ pub struct Settings {
     /// Backoff for retryable failures after the quick ones: base * 2^(n-1), capped.
     pub retry_backoff_base: Duration,
     pub retry_backoff_max: Duration,
+    /// The CloudFormation service role each tenant account's bootstrap creates: stacks are
+    /// created and updated with it (RoleARN), so their resources are made with its permissions.
+    pub deploy_role_name: String,
 }
+
+/// The bootstrap's default DeployRoleName.
+pub const DEFAULT_DEPLOY_ROLE: &str = "TenantControlDeployRole";
 
 impl Settings {
     pub fn new(default_region: impl Into<String>) -> Self {
@@ -82,6 +88,7 @@ impl Settings {
             operation_timeout: Duration::from_secs(3 * 3600),
             retry_backoff_base: Duration::from_secs(30),
             retry_backoff_max: Duration::from_secs(3600),
+            deploy_role_name: DEFAULT_DEPLOY_ROLE.into(),
         }
     }
 

@@ -232,6 +232,8 @@ async fn preview_one(
     };
     let request = StackRequest {
         template: template.location(&location.region)?,
+        // A change set of a stack uses the role associated with it (the deploy role).
+        role_arn: None,
         auto_expand: template.expands_transforms(),
         parameters: valid.parameters,
         tags: vec![

@@ -37,6 +37,8 @@ pub struct FakeStack {
     pub template_body: String,
     /// The TemplateURL the stack was last created or updated from (`None`: a body inline).
     pub template_url: Option<String>,
+    /// The service role associated with the stack (RoleARN of its last create or update).
+    pub role_arn: Option<String>,
     pub tags: Vec<(String, String)>,
     /// The status an in-progress operation ends in when finished.
     pending: Option<StackStatus>,
@@ -149,6 +151,7 @@ impl FakeStacks {
                 termination_protection: true,
                 template_body: String::new(),
                 template_url: None,
+                role_arn: None,
                 tags,
                 pending: None,
                 failure_reason: Some("seeded failure".into()),
@@ -338,6 +341,7 @@ impl Stacks for FakeStacks {
             termination_protection: true,
             template_body: body,
             template_url: url_of(request),
+            role_arn: request.role_arn.clone(),
             tags: request.tags.clone(),
             pending: None,
             failure_reason: None,
@@ -414,6 +418,9 @@ impl Stacks for FakeStacks {
             stack.observed.tags = request.tags.iter().cloned().collect();
             stack.template_body = body;
             stack.template_url = url_of(request);
+            if request.role_arn.is_some() {
+                stack.role_arn = request.role_arn.clone();
+            }
             stack.tags = request.tags.clone();
         }
         Self::settle(
