@@ -1024,3 +1024,123 @@ async fn the_rollouts_alarms_are_read_from_describe_alarms() {
         "{error}"
     );
 }
+
+/// The template buckets against S3's answers: a publish writes every region's copy (a bucket
+/// that is missing is refused for good, naming it), a key S3 does not have is no version body,
+/// a throttled read may heal.
+#[tokio::test]
+async fn the_template_buckets_answer_as_s3_answers() {
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
+    use controlplane::aws::s3::{S3TemplateObjects, TemplateBuckets};
+    use controlplane::ports::{ObjectError, TemplateObjects};
+    use std::collections::BTreeMap;
+
+    let client = |rules: &[&Rule]| {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .with_test_defaults_v2()
+                .http_client(create_mock_http_client())
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .interceptor(interceptor)
+                .build(),
+        )
+    };
+    let buckets =
+        TemplateBuckets::new("tenant-templates-123456789012-", "us-east-1", ["eu-west-1"]);
+    let key = "templates/0a1b.json";
+    let stored_in = |bucket: &'static str| {
+        mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(move |r| r.bucket() == Some(bucket) && r.key() == Some(key))
+            .then_output(|| {
+                PutObjectOutput::builder()
+                    .version_id("3HL4kqtJlcpXroDTDmJ")
+                    .build()
+            })
+    };
+    let home = stored_in("tenant-templates-123456789012-us-east-1");
+    let copy = stored_in("tenant-templates-123456789012-eu-west-1");
+    let objects = S3TemplateObjects::with_clients(
+        buckets.clone(),
+        BTreeMap::from([
+            ("us-east-1".to_owned(), client(&[&home])),
+            ("eu-west-1".to_owned(), client(&[&copy])),
+        ]),
+    );
+    objects
+        .put(key, "{\"Resources\": {}}")
+        .await
+        .expect("stored");
+    assert_eq!(
+        (home.num_calls(), copy.num_calls()),
+        (1, 1),
+        "a copy per region"
+    );
+
+    let no_bucket = mock!(aws_sdk_s3::Client::put_object).then_error(|| {
+        PutObjectError::generic(
+            aws_sdk_s3::error::ErrorMetadata::builder()
+                .code("NoSuchBucket")
+                .message("The specified bucket does not exist")
+                .build(),
+        )
+    });
+    let home = stored_in("tenant-templates-123456789012-us-east-1");
+    let missing_copy = S3TemplateObjects::with_clients(
+        buckets.clone(),
+        BTreeMap::from([
+            ("us-east-1".to_owned(), client(&[&home])),
+            ("eu-west-1".to_owned(), client(&[&no_bucket])),
+        ]),
+    );
+    match missing_copy.put(key, "{}").await {
+        Err(ObjectError::Rejected(reason)) => assert!(
+            reason.contains("tenant-templates-123456789012-eu-west-1")
+                && reason.contains("NoSuchBucket"),
+            "{reason}"
+        ),
+        other => panic!("refused for good, got {other:?}"),
+    }
+
+    let body = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+        GetObjectOutput::builder()
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                b"{\"Resources\": {}}",
+            ))
+            .build()
+    });
+    let no_key = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+        GetObjectError::NoSuchKey(aws_sdk_s3::types::error::NoSuchKey::builder().build())
+    });
+    let throttled = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+        GetObjectError::generic(
+            aws_sdk_s3::error::ErrorMetadata::builder()
+                .code("SlowDown")
+                .message("Please reduce your request rate.")
+                .build(),
+        )
+    });
+    let reading = |rule: &Rule| {
+        S3TemplateObjects::with_clients(
+            buckets.clone(),
+            BTreeMap::from([("us-east-1".to_owned(), client(&[rule]))]),
+        )
+    };
+    assert_eq!(
+        reading(&body).get(key).await,
+        Ok(Some("{\"Resources\": {}}".into()))
+    );
+    assert_eq!(reading(&no_key).get(key).await, Ok(None));
+    match reading(&throttled).get(key).await {
+        Err(e @ ObjectError::Unavailable(_)) => assert!(e.to_string().contains("SlowDown"), "{e}"),
+        other => panic!("may heal, got {other:?}"),
+    }
+    assert_eq!(
+        objects.urls(key)["eu-west-1"],
+        "https://tenant-templates-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com/templates/0a1b.json"
+    );
+}

@@ -425,6 +425,13 @@ async fn the_seed_row_becomes_a_ready_stack() {
             .contains(&("template-version".into(), "v1".into()))
     );
     assert_eq!(stack.template_body, SAMPLE_TEMPLATE);
+    // Its resources are made by CloudFormation with the account's deploy role.
+    assert_eq!(
+        stack.role_arn,
+        Some(format!(
+            "arn:aws:iam::{ACCOUNT}:role/TenantControlDeployRole"
+        ))
+    );
 
     let status = w.status(SEED);
     assert_eq!(status.status, Status::Ready);

@@ -102,6 +102,11 @@ impl S3TemplateObjects {
         Self { buckets, clients }
     }
 
+    /// The buckets, each reached through the given region's client (tests answer them).
+    pub fn with_clients(buckets: TemplateBuckets, clients: BTreeMap<String, Client>) -> Self {
+        Self { buckets, clients }
+    }
+
     fn client(&self, region: &str) -> Result<&Client, ObjectError> {
         self.clients
             .get(region)
