@@ -1062,15 +1062,19 @@ async fn the_template_buckets_answer_as_s3_answers() {
                     .build()
             })
     };
+    // The home bucket's client answered by `home`, the eu-west-1 copy's by `copy`.
+    let in_both = |home: &Rule, copy: &Rule| {
+        S3TemplateObjects::with_clients(
+            buckets.clone(),
+            BTreeMap::from([
+                ("us-east-1".to_owned(), client(&[home])),
+                ("eu-west-1".to_owned(), client(&[copy])),
+            ]),
+        )
+    };
     let home = stored_in("tenant-templates-123456789012-us-east-1");
     let copy = stored_in("tenant-templates-123456789012-eu-west-1");
-    let objects = S3TemplateObjects::with_clients(
-        buckets.clone(),
-        BTreeMap::from([
-            ("us-east-1".to_owned(), client(&[&home])),
-            ("eu-west-1".to_owned(), client(&[&copy])),
-        ]),
-    );
+    let objects = in_both(&home, &copy);
     objects
         .put(key, "{\"Resources\": {}}")
         .await
@@ -1090,13 +1094,7 @@ async fn the_template_buckets_answer_as_s3_answers() {
         )
     });
     let home = stored_in("tenant-templates-123456789012-us-east-1");
-    let missing_copy = S3TemplateObjects::with_clients(
-        buckets.clone(),
-        BTreeMap::from([
-            ("us-east-1".to_owned(), client(&[&home])),
-            ("eu-west-1".to_owned(), client(&[&no_bucket])),
-        ]),
-    );
+    let missing_copy = in_both(&home, &no_bucket);
     match missing_copy.put(key, "{}").await {
         Err(ObjectError::Rejected(reason)) => assert!(
             reason.contains("tenant-templates-123456789012-eu-west-1")
