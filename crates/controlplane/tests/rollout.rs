@@ -355,17 +355,19 @@ async fn a_breached_alarm_during_the_bake_halts_the_rollout_and_rolls_it_back() 
 #[tokio::test]
 async fn unreadable_alarms_move_nobody_and_a_missing_alarm_is_refused_at_the_start() {
     let world = World::new(3).await;
-    let missing = world
-        .driver
-        .start(StartRollout {
-            target_version: "v2".into(),
+    // A start of `version` watching `alarm`, refused.
+    let refused_start = |version: &str, alarm: &str| {
+        world.driver.start(StartRollout {
+            target_version: version.into(),
             selection: Selection::default(),
             options: RolloutOptions {
-                alarms: vec!["no-such-alarm".into()],
+                alarms: vec![alarm.into()],
                 ..options(1, 10, 0)
             },
             created_by: "ops".into(),
         })
+    };
+    let missing = refused_start("v2", "no-such-alarm")
         .await
         .expect_err("refused");
     assert!(
@@ -395,19 +397,7 @@ async fn unreadable_alarms_move_nobody_and_a_missing_alarm_is_refused_at_the_sta
 
     // One already in ALARM is refused too (the rollout would halt on its first step).
     world.alarms.breach("api-5xx", "Threshold Crossed");
-    let breached = world
-        .driver
-        .start(StartRollout {
-            target_version: "v1".into(),
-            selection: Selection::default(),
-            options: RolloutOptions {
-                alarms: vec!["api-5xx".into()],
-                ..options(1, 10, 0)
-            },
-            created_by: "ops".into(),
-        })
-        .await
-        .expect_err("refused");
+    let breached = refused_start("v1", "api-5xx").await.expect_err("refused");
     assert!(
         breached.to_string().contains("api-5xx is in ALARM now"),
         "{breached}"

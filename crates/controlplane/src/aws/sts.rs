@@ -63,6 +63,11 @@ pub fn partition(region: &str) -> &'static str {
     }
 }
 
+/// The ARN of role `role_name` in `account_id`.
+pub fn role_arn(partition: &str, account_id: &str, role_name: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:role/{role_name}")
+}
+
 pub fn assume_role_request(
     role_name: &str,
     external_ids: &ExternalIds,
@@ -74,7 +79,7 @@ pub fn assume_role_request(
     let mut session_name = format!("tenant-{tenant_id}");
     session_name.truncate(64);
     AssumeRoleRequest {
-        role_arn: format!("arn:{partition}:iam::{account_id}:role/{role_name}"),
+        role_arn: role_arn(partition, account_id, role_name),
         external_id: external_ids.for_account(account_id),
         session_name,
     }

@@ -111,11 +111,10 @@ impl Reconciler {
                 };
                 let request = StackRequest {
                     template,
-                    role_arn: Some(format!(
-                        "arn:{}:iam::{}:role/{}",
+                    role_arn: Some(crate::aws::sts::role_arn(
                         crate::aws::sts::partition(&target.location.region),
-                        target.location.account_id,
-                        self.settings.deploy_role_name
+                        &target.location.account_id,
+                        &self.settings.deploy_role_name,
                     )),
                     auto_expand: view
                         .template
