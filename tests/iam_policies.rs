@@ -678,13 +678,20 @@ fn each_tenant_account_role_trusts_exactly_the_functions_that_use_it() {
                 "{logical_id}: trust exactly the roles that assume it"
             );
         }
-        // Everything it may touch is in its own account.
+        // Everything it may touch is in its own account; `*` only for actions that take no
+        // resource (IAM grants those on `*` alone).
+        let reference = Authorization::load();
         for statement in &role.statements {
+            let resourceless = statement
+                .actions
+                .iter()
+                .all(|a| reference.formats(a).is_some_and(|f| f.is_empty()));
             for resource in &statement.resources {
                 assert!(
                     resource.contains(&format!(":{TENANT_ACCOUNT}:"))
                         || resource.contains(":aws:transform/")
-                        || resource.starts_with("arn:aws:s3:::"),
+                        || resource.starts_with("arn:aws:s3:::")
+                        || (resource == "*" && resourceless),
                     "{logical_id}.{}: {resource} is not this account's",
                     statement.sid
                 );

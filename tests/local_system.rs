@@ -919,3 +919,36 @@ async fn an_idle_system_backs_off_and_still_picks_up_a_write_after_the_idle() ->
     assert_eq!(status(&statuses, "late"), "ready", "{statuses:?}");
     Ok(())
 }
+
+/// moto cannot detect drift (it answers DetectStackDrift with HTTP 500): the drift job runs on
+/// the local system with the reconciler's role, under strict IAM, and records `not_checked`
+/// with that reason after a bounded try, leaving the tenant ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drift_job_runs_on_moto_and_records_not_checked() -> Result<()> {
+    let system = start_with(LocalConfig {
+        drift_interval: Duration::from_secs(2),
+        ..LocalConfig::default()
+    })
+    .await?;
+    let dynamo = system.writer_dynamo().await;
+    let row = demo_rows().into_iter().next().expect("a demo row");
+    let tenant = row["tenant_id"].as_str().expect("tenant_id").to_owned();
+    put_spec(&dynamo, &system.config.table, row).await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| {
+            status(s, &tenant) == "ready"
+                && s.get(&tenant)
+                    .is_some_and(|r| r["drift"]["status"] == "not_checked")
+        })
+        .await?;
+    let row = statuses.get(&tenant).expect("a STATUS row");
+    assert_eq!(row["status"], "ready", "{row}");
+    assert_eq!(row["drift"]["status"], "not_checked", "{row}");
+    let reason = row["drift"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("DetectStackDrift failed:") && reason.contains("500"),
+        "{reason}"
+    );
+    assert!(row["drift"]["checked_at"].is_string(), "{row}");
+    Ok(())
+}

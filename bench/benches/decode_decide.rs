@@ -132,6 +132,7 @@ async fn decode_validate_decide(
         let desired = Desired::Present(valid.desired_stack(
             &settings.default_region,
             settings.stack_name(&record.tenant),
+            settings.drift_policy,
         ));
         let decision = decide(&Observation {
             tenant_id: record.tenant.as_str(),

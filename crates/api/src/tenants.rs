@@ -51,6 +51,9 @@ pub struct TenantView {
     pub decommission_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<Value>,
+    /// The SPEC's drift policy (`report`, `revert`); none: the deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_policy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
     /// `pending` (written, not yet picked up), or the control plane's status for this SPEC.
@@ -65,6 +68,9 @@ pub struct TenantView {
     pub stack_status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_updated_at: Option<String>,
+    /// The drift job's last check of the stack (and the revert started for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<model::drift::DriftRecord>,
 }
 
 /// What a create may carry.
@@ -75,6 +81,7 @@ const CREATE_FIELDS: &[&str] = &[
     "config",
     "template_version",
     "decommission_date",
+    "drift_policy",
 ];
 /// What a PATCH may change (JSON Merge Patch, RFC 7396).
 const PATCH_FIELDS: &[&str] = &[
@@ -83,6 +90,7 @@ const PATCH_FIELDS: &[&str] = &[
     "config",
     "template_version",
     "decommission_date",
+    "drift_policy",
 ];
 
 /// The SPEC's known fields as JSON, numbers exact (other attributes are kept in the row, not shown).
@@ -175,6 +183,7 @@ impl ApiState {
             stack_template_version: status.and_then(|s| s.template_version.clone()),
             decommission_date: text(&spec, "decommission_date"),
             retry: spec.get("retry").cloned(),
+            drift_policy: text(&spec, "drift_policy"),
             updated_by: text(&spec, "updated_by").map(|who| shown_actor(caller, who)),
             status: observed,
             reason: recorded.and_then(|s| s.reason.clone()),
@@ -184,6 +193,7 @@ impl ApiState {
             stack_status: status
                 .and_then(|s| s.stack_status.as_ref().map(|t| t.as_str().to_owned())),
             status_updated_at: status.map(|s| s.updated_at.clone()),
+            drift: status.and_then(|s| s.drift.clone()),
         }
     }
 

@@ -41,6 +41,7 @@ fn any_json() -> impl Strategy<Value = Value> {
         "config",
         "template_version",
         "decommission_date",
+        "drift_policy",
         "retry",
         "status",
         "player_count",

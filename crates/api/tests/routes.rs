@@ -986,3 +986,91 @@ async fn the_listing_shows_every_tenant_with_a_status_whatever_its_spec() {
         all.body
     );
 }
+
+/// The drift policy is part of the SPEC (create and PATCH, validated like the rest), and the
+/// drift job's last check shows on the tenant.
+#[tokio::test]
+async fn a_tenant_shows_its_drift_and_its_drift_policy_can_be_set_and_cleared() {
+    use controlplane::ports::TenantStore;
+    let api = api();
+    let admin = api.admin();
+    let created = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(json!({"tenant_id": "acme", "account_id": "111111111111", "drift_policy": "revert"})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    assert_eq!(created.body["drift_policy"], "revert");
+    let bad = api
+        .call(
+            "POST",
+            "/tenants",
+            Some(&admin),
+            Some(
+                json!({"tenant_id": "other", "account_id": "111111111111", "drift_policy": "fix"}),
+            ),
+            &[],
+        )
+        .await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_fields(&bad), ["drift_policy"]);
+
+    api.reconcile("acme").await;
+    let key = TenantKey::new("acme");
+    let mut status = api.store.status(&key).expect("a STATUS");
+    assert!(status.drift.is_none());
+    status.drift = Some(model::drift::DriftRecord::of(
+        model::drift::Detection::Drifted {
+            resources: vec![model::drift::ResourceDrift {
+                logical_id: "Queue".into(),
+                resource_type: "AWS::SQS::Queue".into(),
+                physical_id: None,
+                status: "MODIFIED".into(),
+                differences: vec![model::drift::PropertyDifference {
+                    path: "/VisibilityTimeout".into(),
+                    kind: "NOT_EQUAL".into(),
+                    expected: "30".into(),
+                    actual: "600".into(),
+                }],
+            }],
+            reason: None,
+        },
+        chrono::Utc::now(),
+    ));
+    let version = status.version;
+    status.version += 1;
+    api.store
+        .put_status(&key, &status, Some(version))
+        .await
+        .expect("written");
+    let read = api
+        .call("GET", "/tenants/acme", Some(&admin), None, &[])
+        .await;
+    assert_eq!(read.body["drift"]["status"], "drifted", "{}", read.body);
+    assert_eq!(
+        read.body["drift"]["resources"][0]["differences"][0]["actual"],
+        "600"
+    );
+    let listed = api.call("GET", "/tenants", Some(&admin), None, &[]).await;
+    assert_eq!(listed.body["items"][0]["drift"]["status"], "drifted");
+
+    let cleared = api
+        .call(
+            "PATCH",
+            "/tenants/acme",
+            Some(&admin),
+            Some(json!({"drift_policy": null})),
+            &[("if-match", read.etag.as_deref().unwrap())],
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::ACCEPTED, "{}", cleared.body);
+    assert!(
+        cleared.body.get("drift_policy").is_none(),
+        "{}",
+        cleared.body
+    );
+}

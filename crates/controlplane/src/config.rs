@@ -51,6 +51,9 @@ pub struct ControlPlaneConfig {
     pub decommission_grace: Duration,
     /// TEMPLATE_BUCKET_PREFIX and TEMPLATE_REGIONS: where published versions' bodies are.
     pub template_buckets: TemplateBuckets,
+    /// DRIFT_CHECK_INTERVAL_HOURS (default 24) and DRIFT_CONCURRENCY (default 30): the drift
+    /// job's pace.
+    pub drift: crate::triggers::drift::DriftSettings,
 }
 
 /// Where a secret key is kept: an SSM SecureString (deployed), or the key itself (local runs).
@@ -109,6 +112,7 @@ impl ControlPlaneConfig {
             lifecycle_topic_arn: None,
             audit_retention_days: DEFAULT_RETENTION_DAYS,
             decommission_grace: DEFAULT_DECOMMISSION_GRACE,
+            drift: Default::default(),
         }
     }
 
@@ -129,6 +133,23 @@ impl ControlPlaneConfig {
             "REQUEUE_AFTER_SECONDS",
             settings.requeue_after.as_secs(),
         )?);
+        if let Some(policy) = var("DRIFT_POLICY") {
+            settings.drift_policy =
+                model::drift::DriftPolicy::parse(&policy).ok_or_else(|| ConfigError::Invalid {
+                    name: "DRIFT_POLICY",
+                    reason: format!(
+                        "must be one of {}, got {policy:?}",
+                        model::drift::DriftPolicy::NAMES.join(", ")
+                    ),
+                })?;
+        }
+        let mut drift = crate::triggers::drift::DriftSettings::default();
+        let hours: u64 = parsed(
+            "DRIFT_CHECK_INTERVAL_HOURS",
+            drift.interval.as_secs() / 3600,
+        )?;
+        drift.interval = Duration::from_secs(hours.saturating_mul(3600));
+        drift.concurrency = parsed("DRIFT_CONCURRENCY", drift.concurrency)?.max(1);
         let mut stream = StreamSettings::default();
         stream.concurrency = parsed("TENANT_CONCURRENCY", stream.concurrency)?;
         settings.quick_retries = parsed("QUICK_RETRIES", settings.quick_retries)?;
@@ -168,6 +189,7 @@ impl ControlPlaneConfig {
             ),
             audit_retention_days: parsed("AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
             template_buckets,
+            drift,
             decommission_grace: Duration::from_secs(
                 parsed(
                     "DECOMMISSION_GRACE_MINUTES",

@@ -5,6 +5,8 @@
 //!   (an operation in flight longer than the stuck threshold) and `Tenants`: from the scheduled
 //!   metrics job, which reads only the sparse `by-status` index.
 //! - `OperationDuration` (ms, dimension `Operation`): a stack operation's start to its recorded end.
+//! - `DriftChecks` (dimension `DriftStatus`: `in_sync`, `drifted`, `not_checked`): one per stack
+//!   the drift job checked.
 //! - `TenantFailures` (a tenant recorded failed for good) and `TransientFailures` (recorded
 //!   failed, retryable): from every reconcile.
 
@@ -23,6 +25,7 @@ pub const TENANTS: &str = "Tenants";
 pub const OPERATION_DURATION: &str = "OperationDuration";
 pub const TENANT_FAILURES: &str = "TenantFailures";
 pub const TRANSIENT_FAILURES: &str = "TransientFailures";
+pub const DRIFT_CHECKS: &str = "DriftChecks";
 
 /// The namespace when METRICS_NAMESPACE is unset.
 pub const DEFAULT_NAMESPACE: &str = "TenantControlPlane";
@@ -60,6 +63,11 @@ pub fn describe() {
         TENANT_FAILURES,
         metrics::Unit::Count,
         "Tenants failed for good"
+    );
+    metrics::describe_counter!(
+        DRIFT_CHECKS,
+        metrics::Unit::Count,
+        "Stacks the drift job checked, by what it found"
     );
     metrics::describe_counter!(
         TRANSIENT_FAILURES,
@@ -141,6 +149,11 @@ pub async fn count_fleet(
 }
 
 /// Records what a STATUS write says about operations: how long one took, whether it failed.
+/// One stack checked by the drift job, counted under what it found.
+pub fn record_drift(status: model::drift::DriftStatus) {
+    metrics::counter!(DRIFT_CHECKS, "DriftStatus" => status.as_str()).increment(1);
+}
+
 pub fn record_transition(previous: Option<&TenantStatus>, next: &TenantStatus, now: DateTime<Utc>) {
     if next.status == Status::Failed
         && previous.map(|p| (p.status, &p.reason)) != Some((next.status, &next.reason))

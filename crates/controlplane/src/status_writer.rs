@@ -53,7 +53,8 @@ pub enum Change<'a> {
     /// Not a transition (a fleet assignment, a decommission notice): exactly this line and
     /// this event, if any.
     Note {
-        entry: Box<AuditEntry>,
+        /// `None`: no line (a repeat of what the timeline already says).
+        entry: Option<Box<AuditEntry>>,
         event: Option<Box<LifecycleEvent>>,
     },
 }
@@ -134,7 +135,7 @@ impl StatusWriter {
             Change::Transition { requested_by } => {
                 audit::status_transition(over.status, &next, requested_by, &rfc3339(now))
             }
-            Change::Note { entry, .. } => Some(*entry),
+            Change::Note { entry, .. } => entry.map(|e| *e),
         };
         if let Some(entry) = entry {
             self.append_audit(tenant, &entry).await;

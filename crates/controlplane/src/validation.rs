@@ -8,6 +8,7 @@ use serde_dynamo::Item;
 
 use crate::ports::{TemplateSource, TemplateSourceError};
 use model::decide::{DesiredStack, REMOVED_FINGERPRINT, fingerprint};
+use model::drift::DriftPolicy;
 use model::spec::{FieldError, TenantKey, TenantSpec};
 use model::status::StackLocation;
 use model::template::{Template, stack_parameters};
@@ -41,8 +42,14 @@ impl ValidSpec {
 
     /// The stack this SPEC asks for, named `stack_name`: what `decide` compares with the one
     /// that exists.
-    pub fn desired_stack(&self, default_region: &str, stack_name: String) -> DesiredStack {
+    pub fn desired_stack(
+        &self,
+        default_region: &str,
+        stack_name: String,
+        default_drift_policy: DriftPolicy,
+    ) -> DesiredStack {
         DesiredStack {
+            drift_policy: self.spec.drift_policy.unwrap_or(default_drift_policy),
             fingerprint: self.fingerprint(default_region),
             location: StackLocation {
                 account_id: self.spec.account_id.clone(),

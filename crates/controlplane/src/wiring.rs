@@ -171,6 +171,9 @@ pub struct ControlPlane {
     pub decommission_grace: Duration,
     /// The tenants table's stream, re-read by the on-failure consumer.
     pub stream_records: Arc<dyn StreamRecords>,
+    /// Drift detection on tenants' stacks (the drift job's), and its pace.
+    pub drift: Arc<dyn crate::ports::StackDrift>,
+    pub drift_settings: crate::triggers::drift::DriftSettings,
 }
 
 impl ControlPlane {
@@ -198,16 +201,18 @@ impl ControlPlane {
             Arc::new(S3TemplateObjects::new(sdk, config.template_buckets.clone())),
             BundledTemplates::sample()?,
         ));
+        let stacks = Arc::new(CloudFormationStacks::new(
+            sdk.clone(),
+            credentials.clone(),
+            config.termination_protection,
+        ));
         let mut reconciler = Reconciler::new(
             store.clone(),
-            Arc::new(CloudFormationStacks::new(
-                sdk.clone(),
-                credentials.clone(),
-                config.termination_protection,
-            )),
+            stacks.clone(),
             templates,
             config.settings.clone(),
-        );
+        )
+        .with_drift(stacks.clone());
         if let Some(topic_arn) = &config.lifecycle_topic_arn {
             reconciler = reconciler.with_events(Arc::new(SnsEvents::new(
                 aws_sdk_sns::Client::new(sdk),
@@ -229,6 +234,8 @@ impl ControlPlane {
             stream_records: Arc::new(DynamoStreams::new(aws_sdk_dynamodbstreams::Client::new(
                 sdk,
             ))),
+            drift: stacks,
+            drift_settings: config.drift.clone(),
         })
     }
 }
@@ -529,7 +536,11 @@ const RECONCILE: &[&[Call]] = &[
     crate::aws::sqs::RECHECK_CALLS,
     crate::aws::sns::CALLS,
 ];
-const TENANT_STACKS: &[&[Call]] = &[crate::aws::cloudformation::STACK_CALLS];
+/// Every reconcile may revert a drifted stack (a tenant whose drift policy is `revert`).
+const TENANT_STACKS: &[&[Call]] = &[
+    crate::aws::cloudformation::STACK_CALLS,
+    crate::aws::cloudformation::DRIFT_REVERT_CALLS,
+];
 
 pub const FUNCTION_CALLS: &[FunctionCalls] = &[
     FunctionCalls {
@@ -557,7 +568,12 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             crate::aws::sqs::RECHECK_CALLS,
             crate::aws::sns::CALLS,
         ],
-        through_tenant_role: TENANT_STACKS,
+        // The sweep, and the drift job (its second schedule).
+        through_tenant_role: &[
+            crate::aws::cloudformation::STACK_CALLS,
+            crate::aws::cloudformation::DRIFT_REVERT_CALLS,
+            crate::aws::cloudformation::DRIFT_DETECTION_CALLS,
+        ],
         through_preview_role: &[],
     },
     FunctionCalls {

@@ -1142,3 +1142,274 @@ async fn the_template_buckets_answer_as_s3_answers() {
         "https://tenant-templates-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com/templates/0a1b.json"
     );
 }
+
+// Drift ----------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn drift_detection_is_started_followed_and_its_drifted_resources_read() {
+    use aws_sdk_cloudformation::operation::describe_stack_drift_detection_status::DescribeStackDriftDetectionStatusOutput;
+    use aws_sdk_cloudformation::operation::describe_stack_resource_drifts::DescribeStackResourceDriftsOutput;
+    use aws_sdk_cloudformation::operation::detect_stack_drift::DetectStackDriftOutput;
+    use aws_sdk_cloudformation::types::{
+        DifferenceType, PropertyDifference, StackDriftDetectionStatus, StackDriftStatus,
+        StackResourceDrift, StackResourceDriftStatus,
+    };
+    use controlplane::ports::{DetectionProgress, StackDrift};
+    let detect = mock!(aws_sdk_cloudformation::Client::detect_stack_drift)
+        .match_requests(|r| r.stack_name() == Some("tenant-x"))
+        .then_output(|| {
+            DetectStackDriftOutput::builder()
+                .stack_drift_detection_id("b78ac9b0-dec1-11e7-a451-503a3example")
+                .build()
+        });
+    let looks = mock!(aws_sdk_cloudformation::Client::describe_stack_drift_detection_status)
+        .match_requests(|r| {
+            r.stack_drift_detection_id() == Some("b78ac9b0-dec1-11e7-a451-503a3example")
+        })
+        .sequence()
+        .output(|| {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .stack_id(STACK_ARN)
+                .stack_drift_detection_id("b78ac9b0-dec1-11e7-a451-503a3example")
+                .detection_status(StackDriftDetectionStatus::DetectionInProgress)
+                .build()
+        })
+        .output(|| {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .stack_id(STACK_ARN)
+                .stack_drift_detection_id("b78ac9b0-dec1-11e7-a451-503a3example")
+                .detection_status(StackDriftDetectionStatus::DetectionComplete)
+                .stack_drift_status(StackDriftStatus::Drifted)
+                .drifted_stack_resource_count(1)
+                .build()
+        })
+        .build();
+    // Two pages, as CloudFormation pages them; only MODIFIED and DELETED are asked for.
+    let page = |token: Option<&str>, id: &str| {
+        let mut output = DescribeStackResourceDriftsOutput::builder().stack_resource_drifts(
+            StackResourceDrift::builder()
+                .stack_id(STACK_ARN)
+                .logical_resource_id(id)
+                .physical_resource_id(format!("https://sqs/{id}"))
+                .resource_type("AWS::SQS::Queue")
+                .stack_resource_drift_status(StackResourceDriftStatus::Modified)
+                .property_differences(
+                    PropertyDifference::builder()
+                        .property_path("/VisibilityTimeout")
+                        .expected_value("30")
+                        .actual_value("600")
+                        .difference_type(DifferenceType::NotEqual)
+                        .build(),
+                )
+                .build(),
+        );
+        if let Some(token) = token {
+            output = output.next_token(token);
+        }
+        output.build()
+    };
+    let first = mock!(aws_sdk_cloudformation::Client::describe_stack_resource_drifts)
+        .match_requests(|r| {
+            r.next_token().is_none()
+                && r.stack_resource_drift_status_filters()
+                    == [
+                        StackResourceDriftStatus::Modified,
+                        StackResourceDriftStatus::Deleted,
+                    ]
+        })
+        .then_output(move || page(Some("page-2"), "Queue"));
+    let second = mock!(aws_sdk_cloudformation::Client::describe_stack_resource_drifts)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(move || page(None, "OtherQueue"));
+    let stacks = stacks(&[&detect, &looks, &first, &second]);
+    let id = stacks.detect(&target()).await.expect("started");
+    assert_eq!(
+        stacks.progress(&target(), &id).await,
+        Ok(DetectionProgress::InProgress)
+    );
+    assert_eq!(
+        stacks.progress(&target(), &id).await,
+        Ok(DetectionProgress::Complete {
+            drifted: true,
+            reason: None
+        })
+    );
+    let drifted = stacks.drifted_resources(&target()).await.expect("read");
+    let ids: Vec<&str> = drifted.iter().map(|d| d.logical_id.as_str()).collect();
+    assert_eq!(ids, ["Queue", "OtherQueue"]);
+    assert_eq!(drifted[0].status, "MODIFIED");
+    assert_eq!(drifted[0].differences[0].path, "/VisibilityTimeout");
+    assert_eq!(drifted[0].differences[0].kind, "NOT_EQUAL");
+    assert_eq!(
+        (
+            drifted[0].differences[0].expected.as_str(),
+            drifted[0].differences[0].actual.as_str()
+        ),
+        ("30", "600")
+    );
+}
+
+/// A partial detection (some resources could not be read: the role lacks their read actions)
+/// still reports the drift it found, with CloudFormation's reason; one that found nothing fails.
+#[tokio::test]
+async fn a_failed_detection_keeps_its_reason_and_any_drift_it_found() {
+    use aws_sdk_cloudformation::operation::describe_stack_drift_detection_status::DescribeStackDriftDetectionStatusOutput;
+    use aws_sdk_cloudformation::types::{StackDriftDetectionStatus, StackDriftStatus};
+    use controlplane::ports::{DetectionProgress, StackDrift};
+    const WHY: &str = "Failed to detect drift on resource [Queue]: User is not authorized to perform: sqs:GetQueueAttributes";
+    let looks = mock!(aws_sdk_cloudformation::Client::describe_stack_drift_detection_status)
+        .sequence()
+        .output(|| {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .stack_id(STACK_ARN)
+                .stack_drift_detection_id("d1")
+                .detection_status(StackDriftDetectionStatus::DetectionFailed)
+                .detection_status_reason(WHY)
+                .stack_drift_status(StackDriftStatus::Drifted)
+                .build()
+        })
+        .output(|| {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .stack_id(STACK_ARN)
+                .stack_drift_detection_id("d1")
+                .detection_status(StackDriftDetectionStatus::DetectionFailed)
+                .detection_status_reason(WHY)
+                .stack_drift_status(StackDriftStatus::from("UNKNOWN"))
+                .build()
+        })
+        .build();
+    let stacks = stacks(&[&looks]);
+    assert_eq!(
+        stacks.progress(&target(), "d1").await,
+        Ok(DetectionProgress::Complete {
+            drifted: true,
+            reason: Some(WHY.into())
+        })
+    );
+    assert_eq!(
+        stacks.progress(&target(), "d1").await,
+        Ok(DetectionProgress::Failed { reason: WHY.into() })
+    );
+}
+
+/// moto answers drift calls with HTTP 500: a server fault, transient, and no throttle (the
+/// drift job records `not_checked` after one try instead of backing off); a throttle is one.
+#[tokio::test]
+async fn a_server_fault_on_drift_detection_is_transient_and_no_throttle() {
+    use controlplane::ports::StackDrift;
+    let answers = mock!(aws_sdk_cloudformation::Client::detect_stack_drift)
+        .sequence()
+        .http_response(|| response(500, "text/html", "<h1>Internal Server Error</h1>"))
+        .http_response(|| cloudformation_error(400, "Throttling", "Rate exceeded"))
+        .build();
+    let stacks = stacks(&[&answers]);
+    let error = stacks.detect(&target()).await.expect_err("a fault");
+    assert_eq!(error.healing(), Healing::Transient, "{error}");
+    assert!(!error.is_throttle(), "{error}");
+    let error = stacks.detect(&target()).await.expect_err("a throttle");
+    assert!(error.is_throttle(), "{error}");
+}
+
+/// The revert is a drift-aware change set (DeploymentMode REVERT_DRIFT) with the stack's own
+/// template URL, parameters and deploy role, executed once computed; what it cannot revert is
+/// read from the change set. A plain UpdateStack would revert nothing.
+#[tokio::test]
+async fn drift_is_reverted_with_a_revert_drift_change_set_that_is_executed() {
+    use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+    use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+    use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+    use aws_sdk_cloudformation::types::{
+        Change, ChangeAction, ChangeSetStatus, DeploymentMode, DriftIgnoredReason, ResourceChange,
+        ResourceDriftIgnoredAttribute, StackResourceDriftStatus,
+    };
+    use controlplane::ports::{RevertStarted, StackDrift};
+    const CHANGE_SET: &str =
+        "arn:aws:cloudformation:eu-west-1:111111111111:changeSet/revert-drift-x-update-3/1";
+    let created = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(|r| {
+            r.deployment_mode() == Some(&DeploymentMode::RevertDrift)
+                && r.template_url() == Some(TEMPLATE_URL)
+                && r.template_body().is_none()
+                && r.role_arn() == Some(DEPLOY_ROLE_ARN)
+                && r.stack_name() == Some("tenant-x")
+        })
+        .then_output(|| {
+            CreateChangeSetOutput::builder()
+                .id(CHANGE_SET)
+                .stack_id(STACK_ARN)
+                .build()
+        });
+    let computed = mock!(aws_sdk_cloudformation::Client::describe_change_set)
+        .match_requests(|r| r.change_set_name() == Some(CHANGE_SET))
+        .then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::CreateComplete)
+                .changes(
+                    Change::builder()
+                        .resource_change(
+                            ResourceChange::builder()
+                                .action(ChangeAction::Modify)
+                                .logical_resource_id("Queue")
+                                .resource_type("AWS::SQS::Queue")
+                                .resource_drift_status(StackResourceDriftStatus::Modified)
+                                .resource_drift_ignored_attributes(
+                                    ResourceDriftIgnoredAttribute::builder()
+                                        .path("/Tags/0/Value")
+                                        .reason(DriftIgnoredReason::ManagedByAws)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let executed = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .match_requests(|r| {
+            r.change_set_name() == Some(CHANGE_SET)
+                && r.client_request_token() == Some("x-update-3")
+        })
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let stacks = stacks(&[&created, &computed, &executed]);
+    let started = stacks
+        .revert(&target(), &request())
+        .await
+        .expect("reverting");
+    assert_eq!(
+        started,
+        RevertStarted::Executing {
+            not_reverted: vec![model::drift::NotReverted {
+                logical_id: "Queue".into(),
+                path: "/Tags/0/Value".into(),
+                reason: "MANAGED_BY_AWS".into(),
+            }]
+        }
+    );
+    assert_eq!(
+        (
+            created.num_calls(),
+            computed.num_calls(),
+            executed.num_calls()
+        ),
+        (1, 1, 1)
+    );
+
+    // Nothing drifted by the time it runs: CloudFormation fails the change set; nothing is
+    // executed and the change set is removed.
+    let empty = mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
+            .build()
+    });
+    let removed = mock!(aws_sdk_cloudformation::Client::delete_change_set).then_output(|| {
+        aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput::builder()
+            .build()
+    });
+    let stacks = stacks_with_retries(RetryConfig::disabled(), &[&created, &empty, &removed]);
+    assert_eq!(
+        stacks.revert(&target(), &request()).await,
+        Ok(RevertStarted::NothingToRevert)
+    );
+    assert_eq!(removed.num_calls(), 1);
+}

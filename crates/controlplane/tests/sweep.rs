@@ -103,4 +103,13 @@ fn the_scheduled_event_samples_match_the_schedules_in_template_yaml() {
         let declared = &template["Resources"][function]["Properties"]["Events"][schedule]["Type"];
         assert_eq!(declared.as_str(), Some("Schedule"), "{function}.{schedule}");
     }
+    // The drift job's schedule sends its Input as the whole event (no EventBridge envelope):
+    // the sample is exactly that, and it is what the function dispatches on.
+    let drift = &template["Resources"]["ReconcilerFunction"]["Properties"]["Events"]["DriftHourly"];
+    assert_eq!(drift["Type"].as_str(), Some("Schedule"));
+    let input: serde_json::Value =
+        serde_json::from_str(drift["Properties"]["Input"].as_str().expect("an Input"))
+            .expect("the Input is JSON");
+    assert_eq!(input, event("scheduled-drift.json"));
+    assert_eq!(input["job"], "drift");
 }

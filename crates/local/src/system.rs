@@ -103,6 +103,10 @@ pub struct LocalConfig {
     pub decommission_grace: Duration,
     /// How often the rollout driver steps the active rollout (deployed: every 5 s).
     pub rollout_interval: Duration,
+    /// How often the drift job runs locally (deployed: hourly, checking each stack at most
+    /// once per DRIFT_CHECK_INTERVAL_HOURS). moto answers drift detection with HTTP 500, so
+    /// locally every check ends `not_checked` with that reason.
+    pub drift_interval: Duration,
     /// LOCAL_IAM (default on; `off` to measure without): moto checks every call against the
     /// caller's IAM policies, as AWS does.
     pub enforce_iam: bool,
@@ -223,6 +227,7 @@ impl Default for LocalConfig {
             decommission_interval: Duration::from_secs(30),
             decommission_grace: Duration::from_secs(120),
             rollout_interval: Duration::from_secs(2),
+            drift_interval: Duration::from_secs(60),
             enforce_iam: iam_enforced_by_env(),
             revoked: BTreeMap::new(),
         }
@@ -570,6 +575,13 @@ impl RunningSystem {
                 .control_plane("ReconcilerFunction", &plane_config)
                 .await?,
             config.sweep_interval,
+            health.clone(),
+        )));
+        tasks.push(tokio::spawn(run_drift(
+            infrastructure
+                .control_plane("ReconcilerFunction", &plane_config)
+                .await?,
+            config.drift_interval,
             health.clone(),
         )));
         tasks.push(tokio::spawn(run_decommission(
@@ -1191,6 +1203,35 @@ async fn run_sweeps(plane: Arc<ControlPlane>, interval: Duration, health: Health
             health.failed("reconciler", &e.to_string());
         } else {
             health.ok("reconciler");
+        }
+    }
+}
+
+/// The drift job on its (shorter, local) schedule: the reconciler's second schedule, deployed.
+/// Locally each stack is due at every run (moto cannot detect drift; what is shown is that the
+/// job runs and records why it could not).
+async fn run_drift(plane: Arc<ControlPlane>, interval: Duration, health: Health) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    let settings = controlplane::triggers::drift::DriftSettings {
+        interval,
+        ..plane.drift_settings.clone()
+    };
+    loop {
+        tick.tick().await;
+        match controlplane::triggers::drift::drift_sweep(
+            plane.store.as_ref(),
+            plane.drift.clone(),
+            &plane.reconciler,
+            &settings,
+        )
+        .await
+        {
+            Ok(_) => health.ok("drift"),
+            Err(e) => {
+                warn!(error = %e, "drift job failed");
+                health.failed("drift", &e.to_string());
+            }
         }
     }
 }

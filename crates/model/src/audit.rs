@@ -58,23 +58,27 @@ pub enum AuditAction {
     Decommission,
     /// A rollout assigned the tenant a template version.
     TemplateAssigned,
+    /// The drift job found the stack drifted, or back in sync.
+    DriftChecked,
     /// A text this build does not name.
     Other(String),
 }
 
 impl AuditAction {
-    const NAMED: [Self; 11] = [
+    const NAMED: [Self; 13] = [
         Self::SpecWritten,
         Self::SpecRemoved,
         Self::Operation(Operation::Create),
         Self::Operation(Operation::Update),
         Self::Operation(Operation::Delete),
         Self::Operation(Operation::ContinueUpdateRollback),
+        Self::Operation(Operation::RevertDrift),
         Self::Reconcile,
         Self::DecommissionScheduled,
         Self::DecommissionWithdrawn,
         Self::Decommission,
         Self::TemplateAssigned,
+        Self::DriftChecked,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -87,6 +91,7 @@ impl AuditAction {
             Self::DecommissionWithdrawn => "decommission-withdrawn",
             Self::Decommission => "decommission",
             Self::TemplateAssigned => "template-assigned",
+            Self::DriftChecked => "drift-checked",
             Self::Other(text) => text,
         }
     }

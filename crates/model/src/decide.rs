@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::drift::{DriftPolicy, revert_due};
 use crate::spec::{ConfigValue, TenantSpec};
 use crate::stack::{ObservedStack, StackPhase};
 use crate::status::{Operation, StackLocation, Status, TenantStatus};
@@ -24,6 +25,9 @@ pub struct DesiredStack {
     /// The parameters the template types `Number`: compared as numbers, not as text.
     pub number_parameters: BTreeSet<String>,
     pub fingerprint: String,
+    /// What to do when the drift job finds the stack drifted (SPEC `drift_policy`, else the
+    /// deployment's). Not in the fingerprint: it shapes no stack.
+    pub drift_policy: DriftPolicy,
 }
 
 /// What the SPEC row says, after validation.
@@ -75,6 +79,8 @@ pub enum Decision {
     Update,
     Delete,
     ContinueUpdateRollback,
+    /// Bring drifted resources back to the template (a REVERT_DRIFT change set).
+    RevertDrift,
     Finalize(Terminal),
     /// Record `failed` and leave the stack alone.
     Fail {
@@ -91,6 +97,7 @@ impl Decision {
             Self::Update => Some(Operation::Update),
             Self::Delete => Some(Operation::Delete),
             Self::ContinueUpdateRollback => Some(Operation::ContinueUpdateRollback),
+            Self::RevertDrift => Some(Operation::RevertDrift),
             _ => None,
         }
     }
@@ -241,6 +248,10 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
             })
         });
 
+    // The drift job found the stack's resources changed by hand; the policy says bring them back.
+    let drift_to_revert =
+        stack_is_current && status.is_some_and(|s| revert_due(desired.drift_policy, s));
+
     match stack.status.phase() {
         StackPhase::InProgress => wait_or_time_out(o, stack),
         StackPhase::Deleted => {
@@ -271,6 +282,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                     }
                     Some(Status::Ready) if params_drifted => Decision::Update,
                     Some(Status::Ready) if found_elsewhere => Decision::Finalize(Terminal::Ready),
+                    Some(Status::Ready) if drift_to_revert => Decision::RevertDrift,
                     Some(Status::Ready) => Decision::Nothing,
                     Some(Status::Creating | Status::Updating) => {
                         Decision::Finalize(Terminal::Ready)
@@ -293,6 +305,7 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                         what: "the update failed and was rolled back".into(),
                     }),
                     Some(Status::Ready | Status::Creating) if params_drifted => Decision::Update,
+                    Some(Status::Ready) if drift_to_revert => Decision::RevertDrift,
                     Some(Status::Ready) => Decision::Nothing,
                     Some(Status::Creating) => Decision::Finalize(Terminal::Ready),
                     Some(Status::Failed) if settled_failure => Decision::Nothing,

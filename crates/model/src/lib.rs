@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod decide;
 pub mod decommission;
+pub mod drift;
 pub mod dynamo_rules;
 pub mod item_json;
 pub mod next_status;

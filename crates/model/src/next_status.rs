@@ -61,6 +61,7 @@ pub fn carried(
             .map(|s| s.pending_events.clone())
             .unwrap_or_default(),
         decommission_notice: previous.and_then(|s| s.decommission_notice.clone()),
+        drift: previous.and_then(|s| s.drift.clone()),
     }
 }
 
@@ -111,6 +112,7 @@ pub fn finalized(seen: &Seen, terminal: &Terminal, cause: Option<String>) -> Ten
             // A tenant created again later starts afresh: no decommission announced, and the
             // fleet's current version.
             status.decommission_notice = None;
+            status.drift = None;
             status.assigned_version = None;
             status.assigned_by = None;
             status.outputs.clear();

@@ -22,6 +22,7 @@ pub const SPEC_ATTRIBUTES: &[&str] = &[
     "template_version",
     "decommission_date",
     "retry",
+    "drift_policy",
     "updated_by",
 ];
 
@@ -212,6 +213,8 @@ pub struct TenantSpec {
     pub decommission_date: Option<String>,
     /// The retry counter as written (decimal text); a new value re-runs a failed tenant.
     pub retry: Option<String>,
+    /// What to do when the stack drifts; `None`: the deployment's DRIFT_POLICY.
+    pub drift_policy: Option<crate::drift::DriftPolicy>,
     pub updated_by: Option<String>,
 }
 
@@ -238,6 +241,7 @@ impl TenantSpec {
         let decommission_date = optional_string(item, "decommission_date", &mut errors);
         let updated_by = optional_string(item, "updated_by", &mut errors);
         let retry = optional_number(item, "retry", &mut errors);
+        let drift_policy_text = optional_string(item, "drift_policy", &mut errors);
         let config = parse_config(item.get("config"), &mut errors);
 
         if let Some(id) = &tenant_id {
@@ -284,6 +288,19 @@ impl TenantSpec {
                 ),
             ));
         }
+        let drift_policy = drift_policy_text.as_deref().and_then(|text| {
+            let policy = crate::drift::DriftPolicy::parse(text);
+            if policy.is_none() {
+                errors.push(FieldError::new(
+                    "drift_policy",
+                    format!(
+                        "must be one of {}, got {text:?}",
+                        crate::drift::DriftPolicy::NAMES.join(", ")
+                    ),
+                ));
+            }
+            policy
+        });
         if let Some(who) = &updated_by
             && who.len() > UPDATED_BY_MAX
         {
@@ -306,6 +323,7 @@ impl TenantSpec {
                 template_version,
                 decommission_date,
                 retry,
+                drift_policy,
                 updated_by,
             }),
             _ => Err(errors),
@@ -865,6 +883,21 @@ mod tests {
             let e = only_error(&with(&[("decommission_date", s(bad))]));
             assert!(e.message.contains("RFC 3339"), "{e}");
         }
+    }
+
+    #[test]
+    fn drift_policy_is_report_or_revert() {
+        let spec = TenantSpec::parse(
+            &TenantKey::new("gs1234"),
+            &with(&[("drift_policy", s("revert"))]),
+        )
+        .unwrap();
+        assert_eq!(spec.drift_policy, Some(crate::drift::DriftPolicy::Revert));
+        let e = only_error(&with(&[("drift_policy", s("fix"))]));
+        assert_eq!(
+            e.to_string(),
+            "drift_policy: must be one of report, revert, got \"fix\""
+        );
     }
 
     #[test]

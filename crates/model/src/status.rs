@@ -55,6 +55,8 @@ pub enum Operation {
     Update,
     Delete,
     ContinueUpdateRollback,
+    /// A drift-aware change set (REVERT_DRIFT) bringing drifted resources back to the template.
+    RevertDrift,
 }
 
 impl Operation {
@@ -64,6 +66,7 @@ impl Operation {
             Self::Update => "update",
             Self::Delete => "delete",
             Self::ContinueUpdateRollback => "continue-update-rollback",
+            Self::RevertDrift => "revert-drift",
         }
     }
 }
@@ -123,6 +126,9 @@ pub struct TenantStatus {
     /// The decommission announced for this tenant (its grace period runs until `remove_after`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decommission_notice: Option<DecommissionNotice>,
+    /// The last drift check of the stack (the drift job's), and the revert started for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::DriftRecord>,
 }
 
 impl TenantStatus {
@@ -153,6 +159,7 @@ impl TenantStatus {
             version: 0,
             pending_events: Vec::new(),
             decommission_notice: None,
+            drift: None,
         }
     }
 }
@@ -191,6 +198,9 @@ pub enum LifecycleKind {
     Deleted,
     /// The tenant's decommission date passed: it is removed after the grace period.
     DecommissionScheduled,
+    /// A drift check found the stack's resources changed outside CloudFormation (or other
+    /// resources than the last check did).
+    Drifted,
 }
 
 /// A lifecycle event, as published on the topic.
@@ -250,20 +260,52 @@ impl LifecycleEvent {
     /// per tenant and date, so a repeated announcement is a duplicate subscribers drop.
     pub fn decommission_scheduled(status: &TenantStatus, notice: &DecommissionNotice) -> Self {
         Self {
-            id: format!("{}:decommission:{}", status.tenant_id, notice.date),
-            kind: LifecycleKind::DecommissionScheduled,
+            remove_after: Some(notice.remove_after.clone()),
+            ..Self::about(
+                status,
+                LifecycleKind::DecommissionScheduled,
+                format!("{}:decommission:{}", status.tenant_id, notice.date),
+                format!(
+                    "decommission_date {} has passed; the tenant is removed after {}",
+                    notice.date, notice.remove_after
+                ),
+                &notice.announced_at,
+            )
+        }
+    }
+
+    /// The announcement that `status`'s stack drifted, as `drift` found it; one id per tenant
+    /// and check, so a repeated announcement is a duplicate subscribers drop.
+    pub fn drifted(status: &TenantStatus, drift: &crate::drift::DriftRecord) -> Self {
+        Self::about(
+            status,
+            LifecycleKind::Drifted,
+            format!("{}:drift:{}", status.tenant_id, drift.checked_at),
+            drift.summary(),
+            &drift.checked_at,
+        )
+    }
+
+    /// An announcement about `status`'s tenant that is no transition of it.
+    fn about(
+        status: &TenantStatus,
+        kind: LifecycleKind,
+        id: String,
+        reason: String,
+        occurred_at: &str,
+    ) -> Self {
+        Self {
+            id,
+            kind,
             tenant_id: status.tenant_id.clone(),
             status: status.status,
             account_id: status.location.as_ref().map(|l| l.account_id.clone()),
             region: status.location.as_ref().map(|l| l.region.clone()),
             outputs: status.outputs.clone(),
-            reason: Some(format!(
-                "decommission_date {} has passed; the tenant is removed after {}",
-                notice.date, notice.remove_after
-            )),
+            reason: Some(reason),
             template_version: status.template_version.clone(),
-            occurred_at: notice.announced_at.clone(),
-            remove_after: Some(notice.remove_after.clone()),
+            occurred_at: occurred_at.to_owned(),
+            remove_after: None,
         }
     }
 }

@@ -804,6 +804,7 @@ mod tests {
             template_version: None,
             decommission_date: None,
             retry: None,
+            drift_policy: None,
             updated_by: None,
         }
     }

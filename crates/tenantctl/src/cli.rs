@@ -242,6 +242,14 @@ pub(crate) enum TenantsCommand {
     },
     /// Show one tenant: desired state, status, reason, outputs, ETag.
     Get { tenant: String },
+    /// Drift: one tenant's drifted resources and their property differences (and any revert),
+    /// or, without a tenant, every tenant's last drift check.
+    Drift {
+        tenant: Option<String>,
+        /// Only tenants whose stack drifted (without a tenant).
+        #[arg(long, conflicts_with = "tenant")]
+        drifted: bool,
+    },
     /// Create a tenant (admins).
     Create {
         tenant: String,
@@ -259,6 +267,9 @@ pub(crate) enum TenantsCommand {
         /// YYYY-MM-DD: when the tenant is removed.
         #[arg(long)]
         decommission_date: Option<String>,
+        /// What to do when its stack drifts (default: the deployment's DriftPolicy).
+        #[arg(long, value_parser = ["report", "revert"])]
+        drift_policy: Option<String>,
         /// Makes a retried create answer as the first one did (same key, same request).
         #[arg(long)]
         idempotency_key: Option<String>,
@@ -287,6 +298,12 @@ pub(crate) enum TenantsCommand {
         /// Move the tenant to another region (admins).
         #[arg(long)]
         region: Option<String>,
+        /// What to do when its stack drifts: report, or revert it.
+        #[arg(long, value_parser = ["report", "revert"], conflicts_with = "clear_drift_policy")]
+        drift_policy: Option<String>,
+        /// Back to the deployment's DriftPolicy.
+        #[arg(long)]
+        clear_drift_policy: bool,
         /// Change only if the tenant still has this ETag (default: the ETag read just before).
         #[arg(long, value_name = "ETAG")]
         if_match: Option<String>,

@@ -64,6 +64,7 @@ fn gone(tenant: &str) -> TenantView {
         stack_template_version: None,
         decommission_date: None,
         retry: None,
+        drift_policy: None,
         updated_by: None,
         status: "deleted".into(),
         reason: Some("no longer known: it had no stack".into()),
@@ -72,5 +73,6 @@ fn gone(tenant: &str) -> TenantView {
         outputs: Default::default(),
         stack_status: None,
         status_updated_at: None,
+        drift: None,
     }
 }

@@ -230,7 +230,102 @@ pub fn tenant(tenant: &Tenant) -> String {
         row(&format!("output {name}"), value.clone());
     }
     row("status at", or_dash(view.status_updated_at.as_deref()));
+    if let Some(policy) = &view.drift_policy {
+        row("drift policy", policy.clone());
+    }
+    if let Some(drift) = &view.drift {
+        row(
+            "drift",
+            format!("{} (checked {})", drift.summary(), drift.checked_at),
+        );
+    }
     row("etag", or_dash(tenant.etag.as_deref()));
+    render(&out)
+}
+
+/// One tenant's last drift check: each drifted resource and property, and the revert.
+pub fn drift(view: &TenantView) -> String {
+    let Some(drift) = &view.drift else {
+        return printable(&format!(
+            "{}: not checked yet (the drift job checks settled stacks hourly, each at most once per DriftCheckIntervalHours)",
+            view.tenant_id
+        ));
+    };
+    let mut lines = vec![printable(&format!(
+        "{}: {} (checked {})",
+        view.tenant_id,
+        drift.summary(),
+        drift.checked_at
+    ))];
+    if drift.status != model::drift::DriftStatus::NotChecked
+        && let Some(reason) = &drift.reason
+    {
+        lines.push(printable(&format!("note: {reason}")));
+    }
+    if !drift.resources.is_empty() {
+        let mut out = table(&[
+            "RESOURCE", "TYPE", "DRIFT", "PROPERTY", "EXPECTED", "ACTUAL",
+        ]);
+        for resource in &drift.resources {
+            if resource.differences.is_empty() {
+                out.add_row(vec![
+                    resource.logical_id.clone(),
+                    resource.resource_type.clone(),
+                    resource.status.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+            }
+            for d in &resource.differences {
+                out.add_row(vec![
+                    resource.logical_id.clone(),
+                    resource.resource_type.clone(),
+                    resource.status.clone(),
+                    format!("{} ({})", d.path, d.kind),
+                    d.expected.clone(),
+                    d.actual.clone(),
+                ]);
+            }
+        }
+        lines.push(render(&out));
+    }
+    if drift.omitted_differences > 0 {
+        lines.push(format!(
+            "{} more property differences were left out to fit the STATUS row",
+            drift.omitted_differences
+        ));
+    }
+    if let Some(revert) = &drift.revert {
+        lines.push(match (&revert.failed, revert.nothing_to_revert) {
+            (Some(failed), _) => printable(&format!("revert refused: {failed}")),
+            (None, true) => format!("revert at {}: nothing to revert", revert.started_at),
+            (None, false) => format!("reverted at {}", revert.started_at),
+        });
+        for left in &revert.not_reverted {
+            lines.push(printable(&format!(
+                "  not reverted: {} {} ({})",
+                left.logical_id, left.path, left.reason
+            )));
+        }
+    }
+    lines.join("\n")
+}
+
+/// Every tenant's last drift check, one line each.
+pub fn fleet_drift(tenants: &[TenantView]) -> String {
+    let mut out = table(&["TENANT", "DRIFT", "CHECKED", "SUMMARY"]);
+    for view in tenants {
+        let (status, checked, summary) = match &view.drift {
+            Some(d) => (
+                d.status.as_str().to_owned(),
+                d.checked_at.clone(),
+                reason_summary(&d.summary(), LISTED_REASON_CHARS),
+            ),
+            None => ("-".into(), "-".into(), "not checked yet".into()),
+        };
+        out.add_row(vec![view.tenant_id.clone(), status, checked, summary]);
+    }
     render(&out)
 }
 

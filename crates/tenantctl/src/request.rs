@@ -65,6 +65,8 @@ pub struct CreateRequest {
     pub config: Map<String, Value>,
     pub template_version: Option<String>,
     pub decommission_date: Option<String>,
+    /// `report` or `revert`; none: the deployment's DRIFT_POLICY.
+    pub drift_policy: Option<String>,
 }
 
 impl CreateRequest {
@@ -85,6 +87,9 @@ impl CreateRequest {
         if let Some(date) = &self.decommission_date {
             body.insert("decommission_date".into(), date.clone().into());
         }
+        if let Some(policy) = &self.drift_policy {
+            body.insert("drift_policy".into(), policy.clone().into());
+        }
         Value::Object(body)
     }
 }
@@ -99,6 +104,8 @@ pub struct UpdateRequest {
     pub decommission_date: Option<Option<String>>,
     pub account_id: Option<String>,
     pub region: Option<String>,
+    /// `Some(None)`: back to the deployment's DRIFT_POLICY.
+    pub drift_policy: Option<Option<String>>,
 }
 
 impl UpdateRequest {
@@ -134,10 +141,20 @@ impl UpdateRequest {
         if let Some(region) = &self.region {
             patch.insert("region".into(), region.clone().into());
         }
+        match &self.drift_policy {
+            Some(Some(policy)) => {
+                patch.insert("drift_policy".into(), policy.clone().into());
+            }
+            Some(None) => {
+                patch.insert("drift_policy".into(), Value::Null);
+            }
+            None => {}
+        }
         if patch.is_empty() {
             return Err(
                 "nothing to change: give --config, --unset-config, --config-json, \
                         --template-version, --decommission-date, --clear-decommission-date, \
+                        --drift-policy, --clear-drift-policy, \
                         --account or --region"
                     .into(),
             );

@@ -717,3 +717,81 @@ async fn doctor_names_broken_keys_and_a_tenant_under_a_bad_id_is_still_reachable
     assert_eq!(deleted.code, 0, "{deleted:?}");
     Ok(())
 }
+
+/// `tenantctl tenants drift` shows the drift job's last check, per tenant and across the fleet;
+/// the drift policy is set on create. moto cannot detect drift, so the check shows why not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_drift_shows_each_tenants_last_drift_check() -> Result<()> {
+    let system = RunningSystem::start(LocalConfig {
+        aws_port: free_port()?,
+        api_port: 0,
+        drift_interval: Duration::from_secs(2),
+        ..LocalConfig::default()
+    })
+    .await?;
+    let ctl = Ctl { system: &system };
+    let admin = system
+        .tokens
+        .mint("ops@example.com", None, 1)
+        .map_err(anyhow::Error::msg)?;
+    let admin = Some(admin.as_str());
+    let created = ctl
+        .run(
+            admin,
+            &[
+                "tenants",
+                "create",
+                "acme",
+                "--account",
+                "222222222222",
+                "--drift-policy",
+                "revert",
+                "--wait",
+                "--timeout",
+                WAIT,
+                "--output",
+                "json",
+            ],
+        )
+        .await?;
+    assert_eq!(created.code, 0, "{created:?}");
+    assert_eq!(created.json()["drift_policy"], "revert", "{created:?}");
+
+    let mut drift = Value::Null;
+    for _ in 0..60 {
+        let shown = ctl
+            .run(admin, &["tenants", "drift", "acme", "--output", "json"])
+            .await?;
+        assert_eq!(shown.code, 0, "{shown:?}");
+        drift = shown.json();
+        if drift["status"] == "not_checked" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(drift["status"], "not_checked", "{drift}");
+    let text = ctl.run(admin, &["tenants", "drift", "acme"]).await?;
+    assert!(
+        text.stdout
+            .contains("acme: not checked: DetectStackDrift failed"),
+        "{text:?}"
+    );
+    let fleet = ctl.run(admin, &["tenants", "drift"]).await?;
+    assert_eq!(fleet.code, 0, "{fleet:?}");
+    assert!(
+        fleet.stdout.contains("acme") && fleet.stdout.contains("not_checked"),
+        "{fleet:?}"
+    );
+    let drifted_only = ctl
+        .run(
+            admin,
+            &["tenants", "drift", "--drifted", "--output", "json"],
+        )
+        .await?;
+    assert_eq!(
+        drifted_only.json(),
+        serde_json::json!([]),
+        "{drifted_only:?}"
+    );
+    Ok(())
+}

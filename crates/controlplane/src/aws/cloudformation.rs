@@ -525,19 +525,9 @@ impl crate::ports::ChangePreviews for CloudFormationStacks {
         at: &StackTarget,
         request: &StackRequest,
     ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
-        use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType};
+        use aws_sdk_cloudformation::types::ChangeSetType;
         let client = self.client(at).await?;
-        let name = format!("preview-{}", request.client_request_token)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(128)
-            .collect::<String>();
+        let name = change_set_name("preview", &request.client_request_token);
         let created = client
             .create_change_set()
             .stack_name(&at.location.stack_name)
@@ -554,80 +544,307 @@ impl crate::ports::ChangePreviews for CloudFormationStacks {
         let id = created.id().unwrap_or(&name).to_owned();
         let result = read_change_set(&client, &at.location.stack_name, &id).await;
         // Always cleaned up, whatever the reading gave.
-        if let Err(e) = client
-            .delete_change_set()
+        delete_change_set(&client, &at.location.stack_name, &id).await;
+        result.map(|read| read.map(|read| read.changes).unwrap_or_default())
+    }
+}
+
+/// A change set's name (letters, digits and hyphens, at most 128) from a prefix and a token.
+fn change_set_name(prefix: &str, token: &str) -> String {
+    format!("{prefix}-{token}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect()
+}
+
+/// What a computed change set holds.
+struct ChangeSetRead {
+    changes: Vec<crate::ports::ResourceChange>,
+    /// For a drift-aware change set: the properties it leaves as they are.
+    not_reverted: Vec<model::drift::NotReverted>,
+}
+
+/// Waits for a change set to be computed (up to [`CHANGE_SET_WAIT`]) and reads every page;
+/// `None`: it changes nothing (CloudFormation fails such a change set).
+async fn read_change_set(
+    client: &Client,
+    stack: &str,
+    id: &str,
+) -> Result<Option<ChangeSetRead>, StackError> {
+    use aws_sdk_cloudformation::types::ChangeSetStatus;
+    let started = tokio::time::Instant::now();
+    let mut read = ChangeSetRead {
+        changes: Vec::new(),
+        not_reverted: Vec::new(),
+    };
+    let mut token: Option<String> = None;
+    loop {
+        let output = client
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(id)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        match output.status() {
+            Some(ChangeSetStatus::CreateComplete) => {}
+            Some(ChangeSetStatus::Failed) => {
+                let reason = output.status_reason().unwrap_or_default();
+                // An update that changes nothing: CloudFormation fails its change set.
+                if reason.contains("didn't contain changes")
+                    || reason.contains("No updates are to be performed")
+                {
+                    return Ok(None);
+                }
+                return Err(StackError::Rejected(format!(
+                    "the change set failed: {reason}"
+                )));
+            }
+            _ => {
+                if started.elapsed() > CHANGE_SET_WAIT {
+                    return Err(StackError::Transient(
+                        "the change set was not computed in time".into(),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        for change in output.changes() {
+            let Some(resource) = change.resource_change() else {
+                continue;
+            };
+            let logical_id = resource
+                .logical_resource_id()
+                .unwrap_or_default()
+                .to_owned();
+            for ignored in resource.resource_drift_ignored_attributes() {
+                read.not_reverted.push(model::drift::NotReverted {
+                    logical_id: logical_id.clone(),
+                    path: ignored.path().unwrap_or_default().to_owned(),
+                    reason: ignored
+                        .reason()
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
+                });
+            }
+            read.changes.push(crate::ports::ResourceChange {
+                action: resource
+                    .action()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_default(),
+                logical_id,
+                resource_type: resource.resource_type().unwrap_or_default().to_owned(),
+                replacement: resource.replacement().map(|r| r.as_str().to_owned()),
+            });
+        }
+        match output.next_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => return Ok(Some(read)),
+        }
+    }
+}
+
+async fn delete_change_set(client: &Client, stack: &str, id: &str) {
+    if let Err(e) = client
+        .delete_change_set()
+        .stack_name(stack)
+        .change_set_name(id)
+        .send()
+        .await
+    {
+        tracing::warn!(change_set = %id, error = %classify(&e), "change set not deleted");
+    }
+}
+
+/// The calls of [`CloudFormationStacks`]' drift detection, through the tenant role. Detection
+/// reads every resource with the caller's credentials: the tenant role also needs the read
+/// actions of the template's resource types (the bootstrap's `DriftReadPolicyArn`).
+pub const DRIFT_DETECTION_CALLS: &[super::Call] = &{
+    use super::{Call, Resource::TenantStack};
+    [
+        Call::new("cloudformation:DetectStackDrift", TenantStack),
+        // Takes no resource: the Service Authorization Reference lists none for it.
+        Call::new(
+            "cloudformation:DescribeStackDriftDetectionStatus",
+            super::Resource::Unscoped,
+        ),
+        Call::new("cloudformation:DescribeStackResourceDrifts", TenantStack),
+    ]
+};
+
+/// The calls of [`CloudFormationStacks`]' drift revert (a drift-aware change set, executed),
+/// through the tenant role: CloudFormation reads the TemplateURL and passes the deploy role
+/// on the caller's behalf.
+pub const DRIFT_REVERT_CALLS: &[super::Call] = &{
+    use super::{Call, Resource::TenantStack};
+    [
+        Call::new("cloudformation:CreateChangeSet", TenantStack),
+        Call::new("cloudformation:DescribeChangeSet", TenantStack),
+        Call::new("cloudformation:ExecuteChangeSet", TenantStack),
+        Call::new("cloudformation:DeleteChangeSet", TenantStack),
+        Call::new("cloudformation:TagResource", TenantStack),
+        Call::new("s3:GetObject", super::Resource::TemplateCopies),
+        Call::new("iam:PassRole", super::Resource::TenantDeployRole),
+    ]
+};
+
+#[async_trait]
+impl crate::ports::StackDrift for CloudFormationStacks {
+    async fn detect(&self, at: &StackTarget) -> Result<String, StackError> {
+        let client = self.client(at).await?;
+        let output = client
+            .detect_stack_drift()
             .stack_name(&at.location.stack_name)
-            .change_set_name(&id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        output
+            .stack_drift_detection_id()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                StackError::Transient("DetectStackDrift returned no detection id".into())
+            })
+    }
+
+    async fn progress(
+        &self,
+        at: &StackTarget,
+        detection_id: &str,
+    ) -> Result<crate::ports::DetectionProgress, StackError> {
+        use crate::ports::DetectionProgress;
+        use aws_sdk_cloudformation::types::{StackDriftDetectionStatus, StackDriftStatus};
+        let client = self.client(at).await?;
+        let output = client
+            .describe_stack_drift_detection_status()
+            .stack_drift_detection_id(detection_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let reason = output.detection_status_reason().map(str::to_owned);
+        let drifted = output.stack_drift_status() == Some(&StackDriftStatus::Drifted);
+        Ok(match output.detection_status() {
+            Some(StackDriftDetectionStatus::DetectionInProgress) => DetectionProgress::InProgress,
+            Some(StackDriftDetectionStatus::DetectionComplete) => DetectionProgress::Complete {
+                drifted,
+                reason: None,
+            },
+            // DETECTION_FAILED with DRIFTED: some resources could not be checked, the rest
+            // drifted; the drift found is still news.
+            Some(StackDriftDetectionStatus::DetectionFailed) if drifted => {
+                DetectionProgress::Complete { drifted, reason }
+            }
+            Some(StackDriftDetectionStatus::DetectionFailed) => DetectionProgress::Failed {
+                reason: reason.unwrap_or_else(|| "drift detection failed".into()),
+            },
+            other => DetectionProgress::Failed {
+                reason: format!(
+                    "drift detection ended {}",
+                    other.map_or("with no status", |s| s.as_str())
+                ),
+            },
+        })
+    }
+
+    async fn drifted_resources(
+        &self,
+        at: &StackTarget,
+    ) -> Result<Vec<crate::ports::ResourceDrift>, StackError> {
+        use aws_sdk_cloudformation::types::StackResourceDriftStatus;
+        let client = self.client(at).await?;
+        let mut pages = client
+            .describe_stack_resource_drifts()
+            .stack_name(&at.location.stack_name)
+            .stack_resource_drift_status_filters(StackResourceDriftStatus::Modified)
+            .stack_resource_drift_status_filters(StackResourceDriftStatus::Deleted)
+            .into_paginator()
+            .send();
+        let mut resources = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(&e))?;
+            for drift in page.stack_resource_drifts() {
+                resources.push(model::drift::ResourceDrift {
+                    logical_id: drift.logical_resource_id().unwrap_or_default().to_owned(),
+                    resource_type: drift.resource_type().unwrap_or_default().to_owned(),
+                    physical_id: drift.physical_resource_id().map(str::to_owned),
+                    status: drift
+                        .stack_resource_drift_status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    differences: drift
+                        .property_differences()
+                        .iter()
+                        .map(|d| model::drift::PropertyDifference {
+                            path: d.property_path().unwrap_or_default().to_owned(),
+                            kind: d
+                                .difference_type()
+                                .map(|k| k.as_str().to_owned())
+                                .unwrap_or_default(),
+                            expected: d.expected_value().unwrap_or_default().to_owned(),
+                            actual: d.actual_value().unwrap_or_default().to_owned(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(resources)
+    }
+
+    async fn revert(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<crate::ports::RevertStarted, StackError> {
+        use crate::ports::RevertStarted;
+        use aws_sdk_cloudformation::types::{ChangeSetType, DeploymentMode};
+        let client = self.client(at).await?;
+        let stack = &at.location.stack_name;
+        let name = change_set_name("revert-drift", &request.client_request_token);
+        // A retried revert (same intent, same token) finds its change set already made.
+        let id = match client
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(&name)
+            .change_set_type(ChangeSetType::Update)
+            .deployment_mode(DeploymentMode::RevertDrift)
+            .set_template_body(inline_body(&request.template))
+            .set_template_url(template_url(&request.template))
+            .set_role_arn(request.role_arn.clone())
+            .set_parameters(Some(parameters(request)))
+            .set_tags(Some(tags(request)))
+            .set_capabilities(Some(capabilities(request)))
+            .client_token(&request.client_request_token)
             .send()
             .await
         {
-            tracing::warn!(change_set = %id, error = %classify(&e), "preview change set not deleted");
-        }
-        return result;
-
-        async fn read_change_set(
-            client: &Client,
-            stack: &str,
-            id: &str,
-        ) -> Result<Vec<crate::ports::ResourceChange>, StackError> {
-            let started = tokio::time::Instant::now();
-            let mut changes = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let output = client
-                    .describe_change_set()
-                    .stack_name(stack)
-                    .change_set_name(id)
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify(&e))?;
-                match output.status() {
-                    Some(ChangeSetStatus::CreateComplete) => {}
-                    Some(ChangeSetStatus::Failed) => {
-                        let reason = output.status_reason().unwrap_or_default();
-                        // An update that changes nothing: CloudFormation fails its change set.
-                        if reason.contains("didn't contain changes")
-                            || reason.contains("No updates are to be performed")
-                        {
-                            return Ok(Vec::new());
-                        }
-                        return Err(StackError::Rejected(format!(
-                            "the change set failed: {reason}"
-                        )));
-                    }
-                    _ => {
-                        if started.elapsed() > CHANGE_SET_WAIT {
-                            return Err(StackError::Transient(
-                                "the change set was not computed in time".into(),
-                            ));
-                        }
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                }
-                for change in output.changes() {
-                    let Some(resource) = change.resource_change() else {
-                        continue;
-                    };
-                    changes.push(crate::ports::ResourceChange {
-                        action: resource
-                            .action()
-                            .map(|a| a.as_str().to_owned())
-                            .unwrap_or_default(),
-                        logical_id: resource
-                            .logical_resource_id()
-                            .unwrap_or_default()
-                            .to_owned(),
-                        resource_type: resource.resource_type().unwrap_or_default().to_owned(),
-                        replacement: resource.replacement().map(|r| r.as_str().to_owned()),
-                    });
-                }
-                match output.next_token() {
-                    Some(next) => token = Some(next.to_owned()),
-                    None => return Ok(changes),
-                }
-            }
-        }
+            Ok(created) => created.id().unwrap_or(&name).to_owned(),
+            Err(e) => match classify(&e) {
+                StackError::AlreadyExists => name.clone(),
+                other => return Err(other),
+            },
+        };
+        let Some(read) = read_change_set(&client, stack, &id).await? else {
+            delete_change_set(&client, stack, &id).await;
+            return Ok(RevertStarted::NothingToRevert);
+        };
+        client
+            .execute_change_set()
+            .stack_name(stack)
+            .change_set_name(&id)
+            .client_request_token(&request.client_request_token)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(RevertStarted::Executing {
+            not_reverted: read.not_reverted,
+        })
     }
 }

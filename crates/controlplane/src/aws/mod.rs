@@ -84,6 +84,13 @@ impl Call {
     }
 }
 
+/// Whether an error's text (`AwsFailure::message`: "code: words") is a throttle's: its code is
+/// one the SDK treats as throttling (a quota is not).
+pub fn is_throttle_message(message: &str) -> bool {
+    let code = message.split([':', ' ']).next().unwrap_or_default();
+    THROTTLING_ERRORS.contains(&code) && !QUOTA_ERRORS.contains(&code)
+}
+
 /// Codes in the SDK's `THROTTLING_ERRORS` that are no throttle for the control plane.
 /// CloudFormation answers `LimitExceededException` when a quota of the account is reached
 /// (stacks per region, ...): waiting does not lift it; raising the quota or deleting stacks does.

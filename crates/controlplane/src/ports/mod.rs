@@ -3,6 +3,7 @@
 
 mod alarms;
 mod change_previews;
+mod drift;
 mod lifecycle_events;
 mod preview_store;
 mod recheck;
@@ -18,6 +19,7 @@ mod tenant_store;
 
 pub use alarms::*;
 pub use change_previews::*;
+pub use drift::*;
 pub use lifecycle_events::*;
 pub use preview_store::*;
 pub use recheck::*;

@@ -31,6 +31,11 @@ impl StackError {
             Self::Rejected(_) => Healing::Permanent,
         }
     }
+
+    /// CloudFormation (or STS) throttled the call: worth backing off and trying again.
+    pub fn is_throttle(&self) -> bool {
+        matches!(self, Self::Transient(message) if crate::aws::is_throttle_message(message))
+    }
 }
 
 /// Where and as whom a stack call runs: the tenant's account and region, through its role.

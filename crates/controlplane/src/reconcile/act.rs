@@ -18,7 +18,8 @@ use super::{
     ASSIGNED_AT_CREATION, ASSIGNED_FROM_STACK_TAG, MANAGED_BY, Outcome, Reconciler, TransientError,
 };
 use crate::ports::{
-    Healing, Snapshot, StackError, StackRequest, StoreError, TemplateLocation, UpdateStarted,
+    Healing, RevertStarted, Snapshot, StackError, StackRequest, StoreError, TemplateLocation,
+    UpdateStarted,
 };
 use crate::status_writer::{Change, Over, Written};
 
@@ -52,11 +53,19 @@ impl Reconciler {
             _ => Status::Deleting,
         };
         intent.operation = Some(operation);
-        intent.attempts = if same {
+        intent.attempts = if operation == Operation::RevertDrift {
+            // A revert is not another try at this SPEC: it never uses up its attempts.
+            previous.map_or(0, |s| s.attempts)
+        } else if same {
             previous.map_or(0, |s| s.attempts).saturating_add(1)
         } else {
             1
         };
+        if operation == Operation::RevertDrift {
+            intent.drift = previous
+                .and_then(|s| s.drift.as_ref())
+                .map(|d| model::drift::reverting(d, now));
+        }
         if !same {
             intent.retries = 0;
         }
@@ -97,54 +106,47 @@ impl Reconciler {
             "starting stack operation"
         );
         let mut no_changes = false;
+        let mut not_reverted = Vec::new();
         let result = match (operation, &view.desired) {
-            (Operation::Create | Operation::Update, Desired::Present(d)) => 'call: {
-                let template = match view.template.as_ref() {
-                    Some(template) => template.location(&target.location.region),
-                    None => Ok(TemplateLocation::Body(String::new())),
-                };
-                let template = match template {
-                    Ok(template) => template,
-                    // No copy of the version in the stack's region: a deployment setting only
-                    // the operator can change.
-                    Err(reason) => break 'call Err(StackError::Rejected(reason)),
-                };
-                let request = StackRequest {
-                    template,
-                    role_arn: Some(crate::aws::sts::role_arn(
-                        crate::aws::sts::partition(&target.location.region),
-                        &target.location.account_id,
-                        &self.settings.deploy_role_name,
-                    )),
-                    auto_expand: view
-                        .template
-                        .as_ref()
-                        .is_some_and(|t| t.expands_transforms()),
-                    parameters: d.parameters.clone(),
-                    tags: vec![
-                        (TAG_TENANT_ID.into(), view.key.as_str().to_owned()),
-                        (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
-                        (TAG_TEMPLATE_VERSION.into(), d.template_version.clone()),
-                        (TAG_SPEC_FINGERPRINT.into(), d.fingerprint.clone()),
-                    ],
-                    client_request_token: token,
-                };
-                if operation == Operation::Create {
+            (
+                Operation::Create | Operation::Update | Operation::RevertDrift,
+                Desired::Present(d),
+            ) => match self.stack_request(view, &target, d, token) {
+                Err(e) => Err(e),
+                Ok(request) if operation == Operation::Create => {
                     self.stacks.create(&target, &request).await
-                } else {
-                    self.stacks.update(&target, &request).await.map(|started| {
-                        if started == UpdateStarted::NoChanges {
-                            debug!("no updates are to be performed");
-                            no_changes = true;
-                        }
-                    })
                 }
-            }
+                Ok(request) if operation == Operation::RevertDrift => match &self.drift {
+                    Some(drift) => {
+                        drift
+                            .revert(&target, &request)
+                            .await
+                            .map(|started| match started {
+                                RevertStarted::Executing { not_reverted: left } => {
+                                    not_reverted = left;
+                                }
+                                RevertStarted::NothingToRevert => {
+                                    debug!("the drift-aware change set had nothing to revert");
+                                    no_changes = true;
+                                }
+                            })
+                    }
+                    None => Err(StackError::Rejected(
+                        "this function cannot revert drift (no drift adapter)".into(),
+                    )),
+                },
+                Ok(request) => self.stacks.update(&target, &request).await.map(|started| {
+                    if started == UpdateStarted::NoChanges {
+                        debug!("no updates are to be performed");
+                        no_changes = true;
+                    }
+                }),
+            },
             (Operation::Delete, _) => self.stacks.delete(&target, &token).await,
             (Operation::ContinueUpdateRollback, _) => {
                 self.stacks.continue_update_rollback(&target, &token).await
             }
-            // Create and update are only decided for a present SPEC.
+            // Create, update and revert are only decided for a present SPEC.
             _ => Ok(()),
         };
         // The next write goes over the intent, as stored now; it is not a transition from the
@@ -161,9 +163,34 @@ impl Reconciler {
             Ok(()) if no_changes => {
                 let mut ready = self.finalized(view, &Terminal::Ready, now).await;
                 ready.operation = intent.operation;
+                // The revert stays recorded (once per detection), with what it found.
+                if operation == Operation::RevertDrift {
+                    ready.drift = intent.drift.clone();
+                    if let Some(revert) = ready.drift.as_mut().and_then(|d| d.revert.as_mut()) {
+                        revert.nothing_to_revert = true;
+                    }
+                }
                 let state = ready.status;
                 match self.record(view, ready, over).await {
                     Ok(_) => Step::Done(Outcome::Converged(Some(state))),
+                    Err(step) => step,
+                }
+            }
+            // What the drift-aware change set leaves drifted goes on the row, before the wait.
+            Ok(()) if !not_reverted.is_empty() => {
+                let mut noted = intent_now.status.cloned().unwrap_or_else(|| intent.clone());
+                if let Some(revert) = noted.drift.as_mut().and_then(|d| d.revert.as_mut()) {
+                    revert.not_reverted = not_reverted;
+                }
+                match self.record(view, noted, over).await {
+                    Ok(noted) => match &noted.outbox.current {
+                        Some(status) => Step::Started(Box::new(Snapshot {
+                            spec: view.snapshot.spec.clone(),
+                            status_version: Some(status.version),
+                            status: Some(status.clone()),
+                        })),
+                        None => Step::Again,
+                    },
                     Err(step) => step,
                 }
             }
@@ -185,6 +212,22 @@ impl Reconciler {
                 )),
                 after_intent: true,
             }),
+            // A refused revert leaves the stack as it was: the tenant stays ready, and the
+            // drift record says why nothing was reverted.
+            Err(e) if operation == Operation::RevertDrift => {
+                let reason = format!("CloudFormation rejected the drift revert: {e}");
+                warn!(%reason, "drift revert rejected");
+                let mut back = intent_now.status.cloned().unwrap_or_else(|| intent.clone());
+                back.status = Status::Ready;
+                back.operation = previous.and_then(|s| s.operation);
+                if let Some(revert) = back.drift.as_mut().and_then(|d| d.revert.as_mut()) {
+                    revert.failed = Some(reason);
+                }
+                match self.record(view, back, over).await {
+                    Ok(_) => Step::Done(Outcome::Converged(Some(Status::Ready))),
+                    Err(step) => step,
+                }
+            }
             Err(e) => {
                 let reason = format!("CloudFormation rejected the {}: {e}", operation.as_str());
                 warn!(%reason, "stack operation rejected");
@@ -198,6 +241,45 @@ impl Reconciler {
                 }
             }
         }
+    }
+
+    /// The create, update or revert request for the stack `d` asks for: the template in the
+    /// stack's region, the account's deploy role, the tags that mark it the control plane's.
+    fn stack_request(
+        &self,
+        view: &View,
+        target: &crate::ports::StackTarget,
+        d: &model::decide::DesiredStack,
+        token: String,
+    ) -> Result<StackRequest, StackError> {
+        let template = match view.template.as_ref() {
+            // No copy of the version in the stack's region: a deployment setting only the
+            // operator can change.
+            Some(template) => template
+                .location(&target.location.region)
+                .map_err(StackError::Rejected)?,
+            None => TemplateLocation::Body(String::new()),
+        };
+        Ok(StackRequest {
+            template,
+            role_arn: Some(crate::aws::sts::role_arn(
+                crate::aws::sts::partition(&target.location.region),
+                &target.location.account_id,
+                &self.settings.deploy_role_name,
+            )),
+            auto_expand: view
+                .template
+                .as_ref()
+                .is_some_and(|t| t.expands_transforms()),
+            parameters: d.parameters.clone(),
+            tags: vec![
+                (TAG_TENANT_ID.into(), view.key.as_str().to_owned()),
+                (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
+                (TAG_TEMPLATE_VERSION.into(), d.template_version.clone()),
+                (TAG_SPEC_FINGERPRINT.into(), d.fingerprint.clone()),
+            ],
+            client_request_token: token,
+        })
     }
 
     /// The end of an operation, with the stack events' own words for a failure.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
-use crate::ports::{LifecycleEvents, Recheck, Stacks, TemplateSource, TenantStore};
+use crate::ports::{LifecycleEvents, Recheck, StackDrift, Stacks, TemplateSource, TenantStore};
 use crate::status_writer::StatusWriter;
 use model::decide::{Decision, Observation, decide};
 use model::next_status;
@@ -69,6 +69,9 @@ pub struct Settings {
     /// The CloudFormation service role each tenant account's bootstrap creates: stacks are
     /// created and updated with it (RoleARN), so their resources are made with its permissions.
     pub deploy_role_name: String,
+    /// What to do with a stack the drift job found drifted, unless its SPEC says
+    /// (`drift_policy`): report only, or revert it.
+    pub drift_policy: model::drift::DriftPolicy,
 }
 
 /// The bootstrap's default DeployRoleName.
@@ -89,6 +92,7 @@ impl Settings {
             retry_backoff_base: Duration::from_secs(30),
             retry_backoff_max: Duration::from_secs(3600),
             deploy_role_name: DEFAULT_DEPLOY_ROLE.into(),
+            drift_policy: model::drift::DriftPolicy::Report,
         }
     }
 
@@ -122,6 +126,9 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct Reconciler {
     store: Arc<dyn TenantStore>,
     stacks: Arc<dyn Stacks>,
+    /// Drift reverts (REVERT_DRIFT change sets); none: a tenant whose policy is `revert` is
+    /// only reported.
+    drift: Option<Arc<dyn StackDrift>>,
     templates: Arc<dyn TemplateSource>,
     /// Where the triggers send the looks an [`Action::RequeueAfter`] asks for (the completion
     /// loop); none: the caller follows up itself. The reconcile itself never uses it.
@@ -145,6 +152,7 @@ impl Reconciler {
             writer: StatusWriter::new(store.clone(), clock.clone()),
             store,
             stacks,
+            drift: None,
             templates,
             recheck: None,
             events: None,
@@ -162,6 +170,12 @@ impl Reconciler {
     pub fn with_events(mut self, events: Arc<dyn LifecycleEvents>) -> Self {
         self.events = Some(events);
         self.rebuild_writer();
+        self
+    }
+
+    /// Reverts the drift of tenants whose drift policy is `revert`.
+    pub fn with_drift(mut self, drift: Arc<dyn StackDrift>) -> Self {
+        self.drift = Some(drift);
         self
     }
 
@@ -268,6 +282,11 @@ impl Reconciler {
                 max_attempts: self.settings.max_attempts,
                 operation_timeout: self.settings.operation_timeout,
             });
+            // Without a drift adapter a `revert` policy can only be reported.
+            let decision = match decision {
+                Decision::RevertDrift if self.drift.is_none() => Decision::Nothing,
+                decision => decision,
+            };
             debug!(?decision, stack_status = ?view.stack.as_ref().map(|s| s.status.as_str()), "decided");
             let recorded = match decision {
                 Decision::Nothing => Ok(Outcome::Converged(

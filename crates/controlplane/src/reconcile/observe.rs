@@ -126,8 +126,11 @@ impl Reconciler {
                 ));
             }
         };
-        let desired =
-            valid.desired_stack(&self.settings.default_region, self.settings.stack_name(key));
+        let desired = valid.desired_stack(
+            &self.settings.default_region,
+            self.settings.stack_name(key),
+            self.settings.drift_policy,
+        );
         let versions = Versions {
             template_version: Some(valid.template_version),
             assigned_version: Some(valid.assigned_version),

@@ -976,7 +976,7 @@ impl RolloutDriver {
                 Over::read(snapshot),
                 next,
                 Change::Note {
-                    entry: Box::new(entry),
+                    entry: Some(Box::new(entry)),
                     event: None,
                 },
             )

@@ -57,6 +57,14 @@ struct CfnState {
     calls: Vec<(String, StackLocation)>,
     next_id: u64,
     open_change_sets: usize,
+    /// Resources changed by hand, per stack (what drift detection finds).
+    drifted: HashMap<StackLocation, Vec<model::drift::ResourceDrift>>,
+    /// Properties a revert cannot bring back, per stack (they stay drifted after it).
+    unrevertable: HashMap<StackLocation, Vec<model::drift::NotReverted>>,
+    /// Detections started, by id: the stack, and how many looks stay DETECTION_IN_PROGRESS.
+    detections: HashMap<String, (StackLocation, usize)>,
+    /// How many looks each new detection stays in progress.
+    detection_polls: usize,
 }
 
 /// A simulated CloudFormation across accounts and regions, with CloudFormation's rules
@@ -374,16 +382,7 @@ impl Stacks for FakeStacks {
         let body = acknowledged(request)?;
         let mut state = lock(&self.state);
         let (behaviour, hang) = Self::begin(&mut state, "update", at)?;
-        let Some(stack) = state
-            .stacks
-            .get_mut(&at.location)
-            .filter(|s| s.observed.status != StackStatus::DeleteComplete)
-        else {
-            return Err(StackError::Rejected(format!(
-                "Stack with id {} does not exist",
-                at.location.stack_name
-            )));
-        };
+        let stack = Self::live_stack(&mut state, at)?;
         use model::stack::StackPhase as P;
         if !matches!(
             stack.observed.status.phase(),
@@ -628,5 +627,195 @@ impl crate::ports::ChangePreviews for FakeStacks {
         }
         lock(&self.state).open_change_sets -= 1;
         Ok(changes)
+    }
+}
+
+impl FakeStacks {
+    /// Someone changed a resource of this stack by hand: drift detection finds it.
+    pub fn drift(&self, location: &StackLocation, resource: model::drift::ResourceDrift) {
+        lock(&self.state)
+            .drifted
+            .entry(location.clone())
+            .or_default()
+            .push(resource);
+    }
+
+    /// A revert of this stack's drift leaves this property as it is (CloudFormation's
+    /// ResourceDriftIgnoredAttribute): it stays drifted.
+    pub fn unrevertable(&self, location: &StackLocation, property: model::drift::NotReverted) {
+        lock(&self.state)
+            .unrevertable
+            .entry(location.clone())
+            .or_default()
+            .push(property);
+    }
+
+    /// Each new detection answers DETECTION_IN_PROGRESS this many times first.
+    pub fn set_detection_polls(&self, polls: usize) {
+        lock(&self.state).detection_polls = polls;
+    }
+
+    /// The resources drift detection would find now.
+    pub fn drifted(&self, location: &StackLocation) -> Vec<model::drift::ResourceDrift> {
+        lock(&self.state)
+            .drifted
+            .get(location)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The stack at `at`, as CloudFormation refuses a call on one that does not exist.
+    fn live_stack<'a>(
+        state: &'a mut CfnState,
+        at: &StackTarget,
+    ) -> Result<&'a mut FakeStack, StackError> {
+        state
+            .stacks
+            .get_mut(&at.location)
+            .filter(|s| s.observed.status != StackStatus::DeleteComplete)
+            .ok_or_else(|| {
+                StackError::Rejected(format!(
+                    "Stack with id {} does not exist",
+                    at.location.stack_name
+                ))
+            })
+    }
+
+    fn drift_call(
+        state: &mut CfnState,
+        operation: &str,
+        at: &StackTarget,
+    ) -> Result<(), StackError> {
+        if let Some(fault) = Self::take_fault(state, operation) {
+            return Err(fault);
+        }
+        state
+            .calls
+            .push((operation.to_owned(), at.location.clone()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::StackDrift for FakeStacks {
+    async fn detect(&self, at: &StackTarget) -> Result<String, StackError> {
+        let mut state = lock(&self.state);
+        Self::drift_call(&mut state, "detect_drift", at)?;
+        match state.stacks.get(&at.location) {
+            Some(stack) if stack.observed.status.as_str().ends_with("_IN_PROGRESS") => {
+                return Err(StackError::Rejected(format!(
+                    "Drift detection cannot be performed on stack {} while it is in {} state",
+                    stack.observed.stack_id, stack.observed.status
+                )));
+            }
+            Some(stack) if stack.observed.status != StackStatus::DeleteComplete => {}
+            _ => {
+                return Err(StackError::Rejected(format!(
+                    "Stack with id {} does not exist",
+                    at.location.stack_name
+                )));
+            }
+        }
+        state.next_id += 1;
+        let id = format!("detection-{}", state.next_id);
+        let polls = state.detection_polls;
+        state
+            .detections
+            .insert(id.clone(), (at.location.clone(), polls));
+        Ok(id)
+    }
+
+    async fn progress(
+        &self,
+        at: &StackTarget,
+        detection_id: &str,
+    ) -> Result<crate::ports::DetectionProgress, StackError> {
+        use crate::ports::DetectionProgress;
+        let mut state = lock(&self.state);
+        Self::drift_call(&mut state, "drift_progress", at)?;
+        let Some((location, polls)) = state.detections.get_mut(detection_id) else {
+            return Err(StackError::Rejected(format!(
+                "no drift detection with id {detection_id}"
+            )));
+        };
+        if *polls > 0 {
+            *polls -= 1;
+            return Ok(DetectionProgress::InProgress);
+        }
+        let location = location.clone();
+        let drifted = state.drifted.get(&location).is_some_and(|d| !d.is_empty());
+        Ok(DetectionProgress::Complete {
+            drifted,
+            reason: None,
+        })
+    }
+
+    async fn drifted_resources(
+        &self,
+        at: &StackTarget,
+    ) -> Result<Vec<model::drift::ResourceDrift>, StackError> {
+        let mut state = lock(&self.state);
+        Self::drift_call(&mut state, "drifted_resources", at)?;
+        Ok(state.drifted.get(&at.location).cloned().unwrap_or_default())
+    }
+
+    async fn revert(
+        &self,
+        at: &StackTarget,
+        request: &StackRequest,
+    ) -> Result<crate::ports::RevertStarted, StackError> {
+        use crate::ports::RevertStarted;
+        let body = acknowledged(request)?;
+        let mut state = lock(&self.state);
+        let (behaviour, hang) = Self::begin(&mut state, "revert_drift", at)?;
+        let unrevertable = state
+            .unrevertable
+            .get(&at.location)
+            .cloned()
+            .unwrap_or_default();
+        let drifted = state.drifted.get(&at.location).cloned().unwrap_or_default();
+        let stack = Self::live_stack(&mut state, at)?;
+        if drifted.is_empty() {
+            return Ok(RevertStarted::NothingToRevert);
+        }
+        let failure = match &behaviour {
+            Behaviour::FailUpdate { resource_reason } => {
+                Some((StackStatus::UpdateRollbackComplete, resource_reason))
+            }
+            _ => None,
+        };
+        let reverted = failure.is_none();
+        if reverted {
+            stack.template_body = body;
+            stack.template_url = url_of(request);
+            if request.role_arn.is_some() {
+                stack.role_arn = request.role_arn.clone();
+            }
+        }
+        Self::settle(
+            stack,
+            hang,
+            StackStatus::UpdateInProgress,
+            StackStatus::UpdateComplete,
+            failure,
+        );
+        if reverted {
+            // What the change set cannot bring back stays drifted; the rest is as the template says.
+            let left: Vec<model::drift::ResourceDrift> = drifted
+                .into_iter()
+                .filter_map(|mut resource| {
+                    resource.differences.retain(|d| {
+                        unrevertable
+                            .iter()
+                            .any(|u| u.logical_id == resource.logical_id && u.path == d.path)
+                    });
+                    (!resource.differences.is_empty()).then_some(resource)
+                })
+                .collect();
+            state.drifted.insert(at.location.clone(), left);
+        }
+        Ok(RevertStarted::Executing {
+            not_reverted: unrevertable,
+        })
     }
 }

@@ -131,7 +131,8 @@ impl WorldBuilder {
         let templates = self.templates.unwrap_or_else(|| {
             Arc::new(BundledTemplates::sample().expect("the shipped sample template parses"))
         });
-        let mut reconciler = Reconciler::new(store.clone(), reached, templates, self.settings);
+        let mut reconciler = Reconciler::new(store.clone(), reached, templates, self.settings)
+            .with_drift(stacks.clone());
         if self.rechecks {
             reconciler = reconciler.with_recheck(recheck.clone());
         }

@@ -107,7 +107,7 @@ async fn record_notice(
             Over::read(snapshot),
             status,
             Change::Note {
-                entry: Box::new(entry),
+                entry: Some(Box::new(entry)),
                 event: event.map(Box::new),
             },
         )

@@ -13,6 +13,7 @@
 
 pub mod completion;
 pub mod decommission;
+pub mod drift;
 pub mod stream;
 pub mod stream_failures;
 pub mod sweep;

@@ -52,6 +52,7 @@ fn present() -> Desired {
         parameters: desired_parameters(),
         number_parameters: ["PlayerCount".to_owned()].into(),
         fingerprint: DESIRED_FP.into(),
+        drift_policy: DriftPolicy::Report,
     })
 }
 
@@ -102,6 +103,7 @@ fn status_row(
         version: 3,
         pending_events: Vec::new(),
         decommission_notice: None,
+        drift: None,
     }
 }
 
@@ -459,6 +461,13 @@ fn check_invariants(case: &Case) -> Decision {
         Decision::Finalize(Terminal::FailedFromStack { what }) => {
             assert!(!what.trim().is_empty(), "{ctx}")
         }
+        Decision::RevertDrift => assert!(
+            matches!(
+                phase,
+                Some(StackPhase::Healthy | StackPhase::UpdateRolledBack)
+            ) && status.as_ref().is_some_and(|s| s.status == Status::Ready),
+            "RevertDrift on a stack that is not settled and ready: {ctx}"
+        ),
         Decision::Nothing | Decision::Wait => {}
     }
 
@@ -1393,6 +1402,7 @@ fn the_fingerprint_covers_what_shapes_the_stack() {
         template_version: None,
         decommission_date: None,
         retry: None,
+        drift_policy: None,
         updated_by: Some("alice".into()),
     };
     let base = fingerprint(&spec, REGION, "v1");
@@ -1527,5 +1537,88 @@ fn a_ready_stack_found_elsewhere_than_recorded_is_recorded_where_it_is() {
             Some(&here())
         ),
         Decision::Nothing
+    );
+}
+
+fn drifted_record() -> crate::drift::DriftRecord {
+    crate::drift::DriftRecord::of(
+        crate::drift::Detection::Drifted {
+            resources: vec![crate::drift::ResourceDrift {
+                logical_id: "Queue".into(),
+                resource_type: "AWS::SQS::Queue".into(),
+                physical_id: None,
+                status: "MODIFIED".into(),
+                differences: Vec::new(),
+            }],
+            reason: None,
+        },
+        Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap(),
+    )
+}
+
+fn with_policy(policy: DriftPolicy) -> Desired {
+    match present() {
+        Desired::Present(d) => Desired::Present(DesiredStack {
+            drift_policy: policy,
+            ..d
+        }),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_drifted_ready_stack_is_reverted_only_when_its_policy_says_so() {
+    let mut status = ready(DESIRED_FP);
+    status.drift = Some(drifted_record());
+    let healthy = stack(StackStatus::UpdateComplete);
+    let rolled_back = stack(StackStatus::UpdateRollbackComplete);
+    for observed in [&healthy, &rolled_back] {
+        assert_eq!(
+            run(
+                &with_policy(DriftPolicy::Revert),
+                Some(&status),
+                Some(observed),
+                Some(&here())
+            ),
+            Decision::RevertDrift
+        );
+        assert_eq!(
+            run(
+                &with_policy(DriftPolicy::Report),
+                Some(&status),
+                Some(observed),
+                Some(&here())
+            ),
+            Decision::Nothing
+        );
+    }
+    // Once per detection: a revert already started for it is not started again.
+    status.drift = Some(crate::drift::reverting(
+        &drifted_record(),
+        Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap(),
+    ));
+    assert_eq!(
+        run(
+            &with_policy(DriftPolicy::Revert),
+            Some(&status),
+            Some(&healthy),
+            Some(&here())
+        ),
+        Decision::Nothing
+    );
+}
+
+#[test]
+fn a_new_spec_wins_over_a_drift_revert() {
+    let mut status = ready("an-older-spec");
+    status.drift = Some(drifted_record());
+    assert_eq!(
+        run(
+            &with_policy(DriftPolicy::Revert),
+            Some(&status),
+            Some(&stack(StackStatus::UpdateComplete)),
+            Some(&here())
+        ),
+        Decision::Update
     );
 }

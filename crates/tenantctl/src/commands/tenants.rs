@@ -42,6 +42,51 @@ pub(crate) async fn tenants(
             }
             Ok(Exit::Ok)
         }
+        TenantsCommand::Drift {
+            tenant: Some(tenant),
+            ..
+        } => {
+            let found = backend.get(&tenant).await?;
+            match format {
+                Format::Json => print(&output::json(&found.view.drift)),
+                Format::Table => print(&output::drift(&found.view)),
+            }
+            Ok(Exit::Ok)
+        }
+        TenantsCommand::Drift {
+            tenant: None,
+            drifted,
+        } => {
+            let page = pages(true, None, |next| {
+                let query = ListQuery {
+                    limit: Some(100),
+                    next,
+                    status: None,
+                };
+                async move { backend.list(&query).await }
+            })
+            .await?;
+            let tenants: Vec<_> = page
+                .items
+                .into_iter()
+                .filter(|t| {
+                    !drifted
+                        || t.drift
+                            .as_ref()
+                            .is_some_and(|d| d.status == model::drift::DriftStatus::Drifted)
+                })
+                .collect();
+            match format {
+                Format::Json => print(&output::json(
+                    &tenants
+                        .iter()
+                        .map(|t| serde_json::json!({"tenant_id": t.tenant_id, "drift": t.drift}))
+                        .collect::<Vec<_>>(),
+                )),
+                Format::Table => print(&output::fleet_drift(&tenants)),
+            }
+            Ok(Exit::Ok)
+        }
         TenantsCommand::Create {
             tenant,
             account,
@@ -49,6 +94,7 @@ pub(crate) async fn tenants(
             config,
             template_version,
             decommission_date,
+            drift_policy,
             idempotency_key,
             wait,
         } => {
@@ -59,6 +105,7 @@ pub(crate) async fn tenants(
                 config: config.config(),
                 template_version,
                 decommission_date,
+                drift_policy,
             };
             let created = backend
                 .create(&request.body(), idempotency_key.as_deref())
@@ -74,10 +121,17 @@ pub(crate) async fn tenants(
             clear_decommission_date,
             account,
             region,
+            drift_policy,
+            clear_drift_policy,
             if_match,
             wait,
         } => {
             let request = UpdateRequest {
+                drift_policy: if clear_drift_policy {
+                    Some(None)
+                } else {
+                    drift_policy.map(Some)
+                },
                 set_config: config.config(),
                 unset_config,
                 template_version,
