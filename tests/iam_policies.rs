@@ -1131,3 +1131,53 @@ fn status_is_written_by_the_reconciling_functions_alone_and_writers_reach_only_s
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// `tenantctl template publish` warns from a copy of the resource handler permissions
+/// (crates/tenantctl/data): it is exactly what the project's cfn-lint ships, so the warning is
+/// as current as the linter. `REGENERATE_RESOURCE_PERMISSIONS=1` rewrites the copy.
+#[test]
+fn tenantctl_knows_every_resource_types_handler_permissions_as_cfn_lint_ships_them() {
+    let providers = venv_file("cfnlint/data/schemas/providers/us-east-1.json");
+    let index: Value = serde_json::from_slice(&std::fs::read(&providers).unwrap()).unwrap();
+    let shipped: std::collections::BTreeMap<String, Vec<String>> = index
+        .as_object()
+        .expect("an index of resource types")
+        .keys()
+        .map(|kind| {
+            (
+                kind.clone(),
+                handler_permissions(kind).into_iter().collect(),
+            )
+        })
+        .collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/tenantctl/data/resource-handler-permissions.json");
+    if std::env::var_os("REGENERATE_RESOURCE_PERMISSIONS").is_some() {
+        let lines: Vec<String> = shipped
+            .iter()
+            .map(|(kind, actions)| {
+                format!(
+                    "{}: {}",
+                    serde_json::to_string(kind).unwrap(),
+                    serde_json::to_string(actions).unwrap()
+                )
+            })
+            .collect();
+        std::fs::write(&path, format!("{{\n{}\n}}\n", lines.join(",\n"))).unwrap();
+    }
+    let copy: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let stale: Vec<&String> = shipped
+        .keys()
+        .chain(copy.keys())
+        .filter(|kind| shipped.get(*kind) != copy.get(*kind))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "{} differs from cfn-lint's schemas for {} types (first: {:?}); run \
+         REGENERATE_RESOURCE_PERMISSIONS=1 cargo test -p integration-tests --test iam_policies",
+        path.display(),
+        stale.len(),
+        stale.first()
+    );
+}

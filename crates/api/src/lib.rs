@@ -66,6 +66,8 @@ pub struct ApiState {
     pub tenant_self_delete: bool,
     /// A listing's page is cut short before its items' JSON passes this many bytes.
     pub max_page_bytes: usize,
+    /// What publishing a new version starts by itself (PUBLISH_STARTS_ROLLOUT).
+    pub on_publish: model::rollout::OnPublish,
 }
 
 impl From<controlplane::wiring::ApiConfig> for ApiState {
@@ -85,6 +87,7 @@ impl From<controlplane::wiring::ApiConfig> for ApiState {
                 .map_or_else(PageTokens::ephemeral, PageTokens::new),
             tenant_self_delete: config.tenant_self_delete,
             max_page_bytes: tenants::MAX_PAGE_BYTES,
+            on_publish: config.on_publish,
         }
     }
 }
@@ -126,6 +129,7 @@ impl ApiState {
             page_tokens: PageTokens::ephemeral(),
             tenant_self_delete: false,
             max_page_bytes: tenants::MAX_PAGE_BYTES,
+            on_publish: Default::default(),
         })
     }
 }

@@ -39,6 +39,24 @@ pub struct TemplateSummary {
     pub published_by: String,
     /// RFC 3339.
     pub published_at: String,
+    /// What this publish started by itself (the deployment's PublishStartsRollout); only on
+    /// the answer to the publish that stored the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<PublishStarted>,
+}
+
+/// A rollout or preview a publish started by itself, or why it could not (the version is
+/// published either way).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishStarted {
+    /// `rollout` (a canary, then waves, with the default policy) or `preview`.
+    pub kind: String,
+    /// Its id (`GET /rollouts/{id}` or `GET /rollout-previews/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why it was not started (another rollout is active, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_started: Option<String>,
 }
 
 impl From<&TemplateRecord> for TemplateSummary {
@@ -51,6 +69,7 @@ impl From<&TemplateRecord> for TemplateSummary {
             description: record.description.clone(),
             published_by: record.published_by.clone(),
             published_at: record.published_at.clone(),
+            started: None,
         }
     }
 }
@@ -204,9 +223,52 @@ impl ApiState {
         )
         .await
         .map_err(publish_problem)?;
+        let mut template = TemplateSummary::from(&published.record);
+        // A repeat of a publish starts nothing again.
+        if !published.already {
+            template.started = self.start_on_publish(caller, &template.version).await;
+        }
         Ok(PublishedTemplate {
-            template: TemplateSummary::from(&published.record),
+            template,
             already: published.already,
+        })
+    }
+
+    /// What the deployment has a publish start (`on_publish`), for the version just published.
+    async fn start_on_publish(&self, caller: &Caller, version: &str) -> Option<PublishStarted> {
+        use model::rollout::OnPublish;
+        let (kind, started) = match self.on_publish {
+            OnPublish::Off => return None,
+            OnPublish::Plan => (
+                "preview",
+                self.start_preview(
+                    caller,
+                    &serde_json::json!({"target_version": version, "sample": 10}),
+                )
+                .await
+                .map(|p| p.id),
+            ),
+            OnPublish::Canary => (
+                "rollout",
+                self.start_rollout(caller, &serde_json::json!({"target_version": version}))
+                    .await
+                    .map(|r| r.id),
+            ),
+        };
+        Some(match started {
+            Ok(id) => PublishStarted {
+                kind: kind.into(),
+                id: Some(id),
+                not_started: None,
+            },
+            Err(problem) => {
+                tracing::warn!(version, detail = %problem.detail, "published; its {kind} not started");
+                PublishStarted {
+                    kind: kind.into(),
+                    id: None,
+                    not_started: Some(problem.detail),
+                }
+            }
         })
     }
 

@@ -42,18 +42,24 @@ struct Reply {
 }
 
 fn fleet() -> Fleet {
+    fleet_with(|_| {})
+}
+
+/// The fleet with its API set as a deployment would (`configure`).
+fn fleet_with(configure: impl FnOnce(&mut ApiState)) -> Fleet {
     let store = Arc::new(InMemoryStore::default());
     let validator = FakeTemplateValidator {
         rejects: Some(REJECTED_MARKER.into()),
     };
     let objects = Arc::new(controlplane::testing::FakeTemplateObjects::default());
-    let state = ApiState::on_table(
+    let mut state = ApiState::on_table(
         store.clone(),
         Arc::new(validator),
         objects.clone(),
         "us-east-1",
     )
     .expect("the shipped template");
+    configure(&mut state);
     let World {
         stacks, reconciler, ..
     } = World::builder()
@@ -581,4 +587,85 @@ async fn a_tenant_token_is_refused_on_every_fleet_route() {
             reply.body
         );
     }
+}
+
+/// With PublishStartsRollout `canary`, the publish that stores a version starts a rollout to it
+/// with the default policy; a repeat starts nothing, and a publish while a rollout runs is
+/// still published, saying why its rollout did not start. With `plan`, a preview (here not set
+/// up, which the answer says).
+#[tokio::test]
+async fn a_publish_starts_the_rollout_the_deployment_asks_for() {
+    let fleet = fleet_with(|state| state.on_publish = model::rollout::OnPublish::Canary);
+    let admin = fleet.admin();
+    let publish = |version: &'static str, body: String| {
+        let admin = admin.clone();
+        let fleet = &fleet;
+        async move {
+            fleet
+                .call(
+                    "POST",
+                    "/template-versions",
+                    &admin,
+                    Some(json!({"version": version, "body": body})),
+                )
+                .await
+        }
+    };
+    let first = publish("v2", v2_body()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["started"]["kind"], "rollout", "{}", first.body);
+    let id = first.body["started"]["id"]
+        .as_str()
+        .expect("a rollout id")
+        .to_owned();
+    let rollout = fleet
+        .call("GET", &format!("/rollouts/{id}"), &admin, None)
+        .await;
+    assert_eq!(rollout.body["target_version"], "v2", "{}", rollout.body);
+    assert_eq!(
+        rollout.body["options"]["canary"], "1",
+        "the default policy: {}",
+        rollout.body
+    );
+
+    let repeat = publish("v2", v2_body()).await;
+    assert_eq!(repeat.status, StatusCode::OK);
+    assert!(repeat.body.get("started").is_none(), "{}", repeat.body);
+
+    let v3 = publish("v3", v2_body().replace("1209600", "1209000")).await;
+    assert_eq!(
+        v3.status,
+        StatusCode::CREATED,
+        "published regardless: {}",
+        v3.body
+    );
+    assert_eq!(v3.body["started"]["kind"], "rollout");
+    assert!(v3.body["started"].get("id").is_none(), "{}", v3.body);
+    assert!(
+        v3.body["started"]["not_started"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{}",
+        v3.body
+    );
+
+    let planned = fleet_with(|state| state.on_publish = model::rollout::OnPublish::Plan);
+    let admin = planned.admin();
+    let reply = planned
+        .call(
+            "POST",
+            "/template-versions",
+            &admin,
+            Some(json!({"version": "v2", "body": v2_body()})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["started"]["kind"], "preview");
+    assert!(
+        reply.body["started"]["not_started"]
+            .as_str()
+            .is_some_and(|r| r.contains("PREVIEW_QUEUE_URL")),
+        "{}",
+        reply.body
+    );
 }

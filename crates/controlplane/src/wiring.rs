@@ -294,6 +294,9 @@ pub struct ApiConfig {
     /// TENANT_SELF_SERVICE_DELETE (default false): whether a tenant token may delete its own
     /// tenant, and with it the stack.
     pub tenant_self_delete: bool,
+    /// PUBLISH_STARTS_ROLLOUT (off, plan, canary; default off): what publishing a new version
+    /// starts by itself.
+    pub on_publish: model::rollout::OnPublish,
 }
 
 impl ApiConfig {
@@ -337,6 +340,18 @@ impl ApiConfig {
             default_region,
             page_token_key: None,
             tenant_self_delete: parsed("TENANT_SELF_SERVICE_DELETE", false)?,
+            on_publish: match var("PUBLISH_STARTS_ROLLOUT") {
+                None => Default::default(),
+                Some(text) => {
+                    model::rollout::OnPublish::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                        name: "PUBLISH_STARTS_ROLLOUT",
+                        reason: format!(
+                            "must be one of {}, got {text:?}",
+                            model::rollout::OnPublish::NAMES.join(", ")
+                        ),
+                    })?
+                }
+            },
         };
         Ok(match var("PREVIEW_QUEUE_URL") {
             Some(url) => config.with_preview_queue(sdk, url),

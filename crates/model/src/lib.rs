@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod decide;
 pub mod decommission;
+pub mod deploy_policy;
 pub mod drift;
 pub mod dynamo_rules;
 pub mod item_json;

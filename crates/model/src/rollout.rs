@@ -729,3 +729,28 @@ impl Command {
 
 #[cfg(test)]
 mod tests;
+
+/// What publishing a new template version starts by itself (the deployment's
+/// `PublishStartsRollout`): nothing, a preview of the rollout to it, or a rollout to it with the
+/// default policy (a canary, then waves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPublish {
+    #[default]
+    Off,
+    Plan,
+    Canary,
+}
+
+impl OnPublish {
+    pub const NAMES: [&'static str; 3] = ["off", "plan", "canary"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "plan" => Some(Self::Plan),
+            "canary" => Some(Self::Canary),
+            _ => None,
+        }
+    }
+}

@@ -37,6 +37,12 @@ pub enum TemplateCommand {
         /// What changed, for the listing.
         #[arg(long)]
         description: Option<String>,
+        /// The deploy policy of the tenant accounts (an IAM policy document, JSON: the one
+        /// their bootstrap's DeployPolicyArn names). A warning lists every action the
+        /// template's resource types need (CloudFormation's resource schemas, as cfn-lint ships
+        /// them) that it does not allow. Default: the bootstrap's DefaultDeployPolicy.
+        #[arg(long, value_name = "FILE")]
+        deploy_policy: Option<PathBuf>,
     },
     /// Every version, and the fleet's current one (marked *).
     List,
@@ -269,11 +275,15 @@ pub async fn template(
             stack,
             version,
             description,
+            deploy_policy,
         } => {
             let file = template_file(&file, stack.as_deref())?;
             let body = std::fs::read_to_string(&file).map_err(|e| {
                 Failure::Other(format!("cannot read the template {}: {e}", file.display()))
             })?;
+            for line in deploy_policy_gaps(&body, deploy_policy.as_deref())?.lines() {
+                eprintln!("warning: {line}");
+            }
             let mut request = json!({"version": version, "body": body});
             if let Some(description) = description {
                 request["description"] = Value::String(description);
@@ -281,16 +291,40 @@ pub async fn template(
             let published = backend.publish_template(&request).await?;
             match format {
                 Format::Json => print(&output::json(&published.template)),
-                Format::Table => print(&format!(
-                    "{}: {} (sha256 {})",
-                    published.template.version,
-                    if published.already {
-                        "already published with this body"
-                    } else {
-                        "published"
-                    },
-                    published.template.sha256
-                )),
+                Format::Table => {
+                    print(&format!(
+                        "{}: {} (sha256 {})",
+                        published.template.version,
+                        if published.already {
+                            "already published with this body"
+                        } else {
+                            "published"
+                        },
+                        published.template.sha256
+                    ));
+                    // What the deployment has a publish start by itself.
+                    match &published.template.started {
+                        Some(api::templates::PublishStarted {
+                            kind, id: Some(id), ..
+                        }) => print(&if kind == "preview" {
+                            format!(
+                                "preview {id} started (its changes: GET /rollout-previews/{id})"
+                            )
+                        } else {
+                            format!(
+                                "{kind} {id} started (follow it: tenantctl rollout status {id} --watch)"
+                            )
+                        }),
+                        Some(api::templates::PublishStarted {
+                            kind,
+                            not_started: Some(why),
+                            ..
+                        }) => eprintln!(
+                            "warning: the {kind} this publish starts was not started: {why}"
+                        ),
+                        _ => {}
+                    }
+                }
             }
             Ok(Exit::Ok)
         }
@@ -312,6 +346,62 @@ pub async fn template(
             Ok(Exit::Ok)
         }
     }
+}
+
+/// The tenant template's resource handler permissions (resource type → actions), from
+/// CloudFormation's registry schemas as cfn-lint ships them (`tests/iam_policies.rs` keeps the
+/// file in step with the project's cfn-lint).
+const RESOURCE_HANDLER_PERMISSIONS: &str =
+    include_str!("../data/resource-handler-permissions.json");
+
+/// The bootstrap, for its DefaultDeployPolicy (what a tenant account grants by default).
+const BOOTSTRAP: &str = include_str!("../../../templates/tenant-account-bootstrap.yaml");
+
+/// What the template's resources need that the deploy policy (`policy_file`, else the
+/// bootstrap's DefaultDeployPolicy) does not allow.
+pub(crate) fn deploy_policy_gaps(
+    body: &str,
+    policy_file: Option<&std::path::Path>,
+) -> Result<model::deploy_policy::PolicyGaps, Failure> {
+    let policy: Value = match policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::Other(format!(
+                    "cannot read the deploy policy {}: {e}",
+                    path.display()
+                ))
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                Failure::Other(format!(
+                    "the deploy policy {} is not an IAM policy document (JSON): {e}",
+                    path.display()
+                ))
+            })?
+        }
+        None => default_deploy_policy()?,
+    };
+    let permissions: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(RESOURCE_HANDLER_PERMISSIONS)
+            .map_err(|e| Failure::Other(format!("the shipped resource permissions: {e}")))?;
+    Ok(model::deploy_policy::gaps(
+        &model::deploy_policy::resource_types(body),
+        &permissions,
+        &policy,
+    ))
+}
+
+/// The bootstrap's DefaultDeployPolicy document, as JSON.
+fn default_deploy_policy() -> Result<Value, Failure> {
+    let bootstrap: serde_yaml_ng::Value = serde_yaml_ng::from_str(BOOTSTRAP)
+        .map_err(|e| Failure::Other(format!("the shipped bootstrap: {e}")))?;
+    let document = bootstrap
+        .get("Resources")
+        .and_then(|r| r.get("DefaultDeployPolicy"))
+        .and_then(|p| p.get("Properties"))
+        .and_then(|p| p.get("PolicyDocument"))
+        .ok_or_else(|| Failure::Other("the shipped bootstrap has no DefaultDeployPolicy".into()))?;
+    serde_json::to_value(document)
+        .map_err(|e| Failure::Other(format!("the shipped bootstrap's DefaultDeployPolicy: {e}")))
 }
 
 /// The template to publish: `path` itself, or the template of a cloud assembly's stack when

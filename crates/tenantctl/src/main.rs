@@ -449,6 +449,37 @@ mod tests {
         dir
     }
 
+    /// Publishing warns of every action the template's resource types need that the deploy
+    /// policy does not allow: the bootstrap's DefaultDeployPolicy covers the shipped sample and
+    /// nothing like a Lambda function; a policy given with --deploy-policy is read instead.
+    #[test]
+    fn publish_names_what_the_deploy_policy_does_not_allow() {
+        let sample = controlplane::template_source::SAMPLE_TEMPLATE;
+        let gaps = crate::fleet::deploy_policy_gaps(sample, None).expect("checked");
+        assert!(gaps.is_empty(), "the default covers the sample: {gaps:?}");
+
+        let with_function = "Resources:\n  Jobs:\n    Type: AWS::SQS::Queue\n  Worker:\n    Type: AWS::Lambda::Function\n";
+        let gaps = crate::fleet::deploy_policy_gaps(with_function, None).expect("checked");
+        let lambda = &gaps.missing["AWS::Lambda::Function"];
+        assert!(lambda.contains("lambda:CreateFunction"), "{lambda:?}");
+        assert!(lambda.contains("iam:PassRole"), "{lambda:?}");
+        assert_eq!(gaps.missing.len(), 1, "{gaps:?}");
+
+        let policy =
+            std::env::temp_dir().join(format!("deploy-policy-{}.json", std::process::id()));
+        std::fs::write(
+            &policy,
+            r#"{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
+                {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]}"#,
+        )
+        .expect("written");
+        let gaps = crate::fleet::deploy_policy_gaps(with_function, Some(&policy)).expect("checked");
+        assert!(gaps.is_empty(), "{gaps:?}");
+        std::fs::write(&policy, "not json").expect("written");
+        assert!(crate::fleet::deploy_policy_gaps(sample, Some(&policy)).is_err());
+    }
+
     /// `template publish cdk.out` publishes the assembly's stack template (over CloudFormation's
     /// inline limit too); a template synthesised with the default synthesizer is refused,
     /// naming the bootstrapless one; an assembly of several stacks needs --stack.
@@ -466,6 +497,7 @@ mod tests {
         let one = cloud_assembly("one", &[("TenantStack", bootstrapless.clone())]);
         let publish = |file: std::path::PathBuf, stack: Option<&str>, version: &str| {
             TemplateCommand::Publish {
+                deploy_policy: None,
                 file,
                 stack: stack.map(str::to_owned),
                 version: version.into(),
