@@ -45,15 +45,16 @@
 //! | 5  | 71,198 s (19.78 h) | 10,000 / 77,497 / 319             | 0 / 0 / 0      | 10,000 / 9,681 / 319 / 0                  |
 //! | 20 | 17,837 s (4.95 h)  | 10,009 / 77,522 / 319             | 9 / 0 / 0      | 10,000 / 9,681 / 319 / 0                  |
 //! | 30 | 11,904 s (3.31 h)  | 10,028 / 77,513 / 319             | 28 / 0 / 0     | 10,000 / 9,681 / 319 / 0                  |
+//! | 40 | 8,932 s (2.48 h)   | 10,047 / 77,482 / 319             | 47 / 0 / 0     | 10,000 / 9,681 / 319 / 0                  |
 //! | 200| 1,846 s (0.51 h)   | 12,173 / 77,510 / 319             | 2,173 / 0 / 0  | 10,000 / 9,681 / 319 / 0                  |
 //! ```
 //!
 //! **Reading it:** a check takes 37 s at the median (the detection, rounded up to the 5 s poll),
 //! so a pass is about N/C × 36 s: throttling is not what bounds the job, the concurrency is. At
 //! C = 5 one uninterrupted pass fits the 24 h interval (0.82×), but as deployed (hourly
-//! invocations starting checks for 540 s) it checks about 1,800 tenants a day: each tenant every
-//! 5.5 days. Hence the default C = 30: about 454 checks per run, 10,900 a day, the fleet in 0.9
-//! days. At C = 200 18 % of DetectStackDrift calls are throttled and all of them succeed after
+//! invocations starting checks for 480 s: none in the last `CHECK_MARGIN`, 420 s) it checks
+//! about 1,600 tenants a day: each tenant every 6 days. Hence the default C = 40: about 537
+//! checks per run, 12,900 a day, the fleet in 0.8 days. At C = 200 18 % of DetectStackDrift calls are throttled and all of them succeed after
 //! backing off.
 //!
 //! **Re-run:** `cargo bench -p controlplane --bench drift_sweep --profile dev` (append
@@ -74,7 +75,7 @@ use serde_dynamo::Item;
 use tokio::time::Instant;
 
 use controlplane::ports::{
-    DetectionProgress, RevertStarted, StackDrift, StackError, StackRequest, StackTarget,
+    DetectionProgress, RevertPlan, StackDrift, StackError, StackRequest, StackTarget,
 };
 use controlplane::reconcile::{Clock, Reconciler, Settings};
 use controlplane::template_source::BundledTemplates;
@@ -87,9 +88,10 @@ use model::status::{StackLocation, Status};
 
 const REGION: &str = "us-east-1";
 /// The deployed drift job (template.yaml, functions/sweep): an invocation every hour, of at most
-/// 900 s, starting no check in its last 360 s.
+/// 900 s, starting no check in its last `CHECK_MARGIN`.
 const INVOCATIONS_PER_DAY: f64 = 24.0;
-const STARTING_CHECKS_FOR: f64 = (900 - 360) as f64;
+const STARTING_CHECKS_FOR: f64 =
+    (900 - controlplane::triggers::drift::CHECK_MARGIN.as_secs()) as f64;
 
 #[derive(Parser, Debug)]
 #[command(about = "The drift job over a fleet on a virtual clock, under throttling")]
@@ -324,12 +326,27 @@ impl StackDrift for SimulatedDriftApi {
         Ok(resources)
     }
 
-    async fn revert(
+    async fn prepare_revert(
         &self,
         at: &StackTarget,
         request: &StackRequest,
-    ) -> Result<RevertStarted, StackError> {
-        self.stacks.revert(at, request).await
+    ) -> Result<RevertPlan, StackError> {
+        self.stacks.prepare_revert(at, request).await
+    }
+
+    async fn execute_revert(
+        &self,
+        at: &StackTarget,
+        change_set: &str,
+        client_request_token: &str,
+    ) -> Result<(), StackError> {
+        self.stacks
+            .execute_revert(at, change_set, client_request_token)
+            .await
+    }
+
+    async fn discard_revert(&self, at: &StackTarget, change_set: &str) {
+        self.stacks.discard_revert(at, change_set).await
     }
 }
 

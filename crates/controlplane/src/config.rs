@@ -51,7 +51,7 @@ pub struct ControlPlaneConfig {
     pub decommission_grace: Duration,
     /// TEMPLATE_BUCKET_PREFIX and TEMPLATE_REGIONS: where published versions' bodies are.
     pub template_buckets: TemplateBuckets,
-    /// DRIFT_CHECK_INTERVAL_HOURS (default 24) and DRIFT_CONCURRENCY (default 30): the drift
+    /// DRIFT_CHECK_INTERVAL_HOURS (default 24) and DRIFT_CONCURRENCY (default 40): the drift
     /// job's pace.
     pub drift: crate::triggers::drift::DriftSettings,
 }

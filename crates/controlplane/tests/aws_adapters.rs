@@ -1277,6 +1277,14 @@ async fn a_failed_detection_keeps_its_reason_and_any_drift_it_found() {
                 .stack_drift_status(StackDriftStatus::from("UNKNOWN"))
                 .build()
         })
+        .output(|| {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .stack_id(STACK_ARN)
+                .stack_drift_detection_id("d1")
+                .detection_status(StackDriftDetectionStatus::DetectionComplete)
+                .stack_drift_status(StackDriftStatus::NotChecked)
+                .build()
+        })
         .build();
     let stacks = stacks(&[&looks]);
     assert_eq!(
@@ -1290,6 +1298,11 @@ async fn a_failed_detection_keeps_its_reason_and_any_drift_it_found() {
         stacks.progress(&target(), "d1").await,
         Ok(DetectionProgress::Failed { reason: WHY.into() })
     );
+    // Complete, yet NOT_CHECKED: nothing was learnt, never taken for in sync.
+    assert!(matches!(
+        stacks.progress(&target(), "d1").await,
+        Ok(DetectionProgress::Failed { reason }) if reason.contains("NOT_CHECKED")
+    ));
 }
 
 /// moto answers drift calls with HTTP 500: a server fault, transient, and no throttle (the
@@ -1322,7 +1335,7 @@ async fn drift_is_reverted_with_a_revert_drift_change_set_that_is_executed() {
         Change, ChangeAction, ChangeSetStatus, DeploymentMode, DriftIgnoredReason, ResourceChange,
         ResourceDriftIgnoredAttribute, StackResourceDriftStatus,
     };
-    use controlplane::ports::{RevertStarted, StackDrift};
+    use controlplane::ports::{RevertPlan, StackDrift};
     const CHANGE_SET: &str =
         "arn:aws:cloudformation:eu-west-1:111111111111:changeSet/revert-drift-x-update-3/1";
     let created = mock!(aws_sdk_cloudformation::Client::create_change_set)
@@ -1371,13 +1384,14 @@ async fn drift_is_reverted_with_a_revert_drift_change_set_that_is_executed() {
         })
         .then_output(|| ExecuteChangeSetOutput::builder().build());
     let stacks = stacks(&[&created, &computed, &executed]);
-    let started = stacks
-        .revert(&target(), &request())
+    let plan = stacks
+        .prepare_revert(&target(), &request())
         .await
-        .expect("reverting");
+        .expect("prepared");
     assert_eq!(
-        started,
-        RevertStarted::Executing {
+        plan,
+        RevertPlan::Ready {
+            change_set: CHANGE_SET.into(),
             not_reverted: vec![model::drift::NotReverted {
                 logical_id: "Queue".into(),
                 path: "/Tags/0/Value".into(),
@@ -1385,14 +1399,20 @@ async fn drift_is_reverted_with_a_revert_drift_change_set_that_is_executed() {
             }]
         }
     );
+    // Made and computed, nothing executed yet: the intent is written between the two.
     assert_eq!(
         (
             created.num_calls(),
             computed.num_calls(),
             executed.num_calls()
         ),
-        (1, 1, 1)
+        (1, 1, 0)
     );
+    stacks
+        .execute_revert(&target(), CHANGE_SET, "x-update-3")
+        .await
+        .expect("executed");
+    assert_eq!(executed.num_calls(), 1);
 
     // Nothing drifted by the time it runs: CloudFormation fails the change set; nothing is
     // executed and the change set is removed.
@@ -1408,8 +1428,28 @@ async fn drift_is_reverted_with_a_revert_drift_change_set_that_is_executed() {
     });
     let stacks = stacks_with_retries(RetryConfig::disabled(), &[&created, &empty, &removed]);
     assert_eq!(
-        stacks.revert(&target(), &request()).await,
-        Ok(RevertStarted::NothingToRevert)
+        stacks.prepare_revert(&target(), &request()).await,
+        Ok(RevertPlan::NothingToRevert)
     );
     assert_eq!(removed.num_calls(), 1);
+
+    // A change set CloudFormation fails for another reason is refused, and removed too.
+    let refused = mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason(
+                "Drift-aware change sets are not supported for stacks with nested stacks",
+            )
+            .build()
+    });
+    let stacks = stacks_with_retries(RetryConfig::disabled(), &[&created, &refused, &removed]);
+    let error = stacks
+        .prepare_revert(&target(), &request())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&error, StackError::Rejected(m) if m.contains("nested stacks")),
+        "{error}"
+    );
+    assert_eq!(removed.num_calls(), 2);
 }

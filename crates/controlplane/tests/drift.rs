@@ -398,3 +398,177 @@ async fn only_settled_stacks_are_checked_and_the_deadline_defers_the_rest() {
     assert_eq!(report.not_due, 1, "{report:?}");
     assert_eq!(p.world.stacks.count_calls("detect_drift"), 0);
 }
+
+fn revert_policy() -> Settings {
+    Settings {
+        drift_policy: DriftPolicy::Revert,
+        ..Settings::new("us-east-1")
+    }
+}
+
+/// The change set is made before any intent: one CloudFormation refuses (or cannot compute in
+/// time) changes nothing, and the tenant stays ready, the reason on its drift record.
+#[tokio::test]
+async fn a_change_set_that_cannot_be_made_leaves_the_tenant_ready_and_says_why() {
+    let p = provisioned(revert_policy()).await;
+    p.world.stacks.drift(&p.location, queue_changed_by_hand());
+    p.world.stacks.fail_next(
+        "prepare_revert",
+        StackError::Transient("the change set was not computed in time".into()),
+    );
+    let report = run(&p, &fast()).await;
+    assert_eq!(
+        (report.drifted, report.reverts_started),
+        (1, 1),
+        "{report:?}"
+    );
+    let status = p.world.store.status(&p.tenant).unwrap();
+    assert_eq!(status.status, Status::Ready);
+    // No `updating` was ever recorded: only the note that the revert did not run.
+    let lines = p.world.store.audit(&p.tenant);
+    let reverts: Vec<_> = lines
+        .iter()
+        .filter(|e| e.action == "revert-drift")
+        .collect();
+    assert_eq!(reverts.len(), 1, "{lines:?}");
+    assert_eq!(reverts[0].result, "not reverted");
+    let revert = status.drift.unwrap().revert.expect("recorded");
+    assert!(
+        revert
+            .failed
+            .as_deref()
+            .is_some_and(|r| r.contains("was not made") && r.contains("not computed in time")),
+        "{revert:?}"
+    );
+    assert_eq!(
+        p.world.stacks.count_calls("revert_drift"),
+        0,
+        "never executed"
+    );
+    assert_eq!(p.world.stacks.open_revert_change_sets(), 0);
+    // Not tried again for this detection; the next one does.
+    sweep(p.world.store.as_ref(), &p.world.reconciler, 4)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        p.world.stacks.count_calls("prepare_revert"),
+        0,
+        "the fault took the only call"
+    );
+    p.world.clock.advance(chrono::Duration::days(1));
+    run(&p, &fast()).await;
+    assert_eq!(p.world.stacks.count_calls("revert_drift"), 1);
+    assert!(p.world.stacks.drifted(&p.location).is_empty(), "reverted");
+}
+
+/// A revert whose update fails and rolls back leaves the stack as it was, which is this SPEC's:
+/// the tenant is ready (not failed for good), and the record says the revert failed and why.
+#[tokio::test]
+async fn a_revert_that_rolls_back_leaves_the_tenant_ready_with_the_reason() {
+    use controlplane::testing::Behaviour;
+    let p = provisioned(revert_policy()).await;
+    p.world.stacks.drift(&p.location, queue_changed_by_hand());
+    p.world.stacks.set_behaviour(
+        &p.location.stack_name,
+        Behaviour::FailUpdate {
+            resource_reason: "Resource handler returned message: Access Denied".into(),
+        },
+    );
+    run(&p, &fast()).await;
+    assert_eq!(p.world.stacks.count_calls("revert_drift"), 1);
+    let status = p.world.store.status(&p.tenant).unwrap();
+    assert_eq!(status.status, Status::Ready, "{:?}", status.reason);
+    let revert = status.drift.unwrap().revert.expect("recorded");
+    assert!(
+        revert
+            .failed
+            .as_deref()
+            .is_some_and(|r| r.contains("rolled back") && r.contains("Access Denied")),
+        "{revert:?}"
+    );
+    // Still checked by the drift job: it is ready.
+    p.world.clock.advance(chrono::Duration::days(1));
+    let report = run(&p, &fast()).await;
+    assert_eq!(report.checked, 1, "{report:?}");
+}
+
+/// A drift port that, while the detection runs, has the tenant's stack updated (another
+/// operation started and ended meanwhile).
+struct UpdatedMeanwhile {
+    stacks: Arc<controlplane::testing::FakeStacks>,
+    store: Arc<controlplane::testing::InMemoryStore>,
+    tenant: TenantKey,
+}
+
+#[async_trait::async_trait]
+impl StackDrift for UpdatedMeanwhile {
+    async fn detect(&self, at: &controlplane::ports::StackTarget) -> Result<String, StackError> {
+        use controlplane::ports::TenantStore;
+        let id = self.stacks.detect(at).await?;
+        let mut status = self.store.status(&self.tenant).expect("a STATUS");
+        let version = status.version;
+        status.version += 1;
+        status.operation = Some(model::status::Operation::Update);
+        status.template_version = Some("v2".into());
+        self.store
+            .put_status(&self.tenant, &status, Some(version))
+            .await
+            .expect("written");
+        Ok(id)
+    }
+    async fn progress(
+        &self,
+        at: &controlplane::ports::StackTarget,
+        id: &str,
+    ) -> Result<controlplane::ports::DetectionProgress, StackError> {
+        self.stacks.progress(at, id).await
+    }
+    async fn drifted_resources(
+        &self,
+        at: &controlplane::ports::StackTarget,
+    ) -> Result<Vec<ResourceDrift>, StackError> {
+        self.stacks.drifted_resources(at).await
+    }
+    async fn prepare_revert(
+        &self,
+        at: &controlplane::ports::StackTarget,
+        request: &controlplane::ports::StackRequest,
+    ) -> Result<controlplane::ports::RevertPlan, StackError> {
+        self.stacks.prepare_revert(at, request).await
+    }
+    async fn execute_revert(
+        &self,
+        at: &controlplane::ports::StackTarget,
+        change_set: &str,
+        token: &str,
+    ) -> Result<(), StackError> {
+        self.stacks.execute_revert(at, change_set, token).await
+    }
+    async fn discard_revert(&self, at: &controlplane::ports::StackTarget, change_set: &str) {
+        self.stacks.discard_revert(at, change_set).await
+    }
+}
+
+#[tokio::test]
+async fn a_finding_that_predates_an_operation_is_not_recorded() {
+    let p = provisioned(revert_policy()).await;
+    p.world.stacks.drift(&p.location, queue_changed_by_hand());
+    let drift: Arc<dyn StackDrift> = Arc::new(UpdatedMeanwhile {
+        stacks: p.world.stacks.clone(),
+        store: p.world.store.clone(),
+        tenant: p.tenant.clone(),
+    });
+    let report = drift_sweep(p.world.store.as_ref(), drift, &p.world.reconciler, &fast())
+        .await
+        .expect("drift job");
+    assert_eq!((report.checked, report.not_due), (0, 1), "{report:?}");
+    assert!(p.world.store.status(&p.tenant).unwrap().drift.is_none());
+    assert!(
+        p.world
+            .events
+            .published()
+            .iter()
+            .all(|e| e.kind != LifecycleKind::Drifted)
+    );
+    assert_eq!(p.world.stacks.count_calls("revert_drift"), 0);
+}

@@ -301,6 +301,11 @@ fn decide_present(o: &Observation<'_>, desired: &DesiredStack) -> Decision {
                 Decision::Update
             } else {
                 match recorded {
+                    // A drift revert that rolled back left the stack as it was, which is this
+                    // SPEC's: ready (the revert's record says it failed, and why).
+                    Some(Status::Updating) if operation == Some(Operation::RevertDrift) => {
+                        Decision::Finalize(Terminal::Ready)
+                    }
                     Some(Status::Updating) => Decision::Finalize(Terminal::FailedFromStack {
                         what: "the update failed and was rolled back".into(),
                     }),

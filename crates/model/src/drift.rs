@@ -112,9 +112,19 @@ pub struct DriftRevert {
     /// The change set had nothing to revert (CloudFormation saw no drift to act on).
     #[serde(default)]
     pub nothing_to_revert: bool,
-    /// CloudFormation refused the revert, in its words (the stack was left as it was).
+    /// Why the revert did not run or did not finish, in CloudFormation's words (the change set
+    /// was refused or could not be made, or the update rolled back): the stack is as it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+}
+
+impl DriftRevert {
+    /// A revert that did what a revert can for this drift: nothing was left to revert, or what
+    /// is left is what it said it cannot bring back. The same drift found again is not
+    /// reverted again.
+    pub fn settled(&self) -> bool {
+        self.failed.is_none() && (self.nothing_to_revert || !self.not_reverted.is_empty())
+    }
 }
 
 /// STATUS `drift`: the last check of the tenant's stack.
@@ -135,6 +145,9 @@ pub struct DriftRecord {
     /// Why the check did not finish, or CloudFormation's reason for a partial detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a `not_checked` check: what the last finished check found (its resources are kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<DriftStatus>,
     /// The revert started for this detection, if any (at most one per detection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revert: Option<DriftRevert>,
@@ -230,7 +243,17 @@ impl DriftRecord {
             drifted_count,
             omitted_differences,
             reason: reason.map(|r| clipped(&r, REASON_MAX)),
+            found: None,
             revert: None,
+        }
+    }
+
+    /// What the last finished check found: this one's status, or for a check that did not
+    /// finish, the one before it (`None`: none finished yet).
+    pub fn finding(&self) -> Option<DriftStatus> {
+        match self.status {
+            DriftStatus::NotChecked => self.found,
+            finished => Some(finished),
         }
     }
 
@@ -249,58 +272,89 @@ impl DriftRecord {
                         self.drifted_count - self.resources.len()
                     ));
                 }
-                format!(
-                    "{} resource{} drifted: {}",
-                    self.drifted_count,
-                    if self.drifted_count == 1 { "" } else { "s" },
-                    names.join(", ")
+                clipped(
+                    &format!(
+                        "{} resource{} drifted: {}",
+                        self.drifted_count,
+                        if self.drifted_count == 1 { "" } else { "s" },
+                        names.join(", ")
+                    ),
+                    REASON_MAX,
                 )
             }
             DriftStatus::InSync => "in sync".into(),
-            DriftStatus::NotChecked => format!(
-                "not checked: {}",
-                self.reason.as_deref().unwrap_or("no reason given")
+            DriftStatus::NotChecked => clipped(
+                &format!(
+                    "not checked: {}",
+                    self.reason.as_deref().unwrap_or("no reason given")
+                ),
+                REASON_MAX,
             ),
         }
     }
 
-    fn drifted_set(&self) -> BTreeSet<(&str, &str)> {
+    /// What drifted, property by property: two records with the same set found the same drift.
+    fn drifted_set(&self) -> BTreeSet<(&str, &str, &str)> {
         self.resources
             .iter()
-            .map(|r| (r.logical_id.as_str(), r.status.as_str()))
+            .flat_map(|r| {
+                let paths: Vec<&str> = if r.differences.is_empty() {
+                    vec![""]
+                } else {
+                    r.differences.iter().map(|d| d.path.as_str()).collect()
+                };
+                paths
+                    .into_iter()
+                    .map(move |path| (r.logical_id.as_str(), r.status.as_str(), path))
+            })
             .collect()
     }
 }
 
-/// Whether `next` is news subscribers hear of: the stack drifted when it was not, or other
-/// resources drifted than before. A not-checked look in between changes nothing.
+/// Whether `next` is news subscribers hear of: the stack drifted when the last finished check
+/// found it in sync (or none finished), or other resources or properties drifted than it found.
+/// A check that did not finish, in between, changes nothing.
 pub fn newly_drifted(previous: Option<&DriftRecord>, next: &DriftRecord) -> bool {
     if next.status != DriftStatus::Drifted {
         return false;
     }
     match previous {
-        Some(p) if p.status == DriftStatus::Drifted => p.drifted_set() != next.drifted_set(),
+        Some(p) if p.finding() == Some(DriftStatus::Drifted) => {
+            p.drifted_set() != next.drifted_set()
+        }
         _ => true,
     }
 }
 
-/// The record to store after a check: `next`, except that a check that did not finish keeps
-/// what the last finished one found (and its revert), and says why this one did not.
-pub fn merged(previous: Option<&DriftRecord>, next: DriftRecord) -> DriftRecord {
+/// The record to store after a check: `next`, except that
+/// - a check that did not finish keeps what the last finished one found (its resources, its
+///   revert) and says why this one did not;
+/// - the same drift found again after a revert that did what it could (`DriftRevert::settled`)
+///   keeps that revert, so it is not reverted again and again.
+pub fn merged(previous: Option<&DriftRecord>, mut next: DriftRecord) -> DriftRecord {
     match previous {
+        Some(p) if next.status == DriftStatus::NotChecked => DriftRecord {
+            status: DriftStatus::NotChecked,
+            checked_at: next.checked_at,
+            reason: next.reason,
+            found: p.finding(),
+            ..p.clone()
+        },
         Some(p)
-            if next.status == DriftStatus::NotChecked && p.status != DriftStatus::NotChecked =>
+            if next.status == DriftStatus::Drifted
+                && p.finding() == Some(DriftStatus::Drifted)
+                && p.drifted_set() == next.drifted_set()
+                && p.revert.as_ref().is_some_and(DriftRevert::settled) =>
         {
-            DriftRecord {
-                reason: next.reason,
-                checked_at: next.checked_at,
-                status: DriftStatus::NotChecked,
-                ..p.clone()
-            }
+            next.revert = p.revert.clone();
+            next
         }
         _ => next,
     }
 }
+
+/// How soon a check that did not finish is tried again (at most: the interval, if shorter).
+pub const RETRY_NOT_CHECKED: Duration = Duration::from_secs(3600);
 
 /// Whether the drift job should look at this tenant now: a settled stack (ready), not looked
 /// at within `interval`.
@@ -314,6 +368,15 @@ pub fn due_for_check(status: &TenantStatus, now: DateTime<Utc>, interval: Durati
         .and_then(|d| crate::time::parse(&d.checked_at))
     else {
         return true;
+    };
+    let not_checked = status
+        .drift
+        .as_ref()
+        .is_some_and(|d| d.status == DriftStatus::NotChecked);
+    let interval = if not_checked {
+        interval.min(RETRY_NOT_CHECKED)
+    } else {
+        interval
     };
     let interval = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
     now - last >= interval
@@ -331,17 +394,56 @@ pub fn revert_due(policy: DriftPolicy, status: &TenantStatus) -> bool {
             .is_some_and(|d| d.status == DriftStatus::Drifted && d.revert.is_none())
 }
 
-/// The revert's own record: the drift it acts on, with when it started.
-pub fn reverting(record: &DriftRecord, now: DateTime<Utc>) -> DriftRecord {
+/// The most properties a revert records it could not bring back.
+pub const NOT_REVERTED_MAX: usize = 100;
+
+/// How a revert went, as far as its record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RevertOutcome {
+    /// Executing (or done).
+    Started,
+    NothingToRevert,
+    Failed(String),
+}
+
+/// The record with the revert started at `now` for it: what the change set said it cannot
+/// bring back (at most [`NOT_REVERTED_MAX`], each field clipped), and how it went.
+pub fn reverted(
+    record: &DriftRecord,
+    now: DateTime<Utc>,
+    not_reverted: Vec<NotReverted>,
+    outcome: RevertOutcome,
+) -> DriftRecord {
+    let not_reverted = not_reverted
+        .into_iter()
+        .take(NOT_REVERTED_MAX)
+        .map(|n| NotReverted {
+            logical_id: clipped(&n.logical_id, VALUE_MAX),
+            path: clipped(&n.path, VALUE_MAX),
+            reason: clipped(&n.reason, VALUE_MAX),
+        })
+        .collect();
     DriftRecord {
         revert: Some(DriftRevert {
             started_at: crate::time::rfc3339(now),
-            not_reverted: Vec::new(),
-            nothing_to_revert: false,
-            failed: None,
+            not_reverted,
+            nothing_to_revert: outcome == RevertOutcome::NothingToRevert,
+            failed: match outcome {
+                RevertOutcome::Failed(reason) => Some(clipped(&reason, REASON_MAX)),
+                _ => None,
+            },
         }),
         ..record.clone()
     }
+}
+
+/// `record` with its revert marked failed for `reason` (the update rolled back).
+pub fn revert_failed(record: &DriftRecord, reason: &str) -> DriftRecord {
+    let mut record = record.clone();
+    if let Some(revert) = record.revert.as_mut() {
+        revert.failed = Some(clipped(reason, REASON_MAX));
+    }
+    record
 }
 
 #[cfg(test)]
@@ -511,13 +613,133 @@ mod tests {
         let status = ready(Some(drifted.clone()));
         assert!(revert_due(DriftPolicy::Revert, &status));
         assert!(!revert_due(DriftPolicy::Report, &status));
-        let started = ready(Some(reverting(&drifted, now)));
+        let started = ready(Some(reverted(
+            &drifted,
+            now,
+            Vec::new(),
+            RevertOutcome::Started,
+        )));
         assert!(!revert_due(DriftPolicy::Revert, &started));
         let in_sync = ready(Some(DriftRecord::of(Detection::InSync, now)));
         assert!(!revert_due(DriftPolicy::Revert, &in_sync));
         let mut failed = status.clone();
         failed.status = Status::Failed;
         assert!(!revert_due(DriftPolicy::Revert, &failed));
+    }
+
+    #[test]
+    fn checks_that_do_not_finish_in_a_row_keep_the_finding_and_make_no_news() {
+        let drifted = queue_drifted(at("2026-12-04T00:00:00Z"));
+        let not_checked = |when: &str| {
+            DriftRecord::of(
+                Detection::NotChecked {
+                    reason: "throttled".into(),
+                },
+                at(when),
+            )
+        };
+        let once = merged(Some(&drifted), not_checked("2026-12-05T00:00:00Z"));
+        let twice = merged(Some(&once), not_checked("2026-12-06T00:00:00Z"));
+        assert_eq!(twice.status, DriftStatus::NotChecked);
+        assert_eq!(twice.found, Some(DriftStatus::Drifted));
+        assert_eq!(twice.resources, drifted.resources);
+        assert_eq!(twice.finding(), Some(DriftStatus::Drifted));
+        let again = queue_drifted(at("2026-12-07T00:00:00Z"));
+        assert!(
+            !newly_drifted(Some(&twice), &again),
+            "the same drift is no news"
+        );
+        let none_yet = merged(None, not_checked("2026-12-05T00:00:00Z"));
+        assert_eq!(none_yet.finding(), None);
+        assert!(newly_drifted(Some(&none_yet), &again));
+    }
+
+    #[test]
+    fn another_property_drifting_on_the_same_resource_is_news() {
+        let one = queue_drifted(at("2026-12-04T00:00:00Z"));
+        let two = DriftRecord::of(
+            Detection::Drifted {
+                resources: vec![modified("Queue", 2, 1)],
+                reason: None,
+            },
+            at("2026-12-05T00:00:00Z"),
+        );
+        assert!(newly_drifted(Some(&one), &two));
+    }
+
+    #[test]
+    fn a_check_that_did_not_finish_is_due_again_within_the_hour() {
+        let now = at("2026-12-04T12:00:00Z");
+        let day = Duration::from_secs(86_400);
+        let record = DriftRecord::of(
+            Detection::NotChecked {
+                reason: "HTTP 500".into(),
+            },
+            at("2026-12-04T10:59:00Z"),
+        );
+        assert!(due_for_check(&ready(Some(record)), now, day));
+        let recent = DriftRecord::of(
+            Detection::NotChecked {
+                reason: "HTTP 500".into(),
+            },
+            at("2026-12-04T11:30:00Z"),
+        );
+        assert!(!due_for_check(&ready(Some(recent)), now, day));
+    }
+
+    #[test]
+    fn the_same_drift_after_a_revert_that_did_what_it_could_is_not_reverted_again() {
+        let now = at("2026-12-04T00:00:00Z");
+        let left = NotReverted {
+            logical_id: "Queue".into(),
+            path: "/Prop0".into(),
+            reason: "MANAGED_BY_AWS".into(),
+        };
+        let settled = reverted(&queue_drifted(now), now, vec![left], RevertOutcome::Started);
+        let again = merged(Some(&settled), queue_drifted(at("2026-12-05T00:00:00Z")));
+        assert_eq!(again.revert, settled.revert);
+        assert!(!revert_due(DriftPolicy::Revert, &ready(Some(again))));
+        // A revert that failed is tried again at the next detection.
+        let failed = reverted(
+            &queue_drifted(now),
+            now,
+            Vec::new(),
+            RevertOutcome::Failed("Rate exceeded".into()),
+        );
+        let again = merged(Some(&failed), queue_drifted(at("2026-12-05T00:00:00Z")));
+        assert!(again.revert.is_none());
+        assert!(revert_due(DriftPolicy::Revert, &ready(Some(again))));
+    }
+
+    #[test]
+    fn a_revert_record_is_bounded() {
+        let now = at("2026-12-04T00:00:00Z");
+        let many = (0..1000)
+            .map(|i| NotReverted {
+                logical_id: format!("R{i}"),
+                path: "/p".repeat(1000),
+                reason: "WRITE_ONLY_PROPERTY".into(),
+            })
+            .collect();
+        let record = reverted(&queue_drifted(now), now, many, RevertOutcome::Started);
+        let revert = record.revert.unwrap();
+        assert_eq!(revert.not_reverted.len(), NOT_REVERTED_MAX);
+        assert!(
+            revert
+                .not_reverted
+                .iter()
+                .all(|n| n.path.len() <= VALUE_MAX + 3)
+        );
+        let long = DriftRecord::of(
+            Detection::Drifted {
+                resources: (0..300)
+                    .map(|i| modified(&"L".repeat(200 + i), 0, 0))
+                    .collect(),
+                reason: None,
+            },
+            now,
+        );
+        assert!(long.summary().len() <= REASON_MAX + 3);
     }
 
     #[test]

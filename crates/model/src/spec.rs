@@ -558,6 +558,12 @@ impl<'a> SpecRow<'a> {
     pub fn decommission_date(&self) -> Option<&'a str> {
         self.string("decommission_date")
     }
+
+    /// The tenant's drift policy, if it sets a valid one.
+    pub fn drift_policy(&self) -> Option<crate::drift::DriftPolicy> {
+        self.string("drift_policy")
+            .and_then(crate::drift::DriftPolicy::parse)
+    }
 }
 
 #[cfg(test)]

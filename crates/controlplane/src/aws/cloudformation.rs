@@ -672,6 +672,8 @@ pub const DRIFT_DETECTION_CALLS: &[super::Call] = &{
     use super::{Call, Resource::TenantStack};
     [
         Call::new("cloudformation:DetectStackDrift", TenantStack),
+        // CloudFormation's drift guide lists it beside DetectStackDrift (checked per resource).
+        Call::new("cloudformation:DetectStackResourceDrift", TenantStack),
         // Takes no resource: the Service Authorization Reference lists none for it.
         Call::new(
             "cloudformation:DescribeStackDriftDetectionStatus",
@@ -733,9 +735,26 @@ impl crate::ports::StackDrift for CloudFormationStacks {
         let drifted = output.stack_drift_status() == Some(&StackDriftStatus::Drifted);
         Ok(match output.detection_status() {
             Some(StackDriftDetectionStatus::DetectionInProgress) => DetectionProgress::InProgress,
-            Some(StackDriftDetectionStatus::DetectionComplete) => DetectionProgress::Complete {
-                drifted,
-                reason: None,
+            Some(StackDriftDetectionStatus::DetectionComplete)
+                if matches!(
+                    output.stack_drift_status(),
+                    Some(StackDriftStatus::Drifted | StackDriftStatus::InSync)
+                ) =>
+            {
+                DetectionProgress::Complete {
+                    drifted,
+                    reason: None,
+                }
+            }
+            // Complete, yet neither in sync nor drifted (NOT_CHECKED, UNKNOWN): nothing was
+            // learnt about the resources.
+            Some(StackDriftDetectionStatus::DetectionComplete) => DetectionProgress::Failed {
+                reason: format!(
+                    "the detection ended with the stack {}",
+                    output
+                        .stack_drift_status()
+                        .map_or("without a drift status", |s| s.as_str())
+                ),
             },
             // DETECTION_FAILED with DRIFTED: some resources could not be checked, the rest
             // drifted; the drift found is still news.
@@ -798,12 +817,12 @@ impl crate::ports::StackDrift for CloudFormationStacks {
         Ok(resources)
     }
 
-    async fn revert(
+    async fn prepare_revert(
         &self,
         at: &StackTarget,
         request: &StackRequest,
-    ) -> Result<crate::ports::RevertStarted, StackError> {
-        use crate::ports::RevertStarted;
+    ) -> Result<crate::ports::RevertPlan, StackError> {
+        use crate::ports::RevertPlan;
         use aws_sdk_cloudformation::types::{ChangeSetType, DeploymentMode};
         let client = self.client(at).await?;
         let stack = &at.location.stack_name;
@@ -831,20 +850,40 @@ impl crate::ports::StackDrift for CloudFormationStacks {
                 other => return Err(other),
             },
         };
-        let Some(read) = read_change_set(&client, stack, &id).await? else {
-            delete_change_set(&client, stack, &id).await;
-            return Ok(RevertStarted::NothingToRevert);
-        };
+        match read_change_set(&client, stack, &id).await {
+            Ok(Some(read)) => Ok(RevertPlan::Ready {
+                change_set: id,
+                not_reverted: read.not_reverted,
+            }),
+            // Failed, not computed in time, or nothing to change: it will never be executed.
+            other => {
+                delete_change_set(&client, stack, &id).await;
+                other.map(|_| RevertPlan::NothingToRevert)
+            }
+        }
+    }
+
+    async fn execute_revert(
+        &self,
+        at: &StackTarget,
+        change_set: &str,
+        client_request_token: &str,
+    ) -> Result<(), StackError> {
+        let client = self.client(at).await?;
         client
             .execute_change_set()
-            .stack_name(stack)
-            .change_set_name(&id)
-            .client_request_token(&request.client_request_token)
+            .stack_name(&at.location.stack_name)
+            .change_set_name(change_set)
+            .client_request_token(client_request_token)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
-        Ok(RevertStarted::Executing {
-            not_reverted: read.not_reverted,
-        })
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn discard_revert(&self, at: &StackTarget, change_set: &str) {
+        if let Ok(client) = self.client(at).await {
+            delete_change_set(&client, &at.location.stack_name, change_set).await;
+        }
     }
 }

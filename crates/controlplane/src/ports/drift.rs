@@ -22,14 +22,16 @@ pub enum DetectionProgress {
     },
 }
 
-/// What a revert started.
+/// A drift-aware change set, made and computed: nothing has changed yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RevertStarted {
-    /// The drift-aware change set is executing: the stack is UPDATE_IN_PROGRESS. `not_reverted`:
-    /// what it said it leaves as it is.
-    Executing { not_reverted: Vec<NotReverted> },
-    /// The change set had nothing to change.
+pub enum RevertPlan {
+    /// CloudFormation found nothing to change (it fails such a change set; it was removed).
     NothingToRevert,
+    /// Ready to execute; `not_reverted`: what it says it leaves as it is.
+    Ready {
+        change_set: String,
+        not_reverted: Vec<NotReverted>,
+    },
 }
 
 #[async_trait]
@@ -43,12 +45,23 @@ pub trait StackDrift: Send + Sync {
     ) -> Result<DetectionProgress, StackError>;
     /// The resources that are MODIFIED or DELETED, with their property differences (every page).
     async fn drifted_resources(&self, at: &StackTarget) -> Result<Vec<ResourceDrift>, StackError>;
-    /// A drift-aware change set (CreateChangeSet with DeploymentMode REVERT_DRIFT) from the
-    /// stack's own template and parameters, waited for, then executed. A plain UpdateStack
-    /// reverts nothing ("No updates are to be performed").
-    async fn revert(
+    /// Makes a drift-aware change set (CreateChangeSet with DeploymentMode REVERT_DRIFT) from
+    /// the SPEC's template and parameters, and waits for it to be computed. Nothing changes
+    /// until [`Self::execute_revert`]; a change set that failed or was not computed in time is
+    /// removed. A plain UpdateStack reverts nothing ("No updates are to be performed").
+    async fn prepare_revert(
         &self,
         at: &StackTarget,
         request: &StackRequest,
-    ) -> Result<RevertStarted, StackError>;
+    ) -> Result<RevertPlan, StackError>;
+    /// Executes a prepared change set: the stack goes UPDATE_IN_PROGRESS.
+    async fn execute_revert(
+        &self,
+        at: &StackTarget,
+        change_set: &str,
+        client_request_token: &str,
+    ) -> Result<(), StackError>;
+    /// Removes a prepared change set that will not be executed (best effort: a leftover one
+    /// goes when the stack's next change set is executed).
+    async fn discard_revert(&self, at: &StackTarget, change_set: &str);
 }

@@ -18,8 +18,7 @@ use super::{
     ASSIGNED_AT_CREATION, ASSIGNED_FROM_STACK_TAG, MANAGED_BY, Outcome, Reconciler, TransientError,
 };
 use crate::ports::{
-    Healing, RevertStarted, Snapshot, StackError, StackRequest, StoreError, TemplateLocation,
-    UpdateStarted,
+    Healing, Snapshot, StackError, StackRequest, StoreError, TemplateLocation, UpdateStarted,
 };
 use crate::status_writer::{Change, Over, Written};
 
@@ -42,6 +41,9 @@ impl Reconciler {
         let (Some(operation), Some(target)) = (decision.operation(), view.target()) else {
             return Step::Again;
         };
+        if operation == Operation::RevertDrift {
+            return self.revert_drift(view, &target, now).await;
+        }
         let previous = view.snapshot.status.as_ref();
         let fingerprint = view.fingerprint().map(str::to_owned);
         let same = previous.and_then(|s| s.spec_fingerprint.as_deref()) == fingerprint.as_deref();
@@ -53,19 +55,11 @@ impl Reconciler {
             _ => Status::Deleting,
         };
         intent.operation = Some(operation);
-        intent.attempts = if operation == Operation::RevertDrift {
-            // A revert is not another try at this SPEC: it never uses up its attempts.
-            previous.map_or(0, |s| s.attempts)
-        } else if same {
+        intent.attempts = if same {
             previous.map_or(0, |s| s.attempts).saturating_add(1)
         } else {
             1
         };
-        if operation == Operation::RevertDrift {
-            intent.drift = previous
-                .and_then(|s| s.drift.as_ref())
-                .map(|d| model::drift::reverting(d, now));
-        }
         if !same {
             intent.retries = 0;
         }
@@ -106,47 +100,26 @@ impl Reconciler {
             "starting stack operation"
         );
         let mut no_changes = false;
-        let mut not_reverted = Vec::new();
         let result = match (operation, &view.desired) {
-            (
-                Operation::Create | Operation::Update | Operation::RevertDrift,
-                Desired::Present(d),
-            ) => match self.stack_request(view, &target, d, token) {
-                Err(e) => Err(e),
-                Ok(request) if operation == Operation::Create => {
-                    self.stacks.create(&target, &request).await
+            (Operation::Create | Operation::Update, Desired::Present(d)) => {
+                match self.stack_request(view, &target, d, token) {
+                    Err(e) => Err(e),
+                    Ok(request) if operation == Operation::Create => {
+                        self.stacks.create(&target, &request).await
+                    }
+                    Ok(request) => self.stacks.update(&target, &request).await.map(|started| {
+                        if started == UpdateStarted::NoChanges {
+                            debug!("no updates are to be performed");
+                            no_changes = true;
+                        }
+                    }),
                 }
-                Ok(request) if operation == Operation::RevertDrift => match &self.drift {
-                    Some(drift) => {
-                        drift
-                            .revert(&target, &request)
-                            .await
-                            .map(|started| match started {
-                                RevertStarted::Executing { not_reverted: left } => {
-                                    not_reverted = left;
-                                }
-                                RevertStarted::NothingToRevert => {
-                                    debug!("the drift-aware change set had nothing to revert");
-                                    no_changes = true;
-                                }
-                            })
-                    }
-                    None => Err(StackError::Rejected(
-                        "this function cannot revert drift (no drift adapter)".into(),
-                    )),
-                },
-                Ok(request) => self.stacks.update(&target, &request).await.map(|started| {
-                    if started == UpdateStarted::NoChanges {
-                        debug!("no updates are to be performed");
-                        no_changes = true;
-                    }
-                }),
-            },
+            }
             (Operation::Delete, _) => self.stacks.delete(&target, &token).await,
             (Operation::ContinueUpdateRollback, _) => {
                 self.stacks.continue_update_rollback(&target, &token).await
             }
-            // Create, update and revert are only decided for a present SPEC.
+            // Create and update are only decided for a present SPEC (a revert is not here).
             _ => Ok(()),
         };
         // The next write goes over the intent, as stored now; it is not a transition from the
@@ -163,34 +136,9 @@ impl Reconciler {
             Ok(()) if no_changes => {
                 let mut ready = self.finalized(view, &Terminal::Ready, now).await;
                 ready.operation = intent.operation;
-                // The revert stays recorded (once per detection), with what it found.
-                if operation == Operation::RevertDrift {
-                    ready.drift = intent.drift.clone();
-                    if let Some(revert) = ready.drift.as_mut().and_then(|d| d.revert.as_mut()) {
-                        revert.nothing_to_revert = true;
-                    }
-                }
                 let state = ready.status;
                 match self.record(view, ready, over).await {
                     Ok(_) => Step::Done(Outcome::Converged(Some(state))),
-                    Err(step) => step,
-                }
-            }
-            // What the drift-aware change set leaves drifted goes on the row, before the wait.
-            Ok(()) if !not_reverted.is_empty() => {
-                let mut noted = intent_now.status.cloned().unwrap_or_else(|| intent.clone());
-                if let Some(revert) = noted.drift.as_mut().and_then(|d| d.revert.as_mut()) {
-                    revert.not_reverted = not_reverted;
-                }
-                match self.record(view, noted, over).await {
-                    Ok(noted) => match &noted.outbox.current {
-                        Some(status) => Step::Started(Box::new(Snapshot {
-                            spec: view.snapshot.spec.clone(),
-                            status_version: Some(status.version),
-                            status: Some(status.clone()),
-                        })),
-                        None => Step::Again,
-                    },
                     Err(step) => step,
                 }
             }
@@ -212,22 +160,6 @@ impl Reconciler {
                 )),
                 after_intent: true,
             }),
-            // A refused revert leaves the stack as it was: the tenant stays ready, and the
-            // drift record says why nothing was reverted.
-            Err(e) if operation == Operation::RevertDrift => {
-                let reason = format!("CloudFormation rejected the drift revert: {e}");
-                warn!(%reason, "drift revert rejected");
-                let mut back = intent_now.status.cloned().unwrap_or_else(|| intent.clone());
-                back.status = Status::Ready;
-                back.operation = previous.and_then(|s| s.operation);
-                if let Some(revert) = back.drift.as_mut().and_then(|d| d.revert.as_mut()) {
-                    revert.failed = Some(reason);
-                }
-                match self.record(view, back, over).await {
-                    Ok(_) => Step::Done(Outcome::Converged(Some(Status::Ready))),
-                    Err(step) => step,
-                }
-            }
             Err(e) => {
                 let reason = format!("CloudFormation rejected the {}: {e}", operation.as_str());
                 warn!(%reason, "stack operation rejected");
@@ -245,7 +177,7 @@ impl Reconciler {
 
     /// The create, update or revert request for the stack `d` asks for: the template in the
     /// stack's region, the account's deploy role, the tags that mark it the control plane's.
-    fn stack_request(
+    pub(super) fn stack_request(
         &self,
         view: &View,
         target: &crate::ports::StackTarget,
@@ -295,7 +227,34 @@ impl Reconciler {
             }
             _ => None,
         };
-        next_status::finalized(&view.seen(now), terminal, cause)
+        let mut status = next_status::finalized(&view.seen(now), terminal, cause);
+        // A drift revert that rolled back: the tenant is ready (its stack is as it was), and
+        // the revert's record says why it failed.
+        let reverting = view.snapshot.status.as_ref().is_some_and(|p| {
+            p.status == Status::Updating && p.operation == Some(Operation::RevertDrift)
+        });
+        let rolled_back = view
+            .stack
+            .as_ref()
+            .is_some_and(|s| s.status == model::stack::StackStatus::UpdateRollbackComplete);
+        if *terminal == Terminal::Ready
+            && reverting
+            && rolled_back
+            && let (Some(drift), Some(target)) = (status.drift.as_ref(), view.target())
+        {
+            let why = self
+                .stacks
+                .failure_reason(&target)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "CloudFormation gave no reason".into());
+            status.drift = Some(model::drift::revert_failed(
+                drift,
+                &format!("the revert failed and was rolled back: {why}"),
+            ));
+        }
+        status
     }
 
     /// Writes STATUS over the version this view read.

@@ -14,6 +14,7 @@ mod act;
 mod action;
 mod failure;
 mod observe;
+mod revert;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -65,6 +65,9 @@ struct CfnState {
     detections: HashMap<String, (StackLocation, usize)>,
     /// How many looks each new detection stays in progress.
     detection_polls: usize,
+    /// Drift-aware change sets made and not executed yet: the stack, the body, the URL and
+    /// the role they were made with.
+    revert_change_sets: HashMap<String, (StackLocation, String, Option<String>, Option<String>)>,
 }
 
 /// A simulated CloudFormation across accounts and regions, with CloudFormation's rules
@@ -655,6 +658,11 @@ impl FakeStacks {
         lock(&self.state).detection_polls = polls;
     }
 
+    /// Drift-aware change sets made and neither executed nor removed.
+    pub fn open_revert_change_sets(&self) -> usize {
+        lock(&self.state).revert_change_sets.len()
+    }
+
     /// The resources drift detection would find now.
     pub fn drifted(&self, location: &StackLocation) -> Vec<model::drift::ResourceDrift> {
         lock(&self.state)
@@ -759,25 +767,72 @@ impl crate::ports::StackDrift for FakeStacks {
         Ok(state.drifted.get(&at.location).cloned().unwrap_or_default())
     }
 
-    async fn revert(
+    async fn prepare_revert(
         &self,
         at: &StackTarget,
         request: &StackRequest,
-    ) -> Result<crate::ports::RevertStarted, StackError> {
-        use crate::ports::RevertStarted;
+    ) -> Result<crate::ports::RevertPlan, StackError> {
+        use crate::ports::RevertPlan;
         let body = acknowledged(request)?;
         let mut state = lock(&self.state);
-        let (behaviour, hang) = Self::begin(&mut state, "revert_drift", at)?;
+        Self::drift_call(&mut state, "prepare_revert", at)?;
         let unrevertable = state
             .unrevertable
             .get(&at.location)
             .cloned()
             .unwrap_or_default();
-        let drifted = state.drifted.get(&at.location).cloned().unwrap_or_default();
+        let drifted = state
+            .drifted
+            .get(&at.location)
+            .is_some_and(|d| !d.is_empty());
         let stack = Self::live_stack(&mut state, at)?;
-        if drifted.is_empty() {
-            return Ok(RevertStarted::NothingToRevert);
+        if stack.observed.status.as_str().ends_with("_IN_PROGRESS") {
+            return Err(StackError::Busy(format!(
+                "Stack:{} is in {} state and can not be updated.",
+                stack.observed.stack_id, stack.observed.status
+            )));
         }
+        if !drifted {
+            return Ok(RevertPlan::NothingToRevert);
+        }
+        state.next_id += 1;
+        let change_set = format!("revert-drift-{}", state.next_id);
+        state.revert_change_sets.insert(
+            change_set.clone(),
+            (
+                at.location.clone(),
+                body,
+                url_of(request),
+                request.role_arn.clone(),
+            ),
+        );
+        Ok(RevertPlan::Ready {
+            change_set,
+            not_reverted: unrevertable,
+        })
+    }
+
+    async fn execute_revert(
+        &self,
+        at: &StackTarget,
+        change_set: &str,
+        _client_request_token: &str,
+    ) -> Result<(), StackError> {
+        let mut state = lock(&self.state);
+        let (behaviour, hang) = Self::begin(&mut state, "revert_drift", at)?;
+        let Some((location, body, url, role_arn)) = state.revert_change_sets.remove(change_set)
+        else {
+            return Err(StackError::Rejected(format!(
+                "ChangeSetNotFound: ChangeSet [{change_set}] does not exist"
+            )));
+        };
+        let unrevertable = state
+            .unrevertable
+            .get(&location)
+            .cloned()
+            .unwrap_or_default();
+        let drifted = state.drifted.get(&location).cloned().unwrap_or_default();
+        let stack = Self::live_stack(&mut state, at)?;
         let failure = match &behaviour {
             Behaviour::FailUpdate { resource_reason } => {
                 Some((StackStatus::UpdateRollbackComplete, resource_reason))
@@ -787,9 +842,9 @@ impl crate::ports::StackDrift for FakeStacks {
         let reverted = failure.is_none();
         if reverted {
             stack.template_body = body;
-            stack.template_url = url_of(request);
-            if request.role_arn.is_some() {
-                stack.role_arn = request.role_arn.clone();
+            stack.template_url = url;
+            if role_arn.is_some() {
+                stack.role_arn = role_arn;
             }
         }
         Self::settle(
@@ -812,10 +867,12 @@ impl crate::ports::StackDrift for FakeStacks {
                     (!resource.differences.is_empty()).then_some(resource)
                 })
                 .collect();
-            state.drifted.insert(at.location.clone(), left);
+            state.drifted.insert(location, left);
         }
-        Ok(RevertStarted::Executing {
-            not_reverted: unrevertable,
-        })
+        Ok(())
+    }
+
+    async fn discard_revert(&self, _at: &StackTarget, change_set: &str) {
+        lock(&self.state).revert_change_sets.remove(change_set);
     }
 }

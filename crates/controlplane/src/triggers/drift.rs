@@ -37,7 +37,7 @@ pub struct DriftSettings {
     /// A stack is checked at most once per interval (DRIFT_CHECK_INTERVAL_HOURS).
     pub interval: Duration,
     /// Detections in flight at once (DRIFT_CONCURRENCY). A check takes about as long as the
-    /// detection (tens of seconds), so this sets the job's pace: 30 checks about 10,000 stacks a
+    /// detection (tens of seconds), so this sets the job's pace: 40 checks about 12,900 stacks a
     /// day in hourly runs (BENCHMARKS.md, drift sweep); throttles are answered with backoff.
     pub concurrency: usize,
     /// How often a running detection is looked at.
@@ -48,21 +48,43 @@ pub struct DriftSettings {
     pub throttle_tries: usize,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// No check starts after this instant (the invocation's deadline, with room to finish).
+    /// No check starts after this instant (the invocation's deadline, less [`CHECK_MARGIN`]).
     pub stop_at: Option<tokio::time::Instant>,
+    /// No revert starts after this instant (the deadline, less [`REVERT_MARGIN`]): the sweep
+    /// reverts what is left (the same reconcile decides it there).
+    pub revert_until: Option<tokio::time::Instant>,
+}
+
+/// Left of an invocation when the drift job starts no more checks: one check's detection
+/// timeout plus room for its throttled calls' backoff.
+pub const CHECK_MARGIN: Duration = Duration::from_secs(300 + 120);
+/// Left of an invocation when the drift job starts no more reverts: the change set's
+/// computation (`CHANGE_SET_WAIT`) and its execution.
+pub const REVERT_MARGIN: Duration =
+    Duration::from_secs(crate::aws::cloudformation::CHANGE_SET_WAIT.as_secs() + 60);
+
+impl DriftSettings {
+    /// These settings for an invocation that must end at `deadline` (`left` from now).
+    pub fn within(mut self, left: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        self.stop_at = Some(now + left.saturating_sub(CHECK_MARGIN));
+        self.revert_until = Some(now + left.saturating_sub(REVERT_MARGIN));
+        self
+    }
 }
 
 impl Default for DriftSettings {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(24 * 3600),
-            concurrency: 30,
+            concurrency: 40,
             poll_every: Duration::from_secs(5),
             detection_timeout: Duration::from_secs(300),
             throttle_tries: 6,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             stop_at: None,
+            revert_until: None,
         }
     }
 }
@@ -149,6 +171,10 @@ async fn check_tenant(
     settings: &DriftSettings,
     key: &TenantKey,
 ) -> Checked {
+    // Past the run's last start, not even read: the next run takes it.
+    if past(settings.stop_at) {
+        return Checked::Deferred;
+    }
     let snapshot = match store.load(key).await {
         Ok(snapshot) => snapshot,
         Err(error) => {
@@ -163,12 +189,6 @@ async fn check_tenant(
     else {
         return Checked::NotDue;
     };
-    if settings
-        .stop_at
-        .is_some_and(|stop| tokio::time::Instant::now() >= stop)
-    {
-        return Checked::Deferred;
-    }
     let Some(location) = status.location.clone() else {
         return Checked::NotDue;
     };
@@ -176,15 +196,17 @@ async fn check_tenant(
         tenant_id: key.as_str().to_owned(),
         location,
     };
+    let checked = status.clone();
     let detection = detect(drift, &target, settings).await;
     let mut snapshot = snapshot.clone();
-    // A write that loses to a newer one reads again; a stack that started an operation
-    // meanwhile is not recorded (what was found predates it).
+    // A write that loses to a newer one reads again. What was found is recorded only while the
+    // stack is still the one detected: no operation started or ended meanwhile (a finding that
+    // predates an update would be announced, and reverted, on the new stack).
     for _ in 0..3 {
         let Some(previous) = snapshot
             .status
             .as_ref()
-            .filter(|s| s.status == Status::Ready)
+            .filter(|s| s.status == Status::Ready && same_stack(s, &checked))
         else {
             return Checked::NotDue;
         };
@@ -228,7 +250,16 @@ async fn check_tenant(
                 // The reconcile decides whether to revert (the tenant's policy); a revert it
                 // starts is followed to its end like any operation.
                 let mut reverting = false;
-                if record.status == DriftStatus::Drifted && record.revert.is_none() {
+                let policy = snapshot
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| model::spec::SpecRow(spec).drift_policy())
+                    .unwrap_or(reconciler.settings().drift_policy);
+                if policy == model::drift::DriftPolicy::Revert
+                    && record.status == DriftStatus::Drifted
+                    && record.revert.is_none()
+                    && !past(settings.revert_until)
+                {
                     let outcome = reconciler.reconcile(key).await;
                     if let Ok(Outcome::InFlight { requeue_after }) = outcome
                         && let Some(recheck) = reconciler.recheck()
@@ -259,6 +290,21 @@ async fn check_tenant(
         }
     }
     Checked::Error
+}
+
+fn past(instant: Option<tokio::time::Instant>) -> bool {
+    instant.is_some_and(|at| tokio::time::Instant::now() >= at)
+}
+
+/// Whether `now` is still the stack `then` was: the same SPEC answered, the same stack, no
+/// operation since.
+fn same_stack(now: &model::status::TenantStatus, then: &model::status::TenantStatus) -> bool {
+    now.spec_fingerprint == then.spec_fingerprint
+        && now.stack_id == then.stack_id
+        && now.operation == then.operation
+        && now.stack_status == then.stack_status
+        && now.template_version == then.template_version
+        && now.attempts == then.attempts
 }
 
 /// One detection, to its end: started, waited for, its drifted resources read. Throttled calls

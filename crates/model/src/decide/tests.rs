@@ -1593,9 +1593,11 @@ fn a_drifted_ready_stack_is_reverted_only_when_its_policy_says_so() {
         );
     }
     // Once per detection: a revert already started for it is not started again.
-    status.drift = Some(crate::drift::reverting(
+    status.drift = Some(crate::drift::reverted(
         &drifted_record(),
         Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap(),
+        Vec::new(),
+        crate::drift::RevertOutcome::Started,
     ));
     assert_eq!(
         run(
@@ -1621,4 +1623,30 @@ fn a_new_spec_wins_over_a_drift_revert() {
         ),
         Decision::Update
     );
+}
+
+#[test]
+fn a_drift_revert_that_rolled_back_leaves_the_tenant_ready() {
+    let mut status = in_flight(Status::Updating, Operation::RevertDrift, DESIRED_FP);
+    status.drift = Some(drifted_record());
+    assert_eq!(
+        run(
+            &with_policy(DriftPolicy::Revert),
+            Some(&status),
+            Some(&stack(StackStatus::UpdateRollbackComplete)),
+            Some(&here())
+        ),
+        Decision::Finalize(Terminal::Ready)
+    );
+    // An update of the SPEC that rolled back is still a failure.
+    let update = in_flight(Status::Updating, Operation::Update, DESIRED_FP);
+    assert!(matches!(
+        run(
+            &present(),
+            Some(&update),
+            Some(&stack(StackStatus::UpdateRollbackComplete)),
+            Some(&here())
+        ),
+        Decision::Finalize(Terminal::FailedFromStack { .. })
+    ));
 }
