@@ -952,3 +952,69 @@ async fn the_drift_job_runs_on_moto_and_records_not_checked() -> Result<()> {
     assert!(row["drift"]["checked_at"].is_string(), "{row}");
     Ok(())
 }
+
+/// The calls a new tenant's create makes, from its INSERT record to STATUS `ready`, with warm
+/// caches (a tenant of the same account was created first: its role's credentials and the
+/// template are cached), counted as sent by the functions themselves (the event sources'
+/// polls are not theirs): BENCHMARKS.md's calls-per-tenant table, and not one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tenants_create_makes_no_more_calls_than_the_table_says() -> Result<()> {
+    let hour = Duration::from_secs(3600);
+    let system = start_with(LocalConfig {
+        sweep_interval: hour,
+        drift_interval: hour,
+        decommission_interval: hour,
+        ..LocalConfig::default()
+    })
+    .await?;
+    let dynamo = system.writer_dynamo().await;
+    let table = system.config.table.clone();
+    let row = |tenant: &str| {
+        json!({"pk": format!("TENANT#{tenant}"), "sk": "SPEC", "tenant_id": tenant,
+               "account_id": "111111111111", "config": {"player_count": 3},
+               "updated_by": "calls-test"})
+    };
+    put_spec(&dynamo, &table, row("warmup")).await?;
+    system
+        .wait_for(LIMIT, |s| status(s, "warmup") == "ready")
+        .await?;
+    // Whatever the first create left in flight settles first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = system.identities.counts.snapshot();
+    put_spec(&dynamo, &table, row("counted")).await?;
+    let statuses = system
+        .wait_for(LIMIT, |s| status(s, "counted") == "ready")
+        .await?;
+    assert_eq!(status(&statuses, "counted"), "ready");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = system.identities.counts.snapshot();
+    let mut made: std::collections::BTreeMap<String, u64> = Default::default();
+    for ((function, action), count) in &after {
+        if !["StreamHandlerFunction", "CompletionFunction"].contains(&function.as_str()) {
+            continue;
+        }
+        let earlier = before
+            .get(&(function.clone(), action.clone()))
+            .copied()
+            .unwrap_or(0);
+        if count > &earlier {
+            *made.entry(action.clone()).or_default() += count - earlier;
+        }
+    }
+    // BENCHMARKS.md, "calls per new tenant": each one beyond CreateStack is justified there.
+    let table: std::collections::BTreeMap<String, u64> = [
+        ("dynamodb:BatchGetItem", 1),
+        ("cloudformation:DescribeStacks", 2),
+        ("cloudformation:CreateStack", 1),
+        ("dynamodb:TransactWriteItems", 2),
+        ("dynamodb:PutItem", 1),
+        ("sns:Publish", 1),
+    ]
+    .into_iter()
+    .map(|(a, n)| (a.to_owned(), n))
+    .collect();
+    let total: u64 = made.values().sum();
+    assert_eq!(made, table, "the calls of one new tenant's create");
+    assert!(total <= 8, "at most 8 calls per new tenant: {total}");
+    Ok(())
+}

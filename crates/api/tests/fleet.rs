@@ -669,3 +669,35 @@ async fn a_publish_starts_the_rollout_the_deployment_asks_for() {
         reply.body
     );
 }
+
+/// A warm instance assigns new tenants the current version it read in the last seconds, but the
+/// write that assigns it holds only while the CURRENT row is unchanged: once the current
+/// version moves, a new tenant gets the new one, never the cached one.
+#[tokio::test]
+async fn a_cached_current_version_never_assigns_a_stale_one() {
+    use controlplane::ports::TemplateStore;
+    let fleet = fleet();
+    fleet.ready_tenant("first", "111111111111").await;
+    let first = fleet.store.status(&TenantKey::new("first")).unwrap();
+    assert_eq!(first.assigned_version.as_deref(), Some("v1"));
+    let published = fleet
+        .call(
+            "POST",
+            "/template-versions",
+            &fleet.admin(),
+            Some(json!({"version": "v2", "body": v2_body()})),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    // The fleet's current version moves (as a completed rollout moves it), within the
+    // seconds the reconciler's instance keeps v1 as current.
+    fleet
+        .store
+        .set_current_template("v2", None)
+        .await
+        .expect("current moved");
+    fleet.ready_tenant("second", "111111111111").await;
+    let second = fleet.store.status(&TenantKey::new("second")).unwrap();
+    assert_eq!(second.assigned_version.as_deref(), Some("v2"), "{second:?}");
+    assert_eq!(second.template_version.as_deref(), Some("v2"));
+}

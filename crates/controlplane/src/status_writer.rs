@@ -116,8 +116,23 @@ impl StatusWriter {
         &self,
         tenant: &TenantKey,
         over: Over<'_>,
+        next: TenantStatus,
+        change: Change<'_>,
+    ) -> Result<Written, StoreError> {
+        self.write_noting(tenant, over, next, change, Vec::new(), None)
+            .await
+    }
+
+    /// As [`Self::write`], with `lines` (the writer's own, such as the SPEC write a stream
+    /// record reports) in the same request.
+    pub async fn write_noting(
+        &self,
+        tenant: &TenantKey,
+        over: Over<'_>,
         mut next: TenantStatus,
         change: Change<'_>,
+        lines: Vec<AuditEntry>,
+        current: Option<crate::ports::CurrentGuard>,
     ) -> Result<Written, StoreError> {
         next.version = next_version(over.version);
         if self.events.is_some() {
@@ -127,19 +142,20 @@ impl StatusWriter {
             };
             next.pending_events.extend(event);
         }
-        self.store.put_status(tenant, &next, over.version).await?;
-        debug!(status = %next.status, version = next.version, "status written");
         let now = self.now();
-        crate::metrics::record_transition(over.status, &next, now);
         let entry = match change {
             Change::Transition { requested_by } => {
                 audit::status_transition(over.status, &next, requested_by, &rfc3339(now))
             }
             Change::Note { entry, .. } => entry.map(|e| *e),
         };
-        if let Some(entry) = entry {
-            self.append_audit(tenant, &entry).await;
-        }
+        // The line rides with the write (one TransactWriteItems): one call, never apart.
+        let entries: Vec<AuditEntry> = lines.into_iter().chain(entry).collect();
+        self.store
+            .put_status_noting(tenant, &next, over.version, &entries, current)
+            .await?;
+        debug!(status = %next.status, version = next.version, "status written");
+        crate::metrics::record_transition(over.status, &next, now);
         let outbox = self.publish_pending(tenant, &next).await;
         Ok(Written {
             status: next,

@@ -118,7 +118,14 @@ pub struct TableTemplates {
     bundled: BundledTemplates,
     parsed: Mutex<BTreeMap<String, (std::time::Instant, Arc<Template>)>>,
     recheck: std::time::Duration,
+    /// The fleet's current version as the reconcile last read it, and when.
+    current: Mutex<Option<(std::time::Instant, String, crate::ports::CurrentGuard)>>,
 }
+
+/// How long a warm instance assigns new tenants the current version it read, without reading it
+/// again: the write that assigns it holds only while the CURRENT row is unchanged (a rollout's
+/// move of it makes that write lose, and the version is read afresh).
+pub const CURRENT_CACHED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a verified published version is used before its record is read and checked again.
 pub const TEMPLATE_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
@@ -135,6 +142,7 @@ impl TableTemplates {
             bundled,
             parsed: Mutex::new(BTreeMap::new()),
             recheck: TEMPLATE_RECHECK,
+            current: Mutex::new(None),
         }
     }
 
@@ -259,6 +267,33 @@ impl TemplateSource for TableTemplates {
             Ok(None) => self.bundled.current_version().await,
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn current(
+        &self,
+    ) -> Result<(String, Option<crate::ports::CurrentGuard>), TemplateSourceError> {
+        use crate::ports::CurrentGuard;
+        if let Some((at, version, guard)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            && at.elapsed() < CURRENT_CACHED_FOR
+        {
+            return Ok((version, Some(guard)));
+        }
+        let (version, guard) = match self.store.current_template().await {
+            Ok(Some(current)) => (current.version, CurrentGuard::RowAt(current.row_version)),
+            Ok(None) => (self.bundled.current_version().await?, CurrentGuard::NoRow),
+            Err(e) => return Err(e.into()),
+        };
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), version.clone(), guard));
+        Ok((version, Some(guard)))
+    }
+
+    fn forget_current(&self) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     async fn get(&self, version: &str) -> Result<Option<Arc<Template>>, TemplateSourceError> {

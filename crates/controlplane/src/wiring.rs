@@ -544,6 +544,7 @@ fn region_of(sdk: &SdkConfig) -> Result<String, ConfigError> {
 const RECONCILE: &[&[Call]] = &[
     table::TENANT_READS,
     table::STATUS_WRITES,
+    table::CURRENT_GUARD,
     table::TEMPLATE_READS,
     crate::aws::s3::READ_CALLS,
     crate::aws::sts::CALLS,
@@ -578,6 +579,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TEMPLATE_READS,
             crate::aws::s3::READ_CALLS,
             table::TENANT_PAGES,
+            table::CURRENT_GUARD,
             crate::aws::sts::CALLS,
             EXTERNAL_ID_KEY_CALLS,
             crate::aws::sqs::RECHECK_CALLS,
@@ -599,6 +601,7 @@ pub const FUNCTION_CALLS: &[FunctionCalls] = &[
             table::TEMPLATE_READS,
             crate::aws::s3::READ_CALLS,
             crate::aws::streams::CALLS,
+            table::CURRENT_GUARD,
             crate::aws::sts::CALLS,
             EXTERNAL_ID_KEY_CALLS,
             crate::aws::sqs::RECHECK_CALLS,

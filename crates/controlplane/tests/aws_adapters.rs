@@ -1453,3 +1453,103 @@ async fn drift_is_reverted_with_a_revert_drift_change_set_that_is_executed() {
     );
     assert_eq!(removed.num_calls(), 2);
 }
+
+// One request per STATUS write ---------------------------------------------------------------
+
+/// TransactionCanceledException as DynamoDB sends it: one reason per item, in order.
+fn cancelled(reasons: &[&str]) -> HttpResponse {
+    let reasons: Vec<String> = reasons
+        .iter()
+        .map(|code| {
+            if *code == "None" {
+                r#"{"Code":"None"}"#.to_owned()
+            } else {
+                format!(r#"{{"Code":"{code}","Message":"The conditional request failed"}}"#)
+            }
+        })
+        .collect();
+    response(
+        400,
+        "application/x-amz-json-1.0",
+        &format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [{}]","CancellationReasons":[{}]}}"#,
+            reasons.iter().map(|_| "x").collect::<Vec<_>>().join(", "),
+            reasons.join(",")
+        ),
+    )
+}
+
+fn line() -> model::audit::AuditEntry {
+    model::audit::AuditEntry {
+        at: "2025-01-01T00:00:00.000Z".into(),
+        id: "spec-1".into(),
+        action: model::audit::AuditAction::SpecWritten,
+        actor: "ops".into(),
+        requested_by: None,
+        result: "accepted".into(),
+        reason: None,
+    }
+}
+
+/// STATUS and its lines go in one TransactWriteItems, STATUS conditional on its version, and a
+/// write assigning the fleet's current version checks the CURRENT row; either condition
+/// failing is a conflict (decide again), anything else what it is.
+#[tokio::test]
+async fn a_status_write_and_its_lines_are_one_transaction_and_a_lost_condition_a_conflict() {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+    use controlplane::ports::CurrentGuard;
+    let written = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(|r| {
+            let items = r.transact_items();
+            items.len() == 3
+                && items[0].put().is_some_and(|p| {
+                    p.condition_expression() == Some("#version = :expected")
+                        && p.item()
+                            .get("sk")
+                            .and_then(|s| s.as_s().ok())
+                            .map(String::as_str)
+                            == Some("STATUS")
+                })
+                && items[1].put().is_some()
+                && items[2].condition_check().is_some_and(|c| {
+                    c.condition_expression() == "#version = :current"
+                        && c.key()
+                            .get("sk")
+                            .and_then(|s| s.as_s().ok())
+                            .map(String::as_str)
+                            == Some("CURRENT")
+                })
+        })
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    store(&[&written])
+        .put_status_noting(
+            &tenant(),
+            &status(),
+            Some(4),
+            &[line()],
+            Some(CurrentGuard::RowAt(7)),
+        )
+        .await
+        .expect("one transaction");
+    assert_eq!(written.num_calls(), 1);
+
+    let answers = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_response(|| cancelled(&["ConditionalCheckFailed", "None", "None"]))
+        .http_response(|| cancelled(&["None", "None", "ConditionalCheckFailed"]))
+        .http_response(|| {
+            dynamodb_error(
+                400,
+                "ThrottlingException",
+                "Rate of requests exceeds the allowed throughput.",
+            )
+        })
+        .build();
+    let store = store(&[&answers]);
+    let (key, row, lines) = (tenant(), status(), [line()]);
+    let write = || store.put_status_noting(&key, &row, Some(4), &lines, Some(CurrentGuard::NoRow));
+    assert_eq!(write().await, Err(StoreError::Conflict), "STATUS moved");
+    assert_eq!(write().await, Err(StoreError::Conflict), "CURRENT moved");
+    let throttled = write().await.expect_err("throttled");
+    assert_eq!(throttled.healing(), Healing::Transient, "{throttled}");
+}

@@ -141,6 +141,8 @@ pub struct Identities {
     roles: BTreeMap<String, String>,
     /// Calls refused for not being declared, by any function.
     pub violations: Violations,
+    /// Every call the functions (and the event sources acting for them) sent.
+    pub counts: crate::strict::CallCounts,
     enforced: bool,
 }
 
@@ -272,6 +274,7 @@ impl Identities {
             operator,
             roles,
             violations: Violations::default(),
+            counts: Default::default(),
             enforced: false,
         })
     }
@@ -374,6 +377,7 @@ impl Identities {
             function: function.to_owned(),
             allowed: Some(declared.calls().map(|c| c.action.to_owned()).collect()),
             violations: self.violations.clone(),
+            counts: self.counts.clone(),
         };
         Ok(self
             .config(self.role_credentials(function).await?, Some(guard))

@@ -11,7 +11,7 @@
 //!   `UndeclaredOperation`, and recorded: the local system and the emulator tests fail on it, so
 //!   the lists (and through the permission check, the roles) cannot drift from the code.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::client::http::{
@@ -65,6 +65,26 @@ pub struct Guard {
     pub function: String,
     pub allowed: Option<BTreeSet<String>>,
     pub violations: Violations,
+    /// Every call sent, counted by function and action.
+    pub counts: CallCounts,
+}
+
+/// The calls the functions sent (a transaction counts once, as its own call), by function
+/// logical id and the request's action (`dynamodb:TransactWriteItems`, ...): what the
+/// calls-per-tenant test holds to its table.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounts(Arc<Mutex<BTreeMap<(String, String), u64>>>);
+
+impl CallCounts {
+    fn record(&self, function: &str, action: String) {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry((function.to_owned(), action)).or_default() += 1;
+    }
+
+    /// Every count so far.
+    pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The strict client around `inner` (moto speaks plain HTTP on loopback).
@@ -274,6 +294,12 @@ impl HttpConnector for StrictConnector {
                 "UndeclaredOperation",
                 &message,
             )));
+        }
+        if let Some(guard) = &self.guard {
+            guard.counts.record(
+                &guard.function,
+                iam_action(&request).unwrap_or_else(|| "<unsigned request>".into()),
+            );
         }
         let inner = self.inner.clone();
         HttpConnectorFuture::new(async move {

@@ -54,6 +54,10 @@ pub mod calls {
     /// STATUS rows and audit lines: the control plane's own partitions (`TENANT#…`) of the
     /// control-plane table. Only the reconciling functions make these.
     pub const STATUS_WRITES: &[Call] = &[on_control("dynamodb:PutItem")];
+    /// A reconcile's first write of a tenant, assigning it the fleet's current template version
+    /// (read perhaps from a warm instance's cache): its transaction holds only while the
+    /// CURRENT row is as read.
+    pub const CURRENT_GUARD: &[Call] = &[on_control("dynamodb:ConditionCheckItem")];
     /// Every tenant, a page at a time (`list_tenants`): the SPEC rows, then the STATUS rows of
     /// tenants without one (their SPEC's existence checked in batches).
     pub const TENANT_PAGES: &[Call] = &[
@@ -720,6 +724,117 @@ impl TenantStore for DynamoStore {
                     .map_err(|e| conditional(AwsFailure::from_sdk(&e)))
             }
             None => Err(conditional(AwsFailure::from_sdk(&error))),
+        }
+    }
+
+    async fn put_status_noting(
+        &self,
+        tenant: &TenantKey,
+        status: &TenantStatus,
+        expected_version: Option<u64>,
+        entries: &[AuditEntry],
+        current: Option<crate::ports::CurrentGuard>,
+    ) -> Result<(), StoreError> {
+        use crate::ports::CurrentGuard;
+        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+        // A transaction holds at most 100 items; STATUS is one, a reconcile's lines a few.
+        if (entries.is_empty() && current.is_none()) || entries.len() > 98 {
+            return crate::ports::put_status_then_lines(
+                self,
+                tenant,
+                status,
+                expected_version,
+                entries,
+            )
+            .await;
+        }
+        let built = |e: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::Unavailable(format!("cannot build the write: {e}"))
+        };
+        let mut put = Put::builder()
+            .table_name(&self.control)
+            .set_item(Some(status_item(tenant, status)?))
+            .expression_attribute_names("#version", "version");
+        put = match expected_version {
+            Some(version) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
+            None => put
+                .condition_expression(
+                    "attribute_not_exists(#version) OR NOT attribute_type(#version, :number)",
+                )
+                .expression_attribute_values(":number", AttributeValue::S("N".into())),
+        };
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(put.build().map_err(built)?)
+                .build(),
+        ];
+        for entry in entries {
+            let line = Put::builder()
+                .table_name(&self.control)
+                .set_item(Some(audit_item(tenant, entry, self.audit_retention)?))
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().put(line).build());
+        }
+        // The version assigned is still the fleet's current one (it may come from a cache).
+        if let Some(guard) = current {
+            let check = ConditionCheck::builder()
+                .table_name(&self.control)
+                .key("pk", AttributeValue::S(TEMPLATES_PK.into()))
+                .key("sk", AttributeValue::S(CURRENT_TEMPLATE_SK.into()));
+            let check = match guard {
+                CurrentGuard::RowAt(version) => check
+                    .condition_expression("#version = :current")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(
+                        ":current",
+                        AttributeValue::N(version.to_string()),
+                    ),
+                CurrentGuard::NoRow => check.condition_expression("attribute_not_exists(pk)"),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .condition_check(check.build().map_err(built)?)
+                    .build(),
+            );
+        }
+        let error = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let reasons: Vec<bool> = error
+            .as_service_error()
+            .and_then(|e| match e {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    cancelled,
+                ) => Some(cancelled.cancellation_reasons()),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .iter()
+            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+            .collect();
+        let status_refused = reasons.first().copied().unwrap_or(false);
+        // The current version moved since it was read: decide again on a fresh read.
+        if current.is_some() && reasons.last().copied().unwrap_or(false) && reasons.len() > 1 {
+            return Err(StoreError::Conflict);
+        }
+        match (status_refused, expected_version) {
+            (true, Some(_)) => Err(StoreError::Conflict),
+            // A first write over a row whose version is a hand-written number that is no
+            // counter: the single write knows how to go over it (and says Conflict otherwise).
+            (true, None) => {
+                crate::ports::put_status_then_lines(self, tenant, status, None, entries).await
+            }
+            (false, _) => Err(store_error(AwsFailure::from_sdk(&error))),
         }
     }
 

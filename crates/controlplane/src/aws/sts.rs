@@ -75,15 +75,19 @@ pub fn assume_role_request(
     account_id: &str,
     tenant_id: &str,
 ) -> AssumeRoleRequest {
-    // Session names allow [\w+=,.@-]{2,64}; tenant ids are at most 40 of [a-z0-9-].
-    let mut session_name = format!("tenant-{tenant_id}");
-    session_name.truncate(64);
+    // One session per account, shared by its tenants (one AssumeRole per account, not per
+    // tenant): which tenant each stack call is for shows in CloudTrail as the stack's name.
+    let _ = tenant_id;
+    let session_name = SESSION_NAME.to_owned();
     AssumeRoleRequest {
         role_arn: role_arn(partition, account_id, role_name),
         external_id: external_ids.for_account(account_id),
         session_name,
     }
 }
+
+/// The session name of the tenant accounts' role (allowed: `[\w+=,.@-]{2,64}`).
+pub const SESSION_NAME: &str = "tenant-control-plane";
 
 /// The calls of [`RoleCredentials`].
 pub const CALLS: &[super::Call] = &[super::Call::new(
@@ -176,7 +180,8 @@ impl RoleCredentials {
         account_id: &str,
         tenant_id: &str,
     ) -> Result<Credentials, StackError> {
-        let key = (account_id.to_owned(), tenant_id.to_owned());
+        // Per account: its tenants share the session.
+        let key = (account_id.to_owned(), String::new());
         let fresh_until = SystemTime::now() + self.refresh_before_expiry;
         if let Some(cached) = self
             .cache
@@ -275,10 +280,13 @@ mod tests {
             request.role_arn,
             "arn:aws:iam::111111111111:role/TenantControlRole"
         );
-        assert_eq!(request.session_name, "tenant-gs1234");
+        assert_eq!(request.session_name, "tenant-control-plane");
         assert_eq!(request.external_id, ids.for_account("111111111111"));
-        let long = assume_role_request("R", &ids, "aws", "111111111111", &"a".repeat(80));
-        assert_eq!(long.session_name.len(), 64);
+        let other = assume_role_request("TenantControlRole", &ids, "aws", "111111111111", "acme");
+        assert_eq!(
+            other, request,
+            "one session per account, shared by its tenants"
+        );
         let china = assume_role_request("R", &ids, partition("cn-north-1"), "111111111111", "t1");
         assert_eq!(china.role_arn, "arn:aws-cn:iam::111111111111:role/R");
         assert_eq!(partition("us-gov-west-1"), "aws-us-gov");

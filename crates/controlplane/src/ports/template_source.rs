@@ -33,6 +33,13 @@ impl From<StoreError> for TemplateSourceError {
 pub trait TemplateSource: Send + Sync {
     /// The version a tenant without a pin gets.
     async fn current_version(&self) -> Result<String, TemplateSourceError>;
+    /// The same, with the CURRENT row as read, for a write that assigns it to hold only while
+    /// the row is still so (`None`: nothing to guard, as for versions shipped alone).
+    async fn current(&self) -> Result<(String, Option<super::CurrentGuard>), TemplateSourceError> {
+        Ok((self.current_version().await?, None))
+    }
+    /// A write guarded by [`Self::current`] lost: read the row afresh next time.
+    fn forget_current(&self) {}
     /// `None` when there is no such version.
     async fn get(&self, version: &str) -> Result<Option<Arc<Template>>, TemplateSourceError>;
 }

@@ -41,6 +41,33 @@ impl StoreError {
     }
 }
 
+/// STATUS, then its lines one by one, where they cannot share its request: a failed line is
+/// logged, never raised (the timeline is a record, not the state).
+pub async fn put_status_then_lines<S: TenantStore + ?Sized>(
+    store: &S,
+    tenant: &TenantKey,
+    status: &TenantStatus,
+    expected_version: Option<u64>,
+    entries: &[AuditEntry],
+) -> Result<(), StoreError> {
+    store.put_status(tenant, status, expected_version).await?;
+    for entry in entries {
+        if let Err(e) = store.append_audit(tenant, entry).await {
+            tracing::warn!(error = %e, action = %entry.action, "audit entry not written");
+        }
+    }
+    Ok(())
+}
+
+/// The fleet's CURRENT template row as a write that assigns its version read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CurrentGuard {
+    /// The row at this version.
+    RowAt(u64),
+    /// No row: the shipped version is current.
+    NoRow,
+}
+
 /// What the table holds for one tenant, read consistently.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
@@ -82,6 +109,25 @@ pub trait TenantStore: Send + Sync {
         status: &TenantStatus,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError>;
+    /// As [`Self::put_status`], with `entries` appended to the tenant's timeline in the same
+    /// request where the store can (DynamoDB: one TransactWriteItems), so a STATUS write and the
+    /// lines that tell of it cost one call and never land apart. The lines are written only if
+    /// STATUS is; where they cannot ride along, they follow it (a failed line is logged, never
+    /// raised: the timeline is a record, not the state).
+    ///
+    /// `current`: the write assigns the fleet's current template version as read (perhaps from
+    /// a cache): it holds only if the CURRENT row is still as read (`Conflict` otherwise).
+    async fn put_status_noting(
+        &self,
+        tenant: &TenantKey,
+        status: &TenantStatus,
+        expected_version: Option<u64>,
+        entries: &[AuditEntry],
+        current: Option<CurrentGuard>,
+    ) -> Result<(), StoreError> {
+        let _ = current;
+        put_status_then_lines(self, tenant, status, expected_version, entries).await
+    }
     /// Appends to the tenant's audit timeline; an entry with the same `at` and `id` as a stored
     /// one replaces it.
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError>;

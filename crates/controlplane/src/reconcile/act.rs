@@ -272,12 +272,17 @@ impl Reconciler {
         over: Over<'_>,
     ) -> Result<Written, Step> {
         // A tenant's first write fixes the version the fleet gives it; from then on only a
-        // rollout moves it, never the passing of time.
+        // rollout moves it, never the passing of time. Assigned from the fleet's current
+        // version, the write holds only while that is still current.
+        let mut current_guard = None;
         if status.assigned_version.is_none()
             && !matches!(view.desired, Desired::Absent)
             && let Some(assigned) = &view.versions.assigned_version
         {
             status.assigned_version = Some(assigned.clone());
+            if !view.versions.from_stack_tag {
+                current_guard = view.versions.current_guard;
+            }
             status.assigned_by = Some(
                 if view.versions.from_stack_tag {
                     ASSIGNED_FROM_STACK_TAG
@@ -292,18 +297,38 @@ impl Reconciler {
             .spec
             .as_ref()
             .and_then(|spec| SpecRow(spec).updated_by());
+        let lines = view
+            .lines
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default();
         match self
             .writer
-            .write(&view.key, over, status, Change::Transition { requested_by })
+            .write_noting(
+                &view.key,
+                over,
+                status,
+                Change::Transition { requested_by },
+                lines,
+                current_guard,
+            )
             .await
         {
             Ok(written) => {
+                // Written with this STATUS: not again.
+                if let Ok(mut lines) = view.lines.lock() {
+                    lines.clear();
+                }
                 if written.outbox.unpublished {
                     view.unpublished.store(true, Ordering::Relaxed);
                 }
                 Ok(written)
             }
             Err(StoreError::Conflict) => {
+                if current_guard.is_some() {
+                    // Perhaps the fleet's current version moved: read it afresh.
+                    self.templates.forget_current();
+                }
                 debug!("status changed concurrently; deciding again");
                 Err(Step::Again)
             }

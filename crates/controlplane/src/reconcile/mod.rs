@@ -214,17 +214,39 @@ impl Reconciler {
     /// A failure that may heal is recorded on STATUS (as `Outcome::Retrying`); only when even
     /// that write fails does an error come back ([`error_policy`]: the trigger redelivers).
     pub async fn reconcile(&self, key: &TenantKey) -> Result<Outcome, TransientError> {
+        self.reconcile_noting(key, Vec::new()).await
+    }
+
+    /// As [`Self::reconcile`], with timeline lines the trigger brought (the SPEC write a stream
+    /// record reports): they ride with the first STATUS write (one request), or are appended
+    /// on their own when the reconcile writes none.
+    pub async fn reconcile_noting(
+        &self,
+        key: &TenantKey,
+        lines: Vec<model::audit::AuditEntry>,
+    ) -> Result<Outcome, TransientError> {
+        let lines = Arc::new(std::sync::Mutex::new(lines));
         // Some lifecycle event could not be published: the tenant is looked at again soon, to
         // publish it, even when nothing else is left to do (and when the converge then failed).
         let mut unpublished = false;
-        match self.converge(key, &mut unpublished).await {
+        let result = match self.converge(key, &mut unpublished, &lines).await {
             Ok(outcome) => Ok(self.publishing_later(outcome, unpublished)),
             Err(failure) => {
                 warn!(error = %failure.error, "failure that may heal");
-                let outcome = self.record_transient(key, &failure).await?;
-                Ok(self.publishing_later(outcome, unpublished))
+                match self.record_transient(key, &failure).await {
+                    Ok(outcome) => Ok(self.publishing_later(outcome, unpublished)),
+                    Err(e) => Err(e),
+                }
             }
+        };
+        let left = lines
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        for line in &left {
+            self.writer.append_audit(key, line).await;
         }
+        result
     }
 
     /// `outcome`, asking for a look again soon when an event is still to be published and
@@ -252,14 +274,16 @@ impl Reconciler {
         &self,
         key: &TenantKey,
         unpublished: &mut bool,
+        lines: &Arc<std::sync::Mutex<Vec<model::audit::AuditEntry>>>,
     ) -> Result<Outcome, TransientFailure> {
         let mut outbox_tried = false;
         let mut known = None;
         for _ in 0..self.settings.max_steps {
-            let view = self
+            let mut view = self
                 .observe(key, known.take())
                 .await
                 .map_err(TransientFailure::before_any_call)?;
+            view.lines = lines.clone();
             // Events a crash or a failed publish left behind go out first (once per reconcile).
             if !outbox_tried
                 && let Some(status) = view

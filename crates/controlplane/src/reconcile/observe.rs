@@ -23,6 +23,9 @@ pub(super) struct Versions {
     pub(super) assigned_version: Option<String>,
     /// The assigned version was read from the stack's tag (no STATUS recorded one).
     pub(super) from_stack_tag: bool,
+    /// The assigned version is the fleet's current one, read (perhaps from the warm cache)
+    /// with the CURRENT row so: the write that assigns it holds only while the row is so.
+    pub(super) current_guard: Option<crate::ports::CurrentGuard>,
 }
 
 /// One look at a tenant.
@@ -38,6 +41,9 @@ pub(super) struct View {
     pub(super) location: Option<StackLocation>,
     /// A write made on this look left an event unpublished in the outbox.
     pub(super) unpublished: AtomicBool,
+    /// Timeline lines the trigger brought (the SPEC write a stream record reports), written
+    /// with the reconcile's first STATUS write, in the same request.
+    pub(super) lines: Arc<std::sync::Mutex<Vec<model::audit::AuditEntry>>>,
 }
 
 impl View {
@@ -92,21 +98,23 @@ impl Reconciler {
             .as_ref()
             .and_then(TenantStatus::fleet_version)
             .or(running);
-        let valid = match validate(key, item, assigned, self.templates.as_ref())
+        // None yet: the fleet's current version (a warm instance's read of the last seconds).
+        let (assigned, current_guard) = match assigned {
+            Some(version) => (version.to_owned(), None),
+            None => self
+                .templates
+                .current()
+                .await
+                .map_err(|e| TransientError(e.to_string()))?,
+        };
+        let valid = match validate(key, item, Some(&assigned), self.templates.as_ref())
             .await
             .map_err(|e| TransientError(e.to_string()))?
         {
             Validation::Valid(valid) => valid,
             Validation::Invalid(errors) => {
                 // Still say which version it failed for (a rollout counts that failure).
-                let assigned_version = match assigned {
-                    Some(version) => version.to_owned(),
-                    None => self
-                        .templates
-                        .current_version()
-                        .await
-                        .map_err(|e| TransientError(e.to_string()))?,
-                };
+                let assigned_version = assigned;
                 // Only a pin that could name a version: an invalid one (of any length) is not
                 // copied onto STATUS.
                 let pin = SpecRow(item)
@@ -122,6 +130,7 @@ impl Reconciler {
                         template_version: Some(pin.unwrap_or_else(|| assigned_version.clone())),
                         assigned_version: Some(assigned_version),
                         from_stack_tag: false,
+                        current_guard,
                     },
                 ));
             }
@@ -135,6 +144,7 @@ impl Reconciler {
             template_version: Some(valid.template_version),
             assigned_version: Some(valid.assigned_version),
             from_stack_tag: false,
+            current_guard,
         };
         let template = valid.template;
         Ok((Desired::Present(desired), Some(template), versions))
@@ -166,6 +176,7 @@ impl Reconciler {
             stack: None,
             location: recorded.clone().or_else(|| wanted.clone()),
             unpublished: AtomicBool::new(false),
+            lines: Arc::default(),
         };
         if matches!(view.desired, Desired::Invalid { .. }) {
             // Nothing will be done to the stack: no need to reach the tenant's account.

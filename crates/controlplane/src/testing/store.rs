@@ -216,6 +216,32 @@ impl TenantStore for InMemoryStore {
         Ok(())
     }
 
+    async fn put_status_noting(
+        &self,
+        tenant: &TenantKey,
+        status: &TenantStatus,
+        expected_version: Option<u64>,
+        entries: &[AuditEntry],
+        current: Option<crate::ports::CurrentGuard>,
+    ) -> Result<(), StoreError> {
+        use crate::ports::CurrentGuard;
+        // As the table's transaction: the CURRENT row must still be as read.
+        if let Some(guard) = current {
+            let stored = lock(&self.state)
+                .current_template
+                .as_ref()
+                .map(|c| c.row_version);
+            let holds = match guard {
+                CurrentGuard::RowAt(version) => stored == Some(version),
+                CurrentGuard::NoRow => stored.is_none(),
+            };
+            if !holds {
+                return Err(StoreError::Conflict);
+            }
+        }
+        crate::ports::put_status_then_lines(self, tenant, status, expected_version, entries).await
+    }
+
     async fn append_audit(&self, tenant: &TenantKey, entry: &AuditEntry) -> Result<(), StoreError> {
         let retention = chrono::Duration::days(model::audit::DEFAULT_RETENTION_DAYS.into());
         items::audit_item(tenant, entry, retention)?;

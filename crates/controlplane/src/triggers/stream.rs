@@ -303,18 +303,20 @@ pub async fn handle_batch_until(
             .into_iter()
             .map(|(tenant, (sequence_number, _))| (tenant, sequence_number)),
         |tenant| async move {
-            for entry in writes.get(&tenant).into_iter().flatten() {
-                reconciler.writer().append_audit(&tenant, entry).await;
-            }
+            let lines: Vec<_> = writes.get(&tenant).into_iter().flatten().cloned().collect();
             let out_of_time = deadline
                 .is_some_and(|d| d.duration_since(now()).unwrap_or_default() < DEADLINE_MARGIN);
             if out_of_time {
+                for entry in &lines {
+                    reconciler.writer().append_audit(&tenant, entry).await;
+                }
                 warn!("too close to the invocation deadline; leaving the tenant to the retry");
                 return Err(TransientError(
                     "not started: too close to the invocation deadline".to_owned(),
                 ));
             }
-            reconciler.reconcile(&tenant).await
+            // The writer's line rides with the reconcile's first STATUS write.
+            reconciler.reconcile_noting(&tenant, lines).await
         },
     )
     .await;
