@@ -283,12 +283,15 @@ impl TemplateSource for TableTemplates {
             return Ok((version, Some(guard)));
         }
         let (version, guard) = match self.store.current_template().await {
-            Ok(Some(current)) => (current.version, CurrentGuard::RowAt(current.row_version)),
+            Ok(Some(current)) => (
+                current.version.clone(),
+                CurrentGuard::Names(current.version),
+            ),
             Ok(None) => (self.bundled.current_version().await?, CurrentGuard::NoRow),
             Err(e) => return Err(e.into()),
         };
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((std::time::Instant::now(), version.clone(), guard));
+            Some((std::time::Instant::now(), version.clone(), guard.clone()));
         Ok((version, Some(guard)))
     }
 

@@ -1512,7 +1512,7 @@ async fn a_status_write_and_its_lines_are_one_transaction_and_a_lost_condition_a
                 })
                 && items[1].put().is_some()
                 && items[2].condition_check().is_some_and(|c| {
-                    c.condition_expression() == "#version = :current"
+                    c.condition_expression() == "#current = :current"
                         && c.key()
                             .get("sk")
                             .and_then(|s| s.as_s().ok())
@@ -1527,7 +1527,7 @@ async fn a_status_write_and_its_lines_are_one_transaction_and_a_lost_condition_a
             &status(),
             Some(4),
             &[line()],
-            Some(CurrentGuard::RowAt(7)),
+            Some(CurrentGuard::Names("v7".into())),
         )
         .await
         .expect("one transaction");
@@ -1537,6 +1537,9 @@ async fn a_status_write_and_its_lines_are_one_transaction_and_a_lost_condition_a
         .sequence()
         .http_response(|| cancelled(&["ConditionalCheckFailed", "None", "None"]))
         .http_response(|| cancelled(&["None", "None", "ConditionalCheckFailed"]))
+        // Another transaction on the STATUS or CURRENT row was in flight.
+        .http_response(|| cancelled(&["None", "None", "TransactionConflict"]))
+        .http_response(|| cancelled(&["ThrottlingError", "None", "None"]))
         .http_response(|| {
             dynamodb_error(
                 400,
@@ -1550,6 +1553,13 @@ async fn a_status_write_and_its_lines_are_one_transaction_and_a_lost_condition_a
     let write = || store.put_status_noting(&key, &row, Some(4), &lines, Some(CurrentGuard::NoRow));
     assert_eq!(write().await, Err(StoreError::Conflict), "STATUS moved");
     assert_eq!(write().await, Err(StoreError::Conflict), "CURRENT moved");
+    assert_eq!(
+        write().await,
+        Err(StoreError::Conflict),
+        "a transaction in flight"
+    );
+    let throttled = write().await.expect_err("an item throttled");
+    assert_eq!(throttled.healing(), Healing::Transient, "{throttled}");
     let throttled = write().await.expect_err("throttled");
     assert_eq!(throttled.healing(), Healing::Transient, "{throttled}");
 }

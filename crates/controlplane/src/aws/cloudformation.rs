@@ -112,10 +112,11 @@ impl CloudFormationStacks {
             .credentials
             .for_tenant(&at.location.account_id, &at.tenant_id)
             .await?;
+        // Per account and region: its tenants share the session, so they share the client.
         let key = (
             at.location.account_id.clone(),
             at.location.region.clone(),
-            at.tenant_id.clone(),
+            String::new(),
         );
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((access_key, client)) = clients.get(&key)

@@ -737,17 +737,18 @@ impl TenantStore for DynamoStore {
     ) -> Result<(), StoreError> {
         use crate::ports::CurrentGuard;
         use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-        // A transaction holds at most 100 items; STATUS is one, a reconcile's lines a few.
-        if (entries.is_empty() && current.is_none()) || entries.len() > 98 {
-            return crate::ports::put_status_then_lines(
-                self,
-                tenant,
-                status,
-                expected_version,
-                entries,
-            )
-            .await;
+        if entries.is_empty() && current.is_none() {
+            return self.put_status(tenant, status, expected_version).await;
         }
+        // One line per sort key (two on one item would fail the whole transaction; a repeated
+        // line replaces itself anyway), and at most 100 items: STATUS, the check, 98 lines; any
+        // more follow on their own.
+        let mut seen = std::collections::BTreeSet::new();
+        let entries: Vec<&AuditEntry> = entries
+            .iter()
+            .filter(|e| seen.insert(e.sort_key()))
+            .collect();
+        let (together, after) = entries.split_at(entries.len().min(98));
         let built = |e: aws_sdk_dynamodb::error::BuildError| {
             StoreError::Unavailable(format!("cannot build the write: {e}"))
         };
@@ -770,7 +771,7 @@ impl TenantStore for DynamoStore {
                 .put(put.build().map_err(built)?)
                 .build(),
         ];
-        for entry in entries {
+        for entry in together {
             let line = Put::builder()
                 .table_name(&self.control)
                 .set_item(Some(audit_item(tenant, entry, self.audit_retention)?))
@@ -779,19 +780,17 @@ impl TenantStore for DynamoStore {
             items.push(TransactWriteItem::builder().put(line).build());
         }
         // The version assigned is still the fleet's current one (it may come from a cache).
+        let guarded = current.is_some();
         if let Some(guard) = current {
             let check = ConditionCheck::builder()
                 .table_name(&self.control)
                 .key("pk", AttributeValue::S(TEMPLATES_PK.into()))
                 .key("sk", AttributeValue::S(CURRENT_TEMPLATE_SK.into()));
             let check = match guard {
-                CurrentGuard::RowAt(version) => check
-                    .condition_expression("#version = :current")
-                    .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(
-                        ":current",
-                        AttributeValue::N(version.to_string()),
-                    ),
+                CurrentGuard::Names(version) => check
+                    .condition_expression("#current = :current")
+                    .expression_attribute_names("#current", "current_version")
+                    .expression_attribute_values(":current", AttributeValue::S(version)),
                 CurrentGuard::NoRow => check.condition_expression("attribute_not_exists(pk)"),
             };
             items.push(
@@ -807,10 +806,17 @@ impl TenantStore for DynamoStore {
             .send()
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                for entry in after {
+                    if let Err(e) = self.append_audit(tenant, entry).await {
+                        warn!(error = %e, action = %entry.action, "audit entry not written");
+                    }
+                }
+                return Ok(());
+            }
             Err(e) => e,
         };
-        let reasons: Vec<bool> = error
+        let codes: Vec<String> = error
             .as_service_error()
             .and_then(|e| match e {
                 aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
@@ -820,11 +826,27 @@ impl TenantStore for DynamoStore {
             })
             .unwrap_or_default()
             .iter()
-            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+            .map(|reason| reason.code().unwrap_or("None").to_owned())
             .collect();
-        let status_refused = reasons.first().copied().unwrap_or(false);
+        let failed = |code: &str| codes.iter().any(|c| c == code);
+        // Another transaction on the same item (the STATUS or CURRENT row) was in flight:
+        // decide again, as on a lost condition.
+        if failed("TransactionConflict") {
+            return Err(StoreError::Conflict);
+        }
+        if failed("ThrottlingError")
+            || failed("ProvisionedThroughputExceeded")
+            || failed("RequestLimitExceeded")
+        {
+            return Err(StoreError::Unavailable(format!(
+                "DynamoDB throttled the write: {}",
+                codes.join(", ")
+            )));
+        }
+        let status_refused = codes.first().is_some_and(|c| c == "ConditionalCheckFailed");
         // The current version moved since it was read: decide again on a fresh read.
-        if current.is_some() && reasons.last().copied().unwrap_or(false) && reasons.len() > 1 {
+        if guarded && codes.len() > 1 && codes.last().is_some_and(|c| c == "ConditionalCheckFailed")
+        {
             return Err(StoreError::Conflict);
         }
         match (status_refused, expected_version) {
@@ -832,7 +854,8 @@ impl TenantStore for DynamoStore {
             // A first write over a row whose version is a hand-written number that is no
             // counter: the single write knows how to go over it (and says Conflict otherwise).
             (true, None) => {
-                crate::ports::put_status_then_lines(self, tenant, status, None, entries).await
+                let lines: Vec<AuditEntry> = entries.iter().map(|e| (*e).clone()).collect();
+                crate::ports::put_status_then_lines(self, tenant, status, None, &lines).await
             }
             (false, _) => Err(store_error(AwsFailure::from_sdk(&error))),
         }

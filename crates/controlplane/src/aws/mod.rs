@@ -106,6 +106,9 @@ pub const PROJECT_TRANSIENT_ERRORS: &[&str] = &[
     "ExpiredToken",
     "ExpiredTokenException",
     "RequestExpired",
+    // A write met a transaction in flight on the same item (the STATUS and CURRENT rows are
+    // written in transactions): the next try finds it done.
+    "TransactionConflictException",
 ];
 
 /// Whether a service's error answer may heal: as the SDK's retry classifiers judge it (its

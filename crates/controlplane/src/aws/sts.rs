@@ -101,7 +101,7 @@ pub const PREVIEW_ROLE_CALLS: &[super::Call] = &[super::Call::new(
     super::Resource::TenantPreviewRole,
 )];
 
-/// Tenants whose role credentials a warm instance keeps (~1 KiB each).
+/// Accounts whose role credentials a warm instance keeps (~1 KiB each).
 pub const CREDENTIALS_KEPT: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 
 /// Reads the ExternalId key (from SSM, as deployed) the first time a role is assumed.
@@ -118,8 +118,8 @@ enum Keys {
     },
 }
 
-/// Credentials for tenants' accounts, cached per (account, tenant) until near expiry; the
-/// least recently used are dropped beyond [`CREDENTIALS_KEPT`].
+/// Credentials for tenants' accounts, one session per account shared by its tenants, cached
+/// until near expiry; the least recently used are dropped beyond [`CREDENTIALS_KEPT`].
 pub struct RoleCredentials {
     client: Client,
     /// The region STS is called in (its regional endpoint), and its partition: tenant accounts

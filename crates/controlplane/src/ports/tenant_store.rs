@@ -60,10 +60,10 @@ pub async fn put_status_then_lines<S: TenantStore + ?Sized>(
 }
 
 /// The fleet's CURRENT template row as a write that assigns its version read it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CurrentGuard {
-    /// The row at this version.
-    RowAt(u64),
+    /// The row names this version current.
+    Names(String),
     /// No row: the shipped version is current.
     NoRow,
 }

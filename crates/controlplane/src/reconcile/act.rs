@@ -281,7 +281,7 @@ impl Reconciler {
         {
             status.assigned_version = Some(assigned.clone());
             if !view.versions.from_stack_tag {
-                current_guard = view.versions.current_guard;
+                current_guard = view.versions.current_guard.clone();
             }
             status.assigned_by = Some(
                 if view.versions.from_stack_tag {
@@ -310,7 +310,7 @@ impl Reconciler {
                 status,
                 Change::Transition { requested_by },
                 lines,
-                current_guard,
+                current_guard.clone(),
             )
             .await
         {

@@ -42,6 +42,10 @@ impl Reconciler {
         failure: &TransientFailure,
     ) -> Result<Outcome, TransientError> {
         let policy = self.settings.retry_policy();
+        // The version this failure records may become the tenant's (a row with no assignment
+        // falls back on it): read the fleet's current one afresh, not from the warm cache
+        // (this write carries no guard).
+        self.templates.forget_current();
         for _ in 0..self.settings.max_steps {
             let snapshot = self.store.load(key).await?;
             let now = self.now();

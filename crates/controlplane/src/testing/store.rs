@@ -230,9 +230,9 @@ impl TenantStore for InMemoryStore {
             let stored = lock(&self.state)
                 .current_template
                 .as_ref()
-                .map(|c| c.row_version);
+                .map(|c| c.version.clone());
             let holds = match guard {
-                CurrentGuard::RowAt(version) => stored == Some(version),
+                CurrentGuard::Names(version) => stored.as_ref() == Some(&version),
                 CurrentGuard::NoRow => stored.is_none(),
             };
             if !holds {
