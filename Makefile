@@ -156,6 +156,7 @@ bench: venv toolchain
 	$(CARGO) bench -p controlplane --bench rollout_makespan --profile dev -- --breach-at-seconds 1003
 	$(CARGO) bench -p controlplane --bench drift_sweep --profile dev
 	$(CARGO) bench -p controlplane --bench drift_sweep --profile dev -- --concurrency 200
+	$(CARGO) bench -p controlplane --bench sweep_scale --profile dev
 	$(CARGO) bench -p local --bench api_latency --profile dev
 	$(MAKE) bench-peer
 
