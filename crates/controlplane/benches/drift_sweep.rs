@@ -63,6 +63,8 @@
 //! machine for the same options while nothing is throttled; backon's jitter is not seeded, so a
 //! run with throttles varies by a few seconds and calls.
 
+#[path = "support/virtual_time.rs"]
+mod virtual_time;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -634,22 +636,5 @@ async fn run(options: Options, wall: std::time::Instant) -> Result<(), String> {
 fn main() -> ExitCode {
     let wall = std::time::Instant::now();
     let options = Options::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options, wall)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("drift_sweep: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    virtual_time::run_paused("drift_sweep", run(options, wall))
 }

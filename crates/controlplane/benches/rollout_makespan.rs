@@ -53,6 +53,8 @@
 //! `--failure-percent`, `--tolerance-percent`, `--step-seconds`, `--seed`). Virtual time: the same
 //! output on any machine for the same options; about 25 s of real time.
 
+#[path = "support/virtual_time.rs"]
+mod virtual_time;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -504,22 +506,5 @@ const WATCHED_ALARM: &str = "tenant-fleet-errors";
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rollout_makespan: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    virtual_time::run_paused("rollout_makespan", run(options))
 }

@@ -187,6 +187,8 @@
 //! are the same on any machine for the same options (the simulation and the backoff jitter are
 //! seeded); the dev profile is used because only the real time would change.
 
+#[path = "support/virtual_time.rs"]
+mod virtual_time;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -1428,22 +1430,5 @@ async fn run(options: Options, wall: std::time::Instant) -> Result<(), String> {
 fn main() -> ExitCode {
     let wall = std::time::Instant::now();
     let options = Options::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options, wall)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sweep_scale: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    virtual_time::run_paused("sweep_scale", run(options, wall))
 }
