@@ -173,11 +173,11 @@ $(VENV)/.bench-peer: bench/peer/requirements.txt | venv
 bench-peer: venv build-tools toolchain $(VENV)/.bench-peer
 	@command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; } || $(CARGO) install --locked hyperfine
 	@test -x /usr/bin/time || { apt-get update -qq && apt-get install -y -qq time; }
-	$(CARGO) build --release -p peer-bench --bin peer-bench --bin cold-start
+	$(CARGO) build --release -p peer-bench -p control-plane --bin peer-bench --bin cold-start --bin lambda-once --bin control-plane
 	BENCH_OUT=$(PEER_BENCH_OUT) $(CARGO) bench -p peer-bench --bench decode_decide
 	$(PEER_BENCH) cold --out $(PEER_BENCH_OUT)
 	$(PEER_BENCH) e2e --tenants 500 --out $(PEER_BENCH_OUT)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --bin stream-handler
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --bin control-plane
 	$(PEER_BENCH) size --out $(PEER_BENCH_OUT)
 	$(PEER_BENCH) report --dir $(PEER_BENCH_OUT)
 

@@ -1,5 +1,5 @@
 //! Ours as a function process, for the cold start and memory rows: the stream handler's own
-//! wiring, as `functions/stream-handler` runs it (logs, metrics recorder, SDK configuration and
+//! wiring, as the `stream-handler` handler of `functions/control-plane` runs it (logs, metrics recorder, SDK configuration and
 //! settings from the environment: `ControlPlane::from_env`), on one batch read from an event
 //! file, then the batch's response on stdout and exit. Only the Lambda runtime client's loop is
 //! left out: the event comes from the file instead of the runtime API.

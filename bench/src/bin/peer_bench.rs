@@ -100,7 +100,7 @@
 //!
 //! ## Build: the Lambda artefact
 //!
-//! `cargo lambda build --release --arm64 --output-format zip --bin stream-handler` (cargo-lambda and
+//! `cargo lambda build --release --arm64 --output-format zip --bin control-plane` (cargo-lambda and
 //! zig from PyPI, `make build-tools`): the `bootstrap` is 13.57 MiB (14,225,696 bytes; an aarch64 ELF, checked in the zip), 5.67 MiB zipped. The peer's package (`bench/peer/package_size.py`):
 //! `handler.py` alone, zipped, 1.8 KiB (the Python runtime provides boto3), or
 //! 16.11 MiB zipped (22.1 MiB unzipped, boto3 1.43.108) with boto3 and its dependencies vendored (pinning the SDK, as AWS advises).
@@ -272,7 +272,7 @@ fn parse_time_v(stderr: &str) -> Result<TimeV> {
     })
 }
 
-async fn time_v(command: &[PathBuf], env: &[(String, String)]) -> Result<TimeV> {
+async fn time_v(command: &[PathBuf], env: &[(String, String)]) -> Result<(TimeV, String)> {
     let output = tokio::process::Command::new("/usr/bin/time")
         .arg("-v")
         .args(command)
@@ -291,12 +291,25 @@ async fn time_v(command: &[PathBuf], env: &[(String, String)]) -> Result<TimeV> 
             stderr.lines().take(40).collect::<Vec<_>>().join("\n")
         );
     }
-    Ok(parsed)
+    Ok((parsed, stderr.into_owned()))
+}
+
+/// The function process's own peak RSS, as `lambda-once` reports it (KiB).
+fn function_peak_kib(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|line| {
+        line.strip_prefix("function peak RSS: ")?
+            .strip_suffix(" kB")?
+            .parse()
+            .ok()
+    })
 }
 
 async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)?;
     let ours = sibling_binary("cold-start")?;
+    // The deployed binary, as Lambda runs it: through the runtime API, `_HANDLER` choosing.
+    let lambda_once = sibling_binary("lambda-once")?;
+    let deployed = sibling_binary("control-plane")?;
     let this = std::env::current_exe()?;
     let python = python();
     let one = out.join("event-1.json");
@@ -311,6 +324,12 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
     warm_up(&emulator.endpoint).await?;
     let setup = prepare(&emulator.endpoint, &one).await?;
     let env = function_env(&emulator.endpoint, &setup);
+    let deployed_env = |timeout: &str| {
+        let mut env = env.clone();
+        env.push(("_HANDLER".into(), "stream-handler".into()));
+        env.push(("FUNCTION_TIMEOUT_SECONDS".into(), timeout.into()));
+        env
+    };
 
     // Cold start: hyperfine, one side at a time inside a meter window (so the emulator's time
     // for each side's calls is known), the emulator reset and set up again before every run.
@@ -321,9 +340,15 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
         one.display()
     );
     let mut cold_results = BTreeMap::new();
-    for side in ["ours", "peer"] {
+    for side in ["ours", "lambda", "peer"] {
         let command = match side {
             "ours" => format!("{} {}", ours.display(), one.display()),
+            "lambda" => format!(
+                "{} {} {}",
+                lambda_once.display(),
+                one.display(),
+                deployed.display()
+            ),
             _ => format!(
                 "{} {} {}",
                 python.display(),
@@ -340,7 +365,7 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
             .arg("--export-json")
             .arg(&hyperfine_json)
             .args(["-n", side, &command])
-            .envs(env.iter().cloned())
+            .envs(deployed_env("300"))
             .status()
             .await
             .context("running hyperfine (apt-get install hyperfine)")?;
@@ -367,21 +392,38 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
         result["meter"] = json!(meter);
         cold_results.insert(side, result);
     }
-    let (ours_cold, peer_cold) = (cold_results["ours"].clone(), cold_results["peer"].clone());
+    let (ours_cold, lambda_cold, peer_cold) = (
+        cold_results["ours"].clone(),
+        cold_results["lambda"].clone(),
+        cold_results["peer"].clone(),
+    );
 
     // Peak memory: one batch of `memory_records`, and the one-record batch for reference.
     let mut memory = BTreeMap::new();
     for (label, event) in [("batch", &many), ("hundred", &hundred), ("one", &one)] {
-        for side in ["ours", "peer"] {
+        for side in ["ours", "lambda", "peer"] {
             let command = match side {
                 "ours" => vec![ours.clone(), event.clone()],
+                "lambda" => vec![
+                    lambda_once.clone(),
+                    "--timeout-seconds".into(),
+                    "900".into(),
+                    event.clone(),
+                    deployed.clone(),
+                ],
                 _ => vec![python.clone(), peer_script("cold_start.py"), event.clone()],
             };
             prepare(&emulator.endpoint, event).await?;
-            let mut env = env.clone();
+            let mut env = deployed_env("900");
             env.push(("COLD_START_TIMEOUT_SECONDS".into(), "900".into()));
             emulator.start_window().await?;
-            let figures = time_v(&command, &env).await?;
+            let (mut figures, stderr) = time_v(&command, &env).await?;
+            if side == "lambda" {
+                // /usr/bin/time's figure is the larger of lambda-once and the function: the
+                // function's own.
+                figures.max_rss_kib = function_peak_kib(&stderr)
+                    .ok_or_else(|| anyhow!("lambda-once reported no peak RSS: {stderr}"))?;
+            }
             let meter = emulator.stop_window().await?;
             eprintln!(
                 "{side} {label}: max RSS {:.1} MiB, {:.2} s wall ({:.2} s busy in the emulator)",
@@ -403,7 +445,8 @@ async fn cold(runs: usize, warmup: usize, memory_records: usize, out: &Path) -> 
     let outside = |x: &Value| f(&x["median"]) - f(&x["emulator_seconds_per_run"]);
     let result = json!({
         "runs": runs,
-        "cold_start": {"ours": ours_cold, "peer": peer_cold, "ratio_median": ratio,
+        "cold_start": {"ours": ours_cold, "lambda": lambda_cold, "peer": peer_cold,
+                       "ratio_median": ratio,
                        "ratio_outside_emulator": outside(&ours_cold) / outside(&peer_cold)},
         "memory_records": memory_records,
         "memory": memory,
@@ -429,7 +472,7 @@ fn cold_table(r: &Value) -> String {
          | | median | mean ± σ | min | max | emulator calls / run | emulator time / run | median outside the emulator |\n|---|---|---|---|---|---|---|---|\n",
         r["runs"]
     );
-    for side in ["ours", "peer"] {
+    for side in ["ours", "lambda", "peer"] {
         let x = &c[side];
         s += &format!(
             "| {side} | {} | {} ± {} | {} | {} | {:.1} | {} | {} |\n",
@@ -453,7 +496,7 @@ fn cold_table(r: &Value) -> String {
         "\npeak memory (max RSS, /usr/bin/time -v)\n\n| | {} records | 100 records | 1 record | wall ({} records) |\n|---|---|---|---|---|\n",
         r["memory_records"], r["memory_records"]
     );
-    for side in ["ours", "peer"] {
+    for side in ["ours", "lambda", "peer"] {
         s += &format!(
             "| {side} | {} | {} | {} | {:.2} s |\n",
             mib(f(&m[format!("{side}_batch")]["time"]["max_rss_kib"])),
@@ -1087,6 +1130,20 @@ fn report(dir: &Path) -> Result<()> {
             format!("≤ 0.1×: {}", met(ratio <= 0.1)),
             "`make bench-peer` (cold)".into(),
         ]);
+        let deployed = f(&x["lambda"]["median"]) / f(&x["ours"]["median"]);
+        rows.push([
+            "the same, the deployed binary (`functions/control-plane`, `_HANDLER=stream-handler`) through a Lambda runtime API (`lambda-once`), against `cold-start`"
+                .into(),
+            ms(f(&x["lambda"]["median"])),
+            format!(
+                "{}: `cold-start` (the stream handler's wiring alone); {}: the peer",
+                ms(f(&x["ours"]["median"])),
+                ms(f(&x["peer"]["median"]))
+            ),
+            format!("{deployed:.3}"),
+            format!("no worse than `cold-start` (≤ 1.05×): {}", met(deployed <= 1.05)),
+            "`make bench-peer` (cold)".into(),
+        ]);
         let outside = |x: &Value| f(&x["median"]) - f(&x["emulator_seconds_per_run"]);
         let ratio = f(&x["ratio_outside_emulator"]);
         rows.push([
@@ -1129,6 +1186,19 @@ fn report(dir: &Path) -> Result<()> {
                 format!("{}: the peer", mib(peer_kib)),
                 format!("{:.3}", ours_kib / peer_kib),
                 format!("≤ 40 MB: {}", met(ours_kib * 1024.0 <= 40e6)),
+                "`make bench-peer` (cold)".into(),
+            ]);
+            let deployed_kib = f(&m[format!("lambda_{size}")]["time"]["max_rss_kib"]);
+            rows.push([
+                "the same, the deployed binary through the runtime API (the function process's VmHWM)"
+                    .into(),
+                mib(deployed_kib),
+                format!("{}: `cold-start`", mib(ours_kib)),
+                format!("{:.3}", deployed_kib / ours_kib),
+                format!(
+                    "no worse than `cold-start` (≤ 1.05×): {}",
+                    met(deployed_kib <= ours_kib * 1.05)
+                ),
                 "`make bench-peer` (cold)".into(),
             ]);
         }
@@ -1228,13 +1298,13 @@ fn report(dir: &Path) -> Result<()> {
         ]);
     }
     if let Some(s) = read_json(&dir.join("size.json")) {
-        let handler = &s["ours"]["stream-handler"];
+        let handler = &s["ours"]["control-plane"];
         let zip = f(&handler["zip_bytes"]);
         let bootstrap = f(&handler["bootstrap_bytes"]);
         let arm = handler["arm64"].as_bool() == Some(true);
         rows.push([
             format!(
-                "build: stream-handler Lambda artefact ({}, release, zipped)",
+                "build: the Lambda artefact, every function's ({}, release, zipped)",
                 if arm { "arm64" } else { "NOT arm64" }
             ),
             format!(

@@ -89,7 +89,7 @@ use model::spec::TenantKey;
 use model::status::{StackLocation, Status};
 
 const REGION: &str = "us-east-1";
-/// The deployed drift job (template.yaml, functions/sweep): an invocation every hour, of at most
+/// The deployed drift job (template.yaml, the `sweep` handler): an invocation every hour, of at most
 /// 900 s, starting no check in its last `CHECK_MARGIN`.
 const INVOCATIONS_PER_DAY: f64 = 24.0;
 const STARTING_CHECKS_FOR: f64 =

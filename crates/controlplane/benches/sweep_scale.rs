@@ -11,7 +11,7 @@
 //! **What is measured:** one pass of `triggers::sweep::sweep` (pages of 1,000 tenants from
 //! `list_tenants`, each page reconciled `C` at a time by `fan_out`, a quick retry of a page's
 //! tenants in up to `quick_retries` = 2 more passes) with `C` = `TENANT_CONCURRENCY`'s default,
-//! `StreamSettings::default().concurrency` = 8 (what `functions/sweep` passes), over fleets of
+//! `StreamSettings::default().concurrency` = 8 (what the `sweep` handler passes), over fleets of
 //! 1,000, 10,000 and 100,000 ready tenants, each fleet fresh, in two scenarios: one tenant per
 //! account (N accounts) and 100 per account (N/100). Every tenant of a fleet is first created
 //! by the real reconcile on the fakes with no latency (not measured: about 1 ms of real time

@@ -668,7 +668,8 @@ impl RunningSystem {
 
     /// The environment a reconciling function (`function`, its logical id: the stream handler,
     /// the completion loop) reads here, by template.yaml's names, for running its binary by hand
-    /// (`cargo lambda watch --env-file`); its timeout as template.yaml declares it.
+    /// (`cargo lambda watch --env-file`); its handler (`_HANDLER`: which function the one binary
+    /// runs) and timeout as template.yaml declares them.
     pub fn function_env(&self, function: &str) -> Result<Vec<(&'static str, String)>, LocalError> {
         let c = &self.plane_config;
         let external_id_key = match &c.external_id_key {
@@ -718,6 +719,16 @@ impl RunningSystem {
             .and_then(|text| {
                 serde_yaml_ng::from_str(&text).map_err(|e| setup("parsing template.yaml", e))
             })?;
+        // The one binary runs the function its Handler names, as Lambda passes it.
+        let handler = template["Resources"][function]["Properties"]["Handler"]
+            .as_str()
+            .ok_or_else(|| {
+                setup(
+                    "reading template.yaml",
+                    format!("{function} has no Handler"),
+                )
+            })?;
+        env.push(("_HANDLER", handler.to_owned()));
         let declared = controlplane::deadline::declared_timeout(&template, function);
         env.extend(declared.stated.map(|seconds| {
             (

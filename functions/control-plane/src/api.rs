@@ -5,10 +5,9 @@
 use api::lambda::with_authorizer_claims;
 use api::{ApiState, router};
 use controlplane::wiring::ApiConfig;
-use lambda_http::{Error, run};
+use lambda_http::Error;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+pub async fn run() -> Result<(), Error> {
     let state = ApiState::from(ApiConfig::from_env().await?);
-    run(with_authorizer_claims(router(state))).await
+    lambda_http::run(with_authorizer_claims(router(state))).await
 }

@@ -16,8 +16,7 @@ use serde_json::Value;
 /// queued again.
 const MARGIN: Duration = Duration::from_secs(CHANGE_SET_WAIT.as_secs() + 60);
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+pub async fn run() -> Result<(), Error> {
     let worker = &PreviewWorker::from_env().await?;
     let timeout = function_timeout_from_env()?;
     run_with_metrics(

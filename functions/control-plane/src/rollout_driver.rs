@@ -7,8 +7,7 @@ use controlplane::wiring::{RolloutJob, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+pub async fn run() -> Result<(), Error> {
     let job = &RolloutJob::from_env().await?;
     run_with_metrics(init_metrics()?, move |_: LambdaEvent<Value>| async move {
         let last = job.driver.drive(job.run_for, job.step_every).await;

@@ -7,8 +7,7 @@ use controlplane::wiring::{ControlPlane, init_metrics, run_with_metrics};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+pub async fn run() -> Result<(), Error> {
     let plane = &ControlPlane::from_env().await?;
     let timeout = function_timeout_from_env()?;
     run_with_metrics(
